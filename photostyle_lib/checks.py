@@ -1,0 +1,99 @@
+"""Argument checks shared by every module, raising :class:`PhotostyleError`.
+
+Each helper quotes what it received, so a message reads like
+``alpha must be a finite number >= 0, got -1.0``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from photostyle_lib.errors import PhotostyleError
+
+
+def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+                 low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """Return ``value`` as a float after checking it is finite and in range.
+
+    Raises PhotostyleError naming ``name``, the allowed range and the value.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise PhotostyleError(f"{name} must be a number, got {value!r}") from None
+    rng = _describe_range(low, high, low_inclusive, high_inclusive)
+    if not math.isfinite(v):
+        raise PhotostyleError(f"{name} must be a finite number{rng}, got {value!r}")
+    if low is not None and (v < low or (v == low and not low_inclusive)):
+        raise PhotostyleError(f"{name} must be a finite number{rng}, got {value!r}")
+    if high is not None and (v > high or (v == high and not high_inclusive)):
+        raise PhotostyleError(f"{name} must be a finite number{rng}, got {value!r}")
+    return v
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int after checking it is an integer in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise PhotostyleError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise PhotostyleError(f"{name} must be an integer{_describe_range(low, high, True, True)}, got {v}")
+    return v
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise listing them."""
+    if value not in choices:
+        raise PhotostyleError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_image_array(name: str, image: Any, *, channels: int | None = 3) -> np.ndarray:
+    """Check an image array (H, W, C) float with values in [0, 1]; return it as float64.
+
+    Accepts any real dtype; raises PhotostyleError for wrong rank, channel
+    count, non-finite values or values outside [0, 1] (beyond 1e-6 slack).
+    """
+    arr = np.asarray(image)
+    if arr.ndim != 3 or (channels is not None and arr.shape[2] != channels):
+        want = f"(H, W, {channels})" if channels is not None else "(H, W, C)"
+        raise PhotostyleError(f"{name} must be an array of shape {want}, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise PhotostyleError(f"{name} is empty (shape {arr.shape})")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise PhotostyleError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise PhotostyleError(f"{name} contains NaN or infinite values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise PhotostyleError(
+            f"{name} values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]; "
+            "divide 8-bit images by 255 (photostyle_lib.images.load_image does this)")
+    return arr
+
+
+def check_same_size(name_a: str, a_shape: tuple[int, ...], name_b: str, b_shape: tuple[int, ...]) -> None:
+    """Raise if the spatial sizes (H, W) of two arrays differ."""
+    if tuple(a_shape[:2]) != tuple(b_shape[:2]):
+        raise PhotostyleError(
+            f"{name_a} is {a_shape[0]}x{a_shape[1]} (HxW) but {name_b} is {b_shape[0]}x{b_shape[1]}; "
+            "resize one to the other's size first")
+
+
+def _describe_range(low, high, low_inclusive, high_inclusive) -> str:
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>=' if low_inclusive else '>'} {low}"
+    if low is None:
+        return f" {'<=' if high_inclusive else '<'} {high}"
+    lb = "[" if low_inclusive else "("
+    hb = "]" if high_inclusive else ")"
+    return f" in {lb}{low}, {high}{hb}"

@@ -1,0 +1,16 @@
+"""The one exception type users see.
+
+Every check on user input raises :class:`PhotostyleError` with a message that
+names the problem and the fix. The CLI and the experiment runner turn it into
+one line and a non-zero exit; any other exception escaping to the user is a bug.
+"""
+
+from __future__ import annotations
+
+
+class PhotostyleError(ValueError):
+    """Bad input, missing weights or data, or a run that cannot continue.
+
+    Subclasses ``ValueError`` so that callers catching the standard type for
+    bad arguments still catch it.
+    """

@@ -1,0 +1,145 @@
+"""Image input/output and conversions between tensors and arrays.
+
+Conventions used across the project:
+
+* a *tensor image* is ``torch.float32`` of shape (1, 3, H, W) with values in [0, 1];
+* an *array image* is ``numpy`` float of shape (H, W, 3) with values in [0, 1]
+  (the maths modules -- matting, postprocess, baselines, metrics -- take these).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from photostyle_lib.checks import check_int
+from photostyle_lib.errors import PhotostyleError
+
+PathLike = str | os.PathLike
+
+
+def _pil_to_rgb_array(img: Image.Image) -> np.ndarray:
+    """PIL image of any common mode -> (H, W, 3) float32 in [0, 1]."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (or 32-bit integer) greyscale: scale by the type's range, not 255.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() <= 65535 else float(arr.max())
+        grey = np.clip(arr / top, 0.0, 1.0).astype(np.float32)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        grey = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # Composite onto white: transparent pixels of a photo carry no colour.
+        rgba = img.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(base, rgba)
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return arr
+
+
+def read_rgb_array(path: PathLike) -> np.ndarray:
+    """Read an image file as an (H, W, 3) float32 array in [0, 1].
+
+    Greyscale, palette, RGBA (composited on white) and 16-bit files are all
+    converted to RGB. 16-bit PNGs keep their full precision.
+
+    Raises:
+        PhotostyleError: the file is missing, a directory, or not a readable image.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise PhotostyleError(f"image file not found: {p}; check the path")
+    if p.is_dir():
+        raise PhotostyleError(f"{p} is a directory, not an image file")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            if img.mode in ("RGB;16", "RGB;16B"):
+                raise PhotostyleError(f"{p}: unsupported 48-bit mode {img.mode}; save it as 8- or 16-bit PNG")
+            return _pil_to_rgb_array(img)
+    except PhotostyleError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise PhotostyleError(
+            f"cannot read {p} as an image ({type(exc).__name__}: {exc}); "
+            "give a PNG, JPEG, TIFF or BMP file") from None
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) array in [0, 1] -> (1, 3, H, W) float32 tensor."""
+    arr = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise PhotostyleError(f"expected an array of shape (H, W, 3), got {arr.shape}")
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) tensor -> (H, W, 3) float64 numpy array (clipped to [0, 1])."""
+    t = tensor.detach()
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise PhotostyleError(f"expected a batch of one image, got batch size {t.shape[0]}")
+        t = t[0]
+    if t.ndim != 3 or t.shape[0] != 3:
+        raise PhotostyleError(f"expected a tensor of shape (1, 3, H, W), got {tuple(tensor.shape)}")
+    return t.permute(1, 2, 0).to("cpu", torch.float64).clamp(0, 1).numpy()
+
+
+def scaled_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    """(H, W) scaled so that the long side is at most ``max_size`` (never upscaled)."""
+    if max_size is None:
+        return height, width
+    max_size = check_int("max_size", max_size, low=8)
+    long_side = max(height, width)
+    if long_side <= max_size:
+        return height, width
+    s = max_size / long_side
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a (1, 3, H, W) image to ``size`` = (H, W) (bilinear, antialiased)."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp_(0.0, 1.0)
+
+
+def load_image(path: PathLike, max_size: int | None = None) -> torch.Tensor:
+    """Load an image file as a float32 tensor (1, 3, H, W) with values in [0, 1].
+
+    Args:
+        path: image file (PNG, JPEG, ...; greyscale, palette, RGBA, 16-bit).
+        max_size: if given, the long side in pixels after downscaling
+            (aspect ratio kept; images are never upscaled).
+    """
+    t = array_to_tensor(read_rgb_array(path))
+    return resize_tensor(t, scaled_size(t.shape[2], t.shape[3], max_size))
+
+
+def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: bool = False) -> Path:
+    """Write an image (tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]) as 8-bit.
+
+    The format follows the suffix (PNG recommended). Refuses to replace an
+    existing file unless ``overwrite=True``. Returns the path written.
+    """
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True (--overwrite)")
+    arr = tensor_to_array(image) if isinstance(image, torch.Tensor) else np.asarray(image, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise PhotostyleError(f"expected an image of shape (H, W, 3), got {arr.shape}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    try:
+        Image.fromarray(u8, "RGB").save(p)
+    except (KeyError, ValueError) as exc:
+        raise PhotostyleError(f"cannot write {p} ({exc}); use a .png or .jpg suffix") from None
+    return p

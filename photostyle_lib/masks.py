@@ -1,0 +1,248 @@
+"""Semantic masks: colour-coded gold masks, label alignment, per-layer resizing.
+
+A *mask stack* is a float tensor (C, H, W) with values in [0, 1]: channel c is
+the (hard or soft) membership of each pixel in label c. Hard masks are one-hot
+(every pixel sums to 1 over labels); soft masks are segmenter probabilities
+(sums <= 1 after the theta_s cutoff). Content and style stacks are aligned: the
+same C labels, in the same order, possibly at different image sizes.
+
+:class:`SemanticMasks` is the one type the engine takes, whatever made it:
+gold masks read here, segmenter masks (``photostyle_lib.segmentation``) or
+user-drawn masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from photostyle_lib.checks import check_choice, check_number
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import PathLike, read_rgb_array
+
+#: Colours of the Luan et al. gold masks (RGB, 0-255), by name.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "blue": (0, 0, 255),
+    "green": (0, 255, 0),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "red": (255, 0, 0),
+    "yellow": (255, 255, 0),
+    "grey": (128, 128, 128),
+    "lightblue": (0, 255, 255),
+    "purple": (255, 0, 255),
+}
+
+MaskKind = Literal["gold", "hard", "soft", "user"]
+Downsample = Literal["avg", "max"]
+
+
+@dataclass(frozen=True)
+class SemanticMasks:
+    """Aligned content and style mask stacks.
+
+    Attributes:
+        content: (C, Hc, Wc) float32 in [0, 1], masks of the content image.
+        style: (C, Hs, Ws) float32 in [0, 1], masks of the style image.
+        labels: the C label names, shared by both stacks.
+        kind: "gold" (hand-made colour masks), "hard" (segmenter argmax),
+            "soft" (segmenter probabilities) or "user" (drawn by the user).
+        dropped_content_labels: labels found in the content only, removed
+            (their pixels receive no style loss) -- the paper's rule.
+        dropped_style_labels: labels found in the style only, removed (no
+            content region would take their style).
+    """
+
+    content: torch.Tensor
+    style: torch.Tensor
+    labels: tuple[str, ...]
+    kind: str = "gold"
+    dropped_content_labels: tuple[str, ...] = ()
+    dropped_style_labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("content", "style"):
+            t = getattr(self, name)
+            if not isinstance(t, torch.Tensor) or t.ndim != 3:
+                shape = tuple(t.shape) if hasattr(t, "shape") else type(t).__name__
+                raise PhotostyleError(f"{name} masks must be a tensor of shape (C, H, W), got {shape}")
+            if not torch.isfinite(t).all():
+                raise PhotostyleError(f"{name} masks contain NaN or infinite values")
+            if t.numel() and (float(t.min()) < -1e-6 or float(t.max()) > 1 + 1e-6):
+                raise PhotostyleError(f"{name} mask values must lie in [0, 1], "
+                                      f"got [{float(t.min()):.3g}, {float(t.max()):.3g}]")
+        if self.content.shape[0] != self.style.shape[0]:
+            raise PhotostyleError(f"content has {self.content.shape[0]} mask channels but style has "
+                                  f"{self.style.shape[0]}; align them with align_labels()")
+        if len(self.labels) != self.content.shape[0]:
+            raise PhotostyleError(f"{len(self.labels)} label names for {self.content.shape[0]} mask channels")
+        if self.content.shape[0] == 0:
+            raise PhotostyleError("no label is shared by the content and style masks; "
+                                  "paint matching regions with the same colour in both masks")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def resized(self, content_size: tuple[int, int], style_size: tuple[int, int],
+                mode: Downsample = "avg") -> "SemanticMasks":
+        """The same masks brought to image sizes (H, W) of content and style."""
+        return dataclasses.replace(self, content=resize_masks(self.content, content_size, mode),
+                                   style=resize_masks(self.style, style_size, mode))
+
+    def to(self, device: torch.device | str) -> "SemanticMasks":
+        return dataclasses.replace(self, content=self.content.to(device), style=self.style.to(device))
+
+
+def resize_masks(masks: torch.Tensor, size: tuple[int, int], mode: Downsample = "avg") -> torch.Tensor:
+    """Bring a (C, H, W) mask stack to ``size`` = (h, w).
+
+    ``mode="avg"`` is area averaging: each output pixel is the mean of the input
+    pixels it covers, so per-pixel label sums (1 for a partition) and each
+    label's area fraction are kept. ``mode="max"`` is max pooling, as the
+    paper's public code does alongside the network's pooling layers: a label
+    is kept wherever any covered pixel has it (regions grow at boundaries).
+    Upsampling (rare: a mask smaller than its image) is bilinear in both modes.
+    """
+    check_choice("mask downsampling mode", mode, ("avg", "max"))
+    h, w = int(size[0]), int(size[1])
+    if tuple(masks.shape[-2:]) == (h, w):
+        return masks
+    x = masks.unsqueeze(0).float()
+    if h > masks.shape[1] or w > masks.shape[2]:
+        out = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    elif mode == "avg":
+        out = F.adaptive_avg_pool2d(x, (h, w))
+    else:
+        out = F.adaptive_max_pool2d(x, (h, w))
+    return out[0].clamp_(0.0, 1.0)
+
+
+def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] | None = None,
+                    tolerance: float = 100.0, max_outlier_fraction: float = 0.02,
+                    min_label_fraction: float = 0.01) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Read a colour-coded mask into a one-hot stack (C, H, W) and its label names.
+
+    Every pixel takes the nearest palette colour (Euclidean distance in 0-255
+    RGB). Hand-painted masks are noisy at region edges (blended or JPEG-era
+    colours), so:
+
+    * pixels farther than ``tolerance`` from every palette colour are allowed
+      up to ``max_outlier_fraction`` of the image (edge blends); more than that
+      means the mask uses colours outside the palette, and a PhotostyleError
+      lists the most common offending colours;
+    * a label covering less than ``min_label_fraction`` of the image is edge
+      noise (e.g. grey where black meets white); its pixels go to the nearest
+      remaining label.
+
+    Returns:
+        masks: (C, H, W) float32 one-hot, C = number of labels present.
+        labels: their palette names, in palette order.
+    """
+    pal = PALETTE if palette is None else palette
+    if not pal:
+        raise PhotostyleError("the mask palette is empty")
+    tolerance = check_number("tolerance", tolerance, low=0)
+    max_outlier_fraction = check_number("max_outlier_fraction", max_outlier_fraction, low=0, high=1)
+    min_label_fraction = check_number("min_label_fraction", min_label_fraction, low=0, high=1)
+    rgb = read_rgb_array(path).astype(np.float32) * 255.0
+    h, w, _ = rgb.shape
+    names = list(pal)
+    colours = np.array([pal[n] for n in names], dtype=np.float32)
+    flat = rgb.reshape(-1, 3)
+    dist = np.sqrt(((flat[:, None, :] - colours[None, :, :]) ** 2).sum(-1))  # (N, P)
+    nearest = dist.argmin(1)
+    far = dist[np.arange(len(flat)), nearest] > tolerance
+    if far.mean() > max_outlier_fraction:
+        bad, counts = np.unique(np.round(flat[far]).astype(np.int64), axis=0, return_counts=True)
+        order = np.argsort(-counts)[:5]
+        listed = ", ".join(f"#{r:02x}{g:02x}{b:02x} ({c} px)" for (r, g, b), c in zip(bad[order], counts[order]))
+        allowed = ", ".join(f"{n} #{r:02x}{g:02x}{b:02x}" for n, (r, g, b) in pal.items())
+        raise PhotostyleError(
+            f"{path}: {far.mean():.1%} of the mask's pixels have colours outside the palette "
+            f"(most common: {listed}); repaint those regions with palette colours: {allowed}")
+    counts = np.bincount(nearest, minlength=len(names)) / len(flat)
+    keep = np.flatnonzero(counts >= min_label_fraction)
+    if keep.size == 0:
+        keep = np.array([int(counts.argmax())])
+    if keep.size < len(names):
+        nearest = keep[dist[:, keep].argmin(1)]
+    onehot = (nearest[None, :] == keep[:, None]).reshape(len(keep), h, w)
+    return torch.from_numpy(onehot.astype(np.float32)), tuple(names[i] for i in keep)
+
+
+def align_labels(content: torch.Tensor, content_labels: tuple[str, ...] | list[str],
+                 style: torch.Tensor, style_labels: tuple[str, ...] | list[str], *,
+                 kind: str = "gold", unmatched: Literal["error", "drop"] = "error",
+                 renormalize: bool = False) -> SemanticMasks:
+    """Align two mask stacks on the labels they share.
+
+    Labels present in the style only are dropped (nothing in the content would
+    take their style). Labels present in the content only are handled by
+    ``unmatched``: ``"error"`` (the default, right for hand-made masks, where
+    it is usually a painting mistake) raises a PhotostyleError naming them;
+    ``"drop"`` removes them -- the paper's rule for segmenter masks, "constrain
+    the labels of the content image to the ones present in the style image" --
+    and, with ``renormalize=True``, rescales each content pixel's remaining
+    memberships to sum to what it summed to before (probabilities), so pixels
+    keep their total weight. Pixels whose only labels were dropped get no style.
+
+    Returns:
+        SemanticMasks with labels ordered as in ``style_labels``.
+    """
+    check_choice("unmatched", unmatched, ("error", "drop"))
+    content_labels, style_labels = tuple(content_labels), tuple(style_labels)
+    if content.shape[0] != len(content_labels) or style.shape[0] != len(style_labels):
+        raise PhotostyleError("each mask channel needs exactly one label name")
+    shared = tuple(lab for lab in style_labels if lab in content_labels)
+    content_only = tuple(lab for lab in content_labels if lab not in style_labels)
+    style_only = tuple(lab for lab in style_labels if lab not in content_labels)
+    if content_only and unmatched == "error":
+        raise PhotostyleError(
+            f"labels {', '.join(content_only)} appear in the content mask but not in the style mask; "
+            "paint those regions with a colour the style mask uses, or pass unmatched='drop' "
+            "(CLI: --unmatched drop) to leave them without style")
+    if not shared:
+        raise PhotostyleError(
+            f"content labels ({', '.join(content_labels)}) and style labels ({', '.join(style_labels)}) "
+            "have nothing in common; paint matching regions with the same colour in both masks")
+    ci = [content_labels.index(lab) for lab in shared]
+    si = [style_labels.index(lab) for lab in shared]
+    c = content[ci].float()
+    if renormalize and content_only:
+        before = content.float().sum(0, keepdim=True)
+        after = c.sum(0, keepdim=True)
+        c = torch.where(after > 0, c * (before / after.clamp_min(1e-12)), c).clamp_(0.0, 1.0)
+    return SemanticMasks(content=c, style=style[si].float(), labels=shared, kind=kind,
+                         dropped_content_labels=content_only, dropped_style_labels=style_only)
+
+
+def load_gold_masks(content_mask: PathLike, style_mask: PathLike, *,
+                    unmatched: Literal["error", "drop"] = "error", kind: str = "gold",
+                    **read_kwargs) -> SemanticMasks:
+    """Read a pair of colour-coded masks (content, style) and align their labels.
+
+    ``read_kwargs`` go to :func:`read_color_mask` (palette, tolerance, ...).
+    The stacks keep the masks' own resolutions; the engine resizes them to the
+    images' sizes and to each layer's.
+    """
+    c, cl = read_color_mask(content_mask, **read_kwargs)
+    s, sl = read_color_mask(style_mask, **read_kwargs)
+    return align_labels(c, cl, s, sl, kind=kind, unmatched=unmatched)
+
+
+def single_label_masks(content_size: tuple[int, int], style_size: tuple[int, int]) -> SemanticMasks:
+    """One all-ones label covering both images: masked style loss == plain style loss."""
+    return SemanticMasks(content=torch.ones(1, *content_size), style=torch.ones(1, *style_size),
+                         labels=("all",), kind="user")
+
+
+def label_map(masks: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) stack -> (H, W) int64 index of the strongest label per pixel (-1 where all are 0)."""
+    idx = masks.argmax(0)
+    return torch.where(masks.amax(0) > 0, idx, torch.full_like(idx, -1))
