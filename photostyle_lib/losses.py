@@ -1,0 +1,200 @@
+"""Loss terms of the paper, on VGG feature maps.
+
+Shapes: a feature map is a tensor (1, C, H, W) (or (C, H, W)); a mask stack
+is (L, H, W) with values in [0, 1] at the feature map's resolution.
+
+Normalisation (the paper's public code, after the PyTorch tutorial, which is
+what makes beta = 1e7 a sensible style weight):
+
+* Gram matrix ``G = F F^T / (C * H * W)`` with F the (C, H*W) feature matrix;
+* content and style losses are *mean* squared errors, the similarity loss a
+  *mean* absolute error.
+
+.. note:: Eqs. (2), (3) and (8) write sums with 1/(2 N D) and 1/(2 N^2)
+   factors; the means used here differ from them by constant factors only,
+   absorbed into alpha, beta and gamma.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from photostyle_lib.errors import PhotostyleError
+
+
+def _as_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) or (C, H, W) -> (C, H*W)."""
+    if features.ndim == 4:
+        if features.shape[0] != 1:
+            raise PhotostyleError(f"expected a batch of one feature map, got batch size {features.shape[0]}")
+        features = features[0]
+    if features.ndim != 3:
+        raise PhotostyleError(f"expected features of shape (1, C, H, W), got {tuple(features.shape)}")
+    return features.reshape(features.shape[0], -1)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of a feature map, ``G = F F^T / (C * H * W)`` (eq. 3's G_l, normalised).
+
+    Args:
+        features: (1, C, H, W) or (C, H, W).
+    Returns:
+        (C, C) symmetric positive semi-definite.
+    """
+    f = _as_matrix(features)
+    return (f @ f.T) / f.numel()
+
+
+def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. (2): mean squared error between output and content features (same shape)."""
+    _same_shape("output features", output, "content features", target)
+    return torch.mean((output - target) ** 2)
+
+
+def style_loss(output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Eq. (3): mean squared error between the Gram matrices of output and style features.
+
+    The two feature maps may have different spatial sizes but need the same C.
+    """
+    if _as_matrix(output).shape[0] != _as_matrix(style).shape[0]:
+        raise PhotostyleError("output and style features have different channel counts")
+    return torch.mean((gram_matrix(output) - gram_matrix(style)) ** 2)
+
+
+def similarity_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. (8): mean absolute (L1) error between output and content features (same shape)."""
+    _same_shape("output features", output, "content features", target)
+    return torch.mean(torch.abs(output - target))
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels of a (1, 3, H, W) image (Luan et al.'s TV term)."""
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    return torch.mean(dy ** 2) + torch.mean(dx ** 2)
+
+
+@dataclass(frozen=True)
+class MaskIndex:
+    """A mask stack prepared for fast masked Gram matrices.
+
+    Pixels outside a label (mask value 0) are skipped, so one-hot masks cost one
+    plain Gram matrix in all and soft masks cut at theta_s cost about
+    (mean labels per pixel) Gram matrices, instead of L full ones.
+
+    Attributes:
+        indices: per label, the flat pixel indices where its mask is > 0.
+        weights: per label, the mask values at those pixels.
+        areas: (L,) sum of squared mask values per label (the Gram's normaliser).
+        size: (H, W) the masks were prepared at.
+    """
+
+    indices: tuple[torch.Tensor, ...]
+    weights: tuple[torch.Tensor, ...]
+    areas: torch.Tensor
+    size: tuple[int, int]
+
+    @staticmethod
+    def from_masks(masks: torch.Tensor) -> "MaskIndex":
+        if masks.ndim != 3:
+            raise PhotostyleError(f"masks must have shape (L, H, W), got {tuple(masks.shape)}")
+        flat = masks.reshape(masks.shape[0], -1)
+        idx, wts = [], []
+        for row in flat:
+            nz = torch.nonzero(row > 0, as_tuple=False).flatten()
+            idx.append(nz)
+            wts.append(row[nz])
+        areas = (flat ** 2).sum(1)
+        return MaskIndex(tuple(idx), tuple(wts), areas, (int(masks.shape[1]), int(masks.shape[2])))
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.indices)
+
+
+def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
+    """Per-label Gram matrices of eq. (7): ``G_c = (F M_c)(F M_c)^T``, area-normalised.
+
+    ``G_c = sum_p m_c(p)^2 f(p) f(p)^T / (C * sum_p m_c(p)^2)``, i.e. the Gram of
+    the masked features divided by C times the label's (squared-mask) area
+    instead of by C * H * W. A label's Gram is then the feature statistics
+    *of its region*, whatever the region's size, so a small region of the
+    content is pushed toward its style region's statistics, not toward a
+    smaller copy of them. With one all-ones mask this is exactly
+    :func:`gram_matrix`; hard masks and one-hot soft masks give the same result.
+    Labels with zero area get an all-zero Gram.
+
+    Args:
+        features: (1, C, H, W).
+        masks: (L, H, W) in [0, 1] at the features' resolution, or a
+            :class:`MaskIndex` prepared from such a stack.
+    Returns:
+        (L, C, C).
+    """
+    f = _as_matrix(features)
+    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(f.dtype))
+    h, w = features.shape[-2:]
+    if index.size != (int(h), int(w)):
+        raise PhotostyleError(f"masks are {index.size[0]}x{index.size[1]} but the features are {h}x{w}; "
+                              "resize the masks to each layer (masks.resize_masks)")
+    c = f.shape[0]
+    grams = []
+    for idx, wt, area in zip(index.indices, index.weights, index.areas):
+        if idx.numel() == 0:
+            grams.append(f.new_zeros(c, c))
+            continue
+        fm = f.index_select(1, idx) * wt.to(f.dtype)
+        grams.append((fm @ fm.T) / (c * area.to(f.dtype)))
+    return torch.stack(grams)
+
+
+def masked_style_loss(output: torch.Tensor, style: torch.Tensor,
+                      output_masks: torch.Tensor | MaskIndex, style_masks: torch.Tensor | MaskIndex) -> torch.Tensor:
+    """Eqs. (6)-(7): sum over labels of the MSE between per-label Gram matrices.
+
+    Args:
+        output: (1, C, H, W) features of the output (masked with the content's masks).
+        style: (1, C, Hs, Ws) features of the style image.
+        output_masks: (L, H, W) content masks at this layer (hard or soft).
+        style_masks: (L, Hs, Ws) style masks at this layer, same L labels.
+    Returns:
+        scalar; labels empty in either image contribute nothing.
+    """
+    g_out = masked_gram_matrices(output, output_masks)
+    g_sty = masked_gram_matrices(style, style_masks)
+    return gram_loss(g_out, g_sty, _areas(output_masks), _areas(style_masks))
+
+
+def gram_loss(g_out: torch.Tensor, g_target: torch.Tensor,
+              out_areas: torch.Tensor | None = None, target_areas: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over labels of the mean squared Gram difference, skipping labels of zero area.
+
+    g_out, g_target: (L, C, C). Areas: (L,) or None (all labels used).
+    """
+    if g_out.shape != g_target.shape:
+        raise PhotostyleError(f"Gram stacks differ in shape: {tuple(g_out.shape)} vs {tuple(g_target.shape)}; "
+                              "content and style masks must share their labels")
+    per_label = ((g_out - g_target) ** 2).mean(dim=(1, 2))
+    if out_areas is not None and target_areas is not None:
+        valid = (out_areas > 0) & (target_areas > 0)
+        per_label = per_label * valid.to(per_label.dtype)
+    return per_label.sum()
+
+
+def _areas(m: torch.Tensor | MaskIndex) -> torch.Tensor:
+    if isinstance(m, MaskIndex):
+        return m.areas
+    return (m.reshape(m.shape[0], -1) ** 2).sum(1)
+
+
+def _same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise PhotostyleError(f"{name_a} {tuple(a.shape)} and {name_b} {tuple(b.shape)} differ in shape; "
+                              "content and output images must have the same size")
+
+
+def style_loss_from_gram(output: torch.Tensor, style_gram: torch.Tensor) -> torch.Tensor:
+    """Eq. (3) against a precomputed style Gram matrix (C, C) (computed once per run)."""
+    return torch.mean((gram_matrix(output) - style_gram) ** 2)

@@ -1,0 +1,81 @@
+"""Provenance written next to every result: parameters, weights, timings, versions, git revision."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from photostyle_lib.data import PROJECT_ROOT
+
+
+def git_revision(root: Path = PROJECT_ROOT) -> str:
+    """Current commit hash of the project (``+dirty`` with uncommitted changes), or "unknown"."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    import numpy
+    import scipy
+    import torch
+    import torchvision
+
+    import photostyle_lib
+
+    return {"photostyle": photostyle_lib.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "cuda": torch.version.cuda or "none"}
+
+
+def jsonable(value: Any) -> Any:
+    """Turn dataclasses, paths, tuples and numpy scalars into JSON-friendly values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def base_metadata() -> dict[str, Any]:
+    """Fields every metadata file carries: time, git revision, versions, host."""
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_revision": git_revision(), "versions": versions(), "host": platform.node()}
+
+
+def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as indented JSON atomically (temp file + rename): no half-written files."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(jsonable(data), f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p

@@ -1,0 +1,96 @@
+"""From files to a saved result: load images, make masks, run the engine, write metadata.
+
+Shared by the doors (CLI, experiment runner, notebooks) so they all make
+masks and record provenance the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import load_image, save_image
+from photostyle_lib.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.metadata import write_json
+from photostyle_lib.presets import get_preset
+from photostyle_lib.transfer import TransferConfig, TransferResult, stylize
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run with its inputs: what :func:`save_run` writes."""
+
+    result: TransferResult
+    content: torch.Tensor
+    style: torch.Tensor
+    masks: SemanticMasks | None
+    preset: str | None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfig, *,
+               content_mask: str | os.PathLike | None = None, style_mask: str | os.PathLike | None = None,
+               unmatched: str = "error", segmenter: Any = None) -> SemanticMasks | None:
+    """The masks ``config`` asks for.
+
+    * ``segmentation == "none"``: None.
+    * mask files given: gold / user masks read from them (whatever the mode).
+    * "soft" / "hard" without files: the ADE20K segmenter (``segmenter``: an
+      ADE20KSegmenter, a checkpoint name, or None for the default one), with
+      ``config.theta_s`` for soft masks.
+    * "gold" without files: an error.
+    """
+    if not config.uses_masks:
+        return None
+    if content_mask is not None or style_mask is not None:
+        if content_mask is None or style_mask is None:
+            raise PhotostyleError("give both a content mask and a style mask, or neither")
+        return load_gold_masks(content_mask, style_mask, unmatched=unmatched)
+    if config.segmentation == "gold":
+        raise PhotostyleError("this preset uses gold masks: give --content-mask and --style-mask "
+                              "(the dataset's segmentation/in<N>.png and tar<N>.png)")
+    from photostyle_lib import segmentation
+
+    seg = segmenter
+    if seg is None or isinstance(seg, (str, os.PathLike)):
+        seg = segmentation.ADE20KSegmenter(**({} if seg is None else {"checkpoint": str(seg)}), device=config.device)
+    return segmentation.semantic_masks(seg.probabilities(content), seg.probabilities(style),
+                                       mode=config.segmentation, theta_s=config.theta_s)
+
+
+def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
+                   size: int | None = 512, content_mask: str | os.PathLike | None = None,
+                   style_mask: str | os.PathLike | None = None, unmatched: str = "error",
+                   segmenter: Any = None, progress: bool = True, **overrides: Any) -> Run:
+    """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`."""
+    config = get_preset(preset, **overrides)
+    c = load_image(content, max_size=size)
+    s = load_image(style, max_size=size)
+    masks = make_masks(c, s, config, content_mask=content_mask, style_mask=style_mask,
+                       unmatched=unmatched, segmenter=segmenter)
+    result = stylize(c, s, config, masks=masks, progress=progress)
+    inputs = {"content": str(content), "style": str(style), "size": size,
+              "content_mask": None if content_mask is None else str(content_mask),
+              "style_mask": None if style_mask is None else str(style_mask),
+              "mask_kind": None if masks is None else masks.kind,
+              "dropped_content_labels": [] if masks is None else list(masks.dropped_content_labels)}
+    return Run(result=result, content=c, style=s, masks=masks, preset=preset, inputs=inputs)
+
+
+def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write the image to ``output`` and its metadata to ``output + '.json'``."""
+    out = Path(output)
+    meta = out.with_name(out.name + ".json")
+    if not overwrite:
+        for p in (out, meta):
+            if p.exists():
+                raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
+    save_image(run.result.image, out, overwrite=True)
+    md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
+    write_json(md, meta)
+    return out, meta

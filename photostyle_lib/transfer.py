@@ -1,0 +1,459 @@
+"""The optimisation engine: eq. (10) minimised over the output image.
+
+``stylize(content, style, config, masks=...)`` starts from the content image
+and minimises
+
+    alpha * sum_l L_c^l + beta * sum_l L_s+^l + gamma * sum_l L_sim^l
+    (+ lambda * L_m, the photorealism regularisation of eq. 4, when enabled)
+    (+ tv * total variation, Luan et al.'s smoothness term, when enabled)
+
+with L-BFGS (one iteration = one loss evaluation, as the paper's code counts)
+or Adam, then applies the chosen post-process (eq. 9 by default).
+
+Divergence guard: the paper reports that "the loss will suddenly increase to
+a huge value" on some images and cut their iteration counts by hand. Here
+every evaluation is checked: a NaN/inf loss, or a loss more than
+``divergence_factor`` times the best seen, stops the run, and the best
+iterate is returned with the reason in ``TransferResult.stop_reason``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from photostyle_lib import losses, matting, postprocess
+from photostyle_lib.checks import check_choice, check_int, check_number
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import array_to_tensor, tensor_to_array
+from photostyle_lib.losses import MaskIndex
+from photostyle_lib.masks import SemanticMasks, resize_masks
+from photostyle_lib.metadata import base_metadata
+from photostyle_lib.vgg import LAYER_NAMES, VGGFeatures, layer_size
+
+SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
+POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "none")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Every setting of one style-transfer run (defaults: the paper's, section 4).
+
+    Paper symbols map to names once, here:
+
+    ============  ======================  =========================================
+    paper         field                   meaning
+    ============  ======================  =========================================
+    alpha         ``content_weight``      weight of the content loss (eq. 2)
+    beta          ``style_weight``        weight of the (masked) style loss (eqs. 3, 6)
+    gamma         ``similarity_weight``   weight of the L1 similarity loss (eq. 8)
+    theta_s       ``theta_s``             soft-mask cutoff (section 3.3), in (0, 1]
+    lambda        ``regularization_weight``  photorealism regularisation (eq. 4)
+    sigma_s       ``rf_sigma_s``          recursive filter spatial sigma, pixels
+    sigma_r       ``rf_sigma_r``          recursive filter range sigma, [0, 1] units
+    ============  ======================  =========================================
+
+    Switches (the ablation's axes): ``segmentation`` ("soft", "hard", "gold"
+    or "none"), ``use_similarity``, ``use_regularization``, ``postprocess``
+    ("recursive_filter", "screened_poisson" or "none").
+
+    Other fields: layer names (see ``vgg.LAYER_NAMES``); ``lr``; ``iterations``
+    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "adam"); ``seed``;
+    ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
+    "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
+    code, max-pooled alongside the network; "avg": area average, keeps
+    per-pixel label sums); ``divergence_factor``; ``two_stage`` (Luan et al.:
+    a first run without regularisation, then one with it from that result);
+    ``tv_weight``; ``matting_eps`` / ``matting_radius`` (Levin's Laplacian);
+    ``poisson_lambda`` (screened Poisson post-process strength, pixels^2).
+    """
+
+    content_weight: float = 1.0
+    style_weight: float = 1e7
+    similarity_weight: float = 3.0
+    regularization_weight: float = 1e4
+    tv_weight: float = 0.0
+    segmentation: str = "soft"
+    theta_s: float = 0.2
+    use_similarity: bool = True
+    use_regularization: bool = False
+    postprocess: str = "recursive_filter"
+    rf_sigma_s: float = 60.0
+    rf_sigma_r: float = 100.0 / 255.0
+    rf_iterations: int = 3
+    poisson_lambda: float = 5.0
+    content_layers: tuple[str, ...] = ("conv2_2",)
+    style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+    similarity_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1")
+    mask_downsample: str = "max"
+    matting_eps: float = 1e-7
+    matting_radius: int = 1
+    optimizer: str = "lbfgs"
+    lr: float = 0.1
+    iterations: int = 500
+    divergence_factor: float = 1e3
+    two_stage: bool = False
+    seed: int = 0
+    device: str = "auto"
+    weights: str = "imagenet"
+
+    def __post_init__(self) -> None:
+        for name in ("content_weight", "style_weight", "similarity_weight", "regularization_weight", "tv_weight"):
+            check_number(name, getattr(self, name), low=0)
+        check_number("theta_s", self.theta_s, low=0, high=1, low_inclusive=False)
+        check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
+        check_choice("postprocess", self.postprocess, POSTPROCESS_MODES)
+        check_choice("optimizer", self.optimizer, ("lbfgs", "adam"))
+        check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
+        check_number("rf_sigma_s", self.rf_sigma_s, low=0, low_inclusive=False)
+        check_number("rf_sigma_r", self.rf_sigma_r, low=0, low_inclusive=False)
+        check_int("rf_iterations", self.rf_iterations, low=1, high=20)
+        check_number("poisson_lambda", self.poisson_lambda, low=0)
+        check_number("matting_eps", self.matting_eps, low=0, low_inclusive=False)
+        check_int("matting_radius", self.matting_radius, low=1, high=5)
+        check_number("lr", self.lr, low=0, low_inclusive=False)
+        check_int("iterations", self.iterations, low=1)
+        check_number("divergence_factor", self.divergence_factor, low=1, low_inclusive=False)
+        check_int("seed", self.seed, low=0)
+        if not isinstance(self.weights, str) or not self.weights:
+            raise PhotostyleError(f"weights must be 'imagenet', 'random' or a file path, got {self.weights!r}")
+        if not isinstance(self.device, str):
+            raise PhotostyleError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        for name in ("content_layers", "style_layers", "similarity_layers"):
+            layers = getattr(self, name)
+            if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+                raise PhotostyleError(f"{name} must be a tuple of layer names, got {layers!r}")
+            object.__setattr__(self, name, tuple(layers))
+            bad = [n for n in layers if n not in LAYER_NAMES]
+            if bad:
+                raise PhotostyleError(f"{name}: unknown VGG-19 layer(s) {bad}; use names like conv1_1, conv2_2")
+        if not self.content_layers or not self.style_layers:
+            raise PhotostyleError("content_layers and style_layers need at least one layer each")
+
+    @property
+    def uses_masks(self) -> bool:
+        return self.segmentation != "none"
+
+    def replace(self, **changes: Any) -> "TransferConfig":
+        """A copy with some fields changed (validated again)."""
+        unknown = [k for k in changes if k not in {f.name for f in dataclasses.fields(self)}]
+        if unknown:
+            raise PhotostyleError(f"unknown TransferConfig field(s) {unknown}")
+        return dataclasses.replace(self, **changes)
+
+    def all_layers(self) -> tuple[str, ...]:
+        used = set(self.content_layers) | set(self.style_layers)
+        if self.use_similarity and self.similarity_weight > 0:
+            used |= set(self.similarity_layers)
+        return tuple(n for n in LAYER_NAMES if n in used)
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What one run produced.
+
+    Attributes:
+        image: (1, 3, H, W) float32 in [0, 1] on the CPU, after post-processing.
+        raw_image: the optimised image before post-processing.
+        losses: one row per loss evaluation: iteration, total, content, style,
+            similarity, regularization, tv (weighted terms), seconds since start.
+        best_iteration: iteration (1-based) whose image was kept.
+        stop_reason: "iterations", "converged", "diverged: ...", "interrupted".
+        timings: seconds -- setup (targets, Laplacian), optimise, postprocess,
+            total, per_step (optimise / evaluations).
+        config: the TransferConfig used.
+        weights: provenance of the VGG weights (e.g. "random (seed 0)").
+        device: where the optimisation ran.
+        labels: mask labels used ((), when no masks).
+    """
+
+    image: torch.Tensor
+    raw_image: torch.Tensor
+    losses: pd.DataFrame
+    best_iteration: int
+    stop_reason: str
+    timings: dict[str, float]
+    config: TransferConfig
+    weights: str
+    device: str
+    labels: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights.startswith("random")
+
+    def metadata(self, **extra: Any) -> dict[str, Any]:
+        """JSON-ready provenance: parameters, weights, timings, stop reason, versions, git revision."""
+        best = self.losses.loc[self.losses["iteration"] == self.best_iteration]
+        md = base_metadata()
+        md.update({
+            "config": self.config, "weights": self.weights, "random_weights": self.random_weights,
+            "device": self.device, "labels": list(self.labels), "stop_reason": self.stop_reason,
+            "best_iteration": self.best_iteration, "evaluations": int(len(self.losses)),
+            "best_loss": best.drop(columns=["seconds"]).iloc[0].to_dict() if len(best) else None,
+            "timings": self.timings, "size": list(self.image.shape[-2:]), "notes": list(self.notes),
+        })
+        md.update(extra)
+        return md
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> CUDA if available, else Apple MPS, else CPU; otherwise checked as given."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PhotostyleError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PhotostyleError(f"device {device!r} asked for but CUDA is not available here; use --device cpu or auto")
+    return dev
+
+
+@functools.lru_cache(maxsize=4)
+def feature_extractor(weights: str, layers: tuple[str, ...], seed: int = 0) -> VGGFeatures:
+    """A VGGFeatures for (weights, layers, seed), built once per key and reused (CPU copy)."""
+    return VGGFeatures(weights, layers, seed=seed)
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _check_image(name: str, t: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+        shape = tuple(t.shape) if hasattr(t, "shape") else type(t).__name__
+        raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W) (photostyle_lib.images.load_image), "
+                              f"got {shape}")
+    if t.shape[2] < 16 or t.shape[3] < 16:
+        raise PhotostyleError(f"{name} is {t.shape[2]}x{t.shape[3]} px; images need at least 16x16 px")
+    if not torch.isfinite(t).all() or float(t.min()) < -1e-6 or float(t.max()) > 1 + 1e-6:
+        raise PhotostyleError(f"{name} values must be finite and lie in [0, 1]")
+
+
+def _layer_masks(stack: torch.Tensor, layers: tuple[str, ...], image_size: tuple[int, int],
+                 mode: str, device: torch.device) -> dict[str, MaskIndex]:
+    """Masks at each style layer's resolution, prepared for masked Gram matrices."""
+    out = {}
+    for name in layers:
+        m = resize_masks(stack, layer_size(name, *image_size), mode)
+        out[name] = MaskIndex.from_masks(m.to(device))
+    return out
+
+
+def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig | None = None, *,
+            masks: SemanticMasks | None = None, content_masks: torch.Tensor | None = None,
+            style_masks: torch.Tensor | None = None, extractor: VGGFeatures | None = None,
+            progress: bool = True, init: torch.Tensor | None = None,
+            callback: Callable[[int, dict[str, float]], None] | None = None) -> TransferResult:
+    """Transfer the style of ``style`` onto ``content``.
+
+    Args:
+        content: (1, 3, H, W) float in [0, 1].
+        style: (1, 3, Hs, Ws) float in [0, 1]; any size.
+        config: a TransferConfig (default: the ``full`` preset's settings).
+        masks: aligned SemanticMasks (gold, hard or soft), at any resolution:
+            they are resized to the images and to each layer. Required unless
+            ``config.segmentation == "none"`` (then ignored).
+        content_masks, style_masks: alternatively, raw aligned (C, H, W) stacks.
+        extractor: a VGGFeatures to reuse (must cover the config's layers);
+            default: built from ``config.weights``.
+        progress: show a tqdm progress bar.
+        init: starting image (default: the content, as the paper's code).
+        callback: called after each evaluation with (iteration, loss terms).
+    Returns:
+        TransferResult; Ctrl-C (KeyboardInterrupt) ends the run early and
+        still returns the best image so far (stop_reason "interrupted").
+    """
+    cfg = config or TransferConfig()
+    _check_image("content", content)
+    _check_image("style", style)
+    if masks is None and (content_masks is not None or style_masks is not None):
+        if content_masks is None or style_masks is None:
+            raise PhotostyleError("give both content_masks and style_masks, or neither")
+        masks = SemanticMasks(content=content_masks, style=style_masks,
+                              labels=tuple(f"label{i}" for i in range(content_masks.shape[0])), kind="user")
+    notes: list[str] = []
+    if cfg.uses_masks and masks is None:
+        raise PhotostyleError(
+            f"this configuration uses {cfg.segmentation} segmentation but no masks were given; pass masks= "
+            "(gold: masks.load_gold_masks, segmenter: segmentation.semantic_masks) or use "
+            "segmentation='none' (preset no_segmentation)")
+    if not cfg.uses_masks and masks is not None:
+        notes.append("masks given but ignored: segmentation='none'")
+        masks = None
+    if cfg.two_stage and cfg.use_regularization:
+        first = stylize(content, style, cfg.replace(use_regularization=False, two_stage=False, postprocess="none"),
+                        masks=masks, extractor=extractor, progress=progress, init=init, callback=callback)
+        second = stylize(content, style, cfg.replace(two_stage=False), masks=masks, extractor=extractor,
+                         progress=progress, init=first.raw_image, callback=callback)
+        timings = {k: first.timings.get(k, 0.0) + second.timings.get(k, 0.0) for k in second.timings}
+        table = pd.concat([first.losses.assign(stage=1), second.losses.assign(stage=2)], ignore_index=True)
+        return dataclasses.replace(second, losses=table, timings=timings, config=cfg,
+                                   notes=second.notes + (f"stage 1 stopped: {first.stop_reason}",))
+
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    layers = cfg.all_layers()
+    if extractor is None:
+        extractor = feature_extractor(cfg.weights, layers, cfg.seed)
+    missing = [n for n in layers if n not in extractor.layers]
+    if missing:
+        raise PhotostyleError(f"the given extractor lacks layers {missing}; build VGGFeatures with {layers}")
+    vgg = extractor.to(device)
+    content = content.to(device, torch.float32)
+    style = style.to(device, torch.float32)
+    h, w = content.shape[-2:]
+    use_sim = cfg.use_similarity and cfg.similarity_weight > 0
+
+    with torch.no_grad():
+        c_feats = vgg(content)
+        s_feats = vgg(style)
+        content_targets = {n: c_feats[n].detach() for n in cfg.content_layers}
+        sim_targets = {n: c_feats[n].detach() for n in cfg.similarity_layers} if use_sim else {}
+        if masks is not None:
+            m = masks.resized((h, w), tuple(style.shape[-2:]), "avg")
+            out_index = _layer_masks(m.content, cfg.style_layers, (h, w), cfg.mask_downsample, device)
+            sty_index = _layer_masks(m.style, cfg.style_layers, tuple(style.shape[-2:]), cfg.mask_downsample, device)
+            style_targets = {n: losses.masked_gram_matrices(s_feats[n], sty_index[n]) for n in cfg.style_layers}
+        else:
+            out_index = sty_index = {}
+            style_targets = {n: losses.gram_matrix(s_feats[n]) for n in cfg.style_layers}
+        del c_feats, s_feats
+
+    lap = None
+    if cfg.use_regularization and cfg.regularization_weight > 0:
+        L = matting.cached_matting_laplacian(tensor_to_array(content), eps=cfg.matting_eps,
+                                             radius=cfg.matting_radius)
+        lap = matting.laplacian_to_torch(L, device=device, dtype=torch.float32)
+
+    start = content if init is None else init.to(device, torch.float32)
+    if tuple(start.shape) != tuple(content.shape):
+        raise PhotostyleError(f"init has shape {tuple(start.shape)} but content {tuple(content.shape)}")
+    x = start.detach().clone().requires_grad_(True)
+    t_setup = time.perf_counter() - t_start
+
+    rows: list[dict[str, float]] = []
+    best = {"loss": math.inf, "image": x.detach().clone(), "iteration": 0}
+    t_opt = time.perf_counter()
+    bar = tqdm(total=cfg.iterations, desc="stylize", disable=not progress, leave=False)
+
+    def evaluate() -> torch.Tensor:
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
+        feats = vgg(x)
+        terms: dict[str, torch.Tensor] = {}
+        terms["content"] = cfg.content_weight * sum(losses.content_loss(feats[n], content_targets[n])
+                                                    for n in cfg.content_layers)
+        if masks is not None:
+            style_term = sum(losses.gram_loss(losses.masked_gram_matrices(feats[n], out_index[n]), style_targets[n],
+                                              out_index[n].areas, sty_index[n].areas) for n in cfg.style_layers)
+        else:
+            style_term = sum(losses.style_loss_from_gram(feats[n], style_targets[n]) for n in cfg.style_layers)
+        terms["style"] = cfg.style_weight * style_term
+        if use_sim:
+            terms["similarity"] = cfg.similarity_weight * sum(losses.similarity_loss(feats[n], sim_targets[n])
+                                                              for n in cfg.similarity_layers)
+        if lap is not None:
+            terms["regularization"] = cfg.regularization_weight * matting.photorealism_loss(x, lap)
+        if cfg.tv_weight > 0:
+            terms["tv"] = cfg.tv_weight * losses.total_variation(x)
+        total = sum(terms.values())
+        return total, terms
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        total, terms = evaluate()
+        value = float(total.detach())
+        it = len(rows) + 1
+        row = {"iteration": it, "total": value, **{k: float(v.detach()) for k, v in terms.items()},
+               "seconds": time.perf_counter() - t_opt}
+        rows.append(row)
+        bar.update(1)
+        if it % 10 == 0 or it == 1:
+            bar.set_postfix(loss=f"{value:.4g}")
+        if callback is not None:
+            callback(it, row)
+        if not math.isfinite(value):
+            raise _Stop(f"diverged: loss became {value} at iteration {it}")
+        if value > cfg.divergence_factor * best["loss"] and best["loss"] > 0:
+            raise _Stop(f"diverged: loss jumped to {value:.4g} at iteration {it}, "
+                        f"{value / best['loss']:.3g}x the best {best['loss']:.4g}")
+        if value < best["loss"]:
+            best.update(loss=value, image=x.detach().clone(), iteration=it)
+        total.backward()
+        if it >= cfg.iterations:
+            raise _Stop("iterations")
+        return total
+
+    if cfg.optimizer == "lbfgs":
+        optimizer = torch.optim.LBFGS([x], lr=cfg.lr, max_iter=20, history_size=100,
+                                      tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        optimizer = torch.optim.Adam([x], lr=cfg.lr)
+    reason = "iterations"
+    try:
+        stalled = 0
+        while True:
+            before = len(rows)
+            optimizer.step(closure)
+            if cfg.optimizer == "lbfgs" and len(rows) - before <= 1:
+                stalled += 1
+                if stalled >= 3:
+                    reason = "converged"
+                    break
+            else:
+                stalled = 0
+    except _Stop as stop:
+        reason = stop.reason
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        bar.close()
+    t_optimise = time.perf_counter() - t_opt
+    if best["iteration"] == 0:
+        raise PhotostyleError("the first loss evaluation was not finite; check the inputs and the loss weights "
+                              "(a weight of 1e30 overflows float32)")
+
+    raw = best["image"].detach().clamp(0, 1).to("cpu")
+    t_post = time.perf_counter()
+    final = apply_postprocess(raw, content.to("cpu"), cfg)
+    t_post = time.perf_counter() - t_post
+    table = pd.DataFrame(rows, columns=["iteration", "total", "content", "style", "similarity",
+                                        "regularization", "tv", "seconds"]).fillna(0.0)
+    evals = max(len(rows), 1)
+    timings = {"setup": t_setup, "optimise": t_optimise, "postprocess": t_post,
+               "total": time.perf_counter() - t_start, "per_step": t_optimise / evals}
+    return TransferResult(image=final, raw_image=raw, losses=table, best_iteration=int(best["iteration"]),
+                          stop_reason=reason, timings=timings, config=cfg, weights=vgg.weights_label,
+                          device=str(device), labels=masks.labels if masks is not None else (),
+                          notes=tuple(notes))
+
+
+def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferConfig) -> torch.Tensor:
+    """The config's post-process on (1, 3, H, W) tensors in [0, 1]: eq. (9), screened Poisson, or none."""
+    if cfg.postprocess == "none":
+        return image.clone()
+    out, ref = tensor_to_array(image), tensor_to_array(content)
+    if cfg.postprocess == "recursive_filter":
+        res = postprocess.refine(out, ref, sigma_s=cfg.rf_sigma_s, sigma_r=cfg.rf_sigma_r,
+                                 num_iterations=cfg.rf_iterations)
+    else:
+        res = postprocess.screened_poisson(out, ref, lam=cfg.poisson_lambda)
+    return array_to_tensor(np.clip(res, 0.0, 1.0))

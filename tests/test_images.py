@@ -1,0 +1,74 @@
+"""Image reading in every common mode, writing, and clear errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import load_image, save_image, scaled_size, tensor_to_array
+
+
+def _rgb(h=6, w=8):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_rgb_roundtrip(tmp_path):
+    arr = _rgb()
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    t = load_image(tmp_path / "a.png")
+    assert t.shape == (1, 3, 6, 8) and t.dtype == torch.float32
+    assert np.allclose(tensor_to_array(t) * 255, arr, atol=1e-3)
+    save_image(t, tmp_path / "b.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), arr)
+
+
+def test_grey_palette_rgba_16bit(tmp_path):
+    grey = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    t = load_image(tmp_path / "g.png")
+    assert t.shape == (1, 3, 6, 8) and torch.allclose(t[0, 0], t[0, 2])
+    assert t[0, 1, 0, 1].item() == pytest.approx(5 / 255)
+
+    Image.fromarray(_rgb()).convert("P").save(tmp_path / "p.png")
+    assert load_image(tmp_path / "p.png").shape == (1, 3, 6, 8)
+
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 3] = 0  # fully transparent red -> white after compositing
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert torch.allclose(load_image(tmp_path / "a.png"), torch.ones(1, 3, 6, 8))
+
+    sixteen = (np.arange(48).reshape(6, 8) * 1000).astype(np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "s.png")
+    t = load_image(tmp_path / "s.png")
+    assert t.max().item() == pytest.approx(47000 / 65535, rel=1e-5)
+
+
+def test_max_size_keeps_aspect_and_never_upscales(tmp_path):
+    Image.fromarray(_rgb(40, 100)).save(tmp_path / "a.png")
+    assert load_image(tmp_path / "a.png", max_size=50).shape == (1, 3, 20, 50)
+    assert load_image(tmp_path / "a.png", max_size=500).shape == (1, 3, 40, 100)
+    assert scaled_size(437, 700, 256) == (160, 256)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(PhotostyleError, match="not found"):
+        load_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("this is not an image")
+    with pytest.raises(PhotostyleError, match="cannot read"):
+        load_image(tmp_path / "notes.png")
+    with pytest.raises(PhotostyleError, match="directory"):
+        load_image(tmp_path)
+    with pytest.raises(PhotostyleError, match="max_size"):
+        scaled_size(10, 10, -3)
+
+
+def test_save_refuses_to_overwrite(tmp_path):
+    t = torch.rand(1, 3, 4, 4)
+    save_image(t, tmp_path / "o.png")
+    with pytest.raises(PhotostyleError, match="already exists"):
+        save_image(t, tmp_path / "o.png")
+    save_image(torch.zeros(1, 3, 4, 4), tmp_path / "o.png", overwrite=True)
+    assert np.asarray(Image.open(tmp_path / "o.png")).max() == 0

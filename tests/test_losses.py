@@ -1,0 +1,134 @@
+"""Loss terms against closed forms, dense references and gradcheck."""
+
+import pytest
+import torch
+
+from photostyle_lib import losses
+from photostyle_lib.errors import PhotostyleError
+
+
+def test_gram_closed_form():
+    # F = [[1, 2], [3, 4]] as a (1, 2, 1, 2) map: F F^T = [[5, 11], [11, 25]], / (C*H*W = 4).
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2)
+    expected = torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4
+    assert torch.allclose(losses.gram_matrix(f), expected)
+
+
+def test_content_and_similarity_closed_form():
+    a = torch.zeros(1, 2, 2, 2)
+    b = torch.full((1, 2, 2, 2), 3.0)
+    assert losses.content_loss(a, b).item() == pytest.approx(9.0)
+    assert losses.similarity_loss(a, b).item() == pytest.approx(3.0)
+    b[0, 0, 0, 0] = -1.0  # |0 - (-1)| = 1 on one of 8 entries
+    assert losses.similarity_loss(a, b).item() == pytest.approx((7 * 3 + 1) / 8)
+
+
+def test_style_loss_closed_form():
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2)
+    g = torch.zeros(1, 2, 1, 3)
+    # Gram of zeros is zero: loss = mean of squared Gram entries of f.
+    expected = ((torch.tensor([[5.0, 11.0], [11.0, 25.0]]) / 4) ** 2).mean()
+    assert losses.style_loss(f, g).item() == pytest.approx(expected.item())
+    assert losses.style_loss(f, f).item() == 0.0
+
+
+def test_total_variation_checkerboard():
+    # A 0/1 checkerboard: every neighbouring difference is +-1 -> mean squares 1 + 1.
+    y, x = torch.meshgrid(torch.arange(6), torch.arange(5), indexing="ij")
+    board = ((x + y) % 2).float().expand(1, 3, 6, 5)
+    assert losses.total_variation(board).item() == pytest.approx(2.0)
+
+
+def test_all_ones_mask_equals_style_loss():
+    g = torch.Generator().manual_seed(0)
+    out = torch.rand(1, 4, 6, 5, generator=g)
+    sty = torch.rand(1, 4, 7, 3, generator=g)
+    ones_o, ones_s = torch.ones(1, 6, 5), torch.ones(1, 7, 3)
+    masked = losses.masked_style_loss(out, sty, ones_o, ones_s)
+    assert torch.allclose(masked, losses.style_loss(out, sty), rtol=1e-6)
+    assert torch.allclose(losses.masked_gram_matrices(out, ones_o)[0], losses.gram_matrix(out), rtol=1e-6)
+
+
+def _dense_masked_gram(f, m):
+    """Straight from eq. (7): (F M_c)(F M_c)^T / (C * sum M_c^2)."""
+    fm = f[0].reshape(f.shape[1], -1)
+    out = []
+    for mc in m.reshape(m.shape[0], -1):
+        x = fm * mc
+        out.append(x @ x.T / (f.shape[1] * (mc ** 2).sum()))
+    return torch.stack(out)
+
+
+def test_masked_gram_matches_dense_reference_soft_masks():
+    g = torch.Generator().manual_seed(1)
+    f = torch.randn(1, 5, 8, 7, generator=g, dtype=torch.float64)
+    probs = torch.softmax(torch.randn(3, 8, 7, generator=g, dtype=torch.float64) * 2, 0)
+    soft = torch.where(probs >= 0.2, probs, torch.zeros_like(probs))
+    assert torch.allclose(losses.masked_gram_matrices(f, soft), _dense_masked_gram(f, soft), rtol=1e-10)
+
+
+def test_one_hot_soft_masks_equal_hard_masks():
+    g = torch.Generator().manual_seed(2)
+    f_out = torch.randn(1, 3, 6, 6, generator=g, dtype=torch.float64)
+    f_sty = torch.randn(1, 3, 5, 4, generator=g, dtype=torch.float64)
+    lab_o = torch.randint(0, 3, (6, 6), generator=g)
+    lab_s = torch.arange(20).reshape(5, 4) % 3
+    hard_o = torch.nn.functional.one_hot(lab_o, 3).permute(2, 0, 1).double()
+    hard_s = torch.nn.functional.one_hot(lab_s, 3).permute(2, 0, 1).double()
+    # "soft" probabilities that are one-hot up to rounding, thresholded like theta_s does
+    soft_o = torch.softmax(hard_o * 60.0, 0)
+    soft_o = torch.where(soft_o >= 0.2, soft_o, torch.zeros_like(soft_o))
+    soft_s = torch.softmax(hard_s * 60.0, 0)
+    soft_s = torch.where(soft_s >= 0.2, soft_s, torch.zeros_like(soft_s))
+    a = losses.masked_style_loss(f_out, f_sty, hard_o, hard_s)
+    b = losses.masked_style_loss(f_out, f_sty, soft_o, soft_s)
+    assert a.item() > 0
+    assert torch.allclose(a, b, rtol=1e-12)
+
+
+def test_masked_loss_separates_regions():
+    # Output region A looks like style region A: the masked loss is ~0 while the global one is not.
+    g = torch.Generator().manual_seed(3)
+    fa, fb = torch.randn(1, 3, 4, 4, generator=g), torch.randn(1, 3, 4, 4, generator=g) * 5
+    out = torch.cat([fa, fb], dim=3)              # left A, right B
+    sty = torch.cat([fb, fa], dim=3)              # swapped layout
+    m_out = torch.stack([torch.cat([torch.ones(4, 4), torch.zeros(4, 4)], 1),
+                         torch.cat([torch.zeros(4, 4), torch.ones(4, 4)], 1)])
+    m_sty = m_out.flip(0)
+    assert losses.masked_style_loss(out, sty, m_out, m_sty).item() < 1e-10
+    assert losses.masked_style_loss(out, sty, m_out, m_out).item() > 1e-2
+
+
+def test_empty_label_contributes_nothing():
+    g = torch.Generator().manual_seed(4)
+    out, sty = torch.randn(1, 2, 4, 4, generator=g), torch.randn(1, 2, 4, 4, generator=g)
+    m1 = torch.stack([torch.ones(4, 4), torch.zeros(4, 4)])
+    m2 = torch.stack([torch.ones(4, 4), torch.ones(4, 4)])
+    loss = losses.masked_style_loss(out, sty, m1, m2)
+    assert torch.isfinite(loss)
+    assert torch.allclose(loss, losses.style_loss(out, sty))
+
+
+@pytest.mark.parametrize("name", ["content", "similarity", "style", "masked"])
+def test_gradcheck(name):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64)
+    masks = torch.softmax(torch.randn(2, 4, 5, generator=g, dtype=torch.float64), 0)
+    fn = {
+        "content": lambda a: losses.content_loss(a, t),
+        # offset keeps |a - t| away from the kink at 0
+        "similarity": lambda a: losses.similarity_loss(a, t + 10.0),
+        "style": lambda a: losses.style_loss(a, t),
+        "masked": lambda a: losses.masked_style_loss(a, t, masks, masks),
+    }[name]
+    assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-6)
+
+
+def test_shape_errors_are_clear():
+    with pytest.raises(PhotostyleError, match="differ in shape"):
+        losses.content_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 4, 4))
+    with pytest.raises(PhotostyleError, match="resize the masks"):
+        losses.masked_gram_matrices(torch.zeros(1, 2, 3, 3), torch.ones(1, 4, 4))
+    with pytest.raises(PhotostyleError, match="channel"):
+        losses.style_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 3, 3))
