@@ -1,0 +1,249 @@
+"""Figures of semantic masks: the paper's Figure 3 (hard vs soft) and Figure 8 (per label).
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot, so nothing is shown or kept open: save it with ``fig.savefig(path)``
+or let a notebook display it. Masks come as
+:class:`photostyle_lib.masks.SemanticMasks` whatever made them (gold masks,
+hard or soft segmenter masks). Images are tensors (1, 3, H, W) or arrays
+(H, W, 3) with values in [0, 1].
+
+Each function takes ``weights_note``: a line added under the title, e.g.
+``describe_weights(segmenter)``, so a figure made with randomly initialised
+segmentation weights says so.
+
+Colours: hard masks are drawn as a label map, one colour per label (matplotlib's
+``tab20``, in label order) with a legend of label names; pixels with no label
+are dark grey. Soft masks are drawn one label at a time as probability maps
+with the ``magma`` colour map on [0, 1], darker meaning less probable, as in
+the paper's Figure 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from photostyle_lib.checks import check_image_array, check_int
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import tensor_to_array
+from photostyle_lib.masks import SemanticMasks, label_map
+
+#: Colour map of soft probability maps.
+PROBABILITY_CMAP = "magma"
+#: RGB of pixels with no label in a label map.
+NO_LABEL_COLOUR = (0.25, 0.25, 0.25)
+
+
+def describe_weights(segmenter: Any) -> str | None:
+    """A note for figure titles when a segmenter's weights are random; None for pretrained ones.
+
+    ``segmenter`` is anything with ``weights`` (``"random"`` / ``"pretrained"``)
+    and optionally ``seed``, such as :class:`photostyle_lib.segmentation.ADE20KSegmenter`.
+    """
+    if getattr(segmenter, "weights", None) == "random":
+        seed = getattr(segmenter, "seed", None)
+        return f"RANDOM segmentation weights (seed {seed}): masks carry no meaning"
+    return None
+
+
+def label_colours(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One RGB colour (floats in [0, 1]) per label, stable for a given label order."""
+    cmaps = [matplotlib.colormaps["tab20"], matplotlib.colormaps["tab20b"], matplotlib.colormaps["tab20c"]]
+    out = {}
+    for i, lab in enumerate(labels):
+        cmap = cmaps[(i // 20) % len(cmaps)]
+        out[lab] = tuple(float(v) for v in cmap(i % 20)[:3])
+    return out
+
+
+def top_labels_by_area(masks: SemanticMasks, k: int) -> tuple[str, ...]:
+    """The ``k`` labels with the largest area, area = mean content mask + mean style mask.
+
+    Means are area fractions of each image, so a label matters as much in a
+    small style image as in a large content image. Ties keep label order.
+    """
+    k = check_int("top_k", k, low=1)
+    area = masks.content.float().flatten(1).mean(1) + masks.style.float().flatten(1).mean(1)
+    order = sorted(range(masks.num_labels), key=lambda i: (-float(area[i]), i))
+    return tuple(masks.labels[i] for i in order[:k])
+
+
+def _image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(image, torch.Tensor):
+        return tensor_to_array(image)
+    return check_image_array(name, image)
+
+
+def _label_map_rgb(stack: torch.Tensor, labels: Sequence[str],
+                   colours: dict[str, tuple[float, float, float]]) -> np.ndarray:
+    """(C, H, W) masks -> (H, W, 3) RGB of each pixel's strongest label."""
+    idx = label_map(stack.detach().cpu()).numpy()
+    table = np.array([colours[lab] for lab in labels] + [NO_LABEL_COLOUR], dtype=np.float64)
+    return table[np.where(idx < 0, len(labels), idx)]
+
+
+def _titled(fig: Figure, title: str | None, weights_note: str | None) -> None:
+    lines = [t for t in (title, weights_note) if t]
+    if lines:
+        fig.suptitle("\n".join(lines))
+
+
+def _show(ax: Any, data: np.ndarray, title: str | None = None, **kwargs: Any) -> Any:
+    im = ax.imshow(data, interpolation="nearest", **kwargs)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im
+
+
+def _legend(fig: Figure, labels: Sequence[str], colours: dict[str, tuple[float, float, float]]) -> None:
+    handles = [Patch(facecolor=colours[lab], edgecolor="none", label=lab) for lab in labels]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+
+
+def label_map_figure(masks: SemanticMasks, *, content_image: torch.Tensor | np.ndarray | None = None,
+                     style_image: torch.Tensor | np.ndarray | None = None, title: str | None = None,
+                     weights_note: str | None = None) -> Figure:
+    """Colour-coded label maps of content and style, side by side, with a legend of label names.
+
+    Soft masks are shown by their strongest label per pixel. With both images
+    given, they sit above their maps: 4 axes; otherwise 2 axes.
+    """
+    with_images = _check_image_pair(content_image, style_image)
+    colours = label_colours(masks.labels)
+    rows = 2 if with_images else 1
+    fig = Figure(figsize=(8, 3.2 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False)
+    if with_images:
+        _show(axes[0, 0], _image_array("content_image", content_image), "content")
+        _show(axes[0, 1], _image_array("style_image", style_image), "style")
+    _show(axes[-1, 0], _label_map_rgb(masks.content, masks.labels, colours), f"content labels ({masks.kind})")
+    _show(axes[-1, 1], _label_map_rgb(masks.style, masks.labels, colours), f"style labels ({masks.kind})")
+    _legend(fig, masks.labels, colours)
+    _titled(fig, title, weights_note)
+    return fig
+
+
+def probability_maps_figure(masks: SemanticMasks, *, top_k: int = 4,
+                            content_image: torch.Tensor | np.ndarray | None = None,
+                            style_image: torch.Tensor | np.ndarray | None = None, title: str | None = None,
+                            weights_note: str | None = None) -> Figure:
+    """Per-label mask values for the ``top_k`` labels by area: content row above style row.
+
+    Columns are labels (named in their titles), values on [0, 1] with one
+    shared colour bar. With both images given, they lead their rows. Axes:
+    2 * min(top_k, C) (+ 2 with images) + 1 colour bar.
+    """
+    with_images = _check_image_pair(content_image, style_image)
+    labels = top_labels_by_area(masks, min(check_int("top_k", top_k, low=1), masks.num_labels))
+    ncols = len(labels) + (1 if with_images else 0)
+    fig = Figure(figsize=(2.4 * ncols + 0.8, 5.0), layout="constrained")
+    axes = fig.subplots(2, ncols, squeeze=False)
+    first = 0
+    if with_images:
+        _show(axes[0, 0], _image_array("content_image", content_image), "content")
+        _show(axes[1, 0], _image_array("style_image", style_image), "style")
+        first = 1
+    im = None
+    for j, lab in enumerate(labels):
+        c = masks.labels.index(lab)
+        im = _show(axes[0, first + j], masks.content[c].detach().cpu().float().numpy(), f"{lab} (content)",
+                   cmap=PROBABILITY_CMAP, vmin=0.0, vmax=1.0)
+        _show(axes[1, first + j], masks.style[c].detach().cpu().float().numpy(), f"{lab} (style)",
+              cmap=PROBABILITY_CMAP, vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=axes[:, first:].ravel().tolist(), shrink=0.8, label=f"{masks.kind} mask value")
+    _titled(fig, title, weights_note)
+    return fig
+
+
+def masks_figure(content_image: torch.Tensor | np.ndarray, style_image: torch.Tensor | np.ndarray,
+                 masks: SemanticMasks, *, top_k: int = 4, title: str | None = None,
+                 weights_note: str | None = None) -> Figure:
+    """Content and style side by side with their masks, drawn as suits the masks' kind.
+
+    Soft masks: :func:`probability_maps_figure` (top ``top_k`` labels);
+    hard, gold and user masks: :func:`label_map_figure`.
+    """
+    if masks.kind == "soft":
+        return probability_maps_figure(masks, top_k=top_k, content_image=content_image,
+                                       style_image=style_image, title=title, weights_note=weights_note)
+    return label_map_figure(masks, content_image=content_image, style_image=style_image, title=title,
+                            weights_note=weights_note)
+
+
+def hard_soft_figure(content_image: torch.Tensor | np.ndarray, style_image: torch.Tensor | np.ndarray,
+                     hard: SemanticMasks, soft: SemanticMasks, *, top_k: int = 4, title: str | None = None,
+                     weights_note: str | None = None) -> Figure:
+    """The paper's Figure 3: hard against soft segmentation of one content/style pair.
+
+    Rows: content, style. Columns: the image, its hard label map (legend of
+    label names below), then the soft masks of the ``top_k`` labels with the
+    largest soft area, as probability maps. Axes: 2 * (2 + min(top_k, C_soft)) + 1 colour bar.
+    """
+    labels = top_labels_by_area(soft, min(check_int("top_k", top_k, low=1), soft.num_labels))
+    colours = label_colours(hard.labels)
+    ncols = 2 + len(labels)
+    fig = Figure(figsize=(2.4 * ncols + 0.8, 5.6), layout="constrained")
+    axes = fig.subplots(2, ncols, squeeze=False)
+    _show(axes[0, 0], _image_array("content_image", content_image), "content")
+    _show(axes[1, 0], _image_array("style_image", style_image), "style")
+    _show(axes[0, 1], _label_map_rgb(hard.content, hard.labels, colours), "hard (content)")
+    _show(axes[1, 1], _label_map_rgb(hard.style, hard.labels, colours), "hard (style)")
+    im = None
+    for j, lab in enumerate(labels):
+        c = soft.labels.index(lab)
+        im = _show(axes[0, 2 + j], soft.content[c].detach().cpu().float().numpy(), f"soft: {lab}",
+                   cmap=PROBABILITY_CMAP, vmin=0.0, vmax=1.0)
+        _show(axes[1, 2 + j], soft.style[c].detach().cpu().float().numpy(), f"soft: {lab}",
+              cmap=PROBABILITY_CMAP, vmin=0.0, vmax=1.0)
+    fig.colorbar(im, ax=axes[:, 2:].ravel().tolist(), shrink=0.8, label="probability")
+    _legend(fig, hard.labels, colours)
+    _titled(fig, title, weights_note)
+    return fig
+
+
+def per_label_figure(masks: SemanticMasks, *, labels: Sequence[str] | None = None, max_labels: int = 6,
+                     title: str | None = None, weights_note: str | None = None) -> Figure:
+    """The paper's Figure 8 view: for each label, its content mask above its style mask.
+
+    Args:
+        masks: any SemanticMasks.
+        labels: which labels to show, in this order (default: the
+            ``max_labels`` largest by area, :func:`top_labels_by_area`).
+        max_labels: cap when ``labels`` is None.
+
+    One column per label, titled with its name; 2 axes per label. Values are
+    drawn in grey on [0, 1] (white = 1).
+    """
+    if labels is None:
+        labels = top_labels_by_area(masks, min(check_int("max_labels", max_labels, low=1), masks.num_labels))
+    labels = tuple(labels)
+    if not labels:
+        raise PhotostyleError("labels is empty; name at least one label or pass labels=None")
+    unknown = [lab for lab in labels if lab not in masks.labels]
+    if unknown:
+        raise PhotostyleError(f"labels {', '.join(map(repr, unknown))} are not in the masks; "
+                              f"choose among {', '.join(masks.labels)}")
+    fig = Figure(figsize=(2.2 * len(labels) + 0.4, 4.8), layout="constrained")
+    axes = fig.subplots(2, len(labels), squeeze=False)
+    for j, lab in enumerate(labels):
+        c = masks.labels.index(lab)
+        _show(axes[0, j], masks.content[c].detach().cpu().float().numpy(), lab, cmap="gray", vmin=0.0, vmax=1.0)
+        _show(axes[1, j], masks.style[c].detach().cpu().float().numpy(), None, cmap="gray", vmin=0.0, vmax=1.0)
+    axes[0, 0].set_ylabel("content")
+    axes[1, 0].set_ylabel("style")
+    _titled(fig, title, weights_note)
+    return fig
+
+
+def _check_image_pair(content_image: Any, style_image: Any) -> bool:
+    if (content_image is None) != (style_image is None):
+        raise PhotostyleError("give both content_image and style_image, or neither")
+    return content_image is not None

@@ -1,0 +1,806 @@
+"""Hard and soft semantic segmentation for the masked style loss (sections 3.3 and 4).
+
+The paper segments content and style with an ADE20K model and uses either the
+argmax (*hard* masks, one-hot) or the softmax probabilities with values below a
+cutoff theta_s set to zero (*soft* masks) as the masks M_{l,c} of eqs. (6)-(7).
+Similar labels are merged first, and the content's labels are restricted to
+those present in the style image.
+
+Three pieces, in the order a run uses them:
+
+* :class:`ADE20KSegmenter` -- a pretrained ADE20K model loaded through
+  ``transformers`` and its Hugging Face cache; ``probabilities(image)`` returns
+  (150, H, W) softmax probabilities at the image's size, averaged over input
+  scales as the paper's public code did.
+* :func:`semantic_masks` -- pure function from two probability stacks to a
+  :class:`photostyle_lib.masks.SemanticMasks` (kind ``"hard"`` or ``"soft"``),
+  the same type gold masks have, so the engine takes either.
+* :class:`SegmentationCache` -- probabilities on disk and/or in memory, keyed by
+  image content, checkpoint identity and scales, so variants of a run share one
+  segmentation.
+
+The default checkpoint
+----------------------
+:data:`DEFAULT_CHECKPOINT` is ``openmmlab/upernet-convnext-small``: OpenMMLab's
+UPerNet trained on ADE20K-150 (mmsegmentation, converted by Hugging Face and
+loaded by ``transformers.UperNetForSemanticSegmentation``). The paper used
+CSAIL's ResNet-101 UPerNet, which is not distributed through a maintained
+model hub; this checkpoint keeps the same decoder (UPerNet: pyramid pooling +
+feature pyramid, 150 classes, the same label order) with a ConvNeXt-S backbone
+(about 82 M parameters; mmsegmentation reports 48.7 single-scale mIoU against
+CSAIL's 42.7 for ResNet-101 UPerNet), so its probabilities play the same role
+and are, if anything, better. Any other 150-class ADE20K checkpoint that
+``AutoModelForSemanticSegmentation`` loads (e.g.
+``nvidia/segformer-b4-finetuned-ade-512-512``) can be passed as ``checkpoint``.
+
+Getting the weights
+-------------------
+Weights come from the Hugging Face cache (``$HF_HOME/hub``, by default
+``~/.cache/huggingface/hub``) or are downloaded into it. On a machine without
+internet, run ``huggingface-cli download openmmlab/upernet-convnext-small`` (or
+``hf download ...``) where there is internet and copy the cache over, or save the
+model to a directory and pass that directory as ``checkpoint`` (or set
+``$PHOTOSTYLE_SEGMENTER`` to it). Missing weights raise a PhotostyleError saying
+so; there is no silent fallback. Random weights (tests, CI, timing) are only
+built when asked for with ``checkpoint="random"``, and the segmenter then says
+``weights == "random"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from photostyle_lib.ade20k import ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
+from photostyle_lib.checks import check_choice, check_int, check_number
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import PathLike, array_to_tensor
+from photostyle_lib.masks import SemanticMasks, align_labels
+
+#: Hub id of the model used when no checkpoint is given (see the module docstring).
+DEFAULT_CHECKPOINT = "openmmlab/upernet-convnext-small"
+#: Environment variable naming a checkpoint (hub id or directory) to use instead of the default.
+CHECKPOINT_ENV = "PHOTOSTYLE_SEGMENTER"
+#: Short sides the paper's public code (CSAIL's test settings) averaged softmax over.
+PAPER_SCALES: tuple[int, ...] = (300, 375, 450, 525, 600)
+#: One pass at short side 512: the crop size the default checkpoint was trained on.
+DEFAULT_SCALES: tuple[int, ...] = (512,)
+#: Cap on the long side of a scaled input, as CSAIL's ``imgMaxSize``.
+DEFAULT_MAX_LONG_SIDE = 1000
+#: Scaled inputs are rounded to a multiple of the backbone's total stride, so the
+#: feature pyramid levels line up exactly.
+SIZE_MULTIPLE = 32
+#: ImageNet normalisation, used to train both OpenMMLab's UPerNet and NVIDIA's SegFormer ADE20K models.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+MaskMode = Literal["hard", "soft"]
+MergeSpec = Sequence[MergeGroup] | Mapping[str, Sequence[str]] | None
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def architecture_config(*, tiny: bool = False) -> Any:
+    """The ``transformers.UperNetConfig`` of the default checkpoint's architecture, built offline.
+
+    ``tiny=False``: UPerNet (hidden size 512, pooling scales 1, 2, 3, 6) on
+    ConvNeXt-S (depths 3-3-27-3, widths 96-192-384-768), 150 ADE20K labels --
+    the architecture of ``openmmlab/upernet-convnext-small``; random weights
+    built from it cost exactly what the real model costs (benchmarks).
+
+    ``tiny=True``: the same architecture with one block per stage and 8-16
+    channels (about 40 k parameters), for fast tests and CI.
+    """
+    from transformers import ConvNextConfig, UperNetConfig
+
+    stages = ["stage1", "stage2", "stage3", "stage4"]
+    id2label = dict(enumerate(ADE20K_LABELS))
+    if tiny:
+        backbone = ConvNextConfig(depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 16, 16], out_features=stages)
+        return UperNetConfig(backbone_config=backbone, hidden_size=16, pool_scales=[1, 2],
+                             use_auxiliary_head=False, auxiliary_channels=8, id2label=id2label)
+    backbone = ConvNextConfig(depths=[3, 3, 27, 3], hidden_sizes=[96, 192, 384, 768], out_features=stages,
+                              drop_path_rate=0.3)
+    return UperNetConfig(backbone_config=backbone, hidden_size=512, pool_scales=[1, 2, 3, 6],
+                         auxiliary_in_channels=384, id2label=id2label)
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PhotostyleError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PhotostyleError(f"device {device!r} asked for but CUDA is not available here; "
+                              "pass device='cpu' or device='auto'")
+    return dev
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_offline() -> bool:
+    """Whether the Hugging Face hub is switched off (env vars read now, not at import)."""
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return False
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_cache_dir(cache_dir: PathLike | None) -> str:
+    if cache_dir is not None:
+        return str(cache_dir)
+    try:
+        from huggingface_hub import constants
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:  # pragma: no cover
+        return "~/.cache/huggingface/hub"
+
+
+def _missing_weights_error(checkpoint: str, cache_dir: PathLike | None, offline: bool,
+                           exc: BaseException) -> PhotostyleError:
+    where = _hub_cache_dir(cache_dir)
+    why = "the hub is switched off (HF_HUB_OFFLINE / local_files_only)" if offline else \
+        "downloading them failed"
+    reason = " ".join(str(exc).split())[:300]
+    return PhotostyleError(
+        f"segmentation weights {checkpoint!r} are not in the Hugging Face cache ({where}) and {why}: "
+        f"{type(exc).__name__}: {reason}. To get them: on a machine with internet run "
+        f"`huggingface-cli download {checkpoint}` (or `hf download {checkpoint}`) and copy its cache "
+        "directory here (point HF_HOME at it, or pass cache_dir=); or save the model with "
+        "save_pretrained() to a directory and pass that directory as checkpoint= "
+        f"(or set {CHECKPOINT_ENV}=<directory>). For tests only, checkpoint='random' builds the "
+        "architecture with random weights (masks are then meaningless).")
+
+
+def _directory_identity(path: Path) -> str:
+    """A key for a local checkpoint directory: its path and its files' sizes and times."""
+    h = hashlib.sha1(str(path.resolve()).encode())
+    for f in sorted(path.rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return f"dir:{path.resolve()}#{h.hexdigest()[:12]}"
+
+
+def _config_digest(config: Any) -> str:
+    d = config.to_dict()
+    d.pop("transformers_version", None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _looks_like_path(checkpoint: str) -> bool:
+    """Hub ids are ``name`` or ``owner/name``; anything else is meant as a directory."""
+    return checkpoint.startswith((".", "/", "~")) or "\\" in checkpoint or checkpoint.count("/") > 1
+
+
+class ADE20KSegmenter:
+    """A 150-class ADE20K segmentation model returning softmax probabilities.
+
+    Args:
+        checkpoint: a Hugging Face hub id, a local directory saved with
+            ``save_pretrained``, or ``"random"`` for random weights (tests, CI,
+            timing). ``None``: ``$PHOTOSTYLE_SEGMENTER`` if set, else
+            :data:`DEFAULT_CHECKPOINT`.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+        scales: short sides (pixels) at which the image is segmented; softmax
+            probabilities are averaged over them, as the paper's public code did
+            with :data:`PAPER_SCALES`. ``None``: one pass at the image's own size.
+        max_long_side: cap on a scaled input's long side (pixels).
+        revision: hub revision (branch, tag or commit) to load.
+        cache_dir: Hugging Face cache directory (default: the library's, under ``$HF_HOME``).
+        local_files_only: ``True`` never touches the network; ``False`` downloads
+            into the cache when the weights are missing; ``None`` (default)
+            downloads unless ``HF_HUB_OFFLINE=1`` is set.
+        config: with ``checkpoint="random"`` only: the ``transformers`` config to
+            build (default :func:`architecture_config`, the default checkpoint's
+            architecture; ``architecture_config(tiny=True)`` for tests).
+        seed: with ``checkpoint="random"`` only: seeds the random weights.
+        mean, std: per-channel input normalisation of the checkpoint (ImageNet's).
+
+    Attributes:
+        checkpoint: the checkpoint as resolved (hub id, directory or "random").
+        weights: ``"pretrained"`` or ``"random"`` -- metadata and figures should say which.
+        identity: a string naming the exact weights (hub id @ commit, directory
+            digest, or ``random:seed=S:config=DIGEST``); part of the cache key.
+        label_names: the 150 ADE20K label names, index = output channel.
+
+    Raises:
+        PhotostyleError: weights not available (the message says how to get them),
+            a checkpoint that is not a 150-class segmentation model, bad options.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, *, device: str | torch.device = "auto",
+                 scales: Sequence[int] | None = DEFAULT_SCALES, max_long_side: int = DEFAULT_MAX_LONG_SIDE,
+                 revision: str | None = None, cache_dir: PathLike | None = None,
+                 local_files_only: bool | None = None, config: Any = None, seed: int = 0,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        if checkpoint is None:
+            checkpoint = os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT
+        checkpoint = os.fspath(checkpoint)
+        if not isinstance(checkpoint, str) or not checkpoint.strip():
+            raise PhotostyleError(f"checkpoint must be a hub id, a directory or 'random', got {checkpoint!r}")
+        self.scales: tuple[int, ...] | None = _check_scales(scales)
+        self.max_long_side = check_int("max_long_side", max_long_side, low=SIZE_MULTIPLE)
+        self.device = _resolve_device(device)
+        self.mean = _check_triplet("mean", mean)
+        self.std = _check_triplet("std", std, positive=True)
+        self.seed: int | None = None
+        self.revision: str | None = revision
+        if checkpoint == "random":
+            self.seed = check_int("seed", seed, low=0)
+            model = self._build_random(config, self.seed)
+            self.weights = "random"
+            self.identity = f"random:seed={self.seed}:config={_config_digest(model.config)}"
+        else:
+            if config is not None:
+                raise PhotostyleError("config= is only used with checkpoint='random'; a pretrained "
+                                      "checkpoint brings its own config")
+            model = self._load_pretrained(checkpoint, revision, cache_dir, local_files_only)
+            self.weights = "pretrained"
+        self.checkpoint = checkpoint
+        num = int(getattr(model.config, "num_labels", -1))
+        if num != NUM_ADE20K_LABELS:
+            raise PhotostyleError(f"checkpoint {checkpoint!r} predicts {num} classes, not ADE20K's "
+                                  f"{NUM_ADE20K_LABELS}; give an ADE20K-150 segmentation checkpoint")
+        # The auxiliary (FCN) head only serves the training loss; skipping it saves time.
+        if getattr(model, "auxiliary_head", None) is not None:
+            model.auxiliary_head = None
+        model.eval().requires_grad_(False)
+        self.model = model.to(self.device)
+        self.label_names: tuple[str, ...] = ADE20K_LABELS
+
+    # -- loading --------------------------------------------------------------------------
+
+    @staticmethod
+    def _build_random(config: Any, seed: int) -> Any:
+        from transformers import AutoModelForSemanticSegmentation, PretrainedConfig
+
+        if config is None:
+            config = architecture_config()
+        if not isinstance(config, PretrainedConfig):
+            raise PhotostyleError("config must be a transformers config (e.g. architecture_config(tiny=True)), "
+                                  f"got {type(config).__name__}")
+        # Seeded in a forked RNG so building a model does not disturb the caller's random stream.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            try:
+                return AutoModelForSemanticSegmentation.from_config(config)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PhotostyleError(f"cannot build a segmentation model from config "
+                                      f"{type(config).__name__}: {exc}") from exc
+
+    def _load_pretrained(self, checkpoint: str, revision: str | None, cache_dir: PathLike | None,
+                         local_files_only: bool | None) -> Any:
+        from transformers import AutoModelForSemanticSegmentation
+
+        path = Path(checkpoint).expanduser()
+        if path.is_dir():
+            try:
+                model = AutoModelForSemanticSegmentation.from_pretrained(str(path), local_files_only=True)
+            except Exception as exc:  # any failure to read the directory is the user's to fix
+                raise PhotostyleError(
+                    f"cannot load a segmentation model from directory {path} ({type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:300]}); it must hold config.json and the weights, "
+                    "as written by save_pretrained()") from exc
+            self.identity = _directory_identity(path)
+            return model
+        if _looks_like_path(checkpoint):
+            raise PhotostyleError(f"checkpoint directory {checkpoint!r} does not exist; give an existing "
+                                  f"directory, a hub id such as {DEFAULT_CHECKPOINT!r}, or 'random'")
+        offline = _hub_offline() if local_files_only is None else bool(local_files_only)
+        kwargs = dict(revision=revision, cache_dir=None if cache_dir is None else str(cache_dir))
+        try:
+            # The cache first: no network round trip when the weights are already here.
+            model = AutoModelForSemanticSegmentation.from_pretrained(checkpoint, local_files_only=True, **kwargs)
+        except Exception as cached_exc:  # transformers raises OSError / ValueError / hub errors
+            if offline:
+                raise _missing_weights_error(checkpoint, cache_dir, True, cached_exc) from cached_exc
+            try:
+                model = AutoModelForSemanticSegmentation.from_pretrained(checkpoint, local_files_only=False,
+                                                                         **kwargs)
+            except Exception as exc:
+                raise _missing_weights_error(checkpoint, cache_dir, False, exc) from exc
+        commit = getattr(model.config, "_commit_hash", None)
+        self.identity = f"{checkpoint}@{commit or revision or 'main'}"
+        return model
+
+    # -- inference ------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """What produced the probabilities, for run metadata and cache keys."""
+        return {"checkpoint": self.checkpoint, "weights": self.weights, "identity": self.identity,
+                "seed": self.seed, "scales": None if self.scales is None else list(self.scales),
+                "max_long_side": self.max_long_side, "mean": list(self.mean), "std": list(self.std)}
+
+    def input_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The (h, w) the model sees for an H x W image, one per scale."""
+        if self.scales is None:
+            return [scaled_input_size(height, width, None, self.max_long_side)]
+        return [scaled_input_size(height, width, s, self.max_long_side) for s in self.scales]
+
+    @torch.no_grad()
+    def probabilities(self, image: torch.Tensor | np.ndarray, *,
+                      cache: "SegmentationCache | None" = None) -> torch.Tensor:
+        """Softmax class probabilities of ``image`` at its own size.
+
+        Args:
+            image: tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]
+                (as :func:`photostyle_lib.images.load_image` returns).
+            cache: if given, probabilities are looked up there first and stored after.
+
+        Returns:
+            (150, H, W) float32 CPU tensor; each pixel's values sum to 1. For each
+            scale the logits are upsampled (bilinear) to H x W and softmaxed;
+            the softmaxes are averaged over scales (the paper's public code).
+        """
+        if cache is not None:
+            return cache.probabilities(self, image)
+        return self._compute(as_image_tensor(image))
+
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = x.to(self.device, torch.float32)
+        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        sizes = self.input_sizes(h, w)
+        total = torch.zeros(NUM_ADE20K_LABELS, h, w, device=self.device)
+        for size in sizes:
+            xs = x if tuple(size) == (h, w) else F.interpolate(x, size=size, mode="bilinear",
+                                                               align_corners=False, antialias=True)
+            logits = self.model(pixel_values=(xs - mean) / std).logits
+            logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+            total += torch.softmax(logits[0], dim=0)
+        return (total / len(sizes)).cpu()
+
+
+def _check_scales(scales: Sequence[int] | None) -> tuple[int, ...] | None:
+    if scales is None:
+        return None
+    if isinstance(scales, (int, np.integer)):
+        scales = (int(scales),)
+    try:
+        items = tuple(scales)
+    except TypeError:
+        raise PhotostyleError(f"scales must be a sequence of short sides in pixels or None, got {scales!r}") from None
+    if not items:
+        raise PhotostyleError("scales is empty; give at least one short side, e.g. scales=(512,), or None")
+    return tuple(check_int("each scale", s, low=SIZE_MULTIPLE) for s in items)
+
+
+def _check_triplet(name: str, values: Sequence[float], *, positive: bool = False) -> tuple[float, float, float]:
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise PhotostyleError(f"{name} must be three numbers (R, G, B), got {values!r}") from None
+    if len(items) != 3:
+        raise PhotostyleError(f"{name} must be three numbers (R, G, B), got {values!r}")
+    out = tuple(check_number(f"{name} value", v, low=0, low_inclusive=not positive) for v in items)
+    return out  # type: ignore[return-value]
+
+
+def scaled_input_size(height: int, width: int, short_side: int | None,
+                      max_long_side: int = DEFAULT_MAX_LONG_SIDE) -> tuple[int, int]:
+    """Size (h, w) the model sees for an H x W image at one scale.
+
+    The short side becomes ``short_side`` (``None``: kept), the long side
+    follows the aspect ratio but is capped at ``max_long_side``; both are then
+    rounded to the nearest multiple of :data:`SIZE_MULTIPLE` (at least one).
+    """
+    s = 1.0 if short_side is None else short_side / min(height, width)
+    s = min(s, max_long_side / max(height, width))
+
+    def snap(v: float) -> int:
+        return max(SIZE_MULTIPLE, int(round(v / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
+
+    return snap(height * s), snap(width * s)
+
+
+def as_image_tensor(image: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Accept a tensor (1, 3, H, W) / (3, H, W) or an array (H, W, 3) in [0, 1]; return (1, 3, H, W) float32 CPU."""
+    if isinstance(image, torch.Tensor):
+        t = image.detach()
+        if t.ndim == 3:
+            t = t.unsqueeze(0)
+        if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+            raise PhotostyleError(f"image tensor must have shape (1, 3, H, W), got {tuple(image.shape)}; "
+                                  "load it with photostyle_lib.images.load_image")
+        t = t.to("cpu", torch.float32)
+    else:
+        arr = np.asarray(image)
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            raise PhotostyleError(f"image array must have shape (H, W, 3), got {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise PhotostyleError(f"image array must be float in [0, 1], got dtype {arr.dtype}; "
+                                  "divide 8-bit images by 255")
+        t = array_to_tensor(arr)
+    if t.shape[2] < 1 or t.shape[3] < 1:
+        raise PhotostyleError(f"image is empty (shape {tuple(t.shape)})")
+    if not torch.isfinite(t).all():
+        raise PhotostyleError("image contains NaN or infinite values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise PhotostyleError(f"image values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]; "
+                              "divide 8-bit images by 255 (load_image does this)")
+    return t.contiguous()
+
+
+# --------------------------------------------------------------------------- probabilities -> masks
+
+
+def _normalise_groups(merge: MergeSpec) -> tuple[MergeGroup, ...]:
+    if merge is None:
+        return ()
+    if isinstance(merge, Mapping):
+        return tuple(MergeGroup(str(k), tuple(v), "") for k, v in merge.items())
+    groups = tuple(merge)
+    for g in groups:
+        if not isinstance(g, MergeGroup):
+            raise PhotostyleError("merge must be a sequence of ade20k.MergeGroup, a mapping "
+                                  f"{{name: [labels]}} or None, got an item {g!r}")
+    return groups
+
+
+def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
+                 merge: MergeSpec = DEFAULT_MERGES) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Merge similar labels by adding their probabilities.
+
+    Args:
+        prob: (K, H, W) probabilities (any float dtype), K = len(label_names).
+        label_names: the K names.
+        merge: groups to merge (:data:`photostyle_lib.ade20k.DEFAULT_MERGES`, a
+            mapping ``{merged name: [member labels]}``, or None / () for none).
+
+    Returns:
+        (K', H, W) probabilities and the K' names: a group's channel, named after
+        the group, sits where its first member was; unmerged labels keep their order.
+        Per-pixel sums are unchanged.
+    """
+    names = tuple(label_names)
+    groups = _normalise_groups(merge)
+    owner: dict[str, MergeGroup] = {}
+    for g in groups:
+        if not g.members:
+            raise PhotostyleError(f"merge group {g.name!r} has no members")
+        for m in g.members:
+            if m not in names:
+                raise PhotostyleError(
+                    f"merge group {g.name!r} names label {m!r}, which is not among the label names; "
+                    "fix the merge table, or pass merge=() for label sets other than ADE20K's")
+            if m in owner:
+                raise PhotostyleError(f"label {m!r} is in two merge groups ({owner[m].name!r} and {g.name!r}); "
+                                      "put each label in one group at most")
+            owner[m] = g
+    out_names: list[str] = []
+    rows: list[torch.Tensor] = []
+    done: set[str] = set()
+    for i, n in enumerate(names):
+        g = owner.get(n)
+        if g is None:
+            out_names.append(n)
+            rows.append(prob[i])
+        elif g.name not in done:
+            done.add(g.name)
+            out_names.append(g.name)
+            rows.append(prob[[names.index(m) for m in g.members]].sum(0))
+    if len(set(out_names)) != len(out_names):
+        dup = sorted({n for n in out_names if out_names.count(n) > 1})
+        raise PhotostyleError(f"merged label names clash with other labels: {', '.join(dup)}; "
+                              "name each merge group after one of its members or a new name")
+    return torch.stack(rows), tuple(out_names)
+
+
+def present_labels(prob: torch.Tensor, label_names: Sequence[str], min_fraction: float) -> tuple[str, ...]:
+    """Labels that are the argmax of at least ``min_fraction`` of the pixels.
+
+    The label covering the most pixels is always returned, so the result is
+    never empty. Order follows ``label_names``.
+    """
+    k = prob.shape[0]
+    counts = torch.bincount(prob.argmax(0).flatten(), minlength=k).double() / prob[0].numel()
+    keep = (counts >= min_fraction)
+    keep[int(counts.argmax())] = True
+    return tuple(n for n, kept in zip(label_names, keep.tolist()) if kept)
+
+
+def _check_probabilities(name: str, prob: Any, num_labels: int) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(prob) if not isinstance(prob, torch.Tensor) else prob)
+    t = t.detach().to("cpu", torch.float64)
+    if t.ndim != 3:
+        raise PhotostyleError(f"{name} must have shape (K, H, W), got {tuple(t.shape)}")
+    if t.shape[0] != num_labels:
+        raise PhotostyleError(f"{name} has {t.shape[0]} channels but {num_labels} label names were given; "
+                              "pass the label_names of the segmenter that made it")
+    if t.shape[1] < 1 or t.shape[2] < 1:
+        raise PhotostyleError(f"{name} is empty (shape {tuple(t.shape)})")
+    if not torch.isfinite(t).all():
+        raise PhotostyleError(f"{name} contains NaN or infinite values")
+    sums = t.sum(0)
+    if float(t.min()) < -1e-6 or float((sums - 1).abs().max()) > 1e-2:
+        raise PhotostyleError(
+            f"{name} is not a probability stack (values in [{float(t.min()):.3g}, {float(t.max()):.3g}], "
+            f"pixel sums in [{float(sums.min()):.3g}, {float(sums.max()):.3g}]); pass softmax probabilities "
+            "such as ADE20KSegmenter.probabilities(), not logits")
+    return t.clamp_(min=0.0)
+
+
+def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Tensor | np.ndarray,
+                   mode: MaskMode = "soft", *, theta_s: float = 0.1, merge: MergeSpec = DEFAULT_MERGES,
+                   label_names: Sequence[str] = ADE20K_LABELS,
+                   min_style_fraction: float = 0.01) -> SemanticMasks:
+    """Hard or soft masks for the masked style loss (eqs. 6-7, section 3.3) from two probability stacks.
+
+    Steps, in order:
+
+    1. **Merge** similar labels (:func:`merge_labels`): the probabilities of a
+       group's members are added (the paper merges e.g. lake and river).
+    2. **Restrict** to the style's labels (section 4: "we constrain the labels of
+       content image only to the ones present in the style image"). A label is
+       *present* in an image when it is the argmax of at least
+       ``min_style_fraction`` of its pixels (after merging); specks below that
+       are segmentation noise whose few pixels would make a poor style sample.
+       Both stacks keep only the style's present labels and are renormalised
+       over them, so each pixel's values again sum to 1: a content pixel's
+       distribution becomes the segmenter's distribution *given* that the label
+       is one the style has, and every content pixel receives some style.
+       (This is ``masks.align_labels(..., unmatched="drop", renormalize=True)``.)
+    3. **Hard** (``mode="hard"``): one-hot of the argmax, each pixel sums to 1.
+       **Soft** (``mode="soft"``): values below ``theta_s`` are set to 0 and the
+       remainder is *not* renormalised. The paper introduces the cutoff only
+       "to ignore labels with small possibilities to reduce computation", so the
+       kept values stay the segmenter's probabilities: an uncertain pixel
+       weighs less in every label's Gram matrix than a confident one, and
+       per-pixel sums lie in [0, 1] (sum 1 where nothing was cut). A pixel whose
+       every value is below ``theta_s`` (possible only when theta_s exceeds
+       1 / number of labels) gets no style.
+    4. Labels whose mask is empty in the content (after the cutoff) are dropped
+       as style-only; labels empty in the style are dropped too (a region with
+       no style sample would be pushed towards a zero Gram matrix).
+
+    ``mode="hard"`` equals the one-hot of the argmax of ``mode="soft"`` for any
+    theta_s <= 1 / (number of kept labels), since the cutoff never removes a
+    pixel's largest value then.
+
+    Args:
+        content_prob: (K, Hc, Wc) softmax probabilities of the content (tensor or array).
+        style_prob: (K, Hs, Ws) softmax probabilities of the style.
+        mode: "hard" or "soft".
+        theta_s: the soft cutoff, in (0, 1]. The paper gives no value; the
+            authors' code used 0.2 (the ``paper`` profile); 0.1 here keeps more
+            of the uncertain transitions the soft masks exist for.
+        merge: groups of labels to merge (default :data:`ade20k.DEFAULT_MERGES`);
+            ``()`` or None for none.
+        label_names: the K label names (default the 150 ADE20K labels).
+        min_style_fraction: in [0, 1); see step 2.
+
+    Returns:
+        SemanticMasks of kind ``mode``: ``content`` (C, Hc, Wc) and ``style``
+        (C, Hs, Ws) float32 in [0, 1], the C shared (merged) label names,
+        ``dropped_content_labels`` (labels that cover at least
+        ``min_style_fraction`` of the content, or have a non-empty content mask,
+        but are not in the style) and ``dropped_style_labels`` (style labels
+        with no content pixels).
+    """
+    mode = check_choice("mode", mode, ("hard", "soft"))
+    theta_s = check_number("theta_s", theta_s, low=0.0, high=1.0, low_inclusive=False)
+    min_style_fraction = check_number("min_style_fraction", min_style_fraction, low=0.0, high=1.0,
+                                      high_inclusive=False)
+    names = tuple(label_names)
+    if len(set(names)) != len(names):
+        raise PhotostyleError("label_names contains duplicates; give each channel a distinct name")
+    c = _check_probabilities("content_prob", content_prob, len(names))
+    s = _check_probabilities("style_prob", style_prob, len(names))
+
+    c, merged = merge_labels(c, names, merge)
+    s, _ = merge_labels(s, names, merge)
+
+    style_labels = present_labels(s, merged, min_style_fraction)
+    s_idx = [merged.index(n) for n in style_labels]
+    s_kept = s[s_idx]
+    s_kept = s_kept / s_kept.sum(0, keepdim=True).clamp_min(1e-30)
+    aligned = align_labels(c, merged, s_kept.clamp(0.0, 1.0), style_labels, kind=mode,
+                           unmatched="drop", renormalize=True)
+    content_present = set(present_labels(c, merged, min_style_fraction))
+    cm, sm = aligned.content, aligned.style
+    # align_labels rescales each pixel's kept values to its old total (1 for a
+    # probability stack); divide by the sum explicitly to remove rounding drift.
+    cm = cm / cm.sum(0, keepdim=True).clamp_min(1e-30)
+
+    if mode == "hard":
+        cm = _one_hot_argmax(cm)
+        sm = _one_hot_argmax(sm)
+    else:
+        cm = torch.where(cm >= theta_s, cm, torch.zeros_like(cm))
+        sm = torch.where(sm >= theta_s, sm, torch.zeros_like(sm))
+
+    c_any = cm.flatten(1).amax(1) > 0
+    s_any = sm.flatten(1).amax(1) > 0
+    keep = c_any & s_any
+    labels = aligned.labels
+    if not bool(keep.any()):
+        raise PhotostyleError(
+            f"no label has a non-empty mask in both images after the cutoff theta_s={theta_s}; "
+            "lower theta_s (the paper's code used 0.2) or use mode='hard'")
+    dropped_content = [n for n in merged if n not in labels and n in content_present]
+    dropped_content += [n for n, ci, si in zip(labels, c_any.tolist(), s_any.tolist()) if ci and not si]
+    dropped_style = [n for n, ci in zip(labels, c_any.tolist()) if not ci]
+    kept_idx = torch.nonzero(keep).flatten()
+    return SemanticMasks(content=cm[kept_idx].float().clamp_(0.0, 1.0).contiguous(),
+                         style=sm[kept_idx].float().clamp_(0.0, 1.0).contiguous(),
+                         labels=tuple(labels[i] for i in kept_idx.tolist()), kind=mode,
+                         dropped_content_labels=tuple(dropped_content),
+                         dropped_style_labels=tuple(dropped_style))
+
+
+def _one_hot_argmax(prob: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> one-hot (C, H, W) of the argmax over C (ties: lowest index)."""
+    idx = prob.argmax(0, keepdim=True)
+    return torch.zeros_like(prob).scatter_(0, idx, 1.0)
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+_CACHE_FORMAT = 1
+
+
+def image_digest(image: torch.Tensor | np.ndarray) -> str:
+    """sha1 of an image's float32 (H, W, 3) bytes and its shape: the cache's image key."""
+    t = as_image_tensor(image)
+    arr = np.ascontiguousarray(t[0].permute(1, 2, 0).numpy(), dtype=np.float32)
+    h = hashlib.sha1(repr(arr.shape).encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+class SegmentationCache:
+    """Probabilities keyed by image content, checkpoint identity and scales.
+
+    Args:
+        directory: where to keep ``<key>.npz`` files (float16 probabilities and
+            the key's ingredients as JSON); None for memory only.
+        memory: also keep entries in memory (float16, the ``max_memory_items``
+            most recently used ones).
+        max_memory_items: bound on in-memory entries (a 700 px image's
+            probabilities take ~110 MB at float16).
+
+    The key (:meth:`key`) is the sha1 of the image's float32 bytes and shape
+    (:func:`image_digest`) together with the segmenter's
+    :meth:`ADE20KSegmenter.describe` (checkpoint identity -- hub id @ commit,
+    directory digest or ``random:seed=..:config=..`` -- scales, size cap and
+    normalisation). Stored values are float16; every value returned, first
+    computation included, is the float16 value renormalised to sum to 1 in
+    float32, so a hit returns exactly what the miss returned.
+
+    Disk writes go to a temporary file in ``directory`` that is then renamed
+    over the entry (atomic on POSIX and Windows), so an interrupted run leaves
+    either the old entry or none; an unreadable entry counts as a miss and is
+    rewritten.
+    """
+
+    def __init__(self, directory: PathLike | None = None, *, memory: bool = True,
+                 max_memory_items: int = 8) -> None:
+        if directory is None and not memory:
+            raise PhotostyleError("a SegmentationCache needs a directory, memory=True, or both")
+        self.directory = None if directory is None else Path(directory)
+        if self.directory is not None:
+            if self.directory.exists() and not self.directory.is_dir():
+                raise PhotostyleError(f"cache directory {self.directory} is a file; give a directory path")
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self.memory = bool(memory)
+        self.max_memory_items = check_int("max_memory_items", max_memory_items, low=1)
+        self._mem: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key_parts(segmenter: ADE20KSegmenter, image: torch.Tensor | np.ndarray) -> dict[str, Any]:
+        t = as_image_tensor(image)
+        return {"format": _CACHE_FORMAT, "image_sha1": image_digest(t), "shape": list(t.shape[-2:]),
+                "segmenter": segmenter.describe()}
+
+    @staticmethod
+    def key_from_parts(parts: dict[str, Any]) -> str:
+        return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def key(self, segmenter: ADE20KSegmenter, image: torch.Tensor | np.ndarray) -> str:
+        """The hex key under which ``segmenter``'s probabilities of ``image`` are stored."""
+        return self.key_from_parts(self.key_parts(segmenter, image))
+
+    def path(self, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{key}.npz"
+
+    def probabilities(self, segmenter: ADE20KSegmenter, image: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``segmenter.probabilities(image)``, from the cache when there; (150, H, W) float32."""
+        t = as_image_tensor(image)
+        parts = self.key_parts(segmenter, t)
+        key = self.key_from_parts(parts)
+        q = self._load(key, parts)
+        if q is not None:
+            self.hits += 1
+            return _dequantise(q)
+        self.misses += 1
+        q = segmenter._compute(t).to(torch.float16)
+        self._store(key, parts, q)
+        return _dequantise(q)
+
+    def _load(self, key: str, parts: dict[str, Any]) -> torch.Tensor | None:
+        if key in self._mem:
+            self._mem.move_to_end(key)
+            return self._mem[key]
+        p = self.path(key)
+        if p is None or not p.exists():
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                q = torch.from_numpy(np.array(z["probabilities"], dtype=np.float16))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+            return None
+        if meta != parts or tuple(q.shape) != (NUM_ADE20K_LABELS, *parts["shape"]):
+            return None
+        self._remember(key, q)
+        return q
+
+    def _store(self, key: str, parts: dict[str, Any], q: torch.Tensor) -> None:
+        self._remember(key, q)
+        p = self.path(key)
+        if p is None:
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, probabilities=q.numpy(), meta=np.array(json.dumps(parts, sort_keys=True)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _remember(self, key: str, q: torch.Tensor) -> None:
+        if not self.memory:
+            return
+        self._mem[key] = q
+        self._mem.move_to_end(key)
+        while len(self._mem) > self.max_memory_items:
+            self._mem.popitem(last=False)
+
+    def clear_memory(self) -> None:
+        """Forget the in-memory entries (disk entries stay)."""
+        self._mem.clear()
+
+
+def _dequantise(q: torch.Tensor) -> torch.Tensor:
+    p = q.float()
+    return p / p.sum(0, keepdim=True).clamp_min(1e-30)
+
+
+__all__ = [
+    "ADE20KSegmenter", "SegmentationCache", "semantic_masks", "merge_labels", "present_labels",
+    "architecture_config", "scaled_input_size", "as_image_tensor", "image_digest",
+    "DEFAULT_CHECKPOINT", "CHECKPOINT_ENV", "PAPER_SCALES", "DEFAULT_SCALES", "DEFAULT_MAX_LONG_SIDE",
+    "ADE20K_LABELS", "DEFAULT_MERGES",
+]
