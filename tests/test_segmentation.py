@@ -1,0 +1,334 @@
+"""Tests of photostyle_lib.segmentation: the segmenter (tiny random UPerNet), masks, cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from photostyle_lib.ade20k import ADE20K_LABELS, DEFAULT_MERGES, MergeGroup
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.masks import SemanticMasks, label_map, load_gold_masks
+from photostyle_lib.segmentation import (
+    ADE20KSegmenter,
+    SegmentationCache,
+    architecture_config,
+    merge_labels,
+    scaled_input_size,
+    semantic_masks,
+)
+
+NAMES = ("sky", "lake", "river", "tree", "road", "person")
+
+
+@pytest.fixture(scope="module")
+def segmenter() -> ADE20KSegmenter:
+    """The default architecture, shrunk, with random weights -- requested explicitly."""
+    return ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32, 64))
+
+
+@pytest.fixture
+def image() -> torch.Tensor:
+    """(1, 3, 32, 48) float32 in [0, 1], seeded."""
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, 32, 48, generator=g)
+
+
+def peaked_probs(labels_of_pixels: np.ndarray, num: int, seed: int, sharpness: float = 3.0) -> torch.Tensor:
+    """(num, H, W) softmax probabilities whose argmax is ``labels_of_pixels`` (H, W) wherever it is set."""
+    rng = np.random.default_rng(seed)
+    h, w = labels_of_pixels.shape
+    logits = rng.standard_normal((num, h, w))
+    logits[labels_of_pixels, np.arange(h)[:, None], np.arange(w)[None, :]] += sharpness
+    p = np.exp(logits - logits.max(0))
+    return torch.from_numpy(p / p.sum(0))
+
+
+def bands(h: int, w: int, labels: list[int]) -> np.ndarray:
+    """(H, W) int label image of horizontal bands, one per entry of ``labels``."""
+    rows = np.array_split(np.arange(h), len(labels))
+    out = np.zeros((h, w), dtype=np.int64)
+    for r, lab in zip(rows, labels):
+        out[r] = lab
+    return out
+
+
+# --------------------------------------------------------------------------- the segmenter
+
+
+def test_probabilities_shape_sum_and_inputs(segmenter, image):
+    p = segmenter.probabilities(image)
+    assert p.shape == (150, 32, 48) and p.dtype == torch.float32
+    assert float(p.min()) >= 0.0
+    torch.testing.assert_close(p.sum(0), torch.ones(32, 48), atol=1e-5, rtol=0)
+    # an (H, W, 3) array of the same image gives the same probabilities
+    arr = image[0].permute(1, 2, 0).numpy().astype(np.float64)
+    torch.testing.assert_close(segmenter.probabilities(arr), p, atol=1e-6, rtol=0)
+    assert segmenter.label_names == ADE20K_LABELS
+
+
+def test_random_weights_are_explicit_seeded_and_recorded(segmenter, image):
+    assert segmenter.weights == "random" and segmenter.seed == 0
+    assert segmenter.identity.startswith("random:seed=0:")
+    same = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32, 64))
+    other = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=1, device="cpu", scales=(32, 64))
+    assert torch.equal(same.probabilities(image), segmenter.probabilities(image))
+    assert not torch.equal(other.probabilities(image), segmenter.probabilities(image))
+    assert segmenter.describe()["weights"] == "random"
+    with pytest.raises(PhotostyleError, match="only used with checkpoint='random'"):
+        ADE20KSegmenter("some/model", config=architecture_config(tiny=True))
+
+
+def test_missing_weights_error_says_how_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
+    for ckpt in ("photostyle-tests/no-such-segmenter", None):  # None: the default checkpoint
+        with pytest.raises(PhotostyleError) as err:
+            ADE20KSegmenter(ckpt, cache_dir=tmp_path / "hf", device="cpu")
+        msg = str(err.value)
+        assert "not in the Hugging Face cache" in msg and "huggingface-cli download" in msg
+        assert "checkpoint=" in msg and "PHOTOSTYLE_SEGMENTER" in msg and "HF_HOME" in msg
+    assert "openmmlab/upernet-convnext-small" in msg  # the default checkpoint is named
+
+
+def test_checkpoint_from_env_and_missing_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("PHOTOSTYLE_SEGMENTER", str(tmp_path / "absent"))
+    with pytest.raises(PhotostyleError, match="does not exist"):
+        ADE20KSegmenter(device="cpu")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PhotostyleError, match="save_pretrained"):
+        ADE20KSegmenter(empty, device="cpu")
+
+
+def test_local_directory_checkpoint_loads_like_hub(segmenter, image, tmp_path):
+    segmenter.model.save_pretrained(tmp_path / "ckpt")
+    loaded = ADE20KSegmenter(tmp_path / "ckpt", device="cpu", scales=(32, 64))
+    assert loaded.weights == "pretrained" and loaded.identity.startswith("dir:")
+    torch.testing.assert_close(loaded.probabilities(image), segmenter.probabilities(image), atol=1e-6, rtol=0)
+
+
+def test_bad_segmenter_options_and_images(segmenter):
+    with pytest.raises(PhotostyleError, match="scales is empty"):
+        ADE20KSegmenter("random", config=architecture_config(tiny=True), scales=())
+    with pytest.raises(PhotostyleError, match="each scale"):
+        ADE20KSegmenter("random", config=architecture_config(tiny=True), scales=(8,))
+    with pytest.raises(PhotostyleError, match="device"):
+        ADE20KSegmenter("random", config=architecture_config(tiny=True), device="gpu!")
+    with pytest.raises(PhotostyleError, match=r"\[0, 1\]"):
+        segmenter.probabilities(torch.full((1, 3, 8, 8), 2.0))
+    with pytest.raises(PhotostyleError, match="shape"):
+        segmenter.probabilities(np.zeros((8, 8), dtype=np.float32))
+    with pytest.raises(PhotostyleError, match="255"):
+        segmenter.probabilities(np.zeros((8, 8, 3), dtype=np.uint8))
+
+
+def test_scaled_input_size():
+    assert scaled_input_size(300, 400, 512) == (512, 672)  # 682.7 -> nearest multiple of 32
+    assert scaled_input_size(400, 300, 512) == (672, 512)
+    assert scaled_input_size(100, 1000, 600, max_long_side=1000) == (96, 992)  # long side capped
+    assert scaled_input_size(33, 47, None) == (32, 32)
+    assert all(v % 32 == 0 for v in scaled_input_size(123, 457, 375))
+
+
+# --------------------------------------------------------------------------- probabilities -> masks
+
+
+def test_merge_adds_probabilities():
+    p = peaked_probs(bands(10, 12, [0, 1, 2, 3]), len(NAMES), seed=1)
+    merged, names = merge_labels(p, NAMES, {"water": ["lake", "river"]})
+    assert names == ("sky", "water", "tree", "road", "person")
+    torch.testing.assert_close(merged[1], p[1] + p[2])
+    torch.testing.assert_close(merged[[0, 2, 3, 4]], p[[0, 3, 4, 5]])
+    torch.testing.assert_close(merged.sum(0), p.sum(0))
+
+
+def test_default_merge_table_is_valid_data():
+    members = [m for g in DEFAULT_MERGES for m in g.members]
+    assert set(members) <= set(ADE20K_LABELS) and len(members) == len(set(members))
+    assert all(isinstance(g, MergeGroup) and len(g.members) >= 2 and g.reason for g in DEFAULT_MERGES)
+    assert {"lake", "river"} <= set(next(g for g in DEFAULT_MERGES if g.name == "water").members)
+    p = torch.full((150, 2, 3), 1 / 150, dtype=torch.float64)
+    merged, names = merge_labels(p, ADE20K_LABELS, DEFAULT_MERGES)
+    assert len(names) == 150 - sum(len(g.members) - 1 for g in DEFAULT_MERGES)
+    torch.testing.assert_close(merged.sum(0), torch.ones(2, 3, dtype=torch.float64))
+    with pytest.raises(PhotostyleError, match="merge=()"):
+        merge_labels(torch.ones(len(NAMES), 2, 2) / len(NAMES), NAMES, DEFAULT_MERGES)
+
+
+def test_merged_masks_carry_the_summed_probabilities():
+    c = peaked_probs(bands(12, 10, [0, 1, 2, 3]), len(NAMES), seed=2)
+    s = peaked_probs(bands(9, 8, [0, 1, 3, 4]), len(NAMES), seed=3)
+    m = semantic_masks(c, s, "soft", theta_s=1e-9, merge={"water": ["lake", "river"]}, label_names=NAMES,
+                       min_style_fraction=0.05)
+    assert m.labels == ("sky", "water", "tree", "road")
+    kept = c[[0, 1, 3, 4]].clone()
+    kept[1] += c[2]
+    torch.testing.assert_close(m.content, (kept / kept.sum(0)).float(), atol=1e-6, rtol=0)
+
+
+def test_theta_s_removes_exactly_the_entries_below_it():
+    # every label covers a band of the style, so none is restricted away
+    c = peaked_probs(bands(12, 10, [0, 1, 2, 3, 4, 5]), len(NAMES), seed=4, sharpness=1.0)
+    s = peaked_probs(bands(18, 8, [0, 1, 2, 3, 4, 5]), len(NAMES), seed=5, sharpness=1.0)
+    for theta in (0.05, 0.2, 0.35):
+        m = semantic_masks(c, s, "soft", theta_s=theta, merge=(), label_names=NAMES, min_style_fraction=0.05)
+        assert m.kind == "soft" and m.labels == NAMES
+        for got, p in ((m.content, c), (m.style, s)):
+            expected = torch.where(p >= theta, p, torch.zeros_like(p)).float()
+            assert torch.equal(got > 0, p >= theta)
+            torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+        # no renormalisation after the cutoff: sums drop below 1 where values were cut
+        assert float(m.content.sum(0).max()) <= 1 + 1e-6
+        assert float(m.content.sum(0).min()) < 1 - 1e-3
+
+
+def test_theta_s_is_validated():
+    p = peaked_probs(bands(4, 4, [0, 1]), len(NAMES), seed=6)
+    for bad in (0, -0.1, 1.5, float("nan"), "x"):
+        with pytest.raises(PhotostyleError, match="theta_s"):
+            semantic_masks(p, p, "soft", theta_s=bad, merge=(), label_names=NAMES)
+    with pytest.raises(PhotostyleError, match="mode"):
+        semantic_masks(p, p, "fuzzy", merge=(), label_names=NAMES)
+    with pytest.raises(PhotostyleError, match="not logits|logits"):
+        semantic_masks(torch.randn(len(NAMES), 4, 4), p, merge=(), label_names=NAMES)
+    with pytest.raises(PhotostyleError, match="label names"):
+        semantic_masks(p[:3], p, merge=(), label_names=NAMES)
+
+
+def test_hard_is_one_hot_argmax_of_soft():
+    c = peaked_probs(bands(16, 12, [0, 3, 4, 5]), len(NAMES), seed=7, sharpness=1.5)
+    s = peaked_probs(bands(10, 14, [0, 3, 4]), len(NAMES), seed=8, sharpness=1.5)
+    hard = semantic_masks(c, s, "hard", merge=(), label_names=NAMES)
+    assert hard.kind == "hard"
+    for stack in (hard.content, hard.style):
+        assert set(torch.unique(stack).tolist()) <= {0.0, 1.0}
+        assert torch.equal(stack.sum(0), torch.ones_like(stack[0]))
+    # theta_s <= 1 / (number of kept labels) never removes a pixel's largest value
+    for theta in (0.01, 1 / len(NAMES)):
+        soft = semantic_masks(c, s, "soft", theta_s=theta, merge=(), label_names=NAMES)
+        for h_stack, s_stack in ((hard.content, soft.content), (hard.style, soft.style)):
+            h_names = np.array(hard.labels)[label_map(h_stack).numpy()]
+            s_names = np.array(soft.labels)[label_map(s_stack).numpy()]
+            assert (h_names == s_names).all()
+    # as theta_s -> 1 the soft masks keep only near-certain pixels, and those agree with hard
+    sharp_c = peaked_probs(bands(16, 12, [0, 3, 4, 5]), len(NAMES), seed=7, sharpness=12.0)
+    sharp_s = peaked_probs(bands(10, 14, [0, 3, 4]), len(NAMES), seed=8, sharpness=12.0)
+    hard = semantic_masks(sharp_c, sharp_s, "hard", merge=(), label_names=NAMES)
+    soft = semantic_masks(sharp_c, sharp_s, "soft", theta_s=0.99, merge=(), label_names=NAMES)
+    assert soft.labels == hard.labels
+    covered = soft.content.sum(0) > 0
+    assert float(covered.float().mean()) > 0.5
+    assert torch.equal(label_map(soft.content)[covered], label_map(hard.content)[covered])
+
+
+def test_content_labels_restricted_to_the_style_and_renormalised():
+    # content: sky, tree, person; style: sky, tree only
+    c = peaked_probs(bands(12, 12, [0, 3, 5]), len(NAMES), seed=9)
+    s = peaked_probs(bands(10, 10, [0, 3]), len(NAMES), seed=10)
+    for mode in ("soft", "hard"):
+        m = semantic_masks(c, s, mode, theta_s=1e-9, merge=(), label_names=NAMES, min_style_fraction=0.05)
+        assert m.labels == ("sky", "tree")
+        assert "person" in m.dropped_content_labels and "sky" not in m.dropped_content_labels
+    soft = semantic_masks(c, s, "soft", theta_s=1e-9, merge=(), label_names=NAMES, min_style_fraction=0.05)
+    kept_c, kept_s = c[[0, 3]], s[[0, 3]]
+    torch.testing.assert_close(soft.content, (kept_c / kept_c.sum(0)).float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(soft.style, (kept_s / kept_s.sum(0)).float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(soft.content.sum(0), torch.ones(12, 12), atol=1e-6, rtol=0)
+    # the person band now belongs to whichever kept label the segmenter preferred there
+    hard = semantic_masks(c, s, "hard", merge=(), label_names=NAMES, min_style_fraction=0.05)
+    person_rows = slice(8, 12)
+    best = kept_c[:, person_rows].argmax(0)
+    assert torch.equal(label_map(hard.content)[person_rows], best)
+
+
+def test_labels_empty_after_cutoff_are_dropped():
+    c = peaked_probs(bands(12, 12, [0, 3]), len(NAMES), seed=11, sharpness=10.0)
+    s = peaked_probs(bands(10, 10, [0, 3, 4]), len(NAMES), seed=12)
+    m = semantic_masks(c, s, "hard", merge=(), label_names=NAMES, min_style_fraction=0.05)
+    assert "road" not in m.labels and "road" in m.dropped_style_labels  # style only
+    assert all(float(m.content[i].amax()) > 0 and float(m.style[i].amax()) > 0 for i in range(m.num_labels))
+
+
+def _write_png(path, rgb: np.ndarray) -> None:
+    Image.fromarray(rgb.astype(np.uint8), "RGB").save(path)
+
+
+def test_gold_and_segmenter_masks_are_interchangeable(segmenter, image, tmp_path):
+    content = np.zeros((32, 48, 3))
+    content[:16] = (0, 0, 255)
+    content[16:] = (0, 255, 0)
+    style = np.zeros((20, 30, 3))
+    style[:8] = (0, 0, 255)
+    style[8:] = (0, 255, 0)
+    _write_png(tmp_path / "c.png", content)
+    _write_png(tmp_path / "s.png", style)
+    gold = load_gold_masks(tmp_path / "c.png", tmp_path / "s.png")
+
+    style_image = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(1))
+    pc, ps = segmenter.probabilities(image), segmenter.probabilities(style_image)
+    # random weights give near-uniform probabilities: theta_s below 1/150 keeps them all
+    soft = semantic_masks(pc, ps, "soft", theta_s=1e-3, min_style_fraction=0.0)
+    hard = semantic_masks(pc, ps, "hard")
+    for m in (gold, soft, hard):
+        assert type(m) is SemanticMasks
+        r = m.resized((16, 24), (10, 15))
+        assert r.content.shape[1:] == (16, 24) and r.style.shape[1:] == (10, 15)
+        assert r.content.shape[0] == r.style.shape[0] == len(r.labels)
+    assert (gold.kind, soft.kind, hard.kind) == ("gold", "soft", "hard")
+    assert soft.content.shape[1:] == (32, 48) and soft.style.shape[1:] == (20, 30)
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def _count_forward_calls(segmenter) -> list[int]:
+    calls = [0]
+
+    def hook(*_):
+        calls[0] += 1
+
+    segmenter.model.register_forward_hook(hook)
+    return calls
+
+
+def test_cache_returns_identical_arrays_without_rerunning(image, tmp_path):
+    seg = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32,))
+    calls = _count_forward_calls(seg)
+    cache = SegmentationCache(tmp_path / "seg")
+    first = seg.probabilities(image, cache=cache)
+    assert calls[0] == 1 and cache.misses == 1
+    torch.testing.assert_close(first.sum(0), torch.ones(32, 48), atol=1e-5, rtol=0)
+    torch.testing.assert_close(first, seg.probabilities(image), atol=2e-3, rtol=0)  # float16 storage
+    calls[0] = 0
+    again = cache.probabilities(seg, image)  # from memory
+    from_disk = SegmentationCache(tmp_path / "seg").probabilities(seg, image)  # fresh memory: from disk
+    assert calls[0] == 0
+    assert torch.equal(again, first) and torch.equal(from_disk, first)
+    assert len(list((tmp_path / "seg").glob("*.npz"))) == 1
+    assert not list((tmp_path / "seg").glob("*.tmp"))  # the temporary file was renamed away
+
+
+def test_cache_key_depends_on_image_checkpoint_and_scales(image, tmp_path):
+    cache = SegmentationCache(tmp_path, memory=False)
+    a = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32,))
+    b = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32, 64))
+    c = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=1, device="cpu", scales=(32,))
+    keys = {cache.key(a, image), cache.key(b, image), cache.key(c, image), cache.key(a, image.flip(-1)),
+            cache.key(a, image[..., :40])}
+    assert len(keys) == 5
+    assert cache.key(a, image) == cache.key(a, image[0].permute(1, 2, 0).numpy())
+
+
+def test_corrupt_cache_entry_is_recomputed(image, tmp_path):
+    seg = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32,))
+    calls = _count_forward_calls(seg)
+    cache = SegmentationCache(tmp_path, memory=False)
+    first = cache.probabilities(seg, image)
+    path = cache.path(cache.key(seg, image))
+    path.write_bytes(b"truncated")
+    second = cache.probabilities(seg, image)
+    assert calls[0] == 2 and torch.equal(first, second)
+    with pytest.raises(PhotostyleError, match="directory"):
+        SegmentationCache(None, memory=False)
