@@ -1,0 +1,169 @@
+"""Tests for photostyle_lib.baselines: Reinhard's statistics matching and Pitie's IDT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from photostyle_lib.baselines import pitie_idt, reinhard
+from photostyle_lib.errors import PhotostyleError
+
+
+def sliced_wasserstein(a: np.ndarray, b: np.ndarray, n_directions: int = 64, n_levels: int = 256) -> float:
+    """Mean over seeded random directions of the 1-D Wasserstein-1 distance between projected colours."""
+    rng = np.random.default_rng(1234)
+    dirs = rng.standard_normal((n_directions, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    levels = (np.arange(n_levels) + 0.5) / n_levels
+    pa = np.quantile(a.reshape(-1, 3) @ dirs.T, levels, axis=0)
+    pb = np.quantile(b.reshape(-1, 3) @ dirs.T, levels, axis=0)
+    return float(np.abs(pa - pb).mean())
+
+
+@pytest.fixture
+def colour_pair():
+    """A bluish-grey content (24x30) and a warm style of another size (20x17), both well inside the gamut."""
+    rng = np.random.default_rng(21)
+    y, x = np.mgrid[0:24, 0:30]
+    content = np.stack([0.35 + 0.1 * np.sin(x / 5), 0.4 + 0.1 * np.cos(y / 4), 0.55 + 0.08 * np.sin((x + y) / 7)], -1)
+    content = np.clip(content + 0.02 * rng.standard_normal(content.shape), 0, 1)
+    ys, xs = np.mgrid[0:20, 0:17]
+    style = np.stack([0.65 + 0.12 * np.cos(xs / 3), 0.45 + 0.08 * np.sin(ys / 2), 0.3 + 0.05 * np.cos((xs - ys) / 4)], -1)
+    style = np.clip(style + 0.03 * rng.standard_normal(style.shape), 0, 1)
+    return content, style
+
+
+@pytest.fixture
+def bimodal_pair():
+    """Content: one smooth colour cloud; style: two distinct colour clusters (a harder target)."""
+    rng = np.random.default_rng(22)
+    content = np.clip(0.5 + 0.1 * rng.standard_normal((30, 32, 3)), 0, 1)
+    style = np.empty((28, 25, 3))
+    style[:14] = [0.8, 0.3, 0.2]
+    style[14:] = [0.15, 0.35, 0.7]
+    style = np.clip(style + 0.04 * rng.standard_normal(style.shape), 0, 1)
+    return content, style
+
+
+def test_reinhard_matches_style_lab_statistics(colour_pair):
+    content, style = colour_pair
+    out = reinhard(content, style)
+    assert out.shape == content.shape and out.dtype == np.float64
+    assert out.min() >= 0 and out.max() <= 1
+    lab_out = rgb2lab(out).reshape(-1, 3)
+    lab_style = rgb2lab(style).reshape(-1, 3)
+    lab_content = rgb2lab(content).reshape(-1, 3)
+    assert np.allclose(lab_out.mean(0), lab_style.mean(0), atol=0.05)
+    assert np.allclose(lab_out.std(0), lab_style.std(0), rtol=0.01)
+    # and the content's statistics were far from it to begin with
+    assert np.abs(lab_content.mean(0) - lab_style.mean(0)).max() > 5
+
+
+def test_reinhard_keeps_content_structure_and_is_identity_on_itself(colour_pair):
+    content, style = colour_pair
+    assert np.allclose(reinhard(content, content), content, atol=1e-6)
+    out = reinhard(content, style)
+    # a per-channel affine map in Lab: the content's lightness pattern is kept
+    corr = np.corrcoef(rgb2lab(out)[..., 0].ravel(), rgb2lab(content)[..., 0].ravel())[0, 1]
+    assert corr > 0.99
+
+
+def test_reinhard_flat_content_is_shifted_not_nan():
+    flat = np.full((5, 6, 3), 0.4)
+    style = np.random.default_rng(0).random((4, 4, 3))
+    out = reinhard(flat, style)
+    assert np.all(np.isfinite(out))
+    assert np.allclose(rgb2lab(out).reshape(-1, 3).mean(0), rgb2lab(style).reshape(-1, 3).mean(0), atol=1.0)
+
+
+@pytest.mark.parametrize("pair", ["colour_pair", "bimodal_pair"])
+def test_idt_moves_colour_distribution_to_style(pair, request):
+    content, style = request.getfixturevalue(pair)
+    out = pitie_idt(content, style)
+    assert out.shape == content.shape and out.dtype == np.float64
+    assert out.min() >= 0 and out.max() <= 1
+    before = sliced_wasserstein(content, style)
+    after = sliced_wasserstein(out, style)
+    assert after < 0.1 * before
+
+
+def test_idt_more_iterations_get_closer(bimodal_pair):
+    content, style = bimodal_pair
+    d1 = sliced_wasserstein(pitie_idt(content, style, iterations=1), style)
+    d20 = sliced_wasserstein(pitie_idt(content, style, iterations=20), style)
+    assert d20 < 0.5 * d1
+
+
+def test_idt_is_identity_on_its_own_distribution(colour_pair):
+    content, _ = colour_pair
+    assert np.allclose(pitie_idt(content, content, iterations=3), content, atol=1e-10)
+
+
+def test_idt_is_deterministic_for_a_seed(colour_pair):
+    content, style = colour_pair
+    a = pitie_idt(content, style, iterations=5, seed=3)
+    b = pitie_idt(content, style, iterations=5, seed=3)
+    c = pitie_idt(content, style, iterations=5, seed=4)
+    assert np.array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-6
+
+
+@pytest.fixture
+def ramp_pair():
+    """Content: smooth colour ramps with faint noise (30x32); style: two colour clusters (28x25).
+
+    IDT has to stretch the ramps into two clusters, which amplifies the noise: the grain regrain removes.
+    """
+    rng = np.random.default_rng(23)
+    y, x = np.mgrid[0:30, 0:32]
+    content = np.stack([0.3 + 0.4 * x / 31, 0.5 + 0.1 * np.sin(y / 4), 0.6 - 0.3 * y / 29], -1)
+    content = np.clip(content + 0.01 * rng.standard_normal(content.shape), 0, 1)
+    style = np.empty((28, 25, 3))
+    style[:14] = [0.8, 0.3, 0.2]
+    style[14:] = [0.15, 0.35, 0.7]
+    return content, np.clip(style + 0.04 * rng.standard_normal(style.shape), 0, 1)
+
+
+def test_idt_regrain_restores_content_gradients(ramp_pair):
+    content, style = ramp_pair
+    plain = pitie_idt(content, style)
+    regrained = pitie_idt(content, style, regrain=True)
+    assert regrained.shape == content.shape and regrained.min() >= 0 and regrained.max() <= 1
+
+    def gradient_error(img):
+        return np.abs(np.diff(img - content, axis=0)).mean() + np.abs(np.diff(img - content, axis=1)).mean()
+
+    assert gradient_error(regrained) < 0.6 * gradient_error(plain)
+    # the colours are still the style's, far closer than the content's
+    assert sliced_wasserstein(regrained, style) < 0.15 * sliced_wasserstein(content, style)
+    # a larger regrain weight follows the content's gradients more closely
+    strong = pitie_idt(content, style, regrain=True, regrain_lambda=20.0)
+    assert gradient_error(strong) < 0.7 * gradient_error(regrained)
+
+
+@pytest.mark.parametrize("func", [reinhard, pitie_idt])
+def test_bad_images(func, colour_pair):
+    content, style = colour_pair
+    with pytest.raises(PhotostyleError, match="content"):
+        func(content[..., 0], style)
+    with pytest.raises(PhotostyleError, match="style"):
+        func(content, style[..., :2])
+    with pytest.raises(PhotostyleError, match=r"\[0, 1\]"):
+        func(content * 255, style)
+    with pytest.raises(PhotostyleError, match="NaN"):
+        func(content, np.full_like(style, np.nan))
+
+
+def test_idt_bad_parameters(colour_pair):
+    content, style = colour_pair
+    with pytest.raises(PhotostyleError, match="iterations"):
+        pitie_idt(content, style, iterations=0)
+    with pytest.raises(PhotostyleError, match="seed"):
+        pitie_idt(content, style, seed=-1)
+    with pytest.raises(PhotostyleError, match="seed"):
+        pitie_idt(content, style, seed="a")
+    with pytest.raises(PhotostyleError, match="regrain"):
+        pitie_idt(content, style, regrain="yes")
+    with pytest.raises(PhotostyleError, match="regrain_lambda"):
+        pitie_idt(content, style, regrain=True, regrain_lambda=-1)
