@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Seconds per optimisation step of each preset vs a bare VGG-19 forward+backward.
+
+For each long side (default 256, 512, 700 px at the dataset's 700x437
+aspect) and preset, runs ``stylize`` for a few steps with 9 hard label masks
+and reports the mean time per loss evaluation next to a bare VGG-19
+forward+backward through conv3_1 on the same input, and their ratio.
+Random VGG weights cost exactly what ImageNet weights cost, so the
+benchmark runs offline. Target (README): ``full`` <= 1.25x the bare step.
+
+    python benchmarks/bench_engine.py [--sizes 256 512 700] [--steps 5] [--presets full gatys]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import pandas as pd
+import torch
+
+from photostyle_lib.masks import SemanticMasks
+from photostyle_lib.presets import PRESETS, get_preset
+from photostyle_lib.transfer import resolve_device, stylize
+from photostyle_lib.vgg import VGGFeatures
+
+
+def nine_label_masks(h: int, w: int) -> torch.Tensor:
+    """A 3x3 grid of labels, one-hot (9, h, w)."""
+    ys = torch.arange(h).unsqueeze(1) * 3 // h
+    xs = torch.arange(w).unsqueeze(0) * 3 // w
+    lab = (ys * 3 + xs).expand(h, w)
+    return torch.nn.functional.one_hot(lab, 9).permute(2, 0, 1).float()
+
+
+def bare_step(x: torch.Tensor, steps: int, device: torch.device) -> float:
+    net = VGGFeatures("random", ("conv3_1",)).to(device)
+    x = x.to(device).clone().requires_grad_(True)
+    for _ in range(2):  # warm-up
+        net(x)["conv3_1"].sum().backward()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        x.grad = None
+        net(x)["conv3_1"].sum().backward()
+    _sync(device)
+    return (time.perf_counter() - t) / steps
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 700])
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--presets", nargs="+", default=[p for p in PRESETS])
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    rows = []
+    for size in args.sizes:
+        h, w = round(size * 437 / 700), size
+        g = torch.Generator().manual_seed(0)
+        content = torch.rand(1, 3, h, w, generator=g)
+        style = torch.rand(1, 3, h, w, generator=g)
+        masks = SemanticMasks(nine_label_masks(h, w), nine_label_masks(h, w).flip(2),
+                              tuple(f"l{i}" for i in range(9)), kind="hard")
+        bare = bare_step(content, args.steps, device)
+        rows.append({"size": f"{w}x{h}", "preset": "bare VGG conv3_1 fwd+bwd", "s/step": bare, "ratio": 1.0})
+        for name in args.presets:
+            cfg = get_preset(name, weights="random", iterations=args.steps + 2, device=str(device),
+                             two_stage=False)
+            r = stylize(content, style, cfg, masks=masks if cfg.uses_masks else None, progress=False)
+            # drop the first two evaluations (warm-up, allocator)
+            sec = r.losses["seconds"].diff().iloc[2:].mean()
+            rows.append({"size": f"{w}x{h}", "preset": name, "s/step": sec, "ratio": sec / bare})
+            print(f"{w}x{h} {name}: {sec:.3f} s/step ({sec / bare:.2f}x)", flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\ndevice: {device} ({platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads), torch {torch.__version__}, 9 hard label masks, random weights")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()

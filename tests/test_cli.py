@@ -1,0 +1,111 @@
+"""The CLI door end to end: a run writes image + metadata; bad input is one line, exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photostyle_lib import cli
+
+
+@pytest.fixture
+def small_pair(tmp_path):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:60]
+    content = np.stack([y * 6, x * 4, (x + y) * 2], -1).clip(0, 255).astype(np.uint8)
+    style = rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)
+    Image.fromarray(content).save(tmp_path / "c.png")
+    Image.fromarray(style).save(tmp_path / "s.png")
+    cm = np.zeros((40, 60, 3), np.uint8)
+    cm[:20] = (0, 0, 255)
+    sm = np.zeros((50, 50, 3), np.uint8)
+    sm[:, :25] = (0, 0, 255)
+    Image.fromarray(cm).save(tmp_path / "cm.png")
+    Image.fromarray(sm).save(tmp_path / "sm.png")
+    return tmp_path
+
+
+def _args(d, *extra):
+    return ["transfer", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "out.png"),
+            "--content-mask", str(d / "cm.png"), "--style-mask", str(d / "sm.png"),
+            "--weights", "random", "--size", "48", "--iterations", "3", "--device", "cpu", "--no-progress", *extra]
+
+
+def test_cli_end_to_end(small_pair, capsys):
+    assert cli.main(_args(small_pair)) == 0
+    out = Image.open(small_pair / "out.png")
+    assert out.size == (48, 32)
+    md = json.loads((small_pair / "out.png.json").read_text())
+    assert md["random_weights"] is True and md["weights"].startswith("random")
+    assert md["preset"] == "full" and md["config"]["iterations"] == 3 and md["evaluations"] == 3
+    assert md["inputs"]["mask_kind"] == "gold" and md["labels"] == ["blue", "black"]
+    assert {"setup", "optimise", "postprocess", "total"} <= set(md["timings"])
+    assert "versions" in md and md["git_revision"]
+    assert "RANDOM WEIGHTS" in capsys.readouterr().out
+
+
+def test_cli_refuses_to_overwrite(small_pair, capsys):
+    assert cli.main(_args(small_pair)) == 0
+    before = (small_pair / "out.png").read_bytes()
+    assert cli.main(_args(small_pair, "--alpha", "2")) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (small_pair / "out.png").read_bytes() == before
+    assert cli.main(_args(small_pair, "--overwrite")) == 0
+
+
+def _err(capsys, argv):
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def test_cli_bad_inputs(small_pair, capsys):
+    d = small_pair
+    assert "not found" in _err(capsys, _args(d)[:1] + [str(d / "nope.png")] + _args(d)[2:])
+    (d / "text.png").write_text("hello")
+    assert "cannot read" in _err(capsys, _args(d)[:1] + [str(d / "text.png")] + _args(d)[2:])
+    bad = np.zeros((40, 60, 3), np.uint8)
+    bad[:, :30] = (255, 128, 0)
+    Image.fromarray(bad).save(d / "orange.png")
+    argv = _args(d)
+    argv[argv.index(str(d / "cm.png"))] = str(d / "orange.png")
+    assert "outside the palette" in _err(capsys, argv)
+    assert "theta_s" in _err(capsys, _args(d, "--theta-s", "2"))
+    assert "style_weight" in _err(capsys, _args(d, "--beta", "-5"))
+    assert "expected a number" in _err(capsys, _args(d, "--beta", "lots"))
+    assert ">= 1" in _err(capsys, _args(d, "--iterations", "0"))
+    assert "both --content-mask" in _err(capsys, _args(d)[:7] + _args(d)[9:])
+    red = np.zeros((40, 60, 3), np.uint8)
+    red[:20] = (255, 0, 0)
+    Image.fromarray(red).save(d / "red.png")
+    argv = _args(d)
+    argv[argv.index(str(d / "cm.png"))] = str(d / "red.png")
+    assert "--unmatched drop" in _err(capsys, argv)
+
+
+def test_cli_missing_weights_is_one_line(small_pair, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("PHOTOSTYLE_VGG_WEIGHTS", str(tmp_path / "absent.pth"))
+    argv = _args(small_pair)
+    argv[argv.index("random")] = "imagenet"
+    assert "weights file not found" in _err(capsys, argv)
+
+
+def test_console_script_runs(small_pair):
+    exe = os.path.join(os.path.dirname(sys.executable), "photostyle")
+    if not os.path.exists(exe):
+        pytest.skip("console script not installed (pip install -e .)")
+    proc = subprocess.run([exe, *_args(small_pair, "--preset", "gatys")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (small_pair / "out.png").exists()
+    proc = subprocess.run([exe, "transfer", "missing.png", "x.png", "-o", str(small_pair / "z.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "not found" in proc.stderr

@@ -1,0 +1,173 @@
+"""The engine end to end on small images with random weights (smoke level), and its guards."""
+
+import math
+
+import pytest
+import torch
+
+from photostyle_lib import losses, presets, transfer
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.masks import SemanticMasks
+from photostyle_lib.transfer import TransferConfig, stylize
+
+
+@pytest.fixture(scope="module")
+def pair():
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 64), indexing="ij")
+    content = torch.stack([y, x, (x + y) / 2]).unsqueeze(0) * 0.8 + 0.1
+    style = torch.rand(1, 3, 48, 48, generator=g)
+    return content, style
+
+
+@pytest.fixture(scope="module")
+def two_label_masks(pair):
+    c = torch.zeros(2, 40, 64)
+    c[0, :20], c[1, 20:] = 1, 1
+    s = torch.zeros(2, 48, 48)
+    s[0, :, :24], s[1, :, 24:] = 1, 1
+    return SemanticMasks(c, s, ("sky", "ground"), kind="gold")
+
+
+def _cfg(**kw):
+    base = dict(weights="random", iterations=15, device="cpu", postprocess="none")
+    base.update(kw)
+    return TransferConfig(**base)
+
+
+def test_transfer_lowers_loss_and_stays_in_range(pair, two_label_masks):
+    content, style = pair
+    r = stylize(content, style, _cfg(), masks=two_label_masks, progress=False)
+    assert r.image.shape == content.shape
+    assert 0.0 <= float(r.image.min()) and float(r.image.max()) <= 1.0
+    assert r.losses["total"].min() < r.losses["total"].iloc[0]
+    assert r.losses.loc[r.losses.iteration == r.best_iteration, "total"].item() == r.losses["total"].min()
+    assert len(r.losses) == 15 and r.stop_reason == "iterations"
+    assert set(["content", "style", "similarity"]) <= set(r.losses.columns)
+    assert r.random_weights and r.metadata()["random_weights"] is True
+    assert r.labels == ("sky", "ground")
+    md = r.metadata()
+    assert md["config"].style_weight == 1e7 and md["git_revision"]
+
+
+def test_adam_and_no_segmentation(pair):
+    content, style = pair
+    r = stylize(content, style, _cfg(optimizer="adam", segmentation="none", lr=0.01), progress=False)
+    assert r.losses["total"].iloc[-1] < r.losses["total"].iloc[0]
+    assert r.losses["similarity"].iloc[0] == 0 and r.losses["similarity"].iloc[1:].gt(0).all()  # starts at content
+
+
+def test_masks_required_and_ignored(pair, two_label_masks):
+    content, style = pair
+    with pytest.raises(PhotostyleError, match="no masks were given"):
+        stylize(content, style, _cfg(), progress=False)
+    r = stylize(content, style, _cfg(segmentation="none", iterations=2), masks=two_label_masks, progress=False)
+    assert "ignored" in r.notes[0]
+
+
+def test_single_label_masked_run_equals_global_run(pair):
+    content, style = pair
+    ones = SemanticMasks(torch.ones(1, 40, 64), torch.ones(1, 48, 48), ("all",))
+    a = stylize(content, style, _cfg(iterations=5), masks=ones, progress=False)
+    b = stylize(content, style, _cfg(iterations=5, segmentation="none"), progress=False)
+    assert torch.allclose(torch.tensor(a.losses["total"].values), torch.tensor(b.losses["total"].values), rtol=1e-4)
+
+
+def test_divergence_guard_returns_best_iterate(pair, monkeypatch):
+    content, style = pair
+    calls = {"n": 0}
+    real = losses.content_loss
+
+    def exploding(out, target):
+        calls["n"] += 1
+        value = real(out, target)
+        return value * 1e9 if calls["n"] >= 6 else value
+
+    monkeypatch.setattr(losses, "content_loss", exploding)
+    r = stylize(content, style, _cfg(segmentation="none", iterations=50), progress=False)
+    assert r.stop_reason.startswith("diverged")
+    assert len(r.losses) == 6 and r.best_iteration <= 5
+    assert math.isfinite(float(r.image.sum()))
+
+
+def test_nan_guard(pair, monkeypatch):
+    content, style = pair
+    calls = {"n": 0}
+    real = losses.content_loss
+
+    def nan_after(out, target):
+        calls["n"] += 1
+        return real(out, target) * (float("nan") if calls["n"] >= 4 else 1.0)
+
+    monkeypatch.setattr(losses, "content_loss", nan_after)
+    r = stylize(content, style, _cfg(segmentation="none", iterations=50), progress=False)
+    assert "nan" in r.stop_reason and r.best_iteration <= 3
+
+
+def test_interrupt_keeps_best(pair):
+    content, style = pair
+
+    def stop(it, row):
+        if it == 4:
+            raise KeyboardInterrupt
+
+    r = stylize(content, style, _cfg(segmentation="none", iterations=50), progress=False, callback=stop)
+    assert r.stop_reason == "interrupted" and len(r.losses) == 4
+
+
+@pytest.mark.parametrize("bad", [dict(style_weight=-1), dict(theta_s=0), dict(theta_s=1.5),
+                                 dict(iterations=0), dict(optimizer="sgd"), dict(lr=float("nan")),
+                                 dict(segmentation="fuzzy"), dict(content_layers=("conv9_1",)),
+                                 dict(postprocess="blur")])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises(PhotostyleError):
+        TransferConfig(**bad)
+
+
+def test_bad_images(pair):
+    content, style = pair
+    with pytest.raises(PhotostyleError, match=r"\(1, 3, H, W\)"):
+        stylize(content[0], style, _cfg(segmentation="none"), progress=False)
+    with pytest.raises(PhotostyleError, match=r"\[0, 1\]"):
+        stylize(content * 255, style, _cfg(segmentation="none"), progress=False)
+    with pytest.raises(PhotostyleError, match="at least 16x16"):
+        stylize(content[..., :8, :8], style, _cfg(segmentation="none"), progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_request_without_cuda(pair):
+    content, style = pair
+    with pytest.raises(PhotostyleError, match="CUDA is not available"):
+        stylize(content, style, _cfg(segmentation="none", device="cuda"), progress=False)
+
+
+def test_presets_are_configs_from_one_base():
+    assert set(presets.ABLATION) <= set(presets.PRESETS)
+    full = presets.PRESETS["full"]
+    assert (full.content_weight, full.style_weight, full.similarity_weight, full.lr, full.iterations) == \
+        (1.0, 1e7, 3.0, 0.1, 500)
+    assert presets.PRESETS["no_segmentation"].replace(segmentation="soft") == full
+    assert presets.PRESETS["no_postprocess"].replace(postprocess="recursive_filter") == full
+    assert presets.PRESETS["regularization"].use_regularization
+    assert presets.get_preset("gatys", iterations=7).iterations == 7
+    with pytest.raises(PhotostyleError, match="unknown preset"):
+        presets.get_preset("picasso")
+
+
+def test_regularization_and_postprocess_paths_run(pair, two_label_masks):
+    content, style = pair
+    cfg = presets.get_preset("full", weights="random", iterations=4, device="cpu")
+    r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
+    assert not torch.equal(r.image, r.raw_image)  # eq. (9) changed the image
+    reg = presets.get_preset("regularization", weights="random", iterations=4, device="cpu")
+    r2 = stylize(content, style, reg, masks=two_label_masks, progress=False)
+    assert r2.losses["regularization"].gt(0).all()
+
+
+def test_luan_two_stage(pair, two_label_masks):
+    content, style = pair
+    cfg = presets.get_preset("luan", weights="random", iterations=3, device="cpu")
+    r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
+    assert list(r.losses["stage"].unique()) == [1, 2]
+    assert r.losses.loc[r.losses.stage == 1, "regularization"].eq(0).all()
+    assert r.losses.loc[r.losses.stage == 2, "regularization"].gt(0).all()
