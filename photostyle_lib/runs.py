@@ -1,0 +1,297 @@
+"""Cached method runs: one (pair, method, settings) -> one folder of results.
+
+Notebooks, the experiment runner and the metrics sweep all compute images
+through :func:`run_cached`, so a figure's runs are computed once and reused
+by every other figure and by the sweep. A run's folder is named by the hash
+of everything its result depends on (:meth:`RunSpec.key`: the spec's fields
+and the bytes of its input files), is written to a temporary folder first
+and renamed into place when complete: an interrupted run leaves nothing half
+written, and re-running computes only what is missing.
+
+Methods: the engine's presets (:data:`photostyle_lib.presets.PRESETS`), the
+colour-transfer baselines ``reinhard`` and ``pitie_idt``, and
+``luan_published`` (Luan et al.'s published result from the dataset).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from photostyle_lib import baselines
+from photostyle_lib.checks import check_choice, check_int
+from photostyle_lib.data import Pair, get_pair
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
+from photostyle_lib.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.presets import PRESETS, get_preset
+from photostyle_lib.transfer import resolve_device, stylize
+
+COLOUR_TRANSFER = ("reinhard", "pitie_idt")
+PUBLISHED = ("luan_published",)
+METHODS: tuple[str, ...] = tuple(PRESETS) + COLOUR_TRANSFER + PUBLISHED
+MASK_MODES = ("gold", "hard", "soft", "none")
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one cached run computes.
+
+    Attributes:
+        pair_id: example id in the dataset (1-60).
+        method: one of :data:`METHODS`.
+        masks: for presets that use masks: "gold", "hard", "soft" (overrides
+            the preset's own mode) or None (the preset's own); ignored otherwise.
+        size: long side in pixels the images are brought to.
+        iterations: loss evaluations (presets only).
+        weights: VGG weights, "imagenet" | "random" | path.
+        segmenter: ADE20K checkpoint for hard/soft masks: None (the default
+            checkpoint), "random" (random weights, the default architecture),
+            "random-tiny" (random weights, a tiny model: CI), or a hub id / path.
+        overrides: extra TransferConfig fields as sorted (name, value) pairs,
+            e.g. (("theta_s", 0.3),).
+        seed: seeds the engine and IDT.
+    """
+
+    pair_id: int
+    method: str
+    masks: str | None = None
+    size: int = 512
+    iterations: int = 500
+    weights: str = "imagenet"
+    segmenter: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("pair_id", self.pair_id, low=0)
+        check_choice("method", self.method, METHODS)
+        if self.masks is not None:
+            check_choice("masks", self.masks, MASK_MODES)
+        check_int("size", self.size, low=16)
+        check_int("iterations", self.iterations, low=1)
+        object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
+
+    @property
+    def uses_engine(self) -> bool:
+        return self.method in PRESETS
+
+    def config(self, device: str = "auto"):
+        """The TransferConfig this spec runs (presets only)."""
+        cfg = get_preset(self.method, iterations=self.iterations, weights=self.weights, seed=self.seed,
+                         device=device, **dict(self.overrides))
+        if self.masks is not None and cfg.uses_masks:
+            cfg = cfg.replace(segmentation=self.masks)
+        return cfg
+
+    def mask_mode(self) -> str | None:
+        if not self.uses_engine:
+            return None
+        cfg = self.config()
+        return cfg.segmentation if cfg.uses_masks else None
+
+    def key(self, pair: Pair) -> str:
+        """sha1 of the spec (device excluded) and of the bytes of the files it reads."""
+        files = [pair.content, pair.style]
+        if self.mask_mode() == "gold":
+            files += [pair.content_mask, pair.style_mask]
+        if self.method == "luan_published":
+            files.append(pair.luan_result)
+        digests = [_file_sha1(p) if p is not None else None for p in files]
+        blob = json.dumps({"format": _FORMAT, "spec": dataclasses.asdict(self), "files": digests},
+                          sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run on disk: ``image.png`` (final), ``raw.png`` (before
+    post-processing, engine runs), ``content.png`` / ``style.png`` (inputs at
+    the run's size), ``losses.csv``, ``masks.npz`` (when masks were used) and
+    ``metadata.json``."""
+
+    spec: RunSpec
+    key: str
+    directory: Path
+    metadata: dict[str, Any]
+
+    @property
+    def image_path(self) -> Path:
+        return self.directory / "image.png"
+
+    def image(self) -> torch.Tensor:
+        return load_image(self.image_path)
+
+    def raw_image(self) -> torch.Tensor:
+        p = self.directory / "raw.png"
+        return load_image(p if p.exists() else self.image_path)
+
+    def content(self) -> torch.Tensor:
+        return load_image(self.directory / "content.png")
+
+    def style(self) -> torch.Tensor:
+        return load_image(self.directory / "style.png")
+
+    def masks(self) -> SemanticMasks | None:
+        p = self.directory / "masks.npz"
+        if not p.exists():
+            return None
+        with np.load(p, allow_pickle=False) as z:
+            return SemanticMasks(torch.from_numpy(z["content"].astype(np.float32)),
+                                 torch.from_numpy(z["style"].astype(np.float32)),
+                                 tuple(str(x) for x in z["labels"]), kind=str(z["kind"]))
+
+    def losses(self) -> pd.DataFrame | None:
+        p = self.directory / "losses.csv"
+        return pd.read_csv(p) if p.exists() else None
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.metadata.get("random_weights"))
+
+
+def _file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def _segmenter(checkpoint: str | None, device: str):
+    from photostyle_lib import segmentation
+
+    if checkpoint == "random-tiny":
+        return segmentation.ADE20KSegmenter("random", config=segmentation.architecture_config(tiny=True),
+                                            device=device, scales=None)
+    return segmentation.ADE20KSegmenter(checkpoint, device=device)
+
+
+def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, mode: str,
+                theta_s: float, cache_dir: Path, device: str) -> tuple[SemanticMasks, dict[str, Any]]:
+    if mode == "gold":
+        if pair.content_mask is None or pair.style_mask is None:
+            raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
+        return load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop"), {"segmenter": "gold masks"}
+    from photostyle_lib import segmentation
+
+    seg = _segmenter(spec.segmenter, device)
+    cache = segmentation.SegmentationCache(cache_dir / "segmentation")
+    cp, sp = cache.probabilities(seg, content), cache.probabilities(seg, style)
+    masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s)
+    return masks, {"segmenter": seg.describe(), "segmenter_random_weights": seg.weights == "random"}
+
+
+def _peak_memory_mb(device: torch.device) -> dict[str, float]:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"process_peak_rss_mb": rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024}
+    if device.type == "cuda":
+        out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return out
+
+
+def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+               device: str = "auto", progress: bool = True) -> RunRecord:
+    """The result of ``spec``: read from ``cache_dir/<key>`` if complete, else computed and stored there."""
+    cache = Path(cache_dir)
+    pair = get_pair(spec.pair_id, data_dir)
+    key = spec.key(pair)
+    final = cache / "runs" / key
+    meta_path = final / "metadata.json"
+    if meta_path.exists():
+        return RunRecord(spec, key, final, json.loads(meta_path.read_text()))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
+    try:
+        md = _compute(spec, pair, tmp, cache, device, progress)
+        md.update(key=key, spec=dataclasses.asdict(spec), pair=dataclasses.asdict(pair))
+        write_json(md, tmp / "metadata.json")
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another worker finished the same run first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return RunRecord(spec, key, final, json.loads(meta_path.read_text()))
+
+
+def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    content = load_image(pair.content, max_size=spec.size)
+    style = load_image(pair.style, max_size=spec.size)
+    save_image(content, out / "content.png", overwrite=True)
+    save_image(style, out / "style.png", overwrite=True)
+    md = base_metadata()
+    md.update(method=spec.method, random_weights=False, weights=None)
+    if spec.uses_engine:
+        cfg = spec.config(str(dev))
+        masks, seg_md = None, {}
+        if cfg.uses_masks:
+            masks, seg_md = _make_masks(spec, pair, content, style, cfg.segmentation, cfg.theta_s, cache, str(dev))
+            np.savez_compressed(out / "masks.npz", content=masks.content.numpy().astype(np.float16),
+                                style=masks.style.numpy().astype(np.float16), labels=np.array(masks.labels),
+                                kind=np.array(masks.kind))
+        result = stylize(content, style, cfg, masks=masks, progress=progress)
+        save_image(result.image, out / "image.png", overwrite=True)
+        save_image(result.raw_image, out / "raw.png", overwrite=True)
+        result.losses.to_csv(out / "losses.csv", index=False)
+        md.update(result.metadata())
+        md.update(seg_md)
+        md["random_weights"] = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
+    elif spec.method in COLOUR_TRANSFER:
+        c, s = tensor_to_array(content), tensor_to_array(style)
+        t = time.perf_counter()
+        img = baselines.reinhard(c, s) if spec.method == "reinhard" else baselines.pitie_idt(c, s, seed=spec.seed)
+        save_image(array_to_tensor(img), out / "image.png", overwrite=True)
+        md.update(weights="none (colour transfer)", timings={"total": time.perf_counter() - t})
+    else:
+        if pair.luan_result is None:
+            raise PhotostyleError(f"pair {pair.id} has no published Luan et al. result in the data directory")
+        pub = resize_tensor(load_image(pair.luan_result), tuple(content.shape[-2:]))
+        save_image(pub, out / "image.png", overwrite=True)
+        md.update(weights="published result (Luan et al. 2017)", timings={"total": 0.0})
+    md["wall_seconds"] = time.perf_counter() - t0
+    md["memory"] = _peak_memory_mb(dev)
+    return md
+
+
+def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+             device: str = "auto", executor: Any = None, progress: bool = True) -> list[RunRecord]:
+    """Run several specs, each an independent task writing its own cached result.
+
+    ``executor``: None (one after another, here), or any object with the
+    ``concurrent.futures`` ``submit`` interface -- a ProcessPoolExecutor, or a
+    Dask ``distributed.Client`` -- so a lost worker loses only its task.
+    Results come back in the order of ``specs``.
+    """
+    from tqdm.auto import tqdm
+
+    data_dir = None if data_dir is None else str(data_dir)
+    if executor is None:
+        return [run_cached(s, cache_dir=cache_dir, data_dir=data_dir, device=device, progress=progress)
+                for s in tqdm(specs, desc="runs", disable=not progress)]
+    futures = [executor.submit(run_cached, s, cache_dir=str(cache_dir), data_dir=data_dir, device=device,
+                               progress=False) for s in specs]
+    return [f.result() for f in tqdm(futures, desc="runs", disable=not progress)]
