@@ -15,6 +15,16 @@ Conventions (see ``photostyle_lib.images``):
 * pixel p = (y, x) has the flat index ``y * W + x`` (row-major), so
   ``V_c = image[..., c].ravel()`` for arrays and ``tensor[0, c].reshape(-1)`` for tensors.
 
+Use in an optimisation loop (build and convert once per content image and size)::
+
+    lap = cached_matting_laplacian(content_array)              # scipy CSR, float64
+    lap_t = laplacian_to_torch(lap, x.device, dtype=x.dtype)   # torch sparse CSR
+    def closure():
+        optimizer.zero_grad()
+        loss = other_terms(x) + reg_weight * photorealism_loss(x, lap_t)
+        loss.backward()
+        return loss
+
 This module is pure maths: it imports nothing from the engine, the CLI or the runner.
 """
 

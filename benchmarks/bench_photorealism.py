@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Seconds for the photorealism machinery: matting Laplacian, its loss gradient, the recursive filter.
+
+For each long side (default 256, 512, 700 px at the dataset's 700x437 aspect,
+i.e. 437 rows x 700 columns at 700) it times, on the CPU:
+
+* ``laplacian``: ``matting.matting_laplacian`` (eps 1e-7, 3x3 windows), next to
+  pymatting's ``cf_laplacian`` (numba), the best open-source implementation,
+  measured in the same run when pymatting is importable (``pip install pymatting``;
+  it is not a dependency of the package) -- its JIT compilation is excluded;
+* ``loss_grad``: one forward + backward of ``matting.photorealism_loss`` (float32,
+  torch sparse CSR), what one optimisation step adds;
+* ``rf``: ``postprocess.recursive_filter`` (sigma_s 60, sigma_r 100/255, 3 iterations,
+  3 channels) and ``refine``, the paper's eq. (9) (two filters, run as one on 6 channels).
+
+The image is the dataset's in1.png ($PHOTOSTYLE_DATA, ./data/luan2017 or
+../shared/data/luan2017) resized to each size, or a seeded smooth image with noise
+when it is absent. Each time is the best (minimum) of ``--repeat`` runs after one
+warm-up: on a shared machine the minimum is the least disturbed by other load.
+
+    python benchmarks/bench_photorealism.py [--sizes 256 512 700] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from photostyle_lib.images import read_rgb_array
+from photostyle_lib.matting import laplacian_to_torch, matting_laplacian, photorealism_loss
+from photostyle_lib.postprocess import recursive_filter, refine
+
+ASPECT = 437 / 700
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_content_image() -> Path | None:
+    candidates = []
+    if os.environ.get("PHOTOSTYLE_DATA"):
+        candidates.append(Path(os.environ["PHOTOSTYLE_DATA"]) / "input" / "in1.png")
+    candidates += [ROOT / "data" / "luan2017" / "input" / "in1.png",
+                   ROOT.parent / "shared" / "data" / "luan2017" / "input" / "in1.png"]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def test_image(size: int, source: np.ndarray | None) -> np.ndarray:
+    """(round(size * 437/700), size, 3) float64 in [0, 1]."""
+    h, w = round(size * ASPECT), size
+    if source is not None:
+        u8 = Image.fromarray(np.round(source * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+        return np.asarray(u8, dtype=np.float64) / 255.0
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    smooth = np.stack([0.5 + 0.3 * np.sin(6 * x), 0.5 + 0.3 * np.cos(5 * y), 0.5 + 0.2 * np.sin(4 * (x + y))], -1)
+    return np.clip(smooth + 0.03 * rng.standard_normal(smooth.shape), 0, 1)
+
+
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up (allocator, caches)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 700], help="long sides in pixels")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per entry (minimum reported)")
+    args = ap.parse_args()
+
+    try:
+        from pymatting import cf_laplacian
+        cf_laplacian(np.random.default_rng(0).random((16, 16, 3)))  # JIT-compile outside the timings
+    except ImportError:
+        cf_laplacian = None
+
+    path = find_content_image()
+    source = read_rgb_array(path).astype(np.float64) if path is not None else None
+    print(f"image: {path if path is not None else 'synthetic (in1.png not found)'}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, numpy {np.__version__}")
+
+    rows = []
+    for size in args.sizes:
+        img = test_image(size, source)
+        h, w, _ = img.shape
+        lap = matting_laplacian(img)
+        t_ours = best_time(lambda: matting_laplacian(img), args.repeat)
+        t_ref = (best_time(lambda: cf_laplacian(img, epsilon=1e-7, radius=1), args.repeat)
+                 if cf_laplacian is not None else float("nan"))
+
+        lap_t = laplacian_to_torch(lap, "cpu", torch.float32)
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+
+        def loss_step():
+            x.grad = None
+            photorealism_loss(x, lap_t).backward()
+
+        stylised = np.clip(img[:, ::-1] * 0.8 + 0.1, 0, 1)
+        rows.append({
+            "size (HxW)": f"{h}x{w}",
+            "laplacian ours [s]": t_ours,
+            "laplacian pymatting [s]": t_ref,
+            "ours / pymatting": t_ours / t_ref,
+            "loss fwd+bwd [s]": best_time(loss_step, args.repeat),
+            "recursive filter [s]": best_time(lambda: recursive_filter(img, 60.0, 100 / 255, 3, joint=img),
+                                                args.repeat),
+            "refine eq. (9) [s]": best_time(lambda: refine(stylised, img), args.repeat),
+        })
+    table = pd.DataFrame(rows).set_index("size (HxW)")
+    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 200):
+        print(table.to_string())
+    if cf_laplacian is None:
+        print("note: pymatting is not installed, so its column is empty (pip install pymatting to compare)")
+
+
+if __name__ == "__main__":
+    main()
