@@ -195,6 +195,53 @@ def _looks_like_path(checkpoint: str) -> bool:
     return checkpoint.startswith((".", "/", "~")) or "\\" in checkpoint or checkpoint.count("/") > 1
 
 
+def _load_pretrained(checkpoint: str, revision: str | None, cache_dir: PathLike | None,
+                     local_files_only: bool | None) -> tuple[Any, str]:
+    """Load a checkpoint (directory or hub id, cache first); return the model and its identity."""
+    from transformers import AutoModelForSemanticSegmentation
+
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        try:
+            model = AutoModelForSemanticSegmentation.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:  # any failure to read the directory is the user's to fix
+            raise PhotostyleError(
+                f"cannot load a segmentation model from directory {path} ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:300]}); it must hold config.json and the weights, "
+                "as written by save_pretrained()") from exc
+        return model, _directory_identity(path)
+    if _looks_like_path(checkpoint):
+        raise PhotostyleError(f"checkpoint directory {checkpoint!r} does not exist; give an existing "
+                              f"directory, a hub id such as {DEFAULT_CHECKPOINT!r}, or 'random'")
+    offline = _hub_offline() if local_files_only is None else bool(local_files_only)
+    kwargs = dict(revision=revision, cache_dir=None if cache_dir is None else str(cache_dir))
+    try:
+        # The cache first: no network round trip when the weights are already here.
+        model = AutoModelForSemanticSegmentation.from_pretrained(checkpoint, local_files_only=True, **kwargs)
+    except Exception as cached_exc:  # transformers raises OSError / ValueError / hub errors
+        if offline:
+            raise _missing_weights_error(checkpoint, cache_dir, True, cached_exc) from cached_exc
+        try:
+            model = AutoModelForSemanticSegmentation.from_pretrained(checkpoint, local_files_only=False,
+                                                                     **kwargs)
+        except Exception as exc:
+            raise _missing_weights_error(checkpoint, cache_dir, False, exc) from exc
+    commit = _cached_commit(checkpoint, revision, cache_dir)
+    return model, f"{checkpoint}@{commit or revision or 'main'}"
+
+
+def _cached_commit(checkpoint: str, revision: str | None, cache_dir: PathLike | None) -> str | None:
+    """The commit of the cached snapshot the weights came from (part of the cache key), if known."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        found = try_to_load_from_cache(checkpoint, "config.json", cache_dir=cache_dir, revision=revision)
+    except Exception:  # an unknown layout only costs the commit in the key
+        return None
+    if isinstance(found, str) and Path(found).parent.parent.name == "snapshots":
+        return Path(found).parent.name
+    return None
+
+
 class ADE20KSegmenter:
     """A 150-class ADE20K segmentation model returning softmax probabilities.
 
@@ -238,7 +285,8 @@ class ADE20KSegmenter:
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
         if checkpoint is None:
             checkpoint = os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT
-        checkpoint = os.fspath(checkpoint)
+        if isinstance(checkpoint, os.PathLike):
+            checkpoint = os.fspath(checkpoint)
         if not isinstance(checkpoint, str) or not checkpoint.strip():
             raise PhotostyleError(f"checkpoint must be a hub id, a directory or 'random', got {checkpoint!r}")
         self.scales: tuple[int, ...] | None = _check_scales(scales)
@@ -257,7 +305,7 @@ class ADE20KSegmenter:
             if config is not None:
                 raise PhotostyleError("config= is only used with checkpoint='random'; a pretrained "
                                       "checkpoint brings its own config")
-            model = self._load_pretrained(checkpoint, revision, cache_dir, local_files_only)
+            model, self.identity = _load_pretrained(checkpoint, revision, cache_dir, local_files_only)
             self.weights = "pretrained"
         self.checkpoint = checkpoint
         num = int(getattr(model.config, "num_labels", -1))
@@ -291,41 +339,6 @@ class ADE20KSegmenter:
                 raise PhotostyleError(f"cannot build a segmentation model from config "
                                       f"{type(config).__name__}: {exc}") from exc
 
-    def _load_pretrained(self, checkpoint: str, revision: str | None, cache_dir: PathLike | None,
-                         local_files_only: bool | None) -> Any:
-        from transformers import AutoModelForSemanticSegmentation
-
-        path = Path(checkpoint).expanduser()
-        if path.is_dir():
-            try:
-                model = AutoModelForSemanticSegmentation.from_pretrained(str(path), local_files_only=True)
-            except Exception as exc:  # any failure to read the directory is the user's to fix
-                raise PhotostyleError(
-                    f"cannot load a segmentation model from directory {path} ({type(exc).__name__}: "
-                    f"{' '.join(str(exc).split())[:300]}); it must hold config.json and the weights, "
-                    "as written by save_pretrained()") from exc
-            self.identity = _directory_identity(path)
-            return model
-        if _looks_like_path(checkpoint):
-            raise PhotostyleError(f"checkpoint directory {checkpoint!r} does not exist; give an existing "
-                                  f"directory, a hub id such as {DEFAULT_CHECKPOINT!r}, or 'random'")
-        offline = _hub_offline() if local_files_only is None else bool(local_files_only)
-        kwargs = dict(revision=revision, cache_dir=None if cache_dir is None else str(cache_dir))
-        try:
-            # The cache first: no network round trip when the weights are already here.
-            model = AutoModelForSemanticSegmentation.from_pretrained(checkpoint, local_files_only=True, **kwargs)
-        except Exception as cached_exc:  # transformers raises OSError / ValueError / hub errors
-            if offline:
-                raise _missing_weights_error(checkpoint, cache_dir, True, cached_exc) from cached_exc
-            try:
-                model = AutoModelForSemanticSegmentation.from_pretrained(checkpoint, local_files_only=False,
-                                                                         **kwargs)
-            except Exception as exc:
-                raise _missing_weights_error(checkpoint, cache_dir, False, exc) from exc
-        commit = getattr(model.config, "_commit_hash", None)
-        self.identity = f"{checkpoint}@{commit or revision or 'main'}"
-        return model
-
     # -- inference ------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
@@ -340,7 +353,6 @@ class ADE20KSegmenter:
             return [scaled_input_size(height, width, None, self.max_long_side)]
         return [scaled_input_size(height, width, s, self.max_long_side) for s in self.scales]
 
-    @torch.no_grad()
     def probabilities(self, image: torch.Tensor | np.ndarray, *,
                       cache: "SegmentationCache | None" = None) -> torch.Tensor:
         """Softmax class probabilities of ``image`` at its own size.
@@ -359,6 +371,7 @@ class ADE20KSegmenter:
             return cache.probabilities(self, image)
         return self._compute(as_image_tensor(image))
 
+    @torch.no_grad()
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         x = x.to(self.device, torch.float32)
@@ -526,7 +539,7 @@ def present_labels(prob: torch.Tensor, label_names: Sequence[str], min_fraction:
 
 def _check_probabilities(name: str, prob: Any, num_labels: int) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(prob) if not isinstance(prob, torch.Tensor) else prob)
-    t = t.detach().to("cpu", torch.float64)
+    t = t.detach().to("cpu", torch.float32)
     if t.ndim != 3:
         raise PhotostyleError(f"{name} must have shape (K, H, W), got {tuple(t.shape)}")
     if t.shape[0] != num_labels:

@@ -109,6 +109,21 @@ def test_local_directory_checkpoint_loads_like_hub(segmenter, image, tmp_path):
     torch.testing.assert_close(loaded.probabilities(image), segmenter.probabilities(image), atol=1e-6, rtol=0)
 
 
+def test_hub_id_found_in_the_cache_loads_offline(segmenter, image, monkeypatch, tmp_path):
+    """The hub code path with weights already cached: a snapshot laid out as huggingface_hub does."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--photostyle-tests--tiny-upernet"
+    segmenter.model.save_pretrained(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    loaded = ADE20KSegmenter("photostyle-tests/tiny-upernet", cache_dir=tmp_path / "hub", device="cpu",
+                             scales=(32, 64))
+    assert loaded.weights == "pretrained"
+    assert loaded.identity == f"photostyle-tests/tiny-upernet@{commit}"
+    torch.testing.assert_close(loaded.probabilities(image), segmenter.probabilities(image), atol=1e-6, rtol=0)
+
+
 def test_bad_segmenter_options_and_images(segmenter):
     with pytest.raises(PhotostyleError, match="scales is empty"):
         ADE20KSegmenter("random", config=architecture_config(tiny=True), scales=())
