@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed")
     t.add_argument("--segmenter", default=None,
                    help="ADE20K segmenter checkpoint for presets with soft/hard segmentation and no masks given "
-                        "(default: the library's; 'random' for smoke tests)")
+                        "(default: the library's; random or random-tiny for smoke tests)")
     t.add_argument("--unmatched", choices=("error", "drop"), default="error",
                    help="content mask labels missing from the style mask: error (default) or drop")
     t.add_argument("--overwrite", action="store_true", help="replace OUT and OUT.json if they exist")

@@ -6,6 +6,7 @@ masks and record provenance the same way.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,22 @@ class Run:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=2)
+def segmenter_from_name(name: str | None, device: str = "auto"):
+    """An ADE20KSegmenter by name, built once per (name, device).
+
+    ``None``: the default checkpoint (or ``$PHOTOSTYLE_SEGMENTER``); a hub id
+    or a directory; ``"random"``: random weights, the default architecture
+    (timing); ``"random-tiny"``: random weights, a tiny model (tests, CI).
+    """
+    from photostyle_lib import segmentation
+
+    if name == "random-tiny":
+        return segmentation.ADE20KSegmenter("random", config=segmentation.architecture_config(tiny=True),
+                                            device=device, scales=None)
+    return segmentation.ADE20KSegmenter(name, device=device)
+
+
 def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfig, *,
                content_mask: str | os.PathLike | None = None, style_mask: str | os.PathLike | None = None,
                unmatched: str = "error", segmenter: Any = None) -> SemanticMasks | None:
@@ -58,7 +75,7 @@ def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfi
 
     seg = segmenter
     if seg is None or isinstance(seg, (str, os.PathLike)):
-        seg = segmentation.ADE20KSegmenter(**({} if seg is None else {"checkpoint": str(seg)}), device=config.device)
+        seg = segmenter_from_name(None if seg is None else str(seg), config.device)
     return segmentation.semantic_masks(seg.probabilities(content), seg.probabilities(style),
                                        mode=config.segmentation, theta_s=config.theta_s)
 

@@ -16,7 +16,6 @@ colour-transfer baselines ``reinhard`` and ``pitie_idt``, and
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -40,6 +39,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.pipeline import segmenter_from_name
 from photostyle_lib.presets import PRESETS, get_preset
 from photostyle_lib.transfer import resolve_device, stylize
 
@@ -175,16 +175,6 @@ def _file_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=2)
-def _segmenter(checkpoint: str | None, device: str):
-    from photostyle_lib import segmentation
-
-    if checkpoint == "random-tiny":
-        return segmentation.ADE20KSegmenter("random", config=segmentation.architecture_config(tiny=True),
-                                            device=device, scales=None)
-    return segmentation.ADE20KSegmenter(checkpoint, device=device)
-
-
 def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, mode: str,
                 theta_s: float, cache_dir: Path, device: str) -> tuple[SemanticMasks, dict[str, Any]]:
     if mode == "gold":
@@ -193,7 +183,7 @@ def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.T
         return load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop"), {"segmenter": "gold masks"}
     from photostyle_lib import segmentation
 
-    seg = _segmenter(spec.segmenter, device)
+    seg = segmenter_from_name(spec.segmenter, device)
     cache = segmentation.SegmentationCache(cache_dir / "segmentation")
     cp, sp = cache.probabilities(seg, content), cache.probabilities(seg, style)
     masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s)

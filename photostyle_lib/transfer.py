@@ -38,6 +38,7 @@ from photostyle_lib.images import array_to_tensor, tensor_to_array
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
 from photostyle_lib.metadata import base_metadata
+from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S
 from photostyle_lib.vgg import LAYER_NAMES, VGGFeatures, layer_size
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
@@ -87,10 +88,10 @@ class TransferConfig:
     use_similarity: bool = True
     use_regularization: bool = False
     postprocess: str = "recursive_filter"
-    rf_sigma_s: float = 60.0
-    rf_sigma_r: float = 100.0 / 255.0
+    rf_sigma_s: float = DEFAULT_SIGMA_S
+    rf_sigma_r: float = DEFAULT_SIGMA_R
     rf_iterations: int = 3
-    poisson_lambda: float = 5.0
+    poisson_lambda: float = DEFAULT_POISSON_LAMBDA
     content_layers: tuple[str, ...] = ("conv2_2",)
     style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     similarity_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1")

@@ -109,3 +109,13 @@ def test_console_script_runs(small_pair):
     proc = subprocess.run([exe, "transfer", "missing.png", "x.png", "-o", str(small_pair / "z.png")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "not found" in proc.stderr
+
+
+def test_cli_soft_segmentation_without_masks(small_pair):
+    """Preset full without mask files runs the ADE20K segmenter (random tiny model here)."""
+    d = small_pair
+    argv = ["transfer", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "seg.png"), "--weights", "random",
+            "--segmenter", "random-tiny", "--size", "48", "--iterations", "2", "--device", "cpu", "--no-progress"]
+    assert cli.main(argv) == 0
+    md = json.loads((d / "seg.png.json").read_text())
+    assert md["inputs"]["mask_kind"] == "soft" and md["labels"]

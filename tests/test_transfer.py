@@ -171,3 +171,20 @@ def test_luan_two_stage(pair, two_label_masks):
     assert list(r.losses["stage"].unique()) == [1, 2]
     assert r.losses.loc[r.losses.stage == 1, "regularization"].eq(0).all()
     assert r.losses.loc[r.losses.stage == 2, "regularization"].gt(0).all()
+
+
+def test_regularization_lowers_laplacian_energy(pair, two_label_masks):
+    """The photorealism term pulls the output toward a locally affine recolouring of the content."""
+    from photostyle_lib import matting
+    from photostyle_lib.images import tensor_to_array
+
+    content, style = pair
+    base = dict(weights="random", iterations=20, device="cpu", style_weight=1e7)
+    free = stylize(content, style, presets.get_preset("no_postprocess", **base), masks=two_label_masks,
+                   progress=False)
+    reg = stylize(content, style, presets.get_preset("regularization", regularization_weight=1e2, **base),
+                  masks=two_label_masks, progress=False)
+    L = matting.matting_laplacian(tensor_to_array(content))
+    e_free = matting.laplacian_energy(tensor_to_array(free.image), L)
+    e_reg = matting.laplacian_energy(tensor_to_array(reg.image), L)
+    assert free.best_iteration > 1 and e_reg < 0.01 * e_free

@@ -1,0 +1,77 @@
+"""Cached method runs: keys, reuse, atomic folders, every method kind."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from photostyle_lib import runs
+from photostyle_lib.data import get_pair
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.runs import RunSpec, run_cached, run_many
+
+
+def _spec(method="full", **kw):
+    base = dict(pair_id=1, method=method, size=48, iterations=2, weights="random", segmenter="random-tiny")
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def test_key_depends_on_spec_and_files(data_dir):
+    pair = get_pair(1, data_dir)
+    assert _spec().key(pair) == _spec().key(pair)
+    assert _spec().key(pair) != _spec(iterations=3).key(pair)
+    assert _spec(overrides=(("theta_s", 0.3),)).key(pair) != _spec().key(pair)
+    assert _spec(overrides={"theta_s": 0.3, "lr": 0.2}).overrides == (("lr", 0.2), ("theta_s", 0.3))
+    assert _spec(pair_id=2).key(get_pair(2, data_dir)) != _spec().key(pair)
+
+
+def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
+    rec = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    names = {p.name for p in rec.directory.iterdir()}
+    assert {"image.png", "raw.png", "content.png", "style.png", "losses.csv", "masks.npz", "metadata.json"} <= names
+    assert rec.random_weights and rec.metadata["weights"].startswith("random")
+    assert rec.metadata["spec"]["method"] == "full" and "memory" in rec.metadata and rec.metadata["git_revision"]
+    assert rec.image().shape[-1] == 48 and rec.masks().kind == "gold" and len(rec.losses()) == 2
+    # a second call reads the folder: stylize must not run again
+    monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
+    again = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert again.directory == rec.directory
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_interrupted_run_leaves_nothing(data_dir, tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "stylize", boom)
+    with pytest.raises(KeyboardInterrupt):
+        run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_soft_masks_from_random_tiny_segmenter(data_dir, tmp_path):
+    rec = run_cached(_spec(masks="soft"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    m = rec.masks()
+    assert m.kind == "soft" and rec.metadata["segmenter_random_weights"] is True
+    assert any((tmp_path / "segmentation").iterdir())
+
+
+def test_colour_transfer_and_published(data_dir, tmp_path):
+    specs = [_spec("reinhard"), _spec("pitie_idt"), _spec("luan_published")]
+    recs = run_many(specs, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    for r in recs:
+        img = r.image()
+        assert img.shape == r.content().shape and not r.random_weights
+    assert not torch.equal(recs[0].image(), recs[0].content())
+    assert json.loads((recs[2].directory / "metadata.json").read_text())["weights"].startswith("published")
+
+
+def test_bad_specs():
+    with pytest.raises(PhotostyleError, match="method"):
+        RunSpec(1, "cubism")
+    with pytest.raises(PhotostyleError, match="masks"):
+        RunSpec(1, "full", masks="crayon")
+    with pytest.raises(PhotostyleError, match="size"):
+        RunSpec(1, "full", size=3)
