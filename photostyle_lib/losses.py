@@ -156,10 +156,28 @@ def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex
     c = f.shape[0]
     k = index.chunk_labels.shape[0]
     fm = (f.index_select(1, index.gather) * index.weights.to(f.dtype)).reshape(c, k, index.chunk).transpose(0, 1)
-    chunk_grams = torch.bmm(fm, fm.transpose(1, 2))                       # (K, C, C)
+    chunk_grams = _BatchedGram.apply(fm)                                   # (K, C, C)
     grams = f.new_zeros(index.num_labels, c, c).index_add(0, index.chunk_labels, chunk_grams)
     norm = (c * index.areas.to(f.dtype)).clamp_min(torch.finfo(f.dtype).tiny)
     return grams / norm.view(-1, 1, 1)
+
+
+class _BatchedGram(torch.autograd.Function):
+    """``G_k = A_k A_k^T`` for a batch A of shape (K, C, B).
+
+    The backward uses the symmetry of G: dA = (dG + dG^T) A, one batched
+    product instead of the two autograd would run for ``bmm(A, A^T)``.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a)
+        return torch.bmm(a, a.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (a,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), a)
 
 
 def masked_style_loss(output: torch.Tensor, style: torch.Tensor,
