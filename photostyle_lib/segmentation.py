@@ -27,11 +27,18 @@ loaded by ``transformers.UperNetForSemanticSegmentation``). The paper used
 CSAIL's ResNet-101 UPerNet, which is not distributed through a maintained
 model hub; this checkpoint keeps the same decoder (UPerNet: pyramid pooling +
 feature pyramid, 150 classes, the same label order) with a ConvNeXt-S backbone
-(about 82 M parameters; mmsegmentation reports 48.7 single-scale mIoU against
-CSAIL's 42.7 for ResNet-101 UPerNet), so its probabilities play the same role
-and are, if anything, better. Any other 150-class ADE20K checkpoint that
-``AutoModelForSemanticSegmentation`` loads (e.g.
+(about 82 M parameters; its authors report about 49 single-scale mIoU on
+ADE20K val, against about 43 for CSAIL's ResNet-101 UPerNet), so its
+probabilities play the same role and are, if anything, better. The small
+backbone keeps CPU runs to a few seconds per image
+(``benchmarks/bench_segmentation.py``). Any other 150-class ADE20K checkpoint
+that ``AutoModelForSemanticSegmentation`` loads (e.g.
 ``nvidia/segformer-b4-finetuned-ade-512-512``) can be passed as ``checkpoint``.
+
+Preprocessing: images are normalised with ImageNet's mean and std (what both
+checkpoint families were trained with; ``mean=``/``std=`` override), resized
+per scale with antialiasing, and each scale's logits are upsampled back to the
+image size before the softmax, as CSAIL's multi-scale test code does.
 
 Getting the weights
 -------------------
@@ -87,6 +94,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MaskMode = Literal["hard", "soft"]
+#: Smallest normal float32: guards divisions without distorting tiny probabilities.
+_TINY = float(torch.finfo(torch.float32).tiny)
 MergeSpec = Sequence[MergeGroup] | Mapping[str, Sequence[str]] | None
 
 
@@ -578,6 +587,9 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
        distribution becomes the segmenter's distribution *given* that the label
        is one the style has, and every content pixel receives some style.
        (This is ``masks.align_labels(..., unmatched="drop", renormalize=True)``.)
+       A content pixel whose every kept probability underflowed to 0 (the
+       segmenter was certain, to float32 precision, of a label the style
+       lacks) gets no label and no style.
     3. **Hard** (``mode="hard"``): one-hot of the argmax, each pixel sums to 1.
        **Soft** (``mode="soft"``): values below ``theta_s`` are set to 0 and the
        remainder is *not* renormalised. The paper introduces the cutoff only
@@ -610,10 +622,10 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
     Returns:
         SemanticMasks of kind ``mode``: ``content`` (C, Hc, Wc) and ``style``
         (C, Hs, Ws) float32 in [0, 1], the C shared (merged) label names,
-        ``dropped_content_labels`` (labels that cover at least
-        ``min_style_fraction`` of the content, or have a non-empty content mask,
-        but are not in the style) and ``dropped_style_labels`` (style labels
-        with no content pixels).
+        ``dropped_content_labels`` (content labels the style lacks: those that
+        are the argmax of at least ``min_style_fraction`` of the content, plus
+        kept labels whose style mask the cutoff emptied) and
+        ``dropped_style_labels`` (style labels with an empty content mask).
     """
     mode = check_choice("mode", mode, ("hard", "soft"))
     theta_s = check_number("theta_s", theta_s, low=0.0, high=1.0, low_inclusive=False)
@@ -631,14 +643,14 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
     style_labels = present_labels(s, merged, min_style_fraction)
     s_idx = [merged.index(n) for n in style_labels]
     s_kept = s[s_idx]
-    s_kept = s_kept / s_kept.sum(0, keepdim=True).clamp_min(1e-30)
+    s_kept = s_kept / s_kept.sum(0, keepdim=True).clamp_min(_TINY)
     aligned = align_labels(c, merged, s_kept.clamp(0.0, 1.0), style_labels, kind=mode,
                            unmatched="drop", renormalize=True)
     content_present = set(present_labels(c, merged, min_style_fraction))
     cm, sm = aligned.content, aligned.style
     # align_labels rescales each pixel's kept values to its old total (1 for a
     # probability stack); divide by the sum explicitly to remove rounding drift.
-    cm = cm / cm.sum(0, keepdim=True).clamp_min(1e-30)
+    cm = cm / cm.sum(0, keepdim=True).clamp_min(_TINY)
 
     if mode == "hard":
         cm = _one_hot_argmax(cm)
@@ -654,7 +666,7 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
     if not bool(keep.any()):
         raise PhotostyleError(
             f"no label has a non-empty mask in both images after the cutoff theta_s={theta_s}; "
-            "lower theta_s (the paper's code used 0.2) or use mode='hard'")
+            "lower theta_s (at most 1 / number of labels keeps every pixel's top label) or use mode='hard'")
     dropped_content = [n for n in merged if n not in labels and n in content_present]
     dropped_content += [n for n, ci, si in zip(labels, c_any.tolist(), s_any.tolist()) if ci and not si]
     dropped_style = [n for n, ci in zip(labels, c_any.tolist()) if not ci]
@@ -667,15 +679,16 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
 
 
 def _one_hot_argmax(prob: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) -> one-hot (C, H, W) of the argmax over C (ties: lowest index)."""
+    """(C, H, W) -> one-hot (C, H, W) of the argmax over C (ties: lowest index); all-zero pixels stay zero."""
     idx = prob.argmax(0, keepdim=True)
-    return torch.zeros_like(prob).scatter_(0, idx, 1.0)
+    one_hot = torch.zeros_like(prob).scatter_(0, idx, 1.0)
+    return one_hot * (prob.amax(0, keepdim=True) > 0)
 
 
 # --------------------------------------------------------------------------- the cache
 
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def image_digest(image: torch.Tensor | np.ndarray) -> str:
@@ -691,8 +704,8 @@ class SegmentationCache:
     """Probabilities keyed by image content, checkpoint identity and scales.
 
     Args:
-        directory: where to keep ``<key>.npz`` files (float16 probabilities and
-            the key's ingredients as JSON); None for memory only.
+        directory: where to keep ``<key>.npz`` files (float16 log-probabilities
+            and the key's ingredients as JSON); None for memory only.
         memory: also keep entries in memory (float16, the ``max_memory_items``
             most recently used ones).
         max_memory_items: bound on in-memory entries (a 700 px image's
@@ -702,9 +715,16 @@ class SegmentationCache:
     (:func:`image_digest`) together with the segmenter's
     :meth:`ADE20KSegmenter.describe` (checkpoint identity -- hub id @ commit,
     directory digest or ``random:seed=..:config=..`` -- scales, size cap and
-    normalisation). Stored values are float16; every value returned, first
-    computation included, is the float16 value renormalised to sum to 1 in
-    float32, so a hit returns exactly what the miss returned.
+    normalisation).
+
+    Stored values are float16 *log*-probabilities: float16 probabilities would
+    flush values below 6e-8 to zero, and those tails matter -- restricting a
+    content pixel to the style's labels renormalises exactly such small
+    values. Log storage keeps them (down to float32's 1e-45) with relative
+    error <= 0.1 % for probabilities above 0.02 and a few percent in the far
+    tail. Every value returned, first computation included, is the softmax
+    over labels of the stored values in float32 (so each pixel sums to 1), and
+    a hit returns exactly what the miss returned.
 
     Disk writes go to a temporary file in ``directory`` that is then renamed
     over the entry (atomic on POSIX and Windows), so an interrupted run leaves
@@ -754,7 +774,7 @@ class SegmentationCache:
             self.hits += 1
             return _dequantise(q)
         self.misses += 1
-        q = segmenter._compute(t).to(torch.float16)
+        q = _quantise(segmenter._compute(t))
         self._store(key, parts, q)
         return _dequantise(q)
 
@@ -768,7 +788,7 @@ class SegmentationCache:
         try:
             with np.load(p, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                q = torch.from_numpy(np.array(z["probabilities"], dtype=np.float16))
+                q = torch.from_numpy(np.array(z["log_probabilities"], dtype=np.float16))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
             return None
         if meta != parts or tuple(q.shape) != (NUM_ADE20K_LABELS, *parts["shape"]):
@@ -784,7 +804,7 @@ class SegmentationCache:
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=p.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, probabilities=q.numpy(), meta=np.array(json.dumps(parts, sort_keys=True)))
+                np.savez_compressed(f, log_probabilities=q.numpy(), meta=np.array(json.dumps(parts, sort_keys=True)))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, p)
@@ -806,9 +826,14 @@ class SegmentationCache:
         self._mem.clear()
 
 
+def _quantise(prob: torch.Tensor) -> torch.Tensor:
+    """(K, H, W) float32 probabilities -> float16 log-probabilities (zeros become log of 1e-45)."""
+    return torch.log(prob.float().clamp_min(1e-45)).to(torch.float16)
+
+
 def _dequantise(q: torch.Tensor) -> torch.Tensor:
-    p = q.float()
-    return p / p.sum(0, keepdim=True).clamp_min(1e-30)
+    """float16 log-probabilities -> float32 probabilities summing to 1 per pixel."""
+    return torch.softmax(q.float(), dim=0)
 
 
 __all__ = [

@@ -336,6 +336,42 @@ def test_cache_key_depends_on_image_checkpoint_and_scales(image, tmp_path):
     assert cache.key(a, image) == cache.key(a, image[0].permute(1, 2, 0).numpy())
 
 
+class _StubSegmenter:
+    """Stands in for ADE20KSegmenter in the cache: fixed probabilities, counted calls."""
+
+    def __init__(self, prob: torch.Tensor) -> None:
+        self.prob, self.calls = prob, 0
+
+    def describe(self) -> dict:
+        return {"identity": "stub"}
+
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.prob
+
+
+def test_cache_keeps_tiny_probabilities_that_restriction_needs(image, tmp_path):
+    # a confident "person" pixel (channel 12) with sky (2) and tree (4) far in the tail
+    prob = torch.full((150, 32, 48), 1e-20)
+    prob[2], prob[4] = 3e-12, 1e-12
+    prob[12] = 0.0
+    prob[12] = 1 - prob.sum(0)
+    stub = _StubSegmenter(prob)
+    cache = SegmentationCache(tmp_path)
+    got = cache.probabilities(stub, image)
+    assert torch.equal(SegmentationCache(tmp_path).probabilities(stub, image), got) and stub.calls == 1
+    torch.testing.assert_close(got.sum(0), torch.ones(32, 48), atol=1e-6, rtol=0)
+    torch.testing.assert_close(got[[2, 4]], prob[[2, 4]], rtol=0.05, atol=0)  # float16 would flush these to 0
+    # restricted to a style of sky and tree, the pixel goes to sky, 3:1 over tree
+    style = torch.zeros(150, 8, 8)
+    style[2, :4], style[4, 4:] = 1.0, 1.0
+    soft = semantic_masks(got, style, "soft", theta_s=0.01, merge=())
+    assert soft.labels == ("sky", "tree") and "person" in soft.dropped_content_labels
+    torch.testing.assert_close(soft.content[:, 0, 0], torch.tensor([0.75, 0.25]), atol=0.02, rtol=0)
+    hard = semantic_masks(got, style, "hard", merge=())
+    assert torch.equal(label_map(hard.content), torch.zeros(32, 48, dtype=torch.int64))
+
+
 def test_corrupt_cache_entry_is_recomputed(image, tmp_path):
     seg = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32,))
     calls = _count_forward_calls(seg)
