@@ -1,0 +1,300 @@
+"""Tests for photostyle_lib.metrics: closed forms, bounds, and the orderings the metrics must give
+on synthetic and real pairs (content / affine recolouring vs noise / Gatys; blur; Reinhard vs content)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from skimage.color import lab2rgb, rgb2lab
+from skimage.filters import gaussian
+
+from photostyle_lib import metrics
+from photostyle_lib.baselines import reinhard
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import array_to_tensor, tensor_to_array
+from photostyle_lib.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.metrics import (
+    METRICS,
+    gram_distance,
+    image_metrics,
+    load_gram_vgg,
+    photorealism_score,
+    region_style_distances,
+    structure_score,
+    style_distance,
+)
+from photostyle_lib.vgg import VGGFeatures
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    """(40, 48, 3) float64 in [0.1, 0.9]: shaded background, two rectangles, fine texture, seeded."""
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:40, 0:48] / 48.0
+    img = np.stack([0.3 + 0.3 * x, 0.35 + 0.2 * y, 0.5 - 0.2 * x * y], axis=-1)
+    img[8:22, 6:20] = [0.75, 0.4, 0.25]
+    img[20:34, 26:42] = [0.2, 0.55, 0.7]
+    img += 0.03 * np.sin(11 * x + 7 * y)[..., None] + 0.01 * rng.standard_normal(img.shape)
+    return np.clip(img, 0.1, 0.9)
+
+
+@pytest.fixture(scope="module")
+def warm_style() -> np.ndarray:
+    """(30, 36, 3): a warm, darker image of another size."""
+    rng = np.random.default_rng(6)
+    y, x = np.mgrid[0:30, 0:36] / 36.0
+    img = np.stack([0.6 + 0.2 * np.cos(4 * x), 0.35 + 0.1 * np.sin(5 * y), 0.2 + 0.05 * x], axis=-1)
+    return np.clip(img + 0.03 * rng.standard_normal(img.shape), 0, 1)
+
+
+@pytest.fixture
+def real_pair(data_dir):
+    """Pair 1 of the dataset at 64 px: content, style (arrays) and its gold masks."""
+    from photostyle_lib.data import get_pair
+    from photostyle_lib.images import load_image
+
+    p = get_pair(1, data_dir)
+    content = tensor_to_array(load_image(p.content, 64))
+    style = tensor_to_array(load_image(p.style, 64))
+    masks = load_gold_masks(p.content_mask, p.style_mask, unmatched="drop")
+    return content, style, masks
+
+
+# ---------------------------------------------------------------------------
+# photorealism_score
+
+
+def test_content_and_affine_recolouring_are_photorealistic_noise_is_not(scene):
+    matrix = np.array([[0.7, 0.2, 0.0], [0.1, 0.6, 0.1], [0.0, 0.15, 0.8]])
+    affine = scene @ matrix.T + np.array([0.05, 0.1, 0.02])
+    assert 0 <= affine.min() and affine.max() <= 1
+    noisy = np.clip(scene + 0.05 * np.random.default_rng(1).standard_normal(scene.shape), 0, 1)
+    own, aff, noise = (photorealism_score(x, scene) for x in (scene, affine, noisy))
+    # The energy of an exactly affine output is of order eps = 1e-7 (Levin's regulariser).
+    assert 0 <= own < 1e-6 and -1e-12 < aff < 1e-6
+    assert noise > 1e-3 and noise > 1000 * max(own, aff)
+
+
+def test_photorealism_is_per_value_and_accepts_tensors(scene):
+    from photostyle_lib.matting import laplacian_energy
+
+    noisy = np.clip(scene + 0.02 * np.random.default_rng(2).standard_normal(scene.shape), 0, 1)
+    score = photorealism_score(noisy, scene)
+    assert score == pytest.approx(laplacian_energy(noisy, scene) / noisy.size, rel=1e-12)
+    t = photorealism_score(torch.from_numpy(noisy).permute(2, 0, 1)[None], array_to_tensor(scene).double())
+    assert t == pytest.approx(score, rel=1e-6)
+
+
+def test_gatys_output_on_a_real_pair_is_far_less_photorealistic(data_dir, tmp_path):
+    from photostyle_lib.runs import RunSpec, run_cached
+
+    spec = RunSpec(1, "gatys", size=48, iterations=20, weights="random")
+    rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, device="cpu", progress=False)
+    content, out = rec.content(), rec.image()
+    own = photorealism_score(content, content)
+    # Reinhard is a global (Lab) recolouring: nearly affine, far below Gatys.
+    rein = photorealism_score(reinhard(tensor_to_array(content), tensor_to_array(rec.style())), content)
+    gatys = photorealism_score(out, content)
+    assert own < 1e-6
+    assert gatys > 100 * own and gatys > 3 * rein
+
+
+def test_photorealism_rejects_bad_input(scene):
+    with pytest.raises(PhotostyleError, match="resize"):
+        photorealism_score(scene[:-2], scene)
+    with pytest.raises(PhotostyleError, match=r"\[0, 1\]"):
+        photorealism_score(scene * 3, scene)
+    with pytest.raises(PhotostyleError, match="shape"):
+        photorealism_score(scene[..., :2], scene)
+    with pytest.raises(PhotostyleError, match="batch"):
+        photorealism_score(torch.rand(2, 3, 40, 48), scene)
+
+
+# ---------------------------------------------------------------------------
+# structure_score
+
+
+def test_structure_is_perfect_for_the_content_and_drops_with_blur(scene):
+    assert structure_score(scene, scene) == pytest.approx(1.0, abs=1e-12)
+    scores = [structure_score(gaussian(scene, sigma=s, channel_axis=-1), scene) for s in (0.5, 1.0, 2.0, 4.0)]
+    assert all(a > b for a, b in zip(scores, scores[1:]))
+    assert scores[0] < 1 and scores[-1] < 0.8
+
+
+def test_structure_ignores_a_global_tone_change_but_not_noise(scene):
+    darker = 0.05 + 0.45 * scene                     # a global brightness / contrast change
+    noisy = np.clip(scene + 0.05 * np.random.default_rng(3).standard_normal(scene.shape), 0, 1)
+    tone = structure_score(darker, scene)
+    assert tone > 0.97
+    # ... which the plain SSIM of luminance would count as lost structure
+    assert structure_score(darker, scene, kind="luminance", match_tone=False) < tone - 0.05
+    assert structure_score(noisy, scene) < 0.7
+
+
+def test_structure_accepts_tensors_and_rejects_bad_input(scene):
+    blurred = gaussian(scene, sigma=1.0, channel_axis=-1)
+    assert structure_score(array_to_tensor(blurred).double(), array_to_tensor(scene).double()) == pytest.approx(
+        structure_score(blurred, scene), abs=1e-6)
+    with pytest.raises(PhotostyleError, match="resize"):
+        structure_score(scene[:30], scene)
+    with pytest.raises(PhotostyleError, match="11 px"):
+        structure_score(scene[:8, :8], scene[:8, :8])
+    with pytest.raises(PhotostyleError, match="kind"):
+        structure_score(scene, scene, kind="edges")
+
+
+# ---------------------------------------------------------------------------
+# style_distance
+
+
+def _shift_lab(image: np.ndarray, shift) -> np.ndarray:
+    out = lab2rgb(rgb2lab(image) + np.asarray(shift, dtype=np.float64))
+    assert out.min() > 0 and out.max() < 1      # no gamut clipping: the shift is exact
+    return out
+
+
+def test_style_distance_is_zero_for_the_style_and_delta_e_for_a_colour_shift(scene, warm_style):
+    assert style_distance(warm_style, warm_style) == 0.0
+    shift = np.array([3.0, -4.0, 2.0])
+    assert style_distance(_shift_lab(scene, shift), scene) == pytest.approx(np.linalg.norm(shift), rel=1e-9)
+    assert style_distance(scene, warm_style) == pytest.approx(style_distance(warm_style, scene), rel=1e-12)
+
+
+def test_style_distance_is_a_lower_bound_of_the_3d_wasserstein_distance():
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        a = np.clip(rng.uniform(0.2, 0.8, (8, 8, 3)) ** rng.uniform(0.5, 2), 0, 1)
+        b = np.clip(rng.uniform(0.1, 0.9, (8, 8, 3)), 0, 1)
+        la, lb = rgb2lab(a).reshape(-1, 3), rgb2lab(b).reshape(-1, 3)
+        cost = ((la[:, None] - lb[None]) ** 2).sum(-1)
+        rows, cols = linear_sum_assignment(cost)
+        w2 = np.sqrt(cost[rows, cols].mean())
+        # 64 quantile levels on 64 pixels: the 1-D distances are exact.
+        sw = style_distance(a, b, levels=64)
+        assert 0.3 * w2 < sw <= w2 + 1e-9
+
+
+def test_reinhard_is_closer_to_the_style_than_the_content(scene, warm_style):
+    assert style_distance(reinhard(scene, warm_style), warm_style) < 0.5 * style_distance(scene, warm_style)
+
+
+def _two_region_masks(content_hw, style_hw):
+    """Content: left third / rest; style: top half / bottom half (aligned labels 'a', 'b')."""
+    cm = torch.zeros(2, *content_hw)
+    cm[0, :, : content_hw[1] // 3] = 1
+    cm[1] = 1 - cm[0]
+    sm = torch.zeros(2, *style_hw)
+    sm[0, : style_hw[0] // 2] = 1
+    sm[1] = 1 - sm[0]
+    return SemanticMasks(cm, sm, ("a", "b"), kind="user")
+
+
+def test_regional_distance_is_the_area_weighted_mean_of_region_distances(scene):
+    masks = SemanticMasks(*_two_region_masks(scene.shape[:2], scene.shape[:2]).content.repeat(2, 1, 1, 1),
+                          ("a", "b"), kind="user")
+    t_a, t_b = np.array([4.0, 0.0, -3.0]), np.array([0.0, 2.0, 0.0])
+    out = scene.copy()
+    left = masks.content[0].numpy() > 0
+    out[left] = _shift_lab(scene, t_a)[left]
+    out[~left] = _shift_lab(scene, t_b)[~left]
+    terms = region_style_distances(out, scene, masks)
+    area_a = left.mean()
+    assert [t[0] for t in terms] == [0, 1]
+    assert [t[2] for t in terms] == pytest.approx([area_a, 1 - area_a])
+    assert terms[0][1] == pytest.approx(5.0, rel=1e-9) and terms[1][1] == pytest.approx(2.0, rel=1e-9)
+    assert style_distance(out, scene, masks) == pytest.approx(area_a * 5.0 + (1 - area_a) * 2.0, rel=1e-9)
+    # the same stacks given separately, as tensors or arrays
+    assert style_distance(out, scene, masks.content, masks.style) == style_distance(out, scene, masks)
+    assert style_distance(out, scene, masks.content.numpy(), masks.style.numpy()) == style_distance(out, scene, masks)
+
+
+def test_per_region_reinhard_is_closer_in_every_region(scene, warm_style):
+    masks = _two_region_masks(scene.shape[:2], warm_style.shape[:2])
+    out = scene.copy()
+    for c in range(2):
+        cin, sin = masks.content[c].numpy() > 0, masks.style[c].numpy() > 0
+        out[cin] = reinhard(scene[cin][None], warm_style[sin][None])[0]
+    before = region_style_distances(scene, warm_style, masks)
+    after = region_style_distances(out, warm_style, masks)
+    assert all(a[1] < 0.5 * b[1] for a, b in zip(after, before))
+    assert style_distance(out, warm_style, masks) < style_distance(reinhard(scene, warm_style), warm_style, masks)
+
+
+def test_one_all_ones_mask_equals_no_mask_and_masks_are_resized(scene, warm_style):
+    ones = SemanticMasks(torch.ones(1, 10, 12), torch.ones(1, 5, 6), ("all",), kind="user")
+    assert style_distance(scene, warm_style, ones) == pytest.approx(style_distance(scene, warm_style), rel=1e-8)
+
+
+def test_subsampling_is_seeded_and_close(scene, warm_style):
+    full = style_distance(scene, warm_style)
+    sub = style_distance(scene, warm_style, max_pixels=600)
+    assert sub == style_distance(scene, warm_style, max_pixels=600)
+    assert sub == pytest.approx(full, rel=0.1)
+
+
+def test_style_distance_rejects_bad_masks(scene, warm_style):
+    masks = _two_region_masks(scene.shape[:2], warm_style.shape[:2])
+    with pytest.raises(PhotostyleError, match="both"):
+        style_distance(scene, warm_style, masks.content)
+    with pytest.raises(PhotostyleError, match="labels"):
+        style_distance(scene, warm_style, masks.content, masks.style[:1])
+    with pytest.raises(PhotostyleError, match="leave style_masks out"):
+        style_distance(scene, warm_style, masks, masks.style)
+    with pytest.raises(PhotostyleError, match=r"\[0, 1\]"):
+        style_distance(scene, warm_style, masks.content * 2, masks.style)
+    empty = torch.zeros_like(masks.content)
+    with pytest.raises(PhotostyleError, match="no mask label"):
+        style_distance(scene, warm_style, empty, masks.style)
+
+
+def test_real_pair_orderings(real_pair):
+    content, style, masks = real_pair
+    rein = reinhard(content, style)
+    assert style_distance(style, style, masks.style, masks.style) == 0.0
+    assert style_distance(rein, style) < style_distance(content, style)
+    assert style_distance(rein, style, masks) < style_distance(content, style, masks)
+    assert structure_score(content, content) == pytest.approx(1.0, abs=1e-12)
+    assert structure_score(gaussian(content, 1.5, channel_axis=-1), content) < structure_score(rein, content)
+    noisy = np.clip(content + 0.05 * np.random.default_rng(4).standard_normal(content.shape), 0, 1)
+    assert photorealism_score(noisy, content) > 100 * photorealism_score(content, content)
+
+
+# ---------------------------------------------------------------------------
+# gram_distance and image_metrics
+
+
+def test_gram_distance_is_skipped_without_imagenet_weights(scene, warm_style, tmp_path, monkeypatch):
+    monkeypatch.delenv("PHOTOSTYLE_VGG_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    vgg = load_gram_vgg("imagenet")
+    assert not vgg.available and vgg.note.startswith("skipped") and "weights" in vgg.note
+    assert np.isnan(gram_distance(scene, warm_style, vgg=vgg))
+    row = image_metrics(scene, scene, warm_style, vgg=vgg)
+    assert tuple(row) == METRICS and np.isnan(row["gram_distance"])
+    assert row["style_distance"] == row["style_distance_global"]
+
+
+def test_gram_distance_with_random_weights(scene, warm_style):
+    vgg = load_gram_vgg("random")
+    assert vgg.available and "random" in vgg.note
+    assert gram_distance(warm_style, warm_style, vgg=vgg) == 0.0
+    far = gram_distance(scene, warm_style, vgg=vgg)
+    assert far > 0
+    ones = SemanticMasks(torch.ones(1, 40, 48), torch.ones(1, 30, 36), ("all",), kind="user")
+    assert gram_distance(scene, warm_style, ones, vgg=vgg) == pytest.approx(far, rel=1e-5)
+    masks = _two_region_masks(scene.shape[:2], warm_style.shape[:2])
+    assert gram_distance(scene, warm_style, masks, vgg=vgg.features) > 0
+    with pytest.raises(PhotostyleError, match="load_gram_vgg"):
+        gram_distance(scene, warm_style, vgg=VGGFeatures("random", ("conv1_1",)))
+
+
+def test_image_metrics_with_masks(real_pair):
+    content, style, masks = real_pair
+    row = image_metrics(reinhard(content, style), content, style, masks)
+    assert tuple(row) == METRICS
+    assert row["style_distance"] != row["style_distance_global"]
+    assert np.isnan(row["gram_distance"])
+    assert all(np.isfinite(row[k]) for k in METRICS if k != "gram_distance")
+    assert metrics.LOWER_IS_BETTER.keys() == set(METRICS)
