@@ -1,0 +1,381 @@
+"""Figure grids of the paper's experiments (Figures 1 and 4-8), from images.
+
+This module only draws: it takes images (arrays or tensors) and titles and
+returns matplotlib figures; which runs make which image is
+:mod:`photostyle_lib.experiments`'s business. Mask views (Figures 3 and 8)
+come from :mod:`photostyle_lib.mask_views`.
+
+A figure is described by a :class:`Grid` -- rows of :class:`Panel` (an image,
+its title as in the paper, a file name, and the cache key of the run that
+made it) -- and drawn by :func:`grid_figure` with one axis per grid cell, so
+``len(fig.axes) == rows * columns``. Figures are built without pyplot, so
+nothing is kept open: save them with :func:`save_grid` / :func:`save_figure`
+or show them in a notebook.
+
+Figures made with randomly initialised weights carry the line
+:data:`RANDOM_WEIGHTS_BANNER` in their title: they exercise the code, they are
+not style transfers.
+
+Images: (H, W, 3) float arrays or (1, 3, H, W) tensors with values in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from photostyle_lib.checks import check_image_array, check_number
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import save_image, tensor_to_array
+from photostyle_lib.mask_views import NO_LABEL_COLOUR, PROBABILITY_CMAP, label_colours
+from photostyle_lib.masks import label_map
+
+#: Title line of every figure made with random weights.
+RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
+
+#: Colour of the zoom rectangle drawn on full-size panels (RGB in [0, 1]).
+ZOOM_COLOUR = (1.0, 0.85, 0.0)
+
+
+def as_array(image: Any, name: str = "image") -> np.ndarray:
+    """A tensor (1, 3, H, W) or array (H, W, 3) in [0, 1] -> (H, W, 3) float64 array."""
+    if isinstance(image, torch.Tensor):
+        return tensor_to_array(image)
+    return check_image_array(name, image)
+
+
+_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def file_name(text: str) -> str:
+    """``text`` made safe as a file stem: runs of other characters become ``-``."""
+    out = _NAME.sub("-", str(text)).strip("-.")
+    if not out:
+        raise PhotostyleError(f"cannot make a file name from {text!r}; use letters or digits")
+    return out
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One image of a figure.
+
+    Attributes:
+        name: file stem of the panel's own PNG (``panels/<figure>_<name>.png``).
+        title: the panel's title, as in the paper ("Content", "Full model", ...).
+        image: (H, W, 3) float64 in [0, 1] (tensors and other arrays are converted).
+        source: cache key of the run the image comes from (None for inputs
+            drawn from files or images computed from another panel).
+    """
+
+    name: str
+    title: str
+    image: np.ndarray
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", file_name(self.name))
+        object.__setattr__(self, "image", as_array(self.image, f"panel {self.name!r}"))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A figure as a grid of panels.
+
+    Attributes:
+        name: file stem of the figure ("figure4").
+        title: first title line ("Figure 4: ablation study").
+        rows: rows of panels, all of the same length; a None cell is left blank.
+        row_labels: one label per row (drawn left of the row), or empty.
+        random_weights: add :data:`RANDOM_WEIGHTS_BANNER` to the title.
+        notes: further title lines (e.g. the pair ids, a setting).
+    """
+
+    name: str
+    title: str
+    rows: tuple[tuple[Panel | None, ...], ...]
+    row_labels: tuple[str, ...] = ()
+    random_weights: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", file_name(self.name))
+        rows = tuple(tuple(r) for r in self.rows)
+        if not rows or not rows[0]:
+            raise PhotostyleError(f"figure {self.name!r} has no panels")
+        if len({len(r) for r in rows}) != 1:
+            raise PhotostyleError(f"figure {self.name!r}: rows have different lengths {[len(r) for r in rows]}")
+        for r in rows:
+            for p in r:
+                if p is not None and not isinstance(p, Panel):
+                    raise PhotostyleError(f"figure {self.name!r}: cells must be Panel or None, "
+                                          f"got {type(p).__name__}")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "row_labels", tuple(self.row_labels))
+        if self.row_labels and len(self.row_labels) != len(rows):
+            raise PhotostyleError(f"figure {self.name!r}: {len(self.row_labels)} row labels for {len(rows)} rows")
+        names = [p.name for p in self.panels]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise PhotostyleError(f"figure {self.name!r}: panel names {dup} are used twice")
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return len(self.rows), len(self.rows[0])
+
+    @property
+    def panels(self) -> list[Panel]:
+        """The non-empty panels, row by row."""
+        return [p for r in self.rows for p in r if p is not None]
+
+    @property
+    def title_lines(self) -> list[str]:
+        return title_lines(self.title, random_weights=self.random_weights, notes=self.notes)
+
+
+def title_lines(title: str | None, *, random_weights: bool, notes: Sequence[str] = ()) -> list[str]:
+    """A figure's title lines: the title, the random-weights banner when it applies, the notes."""
+    lines = [title] if title else []
+    if random_weights:
+        lines.append(RANDOM_WEIGHTS_BANNER)
+    lines.extend(n for n in notes if n)
+    return lines
+
+
+def grid_figure(grid: Grid, *, panel_size: float = 2.4) -> Figure:
+    """Draw ``grid``: one axis per cell (``rows * columns`` axes), row labels on the left.
+
+    Every panel of the first row carries its title; a panel further down
+    carries one only where its title differs from its column's first title,
+    so a column reads as in the paper (one heading, results below).
+    Blank cells (None) are axes with nothing drawn.
+    """
+    nrows, ncols = grid.shape
+    aspect = _mean_aspect(grid.panels)
+    fig = Figure(figsize=(panel_size * ncols + (0.4 if grid.row_labels else 0.0),
+                          panel_size * aspect * nrows + 0.35 * len(grid.title_lines) + 0.3),
+                 layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    heads = [next((r[j].title for r in grid.rows if r[j] is not None), None) for j in range(ncols)]
+    for i, row in enumerate(grid.rows):
+        for j, panel in enumerate(row):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if panel is None:
+                for s in ax.spines.values():
+                    s.set_visible(False)
+                continue
+            ax.imshow(panel.image, interpolation="nearest")
+            first = all(r[j] is None for r in grid.rows[:i])
+            if first or panel.title != heads[j]:
+                ax.set_title(panel.title, fontsize=9)
+        if grid.row_labels:
+            axes[i, 0].set_ylabel(grid.row_labels[i], fontsize=9)
+    lines = grid.title_lines
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=10)
+    return fig
+
+
+def _mean_aspect(panels: Sequence[Panel]) -> float:
+    if not panels:
+        return 1.0
+    return float(np.mean([p.image.shape[0] / p.image.shape[1] for p in panels]))
+
+
+def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str, Any]]],
+                    columns: Sequence[tuple[str, str]], *, sources: Mapping[tuple[str, str], str] | None = None,
+                    random_weights: bool = False, notes: Sequence[str] = ()) -> Grid:
+    """A grid of examples x methods, as the paper's Figures 1 and 4-6.
+
+    Args:
+        name: file stem of the figure.
+        title: first title line.
+        rows: one (row label, {column key: image}) per example; a column key
+            missing from a row leaves that cell blank.
+        columns: (column key, title) in the figure's column order.
+        sources: optional {(row label, column key): cache key of the run}.
+        random_weights: add the random-weights banner.
+        notes: extra title lines.
+
+    Panel names are ``<row label>_<column key>``.
+    """
+    if not columns:
+        raise PhotostyleError("comparison_grid needs at least one column")
+    keys = [k for k, _ in columns]
+    for label, images in rows:
+        unknown = [k for k in images if k not in keys]
+        if unknown:
+            raise PhotostyleError(f"row {label!r} has images for unknown columns {unknown}; columns are {keys}")
+    sources = sources or {}
+    cells = tuple(
+        tuple(Panel(f"{label}_{key}", col_title, images[key], sources.get((label, key)))
+              if key in images else None for key, col_title in columns)
+        for label, images in rows)
+    return Grid(name, title, cells, tuple(label for label, _ in rows), random_weights, tuple(notes))
+
+
+def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
+    """The square window with the most structure: where a zoom shows distortions best.
+
+    The window's side is ``fraction`` of the image's short side (at least 4 px);
+    among all positions, the one with the largest summed gradient magnitude of
+    ``image`` (usually the content) is taken -- edges and texture, where a
+    stylised image's distortions and a post-process's effect show. Ties: the
+    first in row-major order.
+
+    Returns:
+        (top, left, height, width) in pixels.
+    """
+    arr = as_array(image)
+    fraction = check_number("fraction", fraction, low=0.0, high=1.0, low_inclusive=False)
+    h, w = arr.shape[:2]
+    side = max(4, min(h, w, int(round(fraction * min(h, w)))))
+    grey = arr.mean(axis=2)
+    mag = np.zeros((h, w))
+    mag[:, 1:] += np.abs(np.diff(grey, axis=1))
+    mag[1:, :] += np.abs(np.diff(grey, axis=0))
+    # Summed-area table: the sum over every side x side window in one pass.
+    sat = np.pad(mag.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = sat[side:, side:] - sat[:-side, side:] - sat[side:, :-side] + sat[:-side, :-side]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left), side, side
+
+
+def crop(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``image`` (H, W, 3) cut to ``box`` = (top, left, height, width)."""
+    arr = as_array(image)
+    top, left, hh, ww = (int(v) for v in box)
+    if top < 0 or left < 0 or hh < 1 or ww < 1 or top + hh > arr.shape[0] or left + ww > arr.shape[1]:
+        raise PhotostyleError(f"crop box {box} does not fit an image of {arr.shape[0]}x{arr.shape[1]} px")
+    return arr[top:top + hh, left:left + ww].copy()
+
+
+def outline(image: Any, box: tuple[int, int, int, int], colour: Sequence[float] = ZOOM_COLOUR,
+            width: int = 1) -> np.ndarray:
+    """A copy of ``image`` with the rectangle ``box`` = (top, left, height, width) drawn on it."""
+    arr = as_array(image).copy()
+    top, left, hh, ww = (int(v) for v in box)
+    crop(arr, box)  # checks the box fits
+    c = np.asarray(colour, dtype=np.float64)
+    b, r = top + hh, left + ww
+    arr[top:min(top + width, b), left:r] = c
+    arr[max(b - width, top):b, left:r] = c
+    arr[top:b, left:min(left + width, r)] = c
+    arr[top:b, max(r - width, left):r] = c
+    return arr
+
+
+def postprocess_grid(name: str, title: str,
+                     rows: Sequence[tuple[str, Mapping[str, Any]]], columns: Sequence[tuple[str, str]], *,
+                     zoom_fraction: float = 0.3, sources: Mapping[tuple[str, str], str] | None = None,
+                     random_weights: bool = False, notes: Sequence[str] = ()) -> Grid:
+    """The paper's Figure 7: per example, a row of full images and a row of zoomed crops.
+
+    Args:
+        rows: (row label, {column key: image}); every row must have the key
+            ``"content"``, whose structure picks the zoom window (:func:`zoom_box`).
+        columns: (column key, title), e.g. content, before, after (two sigma_r), screened Poisson.
+        zoom_fraction: side of the zoom window as a fraction of the short side.
+
+    Returns:
+        A Grid of 2 * len(rows) rows: the full images with the zoom window
+        outlined, then the crops (row label "<label> (zoom)", panel names
+        "<label>_<key>_zoom", titles those of their columns).
+    """
+    cells: list[tuple[Panel | None, ...]] = []
+    labels: list[str] = []
+    sources = sources or {}
+    for label, images in rows:
+        if "content" not in images:
+            raise PhotostyleError(f"row {label!r} needs a 'content' image to choose the zoom window")
+        box = zoom_box(images["content"], zoom_fraction)
+        full, zoom = [], []
+        for key, col_title in columns:
+            if key not in images:
+                full.append(None)
+                zoom.append(None)
+                continue
+            src = sources.get((label, key))
+            full.append(Panel(f"{label}_{key}", col_title, outline(images[key], box), src))
+            zoom.append(Panel(f"{label}_{key}_zoom", col_title, crop(images[key], box), src))
+        cells += [tuple(full), tuple(zoom)]
+        labels += [label, f"{label} (zoom)"]
+    return Grid(name, title, tuple(cells), tuple(labels), random_weights, tuple(notes))
+
+
+def label_map_image(stack: torch.Tensor, labels: Sequence[str]) -> np.ndarray:
+    """(C, H, W) masks -> (H, W, 3) colours of each pixel's strongest label.
+
+    Same colours as :mod:`photostyle_lib.mask_views` (``label_colours``; grey
+    where no label), so a saved panel matches the mask figures' legends.
+    """
+    colours = label_colours(labels)
+    idx = label_map(stack.detach().cpu().float()).numpy()
+    table = np.array([colours[lab] for lab in labels] + [NO_LABEL_COLOUR], dtype=np.float64)
+    return table[np.where(idx < 0, len(labels), idx)]
+
+
+def probability_image(mask: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(H, W) mask values in [0, 1] -> (H, W, 3) RGB in mask_views' probability colour map."""
+    m = mask.detach().cpu().float().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask, float)
+    if m.ndim != 2:
+        raise PhotostyleError(f"a mask must have shape (H, W), got {m.shape}")
+    return np.asarray(matplotlib.colormaps[PROBABILITY_CMAP](np.clip(m, 0.0, 1.0))[..., :3], dtype=np.float64)
+
+
+def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for notebooks' rich display and widgets)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100) -> Path:
+    """Write ``fig`` as PNG to ``path`` (folders created)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=dpi)
+    return p
+
+
+def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.PathLike) -> list[dict[str, Any]]:
+    """Write every panel to ``directory/panels/<figure>_<panel>.png``; return their listing.
+
+    Listing entries: name, title, file (relative to ``directory``), source
+    (cache key or None), size [H, W].
+    """
+    d = Path(directory)
+    out = []
+    for p in panels:
+        rel = Path("panels") / f"{file_name(figure_name)}_{p.name}.png"
+        save_image(p.image, d / rel, overwrite=True)
+        out.append({"name": p.name, "title": p.title, "file": str(rel), "source": p.source,
+                    "size": list(p.image.shape[:2])})
+    return out
+
+
+def save_grid(grid: Grid, directory: str | os.PathLike, *, fig: Figure | None = None,
+              dpi: int = 100) -> dict[str, Any]:
+    """Write the figure (``<name>.png``) and each panel (``panels/``) of ``grid`` into ``directory``.
+
+    Returns the figure's listing for metadata: name, title (all lines), file,
+    rows, columns, random_weights, panels (see :func:`save_panels`).
+    """
+    fig = fig if fig is not None else grid_figure(grid)
+    path = save_figure(fig, Path(directory) / f"{grid.name}.png", dpi=dpi)
+    rows, cols = grid.shape
+    return {"name": grid.name, "title": grid.title_lines, "file": path.name, "rows": rows, "columns": cols,
+            "random_weights": grid.random_weights, "panels": save_panels(grid.name, grid.panels, directory)}
