@@ -402,7 +402,7 @@ class GramVGG:
         return self.features is not None
 
 
-def load_gram_vgg(weights: str = "imagenet", *, device: str = "cpu") -> GramVGG:
+def load_gram_vgg(weights: str | None = "imagenet", *, device: str = "cpu") -> GramVGG:
     """VGG-19 for :func:`gram_distance`, never downloading.
 
     The Gram distance measures style in the feature space of a network that has
@@ -410,8 +410,11 @@ def load_gram_vgg(weights: str = "imagenet", *, device: str = "cpu") -> GramVGG:
     useful, so the metric is only computed with the weights asked for here
     (ImageNet by default). When they are not on this machine the
     PhotostyleError of ``VGGFeatures(weights, download=False)`` is caught and
-    returned as the note, and :func:`gram_distance` gives NaN.
+    returned as the note, and :func:`gram_distance` gives NaN. ``weights=None``
+    skips the metric on purpose.
     """
+    if weights is None:
+        return GramVGG(None, "skipped: not requested (weights=None)")
     try:
         vgg = VGGFeatures(weights, GRAM_LAYERS, download=False).to(device)
     except PhotostyleError as exc:

@@ -1,0 +1,550 @@
+"""The metrics sweep: every method on many pairs, scored, summarised and plotted.
+
+One sweep is:
+
+1. :func:`sweep_specs` -- one :class:`~photostyle_lib.runs.RunSpec` per
+   (pair, method), with the same fields the figure notebooks use, so runs they
+   already made come from the cache (``runs.run_cached``, same ``cache_dir``);
+2. ``runs.run_many(specs, executor=...)`` -- every run an independent task
+   writing its own cached result, on the executor :func:`make_executor` gives:
+   here, one after another (``"serial"``); a local process pool
+   (``"process"``); or a Dask ``distributed`` cluster (``"dask"``, a local one
+   or the scheduler at ``address``), whose client is a ``concurrent.futures``
+   executor. A lost worker loses only its task (Dask reschedules it); a rerun
+   computes only what is missing;
+3. :func:`score_runs` -- the metrics of :mod:`photostyle_lib.metrics` for every
+   run, one task per pair on the same executor, with the runtime and peak memory
+   the run recorded: one row per (pair, method);
+4. :func:`summarize` -- mean and a 95% interval per method and metric;
+5. :func:`plot_metric_boxes`, :func:`plot_tradeoff` and :func:`save_sweep`.
+
+Regions: the style distance and the Gram distance are measured per region of
+the pair's *gold* masks (the dataset's hand-made masks), whatever masks a
+method used, so every method is judged on the same regions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from photostyle_lib import metrics
+from photostyle_lib.checks import check_choice, check_int, check_number
+from photostyle_lib.data import get_pair, list_pairs
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.masks import load_gold_masks
+from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.presets import ABLATION
+from photostyle_lib.runs import METHODS, PUBLISHED, RunRecord, RunSpec
+from photostyle_lib.transfer import resolve_device
+
+__all__ = [
+    "SWEEP_METHODS",
+    "EXECUTORS",
+    "INTERVALS",
+    "SUMMARY_COLUMNS",
+    "RANDOM_WEIGHTS_BANNER",
+    "resolve_pair_ids",
+    "sweep_specs",
+    "make_executor",
+    "score_pair",
+    "score_runs",
+    "summarize",
+    "summary_table",
+    "relative_to",
+    "plot_metric_boxes",
+    "plot_tradeoff",
+    "save_sweep",
+]
+
+#: The methods compared: the paper's five variants, then Gatys, the two colour
+#: transfers, Luan et al. as run by this engine and as published.
+SWEEP_METHODS: tuple[str, ...] = tuple(ABLATION) + ("gatys", "reinhard", "pitie_idt", "luan", "luan_published")
+#: Reference row added by :func:`score_runs`: the content itself (no transfer).
+CONTENT_ROW = "content"
+EXECUTORS = ("serial", "process", "dask")
+INTERVALS = ("t", "bootstrap")
+#: Columns :func:`summarize` summarises: the metrics, then the runs' cost.
+SUMMARY_COLUMNS: tuple[str, ...] = metrics.METRICS + ("runtime_s", "peak_rss_mb")
+#: Title line of every figure from runs made with random weights.
+RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
+
+_LABELS = {"photorealism": "photorealism (Laplacian energy, lower = more photo-like)",
+           "structure": "structure (gradient SSIM, higher = better)",
+           "style_distance": "style distance, gold regions (\u0394E, lower = closer)",
+           "style_distance_global": "style distance, whole image (\u0394E)",
+           "gram_distance": "Gram distance, VGG (lower = closer)",
+           "runtime_s": "runtime (s)", "peak_rss_mb": "peak memory (MB, process RSS)"}
+_LOG_SCALE = ("photorealism", "gram_distance", "runtime_s")
+# Energies are >= 0 up to rounding (-1e-12 for an exactly affine output); drawn on a log axis from here.
+_LOG_FLOOR = 1e-12
+
+
+def _plotted(col: str, values: Any) -> np.ndarray:
+    """Values as drawn: floored at _LOG_FLOOR on log-scale axes."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+    return np.maximum(v, _LOG_FLOOR) if col in _LOG_SCALE else v
+
+
+# ---------------------------------------------------------------------------
+# Specs and executors
+
+
+def resolve_pair_ids(pair_ids: Sequence[int] | int | None, data_dir: str | os.PathLike | None = None
+                     ) -> list[int]:
+    """``pair_ids`` as a list of ints; None means every pair of the dataset (the paper profile's 60)."""
+    if pair_ids is None:
+        return list_pairs(data_dir)
+    if isinstance(pair_ids, (int, np.integer)):
+        pair_ids = [pair_ids]
+    ids = [check_int("pair id", p, low=0) for p in pair_ids]
+    if not ids:
+        raise PhotostyleError("pair_ids is empty; give at least one example id (1-60), or None for all")
+    return ids
+
+
+def sweep_specs(settings: Any, methods: Sequence[str] = SWEEP_METHODS) -> list[RunSpec]:
+    """One RunSpec per (pair, method), pairs outer: the sweep's tasks.
+
+    ``settings`` is the notebooks' :class:`photostyle_lib.experiments.Settings`
+    (anything with ``pair_ids`` and ``spec(pair_id, method)``): the specs are the
+    very ones the figure notebooks ask for under the same parameters, so the runs
+    those notebooks made are cache hits and the sweep's runs serve the figures.
+    ``methods`` are names from ``runs.METHODS`` (default :data:`SWEEP_METHODS`).
+    """
+    if isinstance(methods, str) or not methods:
+        raise PhotostyleError(f"methods must be a non-empty list of method names, got {methods!r}")
+    for m in methods:
+        check_choice("method", m, METHODS)
+    return [settings.spec(int(p), m) for p in settings.pair_ids for m in methods]
+
+
+def _init_worker(threads: int) -> None:
+    """Process-pool initializer: share the cores between workers instead of oversubscribing them."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def make_executor(kind: str = "serial", *, address: str | None = None, workers: int | None = None,
+                  timeout: float = 30.0) -> Iterator[Any]:
+    """A ``concurrent.futures``-style executor for ``runs.run_many`` / :func:`score_runs`, as a context manager.
+
+    Parameters
+    ----------
+    kind : "serial" | "process" | "dask"
+        ``"serial"`` yields None (tasks run one after another in this process).
+        ``"process"`` yields a ``ProcessPoolExecutor`` of ``workers`` processes
+        (default: half the cores, at least 1), started with "spawn" (torch is not
+        fork-safe) and with the cores shared between them.
+        ``"dask"`` yields a ``distributed.Client``: connected to the scheduler
+        at ``address`` (e.g. "tcp://10.0.0.5:8786"; an existing cluster, used
+        as it is), or, without an address, to a new local cluster of
+        ``workers`` processes that is shut down on exit.
+    address : str, optional
+        Dask scheduler address (``kind="dask"`` only).
+    workers : int, optional
+        Number of local worker processes (not used with an address).
+    timeout : float
+        Seconds to wait for the scheduler at ``address``.
+
+    Every task writes its own cached result, so work done before an
+    interruption or a lost worker is kept. Raises PhotostyleError for an unknown
+    kind or a scheduler that cannot be reached.
+    """
+    check_choice("executor kind", kind, EXECUTORS)
+    if address is not None and kind != "dask":
+        raise PhotostyleError(f"a scheduler address is for kind='dask', got kind={kind!r}")
+    cores = os.cpu_count() or 1
+    n = check_int("workers", workers, low=1) if workers is not None else max(1, cores // 2)
+    if kind == "serial":
+        yield None
+        return
+    if kind == "process":
+        import multiprocessing
+
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(max(1, cores // n),))
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise PhotostyleError("kind='dask' needs the dask[distributed] package: pip install 'dask[distributed]'") \
+            from None
+    if address is not None:
+        try:
+            client = distributed.Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise PhotostyleError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); "
+                                  "check the address (dask scheduler prints it) and that it is running") from None
+        with client:
+            yield client
+        return
+    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        client.run(_init_worker, max(1, cores // n))
+        yield client
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+
+
+def _cost_columns(record: RunRecord) -> dict[str, float]:
+    """Runtime and peak memory the run recorded (runs.py metadata ``timings`` and ``memory``).
+
+    ``runtime_s``: the method's own time (``timings.total``); ``wall_s``: the
+    whole task (loading, masks, saving). NaN for published results, which were
+    not computed here. ``peak_rss_mb`` is the worker process's peak resident
+    memory when the run ended (an upper bound for that run when a worker ran
+    several tasks); ``cuda_peak_mb`` the run's own peak GPU allocation.
+    """
+    md = record.metadata
+    published = record.spec.method in PUBLISHED
+    mem = md.get("memory") or {}
+    nan = float("nan")
+    runtime = (md.get("timings") or {}).get("total")
+    return {"runtime_s": nan if published or runtime is None else float(runtime),
+            "wall_s": nan if published else float(md.get("wall_seconds", nan)),
+            "peak_rss_mb": nan if published else float(mem.get("process_peak_rss_mb", nan)),
+            "cuda_peak_mb": float(mem.get("cuda_peak_allocated_mb", nan))}
+
+
+def _gold_masks(pair_id: int, data_dir: str | None):
+    pair = get_pair(pair_id, data_dir)
+    if pair.content_mask is None or pair.style_mask is None:
+        return None, "none (no gold masks)"
+    try:
+        return load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop"), "gold"
+    except PhotostyleError as exc:
+        return None, f"none ({exc})"
+
+
+def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | None = None,
+               gram_weights: str = "imagenet", device: str = "auto", include_content: bool = True
+               ) -> list[dict[str, Any]]:
+    """Metric rows of the runs of one pair (one task of :func:`score_runs`).
+
+    The content's matting Laplacian is built once for all methods of the pair.
+    With ``include_content`` a row for the content itself (method ``"content"``)
+    comes first: the no-transfer reference.
+    """
+    if not records:
+        return []
+    pair_ids = {r.spec.pair_id for r in records}
+    if len(pair_ids) != 1:
+        raise PhotostyleError(f"score_pair takes the runs of one pair, got pairs {sorted(pair_ids)}")
+    pair_id = pair_ids.pop()
+    data_dir = None if data_dir is None else str(data_dir)
+    masks, regions = _gold_masks(pair_id, data_dir)
+    vgg = metrics.load_gram_vgg(gram_weights, device=str(resolve_device(device)))
+    rows = []
+    todo: list[tuple[str, RunRecord, Any]] = [(r.spec.method, r, None) for r in records]
+    if include_content:
+        todo.insert(0, (CONTENT_ROW, records[0], "content"))
+    for method, rec, which in todo:
+        content, style = rec.content(), rec.style()
+        output = content if which == "content" else rec.image()
+        row: dict[str, Any] = {"pair_id": pair_id, "method": method}
+        row.update(metrics.image_metrics(output, content, style, masks, vgg=vgg))
+        nan = float("nan")
+        row.update({"runtime_s": nan, "wall_s": nan, "peak_rss_mb": nan, "cuda_peak_mb": nan}
+                   if which == "content" else _cost_columns(rec))
+        row.update({"height": int(content.shape[-2]), "width": int(content.shape[-1]),
+                    "iterations": rec.spec.iterations, "weights": rec.spec.weights,
+                    "random_weights": False if which == "content" else rec.random_weights,
+                    "regions": regions, "gram_note": vgg.note,
+                    "key": None if which == "content" else rec.key,
+                    "device": None if which == "content" else rec.metadata.get("device")})
+        rows.append(row)
+    return rows
+
+
+def score_runs(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | None = None,
+               gram_weights: str = "imagenet", device: str = "auto", executor: Any = None,
+               include_content: bool = True, progress: bool = True) -> pd.DataFrame:
+    """The metrics table: one row per (pair, method), one :func:`score_pair` task per pair.
+
+    Parameters
+    ----------
+    records : from ``runs.run_many``.
+    data_dir : the dataset (for the gold masks that define the regions).
+    gram_weights : VGG weights of the Gram distance ("imagenet"); where they are
+        missing the column is NaN and ``gram_note`` says why.
+    device : where the Gram distance's VGG runs ("cpu", "cuda", "auto").
+    executor : None (here) or a ``concurrent.futures``-style executor.
+    include_content : add the content itself as method ``"content"`` (reference).
+
+    Returns
+    -------
+    DataFrame with columns ``pair_id, method``, the metrics (``metrics.METRICS``),
+    ``runtime_s, wall_s, peak_rss_mb, cuda_peak_mb`` (the run's own cost, from its
+    metadata), ``height, width, iterations, weights, random_weights, regions,
+    gram_note, key, device``; rows ordered by pair, then method as given.
+    """
+    from tqdm.auto import tqdm
+
+    by_pair: dict[int, list[RunRecord]] = {}
+    for r in records:
+        by_pair.setdefault(r.spec.pair_id, []).append(r)
+    kwargs = {"data_dir": None if data_dir is None else str(data_dir), "gram_weights": gram_weights,
+              "device": device, "include_content": include_content}
+    groups = list(by_pair.values())
+    if executor is None:
+        parts = [score_pair(g, **kwargs) for g in tqdm(groups, desc="metrics", disable=not progress)]
+    else:
+        futures = [executor.submit(score_pair, g, **kwargs) for g in groups]
+        parts = [f.result() for f in tqdm(futures, desc="metrics", disable=not progress)]
+    table = pd.DataFrame([row for part in parts for row in part])
+    if table.empty:
+        raise PhotostyleError("no runs to score; give at least one run record")
+    return table
+
+
+# ---------------------------------------------------------------------------
+# Summary
+
+
+def _interval(values: np.ndarray, kind: str, level: float, n_boot: int, rng: np.random.Generator
+              ) -> tuple[float, float]:
+    n = values.size
+    if n < 2:
+        return float("nan"), float("nan")
+    if kind == "t":
+        from scipy import stats
+
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
+        return float(values.mean() - half), float(values.mean() + half)
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+    return float(lo), float(hi)
+
+
+def summarize(table: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, *, level: float = 0.95,
+              interval: str = "t", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean and ``level`` interval of the mean per method and column, over pairs.
+
+    ``interval="t"`` (default): Student's t interval, mean +- t_{n-1} s / sqrt(n).
+    Each method is run once per pair, so the n values are independent pairs and
+    the mean over many pairs is close to normal; with few pairs (the ci profile's
+    3) the t interval is honest about the uncertainty by being wide, where a
+    bootstrap would be too narrow. ``interval="bootstrap"``: percentile bootstrap
+    of the mean (``n_boot`` resamples, seeded), for skewed metrics over many pairs.
+    NaN values are left out; fewer than two values give a NaN interval.
+
+    Returns a long table: ``method, metric, n, mean, low, high, interval, level``,
+    methods in the table's order.
+    """
+    check_choice("interval", interval, INTERVALS)
+    level = check_number("level", level, low=0, high=1, low_inclusive=False, high_inclusive=False)
+    n_boot = check_int("n_boot", n_boot, low=10)
+    missing = [c for c in ("method", *columns) if c not in table.columns]
+    if missing:
+        raise PhotostyleError(f"the table lacks columns {missing}; make it with score_runs()")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for method in pd.unique(table["method"]):
+        sub = table[table["method"] == method]
+        for col in columns:
+            v = pd.to_numeric(sub[col], errors="coerce").to_numpy(dtype=np.float64)
+            v = v[np.isfinite(v)]
+            lo, hi = _interval(v, interval, level, n_boot, rng)
+            rows.append({"method": method, "metric": col, "n": int(v.size),
+                         "mean": float(v.mean()) if v.size else float("nan"), "low": lo, "high": hi,
+                         "interval": interval, "level": level})
+    return pd.DataFrame(rows)
+
+
+def summary_table(summary: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """The summary for reading: methods as rows, metrics as columns, "mean [low, high]" strings."""
+    def fmt(r) -> str:
+        if not np.isfinite(r["mean"]):
+            return "n/a"
+        if not np.isfinite(r["low"]):
+            return f"{r['mean']:.{digits}g}"
+        return f"{r['mean']:.{digits}g} [{r['low']:.{digits}g}, {r['high']:.{digits}g}]"
+
+    cells = summary.assign(cell=summary.apply(fmt, axis=1))
+    wide = cells.pivot(index="method", columns="metric", values="cell")
+    return wide.loc[pd.unique(summary["method"]), list(pd.unique(summary["metric"]))]
+
+
+def relative_to(table: pd.DataFrame, reference: str, columns: Sequence[str] = metrics.METRICS) -> pd.DataFrame:
+    """Per-pair differences from a reference method: ``value(method) - value(reference)`` on the same pair.
+
+    Pairs differ far more from each other than methods do on one pair, so
+    intervals of raw means overlap even where one method beats another on
+    every pair; :func:`summarize` of this table gives paired intervals instead.
+    Rows of pairs without a reference row are dropped; the reference's own
+    rows become 0.
+    """
+    if reference not in set(table["method"]):
+        raise PhotostyleError(f"reference method {reference!r} is not in the table "
+                              f"(methods: {', '.join(map(str, pd.unique(table['method'])))})")
+    ref = table[table["method"] == reference].set_index("pair_id")[list(columns)]
+    if ref.index.duplicated().any():
+        raise PhotostyleError(f"the table has several {reference!r} rows for one pair; score each run once")
+    out = table[table["pair_id"].isin(ref.index)].copy()
+    for col in columns:
+        out[col] = out[col].to_numpy(dtype=np.float64) - ref.loc[out["pair_id"], col].to_numpy(dtype=np.float64)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Figures
+
+
+def _random(table: pd.DataFrame) -> bool:
+    return bool(table.get("random_weights", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
+
+
+def _title(fig: Figure, title: str, table: pd.DataFrame) -> None:
+    lines = [title]
+    if _random(table):
+        lines.append(RANDOM_WEIGHTS_BANNER)
+    fig.suptitle("\n".join(lines), color="firebrick" if _random(table) else "black")
+
+
+def plot_metric_boxes(table: pd.DataFrame, columns: Sequence[str] = ("photorealism", "structure",
+                      "style_distance", "gram_distance"), *, title: str = "Metrics per method over pairs"
+                      ) -> Figure:
+    """One box plot per metric: a box per method over pairs, each pair a dot.
+
+    Energies and runtimes are drawn on a log axis. A metric that is NaN
+    everywhere (the Gram distance without ImageNet weights) gets an empty panel
+    that says it was skipped. Built without pyplot: save it or show it.
+    """
+    methods = list(pd.unique(table["method"]))
+    fig = Figure(figsize=(max(6.0, 0.55 * len(methods)) * min(2, len(columns)),
+                          3.6 * math.ceil(len(columns) / 2) + 0.8), layout="constrained")
+    axes = fig.subplots(math.ceil(len(columns) / 2), min(2, len(columns)), squeeze=False).ravel()
+    for ax, col in zip(axes, columns):
+        data = [_plotted(col, table.loc[table["method"] == m, col]) for m in methods]
+        data = [d[np.isfinite(d)] for d in data]
+        ax.set_title(_LABELS.get(col, col), fontsize=9)
+        if not any(d.size for d in data):
+            note = table["gram_note"].iloc[0] if col == "gram_distance" and "gram_note" in table else "no values"
+            note = note.split(". ")[0]     # the reason; the fix is in metadata.json
+            ax.text(0.5, 0.5, _wrap(f"{col}: {note}", 60), ha="center", va="center", fontsize=7,
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        log = col in _LOG_SCALE
+        ax.boxplot([d if d.size else [np.nan] for d in data], showfliers=False)
+        rng = np.random.default_rng(0)
+        for i, d in enumerate(data, start=1):
+            ax.plot(i + rng.uniform(-0.12, 0.12, d.size), d, ".", color="0.3", markersize=3)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xticks(range(1, len(methods) + 1), methods, rotation=45, ha="right", fontsize=8)
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
+    _title(fig, title, table)
+    return fig
+
+
+def plot_tradeoff(table: pd.DataFrame, summary: pd.DataFrame | None = None, *, x: str = "style_distance",
+                  y: str = "photorealism", title: str = "Photorealism vs style distance") -> Figure:
+    """Scatter of two metrics: every (pair, method) a small dot, every method's mean a large
+    marker with its interval (from :func:`summarize`) as error bars. Lower-left is better
+    for the defaults (close to the style and photo-like); the ``content`` row marks where no
+    transfer at all lands."""
+    methods = list(pd.unique(table["method"]))
+    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["tab20"]
+    for i, m in enumerate(methods):
+        sub = table[table["method"] == m]
+        colour = "black" if m == CONTENT_ROW else cmap(i % 20)
+        xs, ys = _plotted(x, sub[x]), _plotted(y, sub[y])
+        ax.scatter(xs, ys, s=10, alpha=0.35, color=colour)
+        mx, my = _plotted(x, [sub[x].mean()])[0], _plotted(y, [sub[y].mean()])[0]
+        err = {}
+        if summary is not None:
+            for axis, col in (("xerr", x), ("yerr", y)):
+                r = summary[(summary["method"] == m) & (summary["metric"] == col)]
+                if len(r) and np.isfinite(r["low"].iloc[0]):
+                    err[axis] = [[max(0.0, r["mean"].iloc[0] - r["low"].iloc[0])],
+                                 [max(0.0, r["high"].iloc[0] - r["mean"].iloc[0])]]
+        ax.errorbar([mx], [my], fmt="*" if m == CONTENT_ROW else "o", markersize=9, color=colour,
+                    capsize=3, elinewidth=0.8, alpha=0.9, label=m, **err)
+    if x in _LOG_SCALE:
+        ax.set_xscale("log")
+    if y in _LOG_SCALE:
+        ax.set_yscale("log")
+    ax.set_xlabel(_LABELS.get(x, x))
+    ax.set_ylabel(_LABELS.get(y, y))
+    ax.legend(fontsize=7, loc="best", ncols=2)
+    _title(fig, title, table)
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+
+def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.DataFrame,
+               figures: dict[str, Figure], *, records: Sequence[RunRecord] = (),
+               parameters: dict[str, Any] | None = None, dpi: int = 120) -> dict[str, Path]:
+    """Write the sweep into ``output_dir``, next to the notebook's other outputs.
+
+    Files: ``metrics.csv`` (one row per pair and method), ``metrics_summary.csv``
+    (the long summary of :func:`summarize`), ``<name>.png`` per figure, and
+    ``metadata.json`` in the layout of the other notebooks (what the runner
+    reads and extends): parameters, figures (file, title lines, random
+    weights), tables, the runs used (cache key, spec, wall time), the interval
+    kind, the Gram note, whether random weights were used, versions and git
+    revision. Returns the paths by name.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"table": out / "metrics.csv", "summary": out / "metrics_summary.csv"}
+    table.to_csv(paths["table"], index=False)
+    summary.to_csv(paths["summary"], index=False)
+    random = _random(table)
+    listing = []
+    for name, fig in figures.items():
+        paths[name] = out / f"{name}.png"
+        fig.savefig(paths[name], dpi=dpi)
+        listing.append({"name": name, "file": paths[name].name, "title": fig.get_suptitle().split("\n"),
+                        "random_weights": random, "table": paths["table"].name})
+    md = base_metadata()
+    md.update({
+        "parameters": dict(parameters or {}), "random_weights": random, "figures": listing,
+        "tables": {"metrics": paths["table"].name, "summary": paths["summary"].name},
+        "interval": sorted(set(summary["interval"])) if "interval" in summary else [],
+        "gram_note": sorted(set(table["gram_note"])) if "gram_note" in table else [],
+        "pairs": sorted(int(p) for p in pd.unique(table["pair_id"])),
+        "methods": list(pd.unique(table["method"])),
+        "cache_keys": [r.key for r in records],
+        "runs": [{"key": r.key, "directory": str(r.directory), "spec": dataclasses.asdict(r.spec),
+                  "random_weights": r.random_weights, "wall_seconds": r.metadata.get("wall_seconds")}
+                 for r in records],
+    })
+    if random:
+        md["warning"] = RANDOM_WEIGHTS_BANNER
+    paths["metadata"] = write_json(md, out / "metadata.json")
+    return paths
