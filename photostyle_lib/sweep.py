@@ -43,6 +43,7 @@ from photostyle_lib import metrics
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
 from photostyle_lib.masks import load_gold_masks
 from photostyle_lib.metadata import base_metadata, write_json
 from photostyle_lib.presets import ABLATION
@@ -77,8 +78,6 @@ EXECUTORS = ("serial", "process", "dask")
 INTERVALS = ("t", "bootstrap")
 #: Columns :func:`summarize` summarises: the metrics, then the runs' cost.
 SUMMARY_COLUMNS: tuple[str, ...] = metrics.METRICS + ("runtime_s", "peak_rss_mb")
-#: Title line of every figure from runs made with random weights.
-RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
 
 _LABELS = {"photorealism": "photorealism (Laplacian energy, lower = more photo-like)",
            "structure": "structure (gradient SSIM, higher = better)",
