@@ -506,12 +506,14 @@ def _wrap(text: str, width: int) -> str:
 
 
 def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.DataFrame,
-               figures: dict[str, Figure], *, records: Sequence[RunRecord] = (),
-               parameters: dict[str, Any] | None = None, dpi: int = 120) -> dict[str, Path]:
+               figures: dict[str, Figure], *, tables: dict[str, pd.DataFrame] | None = None,
+               records: Sequence[RunRecord] = (), parameters: dict[str, Any] | None = None,
+               dpi: int = 120) -> dict[str, Path]:
     """Write the sweep into ``output_dir``, next to the notebook's other outputs.
 
     Files: ``metrics.csv`` (one row per pair and method), ``metrics_summary.csv``
-    (the long summary of :func:`summarize`), ``<name>.png`` per figure, and
+    (the long summary of :func:`summarize`), ``<name>.csv`` per extra table
+    (e.g. a summary of :func:`relative_to`), ``<name>.png`` per figure, and
     ``metadata.json`` in the layout of the other notebooks (what the runner
     reads and extends): parameters, figures (file, title lines, random
     weights), tables, the runs used (cache key, spec, wall time), the interval
@@ -523,6 +525,9 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
     paths = {"table": out / "metrics.csv", "summary": out / "metrics_summary.csv"}
     table.to_csv(paths["table"], index=False)
     summary.to_csv(paths["summary"], index=False)
+    for name, extra in (tables or {}).items():
+        paths[name] = out / f"{name}.csv"
+        extra.to_csv(paths[name], index=False)
     random = _random(table)
     listing = []
     for name, fig in figures.items():
@@ -533,7 +538,8 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
     md = base_metadata()
     md.update({
         "parameters": dict(parameters or {}), "random_weights": random, "figures": listing,
-        "tables": {"metrics": paths["table"].name, "summary": paths["summary"].name},
+        "tables": {"metrics": paths["table"].name, "summary": paths["summary"].name,
+                   **{name: paths[name].name for name in (tables or {})}},
         "interval": sorted(set(summary["interval"])) if "interval" in summary else [],
         "gram_note": sorted(set(table["gram_note"])) if "gram_note" in table else [],
         "pairs": sorted(int(p) for p in pd.unique(table["pair_id"])),

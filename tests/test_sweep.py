@@ -267,6 +267,9 @@ def test_save_sweep_writes_tables_figures_and_metadata(scored, tmp_path):
     assert md["random_weights"] is True and md["parameters"] == {"size": 48}
     assert md["figures"][0]["file"] == "metrics_boxes.png" and md["interval"] == ["t"]
     assert md["cache_keys"] == [r.key for r in records] and md["pairs"] == [1, 8]
+    paired = sweep.summarize(sweep.relative_to(table, "content"))
+    paths = sweep.save_sweep(tmp_path / "two", table, summary, {}, tables={"vs_content": paired})
+    assert paths["vs_content"].name == "vs_content.csv" and paths["vs_content"].is_file()
 
 
 # ---------------------------------------------------------------------------
@@ -301,6 +304,7 @@ def test_metrics_notebook_ci_profile(shared_data, tmp_path):
     assert set(summary["metric"]) == set(sweep.SUMMARY_COLUMNS) and set(summary["interval"]) == {"t"}
     assert (summary.loc[summary["metric"] == "photorealism", "n"] == 3).all()
     assert (out / "metrics_boxes.png").is_file() and (out / "metrics_tradeoff.png").is_file()
+    assert (out / "metrics_vs_content.csv").is_file()
     md = json.loads((out / "metadata.json").read_text())
     assert md["random_weights"] is True and len(md["figures"]) == 2
     assert earlier.key in md["cache_keys"]
