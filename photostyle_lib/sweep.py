@@ -84,7 +84,7 @@ _LABELS = {"photorealism": "photorealism (Laplacian energy, lower = more photo-l
            "style_distance": "style distance, gold regions (\u0394E, lower = closer)",
            "style_distance_global": "style distance, whole image (\u0394E)",
            "gram_distance": "Gram distance, VGG (lower = closer)",
-           "runtime_s": "runtime (s)", "peak_rss_mb": "peak memory (MB, process RSS)"}
+           "runtime_s": "runtime (s)", "peak_rss_mb": "peak memory (MB, RSS during the run)"}
 _LOG_SCALE = ("photorealism", "gram_distance", "runtime_s")
 # Energies are >= 0 up to rounding (-1e-12 for an exactly affine output); drawn on a log axis from here.
 _LOG_FLOOR = 1e-12
@@ -210,9 +210,10 @@ def _cost_columns(record: RunRecord) -> dict[str, float]:
 
     ``runtime_s``: the method's own time (``timings.total``); ``wall_s``: the
     whole task (loading, masks, saving). NaN for published results, which were
-    not computed here. ``peak_rss_mb`` is the worker process's peak resident
-    memory when the run ended (an upper bound for that run when a worker ran
-    several tasks); ``cuda_peak_mb`` the run's own peak GPU allocation.
+    not computed here. ``peak_rss_mb`` is the peak resident memory of the
+    process while the run computed (sampled during the run; where /proc is
+    missing, the process's lifetime peak); ``cuda_peak_mb`` the run's own peak
+    GPU allocation.
     """
     md = record.metadata
     published = record.spec.method in PUBLISHED
@@ -221,7 +222,7 @@ def _cost_columns(record: RunRecord) -> dict[str, float]:
     runtime = (md.get("timings") or {}).get("total")
     return {"runtime_s": nan if published or runtime is None else float(runtime),
             "wall_s": nan if published else float(md.get("wall_seconds", nan)),
-            "peak_rss_mb": nan if published else float(mem.get("process_peak_rss_mb", nan)),
+            "peak_rss_mb": nan if published else float(mem.get("run_peak_rss_mb", mem.get("process_peak_rss_mb", nan))),
             "cuda_peak_mb": float(mem.get("cuda_peak_allocated_mb", nan))}
 
 

@@ -32,7 +32,8 @@ def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     names = {p.name for p in rec.directory.iterdir()}
     assert {"image.png", "raw.png", "content.png", "style.png", "losses.csv", "masks.npz", "metadata.json"} <= names
     assert rec.random_weights and rec.metadata["weights"].startswith("random")
-    assert rec.metadata["spec"]["method"] == "full" and "memory" in rec.metadata and rec.metadata["git_revision"]
+    assert rec.metadata["spec"]["method"] == "full" and rec.metadata["git_revision"]
+    assert rec.metadata["memory"]["run_peak_rss_mb"] > 10
     assert rec.image().shape[-1] == 48 and rec.masks().kind == "gold" and len(rec.losses()) == 2
     # a second call reads the folder: stylize must not run again
     monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
