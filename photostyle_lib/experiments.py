@@ -820,7 +820,10 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
         papermill.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
                                    progress_bar=progress, cwd=str(src.parent), execution_timeout=timeout)
     except PapermillExecutionError as exc:
-        raise PhotostyleError(f"notebook {name} failed in cell {exc.exec_count}: {exc.ename}: "
+        lines = [ln.strip() for ln in str(exc.source).splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        code = lines[-1] if lines else ""
+        code = code if len(code) <= 80 else code[:77] + "..."
+        raise PhotostyleError(f"notebook {name} failed in cell [{exc.exec_count}] `{code}`: {exc.ename}: "
                               f"{_one_line(exc.evalue)} (executed notebook with the traceback: {executed})") from None
     except (PapermillException, RuntimeError, TimeoutError, KeyError) as exc:
         raise PhotostyleError(f"notebook {name} could not be run: {type(exc).__name__}: {_one_line(exc)} "

@@ -1,0 +1,331 @@
+"""Experiment recipes (Settings, canonical specs, the paper's figures from cached runs) and the runner's logic.
+
+The recipes run with the ``ci`` profile's settings (random weights, 64 px, 3
+iterations) into the session's shared CI cache, so the notebook suite run by
+tests/test_notebooks.py reuses these runs (and the other way round).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from photostyle_lib import experiments, figures
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.experiments import Settings, canonical_spec
+from photostyle_lib.presets import ABLATION, PRESETS
+from photostyle_lib.runs import RunSpec
+
+
+def ci_cache(tmp_path_factory) -> Path:
+    """The CI-profile run cache shared by every test module of this session."""
+    return tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
+
+
+def ci_settings(notebook: str, cache: Path, out: Path, data_dir: Path, **changes) -> Settings:
+    params = {**experiments.PROFILES["ci"]["*"], **changes}
+    return Settings(notebook, profile="ci", data_dir=str(data_dir), cache_dir=str(cache), output_dir=str(out),
+                    **params)
+
+
+# --------------------------------------------------------------------------- settings and specs
+
+
+def test_settings_defaults_and_checks(data_dir, tmp_path):
+    s = Settings("01_ablation", data_dir=str(data_dir))
+    assert (s.size, s.iterations, s.weights, s.theta_s, s.mask_downsample) == (700, 500, "imagenet", 0.2, "max")
+    assert s.out == experiments.RESULTS_DIR / "custom" / "01_ablation"
+    assert s.cache == experiments.RESULTS_DIR / "cache"
+    assert Settings("x", data_dir=str(data_dir), output_dir="results/elsewhere").out == \
+        experiments.PROJECT_ROOT / "results" / "elsewhere"
+    assert Settings("x", data_dir=str(data_dir), pair_ids=5).pair_ids == (5,)
+    assert not s.random_weights and Settings("x", data_dir=str(data_dir), weights="random").random_weights
+    params = s.parameters()
+    assert "started" not in params and params["pair_ids"] == [1]
+    for bad, match in [({"size": 4}, "size"), ({"theta_s": 0}, "theta_s"), ({"pair_ids": []}, "pair_ids"),
+                       ({"mask_downsample": "min"}, "mask_downsample"), ({"alpha": -1}, "alpha"),
+                       ({"iterations": 0}, "iterations")]:
+        with pytest.raises(PhotostyleError, match=match):
+            Settings("x", data_dir=str(data_dir), **bad)
+    with pytest.raises(PhotostyleError, match="does not hold"):
+        Settings("x", data_dir=str(tmp_path))
+
+
+def test_spec_applies_parameters_where_they_belong(data_dir):
+    s = Settings("x", data_dir=str(data_dir), size=64, iterations=3, weights="random", alpha=2.0, theta_s=0.3,
+                 mask_downsample="avg")
+    full = s.spec(8, "full")
+    assert full.method == "full" and full.masks is None
+    assert dict(full.overrides) == {"content_weight": 2.0, "theta_s": 0.3, "mask_downsample": "avg"}
+    # theta_s only acts on soft masks; Luan et al. and Gatys keep their own settings.
+    assert dict(s.spec(8, "full", "gold").overrides) == {"content_weight": 2.0, "mask_downsample": "avg"}
+    assert s.spec(8, "luan").overrides == ()
+    assert s.spec(8, "gatys").overrides == ()
+    # The paper's values are the presets' own: no overrides, so every profile shares keys.
+    paper = Settings("x", data_dir=str(data_dir), size=64, iterations=3)
+    assert all(paper.spec(8, p).overrides == () for p in ABLATION)
+    assert paper.spec(8, "full").segmenter is None
+
+
+def test_colour_transfer_specs_ignore_engine_settings(data_dir):
+    a = Settings("x", data_dir=str(data_dir), size=64, iterations=3, weights="random", segmenter="random-tiny")
+    b = Settings("y", data_dir=str(data_dir), size=64, iterations=500)
+    for method in ("reinhard", "pitie_idt", "luan_published"):
+        assert a.spec(8, method) == b.spec(8, method)
+        assert a.spec(8, method).weights == "none"
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (RunSpec(1, "full", overrides=(("theta_s", 0.2),)), RunSpec(1, "full")),
+    (RunSpec(1, "full", masks="soft"), RunSpec(1, "full")),
+    (RunSpec(1, "full", masks="none"), RunSpec(1, "no_segmentation")),
+    (RunSpec(1, "full", overrides=(("postprocess", "none"),)), RunSpec(1, "no_postprocess")),
+    (RunSpec(1, "full", overrides=(("use_similarity", False),)), RunSpec(1, "no_similarity")),
+    (RunSpec(1, "no_segmentation", overrides=(("use_similarity", False), ("postprocess", "none"))),
+     RunSpec(1, "gatys")),
+    (RunSpec(1, "full", masks="gold"), RunSpec(1, "full", masks="gold")),
+    (RunSpec(1, "luan"), RunSpec(1, "luan")),
+    (RunSpec(1, "full", masks="gold", segmenter="random-tiny"), RunSpec(1, "full", masks="gold")),
+])
+def test_canonical_spec(spec, expected):
+    assert canonical_spec(spec) == expected
+
+
+@pytest.mark.parametrize("method", list(PRESETS))
+@pytest.mark.parametrize("masks", [None, "gold", "hard", "none"])
+def test_canonical_spec_keeps_the_configuration_and_is_idempotent(method, masks):
+    spec = RunSpec(3, method, masks=masks, size=64, iterations=5, weights="random",
+                   overrides=(("similarity_weight", 5.0), ("rf_sigma_r", 100.0)))
+    c = canonical_spec(spec)
+    assert c.config() == spec.config()
+    assert canonical_spec(c) == c
+    assert len(c.overrides) + (c.masks is not None) <= len(spec.overrides) + (spec.masks is not None)
+
+
+# --------------------------------------------------------------------------- recipes on real runs
+
+
+@pytest.fixture
+def ci(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("recipes")
+    return lambda notebook, **kw: ci_settings(notebook, ci_cache(tmp_path_factory), out / notebook, data_dir, **kw)
+
+
+def _check_grid_output(o, shape, titles):
+    assert o.shape == shape
+    assert len(o.figure.axes) == shape[0] * shape[1]
+    assert [ax.get_title() for ax in o.figure.axes[:shape[1]]] == titles
+    assert o.random_weights and figures.RANDOM_WEIGHTS_BANNER in o.figure.get_suptitle()
+    assert len(o.panels) == len(o.grid.panels)
+    assert o._repr_png_().startswith(b"\x89PNG")
+
+
+def test_figure4_and_its_metadata(ci):
+    s = ci("01_ablation", pair_ids=[8, 16])
+    o = experiments.figure4(s)
+    _check_grid_output(o, (2, 7), ["Content", "Style"] + [experiments.ABLATION_TITLES[p] for p in ABLATION])
+    assert [r.spec.method for r in o.records[:5]] == list(ABLATION)
+    assert len(o.records) == 10 and all(r.image_path.exists() for r in o.records)
+    meta_path = experiments.save_outputs(s, [o])
+    md = json.loads(meta_path.read_text())
+    assert md["random_weights"] is True and md["warning"] == figures.RANDOM_WEIGHTS_BANNER
+    assert md["weights"] == {"vgg": "random", "segmenter": "random-tiny"}
+    assert md["parameters"]["pair_ids"] == [8, 16] and md["profile"] == "ci" and md["git_revision"]
+    assert set(md["cache_keys"]) == {r.key for r in o.records}
+    (fig,) = md["figures"]
+    assert (fig["rows"], fig["columns"], fig["file"]) == (2, 7, "figure4.png")
+    assert len(fig["panels"]) == 14 and all((s.out / p["file"]).exists() for p in fig["panels"])
+    assert {p["source"] for p in fig["panels"] if p["source"]} == set(md["cache_keys"])
+    assert md["timings"]["notebook_seconds"] > 0 and len(md["runs"]) == 10
+    with pytest.raises(PhotostyleError, match="unique"):
+        experiments.save_outputs(s, [o, o])
+
+
+def test_figures_1_and_6(ci):
+    s = ci("03_baselines")
+    _check_grid_output(experiments.figure1(s, 8), (1, 4), ["Content", "Style", "Gatys et al.", "Ours"])
+    o = experiments.figure6(s)
+    _check_grid_output(o, (1, 8), ["Content", "Style"] + [t for _, t, _, _ in experiments.BASELINE_COLUMNS])
+    assert [r.spec.method for r in o.records] == [m for _, _, m, _ in experiments.BASELINE_COLUMNS]
+
+
+def test_segmentation_figures(ci):
+    s = ci("02_segmentation")
+    o5 = experiments.figure5(s)
+    _check_grid_output(o5, (1, 5), ["Content", "Style", "Hard segmentation", "Soft segmentation",
+                                    "Gold segmentation"])
+    assert [r.spec.mask_mode() for r in o5.records] == ["hard", "soft", "gold"]
+    user = experiments.user_masks_figure(s, 16)
+    _check_grid_output(user, (1, 5), ["Content", "Style", "Content mask (user)", "Style mask (user)",
+                                      "Result (full model)"])
+    o3 = experiments.figure3(s, 8, top_k=2)
+    assert o3.grid is None and o3.shape is None
+    assert "RANDOM segmentation weights" in o3.figure.get_suptitle()
+    names = [p.name for p in o3.panels]
+    assert names[:4] == ["content", "style", "hard_content", "hard_style"] and len(names) >= 6
+    meta = json.loads(experiments.save_outputs(s, [o3, o5, user]).read_text())
+    assert [f["name"] for f in meta["figures"]] == ["figure3", "figure5", "figure5_user_masks"]
+    assert meta["figures"][0]["title"][0].startswith("Figure 3")
+
+
+def test_figure7_compares_both_sigma_r(ci):
+    s = ci("04_postprocess")
+    o = experiments.figure7(s, zoom_fraction=0.4)
+    _check_grid_output(o, (2, 5), ["Content", "Before post-processing", "After: \u03c3_r = 100/255 (paper's text)",
+                                   "After: \u03c3_r = 100 (authors' code)", "Screened Poisson [8]"])
+    assert [r.spec.method for r in o.records] == ["no_postprocess"]
+    t = o.table
+    assert list(t.columns) == ["pair", "column", "structure_error", "change_from_before"] and len(t) == 4
+    assert t.loc[0, "change_from_before"] == 0.0
+    meta = json.loads(experiments.save_outputs(s, [o]).read_text())
+    assert meta["figures"][0]["table"] == "figure7.csv" and (s.out / "figure7.csv").exists()
+
+
+def test_figure8_results_and_masks(ci):
+    s = ci("05_failure_cases")
+    outs = experiments.figure8(s, max_labels=3)
+    assert [o.name for o in outs] == ["figure8_pair8", "figure8_pair8_masks"]
+    _check_grid_output(outs[0], (1, 3), ["Content", "Style", "Result"])
+    masks = outs[1]
+    labels = masks.records[0].metadata["labels"]
+    assert len(masks.figure.axes) == 2 * min(3, len(labels))
+    assert masks.figure.axes[0].get_title() in labels
+    assert {p.name.rsplit("_", 1)[1] for p in masks.panels} == {"content", "style"}
+
+
+def test_structure_error():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    img = rng.random((8, 9, 3))
+    assert experiments.structure_error(img, img) == 0.0
+    assert experiments.structure_error(np.full_like(img, 0.3), img) > 0.1
+    # Colours may change freely: a shift keeps the structure.
+    assert experiments.structure_error(0.5 * img + 0.35, 0.5 * img + 0.25) < 1e-12
+
+
+# --------------------------------------------------------------------------- profiles and the runner
+
+
+def test_profiles_are_data_with_the_required_settings():
+    ci, paper = experiments.PROFILES["ci"]["*"], experiments.PROFILES["paper"]["*"]
+    assert (ci["weights"], ci["segmenter"]) == ("random", "random-tiny")
+    assert ci["size"] <= 96 and ci["iterations"] <= 5
+    assert (paper["size"], paper["iterations"], paper["weights"], paper["segmenter"], paper["theta_s"],
+            paper["mask_downsample"]) == (700, 500, "imagenet", None, 0.2, "max")
+    for name, entry in experiments.PROFILES["ci"].items():
+        assert len(entry.get("pair_ids", [1])) <= 2, name
+
+
+def test_profile_parameters_filter_to_declared():
+    p = experiments.profile_parameters("ci", "01_ablation", declared={"size", "pair_ids", "other"})
+    assert p == {"size": 64, "pair_ids": [8, 16]}
+    with pytest.raises(PhotostyleError, match="no such parameters"):
+        experiments.profile_parameters("ci", "01_ablation", declared={"size"})
+    with pytest.raises(PhotostyleError, match="unknown profile"):
+        experiments.profile_parameters("fast", "01_ablation")
+
+
+def _write_notebook(path: Path, cells) -> Path:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "photostyle", "display_name": "Python (photostyle)", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_discover_and_select(tmp_path):
+    for name in ("01_ablation.ipynb", "00_interactive.ipynb", "notes.ipynb", "1_bad.ipynb"):
+        _write_notebook(tmp_path / name, [])
+    found = experiments.discover_notebooks(tmp_path)
+    assert [p.name for p in found] == ["00_interactive.ipynb", "01_ablation.ipynb"]
+    for key in ("01_ablation", "01", "ablation", "01_ablation.ipynb"):
+        assert [p.stem for p in experiments.select_notebooks(found, [key])] == ["01_ablation"]
+    assert experiments.select_notebooks(found, None) == found
+    with pytest.raises(PhotostyleError, match="available: 00_interactive, 01_ablation"):
+        experiments.select_notebooks(found, ["07"])
+    with pytest.raises(PhotostyleError, match="does not exist"):
+        experiments.discover_notebooks(tmp_path / "none")
+
+
+def test_declared_parameters_need_a_tagged_cell(tmp_path):
+    bare = _write_notebook(tmp_path / "01_x.ipynb", [new_code_cell("size = 3")])
+    with pytest.raises(PhotostyleError, match="tagged 'parameters'"):
+        experiments.declared_parameters(bare)
+    tagged = _write_notebook(tmp_path / "02_x.ipynb",
+                             [new_code_cell("size = 3\nname = 'a'", metadata={"tags": ["parameters"]})])
+    assert set(experiments.declared_parameters(tagged)) == {"size", "name"}
+
+
+def test_ensure_kernel(monkeypatch):
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    assert (experiments.ensure_kernel() / "kernel.json").exists()
+
+    def missing(self, name):
+        raise NoSuchKernel(name)
+
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", missing)
+    with pytest.raises(PhotostyleError, match="make install"):
+        experiments.ensure_kernel(install=False)
+    calls = []
+
+    def failing_install(**kwargs):
+        calls.append(kwargs)
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr("ipykernel.kernelspec.install", failing_install)
+    with pytest.raises(PhotostyleError, match="registering it for .* failed .*read-only.*make install"):
+        experiments.ensure_kernel()
+    import sys
+
+    assert calls == [{"kernel_name": "photostyle", "display_name": "Python (photostyle)", "prefix": sys.prefix}]
+
+
+def test_kernel_running_another_environment_is_refused(monkeypatch, tmp_path):
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    fake = KernelSpec(argv=["/bin/true"], display_name="x", language="python", resource_dir=str(tmp_path))
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", lambda self, name: fake)
+    monkeypatch.setattr(experiments.subprocess, "run",
+                        lambda *a, **k: dataclasses.make_dataclass("R", ["returncode"])(1))
+    with pytest.raises(PhotostyleError, match="cannot import photostyle_lib"):
+        experiments.ensure_kernel()
+
+
+def test_failing_cell_is_one_clear_error(tmp_path, data_dir, capsys):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _write_notebook(nbs / "01_boom.ipynb", [
+        new_code_cell('profile = "custom"\nvalue = 1', metadata={"tags": ["parameters"]}),
+        new_code_cell("from photostyle_lib.errors import PhotostyleError\n"
+                      "raise PhotostyleError(f'boom: profile {profile}, value {value}')"),
+    ])
+    out = tmp_path / "results"
+    with pytest.raises(PhotostyleError) as info:
+        experiments.run_suite("ci", notebooks_dir=nbs, output_dir=out, data_dir=data_dir)
+    msg = str(info.value)
+    # Cell [3]: papermill's injected-parameters cell comes second.
+    assert "notebook 01_boom failed in cell [3] `raise PhotostyleError(f'boom: " in msg
+    assert "PhotostyleError: boom: profile ci, value 1" in msg
+    assert (out / "ci" / "01_boom" / "01_boom.ipynb").exists()
+    # The CLI: one line on stderr, non-zero exit.
+    rc = experiments.main(["run", "--profile", "ci", "--notebooks-dir", str(nbs), "--output-dir", str(out),
+                           "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("photostyle-experiments: error: notebook 01_boom failed")
+    rc = experiments.main(["run", "--profile", "ci", "--notebooks-dir", str(nbs), "--only", "nope",
+                           "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no notebook matches 'nope'" in err[0]
+
+
+def test_cli_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        experiments.main(["run", "--profile", "fast"])
+    assert info.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -1,0 +1,160 @@
+"""Figure grids on small synthetic images: panel counts, titles, the random-weights banner, zooms, saving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from photostyle_lib import figures
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, Grid, Panel
+from photostyle_lib.mask_views import NO_LABEL_COLOUR, label_colours
+
+
+def _img(seed: int, h: int = 12, w: int = 16) -> np.ndarray:
+    return np.random.default_rng(seed).random((h, w, 3))
+
+
+def _rows(n_rows: int, keys: list[str]) -> list[tuple[str, dict[str, np.ndarray]]]:
+    return [(f"pair {i}", {k: _img(10 * i + j) for j, k in enumerate(keys)}) for i in range(n_rows)]
+
+
+COLUMNS = [("content", "Content"), ("style", "Style"), ("full", "Full model"), ("gatys", "Gatys et al.")]
+
+
+@pytest.mark.parametrize("n_rows", [1, 3])
+def test_comparison_grid_axes_equal_rows_times_columns(n_rows):
+    grid = figures.comparison_grid("figure6", "Figure 6", _rows(n_rows, [k for k, _ in COLUMNS]), COLUMNS)
+    assert grid.shape == (n_rows, len(COLUMNS))
+    fig = figures.grid_figure(grid)
+    assert len(fig.axes) == n_rows * len(COLUMNS)
+    # The first row carries the paper's column titles; later rows repeat none.
+    assert [ax.get_title() for ax in fig.axes[:len(COLUMNS)]] == [t for _, t in COLUMNS]
+    assert all(ax.get_title() == "" for ax in fig.axes[len(COLUMNS):])
+    assert [fig.axes[i * len(COLUMNS)].get_ylabel() for i in range(n_rows)] == [f"pair {i}" for i in range(n_rows)]
+    assert [p.name for p in grid.panels[:2]] == ["pair-0_content", "pair-0_style"]
+
+
+def test_random_weights_banner_only_when_random():
+    rows = _rows(1, ["content", "style"])
+    cols = COLUMNS[:2]
+    plain = figures.grid_figure(figures.comparison_grid("f", "Figure 4", rows, cols))
+    assert plain.get_suptitle() == "Figure 4"
+    rnd = figures.grid_figure(figures.comparison_grid("f", "Figure 4", rows, cols, random_weights=True,
+                                                      notes=["pair 8"]))
+    assert rnd.get_suptitle().split("\n") == ["Figure 4", RANDOM_WEIGHTS_BANNER, "pair 8"]
+    assert "RANDOM WEIGHTS" in RANDOM_WEIGHTS_BANNER and "not a style transfer" in RANDOM_WEIGHTS_BANNER
+
+
+def test_missing_image_leaves_blank_cell_and_sources_are_kept():
+    rows = [("pair 1", {"content": _img(0), "style": _img(1), "full": _img(2)}),
+            ("pair 2", {"content": _img(3), "style": _img(4)})]
+    grid = figures.comparison_grid("f", "t", rows, COLUMNS[:3], sources={("pair 1", "full"): "abc"})
+    assert grid.rows[1][2] is None and len(grid.panels) == 5
+    assert grid.rows[0][2].source == "abc" and grid.rows[0][0].source is None
+    fig = figures.grid_figure(grid)
+    assert len(fig.axes) == 6 and not fig.axes[5].images
+
+
+def test_grid_checks():
+    with pytest.raises(PhotostyleError, match="unknown columns"):
+        figures.comparison_grid("f", "t", [("r", {"nope": _img(0)})], COLUMNS)
+    with pytest.raises(PhotostyleError, match="different lengths"):
+        Grid("f", "t", ((Panel("a", "A", _img(0)),), (Panel("b", "B", _img(1)), None)))
+    with pytest.raises(PhotostyleError, match="used twice"):
+        Grid("f", "t", ((Panel("a", "A", _img(0)), Panel("a", "B", _img(1))),))
+    with pytest.raises(PhotostyleError, match="row labels"):
+        Grid("f", "t", ((Panel("a", "A", _img(0)),),), row_labels=("x", "y"))
+    with pytest.raises(PhotostyleError, match="values must lie in"):
+        Panel("a", "A", _img(0) * 3)
+    with pytest.raises(PhotostyleError, match="file name"):
+        figures.file_name("///")
+
+
+def test_panel_accepts_tensors():
+    t = torch.rand(1, 3, 5, 7)
+    p = Panel("x", "X", t)
+    assert p.image.shape == (5, 7, 3) and p.image.dtype == np.float64
+    np.testing.assert_allclose(p.image, t[0].permute(1, 2, 0).numpy(), atol=1e-7)
+
+
+def test_zoom_box_finds_the_textured_window_and_matches_brute_force():
+    img = np.full((30, 40, 3), 0.5)
+    img[18:26, 5:13] = (np.indices((8, 8)).sum(0) % 2)[..., None]  # a checkerboard patch
+    top, left, h, w = figures.zoom_box(img, fraction=8 / 30)
+    assert (h, w) == (8, 8)
+    # Brute force: the window with the largest summed gradient magnitude.
+    g = img.mean(2)
+    mag = np.zeros_like(g)
+    mag[:, 1:] += np.abs(np.diff(g, axis=1))
+    mag[1:, :] += np.abs(np.diff(g, axis=0))
+    sums = np.array([[mag[i:i + 8, j:j + 8].sum() for j in range(40 - 7)] for i in range(30 - 7)])
+    assert (top, left) == np.unravel_index(np.argmax(sums), sums.shape)
+    assert 17 <= top <= 18 and 4 <= left <= 5
+    with pytest.raises(PhotostyleError, match="fraction"):
+        figures.zoom_box(img, fraction=0)
+
+
+def test_crop_and_outline():
+    img = _img(0, 10, 12)
+    box = (2, 3, 4, 5)
+    np.testing.assert_array_equal(figures.crop(img, box), img[2:6, 3:8])
+    out = figures.outline(img, box, colour=(1.0, 0.0, 0.0))
+    ring = np.zeros((10, 12), bool)
+    ring[2:6, 3:8] = True
+    ring[3:5, 4:7] = False
+    np.testing.assert_array_equal(out[ring], np.tile([1.0, 0.0, 0.0], (ring.sum(), 1)))
+    np.testing.assert_array_equal(out[~ring], img[~ring])
+    np.testing.assert_array_equal(img, _img(0, 10, 12))  # input untouched
+    with pytest.raises(PhotostyleError, match="does not fit"):
+        figures.crop(img, (8, 0, 4, 4))
+
+
+def test_postprocess_grid_has_a_zoom_row_per_example():
+    keys = ["content", "before", "after"]
+    cols = [("content", "Content"), ("before", "Before post-processing"), ("after", "After")]
+    grid = figures.postprocess_grid("figure7", "Figure 7", _rows(2, keys), cols, zoom_fraction=0.5,
+                                    random_weights=True)
+    assert grid.shape == (4, 3)
+    assert grid.row_labels == ("pair 0", "pair 0 (zoom)", "pair 1", "pair 1 (zoom)")
+    zoom = grid.rows[1]
+    assert [p.image.shape for p in zoom] == [(6, 6, 3)] * 3
+    assert [p.name for p in zoom] == ["pair-0_content_zoom", "pair-0_before_zoom", "pair-0_after_zoom"]
+    fig = figures.grid_figure(grid)
+    assert len(fig.axes) == 12 and RANDOM_WEIGHTS_BANNER in fig.get_suptitle()
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["Content", "Before post-processing", "After"]
+    with pytest.raises(PhotostyleError, match="content"):
+        figures.postprocess_grid("f", "t", [("r", {"before": _img(0)})], cols)
+
+
+def test_label_map_and_probability_images():
+    stack = torch.zeros(2, 3, 4)
+    stack[0, :, :2] = 1.0
+    stack[1, :, 2] = 0.7
+    rgb = figures.label_map_image(stack, ("sky", "tree"))
+    colours = label_colours(("sky", "tree"))
+    np.testing.assert_allclose(rgb[0, 0], colours["sky"])
+    np.testing.assert_allclose(rgb[0, 2], colours["tree"])
+    np.testing.assert_allclose(rgb[0, 3], NO_LABEL_COLOUR)
+    prob = figures.probability_image(torch.linspace(0, 1, 12).reshape(3, 4))
+    assert prob.shape == (3, 4, 3) and 0 <= prob.min() and prob.max() <= 1
+    assert prob[0, 0].sum() < prob[-1, -1].sum()  # darker = less probable
+    with pytest.raises(PhotostyleError, match="shape"):
+        figures.probability_image(np.zeros((2, 2, 2)))
+
+
+def test_save_grid_writes_figure_and_panels(tmp_path):
+    grid = figures.comparison_grid("figure4", "Figure 4", _rows(2, ["content", "style"]), COLUMNS[:2],
+                                   sources={("pair 1", "style"): "k1"}, random_weights=True)
+    entry = figures.save_grid(grid, tmp_path)
+    assert entry["file"] == "figure4.png" and (tmp_path / "figure4.png").exists()
+    assert (entry["rows"], entry["columns"]) == (2, 2) and entry["random_weights"] is True
+    assert entry["title"] == ["Figure 4", RANDOM_WEIGHTS_BANNER]
+    assert len(entry["panels"]) == 4
+    for p in entry["panels"]:
+        with Image.open(tmp_path / p["file"]) as im:
+            assert im.size == (16, 12)
+    assert [p["source"] for p in entry["panels"]] == [None, None, None, "k1"]
+    assert figures.figure_png(figures.grid_figure(grid)).startswith(b"\x89PNG")

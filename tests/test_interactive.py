@@ -1,0 +1,171 @@
+"""The interactive app, headless: build it, set sliders, press Run, read the result and the messages.
+
+Runs use the ``ci`` profile's settings (random weights, 64 px, 3 iterations)
+and the session's shared CI cache, so the default run is shared with the
+notebook suite and the recipe tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import ipywidgets as W
+import numpy as np
+import pytest
+from PIL import Image
+
+from photostyle_lib import experiments, figures, interactive
+from photostyle_lib.errors import PhotostyleError
+
+
+@pytest.fixture
+def make_app(tmp_path_factory, tmp_path, data_dir):
+    ci = experiments.PROFILES["ci"]["*"]
+    cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
+
+    def make(**kw):
+        args = dict(data_dir=data_dir, pair_id=8, size=ci["size"], iterations=ci["iterations"],
+                    weights=ci["weights"], segmenter=ci["segmenter"], device=ci["device"], cache_dir=cache,
+                    output_dir=tmp_path / "out", profile="ci", progress=False)
+        args.update(kw)
+        return interactive.build_app(args.pop("data_dir"), **args)
+
+    return make
+
+
+def _png(value: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(value)) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+
+
+def _no_error_outputs(app) -> bool:
+    return all(o.get("output_type") != "error" for o in app.output.outputs)
+
+
+def test_widgets_and_defaults(make_app):
+    app = make_app()
+    w = app.widgets
+    assert isinstance(w["beta"], W.FloatLogSlider) and w["beta"].value == pytest.approx(1e7)
+    assert (w["alpha"].value, w["gamma"].value, w["theta_s"].value) == (1.0, 3.0, 0.2)
+    assert tuple(w["masks"].options) == ("soft", "hard", "gold", "none")
+    assert set(w["postprocess"].options) == set(interactive.POSTPROCESS_CHOICES)
+    assert isinstance(w["run"], W.Button) and isinstance(w["progress"], W.IntProgress)
+    assert "RANDOM WEIGHTS" in w["banner"].value
+    assert app.record is None and app.message is None
+    # The defaults are the paper's full model: the same cached run as the notebooks'.
+    assert app.spec() == experiments.Settings("x", data_dir=app.settings.data_dir, size=64, iterations=3,
+                                              weights="random", segmenter="random-tiny").spec(8, "full")
+    # theta_s acts on soft masks only, and says so.
+    w["masks"].value = "gold"
+    assert w["theta_s"].disabled
+    w["masks"].value = "soft"
+    assert not w["theta_s"].disabled
+    assert "application/vnd.jupyter.widget-view+json" in app._repr_mimebundle_()
+
+
+def test_run_button_produces_a_result(make_app):
+    app = make_app()
+    w = app.widgets
+    w["alpha"].value = 2.0
+    w["gamma"].value = 0.0  # with random weights the similarity loss holds the image at the content
+    w["beta"].value = 1e8
+    w["postprocess"].value = "none"
+    w["run"].click()
+    rec = app.record
+    assert rec is not None and app.message is None and _no_error_outputs(app)
+    assert rec.spec.method == "no_postprocess"
+    assert dict(rec.spec.overrides) == {"content_weight": 2.0, "similarity_weight": 0.0, "style_weight": 1e8}
+    assert rec.metadata["config"]["style_weight"] == 1e8
+    result, content = _png(w["result"].value), _png(w["content"].value)
+    assert result.shape == content.shape == (42, 64, 3)
+    assert np.abs(result - content).max() > 4 / 255  # the run changed the image
+    assert w["progress"].value == w["progress"].max and "done" in w["status"].value
+    assert not w["run"].disabled
+    # Saving: the before/after figure, its panels and metadata with the widget values.
+    md = json.loads(app.save().read_text())
+    assert md["random_weights"] is True and md["extra_parameters"]["widgets"]["alpha"] == 2.0
+    (fig,) = md["figures"]
+    assert (fig["rows"], fig["columns"]) == (1, 4) and figures.RANDOM_WEIGHTS_BANNER in fig["title"]
+    assert md["cache_keys"] == [rec.key]
+
+
+def test_mask_mode_none_reuses_the_ablation_run(make_app):
+    app = make_app()
+    app.widgets["masks"].value = "none"
+    spec = app.spec()
+    assert (spec.method, spec.masks, spec.overrides, spec.segmenter) == ("no_segmentation", None, (), None)
+
+
+def test_postprocess_choices_map_to_sigma_r(make_app):
+    app = make_app()
+    app.widgets["postprocess"].value = "recursive filter, \u03c3_r = 100 (authors' code)"
+    assert dict(app.spec().overrides) == {"rf_sigma_r": 100.0}
+    app.widgets["postprocess"].value = "screened Poisson"
+    assert dict(app.spec().overrides) == {"postprocess": "screened_poisson"}
+    app.widgets["postprocess"].value = "recursive filter, \u03c3_r = 100/255 (paper's text)"
+    assert app.spec().overrides == ()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"alpha": 0.0, "gamma": 0.0}, "alpha and gamma are both 0"),
+])
+def test_bad_combination_gives_a_message_not_a_traceback(make_app, changes, message):
+    app = make_app()
+    for name, value in changes.items():
+        app.widgets[name].value = value
+    app.widgets["run"].click()
+    assert app.record is None and message in app.message
+    assert _no_error_outputs(app)
+    texts = [o["text"] for o in app.output.outputs if o.get("output_type") == "stream"]
+    assert len(texts) == 1 and texts[0].startswith("Cannot run: ") and message in texts[0]
+    assert "Cannot run" in app.widgets["status"].value and app.widgets["progress"].value == 0
+    assert not app.widgets["run"].disabled
+    # A good setting afterwards runs and clears the message.
+    app.widgets["alpha"].value, app.widgets["gamma"].value = 1.0, 3.0
+    assert app.run() is not None and app.message is None and app.output.outputs == ()
+
+
+def test_gold_masks_missing_is_a_message(make_app, data_dir, tmp_path):
+    # A data folder whose pair 8 has no gold masks.
+    d = tmp_path / "data"
+    for sub, name in (("input", "in8.png"), ("style", "tar8.png")):
+        (d / sub).mkdir(parents=True)
+        shutil.copy(data_dir / sub / name, d / sub / name)
+    app = make_app(data_dir=d)
+    app.widgets["masks"].value = "gold"
+    assert app.run() is None and "has no gold masks" in app.message and _no_error_outputs(app)
+
+
+def test_errors_inside_a_run_are_a_message(make_app, monkeypatch):
+    def fail(*args, **kwargs):
+        raise PhotostyleError("segmenter weights not found; see photostyle_lib/segmentation.py")
+
+    monkeypatch.setattr(interactive, "run_cached", fail)
+    app = make_app()
+    app.widgets["run"].click()
+    assert app.record is None and app.message.startswith("segmenter weights not found")
+    assert _no_error_outputs(app) and not app.widgets["run"].disabled
+
+
+def test_nothing_to_save_before_a_run(make_app):
+    with pytest.raises(PhotostyleError, match="press Run first"):
+        make_app().save()
+
+
+def test_auto_run_runs_and_saves(make_app, tmp_path):
+    app = make_app(auto_run=True, output_dir=tmp_path / "auto")
+    assert app.record is not None
+    assert (tmp_path / "auto" / "interactive.png").exists() and (tmp_path / "auto" / "metadata.json").exists()
+
+
+def test_build_app_checks(make_app):
+    with pytest.raises(PhotostyleError, match="pair 999 is not in"):
+        make_app(pair_id=999)
+    with pytest.raises(PhotostyleError, match="masks must be one of"):
+        make_app(masks="fuzzy")
+    with pytest.raises(PhotostyleError, match="postprocess must be one of"):
+        make_app(postprocess="sharpen")
+    with pytest.raises(PhotostyleError, match="initial settings cannot run: alpha and gamma"):
+        make_app(alpha=0.0, gamma=0.0, auto_run=True)

@@ -1,0 +1,175 @@
+"""The notebooks: committed clean, and executed end to end by the runner under the ``ci`` profile.
+
+The suite runs ONCE per test session (session-scoped fixture), through the
+same command a user types (``python -m photostyle_lib.experiments run
+--profile ci``), into a temporary folder; the tests then read what it wrote.
+Its run cache is the session's shared CI cache, also used by
+tests/test_experiments.py and tests/test_interactive.py, so no run is
+computed twice.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from photostyle_lib import experiments
+from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER
+
+NOTEBOOKS = experiments.discover_notebooks()
+IDS = [p.stem for p in NOTEBOOKS]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
+
+#: Figures each notebook of the paper's figures must write: name -> (rows, columns) of
+#: the grid under the ci profile (None: a mask view, whose axes include colour bars).
+EXPECTED = {
+    "00_interactive": {"interactive": (1, 4)},
+    "01_ablation": {"figure4": (2, 7)},
+    "02_segmentation": {"figure3": None, "figure5": (1, 5), "figure5_user_masks": (1, 5)},
+    "03_baselines": {"figure1": (1, 4), "figure6": (1, 8)},
+    "04_postprocess": {"figure7": (2, 5)},
+    "05_failure_cases": {"figure8_pair8": (1, 3), "figure8_pair8_masks": None},
+}
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_the_paper_notebooks_exist():
+    assert set(EXPECTED) <= set(IDS)
+
+
+# --------------------------------------------------------------------------- committed notebooks
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_notebook_is_clean(path):
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == experiments.KERNEL_NAME
+    for cell in _code_cells(nb):
+        assert cell.outputs == [] and cell.execution_count is None, "commit notebooks without outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+    declared = experiments.declared_parameters(path)
+    assert {"profile", "data_dir", "output_dir", "cache_dir"} <= set(declared)
+    # Every profile's entries for this notebook name declared parameters only.
+    for profile in experiments.PROFILES:
+        experiments.profile_parameters(profile, path.stem, declared)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_notebooks_are_thin_drivers(path):
+    """No function, class or lambda definitions: the computation lives in the library."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in _code_cells(nb):
+        tree = ast.parse(cell.source)
+        defs = [type(n).__name__ for n in ast.walk(tree)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+        assert not defs, f"{path.name}: move {defs} into photostyle_lib"
+
+
+# --------------------------------------------------------------------------- the ci suite
+
+
+@pytest.fixture(scope="session")
+def ci_suite(tmp_path_factory):
+    """Run every notebook under the ci profile, once, through the runner's CLI."""
+    try:
+        data = resolve_data_dir(os.environ.get("PHOTOSTYLE_DATA") or SHARED_DATA)
+    except PhotostyleError as exc:
+        pytest.skip(str(exc))
+    out = tmp_path_factory.mktemp("suite")
+    cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.experiments", "run", "--profile", "ci",
+                           "--data-dir", str(data), "--output-dir", str(out), "--cache-dir", str(cache)],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, f"suite failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return SimpleNamespace(root=out / "ci", cache=cache, data=data, stdout=proc.stdout, seconds=seconds)
+
+
+def test_suite_ran_every_notebook(ci_suite):
+    suite = json.loads((ci_suite.root / "suite.json").read_text())
+    assert [n["name"] for n in suite["notebooks"]] == IDS
+    lines = ci_suite.stdout.strip().splitlines()
+    assert len(lines) == len(IDS) + 1 and "RANDOM WEIGHTS" in lines[-1]
+    print(f"\nci suite: {len(IDS)} notebooks in {ci_suite.seconds:.1f} s")
+
+
+def _metadata(ci_suite, name):
+    return json.loads((ci_suite.root / name / "metadata.json").read_text())
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_executed_notebook_has_no_errors(ci_suite, name):
+    executed = ci_suite.root / name / f"{name}.ipynb"
+    nb = nbformat.read(str(executed), as_version=4)
+    errors = [o for c in _code_cells(nb) for o in c.outputs if o.output_type == "error"]
+    assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'profile = "ci"' in injected[0].source
+    assert 'weights = "random"' in injected[0].source or "weights" not in experiments.declared_parameters(
+        NOTEBOOKS[IDS.index(name)])
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_metadata_says_random_weights_and_lists_existing_figures(ci_suite, name):
+    md = _metadata(ci_suite, name)
+    assert md["random_weights"] is True
+    assert md["runner"]["profile"] == "ci" and md["runner"]["wall_seconds"] > 0
+    assert md["git_revision"]
+    assert md["figures"], "a notebook of the suite writes at least one figure"
+    for fig in md["figures"]:
+        assert (ci_suite.root / name / fig["file"]).exists()
+        assert RANDOM_WEIGHTS_BANNER in fig["title"]
+        for panel in fig.get("panels", []):
+            assert (ci_suite.root / name / panel["file"]).exists()
+    for key in md.get("cache_keys", []):
+        assert (ci_suite.cache / "runs" / key / "metadata.json").exists()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_paper_figures_have_their_grids(ci_suite, name):
+    md = _metadata(ci_suite, name)
+    figs = {f["name"]: f for f in md["figures"]}
+    assert set(figs) == set(EXPECTED[name])
+    for fig_name, shape in EXPECTED[name].items():
+        f = figs[fig_name]
+        assert f["panels"], fig_name
+        if shape is not None:
+            assert (f["rows"], f["columns"]) == shape
+            assert len(f["panels"]) <= shape[0] * shape[1]
+    assert md["parameters"]["weights"] == "random" and md["parameters"]["segmenter"] == "random-tiny"
+    assert md["cache_keys"] and all(r["random_weights"] for r in md["runs"] if r["spec"]["weights"] != "none")
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"00_interactive"}))
+def test_executed_notebooks_show_their_figures(ci_suite, name):
+    nb = nbformat.read(str(ci_suite.root / name / f"{name}.ipynb"), as_version=4)
+    pngs = [o for c in _code_cells(nb) for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) >= len(EXPECTED[name])
+
+
+def test_rerun_computes_nothing_new(ci_suite, tmp_path):
+    """Re-running a notebook only reads the cache: no run is computed again."""
+    runs = experiments.run_suite("ci", only=["04"], data_dir=ci_suite.data, output_dir=tmp_path,
+                                 cache_dir=ci_suite.cache)
+    assert [r.name for r in runs] == ["04_postprocess"]
+    md = json.loads((tmp_path / "ci" / "04_postprocess" / "metadata.json").read_text())
+    assert md["runs"] and not any(r["computed_this_session"] for r in md["runs"])
+    assert md["cache_keys"] == _metadata(ci_suite, "04_postprocess")["cache_keys"]
