@@ -52,7 +52,7 @@ from matplotlib.figure import Figure
 
 from photostyle_lib import figures, mask_views, postprocess
 from photostyle_lib.checks import check_choice, check_int, check_number
-from photostyle_lib.data import PROJECT_ROOT, data_dir as resolve_data_dir, get_pair
+from photostyle_lib.data import PROJECT_ROOT, data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.figures import Grid, Panel
 from photostyle_lib.masks import SemanticMasks
@@ -289,8 +289,9 @@ class FigureOutput:
         return figures.figure_png(self.figure)
 
 
-def _grid_output(grid: Grid, records: Iterable[RunRecord], caption: str,
-                 table: pd.DataFrame | None = None) -> FigureOutput:
+def grid_output(grid: Grid, records: Iterable[RunRecord], caption: str,
+                table: pd.DataFrame | None = None) -> FigureOutput:
+    """A FigureOutput drawing ``grid`` (figures.grid_figure), with the runs it came from."""
     records = tuple({r.key: r for r in records}.values())
     return FigureOutput(grid.name, figures.grid_figure(grid), tuple(grid.panels), records, grid.random_weights,
                         grid, caption, table)
@@ -344,7 +345,7 @@ def method_figure(settings: Settings, name: str, title: str, pair_ids: Sequence[
     cols = [("content", "Content"), ("style", "Style")] + [(k, t) for k, t, _, _ in columns]
     grid = figures.comparison_grid(name, title, rows, cols, sources=sources,
                                    random_weights=_any_random(records.values()), notes=notes)
-    return _grid_output(grid, records.values(), caption)
+    return grid_output(grid, records.values(), caption)
 
 
 #: Figure 4's result columns, in the paper's order (presets.ABLATION).
@@ -421,7 +422,7 @@ def user_masks_figure(settings: Settings, pair_id: int) -> FigureOutput:
                                    [(label, images)], cols, sources={(label, "result"): rec.key},
                                    random_weights=rec.random_weights,
                                    notes=[f"labels: {', '.join(masks.labels)} (the dataset's hand-painted masks)"])
-    return _grid_output(grid, [rec], caption="With user-provided masks the style of one object can be moved "
+    return grid_output(grid, [rec], caption="With user-provided masks the style of one object can be moved "
                                              "onto a totally different one (the paper: fire onto a glass bottle). "
                                              "The masks here are the dataset's hand-painted masks of the pair.")
 
@@ -511,7 +512,7 @@ def figure7(settings: Settings, pair_ids: Sequence[int] | None = None, *,
                                     random_weights=_any_random(recs),
                                     notes=[f"recursive filter: sigma_s = {sigma_s:g} px, 3 iterations, joint image "
                                            f"= content; screened Poisson lambda = {poisson_lambda:g} px^2"])
-    return _grid_output(grid, recs, table=pd.DataFrame(table),
+    return grid_output(grid, recs, table=pd.DataFrame(table),
                         caption="Before and after the post-process, with zoomed crops (outlined in yellow). "
                                 "sigma_r = 100/255 reads the paper's 100 on 0-255 images (strongly edge-aware); "
                                 "sigma_r = 100 on [0, 1] images is what the authors' run script passed (nearly a "
@@ -545,7 +546,7 @@ def figure8(settings: Settings, pair_ids: Sequence[int] | None = None, *,
                                                  "result": rec.image()})],
                                        [("content", "Content"), ("style", "Style"), ("result", "Result")],
                                        sources={(label, "result"): rec.key}, random_weights=rec.random_weights)
-        out.append(_grid_output(grid, [rec], caption="A result of the full model with soft segmentation."))
+        out.append(grid_output(grid, [rec], caption="A result of the full model with soft segmentation."))
         masks = _masks_at(rec)
         labels = mask_views.top_labels_by_area(masks, min(max_labels, masks.num_labels))
         fig = mask_views.per_label_figure(masks, labels=labels,
@@ -721,9 +722,8 @@ def select_notebooks(paths: Sequence[Path], only: Sequence[str] | None) -> list[
 
 def declared_parameters(path: Path) -> dict[str, Any]:
     """The parameters a notebook's ``parameters`` cell declares (name -> papermill's description)."""
-    import papermill
-
     import nbformat
+    import papermill
 
     nb = nbformat.read(str(path), as_version=4)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
@@ -817,8 +817,11 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     executed = out_dir / f"{name}.ipynb"
     t0 = time.perf_counter()
     try:
+        # The kernel's own log (a TCP-transport warning at start, an interrupt notice at
+        # shutdown) would break the one-line output; cell errors come through papermill.
         papermill.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
-                                   progress_bar=progress, cwd=str(src.parent), execution_timeout=timeout)
+                                   progress_bar=progress, cwd=str(src.parent), execution_timeout=timeout,
+                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         lines = [ln.strip() for ln in str(exc.source).splitlines() if ln.strip() and not ln.strip().startswith("#")]
         code = lines[-1] if lines else ""

@@ -204,7 +204,7 @@ class App:
             sources={(label, "before"): rec.key, (label, "result"): rec.key}, random_weights=rec.random_weights,
             notes=[f"alpha {v['alpha']:g}, beta {v['beta']:g}, gamma {v['gamma']:g}, theta_s {v['theta_s']:g}, "
                    f"masks {v['masks']}, post-process {v['postprocess']}"])
-        return experiments._grid_output(grid, [rec], caption="The last run of the interactive notebook.")
+        return experiments.grid_output(grid, [rec], caption="The last run of the interactive notebook.")
 
     def save(self) -> Any:
         """Write the last run's figure, panels and metadata.json to the settings' output folder."""
