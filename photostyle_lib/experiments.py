@@ -784,6 +784,26 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ARROW = re.compile(r"^-*>\s*\d+\s(.*)$")
+
+
+def _failing_line(traceback: Sequence[str] | None, source: str, limit: int = 80) -> str:
+    """The notebook line that raised: IPython's ``---->`` line of the cell's frame, else the cell's first line."""
+    code = ""
+    for entry in traceback or ():
+        text = _ANSI.sub("", str(entry))
+        if text.startswith("Cell In"):
+            hits = [m.group(1).strip() for m in map(_ARROW.match, text.splitlines()) if m]
+            if hits:
+                code = hits[0]
+                break
+    if not code:
+        lines = [ln.strip() for ln in str(source).splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        code = lines[0] if lines else ""
+    return code if len(code) <= limit else code[:limit - 3] + "..."
+
+
 def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | None = None,
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  kernel_name: str = KERNEL_NAME, timeout: float | None = None,
@@ -823,9 +843,7 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
                                    progress_bar=progress, cwd=str(src.parent), execution_timeout=timeout,
                                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
-        lines = [ln.strip() for ln in str(exc.source).splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        code = lines[-1] if lines else ""
-        code = code if len(code) <= 80 else code[:77] + "..."
+        code = _failing_line(exc.traceback, exc.source)
         raise PhotostyleError(f"notebook {name} failed in cell [{exc.exec_count}] `{code}`: {exc.ename}: "
                               f"{_one_line(exc.evalue)} (executed notebook with the traceback: {executed})") from None
     except (PapermillException, RuntimeError, TimeoutError, KeyError) as exc:

@@ -324,6 +324,15 @@ def test_failing_cell_is_one_clear_error(tmp_path, data_dir, capsys):
     assert rc == 2 and len(err) == 1 and "no notebook matches 'nope'" in err[0]
 
 
+def test_failing_line_is_the_one_ipython_marks():
+    tb = ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mValueError\x1b[0m   Traceback",
+          "Cell \x1b[0;32mIn[4], line 2\x1b[0m\n      1 a = 1\n\x1b[0;32m----> 2\x1b[0m b = f(a,\n      3   c)\n",
+          "File lib.py:3, in f(a, c)\n----> 3 raise ValueError"]
+    assert experiments._failing_line(tb, "a = 1\nb = f(a,\n  c)") == "b = f(a,"
+    assert experiments._failing_line([], "# comment\nx = 1\ny") == "x = 1"
+    assert experiments._failing_line(None, "x = '" + "a" * 100 + "'", limit=20) == "x = 'aaaaaaaaaaaa..."
+
+
 def test_cli_usage_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as info:
         experiments.main(["run", "--profile", "fast"])
