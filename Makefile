@@ -7,7 +7,7 @@ PAIR   ?= 1
 SIZE   ?= 512
 DATA   ?= $(or $(PHOTOSTYLE_DATA),data/luan2017)
 
-.PHONY: install demo test kernel bench clean-venv
+.PHONY: install demo test figures bench clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,8 @@ bench: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Every notebook through papermill: PROFILE=ci (tiny, random weights, minutes) or paper (the paper's settings).
+PROFILE ?= ci
+figures: install
+	$(PY) -m photostyle_lib.experiments run --profile $(PROFILE)

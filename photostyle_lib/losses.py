@@ -44,7 +44,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         (C, C) symmetric positive semi-definite.
     """
     f = _as_matrix(features)
-    return (f @ f.T) / f.numel()
+    return _BatchedGram.apply(f.unsqueeze(0))[0] / f.numel()
 
 
 def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -39,11 +39,15 @@ def segmenter_from_name(name: str | None, device: str = "auto"):
     """An ADE20KSegmenter by name, built once per (name, device).
 
     ``None``: the default checkpoint (or ``$PHOTOSTYLE_SEGMENTER``); a hub id
-    or a directory; ``"random"``: random weights, the default architecture
-    (timing); ``"random-tiny"``: random weights, a tiny model (tests, CI).
+    or a directory; ``"paper-scales"``: the default checkpoint with softmax
+    averaged over the paper's code's five input scales (short side 300-600);
+    ``"random"``: random weights, the default architecture (timing);
+    ``"random-tiny"``: random weights, a tiny model (tests, CI).
     """
     from photostyle_lib import segmentation
 
+    if name == "paper-scales":
+        return segmentation.ADE20KSegmenter(None, device=device, scales=segmentation.PAPER_SCALES)
     if name == "random-tiny":
         return segmentation.ADE20KSegmenter("random", config=segmentation.architecture_config(tiny=True),
                                             device=device, scales=None)

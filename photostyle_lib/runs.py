@@ -64,8 +64,10 @@ class RunSpec:
         iterations: loss evaluations (presets only).
         weights: VGG weights, "imagenet" | "random" | path.
         segmenter: ADE20K checkpoint for hard/soft masks: None (the default
-            checkpoint), "random" (random weights, the default architecture),
-            "random-tiny" (random weights, a tiny model: CI), or a hub id / path.
+            checkpoint), "paper-scales" (the default, averaged over the paper's
+            five scales), "random" (random weights, the default architecture),
+            "random-tiny" (random weights, a tiny model: CI), or a hub id / path
+            (see pipeline.segmenter_from_name).
         overrides: extra TransferConfig fields as sorted (name, value) pairs,
             e.g. (("theta_s", 0.3),).
         seed: seeds the engine and IDT.

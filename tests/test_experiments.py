@@ -217,9 +217,10 @@ def test_profiles_are_data_with_the_required_settings():
     assert (ci["weights"], ci["segmenter"]) == ("random", "random-tiny")
     assert ci["size"] <= 96 and ci["iterations"] <= 5
     assert (paper["size"], paper["iterations"], paper["weights"], paper["segmenter"], paper["theta_s"],
-            paper["mask_downsample"]) == (700, 500, "imagenet", None, 0.2, "max")
+            paper["mask_downsample"]) == (700, 500, "imagenet", "paper-scales", 0.2, "max")
     for name, entry in experiments.PROFILES["ci"].items():
-        assert len(entry.get("pair_ids", [1])) <= 2, name
+        assert len(entry.get("pair_ids", [1])) <= (3 if name == "06_metrics" else 2), name
+    assert experiments.PROFILES["paper"]["06_metrics"]["pair_ids"] is None  # all 60 pairs
 
 
 def test_profile_parameters_filter_to_declared():
