@@ -3,7 +3,7 @@
 
 For each long side (default 256, 512, 700 px at the dataset's 700x437
 aspect) and preset, runs ``stylize`` for a few steps with 9 hard label masks
-and reports the mean time per loss evaluation next to a bare VGG-19
+and reports the median time per loss evaluation next to a bare VGG-19
 forward+backward through conv3_1 on the same input, and their ratio.
 Random VGG weights cost exactly what ImageNet weights cost, so the
 benchmark runs offline. Target (README): ``full`` <= 1.25x the bare step.
@@ -17,6 +17,7 @@ import argparse
 import platform
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -39,13 +40,15 @@ def bare_step(x: torch.Tensor, steps: int, device: torch.device) -> float:
     x = x.to(device).clone().requires_grad_(True)
     for _ in range(2):  # warm-up
         net(x)["conv3_1"].sum().backward()
-    _sync(device)
-    t = time.perf_counter()
+    times = []
     for _ in range(steps):
+        _sync(device)
+        t = time.perf_counter()
         x.grad = None
         net(x)["conv3_1"].sum().backward()
-    _sync(device)
-    return (time.perf_counter() - t) / steps
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
 
 
 def _sync(device: torch.device) -> None:
@@ -75,8 +78,9 @@ def main() -> None:
             cfg = get_preset(name, weights="random", iterations=args.steps + 2, device=str(device),
                              two_stage=False)
             r = stylize(content, style, cfg, masks=masks if cfg.uses_masks else None, progress=False)
-            # drop the first two evaluations (warm-up, allocator)
-            sec = r.losses["seconds"].diff().iloc[2:].mean()
+            # median step, dropping the first two evaluations (warm-up, allocator): robust to
+            # other processes on a shared machine
+            sec = float(r.losses["seconds"].diff().iloc[2:].median())
             rows.append({"size": f"{w}x{h}", "preset": name, "s/step": sec, "ratio": sec / bare})
             print(f"{w}x{h} {name}: {sec:.3f} s/step ({sec / bare:.2f}x)", flush=True)
     table = pd.DataFrame(rows)

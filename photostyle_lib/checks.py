@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from photostyle_lib.errors import PhotostyleError
 
@@ -97,3 +98,25 @@ def _describe_range(low, high, low_inclusive, high_inclusive) -> str:
     lb = "[" if low_inclusive else "("
     hb = "]" if high_inclusive else ")"
     return f" in {lb}{low}, {high}{hb}"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> CUDA if available, else Apple MPS, else CPU; otherwise checked as given."""
+    if isinstance(device, torch.device):
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise PhotostyleError(f"device {str(device)!r} asked for but CUDA is not available here; "
+                                  "use --device cpu or auto")
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PhotostyleError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PhotostyleError(f"device {device!r} asked for but CUDA is not available here; use --device cpu or auto")
+    return dev

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from photostyle_lib.checks import check_int
+from photostyle_lib.checks import check_image_array, check_int
 from photostyle_lib.errors import PhotostyleError
 
 PathLike = str | os.PathLike
@@ -90,6 +90,23 @@ def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
     if t.ndim != 3 or t.shape[0] != 3:
         raise PhotostyleError(f"expected a tensor of shape (1, 3, H, W), got {tuple(tensor.shape)}")
     return t.permute(1, 2, 0).to("cpu", torch.float64).clamp(0, 1).numpy()
+
+
+def as_image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A tensor (1, 3, H, W) / (3, H, W) or an array (H, W, 3) in [0, 1] -> checked (H, W, 3) float64.
+
+    Raises PhotostyleError naming ``name`` for wrong shapes, batches, NaN or values outside [0, 1].
+    """
+    if isinstance(image, torch.Tensor):
+        t = image.detach()
+        if t.ndim == 4:
+            if t.shape[0] != 1:
+                raise PhotostyleError(f"{name} must be one image, got a batch of {t.shape[0]}")
+            t = t[0]
+        if t.ndim != 3 or t.shape[0] != 3:
+            raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
+        image = t.to("cpu", torch.float64).permute(1, 2, 0).numpy()
+    return check_image_array(name, image)
 
 
 def scaled_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:

@@ -43,8 +43,9 @@ from skimage.filters import sobel
 from skimage.metrics import structural_similarity
 
 from photostyle_lib import losses
-from photostyle_lib.checks import check_choice, check_image_array, check_int, check_same_size
+from photostyle_lib.checks import check_choice, check_int, check_same_size
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import as_image_array
 from photostyle_lib.masks import SemanticMasks, resize_masks
 from photostyle_lib.matting import laplacian_energy
 from photostyle_lib.vgg import VGGFeatures, layer_size
@@ -88,20 +89,6 @@ _SW_MAX_PIXELS = 1 << 16
 
 # ---------------------------------------------------------------------------
 # Inputs
-
-
-def _image(name: str, image: Any) -> np.ndarray:
-    """Array (H, W, 3) or tensor (1, 3, H, W) / (3, H, W) in [0, 1] -> (H, W, 3) float64, checked."""
-    if isinstance(image, torch.Tensor):
-        t = image.detach()
-        if t.ndim == 4:
-            if t.shape[0] != 1:
-                raise PhotostyleError(f"{name} must be one image, got a batch of {t.shape[0]}")
-            t = t[0]
-        if t.ndim != 3 or t.shape[0] != 3:
-            raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
-        image = t.to("cpu", torch.float64).permute(1, 2, 0).numpy()
-    return check_image_array(name, image)
 
 
 def _mask_stack(name: str, masks: Any) -> torch.Tensor:
@@ -172,8 +159,8 @@ def photorealism_score(output: Any, content: Any, *, eps: float = 1e-7, radius: 
         pixel noise of standard deviation sigma. 8-bit quantisation of a saved
         image alone gives about 1e-6.
     """
-    out = _image("output", output)
-    con = _image("content", content)
+    out = as_image_array("output", output)
+    con = as_image_array("content", content)
     check_same_size("output", out.shape, "content", con.shape)
     return laplacian_energy(out, con, eps=eps, radius=radius) / out.size
 
@@ -221,8 +208,8 @@ def structure_score(output: Any, content: Any, *, kind: str = "gradient", match_
     float in [-1, 1]; 1 exactly when ``output`` equals ``content``. Higher is better.
     """
     check_choice("kind", kind, STRUCTURE_KINDS)
-    out = _image("output", output)
-    con = _image("content", content)
+    out = as_image_array("output", output)
+    con = as_image_array("content", content)
     check_same_size("output", out.shape, "content", con.shape)
     if min(out.shape[:2]) < _SSIM_WINDOW:
         raise PhotostyleError(f"images are {out.shape[0]}x{out.shape[1]} (HxW) but the SSIM window is "
@@ -306,8 +293,8 @@ def region_style_distances(output: Any, style: Any, content_masks: Any = None, s
     Labels missing from either image are left out (they have no target).
     Raises PhotostyleError when no label is present in both.
     """
-    out = _image("output", output)
-    sty = _image("style", style)
+    out = as_image_array("output", output)
+    sty = as_image_array("style", style)
     levels = check_int("levels", levels, low=2)
     max_pixels = check_int("max_pixels", max_pixels, low=16)
     q = (np.arange(levels) + 0.5) / levels
@@ -452,8 +439,8 @@ def gram_distance(output: Any, style: Any, content_masks: Any = None, style_mask
     missing = [n for n in GRAM_LAYERS if n not in net.layers]
     if missing:
         raise PhotostyleError(f"the VGG given lacks layers {missing}; build it with load_gram_vgg()")
-    out = _image("output", output)
-    sty = _image("style", style)
+    out = as_image_array("output", output)
+    sty = as_image_array("style", style)
     masks = _aligned_masks(content_masks, style_masks, out.shape[:2], sty.shape[:2])
     if masks is None:
         masks = (torch.ones(1, *out.shape[:2]), torch.ones(1, *sty.shape[:2]))

@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 
 from photostyle_lib.ade20k import ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
-from photostyle_lib.checks import check_choice, check_int, check_number
+from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import PathLike, array_to_tensor
 from photostyle_lib.masks import SemanticMasks, align_labels
@@ -125,21 +125,6 @@ def architecture_config(*, tiny: bool = False) -> Any:
                               drop_path_rate=0.3)
     return UperNetConfig(backbone_config=backbone, hidden_size=512, pool_scales=[1, 2, 3, 6],
                          auxiliary_in_channels=384, id2label=id2label)
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise PhotostyleError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PhotostyleError(f"device {device!r} asked for but CUDA is not available here; "
-                              "pass device='cpu' or device='auto'")
-    return dev
 
 
 def _truthy(value: str | None) -> bool:
@@ -300,7 +285,7 @@ class ADE20KSegmenter:
             raise PhotostyleError(f"checkpoint must be a hub id, a directory or 'random', got {checkpoint!r}")
         self.scales: tuple[int, ...] | None = _check_scales(scales)
         self.max_long_side = check_int("max_long_side", max_long_side, low=SIZE_MULTIPLE)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.mean = _check_triplet("mean", mean)
         self.std = _check_triplet("std", std, positive=True)
         self.seed: int | None = None

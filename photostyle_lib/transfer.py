@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from photostyle_lib import losses, matting, postprocess
-from photostyle_lib.checks import check_choice, check_int, check_number
+from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import array_to_tensor, tensor_to_array
 from photostyle_lib.losses import MaskIndex
@@ -206,23 +206,6 @@ class TransferResult:
         })
         md.update(extra)
         return md
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> CUDA if available, else Apple MPS, else CPU; otherwise checked as given."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise PhotostyleError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PhotostyleError(f"device {device!r} asked for but CUDA is not available here; use --device cpu or auto")
-    return dev
 
 
 @functools.lru_cache(maxsize=4)
