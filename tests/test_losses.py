@@ -132,3 +132,15 @@ def test_shape_errors_are_clear():
         losses.masked_gram_matrices(torch.zeros(1, 2, 3, 3), torch.ones(1, 4, 4))
     with pytest.raises(PhotostyleError, match="channel"):
         losses.style_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 3, 3))
+
+
+def test_similarity_loss_matches_autograd_reference():
+    g = torch.Generator().manual_seed(6)
+    a = torch.randn(1, 4, 9, 7, generator=g, requires_grad=True)
+    b = torch.randn(1, 4, 9, 7, generator=g)
+    b[0, 0, 0, :3] = a.detach()[0, 0, 0, :3]  # ties: subgradient 0, as torch.abs
+    losses.similarity_loss(a, b).backward()
+    ref = a.detach().clone().requires_grad_(True)
+    torch.mean(torch.abs(ref - b)).backward()
+    assert torch.allclose(losses.similarity_loss(a, b), torch.mean(torch.abs(ref - b)))
+    assert torch.allclose(a.grad, ref.grad)
