@@ -28,13 +28,13 @@ from photostyle_lib.errors import PhotostyleError
 
 def _as_matrix(features: torch.Tensor) -> torch.Tensor:
     """(1, C, H, W) or (C, H, W) -> (C, H*W)."""
-    if features.ndim == 4:
-        if features.shape[0] != 1:
-            raise PhotostyleError(f"expected a batch of one feature map, got batch size {features.shape[0]}")
-        features = features[0]
-    if features.ndim != 3:
+    if features.ndim == 4 and features.shape[0] != 1:
+        raise PhotostyleError(f"expected a batch of one feature map, got batch size {features.shape[0]}")
+    if features.ndim not in (3, 4):
         raise PhotostyleError(f"expected features of shape (1, C, H, W), got {tuple(features.shape)}")
-    return features.reshape(features.shape[0], -1)
+    # One reshape, not features[0] then reshape: indexing's backward allocates and
+    # fills a full-size zero tensor per call, costly on conv1 features.
+    return features.reshape(features.shape[-3], -1)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
