@@ -140,6 +140,17 @@ class App:
         bar.description = f"{i}/{len(_STAGES) - 1}"
         self.widgets["status"].value = html.escape(f"{_STAGES[i]}{detail}")
 
+    def _iteration_callback(self, total: int):
+        """Updates the status line every few loss evaluations while a run computes."""
+        status = self.widgets["status"]
+        step = max(1, total // 50)
+
+        def update(iteration: int, terms: dict[str, float]) -> None:
+            if iteration % step == 0 or iteration == total:
+                status.value = html.escape(f"{_STAGES[1]}: iteration {iteration}/{total}, "
+                                           f"loss {terms.get('total', float('nan')):.4g}")
+        return update
+
     def _fail(self, message: str) -> None:
         self.message = message
         self.widgets["status"].value = (f"<span style='color:#b00020'><b>Cannot run:</b> "
@@ -168,7 +179,8 @@ class App:
             with self.output:
                 try:
                     record = run_cached(spec, cache_dir=self.settings.cache, data_dir=self.settings.data_dir,
-                                        device=self.settings.device, progress=self.settings.progress)
+                                        device=self.settings.device, progress=self.settings.progress,
+                                        callback=self._iteration_callback(spec.iterations))
                 except PhotostyleError as exc:
                     error = exc
         except PhotostyleError as exc:

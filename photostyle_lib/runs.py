@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -245,8 +245,13 @@ class _PeakRSS:
 
 
 def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
-               device: str = "auto", progress: bool = True) -> RunRecord:
-    """The result of ``spec``: read from ``cache_dir/<key>`` if complete, else computed and stored there."""
+               device: str = "auto", progress: bool = True,
+               callback: Callable[[int, dict[str, float]], None] | None = None) -> RunRecord:
+    """The result of ``spec``: read from ``cache_dir/<key>`` if complete, else computed and stored there.
+
+    ``callback(iteration, loss_terms)`` is passed to :func:`stylize` (engine
+    runs that are computed, not read from the cache), e.g. for a progress widget.
+    """
     cache = Path(cache_dir)
     pair = get_pair(spec.pair_id, data_dir)
     key = spec.key(pair)
@@ -257,7 +262,7 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
     try:
-        md = _compute(spec, pair, tmp, cache, device, progress)
+        md = _compute(spec, pair, tmp, cache, device, progress, callback)
         md.update(key=key, spec=dataclasses.asdict(spec), pair=dataclasses.asdict(pair))
         write_json(md, tmp / "metadata.json")
         try:
@@ -270,18 +275,19 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     return RunRecord(spec, key, final, json.loads(meta_path.read_text()))
 
 
-def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool) -> dict[str, Any]:
+def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool,
+             callback: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     with _PeakRSS() as mem:
-        md = _compute_inner(spec, pair, out, cache, dev, progress)
+        md = _compute_inner(spec, pair, out, cache, dev, progress, callback)
     md["memory"] = mem.report(dev)
     return md
 
 
-def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch.device,
-                   progress: bool) -> dict[str, Any]:
+def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch.device, progress: bool,
+                   callback: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     content = load_image(pair.content, max_size=spec.size)
     style = load_image(pair.style, max_size=spec.size)
@@ -297,7 +303,7 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
             np.savez_compressed(out / "masks.npz", content=masks.content.numpy().astype(np.float16),
                                 style=masks.style.numpy().astype(np.float16), labels=np.array(masks.labels),
                                 kind=np.array(masks.kind))
-        result = stylize(content, style, cfg, masks=masks, progress=progress)
+        result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback)
         save_image(result.image, out / "image.png", overwrite=True)
         save_image(result.raw_image, out / "raw.png", overwrite=True)
         result.losses.to_csv(out / "losses.csv", index=False)

@@ -169,3 +169,15 @@ def test_build_app_checks(make_app):
         make_app(postprocess="sharpen")
     with pytest.raises(PhotostyleError, match="initial settings cannot run: alpha and gamma"):
         make_app(alpha=0.0, gamma=0.0, auto_run=True)
+
+
+def test_status_line_follows_iterations(make_app):
+    app = make_app()
+    w = app.widgets
+    w["iterations"].value = 4
+    w["alpha"].value = 3.0  # a setting no other test computed: this run is not in the cache
+    seen = []
+    w["status"].observe(lambda change: seen.append(change["new"]), names="value")
+    w["run"].click()
+    assert app.record is not None
+    assert any("iteration 4/4" in s for s in seen), seen
