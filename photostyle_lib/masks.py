@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import ndimage
 import torch
 import torch.nn.functional as F
 
-from photostyle_lib.checks import check_choice, check_number
+from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import PathLike, read_rgb_array
 
@@ -125,7 +126,7 @@ def resize_masks(masks: torch.Tensor, size: tuple[int, int], mode: Downsample = 
 
 def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] | None = None,
                     tolerance: float = 100.0, max_outlier_fraction: float = 0.02,
-                    min_label_fraction: float = 0.01) -> tuple[torch.Tensor, tuple[str, ...]]:
+                    min_core_pixels: int = 30, erosion: int = 2) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Read a colour-coded mask into a one-hot stack (C, H, W) and its label names.
 
     Every pixel takes the nearest palette colour (Euclidean distance in 0-255
@@ -136,9 +137,13 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
       up to ``max_outlier_fraction`` of the image (edge blends); more than that
       means the mask uses colours outside the palette, and a PhotostyleError
       lists the most common offending colours;
-    * a label covering less than ``min_label_fraction`` of the image is edge
-      noise (e.g. grey where black meets white); its pixels go to the nearest
-      remaining label.
+    * a label with no interior is edge noise -- e.g. the 1-2 px grey seams
+      where black meets white, which can add up to thousands of pixels: a
+      label is kept only if at least ``min_core_pixels`` (at most 1% of the
+      image, at least 1) of its pixels survive
+      ``erosion`` erosions by a 3x3 square (a painted region, however small,
+      has an interior; a blend seam does not). The pixels of dropped labels
+      go to the nearest kept label.
 
     Returns:
         masks: (C, H, W) float32 one-hot, C = number of labels present.
@@ -149,7 +154,8 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
         raise PhotostyleError("the mask palette is empty")
     tolerance = check_number("tolerance", tolerance, low=0)
     max_outlier_fraction = check_number("max_outlier_fraction", max_outlier_fraction, low=0, high=1)
-    min_label_fraction = check_number("min_label_fraction", min_label_fraction, low=0, high=1)
+    min_core_pixels = check_int("min_core_pixels", min_core_pixels, low=1)
+    erosion = check_int("erosion", erosion, low=0, high=10)
     rgb = read_rgb_array(path).astype(np.float32) * 255.0
     h, w, _ = rgb.shape
     names = list(pal)
@@ -166,10 +172,19 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
         raise PhotostyleError(
             f"{path}: {far.mean():.1%} of the mask's pixels have colours outside the palette "
             f"(most common: {listed}); repaint those regions with palette colours: {allowed}")
-    counts = np.bincount(nearest, minlength=len(names)) / len(flat)
-    keep = np.flatnonzero(counts >= min_label_fraction)
+    label_img = nearest.reshape(h, w)
+    square = np.ones((3, 3), dtype=bool)
+    core = []
+    for k in range(len(names)):
+        region = label_img == k
+        if erosion and region.any():
+            region = ndimage.binary_erosion(region, structure=square, iterations=erosion)
+        core.append(int(region.sum()))
+    # tiny masks (tests, thumbnails) cannot have 30 interior pixels per region
+    threshold = max(1, min(min_core_pixels, int(0.01 * h * w)))
+    keep = np.flatnonzero(np.array(core) >= threshold)
     if keep.size == 0:
-        keep = np.array([int(counts.argmax())])
+        keep = np.array([int(np.bincount(nearest, minlength=len(names)).argmax())])
     if keep.size < len(names):
         nearest = keep[dist[:, keep].argmin(1)]
     onehot = (nearest[None, :] == keep[:, None]).reshape(len(keep), h, w)
