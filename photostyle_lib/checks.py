@@ -119,4 +119,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise PhotostyleError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise PhotostyleError(f"device {device!r} asked for but CUDA is not available here; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise PhotostyleError(f"device {device!r} asked for but this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s); use cuda:0 or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                  and torch.backends.mps.is_available()):
+        raise PhotostyleError(f"device {device!r} asked for but Apple MPS is not available here; use cpu or auto")
     return dev

@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from photostyle_lib.checks import resolve_device
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import check_writable
 from photostyle_lib.presets import PRESETS
 
 
@@ -78,6 +80,8 @@ def _run_transfer(args: argparse.Namespace) -> int:
     for p in (out, meta):
         if p.exists() and not args.overwrite:
             raise PhotostyleError(f"{p} already exists; choose another output path or pass --overwrite")
+        check_writable(p)  # before a run of minutes, not after
+    resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
     overrides = {"weights": args.weights, "device": args.device}

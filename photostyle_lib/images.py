@@ -153,10 +153,27 @@ def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: b
     arr = tensor_to_array(image) if isinstance(image, torch.Tensor) else np.asarray(image, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise PhotostyleError(f"expected an image of shape (H, W, 3), got {arr.shape}")
-    p.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(p)
     u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
     try:
         Image.fromarray(u8, "RGB").save(p)
     except (KeyError, ValueError) as exc:
         raise PhotostyleError(f"cannot write {p} ({exc}); use a .png or .jpg suffix") from None
+    except OSError as exc:
+        raise PhotostyleError(f"cannot write {p} ({exc.strerror or exc}); choose a writable path") from None
+    return p
+
+
+def check_writable(path: PathLike) -> Path:
+    """Make ``path``'s folder if needed; raise PhotostyleError if ``path`` cannot be written as a file."""
+    p = Path(path)
+    if p.is_dir():
+        raise PhotostyleError(f"{p} is a directory; give a file path such as {p / 'out.png'}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PhotostyleError(f"cannot create the folder {p.parent} ({exc.strerror or exc}); "
+                              "choose another output path") from None
+    if not os.access(p.parent, os.W_OK):
+        raise PhotostyleError(f"the folder {p.parent} is not writable; choose another output path")
     return p

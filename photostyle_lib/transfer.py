@@ -283,13 +283,21 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         notes.append("masks given but ignored: segmentation='none'")
         masks = None
     if cfg.two_stage and cfg.use_regularization:
+        # Luan et al.'s schedule: ``iterations`` evaluations per stage, the second
+        # starting from the first's result; iterations are numbered across both.
         first = stylize(content, style, cfg.replace(use_regularization=False, two_stage=False, postprocess="none"),
                         masks=masks, extractor=extractor, progress=progress, init=init, callback=callback)
+        offset = len(first.losses)
+        shifted = None if callback is None else (lambda it, row: callback(it + offset, row))
         second = stylize(content, style, cfg.replace(two_stage=False), masks=masks, extractor=extractor,
-                         progress=progress, init=first.raw_image, callback=callback)
+                         progress=progress, init=first.raw_image, callback=shifted)
         timings = {k: first.timings.get(k, 0.0) + second.timings.get(k, 0.0) for k in second.timings}
-        table = pd.concat([first.losses.assign(stage=1), second.losses.assign(stage=2)], ignore_index=True)
+        timings["per_step"] = timings["optimise"] / max(offset + len(second.losses), 1)
+        table = pd.concat([first.losses.assign(stage=1),
+                           second.losses.assign(stage=2, iteration=second.losses["iteration"] + offset)],
+                          ignore_index=True)
         return dataclasses.replace(second, losses=table, timings=timings, config=cfg,
+                                   best_iteration=second.best_iteration + offset,
                                    notes=second.notes + (f"stage 1 stopped: {first.stop_reason}",))
 
     t_start = time.perf_counter()

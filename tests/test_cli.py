@@ -119,3 +119,23 @@ def test_cli_soft_segmentation_without_masks(small_pair):
     assert cli.main(argv) == 0
     md = json.loads((d / "seg.png.json").read_text())
     assert md["inputs"]["mask_kind"] == "soft" and md["labels"]
+
+
+def test_cli_unwritable_output_fails_before_the_run(small_pair, capsys, monkeypatch):
+    import photostyle_lib.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    (small_pair / "afile").write_text("x")
+    argv = _args(small_pair)
+    argv[argv.index("-o") + 1] = str(small_pair / "afile" / "out.png")
+    assert "cannot create the folder" in _err(capsys, argv)
+    (small_pair / "adir.png").mkdir()
+    argv[argv.index("-o") + 1] = str(small_pair / "adir.png")
+    assert "is a directory" in _err(capsys, argv + ["--overwrite"])
+    assert "not available" in _err(capsys, _args(small_pair, "--device", "mps")) or torch_has_mps()
+
+
+def torch_has_mps():
+    import torch
+
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

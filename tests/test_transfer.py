@@ -171,6 +171,10 @@ def test_luan_two_stage(pair, two_label_masks):
     assert list(r.losses["stage"].unique()) == [1, 2]
     assert r.losses.loc[r.losses.stage == 1, "regularization"].eq(0).all()
     assert r.losses.loc[r.losses.stage == 2, "regularization"].gt(0).all()
+    assert list(r.losses["iteration"]) == list(range(1, 7))  # 3 per stage, numbered across both
+    md = r.metadata()
+    assert r.best_iteration > 3 and md["best_loss"]["stage"] == 2 and md["evaluations"] == 6
+    assert r.timings["per_step"] == pytest.approx(r.timings["optimise"] / 6)
 
 
 def test_regularization_lowers_laplacian_energy(pair, two_label_masks):
