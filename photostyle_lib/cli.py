@@ -96,7 +96,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
                                   progress=not args.no_progress, **overrides)
     pipeline.save_run(run, out, overwrite=args.overwrite)
     r = run.result
-    warn = "  [RANDOM WEIGHTS: smoke test, not a style transfer]" if r.random_weights else ""
+    warn = "  [RANDOM WEIGHTS: smoke test, not a style transfer]" if run.random_weights else ""
     print(f"wrote {out} and {meta.name}: {len(r.losses)} evaluations, stop: {r.stop_reason}, "
           f"{r.timings['total']:.1f} s on {r.device}{warn}")
     return 0

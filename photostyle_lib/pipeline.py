@@ -33,6 +33,11 @@ class Run:
     preset: str | None
     inputs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def random_weights(self) -> bool:
+        """True if the VGG or the segmenter had random weights: a smoke test, not a style transfer."""
+        return self.result.random_weights or bool(self.inputs.get("segmenter_random_weights"))
+
 
 @functools.lru_cache(maxsize=2)
 def segmenter_from_name(name: str | None, device: str = "auto"):
@@ -77,11 +82,16 @@ def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfi
                               "(the dataset's segmentation/in<N>.png and tar<N>.png)")
     from photostyle_lib import segmentation
 
-    seg = segmenter
-    if seg is None or isinstance(seg, (str, os.PathLike)):
-        seg = segmenter_from_name(None if seg is None else str(seg), config.device)
+    seg = segmenter_for(segmenter, config.device)
     return segmentation.semantic_masks(seg.probabilities(content), seg.probabilities(style),
                                        mode=config.segmentation, theta_s=config.theta_s)
+
+
+def segmenter_for(segmenter: Any, device: str = "auto"):
+    """An ADE20KSegmenter as given, or built by :func:`segmenter_from_name` from a name / None."""
+    if segmenter is None or isinstance(segmenter, (str, os.PathLike)):
+        return segmenter_from_name(None if segmenter is None else str(segmenter), device)
+    return segmenter
 
 
 def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
@@ -90,16 +100,22 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
                    segmenter: Any = None, progress: bool = True, **overrides: Any) -> Run:
     """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`."""
     config = get_preset(preset, **overrides)
+    if config.uses_masks and content_mask is not None:
+        config = config.replace(segmentation="gold")  # the metadata says which masks were used
     c = load_image(content, max_size=size)
     s = load_image(style, max_size=size)
     masks = make_masks(c, s, config, content_mask=content_mask, style_mask=style_mask,
                        unmatched=unmatched, segmenter=segmenter)
-    result = stylize(c, s, config, masks=masks, progress=progress)
     inputs = {"content": str(content), "style": str(style), "size": size,
               "content_mask": None if content_mask is None else str(content_mask),
               "style_mask": None if style_mask is None else str(style_mask),
               "mask_kind": None if masks is None else masks.kind,
               "dropped_content_labels": [] if masks is None else list(masks.dropped_content_labels)}
+    if masks is not None and masks.kind in ("hard", "soft"):
+        seg = segmenter_for(segmenter, config.device)
+        inputs["segmenter"] = seg.describe()
+        inputs["segmenter_random_weights"] = seg.weights == "random"
+    result = stylize(c, s, config, masks=masks, progress=progress)
     return Run(result=result, content=c, style=s, masks=masks, preset=preset, inputs=inputs)
 
 
@@ -113,5 +129,6 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) ->
                 raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
     save_image(run.result.image, out, overwrite=True)
     md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
+    md["random_weights"] = run.random_weights
     write_json(md, meta)
     return out, meta

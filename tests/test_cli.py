@@ -42,6 +42,7 @@ def test_cli_end_to_end(small_pair, capsys):
     md = json.loads((small_pair / "out.png.json").read_text())
     assert md["random_weights"] is True and md["weights"].startswith("random")
     assert md["preset"] == "full" and md["config"]["iterations"] == 3 and md["evaluations"] == 3
+    assert md["config"]["segmentation"] == "gold"  # mask files given: the config says gold, not soft
     assert md["inputs"]["mask_kind"] == "gold" and md["labels"] == ["blue", "black"]
     assert {"setup", "optimise", "postprocess", "total"} <= set(md["timings"])
     assert "versions" in md and md["git_revision"]
@@ -119,6 +120,23 @@ def test_cli_soft_segmentation_without_masks(small_pair):
     assert cli.main(argv) == 0
     md = json.loads((d / "seg.png.json").read_text())
     assert md["inputs"]["mask_kind"] == "soft" and md["labels"]
+    assert md["inputs"]["segmenter_random_weights"] is True and md["inputs"]["segmenter"]["identity"]
+
+
+def test_cli_random_segmenter_alone_marks_the_result(small_pair, capsys, monkeypatch, tmp_path):
+    """ImageNet VGG (a stand-in file here) with a random segmenter: still a smoke test, and it says so."""
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), tmp_path / "vgg.pth")
+    monkeypatch.setenv("PHOTOSTYLE_VGG_WEIGHTS", str(tmp_path / "vgg.pth"))
+    d = small_pair
+    argv = ["transfer", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "seg2.png"), "--weights", "imagenet",
+            "--segmenter", "random-tiny", "--size", "48", "--iterations", "2", "--device", "cpu", "--no-progress"]
+    assert cli.main(argv) == 0
+    md = json.loads((d / "seg2.png.json").read_text())
+    assert md["weights"].startswith("imagenet") and md["random_weights"] is True
+    assert "RANDOM WEIGHTS" in capsys.readouterr().out
 
 
 def test_cli_unwritable_output_fails_before_the_run(small_pair, capsys, monkeypatch):

@@ -192,3 +192,22 @@ def test_regularization_lowers_laplacian_energy(pair, two_label_masks):
     e_free = matting.laplacian_energy(tensor_to_array(free.image), L)
     e_reg = matting.laplacian_energy(tensor_to_array(reg.image), L)
     assert free.best_iteration > 1 and e_reg < 0.01 * e_free
+
+
+def test_feature_extractor_reuse_is_keyed_on_the_weights_file(tmp_path, monkeypatch):
+    import torchvision
+
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    torch.manual_seed(1)
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), a)
+    torch.manual_seed(2)
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), b)
+    monkeypatch.setenv("PHOTOSTYLE_VGG_WEIGHTS", str(a))
+    ea = transfer.feature_extractor("imagenet", ("conv1_1",))
+    assert transfer.feature_extractor("imagenet", ("conv1_1",)) is ea
+    assert transfer.feature_extractor("imagenet", ("conv1_1",), seed=5) is ea  # seed only matters for random
+    monkeypatch.setenv("PHOTOSTYLE_VGG_WEIGHTS", str(b))
+    eb = transfer.feature_extractor("imagenet", ("conv1_1",))
+    assert eb is not ea and not torch.equal(eb.body[0].weight, ea.body[0].weight)
+    assert transfer.feature_extractor("random", ("conv1_1",), seed=1) is not \
+        transfer.feature_extractor("random", ("conv1_1",), seed=2)
