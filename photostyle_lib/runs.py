@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from photostyle_lib import baselines
-from photostyle_lib.checks import check_choice, check_int
+from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
@@ -42,13 +42,15 @@ from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, write_json
 from photostyle_lib.pipeline import segmenter_from_name
 from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.transfer import resolve_device, stylize
+from photostyle_lib.transfer import stylize
+from photostyle_lib.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
 PUBLISHED = ("luan_published",)
 METHODS: tuple[str, ...] = tuple(PRESETS) + COLOUR_TRANSFER + PUBLISHED
 MASK_MODES = ("gold", "hard", "soft", "none")
-_FORMAT = 1
+_FORMAT = 2
+SEGMENTER_ENV_VAR = "PHOTOSTYLE_SEGMENTER"  # segmentation.CHECKPOINT_ENV, without importing transformers
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,31 @@ class RunSpec:
         return cfg.segmentation if cfg.uses_masks else None
 
     def key(self, pair: Pair) -> str:
-        """sha1 of the spec (device excluded) and of the bytes of the files it reads."""
+        """sha1 of everything the result depends on, the device excepted.
+
+        The spec; the bytes of the files it reads; for engine runs the
+        resolved TransferConfig (so a changed preset or default changes the
+        key), the VGG weights' identity (``vgg.weights_identity``: the file,
+        its size and mtime) and, for segmenter masks, the segmenter's name and
+        ``$PHOTOSTYLE_SEGMENTER``; and a format number, raised when the
+        meaning of a stored run changes.
+        """
         files = [pair.content, pair.style]
-        if self.mask_mode() == "gold":
+        mode = self.mask_mode()
+        if mode == "gold":
             files += [pair.content_mask, pair.style_mask]
         if self.method == "luan_published":
             files.append(pair.luan_result)
-        digests = [_file_sha1(p) if p is not None else None for p in files]
-        blob = json.dumps({"format": _FORMAT, "spec": dataclasses.asdict(self), "files": digests},
-                          sort_keys=True, default=str)
+        parts: dict[str, Any] = {"format": _FORMAT, "spec": dataclasses.asdict(self),
+                                 "files": [_file_sha1(p) if p is not None else None for p in files]}
+        if self.uses_engine:
+            config = dataclasses.asdict(self.config("cpu"))
+            config.pop("device")
+            parts["config"] = config
+            parts["weights"] = weights_identity(self.weights, self.seed)
+            if mode in ("hard", "soft"):
+                parts["segmenter"] = [self.segmenter, os.environ.get(SEGMENTER_ENV_VAR)]
+        blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -41,7 +39,7 @@ from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
 from photostyle_lib.metadata import base_metadata
 from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S
-from photostyle_lib.vgg import WEIGHTS_ENV_VAR, LAYER_NAMES, VGGFeatures, imagenet_weights_path, layer_size
+from photostyle_lib.vgg import LAYER_NAMES, VGGFeatures, layer_size, weights_identity
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "none")
@@ -219,16 +217,7 @@ def feature_extractor(weights: str, layers: tuple[str, ...], seed: int = 0) -> V
     or replacing the file therefore builds a new network. The network is
     moved to the run's device by :func:`stylize`.
     """
-    if weights == "random":
-        key: tuple = ("random", int(seed))
-    else:
-        path = Path(os.environ.get(WEIGHTS_ENV_VAR) or imagenet_weights_path()) if weights == "imagenet" \
-            else Path(weights).expanduser()
-        try:
-            st = path.stat()
-            key = (weights, str(path), st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = (weights, str(path), None, None)  # VGGFeatures raises the clear error (or downloads)
+    key = weights_identity(weights, seed)
     return _cached_extractor(key, weights, tuple(layers), int(seed) if weights == "random" else 0)
 
 

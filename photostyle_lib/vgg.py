@@ -82,6 +82,27 @@ def imagenet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
 
 
+def weights_identity(weights: str | os.PathLike, seed: int = 0) -> tuple:
+    """What a VGGFeatures built from ``weights`` depends on, for cache keys.
+
+    "random": the seed. "imagenet": the file it resolves to
+    ($PHOTOSTYLE_VGG_WEIGHTS, else torch hub's cache) with its size and
+    modification time. A path: the same for that file. Missing files give
+    ``None`` fields (building raises the clear error, or downloads).
+    """
+    if isinstance(weights, str) and weights == "random":
+        return ("random", int(seed))
+    if isinstance(weights, str) and weights == "imagenet":
+        path = Path(os.environ.get(WEIGHTS_ENV_VAR) or imagenet_weights_path()).expanduser()
+    else:
+        path = Path(weights).expanduser()
+    try:
+        st = path.stat()
+        return (str(weights), str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return (str(weights), str(path), None, None)
+
+
 def _missing_weights_error(reason: str) -> PhotostyleError:
     target = imagenet_weights_path()
     return PhotostyleError(

@@ -76,3 +76,26 @@ def test_bad_specs():
         RunSpec(1, "full", masks="crayon")
     with pytest.raises(PhotostyleError, match="size"):
         RunSpec(1, "full", size=3)
+
+
+def test_key_follows_presets_weights_and_segmenter(data_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from photostyle_lib import presets, segmentation
+
+    assert runs.SEGMENTER_ENV_VAR == segmentation.CHECKPOINT_ENV
+    pair = get_pair(1, data_dir)
+    spec = _spec(masks="soft")
+    key = spec.key(pair)
+    monkeypatch.setitem(presets.PRESETS, "full", dataclasses.replace(presets.PRESETS["full"], rf_sigma_s=30.0))
+    assert spec.key(pair) != key  # a changed preset is a different run
+    monkeypatch.undo()
+    assert spec.key(pair) == key
+    monkeypatch.setenv("PHOTOSTYLE_SEGMENTER", str(tmp_path))
+    assert spec.key(pair) != key
+    monkeypatch.delenv("PHOTOSTYLE_SEGMENTER")
+    w = tmp_path / "w.pth"
+    w.write_bytes(b"1")
+    a = _spec(weights=str(w)).key(pair)
+    w.write_bytes(b"12")
+    assert _spec(weights=str(w)).key(pair) != a  # replaced weights file
