@@ -243,6 +243,16 @@ def _check_image(name: str, t: torch.Tensor) -> None:
         raise PhotostyleError(f"{name} values must be finite and lie in [0, 1]")
 
 
+def _check_mask_shape(name: str, mask: torch.Tensor, image: torch.Tensor) -> None:
+    """Masks may be at another resolution than their image, but not another shape (a wrong file)."""
+    mh, mw = mask.shape[-2:]
+    ih, iw = image.shape[-2:]
+    if abs(mh / mw - ih / iw) > 0.02 * (ih / iw) + 1.0 / min(mw, iw):
+        raise PhotostyleError(f"the {name} mask is {mh}x{mw} (HxW) but the {name} image is {ih}x{iw}: "
+                              f"their aspect ratios differ, so the mask belongs to another image; "
+                              f"give the {name} image's own mask")
+
+
 def _layer_masks(stack: torch.Tensor, layers: tuple[str, ...], image_size: tuple[int, int],
                  mode: str, device: torch.device) -> dict[str, MaskIndex]:
     """Masks at each style layer's resolution, prepared for masked Gram matrices."""
@@ -294,6 +304,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     if not cfg.uses_masks and masks is not None:
         notes.append("masks given but ignored: segmentation='none'")
         masks = None
+    if masks is not None:
+        _check_mask_shape("content", masks.content, content)
+        _check_mask_shape("style", masks.style, style)
     if cfg.two_stage and cfg.use_regularization:
         # Luan et al.'s schedule: ``iterations`` evaluations per stage, the second
         # starting from the first's result; iterations are numbered across both.

@@ -65,6 +65,16 @@ def test_masks_required_and_ignored(pair, two_label_masks):
     assert "ignored" in r.notes[0]
 
 
+def test_mask_of_another_image_is_refused(pair, two_label_masks):
+    content, style = pair
+    wrong = SemanticMasks(torch.ones(2, 64, 40) / 2, two_label_masks.style, two_label_masks.labels)
+    with pytest.raises(PhotostyleError, match="aspect ratios differ"):
+        stylize(content, style, _cfg(), masks=wrong, progress=False)
+    # another resolution of the same shape is fine (masks are resized to the image)
+    half = SemanticMasks(two_label_masks.content[:, ::2, ::2], two_label_masks.style, two_label_masks.labels)
+    assert stylize(content, style, _cfg(iterations=2), masks=half, progress=False).losses.shape[0] == 2
+
+
 def test_single_label_masked_run_equals_global_run(pair):
     content, style = pair
     ones = SemanticMasks(torch.ones(1, 40, 64), torch.ones(1, 48, 48), ("all",))
