@@ -912,7 +912,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", action="append", metavar="NAME",
                    help="run only this notebook (01_ablation, 01 or ablation); repeatable")
     r.add_argument("--data-dir", help="the Luan et al. set (default: $PHOTOSTYLE_DATA or data/luan2017)")
-    r.add_argument("--output-dir", help="results root (default: results/ in the project)")
+    r.add_argument("--output-dir", help="results root (default: results/ in the project); relative paths "
+                                        "are relative to the current directory")
     r.add_argument("--cache-dir", help="run cache (default: <output-dir>/cache)")
     r.add_argument("--notebooks-dir", help="folder of NN_*.ipynb notebooks (default: notebooks/)")
     r.add_argument("--timeout", type=float, help="seconds allowed per cell (default: none)")
@@ -923,8 +924,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _from_cwd(value: str | None) -> str | None:
+    """Command-line paths are relative to where the command runs (notebooks resolve them
+    against the project root, so they get them absolute)."""
+    return None if value is None or value == "" else str(Path(value).expanduser().resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for name in ("data_dir", "output_dir", "cache_dir", "notebooks_dir"):
+        if hasattr(args, name):
+            setattr(args, name, _from_cwd(getattr(args, name)))
     prog = "photostyle-experiments"
     try:
         if args.command == "list":

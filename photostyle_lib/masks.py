@@ -251,12 +251,6 @@ def load_gold_masks(content_mask: PathLike, style_mask: PathLike, *,
     return align_labels(c, cl, s, sl, kind=kind, unmatched=unmatched)
 
 
-def single_label_masks(content_size: tuple[int, int], style_size: tuple[int, int]) -> SemanticMasks:
-    """One all-ones label covering both images: masked style loss == plain style loss."""
-    return SemanticMasks(content=torch.ones(1, *content_size), style=torch.ones(1, *style_size),
-                         labels=("all",), kind="user")
-
-
 def label_map(masks: torch.Tensor) -> torch.Tensor:
     """(C, H, W) stack -> (H, W) int64 index of the strongest label per pixel (-1 where all are 0)."""
     idx = masks.argmax(0)

@@ -13,8 +13,10 @@ no_similarity      full without the L1 similarity loss
 no_postprocess     full without the post-process
 gatys              the baseline model (3.1): content + global Gram style only
 luan               Luan et al. 2017: gold masks, photorealism regularisation,
-                   total variation, two stages (first without regularisation),
-                   their layers (content conv4_2, style convN_1)
+                   total variation, two stages of 1000 iterations (the first
+                   without regularisation), their layers (after the ReLU, as
+                   their neural-style-based code: content relu4_2, style
+                   relu1_1 ... relu5_1)
 =================  =============================================================
 
 Luan et al.'s weights (content 5, style 100, TV 1e-3, lambda 1e4) were set for
@@ -47,8 +49,8 @@ PRESETS: dict[str, TransferConfig] = {
                          two_stage=True, content_weight=5.0, style_weight=100.0 * _CAFFE_SCALE ** 2,
                          tv_weight=1e-3 * 255.0 ** 2 / _CAFFE_SCALE ** 2,
                          regularization_weight=1e4 / _CAFFE_SCALE ** 2, mask_downsample="avg",
-                         content_layers=("conv4_2",),
-                         style_layers=("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")),
+                         iterations=1000, content_layers=("relu4_2",),
+                         style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
 }
 
 #: The five variants of the ablation study (Figure 4), in the figure's column order.

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -156,6 +158,14 @@ def test_presets_are_configs_from_one_base():
     full = presets.PRESETS["full"]
     assert (full.content_weight, full.style_weight, full.similarity_weight, full.lr, full.iterations) == \
         (1.0, 1e7, 3.0, 0.1, 500)
+    assert (full.content_layers, full.style_layers, full.similarity_layers) == \
+        (("conv2_2",), ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"), ("conv1_1", "conv1_2", "conv2_1"))
+    assert (full.rf_sigma_s, full.rf_sigma_r, full.rf_iterations, full.theta_s, full.mask_downsample) == \
+        (60.0, 100 / 255, 3, 0.2, "max")
+    assert (full.segmentation, full.use_similarity, full.postprocess, full.use_regularization) == \
+        ("soft", True, "recursive_filter", False)
+    luan = presets.PRESETS["luan"]
+    assert luan.two_stage and luan.iterations == 1000 and luan.content_layers == ("relu4_2",)
     assert presets.PRESETS["no_segmentation"].replace(segmentation="soft") == full
     assert presets.PRESETS["no_postprocess"].replace(postprocess="recursive_filter") == full
     assert presets.PRESETS["regularization"].use_regularization
@@ -168,7 +178,12 @@ def test_regularization_and_postprocess_paths_run(pair, two_label_masks):
     content, style = pair
     cfg = presets.get_preset("full", weights="random", iterations=4, device="cpu")
     r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
-    assert not torch.equal(r.image, r.raw_image)  # eq. (9) changed the image
+    from photostyle_lib import postprocess
+    from photostyle_lib.images import tensor_to_array
+
+    expected = postprocess.refine(tensor_to_array(r.raw_image), tensor_to_array(content))
+    assert np.allclose(tensor_to_array(r.image), expected, atol=1e-6)  # eq. (9) on the kept iterate
+    assert not torch.equal(r.image, r.raw_image)
     reg = presets.get_preset("regularization", weights="random", iterations=4, device="cpu")
     r2 = stylize(content, style, reg, masks=two_label_masks, progress=False)
     assert r2.losses["regularization"].gt(0).all()
