@@ -603,7 +603,7 @@ def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[F
             path = figures.save_figure(o.figure, d / f"{o.name}.png")
             entry = {"name": o.name, "title": o.figure.get_suptitle().split("\n"),
                      "file": path.name, "rows": None, "columns": None, "random_weights": o.random_weights,
-                     "panels": figures.save_panels(o.name, o.panels, d)}
+                     "panels": figures.save_panels(o.name, o.panels, d, random_weights=o.random_weights)}
         entry["caption"] = o.caption
         entry["random_weights"] = o.random_weights
         entry["cache_keys"] = [r.key for r in o.records]
@@ -765,7 +765,12 @@ def ensure_kernel(name: str = KERNEL_NAME, *, install: bool = True) -> Path:
     if python is None:
         raise PhotostyleError(f"Jupyter kernel {name!r} ({spec.resource_dir}) starts {spec.argv[:1]}, "
                               f"which does not exist; {fix}")
-    probe = subprocess.run([python, "-c", "import photostyle_lib"], capture_output=True, text=True, timeout=120)
+    try:
+        probe = subprocess.run([python, "-c", "import photostyle_lib"], capture_output=True, text=True,
+                               timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PhotostyleError(f"Jupyter kernel {name!r} runs {python}, which could not be started "
+                              f"({type(exc).__name__}); {fix}") from None
     if probe.returncode != 0:
         raise PhotostyleError(f"Jupyter kernel {name!r} runs {python}, which cannot import photostyle_lib "
                               f"(another environment); {fix}")

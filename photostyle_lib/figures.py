@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from photostyle_lib.checks import check_image_array, check_number
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import save_image, tensor_to_array
+from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, save_image, tensor_to_array
 from photostyle_lib.mask_views import NO_LABEL_COLOUR, PROBABILITY_CMAP, label_colours
 from photostyle_lib.masks import label_map
 
@@ -351,8 +351,11 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100) -> Path
     return p
 
 
-def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.PathLike) -> list[dict[str, Any]]:
+def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.PathLike, *,
+                random_weights: bool = False) -> list[dict[str, Any]]:
     """Write every panel to ``directory/panels/<figure>_<panel>.png``; return their listing.
+
+    With ``random_weights`` each PNG carries images.RANDOM_WEIGHTS_TEXT as a text chunk.
 
     Listing entries: name, title, file (relative to ``directory``), source
     (cache key or None), size [H, W].
@@ -361,7 +364,7 @@ def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.P
     out = []
     for p in panels:
         rel = Path("panels") / f"{file_name(figure_name)}_{p.name}.png"
-        save_image(p.image, d / rel, overwrite=True)
+        save_image(p.image, d / rel, overwrite=True, text=RANDOM_WEIGHTS_TEXT if random_weights else None)
         out.append({"name": p.name, "title": p.title, "file": str(rel), "source": p.source,
                     "size": list(p.image.shape[:2])})
     return out
@@ -378,4 +381,5 @@ def save_grid(grid: Grid, directory: str | os.PathLike, *, fig: Figure | None = 
     path = save_figure(fig, Path(directory) / f"{grid.name}.png", dpi=dpi)
     rows, cols = grid.shape
     return {"name": grid.name, "title": grid.title_lines, "file": path.name, "rows": rows, "columns": cols,
-            "random_weights": grid.random_weights, "panels": save_panels(grid.name, grid.panels, directory)}
+            "random_weights": grid.random_weights, "panels": save_panels(grid.name, grid.panels, directory,
+                                                                  random_weights=grid.random_weights)}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photostyle_lib.checks import check_image_array, check_int
 from photostyle_lib.errors import PhotostyleError
@@ -61,6 +61,7 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
     try:
         with Image.open(p) as img:
             img.load()
+            img = ImageOps.exif_transpose(img)  # phone photos: pixels as the camera was held
             if img.mode in ("RGB;16", "RGB;16B"):
                 raise PhotostyleError(f"{p}: unsupported 48-bit mode {img.mode}; save it as 8- or 16-bit PNG")
             return _pil_to_rgb_array(img)
@@ -141,11 +142,18 @@ def load_image(path: PathLike, max_size: int | None = None) -> torch.Tensor:
     return resize_tensor(t, scaled_size(t.shape[2], t.shape[3], max_size))
 
 
-def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: bool = False) -> Path:
+#: PNG text chunk written into images made with random weights (see save_image).
+RANDOM_WEIGHTS_TEXT = {"photostyle:weights": "RANDOM WEIGHTS - smoke test, not a style transfer"}
+
+
+def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: bool = False,
+               text: dict[str, str] | None = None) -> Path:
     """Write an image (tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]) as 8-bit.
 
     The format follows the suffix (PNG recommended). Refuses to replace an
-    existing file unless ``overwrite=True``. Returns the path written.
+    existing file unless ``overwrite=True``. ``text``: key/value pairs stored
+    as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT`, so the file itself
+    says it came from random weights). Returns the path written.
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -155,8 +163,16 @@ def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: b
         raise PhotostyleError(f"expected an image of shape (H, W, 3), got {arr.shape}")
     check_writable(p)
     u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    extra = {}
+    if text and p.suffix.lower() == ".png":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for k, v in text.items():
+            info.add_text(str(k), str(v))
+        extra["pnginfo"] = info
     try:
-        Image.fromarray(u8, "RGB").save(p)
+        Image.fromarray(u8, "RGB").save(p, **extra)
     except (KeyError, ValueError) as exc:
         raise PhotostyleError(f"cannot write {p} ({exc}); use a .png or .jpg suffix") from None
     except OSError as exc:

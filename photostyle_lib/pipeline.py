@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import load_image, save_image
+from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, load_image, save_image
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import write_json
 from photostyle_lib.presets import get_preset
@@ -127,7 +127,7 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) ->
         for p in (out, meta):
             if p.exists():
                 raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
-    save_image(run.result.image, out, overwrite=True)
+    save_image(run.result.image, out, overwrite=True, text=RANDOM_WEIGHTS_TEXT if run.random_weights else None)
     md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
     md["random_weights"] = run.random_weights
     write_json(md, meta)

@@ -37,7 +37,7 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
+from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, write_json
 from photostyle_lib.pipeline import segmenter_from_name
@@ -322,12 +322,14 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
                                 style=masks.style.numpy().astype(np.float16), labels=np.array(masks.labels),
                                 kind=np.array(masks.kind))
         result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback)
-        save_image(result.image, out / "image.png", overwrite=True)
-        save_image(result.raw_image, out / "raw.png", overwrite=True)
+        random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
+        text = RANDOM_WEIGHTS_TEXT if random else None
+        save_image(result.image, out / "image.png", overwrite=True, text=text)
+        save_image(result.raw_image, out / "raw.png", overwrite=True, text=text)
         result.losses.to_csv(out / "losses.csv", index=False)
         md.update(result.metadata())
         md.update(seg_md)
-        md["random_weights"] = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
+        md["random_weights"] = random
     elif spec.method in COLOUR_TRANSFER:
         c, s = tensor_to_array(content), tensor_to_array(style)
         t = time.perf_counter()

@@ -157,3 +157,8 @@ def torch_has_mps():
     import torch
 
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def test_random_weight_images_say_so_in_the_file(small_pair):
+    assert cli.main(_args(small_pair)) == 0
+    assert "RANDOM WEIGHTS" in Image.open(small_pair / "out.png").text.get("photostyle:weights", "")

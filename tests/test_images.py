@@ -72,3 +72,11 @@ def test_save_refuses_to_overwrite(tmp_path):
         save_image(t, tmp_path / "o.png")
     save_image(torch.zeros(1, 3, 4, 4), tmp_path / "o.png", overwrite=True)
     assert np.asarray(Image.open(tmp_path / "o.png")).max() == 0
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.fromarray(_rgb(6, 8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the photo is 8 high and 6 wide as viewed
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert load_image(tmp_path / "r.jpg").shape == (1, 3, 8, 6)

@@ -35,6 +35,9 @@ def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     assert rec.metadata["spec"]["method"] == "full" and rec.metadata["git_revision"]
     assert rec.metadata["memory"]["run_peak_rss_mb"] > 10
     assert rec.image().shape[-1] == 48 and rec.masks().kind == "gold" and len(rec.losses()) == 2
+    from PIL import Image
+
+    assert "RANDOM WEIGHTS" in Image.open(rec.image_path).text["photostyle:weights"]
     # a second call reads the folder: stylize must not run again
     monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
     again = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
