@@ -81,16 +81,21 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) tensor -> (H, W, 3) float64 numpy array (clipped to [0, 1])."""
+def _hwc64(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """(1, 3, H, W) or (3, H, W) tensor -> (H, W, 3) float64 CPU tensor, shape-checked."""
     t = tensor.detach()
     if t.ndim == 4:
         if t.shape[0] != 1:
-            raise PhotostyleError(f"expected a batch of one image, got batch size {t.shape[0]}")
+            raise PhotostyleError(f"{name} must be one image, got a batch of {t.shape[0]}")
         t = t[0]
     if t.ndim != 3 or t.shape[0] != 3:
-        raise PhotostyleError(f"expected a tensor of shape (1, 3, H, W), got {tuple(tensor.shape)}")
-    return t.permute(1, 2, 0).to("cpu", torch.float64).clamp(0, 1).numpy()
+        raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W), got {tuple(tensor.shape)}")
+    return t.permute(1, 2, 0).to("cpu", torch.float64)
+
+
+def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) or (3, H, W) tensor -> (H, W, 3) float64 numpy array (clipped to [0, 1])."""
+    return _hwc64(tensor, "the image").clamp(0, 1).numpy()
 
 
 def as_image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -99,14 +104,7 @@ def as_image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
     Raises PhotostyleError naming ``name`` for wrong shapes, batches, NaN or values outside [0, 1].
     """
     if isinstance(image, torch.Tensor):
-        t = image.detach()
-        if t.ndim == 4:
-            if t.shape[0] != 1:
-                raise PhotostyleError(f"{name} must be one image, got a batch of {t.shape[0]}")
-            t = t[0]
-        if t.ndim != 3 or t.shape[0] != 3:
-            raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
-        image = t.to("cpu", torch.float64).permute(1, 2, 0).numpy()
+        image = _hwc64(image, name).numpy()
     return check_image_array(name, image)
 
 
