@@ -37,6 +37,19 @@ def _as_matrix(features: torch.Tensor) -> torch.Tensor:
     return features.reshape(features.shape[-3], -1)
 
 
+def _pixel_rows(features: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) or (C, H, W) -> (H*W, C) without copying, in either memory format.
+
+    Channels-last features (the engine's layout on the CPU, where the
+    convolutions run faster in it) are pixel rows already; NCHW features give
+    the transposed view of their (C, H*W) matrix.
+    """
+    c = features.shape[-3]
+    if features.ndim == 4 and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(-1, c)
+    return _as_matrix(features).T
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of a feature map, ``G = F F^T / (C * H * W)`` (eq. 3's G_l, normalised).
 
@@ -45,8 +58,9 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     Returns:
         (C, C) symmetric positive semi-definite.
     """
-    f = _as_matrix(features)
-    return _BatchedGram.apply(f.unsqueeze(0))[0] / f.numel()
+    _as_matrix(features)  # shape checks
+    rows = _pixel_rows(features)
+    return _BatchedGram.apply(rows.T.unsqueeze(0))[0] / rows.numel()
 
 
 def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -79,6 +93,16 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class _Chunks:
+    """Pixels gathered into K chunks of B: flat indices (K*B,), weights or None (all 1), chunk labels (K,)."""
+
+    gather: torch.Tensor
+    weights: torch.Tensor | None
+    labels: torch.Tensor
+    size: int
+
+
+@dataclass(frozen=True)
 class MaskIndex:
     """A mask stack prepared once for fast masked Gram matrices.
 
@@ -89,22 +113,22 @@ class MaskIndex:
     theta_s about (mean labels per pixel) of them -- instead of L full ones,
     with one gather and one batched product instead of L small ones.
 
+    Each label's pixels fill ``full`` chunks of B pixels exactly; what is left
+    (fewer than B per label) goes into ``rest``, padded with weight-0 pixels.
+    For binary masks (hard, gold) the full chunks need no multiplication by
+    the mask values (all 1), which saves two passes over the features.
+
     Attributes:
-        gather: (K * B,) flat pixel indices, label by label, padded per label
-            to a multiple of the chunk size B (padding has weight 0).
-        weights: (K * B,) mask values at those pixels.
-        chunk_labels: (K,) label of each chunk.
+        full: chunks without padding.
+        rest: the remainders, padded (weights always given).
         areas: (L,) sum of squared mask values per label (the Gram's normaliser).
         size: (H, W) the masks were prepared at.
-        chunk: B.
     """
 
-    gather: torch.Tensor
-    weights: torch.Tensor
-    chunk_labels: torch.Tensor
+    full: _Chunks
+    rest: _Chunks
     areas: torch.Tensor
     size: tuple[int, int]
-    chunk: int
 
     @staticmethod
     def from_masks(masks: torch.Tensor, chunk: int | None = None) -> "MaskIndex":
@@ -114,20 +138,43 @@ class MaskIndex:
         flat = masks.reshape(num, -1)
         if chunk is None:
             chunk = int(min(1024, max(16, -(-flat.shape[1] // max(num, 1)))))
-        gathers, weights, labels = [], [], []
+        binary = bool(torch.all((flat == 0) | (flat == 1)))
+        full_g, full_w, full_l, rest_g, rest_w, rest_l = [], [], [], [], [], []
         for lab, row in enumerate(flat):
             nz = torch.nonzero(row > 0, as_tuple=False).flatten()
-            k = -(-nz.numel() // chunk)
-            pad = k * chunk - nz.numel()
-            gathers.append(torch.cat([nz, nz.new_zeros(pad)]))
-            weights.append(torch.cat([row[nz], row.new_zeros(pad)]))
-            labels.append(torch.full((k,), lab, dtype=torch.long, device=masks.device))
-        return MaskIndex(torch.cat(gathers), torch.cat(weights), torch.cat(labels), (flat ** 2).sum(1),
-                         (int(h), int(w)), chunk)
+            k = nz.numel() // chunk
+            head, tail = nz[:k * chunk], nz[k * chunk:]
+            full_g.append(head)
+            full_w.append(row[head])
+            full_l.append(torch.full((k,), lab, dtype=torch.long, device=masks.device))
+            if tail.numel():
+                pad = chunk - tail.numel()
+                rest_g.append(torch.cat([tail, tail.new_zeros(pad)]))
+                rest_w.append(torch.cat([row[tail], row.new_zeros(pad)]))
+                rest_l.append(torch.tensor([lab], dtype=torch.long, device=masks.device))
+
+        def pack(g, wts, labels, weighted):
+            long0 = torch.zeros(0, dtype=torch.long, device=masks.device)
+            gather = torch.cat(g) if g else long0
+            weights = (torch.cat(wts) if wts else masks.new_zeros(0)) if weighted else None
+            return _Chunks(gather, weights, torch.cat(labels) if labels else long0, chunk)
+
+        return MaskIndex(pack(full_g, full_w, full_l, not binary), pack(rest_g, rest_w, rest_l, True),
+                         (flat ** 2).sum(1), (int(h), int(w)))
 
     @property
     def num_labels(self) -> int:
         return int(self.areas.shape[0])
+
+
+def _chunk_grams(rows: torch.Tensor, chunks: _Chunks) -> torch.Tensor:
+    """(K, C, C) Grams of the chunks; rows is the (P, C) pixel-by-channel feature matrix."""
+    k = chunks.labels.shape[0]
+    fm = rows.index_select(0, chunks.gather)
+    if chunks.weights is not None:
+        fm = fm * chunks.weights.to(rows.dtype).unsqueeze(1)
+    fm = fm.reshape(k, chunks.size, rows.shape[1]).transpose(1, 2)          # (K, C, B)
+    return _BatchedGram.apply(fm)
 
 
 def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
@@ -143,24 +190,26 @@ def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex
     Labels with zero area get an all-zero Gram.
 
     Args:
-        features: (1, C, H, W).
+        features: (1, C, H, W), in any memory format (channels-last features,
+            as the engine uses on the CPU, are gathered without a copy).
         masks: (L, H, W) in [0, 1] at the features' resolution, or a
             :class:`MaskIndex` prepared from such a stack (do that once per run).
     Returns:
         (L, C, C).
     """
-    f = _as_matrix(features)
-    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(f.dtype))
+    _as_matrix(features)  # shape checks
+    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
     h, w = features.shape[-2:]
     if index.size != (int(h), int(w)):
         raise PhotostyleError(f"masks are {index.size[0]}x{index.size[1]} but the features are {h}x{w}; "
                               "resize the masks to each layer (masks.resize_masks)")
-    c = f.shape[0]
-    k = index.chunk_labels.shape[0]
-    fm = (f.index_select(1, index.gather) * index.weights.to(f.dtype)).reshape(c, k, index.chunk).transpose(0, 1)
-    chunk_grams = _BatchedGram.apply(fm)                                   # (K, C, C)
-    grams = f.new_zeros(index.num_labels, c, c).index_add(0, index.chunk_labels, chunk_grams)
-    norm = (c * index.areas.to(f.dtype)).clamp_min(torch.finfo(f.dtype).tiny)
+    c = features.shape[-3]
+    rows = _pixel_rows(features)
+    grams = features.new_zeros(index.num_labels, c, c)
+    for chunks in (index.full, index.rest):
+        if chunks.labels.numel():
+            grams = grams.index_add(0, chunks.labels, _chunk_grams(rows, chunks))
+    norm = (c * index.areas.to(features.dtype)).clamp_min(torch.finfo(features.dtype).tiny)
     return grams / norm.view(-1, 1, 1)
 
 

@@ -333,7 +333,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     missing = [n for n in layers if n not in extractor.layers]
     if missing:
         raise PhotostyleError(f"the given extractor lacks layers {missing}; build VGGFeatures with {layers}")
-    vgg = extractor.to(device)
+    # Channels-last convolutions are about 25% faster on CPUs (oneDNN), and the masked
+    # Grams then gather pixel rows without a copy; elsewhere keep torch's default.
+    vgg = extractor.to(device).use_channels_last(device.type == "cpu")
     content = content.to(device, torch.float32)
     style = style.to(device, torch.float32)
     h, w = content.shape[-2:]

@@ -216,8 +216,20 @@ class VGGFeatures(nn.Module):
                                   f"wrong shapes {bad[:3]}); use torchvision's {IMAGENET_FILE}")
         return {k: sd[k] for k in expected}
 
+    def use_channels_last(self, flag: bool = True) -> "VGGFeatures":
+        """Run the convolutions in channels-last memory format (faster on CPUs with oneDNN).
+
+        The input keeps its own layout (optimisers flatten it); the returned
+        features are then channels-last tensors. Returns self.
+        """
+        self.channels_last = bool(flag)
+        self.body.to(memory_format=torch.channels_last if flag else torch.contiguous_format)
+        return self
+
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - self.mean) / self.std
+        if getattr(self, "channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         wanted = set(self.layers)
         for name, module in zip(self._names, self.body):

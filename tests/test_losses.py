@@ -144,3 +144,26 @@ def test_similarity_loss_matches_autograd_reference():
     torch.mean(torch.abs(ref - b)).backward()
     assert torch.allclose(losses.similarity_loss(a, b), torch.mean(torch.abs(ref - b)))
     assert torch.allclose(a.grad, ref.grad)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_memory_format_and_chunking_do_not_change_grams(binary):
+    g = torch.Generator().manual_seed(7)
+    f = torch.randn(1, 6, 13, 11, generator=g, dtype=torch.float64)
+    if binary:
+        lab = torch.randint(0, 3, (13, 11), generator=g)
+        m = torch.nn.functional.one_hot(lab, 3).permute(2, 0, 1).double()
+    else:
+        m = torch.softmax(torch.randn(3, 13, 11, generator=g, dtype=torch.float64) * 3, 0)
+        m = torch.where(m >= 0.2, m, torch.zeros_like(m))
+    ref = _dense_masked_gram(f, m)
+    cl = f.contiguous(memory_format=torch.channels_last)
+    for chunk in (4, 7, 1024):  # full chunks only, full + remainder, remainder only
+        idx = losses.MaskIndex.from_masks(m, chunk=chunk)
+        assert (idx.full.weights is None) == binary
+        assert torch.allclose(losses.masked_gram_matrices(f, idx), ref, rtol=1e-10)
+        assert torch.allclose(losses.masked_gram_matrices(cl, idx), ref, rtol=1e-10)
+    assert torch.allclose(losses.gram_matrix(cl), losses.gram_matrix(f), rtol=1e-12)
+    x = cl.clone().requires_grad_(True)
+    idx = losses.MaskIndex.from_masks(m, chunk=7)
+    assert torch.autograd.gradcheck(lambda a: losses.masked_gram_matrices(a, idx).sum(), (x,), eps=1e-6, atol=1e-6)
