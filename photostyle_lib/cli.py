@@ -18,7 +18,9 @@ from photostyle_lib.images import check_writable
 from photostyle_lib.presets import PRESETS
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors as one line and exit status 2 (shared by the doors)."""
+
     def error(self, message: str):  # argparse's own usage errors: one line, status 2
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
@@ -42,8 +44,8 @@ def _number(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="photostyle", description="Photorealistic style transfer.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineParser(prog="photostyle", description="Photorealistic style transfer.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     t = sub.add_parser("transfer", help="transfer the style of STYLE onto CONTENT")
     t.add_argument("content", type=Path, help="content photo (PNG/JPEG)")
     t.add_argument("style", type=Path, help="style (reference) photo")

@@ -52,6 +52,7 @@ from matplotlib.figure import Figure
 
 from photostyle_lib import figures, mask_views, postprocess
 from photostyle_lib.checks import check_choice, check_int, check_number
+from photostyle_lib.cli import OneLineParser
 from photostyle_lib.data import PROJECT_ROOT, data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.figures import Grid, Panel
@@ -902,15 +903,10 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     return done
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's usage errors: one line, status 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m photostyle_lib.experiments",
+    p = OneLineParser(prog="python -m photostyle_lib.experiments",
                 description="Run the notebook suite (the paper's figures) through papermill.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     r = sub.add_parser("run", help="execute the notebooks under a profile")
     r.add_argument("--profile", required=True, choices=sorted(PROFILES),
                    help="ci: tiny, random weights, minutes on a CPU; paper: the paper's settings")

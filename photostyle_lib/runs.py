@@ -39,7 +39,7 @@ from photostyle_lib.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
-from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.pipeline import segmenter_from_name
 from photostyle_lib.presets import PRESETS, get_preset
 from photostyle_lib.transfer import stylize
@@ -129,7 +129,7 @@ class RunSpec:
         if self.method == "luan_published":
             files.append(pair.luan_result)
         parts: dict[str, Any] = {"format": _FORMAT, "spec": dataclasses.asdict(self),
-                                 "files": [_file_sha1(p) if p is not None else None for p in files]}
+                                 "files": [file_digest(p) if p is not None else None for p in files]}
         if self.uses_engine:
             config = dataclasses.asdict(self.config("cpu"))
             config.pop("device")
@@ -186,14 +186,6 @@ class RunRecord:
     @property
     def random_weights(self) -> bool:
         return bool(self.metadata.get("random_weights"))
-
-
-def _file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, mode: str,

@@ -75,6 +75,7 @@ from photostyle_lib.checks import check_choice, check_int, check_number, resolve
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import PathLike, array_to_tensor
 from photostyle_lib.masks import SemanticMasks, align_labels
+from photostyle_lib.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 #: Hub id of the model used when no checkpoint is given (see the module docstring).
 DEFAULT_CHECKPOINT = "openmmlab/upernet-convnext-small"
@@ -90,8 +91,6 @@ DEFAULT_MAX_LONG_SIDE = 1000
 #: feature pyramid levels line up exactly.
 SIZE_MULTIPLE = 32
 #: ImageNet normalisation, used to train both OpenMMLab's UPerNet and NVIDIA's SegFormer ADE20K models.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 MaskMode = Literal["hard", "soft"]
 #: Smallest normal float32: guards divisions without distorting tiny probabilities.

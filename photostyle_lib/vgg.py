@@ -21,7 +21,6 @@ Weights:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.metadata import file_digest
 
 WEIGHTS_ENV_VAR = "PHOTOSTYLE_VGG_WEIGHTS"
 IMAGENET_FILE = "vgg19-dcbb9e9d.pth"
@@ -131,14 +131,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
-
-
 class VGGFeatures(nn.Module):
     """VGG-19 features at named layers, for images in [0, 1].
 
@@ -180,7 +172,7 @@ class VGGFeatures(nn.Module):
             if env:
                 path = Path(env).expanduser()
                 full.load_state_dict(self._checked(_read_state_dict(path), path))
-                self.weights_label = f"imagenet (file {path}, sha256 {_file_digest(path)})"
+                self.weights_label = f"imagenet (file {path}, sha256 {file_digest(path)[:12]})"
             else:
                 path = imagenet_weights_path()
                 if not path.is_file():
@@ -196,7 +188,7 @@ class VGGFeatures(nn.Module):
         else:
             path = Path(weights).expanduser()
             full.load_state_dict(self._checked(_read_state_dict(path), path))
-            self.weights_label = f"file {path} (sha256 {_file_digest(path)})"
+            self.weights_label = f"file {path} (sha256 {file_digest(path)[:12]})"
         deepest = max(LAYER_NAMES.index(n) for n in layers)
         self.body = nn.Sequential(*list(full.children())[: deepest + 1])
         self._names = LAYER_NAMES[: deepest + 1]
