@@ -32,9 +32,11 @@ import torch
 from tqdm.auto import tqdm
 
 from photostyle_lib import losses, matting, postprocess
+from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import array_to_tensor, tensor_to_array
+from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
 from photostyle_lib.metadata import base_metadata
@@ -336,6 +338,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     # Channels-last convolutions are about 25% faster on CPUs (oneDNN), and the masked
     # Grams then gather pixel rows without a copy; elsewhere keep torch's default.
     vgg = extractor.to(device).use_channels_last(device.type == "cpu")
+    if device.type == "cpu":
+        keep_freed_memory()  # large tensors reused instead of page-faulted in every step (allocator)
     content = content.to(device, torch.float32)
     style = style.to(device, torch.float32)
     h, w = content.shape[-2:]
@@ -344,16 +348,27 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     with torch.no_grad():
         c_feats = vgg(content)
         s_feats = vgg(style)
-        content_targets = {n: c_feats[n].detach() for n in cfg.content_layers}
-        sim_targets = {n: c_feats[n].detach() for n in cfg.similarity_layers} if use_sim else {}
         if masks is not None:
             m = masks.resized((h, w), tuple(style.shape[-2:]), "avg")
             out_index = _layer_masks(m.content, cfg.style_layers, (h, w), cfg.mask_downsample, device)
             sty_index = _layer_masks(m.style, cfg.style_layers, tuple(style.shape[-2:]), cfg.mask_downsample, device)
             style_targets = {n: losses.masked_gram_matrices(s_feats[n], sty_index[n]) for n in cfg.style_layers}
+            valid = {n: ((out_index[n].areas > 0) & (sty_index[n].areas > 0)).float() for n in cfg.style_layers}
         else:
-            out_index = sty_index = {}
-            style_targets = {n: losses.gram_matrix(s_feats[n]) for n in cfg.style_layers}
+            out_index = {}
+            style_targets = {n: losses.gram_matrix(s_feats[n]).unsqueeze(0) for n in cfg.style_layers}
+            valid = {}
+        # One fused loss node per layer in use (layer_loss): the same values as
+        # the losses module's terms, with gradients added in place.
+        layer_terms = {}
+        for n in layers:
+            layer_terms[n] = LayerTerms(
+                content_target=c_feats[n].detach() if n in cfg.content_layers else None,
+                content_weight=cfg.content_weight,
+                style_target=style_targets.get(n), style_index=out_index.get(n), style_valid=valid.get(n),
+                style_weight=cfg.style_weight,
+                similarity_target=c_feats[n].detach() if use_sim and n in cfg.similarity_layers else None,
+                similarity_weight=cfg.similarity_weight if use_sim else 0.0)
         del c_feats, s_feats
 
     lap = None
@@ -373,22 +388,26 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     t_opt = time.perf_counter()
     bar = tqdm(total=cfg.iterations, desc="stylize", disable=not progress, leave=False)
 
-    def evaluate() -> torch.Tensor:
+    collected: list[torch.Tensor] = []
+
+    def make_tap(terms: LayerTerms) -> Callable[[torch.Tensor], torch.Tensor]:
+        def tap(features: torch.Tensor) -> torch.Tensor:
+            features, values = layer_losses(features, terms)
+            collected.append(values)
+            return features
+        return tap
+
+    taps = {n: make_tap(t) for n, t in layer_terms.items()}
+
+    def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
             x.clamp_(0.0, 1.0)
-        feats = vgg(x)
-        terms: dict[str, torch.Tensor] = {}
-        terms["content"] = cfg.content_weight * sum(losses.content_loss(feats[n], content_targets[n])
-                                                    for n in cfg.content_layers)
-        if masks is not None:
-            style_term = sum(losses.gram_loss(losses.masked_gram_matrices(feats[n], out_index[n]), style_targets[n],
-                                              out_index[n].areas, sty_index[n].areas) for n in cfg.style_layers)
-        else:
-            style_term = sum(losses.style_loss_from_gram(feats[n], style_targets[n]) for n in cfg.style_layers)
-        terms["style"] = cfg.style_weight * style_term
+        collected.clear()
+        vgg(x, taps=taps)
+        values = torch.stack(collected).sum(0)
+        terms: dict[str, torch.Tensor] = {"content": values[0], "style": values[1]}
         if use_sim:
-            terms["similarity"] = cfg.similarity_weight * sum(losses.similarity_loss(feats[n], sim_targets[n])
-                                                              for n in cfg.similarity_layers)
+            terms["similarity"] = values[2]
         if lap is not None:
             terms["regularization"] = cfg.regularization_weight * matting.photorealism_loss(x, lap)
         if cfg.tv_weight > 0:

@@ -22,6 +22,7 @@ Weights:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -218,7 +219,20 @@ class VGGFeatures(nn.Module):
         self.body.to(memory_format=torch.channels_last if flag else torch.contiguous_format)
         return self
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor,
+                taps: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+        """Features at ``self.layers``; (B, 3, H, W) in [0, 1] -> dict of (B, C_l, H_l, W_l).
+
+        taps: optional functions applied to named layers' outputs in flight;
+            what a tap returns is what the next module receives (the engine's
+            fused loss nodes, :func:`photostyle_lib.layer_loss.layer_losses`).
+            Taps must be on layers the network computes (not past its deepest).
+        """
+        taps = taps or {}
+        extra = [n for n in taps if n not in self._names]
+        if extra:
+            raise PhotostyleError(f"taps on {extra}, which this extractor (cut after {self._names[-1]}) "
+                                  f"does not compute; build VGGFeatures with those layers")
         x = (image - self.mean) / self.std
         if getattr(self, "channels_last", False):
             x = x.contiguous(memory_format=torch.channels_last)
@@ -226,6 +240,8 @@ class VGGFeatures(nn.Module):
         wanted = set(self.layers)
         for name, module in zip(self._names, self.body):
             x = module(x)
+            if name in taps:
+                x = taps[name](x)
             if name in wanted:
                 out[name] = x
         return out
