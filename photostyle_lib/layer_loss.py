@@ -163,8 +163,7 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
     rows = _pixel_rows(features)
     index = terms.style_index
     target = terms.style_target.to(features.dtype)
-    valid = (torch.ones(target.shape[0], dtype=features.dtype, device=features.device)
-             if terms.style_valid is None else terms.style_valid.to(features.dtype))
+    valid = [True] * target.shape[0] if terms.style_valid is None else (terms.style_valid > 0).tolist()
     if index is None:
         rows = rows if rows.is_contiguous() else rows.contiguous()
         data, segments, areas = rows, [(0, rows.shape[0])], [float(rows.shape[0])]
@@ -174,7 +173,7 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
     value = features.new_zeros(())
     coefs: list[torch.Tensor | None] = []
     for lab, ((a, b), area) in enumerate(zip(segments, areas)):
-        if b <= a or area <= 0 or not bool(valid[lab]):
+        if b <= a or area <= 0 or not valid[lab]:
             coefs.append(None)
             continue
         norm = c * area
