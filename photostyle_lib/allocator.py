@@ -10,7 +10,9 @@ allocator for the same reason; on the CPU it relies on malloc, so this
 module tells glibc to do the same: serve large blocks from the heap
 (``M_MMAP_MAX = 0``) and keep freed heap memory (``M_TRIM_THRESHOLD`` at its
 maximum). The process's resident memory then stays at its peak after a run,
-instead of falling back.
+instead of falling back; measured for two 15-step ``full`` runs at 700 px:
+peak 3.0 GiB (2.8 GiB without), and 3.0 GiB still held afterwards (1.3 GiB
+without), reused by the next run.
 
 Set ``PHOTOSTYLE_KEEP_FREED_MEMORY=0`` to leave malloc as it is.
 """
