@@ -390,14 +390,22 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
 
     collected: list[torch.Tensor] = []
 
-    def make_tap(terms: LayerTerms) -> Callable[[torch.Tensor], torch.Tensor]:
+    def make_tap(terms: LayerTerms, apply_relu: bool) -> Callable[[torch.Tensor], torch.Tensor]:
         def tap(features: torch.Tensor) -> torch.Tensor:
-            features, values = layer_losses(features, terms)
+            features, values = layer_losses(features, terms, apply_relu)
             collected.append(values)
             return features
+        tap.applies_relu = apply_relu  # type: ignore[attr-defined]
         return tap
 
-    taps = {n: make_tap(t) for n, t in layer_terms.items()}
+    # A tapped convolution followed by an untapped ReLU hands that ReLU to its
+    # loss node, which fuses the ReLU's backward with the terms' gradients.
+    computed = vgg._names
+    taps = {}
+    for n, t in layer_terms.items():
+        i = computed.index(n)
+        relu_next = i + 1 < len(computed) and computed[i + 1].startswith("relu") and computed[i + 1] not in layer_terms
+        taps[n] = make_tap(t, relu_next)
 
     def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():

@@ -226,7 +226,11 @@ class VGGFeatures(nn.Module):
         taps: optional functions applied to named layers' outputs in flight;
             what a tap returns is what the next module receives (the engine's
             fused loss nodes, :func:`photostyle_lib.layer_loss.layer_losses`).
-            Taps must be on layers the network computes (not past its deepest).
+            A tap with a true attribute ``applies_relu`` returns the ReLU of
+            its layer's output and takes the place of the ReLU module that
+            follows (which is then not run; the dict still gives the
+            convolution's output under its name). Taps must be on layers the
+            network computes (not past its deepest).
         """
         taps = taps or {}
         extra = [n for n in taps if n not in self._names]
@@ -238,12 +242,26 @@ class VGGFeatures(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         wanted = set(self.layers)
-        for name, module in zip(self._names, self.body):
-            x = module(x)
-            if name in taps:
-                x = taps[name](x)
+        modules = list(self.body)
+        i = 0
+        while i < len(modules):
+            name = self._names[i]
+            x = modules[i](x)
+            tap = taps.get(name)
+            if tap is not None and getattr(tap, "applies_relu", False):
+                if i + 1 >= len(modules) or not isinstance(modules[i + 1], nn.ReLU) or self._names[i + 1] in taps:
+                    raise PhotostyleError(f"the tap on {name} applies a ReLU, but {name} is not followed by an "
+                                          "untapped ReLU in this extractor")
+                if name in wanted:
+                    out[name] = x
+                x = tap(x)
+                i += 1
+                name = self._names[i]
+            elif tap is not None:
+                x = tap(x)
             if name in wanted:
                 out[name] = x
+            i += 1
         return out
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from photostyle_lib import allocator, losses
+from photostyle_lib import allocator, kernels, layer_loss, losses
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.vgg import VGGFeatures
@@ -16,6 +16,9 @@ def _case(kind: str, channels_last: bool, dtype=torch.float64, c=5, h=9, w=7, se
         feats = feats.contiguous(memory_format=torch.channels_last)
     content = torch.randn(1, c, h, w, generator=g, dtype=dtype)
     sim = torch.randn(1, c, h, w, generator=g, dtype=dtype)
+    if channels_last:  # as the engine's targets: features of the same network
+        content = content.contiguous(memory_format=torch.channels_last)
+        sim = sim.contiguous(memory_format=torch.channels_last)
     style = torch.randn(1, c, h + 2, w + 1, generator=g, dtype=dtype)
     if kind == "plain":
         masks_out = masks_sty = None
@@ -55,26 +58,79 @@ def _terms(feats, content, sim, style, masks_out, masks_sty, weights):
                       style_valid=valid, style_weight=b, similarity_target=sim, similarity_weight=gam)
 
 
+def _run_both(case, weights, apply_relu, down):
+    """(values, grad) of the node and of the reference, with a downstream term as the next layer's."""
+    terms = _terms(*case, weights)
+    x = case[0].clone().requires_grad_(True)
+    out, values = layer_losses(x, terms, apply_relu)
+    if apply_relu:
+        assert torch.equal(out, case[0].relu())
+        after = out
+    else:
+        assert out.data_ptr() == x.data_ptr()
+        after = out.relu()
+    ((after * down).sum() + values.sum() * 2.0).backward()
+
+    y = case[0].double().clone().requires_grad_(True)
+    ref = _reference(y, *[t if t is None else t.double() for t in case[1:]], weights)
+    ((y.relu() * down.double()).sum() + ref.sum() * 2.0).backward()
+    return values, x.grad, ref, y.grad
+
+
 @pytest.mark.parametrize("kind", ["plain", "hard", "soft"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_values_and_gradients_equal_the_reference(kind, channels_last):
+@pytest.mark.parametrize("apply_relu", [False, True])
+def test_values_and_gradients_equal_the_reference(kind, channels_last, apply_relu):
     case = _case(kind, channels_last)
-    weights = (1.5, 30.0, 0.7)
-    terms = _terms(*case, weights)
-    # a downstream consumer (as the next VGG module) so the incoming gradient is not None
     down = torch.randn(case[0].shape, generator=torch.Generator().manual_seed(9), dtype=case[0].dtype)
-
-    x = case[0].clone().requires_grad_(True)
-    passed, values = layer_losses(x, terms)
-    assert passed.data_ptr() == x.data_ptr()
-    ((passed.relu() * down).sum() + values.sum() * 2.0).backward()
-
-    y = case[0].clone().requires_grad_(True)
-    ref = _reference(y, *case[1:], weights)
-    ((y.relu() * down).sum() + ref.sum() * 2.0).backward()
-
+    values, grad, ref, ref_grad = _run_both(case, (1.5, 30.0, 0.7), apply_relu, down)
     assert torch.allclose(values, ref, rtol=1e-10, atol=1e-12)
-    assert torch.allclose(x.grad, y.grad, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+@pytest.mark.parametrize("apply_relu", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_float32_paths_equal_the_reference(monkeypatch, use_kernels, apply_relu, channels_last):
+    """float32 on the CPU: the numba kernels (when numba is there) and the torch path, large
+    enough for the oneDNN Gram kernels (>= 4096 rows)."""
+    monkeypatch.setitem(layer_loss.USE_KERNELS, "enabled", use_kernels)
+    calls = {"n": 0}
+    real = kernels.fused_grad
+
+    def counting(*args):
+        calls["n"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "fused_grad", counting)
+    case = _case("hard", channels_last, dtype=torch.float32, c=16, h=96, w=80, seed=5)
+    down = torch.randn(case[0].shape, generator=torch.Generator().manual_seed(9))
+    values, grad, ref, ref_grad = _run_both(case, (1.0, 1e3, 3.0), apply_relu, down)
+    assert calls["n"] == (1 if use_kernels and kernels.AVAILABLE else 0)
+    assert torch.allclose(values.double(), ref, rtol=1e-4)
+    assert torch.allclose(grad.double(), ref_grad, rtol=1e-3, atol=1e-4 * float(ref_grad.abs().max()))
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed")
+def test_kernels_against_torch():
+    g = torch.Generator().manual_seed(11)
+    f = torch.randn(1, 4, 6, 5, generator=g)
+    f[0, 0, 0, :2] = 0.0  # ReLU's kink: relu'(0) = 0
+    tc = torch.randn(1, 4, 6, 5, generator=g)
+    ts = torch.randn(1, 4, 6, 5, generator=g)
+    ts[0, 1, 2, :3] = f[0, 1, 2, :3]  # ties: sign(0) = 0
+    up = torch.randn(1, 4, 6, 5, generator=g)
+    lay = torch.contiguous_format
+    fv, cv, sv = (kernels.flat_view(t, lay) for t in (f, tc, ts))
+    assert kernels.abs_diff_sum(fv, sv) == pytest.approx(float((f - ts).abs().double().sum()), rel=1e-6)
+    assert kernels.sq_diff_sum(fv, cv) == pytest.approx(float(((f - tc).double() ** 2).sum()), rel=1e-6)
+    for has_up, relu in [(True, True), (True, False), (False, False)]:
+        out = up.clone()
+        kernels.fused_grad(kernels.flat_view(out, lay), has_up, relu, fv, cv, 0.3, sv, 0.7)
+        base = (up * (f > 0) if relu else up) if has_up else torch.zeros_like(up)
+        assert torch.allclose(out, base + 0.3 * (f - tc) + 0.7 * torch.sign(f - ts), atol=1e-6)
+    assert kernels.flat_view(f.double(), lay) is None
+    assert kernels.flat_view(f.contiguous(memory_format=torch.channels_last).transpose(2, 3), lay) is None
 
 
 @pytest.mark.parametrize("kind", ["plain", "hard", "soft"])
@@ -84,21 +140,6 @@ def test_gradcheck_deepest_layer(kind):
     terms = _terms(feats, content, sim + 5.0, style, mo, ms, (1.0, 10.0, 0.5))  # sim offset: away from |.|'s kink
     x = feats.clone().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a: layer_losses(a, terms)[1], (x,), eps=1e-6, atol=1e-6)
-
-
-def test_float32_cpu_kernels_match_the_reference():
-    """Large enough for the oneDNN Gram kernels (float32, >= 4096 rows)."""
-    feats, content, sim, style, mo, ms = _case("hard", True, dtype=torch.float32, c=16, h=96, w=80, seed=5)
-    weights = (1.0, 1e3, 3.0)
-    terms = _terms(feats, content, sim, style, mo, ms, weights)
-    x = feats.clone().requires_grad_(True)
-    _, values = layer_losses(x, terms)
-    values.sum().backward()
-    y = feats.double().clone().requires_grad_(True)
-    ref = _reference(y, content.double(), sim.double(), style.double(), mo.double(), ms.double(), weights)
-    ref.sum().backward()
-    assert torch.allclose(values.double(), ref, rtol=1e-4)
-    assert torch.allclose(x.grad.double(), y.grad, rtol=1e-3, atol=1e-3 * float(y.grad.abs().max()))
 
 
 def test_absent_terms_are_zero_and_cost_nothing():
@@ -152,3 +193,24 @@ def test_keep_freed_memory_is_idempotent_and_can_be_switched_off(monkeypatch):
     import platform
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert allocator.keep_freed_memory() is expected
+
+
+def test_vgg_tap_that_applies_relu_replaces_the_relu_module():
+    net = VGGFeatures("random", ("conv1_1", "relu1_1", "conv1_2"))
+    x = torch.rand(1, 3, 16, 16)
+    plain = net(x)
+    seen = {"n": 0}
+
+    def tap(f):
+        seen["n"] += 1
+        return torch.relu(f) * 2.0  # distinguishable from the module's ReLU
+
+    tap.applies_relu = True
+    tapped = net(x, taps={"conv1_1": tap})
+    assert seen["n"] == 1
+    assert torch.equal(tapped["conv1_1"], plain["conv1_1"])       # the convolution's own output
+    assert torch.allclose(tapped["relu1_1"], 2.0 * plain["relu1_1"])  # what the tap returned
+    with pytest.raises(PhotostyleError, match="untapped ReLU"):
+        net(x, taps={"conv1_1": tap, "relu1_1": lambda f: f})
+    with pytest.raises(PhotostyleError, match="untapped ReLU"):
+        net(x, taps={"relu1_1": tap})

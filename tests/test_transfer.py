@@ -90,8 +90,8 @@ def _scale_content_from(evaluation: int, factor: float):
     real = transfer.layer_losses
     calls = {"n": 0}
 
-    def scaled(features, terms):
-        features, values = real(features, terms)
+    def scaled(features, terms, *args):
+        features, values = real(features, terms, *args)
         if terms.content_target is not None:  # one content layer: once per evaluation
             calls["n"] += 1
             if calls["n"] >= evaluation:
