@@ -218,38 +218,43 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Tensor, tuple]:
-    """beta * sum_l valid_l mean((G_l - T_l)^2), and what the backward needs."""
+    """beta * sum_l valid_l mean((G_l - T_l)^2), and what the backward needs.
+
+    One Gram product per non-empty label; everything on the (L, C, C) stack
+    after that is batched (small tensors: per-label Python work dominates
+    them at small image sizes).
+    """
     c = features.shape[1]
     rows = _pixel_rows(features)
     index = terms.style_index
     target = terms.style_target.to(features.dtype)
-    valid = [True] * target.shape[0] if terms.style_valid is None else (terms.style_valid > 0).tolist()
     if index is None:
         rows = rows if rows.is_contiguous() else rows.contiguous()
-        data, segments, areas = rows, [(0, rows.shape[0])], [float(rows.shape[0])]
+        data, segments = rows, [(0, rows.shape[0])]
+        areas = torch.tensor([float(rows.shape[0])], dtype=features.dtype, device=features.device)
     else:
         data = index.gather(rows)
-        segments, areas = index.segments(), index.areas.tolist()
-    value = features.new_zeros(())
-    coefs: list[torch.Tensor | None] = []
-    for lab, ((a, b), area) in enumerate(zip(segments, areas)):
-        if b <= a or area <= 0 or not valid[lab]:
-            coefs.append(None)
-            continue
-        norm = c * area
-        diff = rows_gram(data[a:b]) / norm - target[lab]
-        value = value + (diff * diff).mean()
-        # d/dR of mean((R^T R / n - T)^2) = R (4 / (C^2 n)) (G - T), G symmetric
-        coefs.append(diff * (4.0 * terms.style_weight / (c * c * norm)))
-    return terms.style_weight * value, ("style", data, index, segments, coefs)
+        segments, areas = index.segments(), index.areas.to(features.dtype)
+    valid = (areas > 0)
+    if terms.style_valid is not None:
+        valid = valid & (terms.style_valid > 0)
+    used = [lab for lab, ((a, b), ok) in enumerate(zip(segments, valid.tolist())) if ok and b > a]
+    if not used:
+        return features.new_zeros(()), ("style", data, index, [], None)
+    grams = torch.stack([rows_gram(data[segments[lab][0]:segments[lab][1]]) for lab in used])
+    sel = torch.tensor(used, device=features.device)
+    norm = (c * areas[sel]).view(-1, 1, 1)
+    diff = grams / norm - target[sel]
+    value = (diff * diff).mean(dim=(1, 2)).sum()
+    # d/dR of mean((R^T R / n - T)^2) = R (4 / (C^2 n)) (G - T), G symmetric
+    coefs = diff * (4.0 * terms.style_weight / (c * c) / norm)
+    return terms.style_weight * value, ("style", data, index, [segments[lab] for lab in used], coefs)
 
 
 def _style_backward(grad: torch.Tensor, item: tuple, scale: float) -> None:
     _, data, index, segments, coefs = item
     grad_rows = _pixel_rows(grad)
-    for (a, b), coef in zip(segments, coefs):
-        if coef is None:
-            continue
+    for (a, b), coef in zip(segments, coefs if coefs is not None else []):
         if index is None:
             if grad_rows.is_contiguous():
                 grad_rows.addmm_(data, coef, alpha=scale)
