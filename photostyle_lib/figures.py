@@ -37,8 +37,7 @@ from matplotlib.figure import Figure
 from photostyle_lib.checks import check_image_array, check_number
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, save_image, tensor_to_array
-from photostyle_lib.mask_views import NO_LABEL_COLOUR, PROBABILITY_CMAP, label_colours
-from photostyle_lib.masks import label_map
+from photostyle_lib.mask_views import PROBABILITY_CMAP, label_map_rgb
 
 #: Title line of every figure made with random weights.
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
@@ -322,10 +321,7 @@ def label_map_image(stack: torch.Tensor, labels: Sequence[str]) -> np.ndarray:
     Same colours as :mod:`photostyle_lib.mask_views` (``label_colours``; grey
     where no label), so a saved panel matches the mask figures' legends.
     """
-    colours = label_colours(labels)
-    idx = label_map(stack.detach().cpu().float()).numpy()
-    table = np.array([colours[lab] for lab in labels] + [NO_LABEL_COLOUR], dtype=np.float64)
-    return table[np.where(idx < 0, len(labels), idx)]
+    return label_map_rgb(stack, labels)
 
 
 def probability_image(mask: torch.Tensor | np.ndarray) -> np.ndarray:

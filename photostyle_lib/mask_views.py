@@ -80,10 +80,15 @@ def _image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
     return check_image_array(name, image)
 
 
-def _label_map_rgb(stack: torch.Tensor, labels: Sequence[str],
-                   colours: dict[str, tuple[float, float, float]]) -> np.ndarray:
-    """(C, H, W) masks -> (H, W, 3) RGB of each pixel's strongest label."""
-    idx = label_map(stack.detach().cpu()).numpy()
+def label_map_rgb(stack: torch.Tensor, labels: Sequence[str],
+                  colours: dict[str, tuple[float, float, float]] | None = None) -> np.ndarray:
+    """(C, H, W) masks -> (H, W, 3) RGB floats in [0, 1] of each pixel's strongest label.
+
+    Colours default to :func:`label_colours` of ``labels``; grey
+    (``NO_LABEL_COLOUR``) where no label has any weight.
+    """
+    colours = label_colours(labels) if colours is None else colours
+    idx = label_map(stack.detach().cpu().float()).numpy()
     table = np.array([colours[lab] for lab in labels] + [NO_LABEL_COLOUR], dtype=np.float64)
     return table[np.where(idx < 0, len(labels), idx)]
 
@@ -124,8 +129,8 @@ def label_map_figure(masks: SemanticMasks, *, content_image: torch.Tensor | np.n
     if with_images:
         _show(axes[0, 0], _image_array("content_image", content_image), "content")
         _show(axes[0, 1], _image_array("style_image", style_image), "style")
-    _show(axes[-1, 0], _label_map_rgb(masks.content, masks.labels, colours), f"content labels ({masks.kind})")
-    _show(axes[-1, 1], _label_map_rgb(masks.style, masks.labels, colours), f"style labels ({masks.kind})")
+    _show(axes[-1, 0], label_map_rgb(masks.content, masks.labels, colours), f"content labels ({masks.kind})")
+    _show(axes[-1, 1], label_map_rgb(masks.style, masks.labels, colours), f"style labels ({masks.kind})")
     _legend(fig, masks.labels, colours)
     _titled(fig, title, weights_note)
     return fig
@@ -194,8 +199,8 @@ def hard_soft_figure(content_image: torch.Tensor | np.ndarray, style_image: torc
     axes = fig.subplots(2, ncols, squeeze=False)
     _show(axes[0, 0], _image_array("content_image", content_image), "content")
     _show(axes[1, 0], _image_array("style_image", style_image), "style")
-    _show(axes[0, 1], _label_map_rgb(hard.content, hard.labels, colours), "hard (content)")
-    _show(axes[1, 1], _label_map_rgb(hard.style, hard.labels, colours), "hard (style)")
+    _show(axes[0, 1], label_map_rgb(hard.content, hard.labels, colours), "hard (content)")
+    _show(axes[1, 1], label_map_rgb(hard.style, hard.labels, colours), "hard (style)")
     im = None
     for j, lab in enumerate(labels):
         c = soft.labels.index(lab)

@@ -552,7 +552,7 @@ def _check_probabilities(name: str, prob: Any, num_labels: int) -> torch.Tensor:
 
 
 def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Tensor | np.ndarray,
-                   mode: MaskMode = "soft", *, theta_s: float = 0.1, merge: MergeSpec = DEFAULT_MERGES,
+                   mode: MaskMode = "soft", *, theta_s: float = 0.2, merge: MergeSpec = DEFAULT_MERGES,
                    label_names: Sequence[str] = ADE20K_LABELS,
                    min_style_fraction: float = 0.01) -> SemanticMasks:
     """Hard or soft masks for the masked style loss (eqs. 6-7, section 3.3) from two probability stacks.
@@ -596,8 +596,9 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
         style_prob: (K, Hs, Ws) softmax probabilities of the style.
         mode: "hard" or "soft".
         theta_s: the soft cutoff, in (0, 1]. The paper gives no value; the
-            authors' code used 0.2 (the ``paper`` profile); 0.1 here keeps more
-            of the uncertain transitions the soft masks exist for.
+            default 0.2 is the authors' code's, and ``TransferConfig.theta_s``'s,
+            so masks made here match the engine's; lower values keep more of
+            the uncertain transitions the soft masks exist for.
         merge: groups of labels to merge (default :data:`ade20k.DEFAULT_MERGES`);
             ``()`` or None for none.
         label_names: the K label names (default the 150 ADE20K labels).
