@@ -29,6 +29,7 @@ that tensor: :meth:`photostyle_lib.vgg.VGGFeatures.forward` with ``taps``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -78,6 +79,20 @@ class LayerTerms:
             if self.style_index is not None and self.style_index.num_labels != labels:
                 raise PhotostyleError(f"{self.style_index.num_labels} mask labels but {labels} target Grams")
 
+    @cached_property
+    def style_labels(self) -> tuple[tuple[int, ...], torch.Tensor | None, torch.Tensor]:
+        """Worked out once per run, not per step: the labels whose terms count (non-empty in the
+        output and valid), their areas (None for the plain Gram: the map's pixel count) and their
+        target Grams (K, C, C)."""
+        if self.style_index is None:
+            return (0,), None, self.style_target
+        keep = self.style_index.areas > 0
+        if self.style_valid is not None:
+            keep = keep & (self.style_valid > 0)
+        used = tuple(int(i) for i in torch.nonzero(keep).flatten())
+        sel = torch.tensor(used, dtype=torch.long, device=self.style_target.device)
+        return used, self.style_index.areas[sel], self.style_target[sel]
+
 
 #: Switch for the numba kernels (tests turn it off to check the torch path against them).
 USE_KERNELS = {"enabled": True}
@@ -118,7 +133,7 @@ def _kernel_views(features: torch.Tensor, terms: LayerTerms) -> dict | None:
     layout = kernels.layout_of(features)
     if layout is None or not (has_c or has_s):
         return None
-    views = {"layout": layout, "f": kernels.flat_view(features, layout)}
+    views = {"f": kernels.flat_view(features, layout)}
     for key, target, weight in (("c", terms.content_target, terms.content_weight),
                                 ("s", terms.similarity_target, terms.similarity_weight)):
         views[key] = kernels.flat_view(target, layout) if target is not None and weight else None
@@ -167,7 +182,7 @@ class _LayerLoss(torch.autograd.Function):
         if apply_relu or views is not None:
             ctx.save_for_backward(features)
         ctx.shape, ctx.dtype, ctx.device = features.shape, features.dtype, features.device
-        ctx.channels_last = features.is_contiguous(memory_format=torch.channels_last)
+        ctx.layout = kernels.layout_of(features) or torch.contiguous_format
         out = torch.relu(features) if apply_relu else features
         return out, torch.stack(values)
 
@@ -175,8 +190,7 @@ class _LayerLoss(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor | None, grad_values: torch.Tensor | None):
         views, terms = ctx.views, ctx.terms
-        fmt = views["layout"] if views is not None else (
-            torch.channels_last if ctx.channels_last else torch.contiguous_format)
+        fmt = ctx.layout
         if grad_out is None:
             grad = torch.empty(ctx.shape, dtype=ctx.dtype, device=ctx.device, memory_format=fmt)
         elif grad_out.is_contiguous(memory_format=fmt):
@@ -210,9 +224,7 @@ class _LayerLoss(torch.autograd.Function):
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     """All elements of t as a 1-D view (any order), without a copy for either memory format."""
-    if t.is_contiguous():
-        return t.view(-1)
-    if t.ndim == 4 and t.is_contiguous(memory_format=torch.channels_last):
+    if kernels.layout_of(t) == torch.channels_last and not t.is_contiguous():
         return t.permute(0, 2, 3, 1).reshape(-1)
     return t.reshape(-1)
 
@@ -220,45 +232,40 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Tensor, tuple]:
     """beta * sum_l valid_l mean((G_l - T_l)^2), and what the backward needs.
 
-    One Gram product per non-empty label; everything on the (L, C, C) stack
+    One Gram product per counted label; everything on the (K, C, C) stack
     after that is batched (small tensors: per-label Python work dominates
     them at small image sizes).
     """
     c = features.shape[1]
     rows = _pixel_rows(features)
     index = terms.style_index
-    target = terms.style_target.to(features.dtype)
+    used, areas, target = terms.style_labels
+    if not used:
+        return features.new_zeros(()), ("style", None, index, used, None)
     if index is None:
-        rows = rows if rows.is_contiguous() else rows.contiguous()
-        data, segments = rows, [(0, rows.shape[0])]
-        areas = torch.tensor([float(rows.shape[0])], dtype=features.dtype, device=features.device)
+        data = rows if rows.is_contiguous() else rows.contiguous()
+        grams = rows_gram(data).unsqueeze(0)
+        norm = torch.full((1, 1, 1), float(c * data.shape[0]), dtype=features.dtype, device=features.device)
     else:
         data = index.gather(rows)
-        segments, areas = index.segments(), index.areas.to(features.dtype)
-    valid = (areas > 0)
-    if terms.style_valid is not None:
-        valid = valid & (terms.style_valid > 0)
-    used = [lab for lab, ((a, b), ok) in enumerate(zip(segments, valid.tolist())) if ok and b > a]
-    if not used:
-        return features.new_zeros(()), ("style", data, index, [], None)
-    grams = torch.stack([rows_gram(data[segments[lab][0]:segments[lab][1]]) for lab in used])
-    sel = torch.tensor(used, device=features.device)
-    norm = (c * areas[sel]).view(-1, 1, 1)
-    diff = grams / norm - target[sel]
+        bounds = index.segments()
+        grams = torch.stack([rows_gram(data[bounds[lab][0]:bounds[lab][1]]) for lab in used])
+        norm = (c * areas.to(features.dtype)).view(-1, 1, 1)
+    diff = grams / norm - target.to(features.dtype)
     value = (diff * diff).mean(dim=(1, 2)).sum()
     # d/dR of mean((R^T R / n - T)^2) = R (4 / (C^2 n)) (G - T), G symmetric
     coefs = diff * (4.0 * terms.style_weight / (c * c) / norm)
-    return terms.style_weight * value, ("style", data, index, [segments[lab] for lab in used], coefs)
+    return terms.style_weight * value, ("style", data, index, used, coefs)
 
 
 def _style_backward(grad: torch.Tensor, item: tuple, scale: float) -> None:
-    _, data, index, segments, coefs = item
+    _, data, index, used, coefs = item
+    if coefs is None:
+        return
     grad_rows = _pixel_rows(grad)
-    for (a, b), coef in zip(segments, coefs if coefs is not None else []):
-        if index is None:
-            if grad_rows.is_contiguous():
-                grad_rows.addmm_(data, coef, alpha=scale)
-            else:
-                grad_rows.add_(rows_times(data, coef), alpha=scale)
-        else:
-            index.scatter_add_(grad_rows, rows_times(data[a:b], coef), alpha=scale, segment=(a, b))
+    if index is not None:
+        index.scatter_products_(grad_rows, data, used, coefs, alpha=scale)
+    elif grad_rows.is_contiguous():
+        grad_rows.addmm_(data, coefs[0], alpha=scale)
+    else:
+        grad_rows.add_(rows_times(data, coefs[0]), alpha=scale)

@@ -17,6 +17,7 @@ what makes beta = 1e7 a sensible style weight):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -163,6 +164,18 @@ class MaskIndex:
             gathered = gathered * self.weights[a:b].to(gathered.dtype).unsqueeze(1)
         return target.index_add_(0, self.order[a:b], gathered, alpha=alpha)
 
+    def scatter_products_(self, target: torch.Tensor, gathered: torch.Tensor, labels: Sequence[int],
+                          mats: Sequence[torch.Tensor] | torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        """``target += alpha * adjoint-gather(R_l @ M_l)`` for each given label l, in place: the
+        backward of per-label Grams. target: (P, C); gathered: (N, C) from :meth:`gather`; mats:
+        one symmetric (C, C) matrix per entry of ``labels``."""
+        bounds = self.segments()
+        for lab, mat in zip(labels, mats):
+            a, b = bounds[lab]
+            if b > a:
+                self.scatter_add_(target, rows_times(gathered[a:b], mat), alpha=alpha, segment=(a, b))
+        return target
+
 
 # oneDNN's 1x1-convolution kernels beat BLAS on tall, narrow float32 products
 # on the CPU (about 1.5x for C = 64): the weight gradient of a 1x1 convolution
@@ -230,10 +243,7 @@ class _SegmentGrams(torch.autograd.Function):
         (gathered,) = ctx.saved_tensors
         sym = grad + grad.transpose(1, 2)
         out = gathered.new_zeros(ctx.rows_shape)
-        for lab, (a, b) in enumerate(ctx.index.segments()):
-            if b > a:
-                ctx.index.scatter_add_(out, rows_times(gathered[a:b], sym[lab]), segment=(a, b))
-        return out, None
+        return ctx.index.scatter_products_(out, gathered, range(ctx.index.num_labels), sym), None
 
 
 def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
@@ -348,8 +358,3 @@ def _same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> N
     if a.shape != b.shape:
         raise PhotostyleError(f"{name_a} {tuple(a.shape)} and {name_b} {tuple(b.shape)} differ in shape; "
                               "content and output images must have the same size")
-
-
-def style_loss_from_gram(output: torch.Tensor, style_gram: torch.Tensor) -> torch.Tensor:
-    """Eq. (3) against a precomputed style Gram matrix (C, C) (computed once per run)."""
-    return F.mse_loss(gram_matrix(output), style_gram)
