@@ -1,0 +1,134 @@
+"""The engine on a CUDA device against the same code on the CPU.
+
+Skipped where torch sees no CUDA device (CI, most laptops). On a GPU box run
+``python -m pytest tests/test_cuda.py``. What differs on CUDA: no numba kernels
+and no oneDNN Gram products (the torch path of ``layer_loss`` / ``losses``), cuSPARSE
+for the Laplacian product, cuDNN convolutions, which use TF32 by default on
+Ampere and newer (about 1e-3 relative error), hence the looser tolerances where
+VGG features are involved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from photostyle_lib import losses, matting, presets
+from photostyle_lib.layer_loss import LayerTerms, layer_losses
+from photostyle_lib.masks import SemanticMasks
+from photostyle_lib.transfer import stylize
+from photostyle_lib.vgg import VGGFeatures
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+CUDA = torch.device("cuda")
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
+    """Relative error in the max norm: |a - b|_max <= rtol * |b|_max."""
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).abs().max()) <= rtol * float(b.abs().max()) + 1e-30
+
+
+def _case(kind: str, device: torch.device, c=16, h=23, w=19):
+    g = torch.Generator().manual_seed(1)
+    t = {name: torch.randn(1, c, hh, ww, generator=g)
+         for name, (hh, ww) in {"feats": (h, w), "content": (h, w), "sim": (h, w), "style": (h + 3, w + 2)}.items()}
+    if kind == "plain":
+        m_out = m_sty = None
+    elif kind == "hard":
+        m_out = torch.nn.functional.one_hot(torch.randint(0, 3, (h, w), generator=g), 3).permute(2, 0, 1).float()
+        m_sty = torch.nn.functional.one_hot(torch.randint(0, 3, (h + 3, w + 2), generator=g), 3).permute(2, 0, 1).float()
+    else:
+        m_out = torch.softmax(2 * torch.randn(3, h, w, generator=g), 0)
+        m_out = torch.where(m_out >= 0.2, m_out, torch.zeros_like(m_out))
+        m_sty = torch.softmax(2 * torch.randn(3, h + 3, w + 2, generator=g), 0)
+    t = {k: v.to(device) for k, v in t.items()}
+    m_out = None if m_out is None else m_out.to(device)
+    m_sty = None if m_sty is None else m_sty.to(device)
+    if m_out is None:
+        target, index, valid = losses.gram_matrix(t["style"]).unsqueeze(0), None, None
+    else:
+        index = losses.MaskIndex.from_masks(m_out)
+        sty_index = losses.MaskIndex.from_masks(m_sty)
+        target = losses.masked_gram_matrices(t["style"], sty_index)
+        valid = ((index.areas > 0) & (sty_index.areas > 0)).float()
+    terms = LayerTerms(content_target=t["content"], content_weight=1.0, style_target=target, style_index=index,
+                       style_valid=valid, style_weight=1e3, similarity_target=t["sim"], similarity_weight=3.0)
+    return t["feats"], terms
+
+
+@pytest.mark.parametrize("kind", ["plain", "hard", "soft"])
+@pytest.mark.parametrize("apply_relu", [False, True])
+def test_layer_losses_match_cpu(kind, apply_relu):
+    out = {}
+    for device in (torch.device("cpu"), CUDA):
+        feats, terms = _case(kind, device)
+        x = feats.clone().requires_grad_(True)
+        y, values = layer_losses(x, terms, apply_relu)
+        down = torch.linspace(-1, 1, y.numel(), device=device).reshape(y.shape)
+        ((y * down).sum() + values.sum()).backward()
+        out[device.type] = (values, x.grad)
+    assert out["cuda"][0].device.type == "cuda"
+    assert _close(out["cuda"][0], out["cpu"][0], 1e-4)
+    assert _close(out["cuda"][1], out["cpu"][1], 1e-4)
+
+
+def test_vgg_features_match_cpu():
+    layers = ("conv1_1", "conv3_1", "conv4_2", "conv5_1")
+    net = VGGFeatures("random", layers)
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    cpu = net(x)
+    gpu = net.to(CUDA)(x.to(CUDA))
+    for name in layers:
+        assert gpu[name].device.type == "cuda"
+        assert _close(gpu[name], cpu[name], 1e-2), name  # cuDNN may use TF32
+
+
+def test_photorealism_loss_matches_cpu():
+    img = np.random.default_rng(0).random((20, 24, 3))
+    lap = matting.matting_laplacian(img)
+    x = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(2))
+    res = {}
+    for device in ("cpu", "cuda"):
+        v = x.to(device).requires_grad_(True)
+        loss = matting.photorealism_loss(v, matting.laplacian_to_torch(lap, device=device))
+        loss.backward()
+        res[device] = (loss, v.grad)
+    assert _close(res["cuda"][0], res["cpu"][0], 1e-5)
+    assert _close(res["cuda"][1], res["cpu"][1], 1e-5)
+
+
+@pytest.fixture(scope="module")
+def pair_and_masks():
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 64), indexing="ij")
+    content = torch.stack([y, x, (x + y) / 2]).unsqueeze(0) * 0.8 + 0.1
+    style = torch.rand(1, 3, 48, 48, generator=g)
+    c = torch.zeros(2, 40, 64)
+    c[0, :20], c[1, 20:] = 1, 1
+    s = torch.zeros(2, 48, 48)
+    s[0, :, :24], s[1, :, 24:] = 1, 1
+    return content, style, SemanticMasks(c, s, ("sky", "ground"), kind="gold")
+
+
+@pytest.mark.parametrize("preset", ["full", "regularization", "gatys", "luan"])
+def test_stylize_on_cuda_matches_cpu_start_and_descends(preset, pair_and_masks):
+    """Every preset runs on CUDA; the first evaluation (the content image) gives the CPU's loss terms, and
+    the run descends where the CPU run does."""
+    content, style, masks = pair_and_masks
+    runs = {}
+    for device in ("cpu", "cuda"):
+        cfg = presets.get_preset(preset, weights="random", iterations=8, device=device)
+        runs[device] = stylize(content, style, cfg, masks=masks if cfg.uses_masks else None, progress=False)
+    r = runs["cuda"]
+    assert r.device.startswith("cuda") and r.image.device.type == "cpu"  # results come back to the CPU
+    assert 0.0 <= float(r.image.min()) and float(r.image.max()) <= 1.0
+    assert np.isfinite(r.losses["total"]).all()
+    if runs["cpu"].losses["total"].min() < runs["cpu"].losses["total"].iloc[0]:  # (regularization may not yet)
+        assert r.losses["total"].min() < r.losses["total"].iloc[0]
+    first_gpu, first_cpu = r.losses.iloc[0], runs["cpu"].losses.iloc[0]
+    for term in ("content", "style", "similarity", "regularization", "total"):
+        if term in r.losses.columns:
+            assert first_gpu[term] == pytest.approx(first_cpu[term], rel=2e-2, abs=1e-6), term
