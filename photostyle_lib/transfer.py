@@ -36,6 +36,7 @@ from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import array_to_tensor, tensor_to_array
+from photostyle_lib.lbfgs import LBFGS
 from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
@@ -426,9 +427,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         total, terms = evaluate()
-        value = float(total.detach())
+        # all values in one transfer from the device (one wait on a GPU, not one per term)
+        numbers = torch.stack([total.detach(), *(v.detach() for v in terms.values())]).tolist()
+        value = numbers[0]
         it = len(rows) + 1
-        row = {"iteration": it, "total": value, **{k: float(v.detach()) for k, v in terms.items()},
+        row = {"iteration": it, "total": value, **dict(zip(terms, numbers[1:])),
                "seconds": time.perf_counter() - t_opt}
         rows.append(row)
         bar.update(1)
@@ -449,8 +452,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         return total
 
     if cfg.optimizer == "lbfgs":
-        optimizer = torch.optim.LBFGS([x], lr=cfg.lr, max_iter=20, history_size=100,
-                                      tolerance_grad=0.0, tolerance_change=0.0)
+        # torch.optim.LBFGS's algorithm; its two-loop recursion stays on the device (lbfgs.py)
+        optimizer = LBFGS([x], lr=cfg.lr, max_iter=20, history_size=100, tolerance_grad=0.0, tolerance_change=0.0)
     else:
         optimizer = torch.optim.Adam([x], lr=cfg.lr)
     reason = "iterations"

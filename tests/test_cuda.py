@@ -16,6 +16,7 @@ import torch
 
 from photostyle_lib import losses, matting, presets
 from photostyle_lib.layer_loss import LayerTerms, layer_losses
+from photostyle_lib.lbfgs import LBFGS
 from photostyle_lib.masks import SemanticMasks
 from photostyle_lib.transfer import stylize
 from photostyle_lib.vgg import VGGFeatures
@@ -92,7 +93,7 @@ def test_photorealism_loss_matches_cpu():
     x = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(2))
     res = {}
     for device in ("cpu", "cuda"):
-        v = x.to(device).requires_grad_(True)
+        v = x.detach().to(device).clone().requires_grad_(True)
         loss = matting.photorealism_loss(v, matting.laplacian_to_torch(lap, device=device))
         loss.backward()
         res[device] = (loss, v.grad)
@@ -132,3 +133,25 @@ def test_stylize_on_cuda_matches_cpu_start_and_descends(preset, pair_and_masks):
     for term in ("content", "style", "similarity", "regularization", "total"):
         if term in r.losses.columns:
             assert first_gpu[term] == pytest.approx(first_cpu[term], rel=2e-2, abs=1e-6), term
+
+
+def test_lbfgs_matches_torch_on_cuda():
+    """The engine's L-BFGS (two-loop scalars kept on the device) against torch.optim.LBFGS, on the GPU."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 100, generator=g, dtype=torch.float64).to(CUDA)
+    b = torch.randn(300, generator=g, dtype=torch.float64).to(CUDA)
+    x0 = torch.randn(100, generator=g, dtype=torch.float64).to(CUDA)
+    out = []
+    for cls in (LBFGS, torch.optim.LBFGS):
+        x = x0.clone().requires_grad_(True)
+        opt = cls([x], lr=0.5, max_iter=20, history_size=10, tolerance_grad=0.0, tolerance_change=0.0)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.softplus(a @ x - b).sum() + 0.05 * x.pow(2).sum()
+            loss.backward()
+            return loss
+        for _ in range(3):
+            opt.step(closure)
+        out.append(x.detach())
+    assert _close(out[0], out[1], 1e-10)

@@ -1,0 +1,108 @@
+"""photostyle_lib.lbfgs against torch.optim.LBFGS (line_search_fn=None), an independent implementation."""
+
+import pytest
+import torch
+
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.lbfgs import LBFGS
+
+
+def _problem(dtype, n=40, seed=0):
+    """A smooth non-quadratic objective: logistic loss + ridge + quartic, and a start point."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(3 * n, n, generator=g, dtype=dtype)
+    b = torch.randn(3 * n, generator=g, dtype=dtype)
+    x0 = torch.randn(n, generator=g, dtype=dtype)
+
+    def f(x):
+        return torch.nn.functional.softplus(a @ x - b).sum() + 0.05 * x.pow(2).sum() + 0.01 * x.pow(4).sum()
+    return f, x0
+
+
+def _run(opt_cls, f, x0, steps, **kw):
+    """Parameters after each step() and every loss the closure saw."""
+    x = x0.clone().requires_grad_(True)
+    opt = opt_cls([x], **kw)
+    seen, after = [], []
+
+    def closure():
+        opt.zero_grad()
+        loss = f(x)
+        loss.backward()
+        seen.append(loss.item())
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+        after.append(x.detach().clone())
+    return torch.stack(after), seen, opt
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kw", [dict(lr=1.0, max_iter=20, history_size=5),
+                                dict(lr=0.1, max_iter=20, history_size=100, tolerance_grad=0.0,
+                                     tolerance_change=0.0),
+                                dict(lr=0.5, max_iter=3, history_size=2)])
+def test_iterates_equal_torch(dtype, rtol, kw):
+    f, x0 = _problem(dtype)
+    ours, seen_ours, opt = _run(LBFGS, f, x0, 6, **kw)
+    ref, seen_ref, ref_opt = _run(torch.optim.LBFGS, f, x0, 6, **kw)
+    assert len(seen_ours) == len(seen_ref) > 6  # same number of evaluations: same stopping decisions
+    assert torch.allclose(ours, ref, rtol=rtol, atol=rtol * float(ref.abs().max()))
+    assert seen_ours == pytest.approx(seen_ref, rel=rtol)
+    assert len(opt.state[opt._params[0]]["history"]) <= kw["history_size"]
+    assert opt.state[opt._params[0]]["func_evals"] == ref_opt.state[ref_opt._params[0]]["func_evals"]
+
+
+def test_solves_a_quadratic():
+    """x^T A x / 2 - b^T x has its minimum at A^-1 b; L-BFGS reaches it on a 10-d SPD problem."""
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(10, 10, generator=g, dtype=torch.float64)
+    a = m @ m.T + 0.5 * torch.eye(10, dtype=torch.float64)
+    b = torch.randn(10, generator=g, dtype=torch.float64)
+    x, _, _ = _run(LBFGS, lambda v: 0.5 * v @ a @ v - b @ v, torch.zeros(10, dtype=torch.float64), 10,
+                   lr=1.0, max_iter=20, history_size=10, tolerance_grad=1e-12, tolerance_change=0.0)
+    assert torch.allclose(x[-1], torch.linalg.solve(a, b), atol=1e-8)
+
+
+def test_no_curvature_no_pairs():
+    """On a linear function y = 0, so s^T y = 0 <= 1e-10: no pair is stored and every step is -lr g."""
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    x, seen, opt = _run(LBFGS, lambda v: c @ v, torch.zeros(3, dtype=torch.float64), 1,
+                        lr=0.1, max_iter=4, history_size=5, tolerance_grad=0.0, tolerance_change=0.0)
+    assert len(opt.state[opt._params[0]]["history"]) == 0
+    t0 = min(1.0, 1.0 / float(c.abs().sum())) * 0.1  # first step scaled by min(1, 1/|g|_1)
+    assert torch.allclose(x[-1], -c * (t0 + 3 * 0.1))  # then three plain gradient steps
+    assert len(seen) == 4
+
+
+def test_several_parameters_flatten_together():
+    f, x0 = _problem(torch.float64, n=12)
+
+    def run(cls):
+        u = x0[:5].clone().requires_grad_(True)
+        v = x0[5:].clone().reshape(7, 1).requires_grad_(True)
+        opt = cls([u, v], lr=1.0, max_iter=10, history_size=4)
+
+        def closure():
+            opt.zero_grad()
+            loss = f(torch.cat([u, v.reshape(-1)]))
+            loss.backward()
+            return loss
+        for _ in range(3):
+            opt.step(closure)
+        return torch.cat([u.detach(), v.detach().reshape(-1)])
+
+    assert torch.allclose(run(LBFGS), run(torch.optim.LBFGS), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"), (dict(max_iter=0), "max_iter"),
+                                      (dict(history_size=0), "history_size")])
+def test_bad_settings(kw, match):
+    with pytest.raises(PhotostyleError, match=match):
+        LBFGS([torch.zeros(2, requires_grad=True)], **kw)
+
+
+def test_mixed_dtypes_refused():
+    with pytest.raises(PhotostyleError, match="one dtype"):
+        LBFGS([torch.zeros(2, requires_grad=True), torch.zeros(2, dtype=torch.float64, requires_grad=True)])
