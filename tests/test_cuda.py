@@ -135,8 +135,9 @@ def test_stylize_on_cuda_matches_cpu_start_and_descends(preset, pair_and_masks):
             assert first_gpu[term] == pytest.approx(first_cpu[term], rel=2e-2, abs=1e-6), term
 
 
-def test_lbfgs_matches_torch_on_cuda():
-    """The engine's L-BFGS (two-loop scalars kept on the device) against torch.optim.LBFGS, on the GPU."""
+@pytest.mark.parametrize("form", ["auto", "two-loop", "compact"])
+def test_lbfgs_matches_torch_on_cuda(form):
+    """The engine's L-BFGS against torch.optim.LBFGS, on the GPU ("auto" is the compact form there)."""
     g = torch.Generator().manual_seed(0)
     a = torch.randn(300, 100, generator=g, dtype=torch.float64).to(CUDA)
     b = torch.randn(300, generator=g, dtype=torch.float64).to(CUDA)
@@ -144,7 +145,8 @@ def test_lbfgs_matches_torch_on_cuda():
     out = []
     for cls in (LBFGS, torch.optim.LBFGS):
         x = x0.clone().requires_grad_(True)
-        opt = cls([x], lr=0.5, max_iter=20, history_size=10, tolerance_grad=0.0, tolerance_change=0.0)
+        kw = {"form": form} if cls is LBFGS else {}
+        opt = cls([x], lr=0.5, max_iter=20, history_size=10, tolerance_grad=0.0, tolerance_change=0.0, **kw)
 
         def closure():
             opt.zero_grad()
@@ -154,4 +156,7 @@ def test_lbfgs_matches_torch_on_cuda():
         for _ in range(3):
             opt.step(closure)
         out.append(x.detach())
+        if cls is LBFGS:
+            kind = type(opt.state[x]["history"]).__name__
+            assert kind == ("TwoLoopHistory" if form == "two-loop" else "CompactHistory")
     assert _close(out[0], out[1], 1e-10)

@@ -38,14 +38,15 @@ def _run(opt_cls, f, x0, steps, **kw):
     return torch.stack(after), seen, opt
 
 
+@pytest.mark.parametrize("form", ["two-loop", "compact"])
 @pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("kw", [dict(lr=1.0, max_iter=20, history_size=5),
                                 dict(lr=0.1, max_iter=20, history_size=100, tolerance_grad=0.0,
                                      tolerance_change=0.0),
                                 dict(lr=0.5, max_iter=3, history_size=2)])
-def test_iterates_equal_torch(dtype, rtol, kw):
+def test_iterates_equal_torch(form, dtype, rtol, kw):
     f, x0 = _problem(dtype)
-    ours, seen_ours, opt = _run(LBFGS, f, x0, 6, **kw)
+    ours, seen_ours, opt = _run(LBFGS, f, x0, 6, form=form, **kw)
     ref, seen_ref, ref_opt = _run(torch.optim.LBFGS, f, x0, 6, **kw)
     assert len(seen_ours) == len(seen_ref) > 6  # same number of evaluations: same stopping decisions
     assert torch.allclose(ours, ref, rtol=rtol, atol=rtol * float(ref.abs().max()))
@@ -54,35 +55,38 @@ def test_iterates_equal_torch(dtype, rtol, kw):
     assert opt.state[opt._params[0]]["func_evals"] == ref_opt.state[ref_opt._params[0]]["func_evals"]
 
 
-def test_solves_a_quadratic():
+@pytest.mark.parametrize("form", ["two-loop", "compact"])
+def test_solves_a_quadratic(form):
     """x^T A x / 2 - b^T x has its minimum at A^-1 b; L-BFGS reaches it on a 10-d SPD problem."""
     g = torch.Generator().manual_seed(3)
     m = torch.randn(10, 10, generator=g, dtype=torch.float64)
     a = m @ m.T + 0.5 * torch.eye(10, dtype=torch.float64)
     b = torch.randn(10, generator=g, dtype=torch.float64)
     x, _, _ = _run(LBFGS, lambda v: 0.5 * v @ a @ v - b @ v, torch.zeros(10, dtype=torch.float64), 10,
-                   lr=1.0, max_iter=20, history_size=10, tolerance_grad=1e-12, tolerance_change=0.0)
+                   lr=1.0, max_iter=20, history_size=10, tolerance_grad=1e-12, tolerance_change=0.0, form=form)
     assert torch.allclose(x[-1], torch.linalg.solve(a, b), atol=1e-8)
 
 
-def test_no_curvature_no_pairs():
+@pytest.mark.parametrize("form", ["two-loop", "compact"])
+def test_no_curvature_no_pairs(form):
     """On a linear function y = 0, so s^T y = 0 <= 1e-10: no pair is stored and every step is -lr g."""
     c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     x, seen, opt = _run(LBFGS, lambda v: c @ v, torch.zeros(3, dtype=torch.float64), 1,
-                        lr=0.1, max_iter=4, history_size=5, tolerance_grad=0.0, tolerance_change=0.0)
+                        lr=0.1, max_iter=4, history_size=5, tolerance_grad=0.0, tolerance_change=0.0, form=form)
     assert len(opt.state[opt._params[0]]["history"]) == 0
     t0 = min(1.0, 1.0 / float(c.abs().sum())) * 0.1  # first step scaled by min(1, 1/|g|_1)
     assert torch.allclose(x[-1], -c * (t0 + 3 * 0.1))  # then three plain gradient steps
     assert len(seen) == 4
 
 
-def test_several_parameters_flatten_together():
+@pytest.mark.parametrize("form", ["two-loop", "compact"])
+def test_several_parameters_flatten_together(form):
     f, x0 = _problem(torch.float64, n=12)
 
     def run(cls):
         u = x0[:5].clone().requires_grad_(True)
         v = x0[5:].clone().reshape(7, 1).requires_grad_(True)
-        opt = cls([u, v], lr=1.0, max_iter=10, history_size=4)
+        opt = cls([u, v], lr=1.0, max_iter=10, history_size=4, **({"form": form} if cls is LBFGS else {}))
 
         def closure():
             opt.zero_grad()
@@ -97,7 +101,7 @@ def test_several_parameters_flatten_together():
 
 
 @pytest.mark.parametrize("kw,match", [(dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"), (dict(max_iter=0), "max_iter"),
-                                      (dict(history_size=0), "history_size")])
+                                      (dict(history_size=0), "history_size"), (dict(form="newton"), "form")])
 def test_bad_settings(kw, match):
     with pytest.raises(PhotostyleError, match=match):
         LBFGS([torch.zeros(2, requires_grad=True)], **kw)
@@ -106,3 +110,9 @@ def test_bad_settings(kw, match):
 def test_mixed_dtypes_refused():
     with pytest.raises(PhotostyleError, match="one dtype"):
         LBFGS([torch.zeros(2, requires_grad=True), torch.zeros(2, dtype=torch.float64, requires_grad=True)])
+
+
+def test_auto_form_is_two_loop_on_cpu():
+    f, x0 = _problem(torch.float32, n=8)
+    _, _, opt = _run(LBFGS, f, x0, 1, lr=1.0, max_iter=3, history_size=4)
+    assert type(opt.state[opt._params[0]]["history"]).__name__ == "TwoLoopHistory"
