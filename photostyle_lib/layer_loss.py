@@ -94,8 +94,43 @@ class LayerTerms:
         return used, self.style_index.areas[sel], self.style_target[sel]
 
 
+    @cached_property
+    def style_blocks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The counted labels' pixels as K equal-length blocks, for the batched path.
+
+        Returns (order, weights): order (K * M,) long, pixel row indices,
+        label by label, each label's list padded to M = the largest count with
+        row 0; weights (K, M, 1) the mask values there (1 for hard masks), 0 on
+        the padding, so padded rows contribute nothing to the Grams or the
+        gradient."""
+        index = self.style_index
+        used = self.style_labels[0]
+        bounds = index.segments()
+        longest = max(b - a for a, b in (bounds[lab] for lab in used))
+        dev = index.order.device
+        order = torch.zeros(len(used), longest, dtype=torch.long, device=dev)
+        dtype = torch.float32 if index.weights is None else index.weights.dtype
+        weights = torch.zeros(len(used), longest, 1, dtype=dtype, device=dev)
+        for k, lab in enumerate(used):
+            a, b = bounds[lab]
+            order[k, :b - a] = index.order[a:b]
+            weights[k, :b - a, 0] = 1.0 if index.weights is None else index.weights[a:b]
+        return order.reshape(-1), weights
+
+
 #: Switch for the numba kernels (tests turn it off to check the torch path against them).
 USE_KERNELS = {"enabled": True}
+
+#: The accelerator form of the torch path: masked Grams as one batched product over
+#: equal-length label blocks (zero-weighted padding) instead of one product per label, and
+#: the backward's term scales kept as device tensors instead of read back per layer. Used
+#: on GPUs, where every small operation costs a kernel launch and every read-back a wait;
+#: on the CPU only when tests ask (there the per-label products, unpadded, are faster).
+GPU_FORM = {"on_cpu": False}
+
+
+def _gpu_form(t: torch.Tensor) -> bool:
+    return t.device.type != "cpu" or GPU_FORM["on_cpu"]
 
 
 def layer_losses(features: torch.Tensor, terms: LayerTerms,
@@ -197,7 +232,12 @@ class _LayerLoss(torch.autograd.Function):
             grad = grad_out  # a fresh tensor from the next module's backward: add into it
         else:
             grad = grad_out.clone(memory_format=fmt)
-        scale = grad_values.tolist() if grad_values is not None else [0.0, 0.0, 0.0]
+        if grad_values is None:
+            scale = [0.0, 0.0, 0.0]
+        elif views is not None or not _gpu_form(grad):
+            scale = grad_values.tolist()
+        else:  # on a GPU the scales stay on the device: one wait per layer less
+            scale = grad_values.unbind()
         if views is not None:
             (features,) = ctx.saved_tensors
             g = kernels.flat_view(grad, fmt)
@@ -212,14 +252,22 @@ class _LayerLoss(torch.autograd.Function):
                 grad = torch.ops.aten.threshold_backward(grad, features, 0)
             for item in ctx.saved:
                 if item[0] == "scaled":
-                    grad.add_(item[1], alpha=scale[0] * item[2])
+                    _add_scaled(grad, item[1], scale[0], item[2])
                 elif item[0] == "sign":
                     # in place: sign is idempotent, so a retained graph's second backward is still right
-                    grad.add_(item[1].sign_(), alpha=scale[2] * item[2])
+                    _add_scaled(grad, item[1].sign_(), scale[2], item[2])
         for item in ctx.saved:
             if item[0] == "style" and grad_values is not None:
                 _style_backward(grad, item, scale[1])
         return grad, None, None
+
+
+def _add_scaled(grad: torch.Tensor, t: torch.Tensor, scale: float | torch.Tensor, factor: float) -> None:
+    """grad += scale * factor * t in place; ``scale`` a number or a 0-dim tensor (kept on the device)."""
+    if isinstance(scale, torch.Tensor):
+        grad.addcmul_(t, scale * factor)
+    else:
+        grad.add_(t, alpha=scale * factor)
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -241,11 +289,17 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
     index = terms.style_index
     used, areas, target = terms.style_labels
     if not used:
-        return features.new_zeros(()), ("style", None, index, used, None)
+        return features.new_zeros(()), ("style", None, index, used, None, terms)
     if index is None:
         data = rows if rows.is_contiguous() else rows.contiguous()
         grams = rows_gram(data).unsqueeze(0)
         norm = torch.full((1, 1, 1), float(c * data.shape[0]), dtype=features.dtype, device=features.device)
+    elif _gpu_form(features):
+        order, weights = terms.style_blocks
+        weights = weights.to(features.dtype)
+        data = rows.index_select(0, order).view(weights.shape[0], weights.shape[1], c).mul_(weights)
+        grams = torch.bmm(data.transpose(1, 2), data)
+        norm = (c * areas.to(features.dtype)).view(-1, 1, 1)
     else:
         data = index.gather(rows)
         bounds = index.segments()
@@ -255,15 +309,22 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
     value = (diff * diff).mean(dim=(1, 2)).sum()
     # d/dR of mean((R^T R / n - T)^2) = R (4 / (C^2 n)) (G - T), G symmetric
     coefs = diff * (4.0 * terms.style_weight / (c * c) / norm)
-    return terms.style_weight * value, ("style", data, index, used, coefs)
+    return terms.style_weight * value, ("style", data, index, used, coefs, terms)
 
 
-def _style_backward(grad: torch.Tensor, item: tuple, scale: float) -> None:
-    _, data, index, used, coefs = item
+def _style_backward(grad: torch.Tensor, item: tuple, scale: float | torch.Tensor) -> None:
+    """Add the style term's gradient, times ``scale`` (a number, or a 0-dim tensor on the device)."""
+    _, data, index, used, coefs, terms = item
     if coefs is None:
         return
+    if isinstance(scale, torch.Tensor):  # fold a device scalar in: no wait for the device
+        coefs, scale = coefs * scale, 1.0
     grad_rows = _pixel_rows(grad)
-    if index is not None:
+    if index is not None and data.ndim == 3:  # batched label blocks (K, M, C)
+        order, weights = terms.style_blocks
+        blocks = torch.bmm(data, coefs).mul_(weights.to(data.dtype))
+        grad_rows.index_add_(0, order, blocks.view(-1, blocks.shape[2]), alpha=scale)
+    elif index is not None:
         index.scatter_products_(grad_rows, data, used, coefs, alpha=scale)
     elif grad_rows.is_contiguous():
         grad_rows.addmm_(data, coefs[0], alpha=scale)

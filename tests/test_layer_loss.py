@@ -80,7 +80,10 @@ def _run_both(case, weights, apply_relu, down):
 @pytest.mark.parametrize("kind", ["plain", "hard", "soft"])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("apply_relu", [False, True])
-def test_values_and_gradients_equal_the_reference(kind, channels_last, apply_relu):
+@pytest.mark.parametrize("gpu_form", [False, True])
+def test_values_and_gradients_equal_the_reference(monkeypatch, kind, channels_last, apply_relu, gpu_form):
+    """Also in the GPU form (batched padded label blocks, device-tensor scales), forced on the CPU."""
+    monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", gpu_form)
     case = _case(kind, channels_last)
     down = torch.randn(case[0].shape, generator=torch.Generator().manual_seed(9), dtype=case[0].dtype)
     values, grad, ref, ref_grad = _run_both(case, (1.5, 30.0, 0.7), apply_relu, down)
@@ -134,8 +137,10 @@ def test_kernels_against_torch():
 
 
 @pytest.mark.parametrize("kind", ["plain", "hard", "soft"])
-def test_gradcheck_deepest_layer(kind):
+@pytest.mark.parametrize("gpu_form", [False, True])
+def test_gradcheck_deepest_layer(monkeypatch, kind, gpu_form):
     """With nothing downstream (the deepest tapped layer) the node's gradient is the terms' gradient alone."""
+    monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", gpu_form)
     feats, content, sim, style, mo, ms = _case(kind, True, seed=3)
     terms = _terms(feats, content, sim + 5.0, style, mo, ms, (1.0, 10.0, 0.5))  # sim offset: away from |.|'s kink
     x = feats.clone().requires_grad_(True)
@@ -214,3 +219,41 @@ def test_vgg_tap_that_applies_relu_replaces_the_relu_module():
         net(x, taps={"conv1_1": tap, "relu1_1": lambda f: f})
     with pytest.raises(PhotostyleError, match="untapped ReLU"):
         net(x, taps={"relu1_1": tap})
+
+
+def test_gpu_form_blocks_pad_with_zero_weight():
+    """The batched layout: each counted label's pixels in order, padded with weight 0 to the longest."""
+    feats, content, sim, style, mo, ms = _case("soft", False, seed=4)
+    terms = _terms(feats, content, sim, style, mo, ms, (1.0, 1.0, 1.0))
+    order, weights = terms.style_blocks
+    used = terms.style_labels[0]
+    index = terms.style_index
+    bounds = index.segments()
+    longest = max(b - a for a, b in bounds)
+    assert order.shape == (len(used) * longest,) and weights.shape == (len(used), longest, 1)
+    for k, lab in enumerate(used):
+        a, b = bounds[lab]
+        assert torch.equal(order.view(len(used), longest)[k, :b - a], index.order[a:b])
+        assert torch.equal(weights[k, :b - a, 0], index.weights[a:b])
+        assert weights[k, b - a:].abs().sum() == 0
+
+
+def test_engine_in_gpu_form_equals_cpu_form(monkeypatch):
+    """A whole stylize run with the GPU form forced on the CPU: the same loss terms step by step."""
+    from photostyle_lib import presets
+    from photostyle_lib.masks import SemanticMasks
+    from photostyle_lib.transfer import stylize
+
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 40, 56, generator=g), torch.rand(1, 3, 48, 48, generator=g)
+    soft_c = torch.softmax(3 * torch.randn(3, 40, 56, generator=g), 0)
+    soft_s = torch.softmax(3 * torch.randn(3, 48, 48, generator=g), 0)
+    masks = SemanticMasks(torch.where(soft_c >= 0.2, soft_c, 0), soft_s, ("a", "b", "c"), kind="soft")
+    cfg = presets.get_preset("full", weights="random", iterations=6, device="cpu", postprocess="none")
+    runs = []
+    for on in (False, True):
+        monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", on)
+        runs.append(stylize(content, style, cfg, masks=masks, progress=False).losses)
+    cols = ["content", "style", "similarity", "total"]
+    assert runs[0][cols].to_numpy() == pytest.approx(runs[1][cols].to_numpy(), rel=1e-3)
+    assert runs[0]["style"].iloc[0] > 0
