@@ -95,34 +95,46 @@ class LayerTerms:
 
 
     @cached_property
-    def style_blocks(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The counted labels' pixels as K equal-length blocks, for the batched path.
+    def style_blocks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The counted labels' pixels cut into equal-length chunks, for the batched GPU form.
 
-        Returns (order, weights): order (K * M,) long, pixel row indices,
-        label by label, each label's list padded to M = the largest count with
-        row 0; weights (K, M, 1) the mask values there (1 for hard masks), 0 on
-        the padding, so padded rows contribute nothing to the Grams or the
-        gradient."""
+        Each label's pixel list is cut into chunks of B rows (B about 1/64 of
+        all listed pixels, at least 64), its last chunk padded with row 0 at
+        weight 0; a label's Gram is the sum of its chunks' Grams. Padding to
+        chunks, not to the longest label, wastes at most B rows per label
+        (unequal labels, as most photos have, would otherwise multiply the work).
+
+        Returns (order, weights, chunk_label): order (J * B,) long pixel row
+        indices, chunk by chunk; weights (J, B, 1) the mask values there (1 for
+        hard masks), 0 on the padding; chunk_label (J,) long, the position in
+        the counted labels (``style_labels[0]``) each chunk belongs to."""
         index = self.style_index
         used = self.style_labels[0]
         bounds = index.segments()
-        longest = max(b - a for a, b in (bounds[lab] for lab in used))
+        lengths = [bounds[lab][1] - bounds[lab][0] for lab in used]
+        chunk = max(64, -(-sum(lengths) // 64))
+        counts = [-(-n // chunk) for n in lengths]
         dev = index.order.device
-        order = torch.zeros(len(used), longest, dtype=torch.long, device=dev)
         dtype = torch.float32 if index.weights is None else index.weights.dtype
-        weights = torch.zeros(len(used), longest, 1, dtype=dtype, device=dev)
-        for k, lab in enumerate(used):
-            a, b = bounds[lab]
-            order[k, :b - a] = index.order[a:b]
-            weights[k, :b - a, 0] = 1.0 if index.weights is None else index.weights[a:b]
-        return order.reshape(-1), weights
+        order = torch.zeros(sum(counts) * chunk, dtype=torch.long, device=dev)
+        weights = torch.zeros(sum(counts) * chunk, dtype=dtype, device=dev)
+        start = 0
+        for lab, n, cnt in zip(used, lengths, counts):
+            a = bounds[lab][0]
+            order[start:start + n] = index.order[a:a + n]
+            weights[start:start + n] = 1.0 if index.weights is None else index.weights[a:a + n]
+            start += cnt * chunk
+        chunk_label = torch.repeat_interleave(torch.arange(len(used), device=dev),
+                                              torch.tensor(counts, device=dev))
+        return order, weights.view(-1, chunk, 1), chunk_label
 
 
 #: Switch for the numba kernels (tests turn it off to check the torch path against them).
 USE_KERNELS = {"enabled": True}
 
 #: The accelerator form of the torch path: masked Grams as one batched product over
-#: equal-length label blocks (zero-weighted padding) instead of one product per label, and
+#: equal-length chunks of the labels' pixels (:attr:`LayerTerms.style_blocks`) instead of
+#: one product per label, and
 #: the backward's term scales kept as device tensors instead of read back per layer. Used
 #: on GPUs, where every small operation costs a kernel launch and every read-back a wait;
 #: on the CPU only when tests ask (there the per-label products, unpadded, are faster).
@@ -295,10 +307,11 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
         grams = rows_gram(data).unsqueeze(0)
         norm = torch.full((1, 1, 1), float(c * data.shape[0]), dtype=features.dtype, device=features.device)
     elif _gpu_form(features):
-        order, weights = terms.style_blocks
+        order, weights, chunk_label = terms.style_blocks
         weights = weights.to(features.dtype)
         data = rows.index_select(0, order).view(weights.shape[0], weights.shape[1], c).mul_(weights)
-        grams = torch.bmm(data.transpose(1, 2), data)
+        grams = features.new_zeros(len(used), c, c).index_add_(0, chunk_label,
+                                                                torch.bmm(data.transpose(1, 2), data))
         norm = (c * areas.to(features.dtype)).view(-1, 1, 1)
     else:
         data = index.gather(rows)
@@ -320,9 +333,9 @@ def _style_backward(grad: torch.Tensor, item: tuple, scale: float | torch.Tensor
     if isinstance(scale, torch.Tensor):  # fold a device scalar in: no wait for the device
         coefs, scale = coefs * scale, 1.0
     grad_rows = _pixel_rows(grad)
-    if index is not None and data.ndim == 3:  # batched label blocks (K, M, C)
-        order, weights = terms.style_blocks
-        blocks = torch.bmm(data, coefs).mul_(weights.to(data.dtype))
+    if index is not None and data.ndim == 3:  # batched chunks (J, B, C)
+        order, weights, chunk_label = terms.style_blocks
+        blocks = torch.bmm(data, coefs.index_select(0, chunk_label)).mul_(weights.to(data.dtype))
         grad_rows.index_add_(0, order, blocks.view(-1, blocks.shape[2]), alpha=scale)
     elif index is not None:
         index.scatter_products_(grad_rows, data, used, coefs, alpha=scale)

@@ -91,13 +91,14 @@ def test_values_and_gradients_equal_the_reference(monkeypatch, kind, channels_la
     assert torch.allclose(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("use_kernels", [True, False])
+@pytest.mark.parametrize("use_kernels,gpu_form", [(True, False), (False, False), (False, True)])
 @pytest.mark.parametrize("apply_relu", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_float32_paths_equal_the_reference(monkeypatch, use_kernels, apply_relu, channels_last):
-    """float32 on the CPU: the numba kernels (when numba is there) and the torch path, large
-    enough for the oneDNN Gram kernels (>= 4096 rows)."""
+def test_float32_paths_equal_the_reference(monkeypatch, use_kernels, gpu_form, apply_relu, channels_last):
+    """float32 on the CPU: the numba kernels (when numba is there), the torch path, large
+    enough for the oneDNN Gram kernels (>= 4096 rows), and the GPU form (many chunks per label)."""
     monkeypatch.setitem(layer_loss.USE_KERNELS, "enabled", use_kernels)
+    monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", gpu_form)
     calls = {"n": 0}
     real = kernels.fused_grad
 
@@ -221,21 +222,23 @@ def test_vgg_tap_that_applies_relu_replaces_the_relu_module():
         net(x, taps={"relu1_1": tap})
 
 
-def test_gpu_form_blocks_pad_with_zero_weight():
-    """The batched layout: each counted label's pixels in order, padded with weight 0 to the longest."""
-    feats, content, sim, style, mo, ms = _case("soft", False, seed=4)
+def test_gpu_form_chunks_cover_each_label_once():
+    """The chunked layout: every counted label's pixels once, in order, in its own chunks; padding weighs 0."""
+    feats, content, sim, style, mo, ms = _case("soft", False, seed=4, h=40, w=37)
     terms = _terms(feats, content, sim, style, mo, ms, (1.0, 1.0, 1.0))
-    order, weights = terms.style_blocks
-    used = terms.style_labels[0]
-    index = terms.style_index
+    order, weights, chunk_label = terms.style_blocks
+    used, index = terms.style_labels[0], terms.style_index
     bounds = index.segments()
-    longest = max(b - a for a, b in bounds)
-    assert order.shape == (len(used) * longest,) and weights.shape == (len(used), longest, 1)
+    chunk = weights.shape[1]
+    assert order.numel() == weights.numel() and chunk_label.numel() == weights.shape[0]
     for k, lab in enumerate(used):
         a, b = bounds[lab]
-        assert torch.equal(order.view(len(used), longest)[k, :b - a], index.order[a:b])
-        assert torch.equal(weights[k, :b - a, 0], index.weights[a:b])
-        assert weights[k, b - a:].abs().sum() == 0
+        mine = (chunk_label == k).nonzero().flatten()
+        assert len(mine) == -(-(b - a) // chunk)  # as few chunks as the label needs
+        rows = order.view(-1, chunk)[mine].flatten()
+        w = weights[mine].flatten()
+        assert torch.equal(rows[:b - a], index.order[a:b]) and torch.equal(w[:b - a], index.weights[a:b])
+        assert w[b - a:].abs().sum() == 0
 
 
 def test_engine_in_gpu_form_equals_cpu_form(monkeypatch):
