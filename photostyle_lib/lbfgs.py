@@ -223,10 +223,12 @@ class LBFGS(torch.optim.Optimizer):
     # ----------------------------------------------------------------- the algorithm
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        """Up to ``max_iter`` iterations; ``closure`` clears the gradients, evaluates, backpropagates, returns the loss."""
+        """Up to ``max_iter`` iterations. ``closure`` clears the gradients, evaluates the loss,
+        backpropagates and returns the loss (a scalar tensor); returns the first evaluation's."""
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
-        tol_grad, tol_change, history_size = group["tolerance_grad"], group["tolerance_change"], group["history_size"]
+        tol_grad, tol_change = group["tolerance_grad"], group["tolerance_change"]
+        history_size = group["history_size"]
         closure = torch.enable_grad()(closure)
         state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)

@@ -452,8 +452,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         return total
 
     if cfg.optimizer == "lbfgs":
-        # torch.optim.LBFGS's algorithm; its two-loop recursion stays on the device (lbfgs.py)
-        optimizer = LBFGS([x], lr=cfg.lr, max_iter=20, history_size=100, tolerance_grad=0.0, tolerance_change=0.0)
+        # torch.optim.LBFGS's algorithm, its direction computed without waits for a GPU (lbfgs.py)
+        optimizer = LBFGS([x], lr=cfg.lr, max_iter=20, history_size=100,
+                          tolerance_grad=0.0, tolerance_change=0.0)
     else:
         optimizer = torch.optim.Adam([x], lr=cfg.lr)
     reason = "iterations"

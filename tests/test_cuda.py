@@ -39,8 +39,9 @@ def _case(kind: str, device: torch.device, c=16, h=23, w=19):
     if kind == "plain":
         m_out = m_sty = None
     elif kind == "hard":
-        m_out = torch.nn.functional.one_hot(torch.randint(0, 3, (h, w), generator=g), 3).permute(2, 0, 1).float()
-        m_sty = torch.nn.functional.one_hot(torch.randint(0, 3, (h + 3, w + 2), generator=g), 3).permute(2, 0, 1).float()
+        def one_hot(hh, ww):
+            return torch.nn.functional.one_hot(torch.randint(0, 3, (hh, ww), generator=g), 3).permute(2, 0, 1).float()
+        m_out, m_sty = one_hot(h, w), one_hot(h + 3, w + 2)
     else:
         m_out = torch.softmax(2 * torch.randn(3, h, w, generator=g), 0)
         m_out = torch.where(m_out >= 0.2, m_out, torch.zeros_like(m_out))
