@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seconds for whole transfers at the paper's size, per preset, split into stages.
 
-For one Luan et al. pair (``--pair``, default 1; $PHOTOSTYLE_DATA, else
-data/luan2017, else ../shared/data/luan2017) at long side ``--size`` (default
+For one Luan et al. pair (``--pair``, default 1; ``--data``, else
+$PHOTOSTYLE_DATA, data/luan2017 or ../shared/data/luan2017) at long side ``--size`` (default
 700, the paper's), runs each preset with its own iteration count (500; ``luan``
 two stages of 1000) and gold masks, and prints a table of the stages:
 
@@ -45,8 +45,9 @@ from photostyle_lib.transfer import resolve_device, stylize
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
 
 
-def _data_root() -> Path | None:
-    for p in (os.environ.get(data.ENV_VAR), data.DEFAULT_DATA_DIR, SHARED):
+def _data_root(given: Path | None) -> Path | None:
+    """--data if given, else $PHOTOSTYLE_DATA, data/luan2017 or ../shared/data/luan2017, whichever has input/."""
+    for p in ([given] if given is not None else [os.environ.get(data.ENV_VAR), data.DEFAULT_DATA_DIR, SHARED]):
         if p and (Path(p) / "input").is_dir():
             return Path(p)
     return None
@@ -78,12 +79,14 @@ def main() -> None:
     ap.add_argument("--weights", default="random", help="VGG-19 weights: random (default), imagenet or a file")
     ap.add_argument("--no-segment", action="store_true", help="skip the segmentation timing")
     ap.add_argument("--out", type=Path, default=None, help="write each result and its metadata here")
+    ap.add_argument("--data", type=Path, default=None, help="the Luan et al. data directory")
     args = ap.parse_args()
 
-    root = _data_root()
+    root = _data_root(args.data)
     if root is None:
-        raise SystemExit("no Luan et al. data found: run `python data/download_luan2017.py` or set "
-                         f"{data.ENV_VAR}")
+        where = args.data or f"${data.ENV_VAR}, data/luan2017 or ../shared/data/luan2017"
+        raise SystemExit(f"no Luan et al. data found in {where}: run `python data/download_luan2017.py` "
+                         f"or set {data.ENV_VAR} / --data to the folder that holds input/ and style/")
     pair = data.get_pair(args.pair, root)
     device = str(resolve_device(args.device))
     content = load_image(pair.content, max_size=args.size)

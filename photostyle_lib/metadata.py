@@ -43,6 +43,21 @@ def versions() -> dict[str, str]:
             "cuda": torch.version.cuda or "none"}
 
 
+def device_description(device: Any) -> str:
+    """What ran a computation, for timings to be read against: the GPU's name, or the CPU and threads.
+
+    device: a torch.device or its string ("cpu", "cuda", "cuda:1", "mps").
+    """
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda})"
+    if dev.type == "cpu":
+        return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return dev.type
+
+
 def jsonable(value: Any) -> Any:
     """Turn dataclasses, paths, tuples and numpy scalars into JSON-friendly values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

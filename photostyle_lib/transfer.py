@@ -40,7 +40,7 @@ from photostyle_lib.lbfgs import LBFGS
 from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
-from photostyle_lib.metadata import base_metadata
+from photostyle_lib.metadata import base_metadata, device_description
 from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S
 from photostyle_lib.vgg import LAYER_NAMES, VGGFeatures, layer_size, weights_identity
 
@@ -176,8 +176,10 @@ class TransferResult:
             total, per_step (optimise / evaluations).
         config: the TransferConfig used.
         weights: provenance of the VGG weights (e.g. "random (seed 0)").
-        device: where the optimisation ran.
+        device: where the optimisation ran ("cpu", "cuda:0", ...).
         labels: mask labels used ((), when no masks).
+        notes: remarks recorded during the run (e.g. labels dropped).
+        device_name: the GPU's name, or the CPU and its threads: what the timings were measured on.
     """
 
     image: torch.Tensor
@@ -191,6 +193,7 @@ class TransferResult:
     device: str
     labels: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    device_name: str = ""
 
     @property
     def random_weights(self) -> bool:
@@ -202,7 +205,8 @@ class TransferResult:
         md = base_metadata()
         md.update({
             "config": self.config, "weights": self.weights, "random_weights": self.random_weights,
-            "device": self.device, "labels": list(self.labels), "stop_reason": self.stop_reason,
+            "device": self.device, "device_name": self.device_name, "labels": list(self.labels),
+            "stop_reason": self.stop_reason,
             "best_iteration": self.best_iteration, "evaluations": int(len(self.losses)),
             "best_loss": best.drop(columns=["seconds"]).iloc[0].to_dict() if len(best) else None,
             "timings": self.timings, "size": list(self.image.shape[-2:]), "notes": list(self.notes),
@@ -492,7 +496,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                "total": time.perf_counter() - t_start, "per_step": t_optimise / evals}
     return TransferResult(image=final, raw_image=raw, losses=table, best_iteration=int(best["iteration"]),
                           stop_reason=reason, timings=timings, config=cfg, weights=vgg.weights_label,
-                          device=str(device), labels=masks.labels if masks is not None else (),
+                          device=str(device), device_name=device_description(device),
+                          labels=masks.labels if masks is not None else (),
                           notes=tuple(notes))
 
 

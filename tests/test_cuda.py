@@ -126,6 +126,7 @@ def test_stylize_on_cuda_matches_cpu_start_and_descends(preset, pair_and_masks):
         runs[device] = stylize(content, style, cfg, masks=masks if cfg.uses_masks else None, progress=False)
     r = runs["cuda"]
     assert r.device.startswith("cuda") and r.image.device.type == "cpu"  # results come back to the CPU
+    assert r.device_name.startswith(torch.cuda.get_device_name())
     assert 0.0 <= float(r.image.min()) and float(r.image.max()) <= 1.0
     assert np.isfinite(r.losses["total"]).all()
     if runs["cpu"].losses["total"].min() < runs["cpu"].losses["total"].iloc[0]:  # (regularization may not yet)

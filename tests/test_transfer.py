@@ -50,6 +50,7 @@ def test_transfer_lowers_loss_and_stays_in_range(pair, two_label_masks):
     assert r.labels == ("sky", "ground")
     md = r.metadata()
     assert md["config"].style_weight == 1e7 and md["git_revision"]
+    assert md["device"] == "cpu" and md["device_name"].endswith(f"{torch.get_num_threads()} torch threads")
 
 
 def test_adam_and_no_segmentation(pair):

@@ -1,0 +1,56 @@
+"""The benchmark scripts run end to end on tiny inputs and print their tables (numbers not judged)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def _table_rows(text: str, first_column: str) -> list[list[str]]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_column])
+    return [line.split() for line in lines[start + 1:] if line.strip()]
+
+
+def test_bench_engine_prints_ratios():
+    text = _run("benchmarks/bench_engine.py", "--sizes", "48", "--steps", "1", "--presets", "gatys", "full",
+                "--device", "cpu")
+    assert "random weights" in text
+    rows = _table_rows(text, "size")
+    names = [" ".join(r[1:-2]) for r in rows]
+    assert names == ["bare VGG conv3_1 fwd+bwd", "gatys", "full", "+ L-BFGS, 100 pairs stored",
+                     "(torch.optim.LBFGS instead)"]
+    seconds = [float(r[-2]) for r in rows]
+    ratios = [float(r[-1]) for r in rows]
+    assert ratios[0] == 1.0 and all(s > 0 for s in seconds) and all(r > 0 for r in ratios)
+
+
+def test_bench_transfer_writes_labelled_results(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("PHOTOSTYLE_DATA", str(data_dir))
+    text = _run("benchmarks/bench_transfer.py", "--size", "48", "--iterations", "2", "--no-segment",
+                "--presets", "gatys", "luan", "--device", "cpu", "--out", str(tmp_path))
+    rows = _table_rows(text, "preset")
+    assert [r[0] for r in rows] == ["gatys", "luan"]
+    assert [int(r[1]) for r in rows] == [2, 4]  # luan: two stages of 2
+    for name in ("gatys", "luan"):
+        md = json.loads((tmp_path / f"pair1_{name}_48.png.json").read_text())
+        assert md["random_weights"] is True and md["evaluations"] == (2 if name == "gatys" else 4)
+        assert md["device_name"] and (tmp_path / f"pair1_{name}_48.png").exists()
+
+
+def test_bench_transfer_without_data_says_how_to_get_it(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "benchmarks/bench_transfer.py", "--data", str(tmp_path / "nowhere")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "download_luan2017.py" in out.stderr and "nowhere" in out.stderr
+    assert "Traceback" not in out.stderr
