@@ -32,7 +32,6 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_engine.py
-	$(PY) benchmarks/bench_transfer.py
 
 clean-venv:
 	rm -rf $(VENV)
