@@ -19,7 +19,7 @@ What differs is how the direction -H g is computed from the stored pairs:
   (:class:`CompactHistory`): two matrix products over the stored vectors and
   two small triangular solves, a few dozen operations whatever the history
   length. On a GPU the two-loop's four small operations per pair are bound by
-  launch latency (torch's version also waits for the device once per pair):
+  launch latency (torch's version also waits for the device twice per pair):
   measured on an H200 at 700 px with 100 pairs, 9-14 ms per step for torch's,
   10 ms for the tensor-scalar two-loop -- more than the network's forward and
   backward -- and 1.7-2.1 ms for the compact form.
