@@ -102,13 +102,14 @@ class CompactHistory:
         self.buf: torch.Tensor | None = None
         self.sy: torch.Tensor | None = None   # (m, m) float64: sy[i, j] = s_i . y_j (buffer rows)
         self.yy: torch.Tensor | None = None   # (m, m) float64: yy[i, j] = y_i . y_j
-        self._pending = False
+        self._pending: dict[int, torch.Tensor] = {}   # buffer rows whose products are due: their s^T y
 
     def __len__(self) -> int:
         return self.count
 
     def clear(self) -> None:
-        self.count, self.newest, self._pending = 0, -1, False
+        self.count, self.newest = 0, -1
+        self._pending.clear()
 
     def append(self, s: torch.Tensor, y: torch.Tensor, ys: torch.Tensor) -> None:
         """Store a pair (the oldest is dropped when ``m`` are stored); products follow in :meth:`direction`."""
@@ -118,11 +119,12 @@ class CompactHistory:
             self.sy = torch.zeros(self.m, self.m, dtype=torch.float64, device=s.device)
             self.yy = torch.zeros_like(self.sy)
             self.count, self.newest = 0, -1
+            self._pending.clear()
         self.newest = (self.newest + 1) % self.m
         self.buf[0, self.newest].copy_(s)
         self.buf[1, self.newest].copy_(y)
         self.count = min(self.count + 1, self.m)
-        self._pending = True
+        self._pending[self.newest] = ys  # (replaces a pending pair this one overwrote)
 
     def direction(self, g: torch.Tensor, gamma: torch.Tensor | float) -> torch.Tensor:
         """-H g (see the class); ``gamma``: H_0's scale s^T y / y^T y of the newest pair (1 before any)."""
@@ -130,17 +132,22 @@ class CompactHistory:
         if k == 0:
             return g.neg().mul_(gamma)
         rows = self.buf[:, :k].reshape(2 * k, -1)              # S rows, then Y rows (buffer order)
-        if self._pending:                                      # products with the new pair too
-            r = self.newest
-            prods = (rows @ torch.stack([g, self.buf[1, r], self.buf[0, r]], 1)).double()   # (2k, 3)
-            self.sy[:k, r] = prods[:k, 1]                      # s_i . y_new
-            self.sy[r, :k] = prods[k:, 2]                      # s_new . y_j
-            self.yy[:k, r] = prods[k:, 1]
-            self.yy[r, :k] = prods[k:, 1]
-            self._pending = False
-            ab = prods[:, 0]
-        else:
-            ab = (rows @ g).double()
+        # products of every stored vector with g and with each new pair (one per step in L-BFGS)
+        new = list(self._pending.items())
+        cols = [g] + [v for r, _ in new for v in (self.buf[1, r], self.buf[0, r])]
+        prods = (rows @ torch.stack(cols, 1)).double()         # (2k, 1 + 2 * new pairs)
+        for i, (r, ys) in enumerate(new):
+            y_col, s_col = prods[:, 1 + 2 * i], prods[:, 2 + 2 * i]
+            self.sy[:k, r] = y_col[:k]                         # s_i . y_new
+            self.sy[r, :k] = s_col[k:]                         # s_new . y_j
+            self.yy[:k, r] = y_col[k:]
+            self.yy[r, :k] = y_col[k:]
+        for r, ys in new:
+            # R's diagonal from the same s^T y that passed the curvature test (> 1e-10), so that
+            # rounding in the matrix product cannot make R singular
+            self.sy[r, r] = ys.double() if isinstance(ys, torch.Tensor) else float(ys)
+        self._pending.clear()
+        ab = prods[:, 0]
         # chronological order: oldest first (the buffer is a ring once full)
         order = torch.arange(k, device=g.device)
         if k == self.m:
@@ -148,7 +155,8 @@ class CompactHistory:
         sy = self.sy[order][:, order]
         yy = self.yy[order][:, order]
         a, b = ab[:k][order], ab[k:][order]
-        gam = gamma.double() if isinstance(gamma, torch.Tensor) else torch.tensor(float(gamma), dtype=torch.float64)
+        gam = gamma.double() if isinstance(gamma, torch.Tensor) \
+            else torch.tensor(float(gamma), dtype=torch.float64, device=g.device)
         upper = torch.triu(sy)
         u = torch.linalg.solve_triangular(upper, a.unsqueeze(1), upper=True)
         rhs = torch.diagonal(sy).unsqueeze(1) * u + gam * (yy @ u) - gam * b.unsqueeze(1)
