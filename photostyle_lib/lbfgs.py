@@ -9,13 +9,13 @@ pairs, ``max_iter`` iterations per :meth:`LBFGS.step`, the same stopping tests.
 
 What differs is how the direction -H g is computed from the stored pairs:
 
-* ``"two-loop"`` (the CPU's default): the two-loop recursion, the same
+* ``"two-loop"`` (the default except on CUDA): the two-loop recursion, the same
   operations in the same order as torch's, except that each coefficient
   ``alpha_i = rho_i s_i^T q`` stays a 0-dim tensor (``addcmul_``) where torch
   passes it to ``add_`` as a Python number. On the CPU that is the fastest form
   (measured: torch's own dot / add kernels stream the history faster than a
   BLAS matrix-vector product does).
-* ``"compact"`` (the default on GPUs): the compact representation
+* ``"compact"`` (the default on CUDA GPUs): the compact representation
   (:class:`CompactHistory`): two matrix products over the stored vectors and
   two small triangular solves, a few dozen operations whatever the history
   length. On a GPU the two-loop's four small operations per pair are bound by
@@ -188,8 +188,9 @@ class LBFGS(torch.optim.Optimizer):
     history_size : int >= 1
         Stored (s, y) pairs (the paper's code: 100).
     form : "auto", "two-loop" or "compact"
-        How the direction is computed (module docstring); "auto": two-loop on
-        the CPU, compact elsewhere. Same iterates up to rounding.
+        How the direction is computed (module docstring); "auto": compact on
+        CUDA devices, two-loop elsewhere (the compact form's small solves run
+        in float64, which Apple's MPS lacks). Same iterates up to rounding.
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1.0, max_iter: int = 20,
@@ -254,7 +255,7 @@ class LBFGS(torch.optim.Optimizer):
         if "history" not in state:
             form = self.form
             if form == "auto":
-                form = "two-loop" if self._params[0].device.type == "cpu" else "compact"
+                form = "compact" if self._params[0].device.type == "cuda" else "two-loop"
             state["history"] = (TwoLoopHistory if form == "two-loop" else CompactHistory)(history_size)
         history: TwoLoopHistory | CompactHistory = state["history"]
         h_diag = state.get("h_diag", 1.0)
