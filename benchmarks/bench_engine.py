@@ -14,7 +14,6 @@ benchmark runs offline. Target (README): ``full`` <= 1.25x the bare step.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.lbfgs import LBFGS
 from photostyle_lib.masks import SemanticMasks
+from photostyle_lib.metadata import device_description
 from photostyle_lib.presets import PRESETS, get_preset
 from photostyle_lib.transfer import resolve_device, stylize
 from photostyle_lib.vgg import VGGFeatures
@@ -124,8 +124,8 @@ def main() -> None:
         rows.append({"size": f"{w}x{h}", "preset": "  (torch.optim.LBFGS instead)", "s/step": book,
                      "ratio": book / bare})
     table = pd.DataFrame(rows)
-    print(f"\ndevice: {device} ({platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads), torch {torch.__version__}, 9 hard label masks, random weights")
+    print(f"\ndevice: {device} ({device_description(device)}), torch {torch.__version__}, "
+          "9 hard label masks, random weights")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

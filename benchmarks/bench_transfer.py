@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import torch
 from photostyle_lib import data, segmentation
 from photostyle_lib.images import load_image
 from photostyle_lib.masks import load_gold_masks
+from photostyle_lib.metadata import device_description
 from photostyle_lib.pipeline import Run, save_run
 from photostyle_lib.presets import PRESETS, get_preset
 from photostyle_lib.transfer import resolve_device, stylize
@@ -118,10 +118,9 @@ def main() -> None:
             save_run(run, args.out / f"pair{args.pair}_{name}_{args.size}.png", overwrite=True)
 
     h, w = content.shape[-2:]
-    gpu = f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""
-    print(f"\npair {args.pair} at {w}x{h}, gold masks, VGG weights {args.weights}; device {device}{gpu} "
-          f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads), "
-          f"torch {torch.__version__}; segment = ADE20K UPerNet/ConvNeXt-S at 5 scales, random weights")
+    print(f"\npair {args.pair} at {w}x{h}, gold masks, VGG weights {args.weights}; device {device} "
+          f"({device_description(device)}), torch {torch.__version__}; "
+          "segment = ADE20K UPerNet/ConvNeXt-S at 5 scales, random weights")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-"))
 
 

@@ -299,7 +299,8 @@ class LBFGS(torch.optim.Optimizer):
                 state["func_evals"] += 1
             if n_iter == max_iter or evals >= max_eval or grad_small:
                 break
-            if d.mul(t).abs().max() <= tol_change or abs(loss - prev_loss) < tol_change:
+            # max |d t| = max|d| |t| exactly (rounding is monotone), without two image-sized temporaries
+            if d.abs().max() * abs(t) <= tol_change or abs(loss - prev_loss) < tol_change:
                 break
 
         state.update(d=d, t=t, h_diag=h_diag, prev_g=prev_g, prev_loss=prev_loss)

@@ -36,3 +36,25 @@ def data_dir() -> Path:
     if not (p / "input").is_dir():
         pytest.skip(f"Luan et al. data not found at {p}; set PHOTOSTYLE_DATA")
     return p
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """(content (1, 3, 40, 64) smooth ramps in [0.1, 0.9], style (1, 3, 48, 48) seeded noise in [0, 1])."""
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 64), indexing="ij")
+    content = torch.stack([y, x, (x + y) / 2]).unsqueeze(0) * 0.8 + 0.1
+    style = torch.rand(1, 3, 48, 48, generator=g)
+    return content, style
+
+
+@pytest.fixture(scope="module")
+def two_label_masks(pair):
+    """Gold masks for ``pair``: content top / bottom half, style left / right half ("sky", "ground")."""
+    from photostyle_lib.masks import SemanticMasks
+
+    c = torch.zeros(2, 40, 64)
+    c[0, :20], c[1, 20:] = 1, 1
+    s = torch.zeros(2, 48, 48)
+    s[0, :, :24], s[1, :, 24:] = 1, 1
+    return SemanticMasks(c, s, ("sky", "ground"), kind="gold")

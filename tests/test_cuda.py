@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from photostyle_lib import losses, matting, presets
-from photostyle_lib.layer_loss import LayerTerms, layer_losses
+from photostyle_lib import matting, presets
+from photostyle_lib.layer_loss import layer_losses
 from photostyle_lib.lbfgs import LBFGS
-from photostyle_lib.masks import SemanticMasks
 from photostyle_lib.transfer import stylize
 from photostyle_lib.vgg import VGGFeatures
+from test_layer_loss import _case as _layer_case, _terms as _layer_terms
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -32,33 +32,11 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
     return float((a - b).abs().max()) <= rtol * float(b.abs().max()) + 1e-30
 
 
-def _case(kind: str, device: torch.device, c=16, h=23, w=19):
-    g = torch.Generator().manual_seed(1)
-    t = {name: torch.randn(1, c, hh, ww, generator=g)
-         for name, (hh, ww) in {"feats": (h, w), "content": (h, w), "sim": (h, w), "style": (h + 3, w + 2)}.items()}
-    if kind == "plain":
-        m_out = m_sty = None
-    elif kind == "hard":
-        def one_hot(hh, ww):
-            return torch.nn.functional.one_hot(torch.randint(0, 3, (hh, ww), generator=g), 3).permute(2, 0, 1).float()
-        m_out, m_sty = one_hot(h, w), one_hot(h + 3, w + 2)
-    else:
-        m_out = torch.softmax(2 * torch.randn(3, h, w, generator=g), 0)
-        m_out = torch.where(m_out >= 0.2, m_out, torch.zeros_like(m_out))
-        m_sty = torch.softmax(2 * torch.randn(3, h + 3, w + 2, generator=g), 0)
-    t = {k: v.to(device) for k, v in t.items()}
-    m_out = None if m_out is None else m_out.to(device)
-    m_sty = None if m_sty is None else m_sty.to(device)
-    if m_out is None:
-        target, index, valid = losses.gram_matrix(t["style"]).unsqueeze(0), None, None
-    else:
-        index = losses.MaskIndex.from_masks(m_out)
-        sty_index = losses.MaskIndex.from_masks(m_sty)
-        target = losses.masked_gram_matrices(t["style"], sty_index)
-        valid = ((index.areas > 0) & (sty_index.areas > 0)).float()
-    terms = LayerTerms(content_target=t["content"], content_weight=1.0, style_target=target, style_index=index,
-                       style_valid=valid, style_weight=1e3, similarity_target=t["sim"], similarity_weight=3.0)
-    return t["feats"], terms
+def _case(kind: str, device: torch.device):
+    """test_layer_loss's case (float32, 16 channels) with every tensor on ``device``, and its terms."""
+    case = [None if t is None else t.to(device)
+            for t in _layer_case(kind, False, dtype=torch.float32, c=16, h=23, w=19, seed=1)]
+    return case[0], _layer_terms(*case, (1.0, 1e3, 3.0))
 
 
 @pytest.mark.parametrize("kind", ["plain", "hard", "soft"])
@@ -102,24 +80,11 @@ def test_photorealism_loss_matches_cpu():
     assert _close(res["cuda"][1], res["cpu"][1], 1e-5)
 
 
-@pytest.fixture(scope="module")
-def pair_and_masks():
-    g = torch.Generator().manual_seed(0)
-    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 64), indexing="ij")
-    content = torch.stack([y, x, (x + y) / 2]).unsqueeze(0) * 0.8 + 0.1
-    style = torch.rand(1, 3, 48, 48, generator=g)
-    c = torch.zeros(2, 40, 64)
-    c[0, :20], c[1, 20:] = 1, 1
-    s = torch.zeros(2, 48, 48)
-    s[0, :, :24], s[1, :, 24:] = 1, 1
-    return content, style, SemanticMasks(c, s, ("sky", "ground"), kind="gold")
-
-
 @pytest.mark.parametrize("preset", ["full", "regularization", "gatys", "luan"])
-def test_stylize_on_cuda_matches_cpu_start_and_descends(preset, pair_and_masks):
+def test_stylize_on_cuda_matches_cpu_start_and_descends(preset, pair, two_label_masks):
     """Every preset runs on CUDA; the first evaluation (the content image) gives the CPU's loss terms, and
     the run descends where the CPU run does."""
-    content, style, masks = pair_and_masks
+    (content, style), masks = pair, two_label_masks
     runs = {}
     for device in ("cpu", "cuda"):
         cfg = presets.get_preset(preset, weights="random", iterations=8, device=device)

@@ -13,24 +13,6 @@ from photostyle_lib.masks import SemanticMasks
 from photostyle_lib.transfer import TransferConfig, stylize
 
 
-@pytest.fixture(scope="module")
-def pair():
-    g = torch.Generator().manual_seed(0)
-    y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 64), indexing="ij")
-    content = torch.stack([y, x, (x + y) / 2]).unsqueeze(0) * 0.8 + 0.1
-    style = torch.rand(1, 3, 48, 48, generator=g)
-    return content, style
-
-
-@pytest.fixture(scope="module")
-def two_label_masks(pair):
-    c = torch.zeros(2, 40, 64)
-    c[0, :20], c[1, 20:] = 1, 1
-    s = torch.zeros(2, 48, 48)
-    s[0, :, :24], s[1, :, 24:] = 1, 1
-    return SemanticMasks(c, s, ("sky", "ground"), kind="gold")
-
-
 def _cfg(**kw):
     base = dict(weights="random", iterations=15, device="cpu", postprocess="none")
     base.update(kw)
