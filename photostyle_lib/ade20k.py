@@ -1,17 +1,26 @@
-"""ADE20K as data: the 150 SceneParsing label names and the table of merged labels.
+"""ADE20K as data: the 150 SceneParsing label names and two tables of merged labels.
 
 The paper segments both images with a model trained on ADE20K's 150-class
 SceneParsing benchmark (Zhou et al. [18]) and "merged similar labels such as
 'lake' and 'river', as suggested by [Luan et al.]" (section 4). The paper does
-not list its merges; :data:`DEFAULT_MERGES` is ours, one group per kind of
-region whose ADE20K classes the segmenter confuses with each other *and* whose
-members share a photographic style, each with the reason in one line.
+not list its merges; its public code does (``category_merge_list`` in
+``segment.py`` of Billijk/Deep-Photo-Style-Transfer-PyTorch, the repository
+the paper names, branch master). Two tables:
+
+* :data:`AUTHORS_MERGES` -- that list, transcribed id for id, with its one slip
+  kept (see the table's comment); the soft-mask pipeline ``"authors"`` of
+  :func:`photostyle_lib.segmentation.semantic_masks` uses it.
+* :data:`DEFAULT_MERGES` -- our own table, one group per kind of region whose
+  ADE20K classes the segmenter confuses with each other *and* whose members
+  share a photographic style, each with the reason in one line; the pipeline
+  ``"merged"`` (and hard masks) use it. It is not the authors' list.
 
 Every ADE20K-150 checkpoint (CSAIL's, OpenMMLab's, NVIDIA's SegFormer) uses
 the class order of :data:`ADE20K_LABELS`: channel ``i`` of the model's output
-is ``ADE20K_LABELS[i]``. Names are the first synonym of each class in
-``objectInfo150.csv`` (CSAIL writes ``"building;edifice"``; we keep
-``"building"``), stripped of stray spaces.
+is ``ADE20K_LABELS[i]``, i.e. 1-based ADE20K id ``i + 1`` as written in
+``objectInfo150.csv`` and in the authors' code. Names are the first synonym of
+each class in ``objectInfo150.csv`` (CSAIL writes ``"building;edifice"``; we
+keep ``"building"``), stripped of stray spaces.
 """
 
 from __future__ import annotations
@@ -63,7 +72,7 @@ class MergeGroup:
     reason: str
 
 
-#: Merged ADE20K labels. Sky is a single ADE20K class and needs no merge.
+#: Our merged ADE20K labels (not the authors'). Sky is a single ADE20K class and needs no merge.
 DEFAULT_MERGES: tuple[MergeGroup, ...] = (
     MergeGroup("water", ("water", "sea", "river", "lake", "waterfall", "swimming pool"),
                "water bodies: the paper's lake/river example; the segmenter tells them apart by context, "
@@ -91,3 +100,40 @@ DEFAULT_MERGES: tuple[MergeGroup, ...] = (
     MergeGroup("screen", ("screen", "crt screen", "monitor", "television receiver", "computer"),
                "displays: glowing screens share their look whatever the device"),
 )
+
+
+#: The authors' ``category_merge_list`` as they wrote it: (group name, 1-based
+#: ADE20K ids). The first id of a group is the channel that receives the sum;
+#: the group names are those of their comments ("Water class", "Tree class", ...).
+AUTHORS_MERGE_IDS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("water", (22, 27, 61, 129)),
+    ("tree", (18, 10, 73, 5, 33)),
+    # Id 48 is "sink"; the authors' comment names this id "skyscraper", which
+    # is id 49. Kept as written: sink merges into building and skyscraper
+    # stays a label of its own, as in the masks their code made.
+    ("building", (26, 2, 48, 1, 80, 85)),
+    ("road", (7, 53, 12, 47, 69, 14, 30, 95, 52, 102, 92)),
+    ("roof", (87, 6)),
+    ("mountain", (17, 35)),
+    ("stair", (60, 54, 122)),
+    ("chair", (76, 20, 31, 32, 24, 70)),
+    ("vehicle", (21, 81, 84, 103)),
+)
+
+_AUTHORS_REASONS = {
+    "water": "the authors' water class: water, sea, river, lake",
+    "tree": "the authors' tree class: plant, grass, palm, tree, fence (their comment omits palm, id 73)",
+    "building": "the authors' building class: house, building, wall, hovel, tower -- and sink (id 48), "
+                "a slip for skyscraper (id 49)",
+    "road": "the authors' road class: paved and bare ground, hills, fields, grandstands and stages",
+    "roof": "the authors' roof class: awning, ceiling",
+    "mountain": "the authors' mountain class: mountain, rock",
+    "stair": "the authors' stair class: stairway, stairs, step",
+    "chair": "the authors' chair class: swivel chair, chair, armchair, seat, sofa, bench",
+    "vehicle": "the authors' vehicle class: car, bus, truck, van",
+}
+
+#: :data:`AUTHORS_MERGE_IDS` as label names; ``members[0]`` is the receiving channel.
+AUTHORS_MERGES: tuple[MergeGroup, ...] = tuple(
+    MergeGroup(name, tuple(ADE20K_LABELS[i - 1] for i in ids), _AUTHORS_REASONS[name])
+    for name, ids in AUTHORS_MERGE_IDS)

@@ -57,6 +57,10 @@ class SemanticMasks:
             (their pixels receive no style loss) -- the paper's rule.
         dropped_style_labels: labels found in the style only, removed (no
             content region would take their style).
+        pipeline: for segmenter masks, the probability -> masks maths that
+            made them ("authors" or "merged", see
+            ``segmentation.semantic_masks``), for figure captions and
+            metadata; None for gold and user masks.
     """
 
     content: torch.Tensor
@@ -65,6 +69,7 @@ class SemanticMasks:
     kind: str = "gold"
     dropped_content_labels: tuple[str, ...] = ()
     dropped_style_labels: tuple[str, ...] = ()
+    pipeline: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("content", "style"):

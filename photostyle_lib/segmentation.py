@@ -2,16 +2,27 @@
 
 The paper segments content and style with an ADE20K model and uses either the
 argmax (*hard* masks, one-hot) or the softmax probabilities with values below a
-cutoff theta_s set to zero (*soft* masks) as the masks M_{l,c} of eqs. (6)-(7).
-Similar labels are merged first, and the content's labels are restricted to
-those present in the style image.
+cutoff theta_s set to zero (*soft* masks) as the masks M_{l,c} of eqs. (6)-(7);
+similar labels are merged, and the content's labels are restricted to those
+present in the style image. In what order and by which rules the paper does not
+say; :func:`semantic_masks` offers two answers, ``soft_pipeline="authors"``
+(the authors' public code, step for step: cut each raw class, restrict and
+renormalise the content, then merge; the default) and ``"merged"`` (our own:
+merge, restrict and renormalise both images, then cut).
+
+The authors' code is ``segment.py`` of Billijk/Deep-Photo-Style-Transfer-PyTorch
+(the repository the paper names), branch master for soft masks; branch
+``hard_seg`` holds their hard masks (merge by the members' maximum, argmax),
+which this module does not reproduce: hard masks here follow the ``"merged"``
+steps.
 
 Three pieces, in the order a run uses them:
 
 * :class:`ADE20KSegmenter` -- a pretrained ADE20K model loaded through
   ``transformers`` and its Hugging Face cache; ``probabilities(image)`` returns
   (150, H, W) softmax probabilities at the image's size, averaged over input
-  scales as the paper's public code did.
+  scales as the authors' code did (their four short sides, :data:`PAPER_SCALES`,
+  with ``scales=PAPER_SCALES``; the default is one pass, :data:`DEFAULT_SCALES`).
 * :func:`semantic_masks` -- pure function from two probability stacks to a
   :class:`photostyle_lib.masks.SemanticMasks` (kind ``"hard"`` or ``"soft"``),
   the same type gold masks have, so the engine takes either.
@@ -70,7 +81,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photostyle_lib.ade20k import ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
+from photostyle_lib.ade20k import AUTHORS_MERGES, ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import PathLike, array_to_tensor
@@ -81,8 +92,13 @@ from photostyle_lib.vgg import IMAGENET_MEAN, IMAGENET_STD
 DEFAULT_CHECKPOINT = "openmmlab/upernet-convnext-small"
 #: Environment variable naming a checkpoint (hub id or directory) to use instead of the default.
 CHECKPOINT_ENV = "PHOTOSTYLE_SEGMENTER"
-#: Short sides the paper's public code (CSAIL's test settings) averaged softmax over.
-PAPER_SCALES: tuple[int, ...] = (300, 375, 450, 525, 600)
+#: Short sides the authors' code averaged softmax over: ``--imgSize`` default
+#: ``[300, 400, 500, 600]`` in their segment.py (CSAIL's test code of the time).
+PAPER_SCALES: tuple[int, ...] = (300, 400, 500, 600)
+#: CSAIL's later multi-scale test setting (semantic-segmentation-pytorch's
+#: ``DATASET.imgSizes``), which this project used as "the paper's" before; kept
+#: for comparison, not the authors'.
+CSAIL_SCALES: tuple[int, ...] = (300, 375, 450, 525, 600)
 #: One pass at short side 512: the crop size the default checkpoint was trained on.
 DEFAULT_SCALES: tuple[int, ...] = (512,)
 #: Cap on the long side of a scaled input, as CSAIL's ``imgMaxSize``.
@@ -93,6 +109,9 @@ SIZE_MULTIPLE = 32
 #: ImageNet normalisation, used to train both OpenMMLab's UPerNet and NVIDIA's SegFormer ADE20K models.
 
 MaskMode = Literal["hard", "soft"]
+#: The probability -> soft masks maths (see :func:`semantic_masks`).
+SoftPipeline = Literal["authors", "merged"]
+SOFT_PIPELINES: tuple[str, ...] = ("authors", "merged")
 #: Smallest normal float32: guards divisions without distorting tiny probabilities.
 _TINY = float(torch.finfo(torch.float32).tiny)
 MergeSpec = Sequence[MergeGroup] | Mapping[str, Sequence[str]] | None
@@ -245,8 +264,9 @@ class ADE20KSegmenter:
             :data:`DEFAULT_CHECKPOINT`.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
         scales: short sides (pixels) at which the image is segmented; softmax
-            probabilities are averaged over them, as the paper's public code did
-            with :data:`PAPER_SCALES`. ``None``: one pass at the image's own size.
+            probabilities are averaged over them, as the authors' code did over
+            :data:`PAPER_SCALES` (the paper profile's ``"paper-scales"``).
+            ``None``: one pass at the image's own size.
         max_long_side: cap on a scaled input's long side (pixels).
         revision: hub revision (branch, tag or commit) to load.
         cache_dir: Hugging Face cache directory (default: the library's, under ``$HF_HOME``).
@@ -358,7 +378,8 @@ class ADE20KSegmenter:
         Returns:
             (150, H, W) float32 CPU tensor; each pixel's values sum to 1. For each
             scale the logits are upsampled (bilinear) to H x W and softmaxed;
-            the softmaxes are averaged over scales (the paper's public code).
+            the softmaxes are averaged over scales (as the authors' code averages
+            its decoder's softmax over its ``--imgSize`` list).
         """
         if cache is not None:
             return cache.probabilities(self, image)
@@ -468,22 +489,8 @@ def _normalise_groups(merge: MergeSpec) -> tuple[MergeGroup, ...]:
     return groups
 
 
-def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
-                 merge: MergeSpec = DEFAULT_MERGES) -> tuple[torch.Tensor, tuple[str, ...]]:
-    """Merge similar labels by adding their probabilities.
-
-    Args:
-        prob: (K, H, W) probabilities (any float dtype), K = len(label_names).
-        label_names: the K names.
-        merge: groups to merge (:data:`photostyle_lib.ade20k.DEFAULT_MERGES`, a
-            mapping ``{merged name: [member labels]}``, or None / () for none).
-
-    Returns:
-        (K', H, W) probabilities and the K' names: a group's channel, named after
-        the group, sits where its first member was; unmerged labels keep their order.
-        Per-pixel sums are unchanged.
-    """
-    names = tuple(label_names)
+def _checked_groups(names: tuple[str, ...], merge: MergeSpec) -> tuple[MergeGroup, ...]:
+    """The merge groups, each member a label name of ``names`` and in one group at most."""
     groups = _normalise_groups(merge)
     owner: dict[str, MergeGroup] = {}
     for g in groups:
@@ -498,6 +505,33 @@ def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
                 raise PhotostyleError(f"label {m!r} is in two merge groups ({owner[m].name!r} and {g.name!r}); "
                                       "put each label in one group at most")
             owner[m] = g
+    return groups
+
+
+def _check_unique_names(out_names: Sequence[str]) -> None:
+    if len(set(out_names)) != len(out_names):
+        dup = sorted({n for n in out_names if list(out_names).count(n) > 1})
+        raise PhotostyleError(f"merged label names clash with other labels: {', '.join(dup)}; "
+                              "name each merge group after one of its members or a new name")
+
+
+def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
+                 merge: MergeSpec = DEFAULT_MERGES) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Merge similar labels by adding their probabilities (the ``"merged"`` pipeline's merge).
+
+    Args:
+        prob: (K, H, W) probabilities (any float dtype), K = len(label_names).
+        label_names: the K names.
+        merge: groups to merge (:data:`photostyle_lib.ade20k.DEFAULT_MERGES`, a
+            mapping ``{merged name: [member labels]}``, or None / () for none).
+
+    Returns:
+        (K', H, W) probabilities and the K' names: a group's channel, named after
+        the group, sits where its first member in label order was; unmerged
+        labels keep their order. Per-pixel sums are unchanged.
+    """
+    names = tuple(label_names)
+    owner = {m: g for g in _checked_groups(names, merge) for m in g.members}
     out_names: list[str] = []
     rows: list[torch.Tensor] = []
     done: set[str] = set()
@@ -510,15 +544,12 @@ def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
             done.add(g.name)
             out_names.append(g.name)
             rows.append(prob[[names.index(m) for m in g.members]].sum(0))
-    if len(set(out_names)) != len(out_names):
-        dup = sorted({n for n in out_names if out_names.count(n) > 1})
-        raise PhotostyleError(f"merged label names clash with other labels: {', '.join(dup)}; "
-                              "name each merge group after one of its members or a new name")
+    _check_unique_names(out_names)
     return torch.stack(rows), tuple(out_names)
 
 
 def present_labels(prob: torch.Tensor, label_names: Sequence[str], min_fraction: float) -> tuple[str, ...]:
-    """Labels that are the argmax of at least ``min_fraction`` of the pixels.
+    """Labels that are the argmax of at least ``min_fraction`` of the pixels (the ``"merged"`` rule).
 
     The label covering the most pixels is always returned, so the result is
     never empty. Order follows ``label_names``.
@@ -552,67 +583,54 @@ def _check_probabilities(name: str, prob: Any, num_labels: int) -> torch.Tensor:
 
 
 def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Tensor | np.ndarray,
-                   mode: MaskMode = "soft", *, theta_s: float = 0.2, merge: MergeSpec = DEFAULT_MERGES,
-                   label_names: Sequence[str] = ADE20K_LABELS,
+                   mode: MaskMode = "soft", *, theta_s: float = 0.2, soft_pipeline: SoftPipeline = "authors",
+                   merge: MergeSpec | str = "pipeline", label_names: Sequence[str] = ADE20K_LABELS,
                    min_style_fraction: float = 0.01) -> SemanticMasks:
     """Hard or soft masks for the masked style loss (eqs. 6-7, section 3.3) from two probability stacks.
 
-    Steps, in order:
+    The paper says only that soft masks are the softmax values "with a cutoff
+    threshold theta_s to ignore labels with small possibilities", that similar
+    labels are merged and that the content's labels are restricted to the
+    style's (sections 3.3 and 4). Two pipelines fill in the rest:
 
-    1. **Merge** similar labels (:func:`merge_labels`): the probabilities of a
-       group's members are added (the paper merges e.g. lake and river).
-    2. **Restrict** to the style's labels (section 4: "we constrain the labels of
-       content image only to the ones present in the style image"). A label is
-       *present* in an image when it is the argmax of at least
-       ``min_style_fraction`` of its pixels (after merging); specks below that
-       are segmentation noise whose few pixels would make a poor style sample.
-       Both stacks keep only the style's present labels and are renormalised
-       over them, so each pixel's values again sum to 1: a content pixel's
-       distribution becomes the segmenter's distribution *given* that the label
-       is one the style has, and every content pixel receives some style.
-       (This is ``masks.align_labels(..., unmatched="drop", renormalize=True)``.)
-       A content pixel whose every kept probability underflowed to 0 (the
-       segmenter was certain, to float32 precision, of a label the style
-       lacks) gets no label and no style.
-    3. **Hard** (``mode="hard"``): one-hot of the argmax, each pixel sums to 1.
-       **Soft** (``mode="soft"``): values below ``theta_s`` are set to 0 and the
-       remainder is *not* renormalised. The paper introduces the cutoff only
-       "to ignore labels with small possibilities to reduce computation", so the
-       kept values stay the segmenter's probabilities: an uncertain pixel
-       weighs less in every label's Gram matrix than a confident one, and
-       per-pixel sums lie in [0, 1] (sum 1 where nothing was cut). A pixel whose
-       every value is below ``theta_s`` (possible only when theta_s exceeds
-       1 / number of labels) gets no style.
-    4. Labels whose mask is empty in the content (after the cutoff) are dropped
-       as style-only; labels empty in the style are dropped too (a region with
-       no style sample would be pushed towards a zero Gram matrix).
+    * ``soft_pipeline="authors"`` (the default: the paper profile) -- what the
+      authors' public code does, step for step; see :func:`_authors_soft_masks`.
+      Cut each raw ADE20K class at theta_s, restrict and renormalise the
+      content over the style's raw classes, then add merged classes with the
+      authors' merge table (:data:`ade20k.AUTHORS_MERGES`). Style masks are
+      not renormalised.
+    * ``soft_pipeline="merged"`` -- our own choice (not the authors'): merge
+      first with :data:`ade20k.DEFAULT_MERGES`, restrict both images to the
+      style's present merged labels and renormalise both, then cut; see
+      :func:`_merged_masks`.
 
-    ``mode="hard"`` equals the one-hot of the argmax of ``mode="soft"`` for any
-    theta_s <= 1 / (number of kept labels), since the cutoff never removes a
-    pixel's largest value then.
+    Hard masks (``mode="hard"``) always follow the ``"merged"`` steps and take
+    the argmax (``soft_pipeline`` is ignored for them).
 
     Args:
         content_prob: (K, Hc, Wc) softmax probabilities of the content (tensor or array).
         style_prob: (K, Hs, Ws) softmax probabilities of the style.
         mode: "hard" or "soft".
-        theta_s: the soft cutoff, in (0, 1]. The paper gives no value; the
-            default 0.2 is the authors' code's, and ``TransferConfig.theta_s``'s,
-            so masks made here match the engine's; lower values keep more of
-            the uncertain transitions the soft masks exist for.
-        merge: groups of labels to merge (default :data:`ade20k.DEFAULT_MERGES`);
-            ``()`` or None for none.
+        theta_s: the soft cutoff, in (0, 1]: values below it become 0, values
+            equal to it are kept. The paper gives no value; 0.2 is the default
+            ``cutoff`` of the authors' ``segment_img`` and
+            ``TransferConfig.theta_s``'s.
+        soft_pipeline: "authors" or "merged" (above); soft masks only.
+        merge: groups of labels to merge: ``"pipeline"`` (default) for the
+            pipeline's own table (``AUTHORS_MERGES`` for "authors",
+            ``DEFAULT_MERGES`` for "merged" and for hard masks), a sequence of
+            ``ade20k.MergeGroup``, a mapping ``{name: [labels]}``, or ``()`` /
+            None for none.
         label_names: the K label names (default the 150 ADE20K labels).
-        min_style_fraction: in [0, 1); see step 2.
+        min_style_fraction: in [0, 1); the ``"merged"`` pipeline's presence
+            rule (see :func:`_merged_masks`); unused by ``"authors"``.
 
     Returns:
-        SemanticMasks of kind ``mode``: ``content`` (C, Hc, Wc) and ``style``
-        (C, Hs, Ws) float32 in [0, 1], the C shared (merged) label names,
-        ``dropped_content_labels`` (content labels the style lacks: those that
-        are the argmax of at least ``min_style_fraction`` of the content, plus
-        kept labels whose style mask the cutoff emptied) and
-        ``dropped_style_labels`` (style labels with an empty content mask).
+        SemanticMasks of kind ``mode`` whose ``pipeline`` names the maths
+        ("authors" or "merged"; "merged" for hard masks), float32 stacks in [0, 1].
     """
     mode = check_choice("mode", mode, ("hard", "soft"))
+    soft_pipeline = check_choice("soft_pipeline", soft_pipeline, SOFT_PIPELINES)
     theta_s = check_number("theta_s", theta_s, low=0.0, high=1.0, low_inclusive=False)
     min_style_fraction = check_number("min_style_fraction", min_style_fraction, low=0.0, high=1.0,
                                       high_inclusive=False)
@@ -621,9 +639,179 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
         raise PhotostyleError("label_names contains duplicates; give each channel a distinct name")
     c = _check_probabilities("content_prob", content_prob, len(names))
     s = _check_probabilities("style_prob", style_prob, len(names))
+    pipeline = soft_pipeline if mode == "soft" else "merged"
+    if isinstance(merge, str):
+        if merge != "pipeline":
+            raise PhotostyleError(f"merge={merge!r} is not a merge table; pass 'pipeline', a sequence of "
+                                  "ade20k.MergeGroup, a mapping {name: [labels]}, or () for none")
+        merge = AUTHORS_MERGES if pipeline == "authors" else DEFAULT_MERGES
+    if pipeline == "authors":
+        return _authors_soft_masks(c, s, theta_s=theta_s, merge=merge, label_names=names)
+    return _merged_masks(c, s, mode, theta_s=theta_s, merge=merge, label_names=names,
+                        min_style_fraction=min_style_fraction)
 
-    c, merged = merge_labels(c, names, merge)
-    s, _ = merge_labels(s, names, merge)
+
+def _authors_soft_masks(content_prob: torch.Tensor, style_prob: torch.Tensor, *, theta_s: float = 0.2,
+                       merge: MergeSpec = AUTHORS_MERGES,
+                       label_names: Sequence[str] = ADE20K_LABELS) -> SemanticMasks:
+    """Soft masks as the authors' code makes them (``segment_img`` and ``test`` in their ``segment.py``).
+
+    With P_S, P_C the (K, H, W) probabilities of style and content (the
+    segmenter's softmax averaged over scales) and theta = ``theta_s``:
+
+    1. **Style, cut per raw class, not renormalised**:
+       ``S_k = P_S,k * [P_S,k >= theta]``.
+    2. **Presence** of a raw class in the style: ``S_k`` is non-zero at some
+       pixel, i.e. ``max_pixels P_S,k >= theta``. V = the present classes.
+    3. **Content, restricted to V and renormalised over it, then cut**:
+       ``Q_k = P_C,k [k in V] / (sum_{j in V} P_C,j + 1e-6)`` and
+       ``C_k = Q_k [Q_k >= theta]`` (the 1e-6 is theirs).
+    4. **Merge after the cut**: for each group (``merge``, default
+       :data:`ade20k.AUTHORS_MERGES`, whose first member receives the sum) the
+       cut values of its members are added into the first member's channel
+       and the other members' channels become 0, in both images.
+    5. **Keep** the channels that are non-zero somewhere in the merged style,
+       in channel order. A kept label may be empty in the content; it is kept
+       (as in their code) and adds nothing to the style loss.
+
+    Consequences worth knowing: a merged group is present when any member
+    reaches theta somewhere in the style, but a content member that is absent
+    from the style (lake when the style shows only sea) is dropped before the
+    merge; per-pixel sums of the style masks lie in [0, 1] and the merged
+    channels of both images can exceed any single class's value.
+
+    Args:
+        content_prob: (K, Hc, Wc) float32 probabilities (pixels sum to 1).
+        style_prob: (K, Hs, Ws) float32 probabilities.
+        theta_s: the cutoff, in (0, 1].
+        merge: groups to merge, ``members[0]`` receiving the sum; () for none.
+        label_names: the K names.
+
+    Returns:
+        SemanticMasks (kind "soft", pipeline "authors"); ``dropped_content_labels``
+        lists the labels that pass the presence rule in the content but not in
+        the style; ``dropped_style_labels`` is empty (nothing present in the
+        style is dropped).
+
+    Raises:
+        PhotostyleError: no class reaches theta_s anywhere in the style (their
+            code would then have no masks and a NaN style loss), or no kept
+            label is non-empty in the content.
+    """
+    names = tuple(label_names)
+    groups = _checked_groups(names, merge)
+    s_cut = _cut(style_prob, theta_s)
+    present = s_cut.flatten(1).amax(1) > 0
+    if not bool(present.any()):
+        raise PhotostyleError(
+            f"no class reaches theta_s={theta_s} anywhere in the style (largest probability "
+            f"{float(style_prob.max()):.3g}), so the authors' soft pipeline finds no label; lower theta_s "
+            "below that value or use soft_pipeline='merged' (random segmenter weights give probabilities "
+            "near 1/150)")
+    c_kept = content_prob * present.to(content_prob.dtype)[:, None, None]
+    c_cut = _cut(c_kept / (c_kept.sum(0, keepdim=True) + 1e-6), theta_s)
+    c_merged, merged_names = _merge_into_first_member(c_cut, names, groups)
+    s_merged, _ = _merge_into_first_member(s_cut, names, groups)
+    keep = torch.nonzero(s_merged.flatten(1).amax(1) > 0).flatten()
+    labels = tuple(merged_names[i] for i in keep.tolist())
+    cm, sm = c_merged[keep].clamp_(0.0, 1.0).contiguous(), s_merged[keep].clamp_(0.0, 1.0).contiguous()
+    if not bool((cm.flatten(1).amax(1) > 0).any()):
+        raise PhotostyleError(f"no label of the style keeps a content pixel at theta_s={theta_s}; lower theta_s "
+                              "or use mode='hard'")
+    content_alone, _ = _merge_into_first_member(_cut(content_prob, theta_s), names, groups)
+    in_content = content_alone.flatten(1).amax(1) > 0
+    dropped = tuple(n for i, n in enumerate(merged_names) if bool(in_content[i]) and n not in labels
+                    and i not in _absorbed_channels(names, groups))
+    return SemanticMasks(content=cm, style=sm, labels=labels, kind="soft", dropped_content_labels=dropped,
+                         dropped_style_labels=(), pipeline="authors")
+
+
+def _cut(prob: torch.Tensor, theta_s: float) -> torch.Tensor:
+    """Values below theta_s set to 0 (the authors' ``pred[pred < cutoff] = 0``), as a new tensor."""
+    return torch.where(prob >= theta_s, prob, torch.zeros_like(prob))
+
+
+def _absorbed_channels(names: tuple[str, ...], groups: Sequence[MergeGroup]) -> set[int]:
+    """Channels emptied by a merge: every member but the first of each group."""
+    return {names.index(m) for g in groups for m in g.members[1:]}
+
+
+def _merge_into_first_member(prob: torch.Tensor, names: tuple[str, ...],
+                             groups: Sequence[MergeGroup]) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """The authors' merge: (K, H, W) -> (K, H, W), a group's sum in its first member's channel, the rest 0.
+
+    Channel positions do not move (the group's channel is where ``members[0]``
+    is, and takes the group's name), as in their ``pred[cat[0]] = pred[cat].sum(0)``.
+    """
+    out = prob.clone()
+    out_names = list(names)
+    for g in groups:
+        idx = [names.index(m) for m in g.members]
+        out[idx[0]] = prob[idx].sum(0)
+        out[idx[1:]] = 0.0
+        out_names[idx[0]] = g.name
+    absorbed = _absorbed_channels(names, groups)
+    _check_unique_names([n for i, n in enumerate(out_names) if i not in absorbed])
+    return out, tuple(out_names)
+
+
+def _merged_masks(content_prob: torch.Tensor, style_prob: torch.Tensor, mode: MaskMode = "soft", *,
+                 theta_s: float = 0.2, merge: MergeSpec = DEFAULT_MERGES,
+                 label_names: Sequence[str] = ADE20K_LABELS, min_style_fraction: float = 0.01) -> SemanticMasks:
+    """Hard masks, and soft masks of the ``"merged"`` pipeline: our choices, not the authors' code's.
+
+    Steps, in order:
+
+    1. **Merge** similar labels first (:func:`merge_labels`, default our
+       :data:`ade20k.DEFAULT_MERGES`): the probabilities of a group's members
+       are added before anything is cut.
+    2. **Restrict** to the style's labels. A label is *present* in an image
+       when it is the argmax of at least ``min_style_fraction`` of its pixels
+       (after merging); specks below that are segmentation noise whose few
+       pixels would make a poor style sample. Both stacks keep only the
+       style's present labels and are renormalised over them, so each pixel's
+       values again sum to 1: a content pixel's distribution becomes the
+       segmenter's distribution *given* that the label is one the style has,
+       and every content pixel receives some style. (This is
+       ``masks.align_labels(..., unmatched="drop", renormalize=True)``.) A
+       content pixel whose every kept probability underflowed to 0 gets no
+       label and no style.
+    3. **Hard** (``mode="hard"``): one-hot of the argmax, each pixel sums to 1.
+       **Soft**: values below ``theta_s`` are set to 0 and the remainder is
+       *not* renormalised, so an uncertain pixel weighs less in every label's
+       Gram matrix than a confident one; per-pixel sums lie in [0, 1].
+    4. Labels whose mask is empty in the content (after the cutoff) are
+       dropped as style-only; labels empty in the style are dropped too.
+
+    How this departs from the authors' code (:func:`_authors_soft_masks`):
+    merging before the cutoff (so a merged group's summed probability can pass
+    theta_s where no member does), the argmax-fraction presence rule, the
+    renormalisation of the style as well as the content, our merge table,
+    and dropping labels empty in the content.
+
+    ``mode="hard"`` equals the one-hot of the argmax of ``mode="soft"`` for any
+    theta_s <= 1 / (number of kept labels), since the cutoff never removes a
+    pixel's largest value then.
+
+    Args:
+        content_prob, style_prob: (K, H, W) float32 probabilities.
+        mode: "hard" or "soft".
+        theta_s: the soft cutoff, in (0, 1].
+        merge: groups to merge; ``()`` or None for none.
+        label_names: the K names.
+        min_style_fraction: in [0, 1); see step 2.
+
+    Returns:
+        SemanticMasks of kind ``mode`` (pipeline "merged"): ``content`` (C, Hc, Wc)
+        and ``style`` (C, Hs, Ws) float32 in [0, 1], the C shared (merged) label
+        names, ``dropped_content_labels`` (content labels the style lacks: those
+        that are the argmax of at least ``min_style_fraction`` of the content,
+        plus kept labels whose style mask the cutoff emptied) and
+        ``dropped_style_labels`` (style labels with an empty content mask).
+    """
+    names = tuple(label_names)
+    c, merged = merge_labels(content_prob, names, merge)
+    s, _ = merge_labels(style_prob, names, merge)
 
     style_labels = present_labels(s, merged, min_style_fraction)
     s_idx = [merged.index(n) for n in style_labels]
@@ -641,8 +829,7 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
         cm = _one_hot_argmax(cm)
         sm = _one_hot_argmax(sm)
     else:
-        cm = torch.where(cm >= theta_s, cm, torch.zeros_like(cm))
-        sm = torch.where(sm >= theta_s, sm, torch.zeros_like(sm))
+        cm, sm = _cut(cm, theta_s), _cut(sm, theta_s)
 
     c_any = cm.flatten(1).amax(1) > 0
     s_any = sm.flatten(1).amax(1) > 0
@@ -660,7 +847,7 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
                          style=sm[kept_idx].float().clamp_(0.0, 1.0).contiguous(),
                          labels=tuple(labels[i] for i in kept_idx.tolist()), kind=mode,
                          dropped_content_labels=tuple(dropped_content),
-                         dropped_style_labels=tuple(dropped_style))
+                         dropped_style_labels=tuple(dropped_style), pipeline="merged")
 
 
 def _one_hot_argmax(prob: torch.Tensor) -> torch.Tensor:
@@ -824,6 +1011,6 @@ def _dequantise(q: torch.Tensor) -> torch.Tensor:
 __all__ = [
     "ADE20KSegmenter", "SegmentationCache", "semantic_masks", "merge_labels", "present_labels",
     "architecture_config", "scaled_input_size", "as_image_tensor", "image_digest",
-    "DEFAULT_CHECKPOINT", "CHECKPOINT_ENV", "PAPER_SCALES", "DEFAULT_SCALES", "DEFAULT_MAX_LONG_SIDE",
-    "ADE20K_LABELS", "DEFAULT_MERGES",
+    "DEFAULT_CHECKPOINT", "CHECKPOINT_ENV", "PAPER_SCALES", "CSAIL_SCALES", "DEFAULT_SCALES",
+    "DEFAULT_MAX_LONG_SIDE", "ADE20K_LABELS", "DEFAULT_MERGES", "AUTHORS_MERGES", "SOFT_PIPELINES",
 ]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from photostyle_lib.ade20k import ADE20K_LABELS, DEFAULT_MERGES, MergeGroup
+from photostyle_lib.ade20k import ADE20K_LABELS, AUTHORS_MERGE_IDS, AUTHORS_MERGES, DEFAULT_MERGES, MergeGroup
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.masks import SemanticMasks, label_map, load_gold_masks
 from photostyle_lib.segmentation import (
@@ -175,7 +175,8 @@ def test_default_merge_table_is_valid_data():
 def test_merged_masks_carry_the_summed_probabilities():
     c = peaked_probs(bands(12, 10, [0, 1, 2, 3]), len(NAMES), seed=2)
     s = peaked_probs(bands(9, 8, [0, 1, 3, 4]), len(NAMES), seed=3)
-    m = semantic_masks(c, s, "soft", theta_s=1e-9, merge={"water": ["lake", "river"]}, label_names=NAMES,
+    m = semantic_masks(c, s, "soft", soft_pipeline="merged",
+                       theta_s=1e-9, merge={"water": ["lake", "river"]}, label_names=NAMES,
                        min_style_fraction=0.05)
     assert m.labels == ("sky", "water", "tree", "road")
     kept = c[[0, 1, 3, 4]].clone()
@@ -188,7 +189,8 @@ def test_theta_s_removes_exactly_the_entries_below_it():
     c = peaked_probs(bands(12, 10, [0, 1, 2, 3, 4, 5]), len(NAMES), seed=4, sharpness=1.0)
     s = peaked_probs(bands(18, 8, [0, 1, 2, 3, 4, 5]), len(NAMES), seed=5, sharpness=1.0)
     for theta in (0.05, 0.2, 0.35):
-        m = semantic_masks(c, s, "soft", theta_s=theta, merge=(), label_names=NAMES, min_style_fraction=0.05)
+        m = semantic_masks(c, s, "soft", soft_pipeline="merged",
+                           theta_s=theta, merge=(), label_names=NAMES, min_style_fraction=0.05)
         assert m.kind == "soft" and m.labels == NAMES
         for got, p in ((m.content, c), (m.style, s)):
             expected = torch.where(p >= theta, p, torch.zeros_like(p)).float()
@@ -222,7 +224,7 @@ def test_hard_is_one_hot_argmax_of_soft():
         assert torch.equal(stack.sum(0), torch.ones_like(stack[0]))
     # theta_s <= 1 / (number of kept labels) never removes a pixel's largest value
     for theta in (0.01, 1 / len(NAMES)):
-        soft = semantic_masks(c, s, "soft", theta_s=theta, merge=(), label_names=NAMES)
+        soft = semantic_masks(c, s, "soft", soft_pipeline="merged", theta_s=theta, merge=(), label_names=NAMES)
         for h_stack, s_stack in ((hard.content, soft.content), (hard.style, soft.style)):
             h_names = np.array(hard.labels)[label_map(h_stack).numpy()]
             s_names = np.array(soft.labels)[label_map(s_stack).numpy()]
@@ -231,7 +233,7 @@ def test_hard_is_one_hot_argmax_of_soft():
     sharp_c = peaked_probs(bands(16, 12, [0, 3, 4, 5]), len(NAMES), seed=7, sharpness=12.0)
     sharp_s = peaked_probs(bands(10, 14, [0, 3, 4]), len(NAMES), seed=8, sharpness=12.0)
     hard = semantic_masks(sharp_c, sharp_s, "hard", merge=(), label_names=NAMES)
-    soft = semantic_masks(sharp_c, sharp_s, "soft", theta_s=0.99, merge=(), label_names=NAMES)
+    soft = semantic_masks(sharp_c, sharp_s, "soft", soft_pipeline="merged", theta_s=0.99, merge=(), label_names=NAMES)
     assert soft.labels == hard.labels
     covered = soft.content.sum(0) > 0
     assert float(covered.float().mean()) > 0.5
@@ -243,10 +245,12 @@ def test_content_labels_restricted_to_the_style_and_renormalised():
     c = peaked_probs(bands(12, 12, [0, 3, 5]), len(NAMES), seed=9)
     s = peaked_probs(bands(10, 10, [0, 3]), len(NAMES), seed=10)
     for mode in ("soft", "hard"):
-        m = semantic_masks(c, s, mode, theta_s=1e-9, merge=(), label_names=NAMES, min_style_fraction=0.05)
+        m = semantic_masks(c, s, mode, soft_pipeline="merged",
+                           theta_s=1e-9, merge=(), label_names=NAMES, min_style_fraction=0.05)
         assert m.labels == ("sky", "tree")
         assert "person" in m.dropped_content_labels and "sky" not in m.dropped_content_labels
-    soft = semantic_masks(c, s, "soft", theta_s=1e-9, merge=(), label_names=NAMES, min_style_fraction=0.05)
+    soft = semantic_masks(c, s, "soft", soft_pipeline="merged",
+                          theta_s=1e-9, merge=(), label_names=NAMES, min_style_fraction=0.05)
     kept_c, kept_s = c[[0, 3]], s[[0, 3]]
     torch.testing.assert_close(soft.content, (kept_c / kept_c.sum(0)).float(), atol=1e-6, rtol=0)
     torch.testing.assert_close(soft.style, (kept_s / kept_s.sum(0)).float(), atol=1e-6, rtol=0)
@@ -264,6 +268,209 @@ def test_labels_empty_after_cutoff_are_dropped():
     m = semantic_masks(c, s, "hard", merge=(), label_names=NAMES, min_style_fraction=0.05)
     assert "road" not in m.labels and "road" in m.dropped_style_labels  # style only
     assert all(float(m.content[i].amax()) > 0 and float(m.style[i].amax()) > 0 for i in range(m.num_labels))
+
+
+# --------------------------------------------------------------------------- the authors' soft pipeline
+
+#: category_merge_list of the authors' segment.py (master), 1-based ADE20K ids, typed in from their code
+#: independently of ade20k.AUTHORS_MERGE_IDS.
+THEIR_MERGE_LIST = [
+    [22, 27, 61, 129], [18, 10, 73, 5, 33], [26, 2, 48, 1, 80, 85], [7, 53, 12, 47, 69, 14, 30, 95, 52, 102, 92],
+    [87, 6], [17, 35], [60, 54, 122], [76, 20, 31, 32, 24, 70], [21, 81, 84, 103],
+]
+THEIR_GROUP_NAMES = ["water", "tree", "building", "road", "roof", "mountain", "stair", "chair", "vehicle"]
+
+
+def their_soft_masks(pc: np.ndarray, ps: np.ndarray, cutoff: float, merge_list=THEIR_MERGE_LIST):
+    """The authors' segment_img + test (segment.py, master) on (150, H, W) float32 arrays, in numpy.
+
+    Returns (content masks, style masks, kept 0-based channel indices).
+    """
+    tar = ps.copy()
+    tar[tar < cutoff] = 0                                   # segment_img(style): cut, no renormalisation
+    valid = np.unique(tar.nonzero()[0])                     # present raw classes of the style
+    inn = pc.copy()
+    mask = np.zeros_like(inn)
+    mask[valid] = 1
+    inn = inn * mask
+    inn = inn / (inn.sum(0) + np.float32(1e-6))             # segment_img(content, valid_masks)
+    inn[inn < cutoff] = 0
+    for cat in merge_list:                                  # merge after the cut
+        cat = np.array(cat) - 1
+        tar[cat[0]] = tar[cat].sum(0)
+        tar[cat[1:]] = 0
+        inn[cat[0]] = inn[cat].sum(0)
+        inn[cat[1:]] = 0
+    valid = np.unique(tar.nonzero()[0])
+    return inn[valid], tar[valid], valid
+
+
+def their_label_names(indices, merge_list=THEIR_MERGE_LIST, group_names=THEIR_GROUP_NAMES) -> tuple[str, ...]:
+    anchor = {ids[0] - 1: name for ids, name in zip(merge_list, group_names)}
+    return tuple(anchor.get(int(i), ADE20K_LABELS[int(i)]) for i in indices)
+
+
+def ade_probs(h: int, w: int, rows_to_boosts: list[dict[int, float]], seed: int) -> torch.Tensor:
+    """(150, H, W) float32 softmax probabilities: horizontal bands, each band's logits raised per 1-based id."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((150, h, w))
+    for rows, boosts in zip(np.array_split(np.arange(h), len(rows_to_boosts)), rows_to_boosts):
+        for ade_id, boost in boosts.items():
+            logits[ade_id - 1, rows] += boost
+    p = np.exp(logits - logits.max(0))
+    return torch.from_numpy((p / p.sum(0)).astype(np.float32))
+
+
+# style: sky | sea | sink (id 48, merged into building by the slip) + house | person | grass & tree (one group)
+STYLE_BANDS = [{3: 7.0}, {27: 7.0}, {48: 6.0, 26: 5.5}, {13: 7.0}, {10: 5.0, 5: 5.0}]
+# content: sky | lake & sea (lake absent from the style) | skyscraper (id 49) & building | person & sky | car
+CONTENT_BANDS = [{3: 7.0}, {129: 6.0, 27: 5.0}, {49: 6.0, 2: 5.5}, {13: 5.0, 3: 4.5}, {21: 7.0}]
+
+
+def test_authors_pipeline_is_their_formula():
+    for seed, theta in ((0, 0.2), (1, 0.05), (2, 0.35), (3, 0.2)):
+        pc = ade_probs(20, 12, CONTENT_BANDS, seed)
+        ps = ade_probs(15, 10, STYLE_BANDS, seed + 10)
+        m = semantic_masks(pc, ps, "soft", theta_s=theta)  # the default pipeline is the authors'
+        want_c, want_s, idx = their_soft_masks(pc.numpy(), ps.numpy(), theta)
+        assert m.pipeline == "authors" and m.kind == "soft"
+        assert m.labels == their_label_names(idx)
+        torch.testing.assert_close(m.content, torch.from_numpy(want_c), atol=1e-6, rtol=0)
+        torch.testing.assert_close(m.style, torch.from_numpy(want_s), atol=1e-6, rtol=0)
+        # the cases the bands were built for
+        assert {"sky", "water", "building", "person"} <= set(m.labels)
+        assert "sink" not in m.labels and "sea" not in m.labels and "house" not in m.labels
+
+
+def test_authors_merge_follows_the_cut_and_the_index_48_slip():
+    pc = ade_probs(20, 12, CONTENT_BANDS, 4)
+    ps = ade_probs(15, 10, STYLE_BANDS, 5)
+    m = semantic_masks(pc, ps, "soft", theta_s=0.2)
+    ade = {n: i for i, n in enumerate(ADE20K_LABELS)}
+    # style building = cut house + cut sink + ... (id 48 is sink), not renormalised
+    cut = torch.where(ps >= 0.2, ps, torch.zeros_like(ps))
+    building = sum(cut[ade[n]] for n in ("house", "building", "sink", "wall", "hovel", "tower"))
+    torch.testing.assert_close(m.style[m.labels.index("building")], building, atol=1e-6, rtol=0)
+    assert float(cut[ade["sink"]].amax()) > 0  # sink did reach the cutoff and went into building
+    # skyscraper (id 49) is no member: it is a label of its own when the style has it
+    assert "skyscraper" not in m.labels  # the style has none
+    # content water: lake is absent from the style, so it is dropped *before* the merge
+    present = cut.flatten(1).amax(1) > 0
+    assert not bool(present[ade["lake"]]) and bool(present[ade["sea"]])
+    kept = pc * present[:, None, None]
+    q = kept / (kept.sum(0) + 1e-6)
+    qcut = torch.where(q >= 0.2, q, torch.zeros_like(q))
+    water = sum(qcut[ade[n]] for n in ("water", "sea", "river", "lake"))
+    torch.testing.assert_close(m.content[m.labels.index("water")], water, atol=1e-6, rtol=0)
+    assert float(qcut[ade["lake"]].abs().max()) == 0.0
+
+
+def test_authors_presence_rule():
+    names = ("a", "b", "c", "d")
+    # one pixel of c at exactly the cutoff: present (their cut keeps values equal to it);
+    # d is the argmax nowhere but reaches the cutoff at one pixel: present; b is below it everywhere
+    style = torch.tensor([[0.75, 0.5], [0.5, 0.5]]).expand(4, 2, 2).clone()
+    style[:, 0, 0] = torch.tensor([0.75, 0.0, 0.25, 0.0])
+    style[:, 0, 1] = torch.tensor([0.5, 0.125, 0.0, 0.375])
+    style[:, 1, 0] = torch.tensor([0.875, 0.125, 0.0, 0.0])
+    style[:, 1, 1] = torch.tensor([0.875, 0.125, 0.0, 0.0])
+    content = torch.full((4, 3, 3), 0.25)
+    m = semantic_masks(content, style, "soft", theta_s=0.25, merge=(), label_names=names)
+    assert m.labels == ("a", "c", "d")
+    # a merged group is present when any member is: b + c as one label
+    g = semantic_masks(content, style, "soft", theta_s=0.25, merge={"bc": ["b", "c"]}, label_names=names)
+    assert g.labels == ("a", "bc", "d")
+    torch.testing.assert_close(g.style[1], torch.where(style[2] >= 0.25, style[2], torch.zeros(2, 2)))
+    # just above the cutoff value, c drops out
+    m2 = semantic_masks(content, style, "soft", theta_s=0.2500001, merge=(), label_names=names)
+    assert m2.labels == ("a", "d")
+    # the merged pipeline's argmax-fraction rule gives another answer on the same stacks
+    merged = semantic_masks(content, style, "soft", soft_pipeline="merged", theta_s=0.25, merge=(),
+                            label_names=names, min_style_fraction=0.3)
+    assert merged.labels == ("a",)
+
+
+def test_authors_style_masks_are_not_renormalised_and_content_masks_are():
+    pc = ade_probs(16, 10, CONTENT_BANDS, 6)
+    ps = ade_probs(15, 10, STYLE_BANDS, 7)
+    m = semantic_masks(pc, ps, "soft", theta_s=0.2, merge=())
+    ade = [ADE20K_LABELS.index(n) for n in m.labels]
+    cut = torch.where(ps >= 0.2, ps, torch.zeros_like(ps))
+    torch.testing.assert_close(m.style, cut[ade], atol=0, rtol=0)  # a copy of the cut probabilities
+    assert float(m.style.sum(0).max()) < 1.0  # sums below 1 where the tail was cut
+    # the content is divided by its probability over the style's classes (+ their 1e-6) before the cut
+    kept = pc[ade]
+    q = kept / (kept.sum(0) + 1e-6)
+    torch.testing.assert_close(m.content, torch.where(q >= 0.2, q, torch.zeros_like(q)), atol=1e-6, rtol=0)
+    assert float((q.sum(0) - kept.sum(0) / (kept.sum(0) + 1e-6)).abs().max()) < 1e-6
+
+
+def test_authors_theta_s_edge_cases():
+    pc = ade_probs(12, 8, CONTENT_BANDS, 8)
+    ps = ade_probs(10, 8, STYLE_BANDS, 9)
+    # theta_s -> 0: every class with some probability is present and nothing is cut
+    tiny = semantic_masks(pc, ps, "soft", theta_s=1e-30, merge=())
+    assert tiny.labels == ADE20K_LABELS
+    torch.testing.assert_close(tiny.style, ps, atol=0, rtol=0)
+    torch.testing.assert_close(tiny.content, pc / (pc.sum(0) + 1e-6), atol=1e-7, rtol=0)
+    # theta_s = 1: a one-hot style pixel makes its class present, but their + 1e-6 leaves every
+    # renormalised content value below 1, so no content pixel survives: an error, not empty masks
+    names = ("a", "b", "c")
+    style = torch.tensor([[[1.0, 0.5]], [[0.0, 0.5]], [[0.0, 0.0]]])
+    content = torch.tensor([[[1.0, 0.0, 0.4]], [[0.0, 1.0, 0.6]], [[0.0, 0.0, 0.0]]])
+    assert float(torch.tensor(1.0) / (torch.tensor(1.0) + 1e-6)) < 1.0
+    with pytest.raises(PhotostyleError, match="no label of the style keeps a content pixel at theta_s=1.0"):
+        semantic_masks(content, style, "soft", theta_s=1.0, merge=(), label_names=names)
+    # just below 1: the style's half-certain pixel is cut; restricted to {a} and renormalised, the
+    # content's 0.4 becomes 0.4 / (0.4 + 1e-6) and is kept
+    near = semantic_masks(content, style, "soft", theta_s=0.999, merge=(), label_names=names)
+    assert near.labels == ("a",)
+    torch.testing.assert_close(near.style, torch.tensor([[[1.0, 0.0]]]))
+    torch.testing.assert_close(near.content, torch.tensor([[[1 / (1 + 1e-6), 0.0, 0.4 / (0.4 + 1e-6)]]]))
+    # no class reaches theta_s in the style (random segmenter weights: probabilities near 1/150)
+    flat = torch.full((150, 6, 6), 1 / 150)
+    with pytest.raises(PhotostyleError, match="soft_pipeline='merged'"):
+        semantic_masks(flat, flat, "soft", theta_s=0.2)
+    with pytest.raises(PhotostyleError, match="soft_pipeline"):
+        semantic_masks(flat, flat, "soft", soft_pipeline="luan")
+    with pytest.raises(PhotostyleError, match="merge table"):
+        semantic_masks(flat, flat, "soft", merge="authors")
+
+
+def test_authors_keep_style_labels_empty_in_the_content():
+    # style: sky and tree; content: sky only (tree never reaches the cutoff there)
+    pc = ade_probs(12, 8, [{3: 8.0}], 10)
+    ps = ade_probs(12, 8, [{3: 8.0}, {5: 8.0}], 11)
+    authors = semantic_masks(pc, ps, "soft", theta_s=0.2)
+    assert authors.labels == ("sky", "tree") and float(authors.content[1].abs().max()) == 0.0
+    assert authors.dropped_style_labels == ()
+    merged = semantic_masks(pc, ps, "soft", soft_pipeline="merged", theta_s=0.2)
+    assert merged.labels == ("sky",) and merged.dropped_style_labels == ("tree",)
+    assert merged.pipeline == "merged"
+    # content labels the style lacks are reported
+    pc2 = ade_probs(12, 8, [{3: 8.0}, {13: 8.0}], 12)
+    assert "person" in semantic_masks(pc2, ps, "soft", theta_s=0.2).dropped_content_labels
+
+
+def test_hard_masks_ignore_the_soft_pipeline():
+    pc = ade_probs(12, 8, CONTENT_BANDS, 13)
+    ps = ade_probs(10, 8, STYLE_BANDS, 14)
+    a = semantic_masks(pc, ps, "hard", soft_pipeline="authors")
+    b = semantic_masks(pc, ps, "hard", soft_pipeline="merged")
+    assert a.pipeline == b.pipeline == "merged" and a.labels == b.labels
+    assert torch.equal(a.content, b.content) and torch.equal(a.style, b.style)
+
+
+def test_authors_merge_table_is_their_list():
+    assert [ids for _, ids in AUTHORS_MERGE_IDS] == [tuple(x) for x in THEIR_MERGE_LIST]
+    assert [g.name for g in AUTHORS_MERGES] == THEIR_GROUP_NAMES
+    for g, ids in zip(AUTHORS_MERGES, THEIR_MERGE_LIST):
+        assert g.members == tuple(ADE20K_LABELS[i - 1] for i in ids) and g.reason
+    building = next(g for g in AUTHORS_MERGES if g.name == "building")
+    assert ADE20K_LABELS[47] == "sink" and ADE20K_LABELS[48] == "skyscraper"
+    assert "sink" in building.members and "skyscraper" not in building.members
+    members = [m for g in AUTHORS_MERGES for m in g.members]
+    assert len(members) == len(set(members)) == 43
 
 
 def _write_png(path, rgb: np.ndarray) -> None:
@@ -284,7 +491,7 @@ def test_gold_and_segmenter_masks_are_interchangeable(segmenter, image, tmp_path
     style_image = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(1))
     pc, ps = segmenter.probabilities(image), segmenter.probabilities(style_image)
     # random weights give near-uniform probabilities: theta_s below 1/150 keeps them all
-    soft = semantic_masks(pc, ps, "soft", theta_s=1e-3, min_style_fraction=0.0)
+    soft = semantic_masks(pc, ps, "soft", soft_pipeline="merged", theta_s=1e-3, min_style_fraction=0.0)
     hard = semantic_masks(pc, ps, "hard")
     for m in (gold, soft, hard):
         assert type(m) is SemanticMasks
@@ -365,7 +572,7 @@ def test_cache_keeps_tiny_probabilities_that_restriction_needs(image, tmp_path):
     # restricted to a style of sky and tree, the pixel goes to sky, 3:1 over tree
     style = torch.zeros(150, 8, 8)
     style[2, :4], style[4, 4:] = 1.0, 1.0
-    soft = semantic_masks(got, style, "soft", theta_s=0.01, merge=())
+    soft = semantic_masks(got, style, "soft", soft_pipeline="merged", theta_s=0.01, merge=())
     assert soft.labels == ("sky", "tree") and "person" in soft.dropped_content_labels
     torch.testing.assert_close(soft.content[:, 0, 0], torch.tensor([0.75, 0.25]), atol=0.02, rtol=0)
     hard = semantic_masks(got, style, "hard", merge=())
