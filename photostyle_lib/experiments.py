@@ -93,7 +93,7 @@ class Settings:
         iterations: loss evaluations per run (the paper: 500).
         weights: VGG-19 weights, "imagenet", "random" (smoke tests only) or a file.
         segmenter: ADE20K segmenter for hard / soft masks: None (the default
-            checkpoint), "paper-scales" (the default, five input scales: the paper profile),
+            checkpoint), "paper-scales" (the default, the authors' four input scales: the paper profile),
             "random-tiny" (CI) or a checkpoint (pipeline.segmenter_from_name).
         device: "auto", "cpu", "cuda", ...
         theta_s: soft-mask cutoff, in (0, 1] (the authors' code: 0.2).
@@ -663,8 +663,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "06_metrics": {"pair_ids": [8, 16, 1]},  # three pairs, so the intervals are computed
     },
     # The paper's settings (sections 4-5): 700 px, 500 iterations, ImageNet VGG-19,
-    # the default ADE20K segmenter averaged over the authors' five scales (short side 300-600),
-    # theta_s 0.2 and max-pooled masks as the authors' code.
+    # the default ADE20K segmenter averaged over the authors' four scales (short sides 300-600),
+    # the authors' soft-mask pipeline (runs.SOFT_PIPELINE), theta_s 0.2 and max-pooled masks
+    # as the authors' code.
     "paper": {
         "*": {"size": 700, "iterations": 500, "weights": "imagenet", "segmenter": "paper-scales", "device": "auto",
               "theta_s": 0.2, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,

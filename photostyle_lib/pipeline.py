@@ -45,7 +45,8 @@ def segmenter_from_name(name: str | None, device: str = "auto"):
 
     ``None``: the default checkpoint (or ``$PHOTOSTYLE_SEGMENTER``); a hub id
     or a directory; ``"paper-scales"``: the default checkpoint with softmax
-    averaged over the paper's code's five input scales (short side 300-600);
+    averaged over the authors' code's four input scales (short sides 300, 400,
+    500, 600: ``segmentation.PAPER_SCALES``);
     ``"random"``: random weights, the default architecture (timing);
     ``"random-tiny"``: random weights, a tiny model (tests, CI).
     """
@@ -61,14 +62,16 @@ def segmenter_from_name(name: str | None, device: str = "auto"):
 
 def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfig, *,
                content_mask: str | os.PathLike | None = None, style_mask: str | os.PathLike | None = None,
-               unmatched: str = "error", segmenter: Any = None) -> SemanticMasks | None:
+               unmatched: str = "error", segmenter: Any = None,
+               soft_pipeline: str = "authors") -> SemanticMasks | None:
     """The masks ``config`` asks for.
 
     * ``segmentation == "none"``: None.
     * mask files given: gold / user masks read from them (whatever the mode).
     * "soft" / "hard" without files: the ADE20K segmenter (``segmenter``: an
       ADE20KSegmenter, a checkpoint name, or None for the default one), with
-      ``config.theta_s`` for soft masks.
+      ``config.theta_s`` and ``soft_pipeline`` ("authors", the paper profile,
+      or "merged": see ``segmentation.semantic_masks``) for soft masks.
     * "gold" without files: an error.
     """
     if not config.uses_masks:
@@ -84,7 +87,8 @@ def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfi
 
     seg = segmenter_for(segmenter, config.device)
     return segmentation.semantic_masks(seg.probabilities(content), seg.probabilities(style),
-                                       mode=config.segmentation, theta_s=config.theta_s)
+                                       mode=config.segmentation, theta_s=config.theta_s,
+                                       soft_pipeline=soft_pipeline)
 
 
 def segmenter_for(segmenter: Any, device: str = "auto"):
@@ -110,6 +114,7 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
               "content_mask": None if content_mask is None else str(content_mask),
               "style_mask": None if style_mask is None else str(style_mask),
               "mask_kind": None if masks is None else masks.kind,
+              "mask_pipeline": None if masks is None else masks.pipeline,
               "dropped_content_labels": [] if masks is None else list(masks.dropped_content_labels)}
     if masks is not None and masks.kind in ("hard", "soft"):
         seg = segmenter_for(segmenter, config.device)

@@ -50,6 +50,12 @@ PUBLISHED = ("luan_published",)
 METHODS: tuple[str, ...] = tuple(PRESETS) + COLOUR_TRANSFER + PUBLISHED
 MASK_MODES = ("gold", "hard", "soft", "none")
 _FORMAT = 2
+#: The probability -> soft masks maths of segmenter runs (segmentation.semantic_masks's soft_pipeline).
+SOFT_PIPELINE = "authors"
+#: Raised when segmenter masks change meaning for the same spec; part of the key of hard and soft
+#: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
+#: random segmenter's peaked head.
+_SEGMENTER_MASKS_FORMAT = 2
 SEGMENTER_ENV_VAR = "PHOTOSTYLE_SEGMENTER"  # segmentation.CHECKPOINT_ENV, without importing transformers
 
 
@@ -66,8 +72,8 @@ class RunSpec:
         iterations: loss evaluations (presets only).
         weights: VGG weights, "imagenet" | "random" | path.
         segmenter: ADE20K checkpoint for hard/soft masks: None (the default
-            checkpoint), "paper-scales" (the default, averaged over the paper's
-            five scales), "random" (random weights, the default architecture),
+            checkpoint), "paper-scales" (the default, averaged over the authors'
+            four scales, short sides 300-600), "random" (random weights, the default architecture),
             "random-tiny" (random weights, a tiny model: CI), or a hub id / path
             (see pipeline.segmenter_from_name).
         overrides: extra TransferConfig fields as sorted (name, value) pairs,
@@ -137,6 +143,7 @@ class RunSpec:
             parts["weights"] = weights_identity(self.weights, self.seed)
             if mode in ("hard", "soft"):
                 parts["segmenter"] = [self.segmenter, os.environ.get(SEGMENTER_ENV_VAR)]
+                parts["segmenter_masks"] = [_SEGMENTER_MASKS_FORMAT, SOFT_PIPELINE if mode == "soft" else None]
         blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
@@ -177,7 +184,8 @@ class RunRecord:
         with np.load(p, allow_pickle=False) as z:
             return SemanticMasks(torch.from_numpy(z["content"].astype(np.float32)),
                                  torch.from_numpy(z["style"].astype(np.float32)),
-                                 tuple(str(x) for x in z["labels"]), kind=str(z["kind"]))
+                                 tuple(str(x) for x in z["labels"]), kind=str(z["kind"]),
+                                 pipeline=str(z["pipeline"]) or None if "pipeline" in z.files else None)
 
     def losses(self) -> pd.DataFrame | None:
         p = self.directory / "losses.csv"
@@ -199,8 +207,9 @@ def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.T
     seg = segmenter_from_name(spec.segmenter, device)
     cache = segmentation.SegmentationCache(cache_dir / "segmentation")
     cp, sp = cache.probabilities(seg, content), cache.probabilities(seg, style)
-    masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s)
-    return masks, {"segmenter": seg.describe(), "segmenter_random_weights": seg.weights == "random"}
+    masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s, soft_pipeline=SOFT_PIPELINE)
+    return masks, {"segmenter": seg.describe(), "segmenter_random_weights": seg.weights == "random",
+                   "mask_pipeline": masks.pipeline}
 
 
 class _PeakRSS:
@@ -312,7 +321,7 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
             masks, seg_md = _make_masks(spec, pair, content, style, cfg.segmentation, cfg.theta_s, cache, str(dev))
             np.savez_compressed(out / "masks.npz", content=masks.content.numpy().astype(np.float16),
                                 style=masks.style.numpy().astype(np.float16), labels=np.array(masks.labels),
-                                kind=np.array(masks.kind))
+                                kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or ""))
         result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback)
         random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
         text = RANDOM_WEIGHTS_TEXT if random else None

@@ -473,6 +473,21 @@ def test_authors_merge_table_is_their_list():
     assert len(members) == len(set(members)) == 43
 
 
+def test_tiny_random_segmenter_is_peaked_enough_for_the_authors_pipeline(segmenter, image):
+    style_image = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(1))
+    pc, ps = segmenter.probabilities(image), segmenter.probabilities(style_image)
+    assert float(pc.amax(0).mean()) > 0.5  # not the 1/150 of a default-initialised head
+    m = semantic_masks(pc, ps, "soft", theta_s=0.2)
+    assert m.pipeline == "authors" and m.num_labels >= 1 and float(m.content.amax()) >= 0.2
+
+
+def test_paper_scales_are_the_authors_image_sizes():
+    from photostyle_lib.segmentation import CSAIL_SCALES, PAPER_SCALES
+
+    assert PAPER_SCALES == (300, 400, 500, 600)  # --imgSize default of their segment.py
+    assert CSAIL_SCALES == (300, 375, 450, 525, 600) and PAPER_SCALES != CSAIL_SCALES
+
+
 def _write_png(path, rgb: np.ndarray) -> None:
     Image.fromarray(rgb.astype(np.uint8), "RGB").save(path)
 
@@ -490,7 +505,7 @@ def test_gold_and_segmenter_masks_are_interchangeable(segmenter, image, tmp_path
 
     style_image = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(1))
     pc, ps = segmenter.probabilities(image), segmenter.probabilities(style_image)
-    # random weights give near-uniform probabilities: theta_s below 1/150 keeps them all
+    # the merged pipeline with a tiny cutoff and every argmax label counted as present
     soft = semantic_masks(pc, ps, "soft", soft_pipeline="merged", theta_s=1e-3, min_style_fraction=0.0)
     hard = semantic_masks(pc, ps, "hard")
     for m in (gold, soft, hard):
