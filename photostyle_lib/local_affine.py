@@ -82,6 +82,11 @@ Departures from the CUDA code
   fit is symmetric in the colour channels, so the maths is the same.
 * ``clip`` (default True) clips to [0, 1] as their PNG writer did; the 8-bit
   quantisation of the PNG is not applied.
+* Both images must lie in [0, 1] here; theirs smooths the optimiser's current
+  image unclipped (it may stray slightly outside [0, 1]).
+* Their smoothing runs inside the optimisation's objective function, on the
+  iterate of every ``save_iter``-th evaluation (the 1000th for ``best*_t_1000``);
+  here it is a separate function of the final image.
 
 Speed: step 2 costs (2 R + 1)^2 = 961 weights per pixel.  The numpy entry point runs
 it as a numba kernel (threads: ``NUMBA_NUM_THREADS``), or, without numba, as a loop

@@ -186,7 +186,7 @@ def test_torch_matches_numpy_at_default_parameters(rng):
 ])
 def test_bad_input_is_one_line_error(output_shape, content_shape, kwargs, words):
     output, content = np.full(output_shape, 0.5), np.full(content_shape, 0.5)
-    with pytest.raises(PhotostyleError, match=None) as info:
+    with pytest.raises(PhotostyleError) as info:
         smooth_local_affine(output, content, **kwargs)
     msg = str(info.value)
     assert words in msg and "\n" not in msg
