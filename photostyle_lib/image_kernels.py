@@ -204,50 +204,85 @@ if AVAILABLE:
                     img[y, x, c] += a * (img[y + 1, x, c] - img[y, x, c])
 
     @njit(cache=True, nogil=True)
-    def _match_axis(x, ref, n_bins, change, counts, ref_cum):  # pragma: no cover - compiled
+    def _match_axis(x, ref, lo, hi, n_bins, change, work):  # pragma: no cover - compiled
         n = x.size
         m = ref.size
-        lo = min(x.min(), ref.min())
-        hi = max(x.max(), ref.max())
         if not hi > lo:          # every value equal: nothing to move
             change[:] = 0.0
             return
         scale = n_bins / (hi - lo)
-        counts[:] = 0
-        ref_cum[:] = 0
+        # Per bin b: counts (then cumulative: number of values in bins < b) and the
+        # smallest and largest value, for the content (c*) and the reference (r*).
+        c_cum = work[0]
+        r_cum = work[1]
+        c_min, c_max, r_min, r_max, low, high = work[2], work[3], work[4], work[5], work[6], work[7]
+        c_cum[:] = 0.0
+        r_cum[:] = 0.0
+        c_min[:] = np.inf
+        r_min[:] = np.inf
+        c_max[:] = -np.inf
+        r_max[:] = -np.inf
         for i in range(m):
-            b = min(int((ref[i] - lo) * scale), n_bins - 1)
-            ref_cum[b + 1] += 1
-        for b in range(n_bins):
-            ref_cum[b + 1] += ref_cum[b]
+            v = ref[i]
+            b = min(int((v - lo) * scale), n_bins - 1)
+            r_cum[b + 1] += 1.0
+            r_min[b] = min(r_min[b], v)
+            r_max[b] = max(r_max[b], v)
         for i in range(n):
-            b = min(int((x[i] - lo) * scale), n_bins - 1)
-            counts[b + 1] += 1
-        # counts[b] becomes the number of values in bins < b (its cumulative form).
+            v = x[i]
+            b = min(int((v - lo) * scale), n_bins - 1)
+            c_cum[b + 1] += 1.0
+            c_min[b] = min(c_min[b], v)
+            c_max[b] = max(c_max[b], v)
         for b in range(n_bins):
-            counts[b + 1] += counts[b]
+            c_cum[b + 1] += c_cum[b]
+            r_cum[b + 1] += r_cum[b]
+        # Content bin b holds the content's quantiles [c_cum[b], c_cum[b+1]] / n; low[b]
+        # and high[b] are where the reference holds the same quantiles, its values
+        # spread linearly between the smallest and largest of each reference bin. The
+        # start is taken right-continuous and the end left-continuous, so the bin lands
+        # on the reference's mass, not on an empty stretch next to it. Both are merges
+        # of the two cumulative histograms.
         ratio = m / n
+        first = 0
+        while r_cum[first + 1] == 0.0:
+            first += 1
         last = n_bins - 1
-        while ref_cum[last + 1] == ref_cum[last]:
+        while r_cum[last + 1] == r_cum[last]:
             last -= 1
+        j = first
+        for b in range(n_bins):
+            qm = c_cum[b] * ratio
+            while j < last and r_cum[j + 1] <= qm:
+                j += 1
+            frac = min(1.0, max(0.0, (qm - r_cum[j]) / (r_cum[j + 1] - r_cum[j])))
+            low[b] = r_min[j] + (r_max[j] - r_min[j]) * frac
+        j = first
+        for b in range(n_bins):
+            qm = c_cum[b + 1] * ratio
+            while j < last and r_cum[j + 1] < qm:
+                j += 1
+            frac = min(1.0, max(0.0, (qm - r_cum[j]) / (r_cum[j + 1] - r_cum[j])))
+            high[b] = r_min[j] + (r_max[j] - r_min[j]) * frac
+        # A bin holding a single value (ties) goes where the reference holds the middle
+        # of its quantiles, as by its mid-rank; in the others, map linearly from
+        # [c_min, c_max] to [low, high].
+        j = first
+        for b in range(n_bins):
+            qm = 0.5 * (c_cum[b] + c_cum[b + 1]) * ratio
+            while j < last and r_cum[j + 1] <= qm:
+                j += 1
+            width = c_max[b] - c_min[b]
+            if width > 0.0:
+                c_max[b] = (high[b] - low[b]) / width      # reused: the slope
+            else:
+                frac = min(1.0, max(0.0, (qm - r_cum[j]) / (r_cum[j + 1] - r_cum[j])))
+                low[b] = r_min[j] + (r_max[j] - r_min[j]) * frac
+                c_max[b] = 0.0
         for i in range(n):
-            t = (x[i] - lo) * scale
-            b = min(int(t), n_bins - 1)
-            below = counts[b]
-            # F(x) * m, F the content CDF taken linear inside each bin.
-            qm = (below + (counts[b + 1] - below) * (t - b)) * ratio
-            # The reference bin j holding quantile qm: smallest j with ref_cum[j + 1] > qm.
-            lo_j = 0
-            hi_j = last
-            while lo_j < hi_j:
-                mid = (lo_j + hi_j) // 2
-                if ref_cum[mid + 1] > qm:
-                    hi_j = mid
-                else:
-                    lo_j = mid + 1
-            start = ref_cum[lo_j]
-            frac = min(1.0, max(0.0, (qm - start) / (ref_cum[lo_j + 1] - start)))
-            change[i] = lo + (lo_j + frac) / scale - x[i]
+            v = x[i]
+            b = min(int((v - lo) * scale), n_bins - 1)
+            change[i] = low[b] + c_max[b] * (v - c_min[b]) - v
 
     @njit(cache=True, nogil=True)
     def _idt(colours, reference, rotations, n_bins):  # pragma: no cover - compiled
@@ -256,20 +291,28 @@ if AVAILABLE:
         proj = np.empty((3, n))
         ref_proj = np.empty((3, m))
         change = np.empty((3, n))
-        counts = np.empty(n_bins + 1, np.int64)
-        ref_cum = np.empty(n_bins + 1, np.int64)
+        work = np.empty((8, n_bins + 1))
         for k in range(rotations.shape[0]):
             rot = rotations[k]
             for a in range(3):
+                r0, r1, r2 = rot[0, a], rot[1, a], rot[2, a]
+                lo = np.inf
+                hi = -np.inf
                 for i in range(n):
-                    proj[a, i] = rot[0, a] * colours[0, i] + rot[1, a] * colours[1, i] + rot[2, a] * colours[2, i]
+                    v = r0 * colours[0, i] + r1 * colours[1, i] + r2 * colours[2, i]
+                    proj[a, i] = v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
                 for i in range(m):
-                    ref_proj[a, i] = (rot[0, a] * reference[0, i] + rot[1, a] * reference[1, i]
-                                      + rot[2, a] * reference[2, i])
-                _match_axis(proj[a], ref_proj[a], n_bins, change[a], counts, ref_cum)
+                    v = r0 * reference[0, i] + r1 * reference[1, i] + r2 * reference[2, i]
+                    ref_proj[a, i] = v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
+                _match_axis(proj[a], ref_proj[a], lo, hi, n_bins, change[a], work)
             for c in range(3):
+                r0, r1, r2 = rot[c, 0], rot[c, 1], rot[c, 2]
                 for i in range(n):
-                    colours[c, i] += rot[c, 0] * change[0, i] + rot[c, 1] * change[1, i] + rot[c, 2] * change[2, i]
+                    colours[c, i] += r0 * change[0, i] + r1 * change[1, i] + r2 * change[2, i]
 
 
 def laplacian_csr(image: np.ndarray, eps: float, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -326,14 +369,21 @@ def idt_iterations(colours: np.ndarray, reference: np.ndarray, rotations: np.nda
     rotations: (K, 3, 3) float64, columns the rotated axes, applied in order.
 
     For each rotation R, on each axis a (coordinates x = R[:, a]^T colours and
-    r = R[:, a]^T reference) the value x moves to Q_r(F_x(x)), where, on n_bins
-    equal bins spanning [min(x, r), max(x, r)], F_x is the content's empirical
-    CDF and Q_r the inverse of the reference's, both taken linear inside each
-    bin. This departs from the exact match of
+    r = R[:, a]^T reference), on n_bins equal bins spanning [min(x, r), max(x, r)]:
+    the content values in a bin hold a range of the content's quantiles; they are
+    spread linearly, in order, from their smallest to their largest, over the
+    stretch where the reference holds the same quantiles (the reference's values
+    in turn taken spread linearly between the smallest and largest of each of its
+    bins). A bin holding a single value goes where the reference holds the
+    middle of its quantiles, as by its mid-rank. This departs from the exact match of
     :func:`photostyle_lib.baselines._match_1d` (mid-ranks and the sorted
-    reference) by at most one bin's content mass in quantile and one bin width
-    in value, and costs O(N + M) per axis instead of a sort; equal values still
-    move together, and a content equal to the reference is left as it is.
+    reference) only inside a bin holding several distinct values, where a value
+    lands by its position between them rather than by its rank; with bins fine
+    enough that each holds one distinct value the two agree up to the reference's
+    spread inside its bins. It costs O(N + M + n_bins) per axis instead of a
+    sort; the map is increasing, so equal values move together and the order of
+    values is kept, and a content equal to the reference is left as it is (to
+    rounding).
     (python-color-transfer's ``pdf_transfer`` also matches on histograms, of 300 bins.)
     """
     _idt(colours, reference, rotations, int(n_bins))
