@@ -266,3 +266,12 @@ def test_idt_on_the_dataset_pair_beats_the_content_and_stays_near_exact(data_dir
     assert d_fast < 0.1 * sliced_wasserstein(content, style)
     assert d_fast < 1.1 * d_exact
     assert np.abs(fast - exact).mean() < 0.01
+
+
+def test_without_numba_pitie_idt_runs_the_exact_match(colour_pair, monkeypatch):
+    from photostyle_lib import image_kernels
+
+    content, style = colour_pair
+    monkeypatch.setattr(image_kernels, "AVAILABLE", False)
+    assert np.allclose(pitie_idt(content, style, iterations=4, seed=2), _exact_idt(content, style, 4, 2),
+                       rtol=0, atol=1e-14)

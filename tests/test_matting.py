@@ -282,3 +282,11 @@ def test_photorealism_loss_bad_input(tiny_image):
         laplacian_energy(np.zeros((h, w + 1, 3)), tiny_image)
     with pytest.raises(PhotostyleError, match="NaN"):
         laplacian_energy(np.full((h, w, 3), np.nan), lap)
+
+
+def test_without_numba_the_laplacian_is_the_numpy_reference(tiny_image, monkeypatch):
+    from photostyle_lib import image_kernels
+
+    monkeypatch.setattr(image_kernels, "AVAILABLE", False)
+    lap = matting_laplacian(tiny_image)
+    assert rel_diff(lap.toarray(), dense_laplacian(tiny_image, 1e-7, 1)) < 1e-8 and lap.has_sorted_indices

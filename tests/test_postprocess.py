@@ -257,3 +257,12 @@ def test_matches_opencv_domain_transform_when_installed():
                                        mode=cv2.ximgproc.DTF_RF, numIters=3)
         assert np.abs(ours - theirs).max() < 1e-5        # float32 rounding; the task asks for 1/255
         assert np.abs(ours - image).max() > 0.05
+
+
+def test_without_numba_the_filter_runs_the_numpy_reference(tiny_image, monkeypatch):
+    from photostyle_lib import image_kernels
+
+    image = np.random.default_rng(19).random(tiny_image.shape)
+    expected = reference_recursive_filter(image, 60.0, 100 / 255, 3, tiny_image)
+    monkeypatch.setattr(image_kernels, "AVAILABLE", False)
+    assert np.allclose(recursive_filter(image, 60.0, 100 / 255, 3, joint=tiny_image), expected, rtol=0, atol=1e-12)
