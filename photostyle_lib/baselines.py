@@ -164,14 +164,18 @@ def pitie_idt(content: Any, style: Any, iterations: int = DEFAULT_IDT_ITERATIONS
 
     Notes
     -----
-    The 1-D match: with numba (a dependency) each axis is matched on a histogram
+    The 1-D match: with numba (a dependency) each axis is matched on histograms
     of :data:`photostyle_lib.image_kernels.IDT_BINS` = 4096 equal bins spanning
-    both images' coordinates, the content's CDF and the style's quantile function
-    taken linear inside each bin (:func:`photostyle_lib.image_kernels.idt_iterations`);
-    O(N) per axis, and within a bin's mass of the exact match by ranks
-    (:func:`_match_1d`, used without numba and as the tests' reference).
-    ``ALGORITHMS.md`` describes the step as quantile (histogram) matching; either
-    form fits it.
+    both images' coordinates (:func:`photostyle_lib.image_kernels.idt_iterations`):
+    O(N) per axis instead of a sort. It equals the exact match by mid-ranks
+    (:func:`_match_1d`, used without numba and as the tests' reference) except
+    inside bins that hold several distinct values, where values are placed by
+    their position between the bin's smallest and largest rather than by rank
+    (within the bin's share of the quantiles). On pair 1 at 700 x 437 px the two
+    differ by 0.004 on average (about 1/255) after 20 rotations, and both end at
+    the same distance to the style's colours (``metrics.style_distance`` 0.45 vs
+    0.45 Delta-E). ``ALGORITHMS.md`` describes the step as quantile (histogram)
+    matching; either form fits it.
 
     Pitie et al. (2007) regrain by minimising, over the output t,
     ``phi * ||grad t - grad I||^2 + psi * ||t - t_IDT||^2`` with weights that depend

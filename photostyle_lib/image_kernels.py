@@ -11,11 +11,14 @@ Three loops that numpy can only express with many passes over the image:
   transfer for :func:`photostyle_lib.baselines.pitie_idt`, with a binned quantile
   match (see its docstring for how it departs from the exact match).
 
-Each public function here is private to the package: the modules named above call
-it when numba is importable (:data:`AVAILABLE`) and keep their numpy code as the
-reference the tests compare with. The kernels run serially on one core, in
-float64, without ``fastmath``, so they repeat the reference's arithmetic (to
-rounding where the order of a sum differs) and are deterministic.
+The functions here are private to the package: the modules named above call them
+when numba is importable (:data:`AVAILABLE`) and keep their numpy code as the
+fallback and as the reference the tests compare with. The kernels run serially on
+one core, in float64, without ``fastmath``, and are deterministic. The Laplacian
+and filter kernels repeat the reference's arithmetic (to rounding where the order
+of a sum differs); the IDT kernel replaces the reference's sort by a histogram, a
+documented approximation. numba compiles them on first use and caches the result
+beside this file (``cache=True``).
 """
 
 from __future__ import annotations
