@@ -11,14 +11,19 @@ i.e. 437 rows x 700 columns at 700) it times, on the CPU:
 * ``loss_grad``: one forward + backward of ``matting.photorealism_loss`` (float32,
   torch sparse CSR), what one optimisation step adds;
 * ``rf``: ``postprocess.recursive_filter`` (sigma_s 60, sigma_r 100/255, 3 iterations,
-  3 channels) and ``refine``, the paper's eq. (9) (two filters, run as one on 6 channels).
+  3 channels), next to OpenCV's ``ximgproc.dtFilter(..., DTF_RF)`` (float32, one
+  thread) when OpenCV's contrib modules are importable (``pip install
+  opencv-contrib-python-headless``; not a dependency), with the largest difference
+  between the two; and ``refine``, the paper's eq. (9) (two filters, run as one on
+  6 channels).
 
 The image is the dataset's in1.png ($PHOTOSTYLE_DATA, ./data/luan2017 or
 ../shared/data/luan2017) resized to each size, or a seeded smooth image with noise
 when it is absent. Each time is the best (minimum) of ``--repeat`` runs after one
-warm-up: on a shared machine the minimum is the least disturbed by other load.
-The numpy / scipy code and pymatting run on one core; torch's sparse product uses
-``--threads`` threads.
+warm-up (numba compilation excluded): on a shared machine the minimum is the least
+disturbed by other load. Ours (numpy, scipy, numba kernels), pymatting and OpenCV
+run on one core; torch's sparse product uses ``--threads`` threads. A peer that is
+not installed is reported as such and its columns are left empty.
 
     python benchmarks/bench_photorealism.py [--sizes 256 512 700] [--repeat 5]
 """
@@ -91,6 +96,17 @@ def main() -> None:
     except ImportError:
         cf_laplacian = None
 
+    try:
+        import cv2
+        dt_filter = cv2.ximgproc.dtFilter
+        cv2.setNumThreads(1)
+    except (ImportError, AttributeError):
+        dt_filter = None
+
+    def opencv_rf(img: np.ndarray) -> np.ndarray:
+        f32 = img.astype(np.float32)
+        return dt_filter(f32, f32, 60.0, 100 / 255, mode=cv2.ximgproc.DTF_RF, numIters=3)
+
     path = find_content_image()
     source = read_rgb_array(path).astype(np.float64) if path is not None else None
     print(f"image: {path if path is not None else 'synthetic (in1.png not found)'}")
@@ -113,20 +129,25 @@ def main() -> None:
         row = {
             "size (HxW)": f"{h}x{w}",
             "loss fwd+bwd [s]": best_time(loss_step, args.repeat),
-            "recursive filter [s]": best_time(lambda: recursive_filter(img, 60.0, 100 / 255, 3, joint=img),
-                                              args.repeat),
+            "rf ours [s]": best_time(lambda: recursive_filter(img, 60.0, 100 / 255, 3, joint=img), args.repeat),
+            "rf opencv [s]": best_time(lambda: opencv_rf(img), args.repeat) if dt_filter else float("nan"),
+            "rf max |ours - opencv|": (float(np.abs(recursive_filter(img, 60.0, 100 / 255, 3) - opencv_rf(img)).max())
+                                       if dt_filter else float("nan")),
             "refine eq. (9) [s]": best_time(lambda: refine(stylised, img), args.repeat),
             "laplacian ours [s]": best_time(lambda: matting_laplacian(img), args.repeat),
             "laplacian pymatting [s]": (best_time(lambda: cf_laplacian(img, epsilon=1e-7, radius=1), args.repeat)
                                         if cf_laplacian is not None else float("nan")),
         }
-        row["ours / pymatting"] = row["laplacian ours [s]"] / row["laplacian pymatting [s]"]
+        row["laplacian ours / pymatting"] = row["laplacian ours [s]"] / row["laplacian pymatting [s]"]
+        row["rf ours / opencv"] = row["rf ours [s]"] / row["rf opencv [s]"]
         rows.append(row)
     table = pd.DataFrame(rows).set_index("size (HxW)")
-    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 200):
-        print(table.to_string())
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 250):
+        print(table.T.to_string())
     if cf_laplacian is None:
-        print("note: pymatting is not installed, so its column is empty (pip install pymatting to compare)")
+        print("pymatting: not installed, so its rows are empty (pip install pymatting to compare)")
+    if dt_filter is None:
+        print("OpenCV ximgproc: not installed, so its rows are empty (pip install opencv-contrib-python-headless)")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ import scipy.sparse
 import torch
 from torch.autograd.function import once_differentiable
 
+from photostyle_lib import image_kernels
 from photostyle_lib.checks import check_image_array, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
 
@@ -92,13 +93,21 @@ def matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> scipy.s
 
     Notes
     -----
-    Fully vectorised: the window statistics and the (2r+1)^4 pairwise terms of
-    every window are computed on planes of window centres, chunk by chunk, and
-    accumulated straight into the (4r+1)^2 diagonals of L, which then become the
-    CSR arrays without any sort. The covariance is computed from centred colours
-    rather than from E[I I^T] - mu mu^T (box sums), because with eps = 1e-7 the
-    regulariser eps/|w| is ~1e-8 and the cancellation error of the box-sum form
-    would be of the same order in flat regions.
+    With numba (a dependency) a compiled kernel
+    (:func:`photostyle_lib.image_kernels.laplacian_csr`) visits the windows one by
+    one and adds the (2r+1)^2 (2r+1)^2 / 2 pairwise terms of each (the form is
+    symmetric) straight into the CSR arrays. Without numba, and as the reference
+    the tests compare it with, :func:`_laplacian_reference` computes the same
+    terms on planes of window centres with numpy. The covariance is computed from
+    centred colours rather than from E[I I^T] - mu mu^T (box sums), because with
+    eps = 1e-7 the regulariser eps/|w| is ~1e-8 and the cancellation error of the
+    box-sum form would be of the same order in flat regions.
+
+    pymatting's ``cf_laplacian`` computes the same matrix (its covariance is also
+    (sum c c^T + eps Id) / |w| over the windows fully inside) but returns it with
+    explicit zeros and repeated column 0 for the missing neighbours of border
+    pixels and int64 indices; the kernel here is faster than it and returns a
+    canonical matrix.
     """
     arr = check_image_array("image", image)
     eps = check_number("eps", eps, low=0.0, low_inclusive=False)
@@ -109,7 +118,17 @@ def matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> scipy.s
         raise PhotostyleError(
             f"image is {h}x{w} (HxW) but matting windows with radius {radius} are {side}x{side}; "
             f"give an image at least {side}x{side} or a smaller radius")
-    diagonals = _laplacian_diagonals(np.ascontiguousarray(arr.transpose(2, 0, 1)), eps, radius)
+    if not image_kernels.AVAILABLE:  # pragma: no cover - numba is a dependency
+        return _laplacian_reference(arr, eps, radius)
+    data, indices, indptr = image_kernels.laplacian_csr(np.ascontiguousarray(arr, dtype=np.float64), eps, radius)
+    mat = scipy.sparse.csr_matrix((data, indices, indptr), shape=(h * w, h * w))
+    mat.has_sorted_indices = True
+    return mat
+
+
+def _laplacian_reference(arr: np.ndarray, eps: float, radius: int) -> scipy.sparse.csr_matrix:
+    """The numpy form of :func:`matting_laplacian` (unchecked arguments): the reference of its kernel."""
+    diagonals = _laplacian_diagonals(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float64), eps, radius)
     return _diagonals_to_csr(diagonals, radius)
 
 

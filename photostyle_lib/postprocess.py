@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
+from photostyle_lib import image_kernels
 from photostyle_lib.checks import check_image_array, check_int, check_number, check_same_size
 
 __all__ = ["recursive_filter", "refine", "screened_poisson", "DEFAULT_SIGMA_S", "DEFAULT_SIGMA_R",
@@ -80,8 +81,14 @@ def recursive_filter(image: Any, sigma_s: float, sigma_r: float, num_iterations:
     Y(n) = Y(n) + V(n+1) (Y(n+1) - Y(n)) right to left. Each iteration filters all
     rows, then all columns.
 
-    The recursion is sequential along a row, so every step updates all rows (and
-    all channels) at once on a contiguous slice of the transposed image.
+    The recursion is sequential along a row. With numba (a dependency) a compiled
+    kernel (:func:`photostyle_lib.image_kernels.recursive_filter_iteration`) runs
+    it in place, several rows at a time; without it, and as the reference the
+    tests compare it with, numpy updates all rows (and channels) at once on a
+    contiguous slice of the transposed image. Both do the same float64 arithmetic.
+    OpenCV's ``ximgproc.dtFilter(..., DTF_RF)`` computes this filter too (equal to
+    ~1e-6 on the paper's parameters, see ``benchmarks/bench_photorealism.py``), but
+    only in float32, on 8-bit or float32 images of at most 4 channels.
     """
     arr = check_image_array("image", image, channels=None)
     sigma_s = check_number("sigma_s", sigma_s, low=0.0, low_inclusive=False)
@@ -91,23 +98,45 @@ def recursive_filter(image: Any, sigma_s: float, sigma_r: float, num_iterations:
     return _recursive_filter(arr, guide, sigma_s, sigma_r, num_iterations)
 
 
-def _recursive_filter(image: np.ndarray, joint: np.ndarray, sigma_s: float, sigma_r: float,
-                      num_iterations: int) -> np.ndarray:
-    """Unchecked :func:`recursive_filter`: image (H, W, C) and joint (H, W, C') float64, any values."""
-    h, w = image.shape[:2]
+def _transform_derivatives(joint: np.ndarray, sigma_s: float, sigma_r: float) -> tuple[np.ndarray, np.ndarray]:
+    """d(n) of the links along rows and along columns, each (H, W); entry 0 of each line is never used."""
+    h, w = joint.shape[:2]
     ratio = sigma_s / sigma_r
-    # d(n) for the link between pixel n-1 and n; entry 0 of each line is never used.
     d_horiz = np.ones((h, w))
     d_horiz[:, 1:] += ratio * np.abs(np.diff(joint, axis=1)).sum(axis=2)
     d_vert = np.ones((h, w))
     d_vert[1:, :] += ratio * np.abs(np.diff(joint, axis=0)).sum(axis=2)
+    return d_horiz, d_vert
+
+
+def _log_a(sigma_s: float, num_iterations: int, i: int) -> float:
+    """log a of iteration i = 1..K: a^d = exp(d * log a), no underflow trouble for tiny sigma_H_i."""
+    k = num_iterations
+    sigma_h = sigma_s * math.sqrt(3.0) * 2.0 ** (k - i) / math.sqrt(4.0 ** k - 1.0)
+    return -math.sqrt(2.0) / sigma_h
+
+
+def _recursive_filter(image: np.ndarray, joint: np.ndarray, sigma_s: float, sigma_r: float,
+                      num_iterations: int) -> np.ndarray:
+    """Unchecked :func:`recursive_filter`: image (H, W, C) and joint (H, W, C') float64, any values."""
+    if not image_kernels.AVAILABLE:  # pragma: no cover - numba is a dependency
+        return _recursive_filter_reference(image, joint, sigma_s, sigma_r, num_iterations)
+    d_horiz, d_vert = image_kernels.transform_derivatives(joint, sigma_s / sigma_r)
+    out = np.array(image, dtype=np.float64, order="C", copy=True)
+    for i in range(1, num_iterations + 1):
+        log_a = _log_a(sigma_s, num_iterations, i)
+        image_kernels.recursive_filter_iteration(out, np.exp(log_a * d_horiz), np.exp(log_a * d_vert))
+    return out
+
+
+def _recursive_filter_reference(image: np.ndarray, joint: np.ndarray, sigma_s: float, sigma_r: float,
+                                num_iterations: int) -> np.ndarray:
+    """The numpy form of :func:`_recursive_filter`: the reference of its kernel."""
+    d_horiz, d_vert = _transform_derivatives(joint, sigma_s, sigma_r)
     d_horiz_t = np.ascontiguousarray(d_horiz.T)           # (W, H): columns become leading axis
     out = np.array(image, dtype=np.float64, order="C", copy=True)
-    k = num_iterations
-    for i in range(1, k + 1):
-        sigma_h = sigma_s * math.sqrt(3.0) * 2.0 ** (k - i) / math.sqrt(4.0 ** k - 1.0)
-        # a^d = exp(d * log a) with log a = -sqrt(2)/sigma_h: no underflow trouble for tiny sigma_h.
-        log_a = -math.sqrt(2.0) / sigma_h
+    for i in range(1, num_iterations + 1):
+        log_a = _log_a(sigma_s, num_iterations, i)
         transposed = np.ascontiguousarray(out.transpose(1, 0, 2))        # (W, H, C)
         _recursive_pass(transposed, np.exp(log_a * d_horiz_t))
         out = np.ascontiguousarray(transposed.transpose(1, 0, 2))         # (H, W, C)

@@ -167,3 +167,111 @@ def test_idt_bad_parameters(colour_pair):
         pitie_idt(content, style, regrain="yes")
     with pytest.raises(PhotostyleError, match="regrain_lambda"):
         pitie_idt(content, style, regrain=True, regrain_lambda=-1)
+
+
+# ---------------------------------------------------------------------------
+# The compiled IDT against the exact rank-based reference
+
+
+def _exact_idt(content, style, iterations, seed):
+    """pitie_idt's rotations with the exact quantile match (baselines._idt_exact), clipped."""
+    from photostyle_lib.baselines import _idt_exact, _random_rotation
+
+    rng = np.random.default_rng(seed)
+    rotations = np.stack([_random_rotation(rng) for _ in range(iterations)])
+    colours = np.ascontiguousarray(content.reshape(-1, 3).T)
+    _idt_exact(colours, np.ascontiguousarray(style.reshape(-1, 3).T), rotations)
+    return np.clip(colours.T.reshape(content.shape), 0, 1)
+
+
+needs_kernels = pytest.mark.skipif(not __import__("photostyle_lib.image_kernels").image_kernels.AVAILABLE,
+                                   reason="numba is not installed")
+
+
+@needs_kernels
+@pytest.mark.parametrize("pair", ["colour_pair", "bimodal_pair", "ramp_pair"])
+def test_compiled_idt_close_to_exact_match(pair, request):
+    content, style = request.getfixturevalue(pair)
+    fast = pitie_idt(content, style, iterations=10, seed=5)
+    exact = _exact_idt(content, style, 10, 5)
+    assert np.abs(fast - exact).mean() < 0.01
+    d_fast, d_exact = sliced_wasserstein(fast, style), sliced_wasserstein(exact, style)
+    assert abs(d_fast - d_exact) < 0.1 * d_exact + 2e-3
+
+
+@needs_kernels
+def test_binned_match_against_rank_match_and_its_invariants():
+    from photostyle_lib.baselines import _match_1d
+    from photostyle_lib.image_kernels import _match_axis
+
+    rng = np.random.default_rng(31)
+    # content: continuous values plus two tied groups (an atom at 0.2, one at 0.75);
+    # reference: two clusters with a gap, of another size
+    x = np.concatenate([rng.normal(0.5, 0.1, 3000), np.full(400, 0.2), np.full(300, 0.75)])
+    rng.shuffle(x)
+    ref = np.concatenate([rng.normal(0.3, 0.05, 1500), rng.normal(0.8, 0.05, 1100)])
+    lo, hi = min(x.min(), ref.min()), max(x.max(), ref.max())
+    change = np.empty_like(x)
+    n_bins = 4096
+    _match_axis(x, ref, lo, hi, n_bins, change, np.empty((8, n_bins + 1)))
+    fast = x + change
+    exact = _match_1d(x, np.sort(ref))
+    # order kept, ties kept
+    order = np.argsort(x, kind="stable")
+    assert np.all(np.diff(fast[order]) >= -1e-12)
+    for atom in (0.2, 0.75):
+        assert np.ptp(fast[x == atom]) == 0.0
+        # a tied group alone in its bin goes where its mid-rank does
+        assert abs(fast[x == atom][0] - exact[x == atom][0]) < 0.01
+    # the matched 1-D distribution is the rank match's (tied groups stay atoms in both)
+    levels = np.linspace(0.01, 0.99, 99)
+    assert np.abs(np.quantile(fast, levels) - np.quantile(exact, levels)).max() < 0.01
+    # and it moved: the content's own quantiles are far from it
+    assert np.abs(np.quantile(x, levels) - np.quantile(exact, levels)).max() > 0.1
+    # and most values land where the rank match sends them (bins with several
+    # distinct values may differ, by at most their own quantile mass)
+    assert np.median(np.abs(fast - exact)) < 1e-3
+    assert np.abs(fast - exact).mean() < 5e-3
+
+
+@needs_kernels
+def test_binned_match_of_equal_or_flat_inputs():
+    from photostyle_lib.image_kernels import _match_axis
+
+    x = np.random.default_rng(32).random(500)
+    change = np.empty_like(x)
+    _match_axis(x, x.copy(), x.min(), x.max(), 256, change, np.empty((8, 257)))
+    assert np.abs(change).max() < 1e-12            # a distribution matched onto itself stays
+    flat = np.full(50, 0.4)
+    _match_axis(flat, flat[:20].copy(), 0.4, 0.4, 256, change[:50], np.empty((8, 257)))
+    assert np.all(change[:50] == 0.0)
+    # a flat content matched onto a spread reference lands on its median (mid-rank 1/2)
+    ref = np.linspace(0.0, 1.0, 1001)
+    _match_axis(flat, ref, 0.0, 1.0, 4096, change[:50], np.empty((8, 4097)))
+    assert np.allclose(flat + change[:50], 0.5, atol=1e-3)
+
+
+@needs_kernels
+def test_idt_on_the_dataset_pair_beats_the_content_and_stays_near_exact(data_dir):
+    from PIL import Image
+
+    def small(path):
+        img = Image.open(path).convert("RGB")
+        return np.asarray(img.resize((img.width // 4, img.height // 4), Image.BILINEAR), dtype=np.float64) / 255
+
+    content, style = small(data_dir / "input" / "in1.png"), small(data_dir / "style" / "tar1.png")
+    fast = pitie_idt(content, style)
+    exact = _exact_idt(content, style, 20, 0)
+    d_fast, d_exact = sliced_wasserstein(fast, style), sliced_wasserstein(exact, style)
+    assert d_fast < 0.1 * sliced_wasserstein(content, style)
+    assert d_fast < 1.1 * d_exact
+    assert np.abs(fast - exact).mean() < 0.01
+
+
+def test_without_numba_pitie_idt_runs_the_exact_match(colour_pair, monkeypatch):
+    from photostyle_lib import image_kernels
+
+    content, style = colour_pair
+    monkeypatch.setattr(image_kernels, "AVAILABLE", False)
+    assert np.allclose(pitie_idt(content, style, iterations=4, seed=2), _exact_idt(content, style, 4, 2),
+                       rtol=0, atol=1e-14)

@@ -54,3 +54,38 @@ def test_bench_transfer_without_data_says_how_to_get_it(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "download_luan2017.py" in out.stderr and "nowhere" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_bench_baselines_prints_times_ratio_and_style_distances(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOTOSTYLE_DATA", str(tmp_path / "nowhere"))   # the seeded synthetic pair
+    text = _run("benchmarks/bench_baselines.py", "--size", "64", "--repeat", "1")
+    assert "synthetic" in text
+    rows = {" ".join(r[:-3]): [float(v) for v in r[-3:]] for r in _table_rows(text, "method")
+            if len(r) > 3 and not r[0].startswith("idt")}
+    seconds, ratio, distance = rows["pitie_idt (ours)"]
+    assert seconds > 0 and ratio == 1.0
+    # IDT moves the colours most of the way to the style's; Reinhard's mean/std match less so
+    assert distance < 0.2 * rows["(content itself)"][2] and distance < rows["reinhard (ours)"][2]
+    peer = "pdf_transfer (python-color-transfer)"
+    try:
+        import python_color_transfer  # noqa: F401
+    except ImportError:
+        assert "not installed" in text and peer not in rows
+    else:
+        assert rows[peer][0] > 0 and rows[peer][1] > 0 and rows[peer][2] > 0
+
+
+def test_bench_photorealism_prints_ours_and_the_peers(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOTOSTYLE_DATA", str(tmp_path / "nowhere"))
+    text = _run("benchmarks/bench_photorealism.py", "--sizes", "40", "--repeat", "1", "--threads", "1")
+    rows = {" ".join(r[:-1]): r[-1] for r in _table_rows(text, "size") if len(r) > 1}
+    assert float(rows["laplacian ours [s]"]) > 0 and float(rows["rf ours [s]"]) > 0
+    try:
+        import cv2
+        has_opencv = hasattr(cv2, "ximgproc")
+    except ImportError:
+        has_opencv = False
+    if has_opencv:
+        assert float(rows["rf max |ours - opencv|"]) < 1 / 255
+    else:
+        assert "OpenCV ximgproc: not installed" in text

@@ -92,14 +92,33 @@ def test_symmetric_zero_row_sums_and_psd(tiny_image, flat_patch_image):
         assert eig.max() > 1.0       # not the zero matrix
 
 
-def test_matches_pymatting_when_installed():
+def test_matches_pymatting_when_installed(flat_patch_image):
     pymatting = pytest.importorskip("pymatting")
     rng = np.random.default_rng(3)
-    img = rng.random((16, 21, 3))
-    for radius in (1, 2):
-        ours = matting_laplacian(img, eps=1e-7, radius=radius)
-        theirs = pymatting.cf_laplacian(img, epsilon=1e-7, radius=radius)
-        assert rel_diff(ours.toarray(), theirs.toarray()) < 1e-10
+    for img in (rng.random((16, 21, 3)), flat_patch_image):
+        for radius in (1, 2):
+            ours = matting_laplacian(img, eps=1e-7, radius=radius)
+            theirs = pymatting.cf_laplacian(img, epsilon=1e-7, radius=radius)
+            assert rel_diff(ours.toarray(), theirs.toarray()) < 1e-8
+
+
+@pytest.mark.parametrize("shape, radius", [((3, 3), 1), ((4, 7), 1), ((13, 11), 1), ((9, 10), 2), ((5, 5), 2),
+                                           ((12, 14), 3)])
+def test_kernel_equals_numpy_reference(shape, radius):
+    from photostyle_lib.image_kernels import AVAILABLE
+    from photostyle_lib.matting import _laplacian_reference
+
+    if not AVAILABLE:
+        pytest.skip("numba is not installed: matting_laplacian is the numpy reference")
+    img = np.random.default_rng(sum(shape) + radius).random((*shape, 3))
+    img[: shape[0] // 2, : shape[1] // 2] = 0.4     # a flat corner: only eps keeps Sigma invertible there
+    for eps in (1e-7, 1e-3):
+        ours = matting_laplacian(img, eps=eps, radius=radius)
+        ref = _laplacian_reference(img, eps, radius)
+        assert ours.indices.dtype == ref.indices.dtype == np.int32
+        assert np.array_equal(ours.indptr, ref.indptr) and np.array_equal(ours.indices, ref.indices)
+        assert ours.has_canonical_format
+        assert np.abs(ours.data - ref.data).max() <= 1e-12 * np.abs(ref.data).max()
 
 
 def test_affine_recolouring_has_near_zero_energy_and_noise_does_not(tiny_image):
@@ -263,3 +282,11 @@ def test_photorealism_loss_bad_input(tiny_image):
         laplacian_energy(np.zeros((h, w + 1, 3)), tiny_image)
     with pytest.raises(PhotostyleError, match="NaN"):
         laplacian_energy(np.full((h, w, 3), np.nan), lap)
+
+
+def test_without_numba_the_laplacian_is_the_numpy_reference(tiny_image, monkeypatch):
+    from photostyle_lib import image_kernels
+
+    monkeypatch.setattr(image_kernels, "AVAILABLE", False)
+    lap = matting_laplacian(tiny_image)
+    assert rel_diff(lap.toarray(), dense_laplacian(tiny_image, 1e-7, 1)) < 1e-8 and lap.has_sorted_indices

@@ -224,3 +224,45 @@ def test_bad_images(tiny_image):
         screened_poisson(tiny_image, tiny_image + 2)
     with pytest.raises(PhotostyleError, match="lam"):
         screened_poisson(tiny_image, tiny_image, lam=-1.0)
+
+
+@pytest.mark.parametrize("channels, joint_channels", [(1, 1), (3, 3), (6, 3), (3, 1)])
+def test_kernel_equals_numpy_reference(channels, joint_channels):
+    from photostyle_lib.image_kernels import AVAILABLE
+    from photostyle_lib.postprocess import _recursive_filter, _recursive_filter_reference
+
+    if not AVAILABLE:
+        pytest.skip("numba is not installed: the filter runs the numpy reference")
+    rng = np.random.default_rng(16 + channels)
+    image = rng.random((23, 37, channels))
+    joint = rng.random((23, 37, joint_channels))
+    for sigma_s, sigma_r, iterations in ((60.0, 100 / 255, 3), (5.0, 0.05, 2), (200.0, 1e3, 1)):
+        ours = _recursive_filter(image, joint, sigma_s, sigma_r, iterations)
+        ref = _recursive_filter_reference(image, joint, sigma_s, sigma_r, iterations)
+        assert np.allclose(ours, ref, rtol=0, atol=1e-13)
+        assert np.abs(ours - image).max() > 1e-3
+
+
+def test_matches_opencv_domain_transform_when_installed():
+    cv2 = pytest.importorskip("cv2")
+    if not hasattr(cv2, "ximgproc"):
+        pytest.skip("OpenCV without its contrib modules (pip install opencv-contrib-python-headless)")
+    image = np.random.default_rng(17).random((31, 45, 3))
+    guide = np.full((31, 45, 3), 0.2)          # a hard horizontal edge the filter must keep
+    guide[16:] = 0.8
+    guide = np.clip(guide + 0.05 * np.random.default_rng(18).random(guide.shape), 0, 1)
+    for joint in (guide, image):
+        ours = recursive_filter(image, 60.0, 100 / 255, 3, joint=joint)
+        theirs = cv2.ximgproc.dtFilter(joint.astype(np.float32), image.astype(np.float32), 60.0, 100 / 255,
+                                       mode=cv2.ximgproc.DTF_RF, numIters=3)
+        assert np.abs(ours - theirs).max() < 1e-5        # float32 rounding; the task asks for 1/255
+        assert np.abs(ours - image).max() > 0.05
+
+
+def test_without_numba_the_filter_runs_the_numpy_reference(tiny_image, monkeypatch):
+    from photostyle_lib import image_kernels
+
+    image = np.random.default_rng(19).random(tiny_image.shape)
+    expected = reference_recursive_filter(image, 60.0, 100 / 255, 3, tiny_image)
+    monkeypatch.setattr(image_kernels, "AVAILABLE", False)
+    assert np.allclose(recursive_filter(image, 60.0, 100 / 255, 3, joint=tiny_image), expected, rtol=0, atol=1e-12)
