@@ -56,6 +56,12 @@ class LayerTerms:
         style_valid: (L,) 1.0 for labels present in both images, 0.0 otherwise
             (their terms are skipped, as in :func:`losses.gram_loss`).
         style_weight: beta.
+        style_norm: (L,) the divisor of each output label Gram, or None for ``C * area``
+            (:func:`losses.masked_gram_matrices`); the ``authors`` normalisation passes
+            ``L_base * C * H * W`` (:func:`losses.authors_label_masks`).
+        style_label_weights: (L,) weight of each label's mean squared Gram difference,
+            or None for 1 (the ``authors`` normalisation: 1 / L_base^2 for a label's own
+            block, 2 / L_base^2 for a cross-label block, which appears twice).
         similarity_target: (1, C, H, W) content features for the L1 term, or None.
         similarity_weight: gamma.
     """
@@ -66,6 +72,8 @@ class LayerTerms:
     style_index: MaskIndex | None = None
     style_valid: torch.Tensor | None = None
     style_weight: float = 0.0
+    style_norm: torch.Tensor | None = None
+    style_label_weights: torch.Tensor | None = None
     similarity_target: torch.Tensor | None = None
     similarity_weight: float = 0.0
 
@@ -82,8 +90,8 @@ class LayerTerms:
     @cached_property
     def style_labels(self) -> tuple[tuple[int, ...], torch.Tensor | None, torch.Tensor]:
         """Worked out once per run, not per step: the labels whose terms count (non-empty in the
-        output and valid), their areas (None for the plain Gram: the map's pixel count) and their
-        target Grams (K, C, C)."""
+        output and valid), the divisors of their output Grams (None for the plain Gram: C times
+        the map's pixel count) and their target Grams (K, C, C)."""
         if self.style_index is None:
             return (0,), None, self.style_target
         keep = self.style_index.areas > 0
@@ -91,7 +99,27 @@ class LayerTerms:
             keep = keep & (self.style_valid > 0)
         used = tuple(int(i) for i in torch.nonzero(keep).flatten())
         sel = torch.tensor(used, dtype=torch.long, device=self.style_target.device)
-        return used, self.style_index.areas[sel], self.style_target[sel]
+        c = self.style_target.shape[-1]
+        norm = c * self.style_index.areas if self.style_norm is None else self.style_norm.to(self.style_index.areas)
+        return used, norm[sel], self.style_target[sel]
+
+    @cached_property
+    def style_extras(self) -> tuple[torch.Tensor | None, float]:
+        """(weights of the counted labels (K,) or None, the constant the uncounted valid labels add).
+
+        A valid label that is empty in the output has an all-zero output Gram: its term is
+        ``w mean(T^2)``, a constant with no gradient, counted so that the value equals the
+        reference formula (it is 0 for the area normalisation, whose such labels are invalid)."""
+        if self.style_index is None or self.style_label_weights is None:
+            return None, 0.0
+        used = self.style_labels[0]
+        w = self.style_label_weights.to(self.style_target)
+        sel = torch.tensor(used, dtype=torch.long, device=w.device)
+        valid = torch.ones_like(w) if self.style_valid is None else (self.style_valid > 0).to(w)
+        rest = valid.clone()
+        rest[sel] = 0.0
+        constant = float((rest * w * (self.style_target ** 2).mean(dim=(1, 2))).sum())
+        return w[sel], constant
 
     @cached_property
     def style_blocks(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -298,9 +326,10 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
     c = features.shape[1]
     rows = _pixel_rows(features)
     index = terms.style_index
-    used, areas, target = terms.style_labels
+    used, label_norm, target = terms.style_labels
+    label_weights, constant = terms.style_extras
     if not used:
-        return features.new_zeros(()), ("style", None, index, used, None, terms)
+        return features.new_full((), terms.style_weight * constant), ("style", None, index, used, None, terms)
     if index is None:
         data = rows if rows.is_contiguous() else rows.contiguous()
         grams = rows_gram(data).unsqueeze(0)
@@ -311,16 +340,20 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
         data = rows.index_select(0, order).view(weights.shape[0], weights.shape[1], c).mul_(weights)
         grams = features.new_zeros(len(used), c, c).index_add_(0, chunk_label,
                                                                 torch.bmm(data.transpose(1, 2), data))
-        norm = (c * areas.to(features.dtype)).view(-1, 1, 1)
+        norm = label_norm.to(features.dtype).view(-1, 1, 1)
     else:
         data = index.gather(rows)
         bounds = index.segments()
         grams = torch.stack([rows_gram(data[bounds[lab][0]:bounds[lab][1]]) for lab in used])
-        norm = (c * areas.to(features.dtype)).view(-1, 1, 1)
+        norm = label_norm.to(features.dtype).view(-1, 1, 1)
     diff = grams / norm - target.to(features.dtype)
-    value = (diff * diff).mean(dim=(1, 2)).sum()
-    # d/dR of mean((R^T R / n - T)^2) = R (4 / (C^2 n)) (G - T), G symmetric
+    per_label = (diff * diff).mean(dim=(1, 2))
+    # d/dR of w mean((R^T R / n - T)^2) = R (4 w / (C^2 n)) (G - T), G symmetric
     coefs = diff * (4.0 * terms.style_weight / (c * c) / norm)
+    if label_weights is not None:
+        per_label = per_label * label_weights.to(features.dtype)
+        coefs = coefs * label_weights.to(features.dtype).view(-1, 1, 1)
+    value = per_label.sum() + constant
     return terms.style_weight * value, ("style", data, index, used, coefs, terms)
 
 

@@ -348,6 +348,67 @@ def gram_loss(g_out: torch.Tensor, g_target: torch.Tensor,
     return per_label.sum()
 
 
+def authors_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask stacks whose per-label Grams are the blocks of the authors' (L*C) x (L*C) Gram.
+
+    The paper's public code (``model.py``) multiplies (1, C, H, W) features by
+    (L, 1, H, W) masks and takes the Gram of the (L*C) x (H*W) result: block
+    (l, l') is ``sum_p m_l(p) m_l'(p) f(p) f(p)^T``. That is the Gram of the
+    features masked by ``sqrt(m_l m_l')`` -- so the blocks are per-label Grams of
+    an augmented stack: the L labels themselves, then one "pair label" per
+    l < l' whose masks overlap in either image (soft masks; hard masks after
+    max-pooling overlap at borders). Pairs that overlap in neither image have
+    zero blocks on both sides and are left out.
+
+    Args:
+        content, style: (L, H, W) and (L, Hs, Ws) masks in [0, 1] at one layer.
+    Returns:
+        (content_aug (K, H, W), style_aug (K, Hs, Ws), weights (K,)): K = L + pairs;
+        weights 1 / L^2 for a label's own block and 2 / L^2 for a pair (its block
+        appears twice), so that ``sum_k weights_k mean_CxC((G_k - T_k)^2)`` is the
+        mean over all (L*C)^2 entries -- the authors' loss.
+    """
+    num = content.shape[0]
+    pairs = [(a, b) for a in range(num) for b in range(a + 1, num)
+             if bool((content[a] * content[b]).any()) or bool((style[a] * style[b]).any())]
+    c_rows, s_rows = [content], [style]
+    for a, b in pairs:
+        c_rows.append((content[a] * content[b]).sqrt().unsqueeze(0))
+        s_rows.append((style[a] * style[b]).sqrt().unsqueeze(0))
+    weights = torch.cat([torch.full((num,), 1.0 / num ** 2, dtype=torch.float64),
+                         torch.full((len(pairs),), 2.0 / num ** 2, dtype=torch.float64)])
+    return torch.cat(c_rows), torch.cat(s_rows), weights
+
+
+def authors_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex, num_labels: int) -> torch.Tensor:
+    """Per-label Grams normalised as the authors' code: ``(F M_k)(F M_k)^T / (L * C * H * W)``.
+
+    features: (1, C, H, W); masks: (K, H, W) (e.g. from :func:`authors_label_masks`)
+    or its MaskIndex; num_labels: L, the number of base labels. Returns (K, C, C).
+    """
+    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
+    c, h, w = features.shape[-3:]
+    grams = _SegmentGrams.apply(_pixel_rows(features), index)
+    return grams / float(num_labels * c * h * w)
+
+
+def authors_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
+                              output_masks: torch.Tensor, style_masks: torch.Tensor) -> torch.Tensor:
+    """The masked style loss exactly as the paper's public code computes it (a dense reference).
+
+    ``X = features * masks`` -> (L, C, H, W) viewed as (L*C, H*W); ``G = X X^T / (L*C*H*W)``;
+    loss = mean over the (L*C)^2 entries of ``(G_out - G_style)^2``. Every label is
+    normalised by the whole map's size, not its own area, and with soft masks the
+    cross-label blocks count too. Cost O((L*C)^2 H W): for tests and small maps.
+
+    output: (1, C, H, W); style: (1, C, Hs, Ws); masks (L, H, W) / (L, Hs, Ws) in [0, 1].
+    """
+    def gram(f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        x = (f.reshape(1, *f.shape[-3:]) * m.unsqueeze(1).to(f.dtype)).reshape(m.shape[0] * f.shape[-3], -1)
+        return x @ x.T / x.numel()
+    return F.mse_loss(gram(output, output_masks), gram(style, style_masks))
+
+
 def _areas(m: torch.Tensor | MaskIndex) -> torch.Tensor:
     if isinstance(m, MaskIndex):
         return m.areas

@@ -36,16 +36,25 @@ from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import array_to_tensor, tensor_to_array
-from photostyle_lib.lbfgs import LBFGS
+from photostyle_lib.lbfgs import LBFGS, projected_lbfgs
 from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
 from photostyle_lib.metadata import base_metadata, device_description
 from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S
-from photostyle_lib.vgg import LAYER_NAMES, VGGFeatures, layer_size, weights_identity
+from photostyle_lib.vgg import LAYER_NAMES, NAMED_WEIGHTS, VGGFeatures, layer_size, weights_identity
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "none")
+#: "lbfgs": the paper's plain L-BFGS (torch's algorithm, fixed step lr, no line search, x clamped
+#: to [0, 1] inside the closure); "projected_lbfgs": bounds [0, 1] by projection, steps by a
+#: backtracking line search (lbfgs.projected_lbfgs; lr unused); "adam".
+OPTIMIZERS = ("lbfgs", "projected_lbfgs", "adam")
+#: Masked style loss normalisation: "authors" -- the paper's public code (every label's Gram
+#: divided by L * C * H * W, cross-label blocks counted, mean over the (L*C)^2 entries;
+#: losses.authors_masked_style_loss); "area" -- this project's own (each label divided by
+#: C times its own area, summed over labels; losses.masked_style_loss).
+STYLE_NORMALIZATIONS = ("authors", "area")
 
 
 @dataclass(frozen=True)
@@ -99,16 +108,20 @@ class TransferConfig:
     style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     similarity_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1")
     mask_downsample: str = "max"
+    style_normalization: str = "authors"
     matting_eps: float = 1e-7
     matting_radius: int = 1
     optimizer: str = "lbfgs"
     lr: float = 0.1
     iterations: int = 500
     divergence_factor: float = 1e3
+    divergence_patience: int = 50
+    lbfgs_history: int = 100
     two_stage: bool = False
     seed: int = 0
     device: str = "auto"
     weights: str = "imagenet"
+    weights_convention: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("content_weight", "style_weight", "similarity_weight", "regularization_weight", "tv_weight"):
@@ -116,8 +129,9 @@ class TransferConfig:
         check_number("theta_s", self.theta_s, low=0, high=1, low_inclusive=False)
         check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
         check_choice("postprocess", self.postprocess, POSTPROCESS_MODES)
-        check_choice("optimizer", self.optimizer, ("lbfgs", "adam"))
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
+        check_choice("style_normalization", self.style_normalization, STYLE_NORMALIZATIONS)
         check_number("rf_sigma_s", self.rf_sigma_s, low=0, low_inclusive=False)
         check_number("rf_sigma_r", self.rf_sigma_r, low=0, low_inclusive=False)
         check_int("rf_iterations", self.rf_iterations, low=1, high=20)
@@ -127,9 +141,13 @@ class TransferConfig:
         check_number("lr", self.lr, low=0, low_inclusive=False)
         check_int("iterations", self.iterations, low=1)
         check_number("divergence_factor", self.divergence_factor, low=1, low_inclusive=False)
+        check_int("divergence_patience", self.divergence_patience, low=1)
+        check_int("lbfgs_history", self.lbfgs_history, low=1, high=1000)
         check_int("seed", self.seed, low=0)
         if not isinstance(self.weights, str) or not self.weights:
-            raise PhotostyleError(f"weights must be 'imagenet', 'random' or a file path, got {self.weights!r}")
+            raise PhotostyleError(f"weights must be one of {', '.join(NAMED_WEIGHTS)} or a file path, "
+                                  f"got {self.weights!r}")
+        check_choice("weights_convention", self.weights_convention, ("auto", "torch", "caffe"))
         if not isinstance(self.device, str):
             raise PhotostyleError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for name in ("content_layers", "style_layers", "similarity_layers"):
@@ -194,10 +212,25 @@ class TransferResult:
     labels: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     device_name: str = ""
+    network: dict[str, Any] = field(default_factory=dict)
 
     @property
     def random_weights(self) -> bool:
         return self.weights.startswith("random")
+
+    @property
+    def stand_in_weights(self) -> bool:
+        """True for the trained stand-in network (hed-vgg16), not the paper's ImageNet VGG-19."""
+        return self.network.get("kind") == "stand-in"
+
+    @property
+    def weights_warning(self) -> str | None:
+        """The banner for artefacts of this run (random or stand-in weights), else None."""
+        if self.random_weights:
+            return "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
+        if self.stand_in_weights:
+            return "VGG-16 stand-in (HED, BSDS500) \u2014 not the paper's ImageNet VGG-19"
+        return None
 
     def metadata(self, **extra: Any) -> dict[str, Any]:
         """JSON-ready provenance: parameters, weights, timings, stop reason, versions, git revision."""
@@ -205,6 +238,8 @@ class TransferResult:
         md = base_metadata()
         md.update({
             "config": self.config, "weights": self.weights, "random_weights": self.random_weights,
+            "stand_in_weights": self.stand_in_weights, "weights_warning": self.weights_warning,
+            "network": self.network, "weights_choice": self.network.get("weights_choice"),
             "device": self.device, "device_name": self.device_name, "labels": list(self.labels),
             "stop_reason": self.stop_reason,
             "best_iteration": self.best_iteration, "evaluations": int(len(self.losses)),
@@ -215,7 +250,7 @@ class TransferResult:
         return md
 
 
-def feature_extractor(weights: str, layers: tuple[str, ...], seed: int = 0) -> VGGFeatures:
+def feature_extractor(weights: str, layers: tuple[str, ...], seed: int = 0, convention: str = "auto") -> VGGFeatures:
     """A VGGFeatures for ``weights`` and ``layers``, built once and reused.
 
     The reuse key is explicit: for "random" the seed; for "imagenet" the file
@@ -224,13 +259,14 @@ def feature_extractor(weights: str, layers: tuple[str, ...], seed: int = 0) -> V
     or replacing the file therefore builds a new network. The network is
     moved to the run's device by :func:`stylize`.
     """
-    key = weights_identity(weights, seed)
-    return _cached_extractor(key, weights, tuple(layers), int(seed) if weights == "random" else 0)
+    key = weights_identity(weights, seed, convention)
+    return _cached_extractor(key, weights, tuple(layers), int(seed) if str(weights).startswith("random") else 0,
+                             convention)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_extractor(key: tuple, weights: str, layers: tuple[str, ...], seed: int) -> VGGFeatures:
-    return VGGFeatures(weights, layers, seed=seed)
+def _cached_extractor(key: tuple, weights: str, layers: tuple[str, ...], seed: int, convention: str) -> VGGFeatures:
+    return VGGFeatures(weights, layers, seed=seed, convention=convention)
 
 
 class _Stop(Exception):
@@ -260,14 +296,24 @@ def _check_mask_shape(name: str, mask: torch.Tensor, image: torch.Tensor) -> Non
                               f"give the {name} image's own mask")
 
 
-def _layer_masks(stack: torch.Tensor, layers: tuple[str, ...], image_size: tuple[int, int],
-                 mode: str, device: torch.device) -> dict[str, MaskIndex]:
-    """Masks at each style layer's resolution, prepared for masked Gram matrices."""
-    out = {}
-    for name in layers:
-        m = resize_masks(stack, layer_size(name, *image_size), mode)
-        out[name] = MaskIndex.from_masks(m.to(device))
-    return out
+def _layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig, content_size: tuple[int, int],
+                 style_size: tuple[int, int], device: torch.device,
+                 label_weights: dict[str, torch.Tensor]) -> tuple[dict[str, MaskIndex], dict[str, MaskIndex]]:
+    """Content and style masks at each style layer's resolution, prepared for masked Grams.
+
+    With ``style_normalization="authors"`` each layer's stacks gain the pair labels of
+    :func:`losses.authors_label_masks` (their loss weights go to ``label_weights``).
+    """
+    out, sty = {}, {}
+    for name in cfg.style_layers:
+        mc = resize_masks(content, layer_size(name, *content_size), cfg.mask_downsample)
+        ms = resize_masks(style, layer_size(name, *style_size), cfg.mask_downsample)
+        if cfg.style_normalization == "authors":
+            mc, ms, label_weights[name] = losses.authors_label_masks(mc, ms)
+            label_weights[name] = label_weights[name].to(device)
+        out[name] = MaskIndex.from_masks(mc.to(device))
+        sty[name] = MaskIndex.from_masks(ms.to(device))
+    return out, sty
 
 
 def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig | None = None, *,
@@ -336,7 +382,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     device = resolve_device(cfg.device)
     layers = cfg.all_layers()
     if extractor is None:
-        extractor = feature_extractor(cfg.weights, layers, cfg.seed)
+        extractor = feature_extractor(cfg.weights, layers, cfg.seed, cfg.weights_convention)
     missing = [n for n in layers if n not in extractor.layers]
     if missing:
         raise PhotostyleError(f"the given extractor lacks layers {missing}; build VGGFeatures with {layers}")
@@ -353,12 +399,24 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     with torch.no_grad():
         c_feats = vgg(content)
         s_feats = vgg(style)
+        norms: dict[str, torch.Tensor] = {}
+        label_weights: dict[str, torch.Tensor] = {}
         if masks is not None:
             m = masks.resized((h, w), tuple(style.shape[-2:]), "avg")
-            out_index = _layer_masks(m.content, cfg.style_layers, (h, w), cfg.mask_downsample, device)
-            sty_index = _layer_masks(m.style, cfg.style_layers, tuple(style.shape[-2:]), cfg.mask_downsample, device)
-            style_targets = {n: losses.masked_gram_matrices(s_feats[n], sty_index[n]) for n in cfg.style_layers}
-            valid = {n: ((out_index[n].areas > 0) & (sty_index[n].areas > 0)).float() for n in cfg.style_layers}
+            out_index, sty_index = _layer_masks(m.content, m.style, cfg, (h, w), tuple(style.shape[-2:]), device,
+                                                label_weights)
+            if cfg.style_normalization == "authors":
+                num = m.content.shape[0]
+                style_targets = {n: losses.authors_masked_grams(s_feats[n], sty_index[n], num)
+                                 for n in cfg.style_layers}
+                for n in cfg.style_layers:
+                    c_l, (h_l, w_l) = c_feats[n].shape[1], layer_size(n, h, w)
+                    norms[n] = torch.full((out_index[n].num_labels,), float(num * c_l * h_l * w_l),
+                                          dtype=torch.float64, device=device)
+                valid = {}
+            else:
+                style_targets = {n: losses.masked_gram_matrices(s_feats[n], sty_index[n]) for n in cfg.style_layers}
+                valid = {n: ((out_index[n].areas > 0) & (sty_index[n].areas > 0)).float() for n in cfg.style_layers}
         else:
             out_index = {}
             style_targets = {n: losses.gram_matrix(s_feats[n]).unsqueeze(0) for n in cfg.style_layers}
@@ -371,7 +429,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                 content_target=c_feats[n].detach() if n in cfg.content_layers else None,
                 content_weight=cfg.content_weight,
                 style_target=style_targets.get(n), style_index=out_index.get(n), style_valid=valid.get(n),
-                style_weight=cfg.style_weight,
+                style_weight=cfg.style_weight, style_norm=norms.get(n), style_label_weights=label_weights.get(n),
                 similarity_target=c_feats[n].detach() if use_sim and n in cfg.similarity_layers else None,
                 similarity_weight=cfg.similarity_weight if use_sim else 0.0)
         del c_feats, s_feats
@@ -389,6 +447,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     t_setup = time.perf_counter() - t_start
 
     rows: list[dict[str, float]] = []
+    high = {"count": 0}  # consecutive evaluations far above the best (divergence guard)
+    clamp_in_closure = cfg.optimizer != "projected_lbfgs"
     best = {"loss": math.inf, "image": x.detach().clone(), "iteration": 0}
     t_opt = time.perf_counter()
     bar = tqdm(total=cfg.iterations, desc="stylize", disable=not progress, leave=False)
@@ -405,7 +465,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
 
     # A tapped convolution followed by an untapped ReLU hands that ReLU to its
     # loss node, which fuses the ReLU's backward with the terms' gradients.
-    computed = vgg._names
+    computed = vgg.names
     taps = {}
     for n, t in layer_terms.items():
         i = computed.index(n)
@@ -413,8 +473,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         taps[n] = make_tap(t, relu_next)
 
     def evaluate() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        with torch.no_grad():
-            x.clamp_(0.0, 1.0)
+        if clamp_in_closure:
+            # the paper's code: x is clamped behind the optimiser's back (see the
+            # "projected_lbfgs" optimizer for why that breaks L-BFGS's curvature pairs)
+            with torch.no_grad():
+                x.clamp_(0.0, 1.0)
         collected.clear()
         vgg(x, taps=taps)
         values = torch.stack(collected).sum(0)
@@ -446,8 +509,12 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         if not math.isfinite(value):
             raise _Stop(f"diverged: loss became {value} at iteration {it}")
         if value > cfg.divergence_factor * best["loss"] and best["loss"] > 0:
-            raise _Stop(f"diverged: loss jumped to {value:.4g} at iteration {it}, "
-                        f"{value / best['loss']:.3g}x the best {best['loss']:.4g}")
+            high["count"] += 1
+            if high["count"] >= cfg.divergence_patience:
+                raise _Stop(f"diverged: loss above {cfg.divergence_factor:.3g}x the best {best['loss']:.4g} for "
+                            f"{high['count']} evaluations (iteration {it}: {value:.4g})")
+        else:
+            high["count"] = 0
         if value < best["loss"]:
             best.update(loss=value, image=x.detach().clone(), iteration=it)
         total.backward()
@@ -459,12 +526,16 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         # torch.optim.LBFGS's algorithm, its direction computed without waits for a GPU (lbfgs.py)
         optimizer = LBFGS([x], lr=cfg.lr, max_iter=20, history_size=100,
                           tolerance_grad=0.0, tolerance_change=0.0)
-    else:
+    elif cfg.optimizer == "adam":
         optimizer = torch.optim.Adam([x], lr=cfg.lr)
+    else:
+        optimizer = _NoGrad([x])
     reason = "iterations"
     try:
         stalled = 0
-        while True:
+        if cfg.optimizer == "projected_lbfgs":
+            reason = projected_lbfgs(x, closure, history=cfg.lbfgs_history)
+        while cfg.optimizer != "projected_lbfgs":
             before = len(rows)
             optimizer.step(closure)
             if cfg.optimizer == "lbfgs" and len(rows) - before <= 1:
@@ -496,9 +567,20 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                "total": time.perf_counter() - t_start, "per_step": t_optimise / evals}
     return TransferResult(image=final, raw_image=raw, losses=table, best_iteration=int(best["iteration"]),
                           stop_reason=reason, timings=timings, config=cfg, weights=vgg.weights_label,
-                          device=str(device), device_name=device_description(device),
+                          device=str(device), device_name=device_description(device), network=vgg.describe(),
                           labels=masks.labels if masks is not None else (),
                           notes=tuple(notes))
+
+
+class _NoGrad:
+    """The optimiser interface the closure calls (zero_grad) for optimisers that live outside torch."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.params = params
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
 
 
 def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferConfig) -> torch.Tensor:
