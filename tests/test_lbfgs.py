@@ -166,3 +166,78 @@ def test_compact_diagonal_is_the_accepted_curvature():
     hist.append(s, y, ys)
     hist.direction(torch.randn(50, generator=g), torch.tensor(1.0))
     assert float(hist.sy[hist.newest, hist.newest]) == 0.125
+
+
+# ----------------------------------------------------------------------------- projected L-BFGS (box constraints)
+
+def _box_quadratic(n=40, seed=0):
+    """f(x) = 1/2 x^T A x - b^T x with A SPD and b pushing several coordinates out of [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randn(n, n, generator=g, dtype=torch.float64)
+    a = m @ m.T / n + 0.5 * torch.eye(n, dtype=torch.float64)
+    b = 3.0 * torch.randn(n, generator=g, dtype=torch.float64)
+    return a, b
+
+
+def _run_projected(a, b, x0, history=10, evaluations=400):
+    from photostyle_lib.lbfgs import projected_lbfgs
+    x = x0.clone().requires_grad_(True)
+    values = []
+
+    class Enough(Exception):
+        pass
+
+    def closure():
+        x.grad = None
+        f = 0.5 * x @ a @ x - b @ x
+        f.backward()
+        values.append((float(f), x.detach().clone()))
+        if len(values) >= evaluations:
+            raise Enough
+        return f
+
+    try:
+        reason = projected_lbfgs(x, closure, history=history)
+    except Enough:
+        reason = "evaluations"
+    return x.detach(), values, reason
+
+
+def test_projected_lbfgs_meets_the_box_kkt_conditions():
+    a, b = _box_quadratic()
+    x, values, _ = _run_projected(a, b, torch.full((40,), 0.5, dtype=torch.float64))
+    g = a @ x - b
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    inside = (x > 1e-9) & (x < 1 - 1e-9)
+    assert int((~inside).sum()) >= 5  # the bounds are active: a real test of the projection
+    assert float(g[inside].abs().max()) < 1e-6  # stationary on the free set
+    assert bool((g[x <= 1e-9] >= -1e-6).all()) and bool((g[x >= 1 - 1e-9] <= 1e-6).all())  # multipliers' signs
+    # the same point as a dense projected-gradient solve (independent reference)
+    ref = torch.full((40,), 0.5, dtype=torch.float64)
+    step = 1.0 / float(torch.linalg.eigvalsh(a).max())
+    for _ in range(20000):
+        ref = (ref - step * (a @ ref - b)).clamp(0, 1)
+    assert torch.allclose(x, ref, atol=1e-6)
+
+
+def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
+    a, b = _box_quadratic(seed=1)
+    x0 = torch.rand(40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    _, values, _ = _run_projected(a, b, x0, evaluations=150)
+    assert all(float(v.min()) >= 0.0 and float(v.max()) <= 1.0 for _, v in values)
+    best = [values[0][0]]
+    for f, _ in values[1:]:
+        best.append(min(best[-1], f))
+    assert best[-1] < values[0][0]
+    # the accepted iterates (those the next step starts from) decrease strictly: every value that became the new
+    # best did so by a real decrease, and no evaluation is both accepted and higher
+    assert all(b2 <= b1 for b1, b2 in zip(best, best[1:]))
+
+
+def test_projected_lbfgs_ends_when_nothing_decreases():
+    """At the box-constrained minimiser the projected gradient is zero: the run ends by itself."""
+    a = torch.eye(3, dtype=torch.float64)
+    b = torch.tensor([-1.0, 2.0, 0.5], dtype=torch.float64)  # minimiser of the box problem: (0, 1, 0.5)
+    x, values, reason = _run_projected(a, b, torch.tensor([0.2, 0.9, 0.1], dtype=torch.float64))
+    assert reason.startswith("converged")
+    assert torch.allclose(x, torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64), atol=1e-8)
