@@ -13,7 +13,7 @@ from pathlib import Path
 
 from photostyle_lib.checks import resolve_device
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import check_writable
+from photostyle_lib.images import check_writable, refuse_overwriting_inputs
 from photostyle_lib.presets import PRESETS
 
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transfer", help="transfer the style of STYLE onto CONTENT")
     t.add_argument("content", type=Path, help="content photo (PNG/JPEG)")
     t.add_argument("style", type=Path, help="style (reference) photo")
-    t.add_argument("-o", "--output", type=Path, required=True, help="output image path (.png); metadata goes to OUT.json")
+    t.add_argument("-o", "--output", type=Path, required=True, help="output image path (.png); metadata goes to OUT.png.json (the output path + .json)")
     t.add_argument("--content-mask", type=Path, help="colour-coded mask of the content (gold / user masks)")
     t.add_argument("--style-mask", type=Path, help="colour-coded mask of the style, same colours")
     t.add_argument("--preset", default="full", choices=sorted(PRESETS), help="model variant (default: full)")
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _inputs(args: argparse.Namespace) -> dict:
+    from photostyle_lib.pipeline import input_files  # (the engine loads only for a transfer)
+
+    return input_files(args.content, args.style, args.content_mask, args.style_mask, args.weights)
+
+
 def _run_transfer(args: argparse.Namespace) -> int:
     from photostyle_lib import pipeline
 
@@ -78,6 +84,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
     meta = out.with_name(out.name + ".json")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise PhotostyleError(f"output {out} needs an image suffix such as .png")
+    refuse_overwriting_inputs((out, meta), _inputs(args))  # even with --overwrite
     for p in (out, meta):
         if p.exists() and not args.overwrite:
             raise PhotostyleError(f"{p} already exists; choose another output path or pass --overwrite")

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, load_image, save_image
+from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, commit_files, load_image, refuse_overwriting_inputs, stage_image
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
-from photostyle_lib.metadata import write_json
+from photostyle_lib.metadata import file_digest, stage_json
 from photostyle_lib.presets import get_preset
 from photostyle_lib.transfer import TransferConfig, TransferResult, stylize
 
@@ -119,16 +119,45 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
     return Run(result=result, content=c, style=s, masks=masks, preset=preset, inputs=inputs)
 
 
+def input_files(content: Any, style: Any, content_mask: Any = None, style_mask: Any = None,
+                weights: Any = None) -> dict[str, Path | None]:
+    """The files a run reads, by role (for :func:`images.refuse_overwriting_inputs`).
+
+    ``weights``: a VGG weights file; the names "imagenet" and "random" are not files.
+    """
+    w = None if weights is None or str(weights) in ("imagenet", "random") else Path(weights)
+    return {"content": content, "style": style, "content mask": content_mask, "style mask": style_mask,
+            "weights": w}
+
+
 def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the image to ``output`` and its metadata to ``output + '.json'``."""
+    """Write the image to ``output`` and its metadata to ``output + '.json'``, together and atomically.
+
+    Refuses (PhotostyleError) an output that is one of the run's input files
+    (after resolving symlinks and ``..``), whatever ``overwrite`` says. Both
+    files are written to temp files in the output's folder, fsync'ed, then
+    renamed image first, metadata last (images.commit_files); the metadata's
+    ``image_sha256`` is the image file's digest, so a pair torn by a crash
+    between the two renames is detectable. Both get the mode of a plain file
+    (images.FILE_MODE, 0644 under the usual umask).
+    """
     out = Path(output)
     meta = out.with_name(out.name + ".json")
+    i = run.inputs
+    refuse_overwriting_inputs((out, meta), input_files(i.get("content"), i.get("style"), i.get("content_mask"),
+                                                       i.get("style_mask"), run.result.config.weights))
     if not overwrite:
         for p in (out, meta):
             if p.exists():
                 raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
-    save_image(run.result.image, out, overwrite=True, text=RANDOM_WEIGHTS_TEXT if run.random_weights else None)
-    md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
-    md["random_weights"] = run.random_weights
-    write_json(md, meta)
+    image_tmp = stage_image(run.result.image, out, text=RANDOM_WEIGHTS_TEXT if run.random_weights else None)
+    try:
+        md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
+        md["random_weights"] = run.random_weights
+        md["image_sha256"] = file_digest(image_tmp)
+        meta_tmp = stage_json(md, meta)
+    except BaseException:
+        image_tmp.unlink(missing_ok=True)
+        raise
+    commit_files([(image_tmp, out), (meta_tmp, meta)])
     return out, meta

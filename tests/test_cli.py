@@ -162,3 +162,33 @@ def torch_has_mps():
 def test_random_weight_images_say_so_in_the_file(small_pair):
     assert cli.main(_args(small_pair)) == 0
     assert "RANDOM WEIGHTS" in Image.open(small_pair / "out.png").text.get("photostyle:weights", "")
+
+
+def test_cli_never_writes_over_an_input(small_pair, capsys, monkeypatch):
+    """Output = content, a mask, the weights file, through a symlink or ``..``: refused, even with
+    --overwrite, before any run; the input's bytes are untouched."""
+    import photostyle_lib.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    d = small_pair
+    (d / "sub").mkdir()
+    (d / "link.png").symlink_to(d / "cm.png")
+    (d / "w.pth").write_bytes(b"weights")
+    before = {n: (d / n).read_bytes() for n in ("c.png", "s.png", "cm.png", "sm.png", "w.pth")}
+    for target, role in ((d / "c.png", "content"), (d / "sub" / ".." / "s.png", "style"),
+                         (d / "link.png", "content mask"), (d / "sm.png", "style mask")):
+        argv = _args(d, "--overwrite")
+        argv[argv.index("-o") + 1] = str(target)
+        assert f"is the {role} file" in _err(capsys, argv)
+    argv = _args(d, "--overwrite")
+    argv[argv.index("random")] = str(d / "w.pth")
+    argv[argv.index("-o") + 1] = str(d / "w.png")
+    (d / "w.png.json").symlink_to(d / "w.pth")  # the metadata path is an output too
+    assert "is the weights file" in _err(capsys, argv)
+    assert {n: (d / n).read_bytes() for n in before} == before
+
+
+def test_cli_help_names_the_metadata_file(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["transfer", "--help"])
+    assert "OUT.png.json" in capsys.readouterr().out
