@@ -462,20 +462,32 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
 
 
 def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
-             device: str = "auto", executor: Any = None, progress: bool = True) -> list[RunRecord]:
+             device: str = "auto", executor: Any = None, progress: bool = True, retries: int = 2) -> list[RunRecord]:
     """Run several specs, each an independent task writing its own cached result.
 
     ``executor``: None (one after another, here), or any object with the
     ``concurrent.futures`` ``submit`` interface -- a ProcessPoolExecutor, or a
     Dask ``distributed.Client`` -- so a lost worker loses only its task.
     Results come back in the order of ``specs``.
+
+    On Dask, ``retries`` reruns a task that raised (e.g. a transient error of
+    shared storage) up to that many times; a task whose worker died (killed,
+    out of memory) is rescheduled by the scheduler itself, up to its
+    ``distributed.scheduler.allowed-failures`` (default 3). Either way nothing
+    finished is computed twice: every finished run is in ``cache_dir``, and a
+    rescheduled task finds it there. Workers must therefore share
+    ``cache_dir`` and ``data_dir`` (the same paths on a shared file system),
+    and the VGG / segmenter weights caches, or have their own copies at the
+    same paths.
     """
     from tqdm.auto import tqdm
 
+    check_int("retries", retries, low=0)
     data_dir = None if data_dir is None else str(data_dir)
     if executor is None:
         return [run_cached(s, cache_dir=cache_dir, data_dir=data_dir, device=device, progress=progress)
                 for s in tqdm(specs, desc="runs", disable=not progress)]
+    extra = {"retries": retries} if type(executor).__module__.startswith("distributed") else {}
     futures = [executor.submit(run_cached, s, cache_dir=str(cache_dir), data_dir=data_dir, device=device,
-                               progress=False) for s in specs]
+                               progress=False, **extra) for s in specs]
     return [f.result() for f in tqdm(futures, desc="runs", disable=not progress)]

@@ -11,6 +11,12 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.runs import RunSpec, run_cached, run_many
 
 
+@pytest.fixture
+def data_dir(pair_data_dir):
+    """Here any pair will do: the synthetic set (conftest.pair_data_dir), present in every clone."""
+    return pair_data_dir
+
+
 def _spec(method="full", **kw):
     base = dict(pair_id=1, method=method, size=48, iterations=2, weights="random", segmenter="random-tiny")
     base.update(kw)
