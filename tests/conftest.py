@@ -93,8 +93,9 @@ def write_synthetic_dataset(root: Path, ids=SYNTHETIC_PAIR_IDS) -> Path:
         yy, xx = np.mgrid[0:s, 0:s] / (s - 1)
         left = xx < 0.5
         band = (yy > 0.8) & ~left
-        style = np.where(left[..., None], [0.9, 0.5, 0.3], [0.1, 0.1, 0.3]) + 0.15 * rng.random((s, s, 3))
-        style[band] = [0.3, 0.5, 0.1]
+        # the content's regions in warmer light (light sky, dark ground): a colour transfer moves each toward its match
+        style = np.where(left[..., None], [0.9, 0.6, 0.5], [0.3, 0.15, 0.05]) + 0.15 * rng.random((s, s, 3))
+        style[band] = [0.35, 0.45, 0.1]
         style = np.clip(style, 0, 1)
         smask = np.zeros((s, s, 3), np.uint8)
         smask[left] = (0, 0, 255)
