@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from photostyle_lib.checks import check_image_array, check_number
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, save_image, tensor_to_array
+from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, save_image, tensor_to_array, write_file_atomically
 from photostyle_lib.mask_views import PROBABILITY_CMAP, label_map_rgb
 
 #: Title line of every figure made with random weights.
@@ -340,11 +340,10 @@ def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG to ``path`` (folders created)."""
+    """Write ``fig`` as PNG to ``path`` (folders created), atomically (images.write_file_atomically)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=dpi)
-    return p
+    return write_file_atomically(p, lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
 def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.PathLike, *,

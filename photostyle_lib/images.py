@@ -10,7 +10,10 @@ Conventions used across the project:
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -144,25 +147,103 @@ def load_image(path: PathLike, max_size: int | None = None) -> torch.Tensor:
 RANDOM_WEIGHTS_TEXT = {"photostyle:weights": "RANDOM WEIGHTS - smoke test, not a style transfer"}
 
 
-def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: bool = False,
-               text: dict[str, str] | None = None) -> Path:
-    """Write an image (tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]) as 8-bit.
+def _default_file_mode() -> int:
+    """0o666 less the process's umask (0o644 under the usual 022): what ``open()`` would create.
 
-    The format follows the suffix (PNG recommended). Refuses to replace an
-    existing file unless ``overwrite=True``. ``text``: key/value pairs stored
-    as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT`, so the file itself
-    says it came from random weights). Returns the path written.
+    Read once at import, where no other thread can see the umask change.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+#: Mode of every file the project writes (images, metadata, cache files): as a plain ``open()``.
+FILE_MODE = _default_file_mode()
+
+
+def stage_file(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a file's new content beside ``path`` without touching ``path``; return the temp file.
+
+    ``write(f)`` fills the binary file ``f``; the temp file (``.<name>.*.tmp``
+    in ``path``'s folder, so the rename is within one file system) gets
+    :data:`FILE_MODE`, is flushed and fsync'ed, then handed to
+    :func:`commit_files`. If ``write`` fails (full disk, a signal) the temp
+    file is removed and ``path`` is as it was.
     """
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True (--overwrite)")
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def commit_files(staged: Iterable[tuple[Path, Path]]) -> None:
+    """Rename each staged temp file onto its final path, in the order given, then fsync their folders.
+
+    Each rename is atomic: a reader (or a crash) sees the old file or the new
+    one, never a part. Several files (an image and its metadata) are renamed
+    back to back, the metadata last; a crash between two renames (a window of
+    microseconds) is detectable because the metadata records its image's
+    sha256. Temp files not renamed (an error mid-way) are removed.
+    """
+    staged = list(staged)
+    try:
+        for tmp, final in staged:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    for folder in {final.parent for _, final in staged}:
+        _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_file_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """:func:`stage_file` then :func:`commit_files`: ``path`` holds the old bytes or all the new ones."""
+    p = Path(path)
+    commit_files([(stage_file(p, write), p)])
+    return p
+
+
+def stage_image(image: torch.Tensor | np.ndarray, path: PathLike, *,
+                text: dict[str, str] | None = None) -> Path:
+    """Encode an image for ``path`` (format from its suffix) into a staged temp file (:func:`stage_file`).
+
+    ``image``: tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1],
+    written as 8-bit. ``text``: PNG text chunks. Errors (unknown suffix, full
+    disk, unwritable folder) are PhotostyleErrors naming the file.
+    """
+    p = Path(path)
     arr = tensor_to_array(image) if isinstance(image, torch.Tensor) else np.asarray(image, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise PhotostyleError(f"expected an image of shape (H, W, 3), got {arr.shape}")
     check_writable(p)
+    fmt = Image.registered_extensions().get(p.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise PhotostyleError(f"cannot write {p} (unknown image suffix {p.suffix!r}); use a .png or .jpg suffix")
     u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
     extra = {}
-    if text and p.suffix.lower() == ".png":
+    if text and fmt == "PNG":
         from PIL.PngImagePlugin import PngInfo
 
         info = PngInfo()
@@ -170,12 +251,59 @@ def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: b
             info.add_text(str(k), str(v))
         extra["pnginfo"] = info
     try:
-        Image.fromarray(u8, "RGB").save(p, **extra)
+        return stage_file(p, lambda f: Image.fromarray(u8, "RGB").save(f, format=fmt, **extra))
     except (KeyError, ValueError) as exc:
         raise PhotostyleError(f"cannot write {p} ({exc}); use a .png or .jpg suffix") from None
     except OSError as exc:
-        raise PhotostyleError(f"cannot write {p} ({exc.strerror or exc}); choose a writable path") from None
+        raise PhotostyleError(f"cannot write {p} ({exc.strerror or exc}); free some space or choose "
+                              "a writable path (the old file, if any, is unchanged)") from None
+
+
+def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: bool = False,
+               text: dict[str, str] | None = None) -> Path:
+    """Write an image (tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]) as 8-bit, atomically.
+
+    The format follows the suffix (PNG recommended). Refuses to replace an
+    existing file unless ``overwrite=True``. ``text``: key/value pairs stored
+    as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT`, so the file itself
+    says it came from random weights). Written to a temp file in the same
+    folder, fsync'ed and renamed (:func:`stage_image`, :func:`commit_files`):
+    a kill or a full disk mid-write leaves the old file (or none), never a
+    truncated one. Returns the path written.
+    """
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True (--overwrite)")
+    commit_files([(stage_image(image, p, text=text), p)])
     return p
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` name one file: equal after resolving symlinks and ``..``, or one inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(outputs: Iterable[PathLike], inputs: Mapping[str, PathLike | None]) -> None:
+    """Raise PhotostyleError if any output path is one of the input files (``inputs``: role -> path).
+
+    Paths are compared after resolving symlinks and ``..`` (and by inode, for
+    hard links), so ``-o ./x/../content.png`` or a link to the style photo is
+    caught. ``--overwrite`` never allows it: it would destroy what the user gave.
+    """
+    for out in outputs:
+        o = Path(out).expanduser()
+        for role, given in inputs.items():
+            if given is None:
+                continue
+            i = Path(given).expanduser()
+            if _same_file(o, i):
+                raise PhotostyleError(f"output {o} is the {role} file {i}; choose another output path "
+                                      "(--overwrite never replaces an input)")
 
 
 def check_writable(path: PathLike) -> Path:

@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -90,17 +89,24 @@ def base_metadata() -> dict[str, Any]:
             "git_revision": git_revision(), "versions": versions(), "host": platform.node()}
 
 
-def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as indented JSON atomically (temp file + rename): no half-written files."""
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return (json.dumps(jsonable(data), indent=2, sort_keys=False) + "\n").encode()
+
+
+def stage_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``data`` as indented JSON in a staged temp file beside ``path`` (images.stage_file; folders made)."""
+    from photostyle_lib.images import stage_file
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(jsonable(data), f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    blob = _json_bytes(data)
+    return stage_file(p, lambda f: f.write(blob))
+
+
+def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as indented JSON atomically (temp file, fsync, rename; mode images.FILE_MODE)."""
+    from photostyle_lib.images import commit_files
+
+    p = Path(path)
+    commit_files([(stage_json(data, p), p)])
     return p

@@ -6,6 +6,7 @@ masks and record provenance the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
@@ -15,9 +16,9 @@ from typing import Any
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, load_image, save_image
+from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, commit_files, load_image, refuse_overwriting_inputs, stage_image
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
-from photostyle_lib.metadata import write_json
+from photostyle_lib.metadata import file_digest, stage_json
 from photostyle_lib.presets import get_preset
 from photostyle_lib.transfer import TransferConfig, TransferResult, stylize
 
@@ -32,6 +33,12 @@ class Run:
     masks: SemanticMasks | None
     preset: str | None
     inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        """True if Ctrl-C stopped the run (or the first stage of a two-stage one): a partial result."""
+        r = self.result
+        return r.stop_reason == "interrupted" or any("stopped: interrupted" in str(n) for n in r.notes)
 
     @property
     def random_weights(self) -> bool:
@@ -121,19 +128,83 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
         inputs["segmenter"] = seg.describe()
         inputs["segmenter_random_weights"] = seg.weights == "random"
     result = stylize(c, s, config, masks=masks, progress=progress)
+    notes = mask_size_notes(masks, content, style, content_mask, style_mask)
+    if notes:
+        result = dataclasses.replace(result, notes=tuple(result.notes) + notes)
     return Run(result=result, content=c, style=s, masks=masks, preset=preset, inputs=inputs)
 
 
+def input_files(content: Any, style: Any, content_mask: Any = None, style_mask: Any = None,
+                weights: Any = None) -> dict[str, Path | None]:
+    """The files a run reads, by role (for :func:`images.refuse_overwriting_inputs`).
+
+    ``weights``: a VGG weights file; the names "imagenet" and "random" are not files.
+    """
+    w = None if weights is None or str(weights) in ("imagenet", "random") else Path(weights)
+    return {"content": content, "style": style, "content mask": content_mask, "style mask": style_mask,
+            "weights": w}
+
+
+def _image_file_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of an image file as load_image sees it (EXIF rotation applied), from its header."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
+            w, h = h, w
+    return h, w
+
+
+def mask_size_notes(masks: SemanticMasks | None, content: str | os.PathLike, style: str | os.PathLike,
+                    content_mask: str | os.PathLike | None, style_mask: str | os.PathLike | None) -> tuple[str, ...]:
+    """Notes for the metadata when a mask file's size differs from its image file's.
+
+    The engine resizes every mask to each layer's resolution (so a mask of
+    another size than its photo still works, if it has the photo's aspect
+    ratio); the notes record that this one was not drawn at the photo's size.
+    """
+    if masks is None or masks.kind != "gold" or content_mask is None or style_mask is None:
+        return ()
+    notes = []
+    for role, stack, image, mask in (("content", masks.content, content, content_mask),
+                                     ("style", masks.style, style, style_mask)):
+        mh, mw = (int(v) for v in stack.shape[-2:])
+        ih, iw = _image_file_size(image)
+        if (mh, mw) != (ih, iw):
+            notes.append(f"{role} mask {mask} is {mh}x{mw} (HxW) but its image {image} is {ih}x{iw}: "
+                         f"the mask was resized to the image")
+    return tuple(notes)
+
+
 def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the image to ``output`` and its metadata to ``output + '.json'``."""
+    """Write the image to ``output`` and its metadata to ``output + '.json'``, together and atomically.
+
+    Refuses (PhotostyleError) an output that is one of the run's input files
+    (after resolving symlinks and ``..``), whatever ``overwrite`` says. Both
+    files are written to temp files in the output's folder, fsync'ed, then
+    renamed image first, metadata last (images.commit_files); the metadata's
+    ``image_sha256`` is the image file's digest, so a pair torn by a crash
+    between the two renames is detectable. Both get the mode of a plain file
+    (images.FILE_MODE, 0644 under the usual umask).
+    """
     out = Path(output)
     meta = out.with_name(out.name + ".json")
+    i = run.inputs
+    refuse_overwriting_inputs((out, meta), input_files(i.get("content"), i.get("style"), i.get("content_mask"),
+                                                       i.get("style_mask"), run.result.config.weights))
     if not overwrite:
         for p in (out, meta):
             if p.exists():
                 raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
-    save_image(run.result.image, out, overwrite=True, text=RANDOM_WEIGHTS_TEXT if run.random_weights else None)
-    md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
-    md["random_weights"] = run.random_weights
-    write_json(md, meta)
+    image_tmp = stage_image(run.result.image, out, text=RANDOM_WEIGHTS_TEXT if run.random_weights else None)
+    try:
+        md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
+        md["random_weights"] = run.random_weights
+        md["image_sha256"] = file_digest(image_tmp)
+        meta_tmp = stage_json(md, meta)
+    except BaseException:
+        image_tmp.unlink(missing_ok=True)
+        raise
+    commit_files([(image_tmp, out), (meta_tmp, meta)])
     return out, meta

@@ -8,6 +8,17 @@ and the bytes of its input files), is written to a temporary folder first
 and renamed into place when complete: an interrupted run leaves nothing half
 written, and re-running computes only what is missing.
 
+Only finished runs are results. A run stopped by Ctrl-C (a kernel interrupt;
+``stop_reason == "interrupted"``) is kept, for a look, under
+``interrupted/<key>`` -- never under ``runs/<key>``, so the next call with
+the same settings computes the full run -- and the interrupt is raised again.
+
+Each folder carries ``manifest.json``: every file's size and sha256. Reading
+an entry checks them; an entry with a missing, truncated or altered file is
+discarded (one warning line on stderr naming it) and computed again. Entries
+written before manifests existed are checked by reading each file and then
+given one.
+
 Methods: the engine's presets (:data:`photostyle_lib.presets.PRESETS`), the
 colour-transfer baselines ``reinhard`` and ``pitie_idt``, and
 ``luan_published`` (Luan et al.'s published result from the dataset).
@@ -37,7 +48,8 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, array_to_tensor, load_image, resize_tensor, save_image, tensor_to_array
+from photostyle_lib.images import (RANDOM_WEIGHTS_TEXT, array_to_tensor, load_image, read_rgb_array, resize_tensor,
+                                   save_image, tensor_to_array, write_file_atomically)
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.pipeline import segmenter_from_name
@@ -56,6 +68,7 @@ SOFT_PIPELINE = "authors"
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
 _SEGMENTER_MASKS_FORMAT = 2
+MANIFEST = "manifest.json"
 SEGMENTER_ENV_VAR = "PHOTOSTYLE_SEGMENTER"  # segmentation.CHECKPOINT_ENV, without importing transformers
 
 
@@ -266,24 +279,32 @@ class _PeakRSS:
 def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                device: str = "auto", progress: bool = True,
                callback: Callable[[int, dict[str, float]], None] | None = None) -> RunRecord:
-    """The result of ``spec``: read from ``cache_dir/<key>`` if complete, else computed and stored there.
+    """The result of ``spec``: read from ``cache_dir/runs/<key>`` if complete and intact, else computed
+    and stored there.
 
     ``callback(iteration, loss_terms)`` is passed to :func:`stylize` (engine
     runs that are computed, not read from the cache), e.g. for a progress widget.
+    An interrupted run (Ctrl-C) is moved to ``cache_dir/interrupted/<key>`` and
+    KeyboardInterrupt raised again: it is never returned, nor found later, as done.
     """
     cache = Path(cache_dir)
     pair = get_pair(spec.pair_id, data_dir)
     key = spec.key(pair)
     final = cache / "runs" / key
-    meta_path = final / "metadata.json"
-    if meta_path.exists():
-        return RunRecord(spec, key, final, json.loads(meta_path.read_text()))
+    found = _read_entry(final)
+    if found is not None:
+        return RunRecord(spec, key, final, found)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
     try:
         md = _compute(spec, pair, tmp, cache, device, progress, callback)
         md.update(key=key, spec=dataclasses.asdict(spec), pair=dataclasses.asdict(pair))
         write_json(md, tmp / "metadata.json")
+        if _was_interrupted(md):
+            _keep_interrupted(tmp, cache / "interrupted" / key)
+            raise KeyboardInterrupt(f"run {key} interrupted; its partial result is in "
+                                    f"{cache / 'interrupted' / key} (not cached as done)")
+        _write_manifest(tmp)
         try:
             os.replace(tmp, final)
         except OSError:  # another worker finished the same run first: keep theirs
@@ -291,7 +312,108 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return RunRecord(spec, key, final, json.loads(meta_path.read_text()))
+    found = _read_entry(final)
+    if found is None:
+        raise PhotostyleError(f"the cache entry {final} was damaged as soon as it was written; "
+                              "check the disk and the cache folder's other users")
+    return RunRecord(spec, key, final, found)
+
+
+def _was_interrupted(md: dict[str, Any]) -> bool:
+    """True if the run (or the first stage of a two-stage one) was stopped by Ctrl-C: not a result."""
+    notes = md.get("notes") or ()
+    return md.get("stop_reason") == "interrupted" or any("stopped: interrupted" in str(n) for n in notes)
+
+
+def _keep_interrupted(tmp: Path, dest: Path) -> None:
+    """Move an interrupted run's folder to ``dest`` (replacing an older one): a partial result to look at."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        pass  # another process is writing the same key: its copy will do
+
+
+def _entry_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
+
+
+def _write_manifest(folder: Path) -> None:
+    """``manifest.json``: {"format", "files": {name: {"bytes", "sha256"}}} of every file in ``folder``."""
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_digest(p)} for p in _entry_files(folder)}
+    write_json({"format": 1, "files": files}, folder / MANIFEST)
+
+
+def _entry_problem(folder: Path) -> str | None:
+    """What is wrong with a cache entry, or None if every file matches its manifest."""
+    man = folder / MANIFEST
+    if not man.exists():
+        return _legacy_entry_problem(folder)
+    try:
+        files = json.loads(man.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{MANIFEST} is unreadable"
+    if "metadata.json" not in files:
+        return "metadata.json is not in the manifest"
+    for name, want in files.items():
+        p = folder / name
+        if not p.is_file():
+            return f"{name} is missing"
+        if p.stat().st_size != want.get("bytes"):
+            return f"{name} has {p.stat().st_size} bytes, the manifest says {want.get('bytes')}"
+        if file_digest(p) != want.get("sha256"):
+            return f"{name} does not match its sha256 in the manifest"
+    return None
+
+
+def _legacy_entry_problem(folder: Path) -> str | None:
+    """An entry without a manifest (written before manifests): every file must read back whole."""
+    try:
+        md = json.loads((folder / "metadata.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"metadata.json is unreadable ({type(exc).__name__})"
+    for p in _entry_files(folder):
+        try:
+            if p.suffix == ".png":
+                read_rgb_array(p)
+            elif p.suffix == ".npz":
+                with np.load(p, allow_pickle=False) as z:
+                    for name in z.files:
+                        z[name]
+            elif p.suffix == ".csv":
+                rows = len(pd.read_csv(p))
+                if "evaluations" in md and rows != md["evaluations"]:
+                    return f"{p.name} has {rows} rows, the metadata says {md['evaluations']} evaluations"
+        except Exception as exc:  # noqa: BLE001 -- any failure to read back means a damaged file
+            return f"{p.name} is unreadable ({type(exc).__name__})"
+    return None
+
+
+def _read_entry(final: Path) -> dict[str, Any] | None:
+    """The metadata of the intact entry ``final``; None if there is none (a damaged one is discarded,
+    with one warning line on stderr naming it, and a legacy one given a manifest)."""
+    if not (final / "metadata.json").exists() and not (final / MANIFEST).exists():
+        if final.is_dir() and not any(final.iterdir()):
+            final.rmdir()
+        elif not final.exists():
+            return None
+    if final.is_dir():
+        problem = _entry_problem(final)
+        if problem is None:
+            if not (final / MANIFEST).exists():
+                _write_manifest(final)
+            return json.loads((final / "metadata.json").read_text())
+        print(f"photostyle: warning: cache entry {final} is damaged ({problem}); discarding and recomputing it",
+              file=sys.stderr, flush=True)
+        trash = final.with_name(f".damaged.{final.name}.{os.getpid()}.{time.monotonic_ns()}")
+        try:
+            os.replace(final, trash)
+        except OSError:
+            return None  # another process moved it first
+        shutil.rmtree(trash, ignore_errors=True)
+    return None
 
 
 def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool,
@@ -319,15 +441,16 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
         masks, seg_md = None, {}
         if cfg.uses_masks:
             masks, seg_md = _make_masks(spec, pair, content, style, cfg.segmentation, cfg.theta_s, cache, str(dev))
-            np.savez_compressed(out / "masks.npz", content=masks.content.numpy().astype(np.float16),
-                                style=masks.style.numpy().astype(np.float16), labels=np.array(masks.labels),
-                                kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or ""))
+            write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
+                f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
+                labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
         result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback)
         random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
         text = RANDOM_WEIGHTS_TEXT if random else None
         save_image(result.image, out / "image.png", overwrite=True, text=text)
         save_image(result.raw_image, out / "raw.png", overwrite=True, text=text)
-        result.losses.to_csv(out / "losses.csv", index=False)
+        csv = result.losses.to_csv(index=False).encode()
+        write_file_atomically(out / "losses.csv", lambda f: f.write(csv))
         md.update(result.metadata())
         md.update(seg_md)
         md["random_weights"] = random
@@ -348,20 +471,32 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
 
 
 def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
-             device: str = "auto", executor: Any = None, progress: bool = True) -> list[RunRecord]:
+             device: str = "auto", executor: Any = None, progress: bool = True, retries: int = 2) -> list[RunRecord]:
     """Run several specs, each an independent task writing its own cached result.
 
     ``executor``: None (one after another, here), or any object with the
     ``concurrent.futures`` ``submit`` interface -- a ProcessPoolExecutor, or a
     Dask ``distributed.Client`` -- so a lost worker loses only its task.
     Results come back in the order of ``specs``.
+
+    On Dask, ``retries`` reruns a task that raised (e.g. a transient error of
+    shared storage) up to that many times; a task whose worker died (killed,
+    out of memory) is rescheduled by the scheduler itself, up to its
+    ``distributed.scheduler.allowed-failures`` (default 3). Either way nothing
+    finished is computed twice: every finished run is in ``cache_dir``, and a
+    rescheduled task finds it there. Workers must therefore share
+    ``cache_dir`` and ``data_dir`` (the same paths on a shared file system),
+    and the VGG / segmenter weights caches, or have their own copies at the
+    same paths.
     """
     from tqdm.auto import tqdm
 
+    check_int("retries", retries, low=0)
     data_dir = None if data_dir is None else str(data_dir)
     if executor is None:
         return [run_cached(s, cache_dir=cache_dir, data_dir=data_dir, device=device, progress=progress)
                 for s in tqdm(specs, desc="runs", disable=not progress)]
+    extra = {"retries": retries} if type(executor).__module__.startswith("distributed") else {}
     futures = [executor.submit(run_cached, s, cache_dir=str(cache_dir), data_dir=data_dir, device=device,
-                               progress=False) for s in specs]
+                               progress=False, **extra) for s in specs]
     return [f.result() for f in tqdm(futures, desc="runs", disable=not progress)]

@@ -553,6 +553,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         bar.close()
     t_optimise = time.perf_counter() - t_opt
     if best["iteration"] == 0:
+        if reason == "interrupted":  # Ctrl-C before the first evaluation finished: nothing to return
+            raise KeyboardInterrupt
         raise PhotostyleError("the first loss evaluation was not finite; check the inputs and the loss weights "
                               "(a weight of 1e30 overflows float32)")
 

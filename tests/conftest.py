@@ -58,3 +58,59 @@ def two_label_masks(pair):
     s = torch.zeros(2, 48, 48)
     s[0, :, :24], s[1, :, 24:] = 1, 1
     return SemanticMasks(c, s, ("sky", "ground"), kind="gold")
+
+
+#: Pair ids of the synthetic set: the ci profile's (1, 8, 16) and one more for key tests.
+SYNTHETIC_PAIR_IDS = (1, 2, 8, 16)
+
+
+def write_synthetic_dataset(root: Path, ids=SYNTHETIC_PAIR_IDS) -> Path:
+    """A tiny stand-in for the Luan et al. set in its layout (photostyle_lib.data), seeded.
+
+    Per pair N: ``input/inN.png`` (84, 128) content (colour ramps: a light "sky" above a dark
+    "ground", a green "tree" blob), ``style/tarN.png`` (80, 80) style (noise textures, sky on the
+    left, ground on the right, a green band), gold masks ``segmentation/inN.png`` /
+    ``segmentation/tarN.png`` in Luan et al.'s palette (blue sky, black ground, green tree) and a
+    stand-in published result ``luan_results/bestN_t_1000.png`` (the content, tinted).
+    """
+    from PIL import Image
+
+    for sub in ("input", "style", "segmentation", "luan_results"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for n in ids:
+        rng = np.random.default_rng(n)
+        h, w = 84, 128  # pair 8 of the published set at 64 px is 42 x 64: so is this one
+        y, x = np.mgrid[0:h, 0:w] / np.array([h - 1, w - 1])[:, None, None]
+        sky = y < 0.4 + 0.05 * np.sin(6 * x + n)
+        tree = (y - 0.7) ** 2 + (x - 0.3 - 0.02 * n % 0.4) ** 2 < 0.03
+        content = np.where(sky[..., None], [0.5, 0.7, 0.95], [0.35, 0.25, 0.15]) + 0.1 * np.stack([x, y, x * y], -1)
+        content[tree] = [0.2, 0.6, 0.2]
+        content = np.clip(content + 0.02 * rng.standard_normal(content.shape), 0, 1)
+        cmask = np.zeros((h, w, 3), np.uint8)
+        cmask[sky] = (0, 0, 255)
+        cmask[tree] = (0, 255, 0)
+        s = 80
+        yy, xx = np.mgrid[0:s, 0:s] / (s - 1)
+        left = xx < 0.5
+        band = (yy > 0.8) & ~left
+        # the content's regions in warmer light (light sky, dark ground): a colour transfer moves each toward its match
+        style = np.where(left[..., None], [0.9, 0.6, 0.5], [0.3, 0.15, 0.05]) + 0.15 * rng.random((s, s, 3))
+        style[band] = [0.35, 0.45, 0.1]
+        style = np.clip(style, 0, 1)
+        smask = np.zeros((s, s, 3), np.uint8)
+        smask[left] = (0, 0, 255)
+        smask[band] = (0, 255, 0)
+        u8 = lambda a: Image.fromarray(np.round(a * 255).astype(np.uint8))  # noqa: E731
+        u8(content).save(root / "input" / f"in{n}.png")
+        u8(style).save(root / "style" / f"tar{n}.png")
+        Image.fromarray(cmask).save(root / "segmentation" / f"in{n}.png")
+        Image.fromarray(smask).save(root / "segmentation" / f"tar{n}.png")
+        u8(np.clip(content * [1.1, 0.9, 0.8], 0, 1)).save(root / "luan_results" / f"best{n}_t_1000.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pair_data_dir(tmp_path_factory) -> Path:
+    """A data directory of synthetic pairs (:func:`write_synthetic_dataset`) for tests that need
+    *some* pair, not the published set: they run in a fresh clone without the dataset."""
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic-luan2017"))

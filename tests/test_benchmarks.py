@@ -6,6 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+
+@pytest.fixture
+def data_dir(pair_data_dir):
+    """Here any pair will do: the synthetic set (conftest.pair_data_dir), present in every clone."""
+    return pair_data_dir
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

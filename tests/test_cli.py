@@ -162,3 +162,119 @@ def torch_has_mps():
 def test_random_weight_images_say_so_in_the_file(small_pair):
     assert cli.main(_args(small_pair)) == 0
     assert "RANDOM WEIGHTS" in Image.open(small_pair / "out.png").text.get("photostyle:weights", "")
+
+
+def test_cli_never_writes_over_an_input(small_pair, capsys, monkeypatch):
+    """Output = content, a mask, the weights file, through a symlink or ``..``: refused, even with
+    --overwrite, before any run; the input's bytes are untouched."""
+    import photostyle_lib.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    d = small_pair
+    (d / "sub").mkdir()
+    (d / "link.png").symlink_to(d / "cm.png")
+    (d / "w.pth").write_bytes(b"weights")
+    before = {n: (d / n).read_bytes() for n in ("c.png", "s.png", "cm.png", "sm.png", "w.pth")}
+    for target, role in ((d / "c.png", "content"), (d / "sub" / ".." / "s.png", "style"),
+                         (d / "link.png", "content mask"), (d / "sm.png", "style mask")):
+        argv = _args(d, "--overwrite")
+        argv[argv.index("-o") + 1] = str(target)
+        assert f"is the {role} file" in _err(capsys, argv)
+    argv = _args(d, "--overwrite")
+    argv[argv.index("random")] = str(d / "w.pth")
+    argv[argv.index("-o") + 1] = str(d / "w.png")
+    (d / "w.png.json").symlink_to(d / "w.pth")  # the metadata path is an output too
+    assert "is the weights file" in _err(capsys, argv)
+    assert {n: (d / n).read_bytes() for n in before} == before
+
+
+def test_cli_help_names_the_metadata_file(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["transfer", "--help"])
+    assert "OUT.png.json" in capsys.readouterr().out
+
+
+def _interrupt_from_call(n):
+    """A layer_losses that raises KeyboardInterrupt (as Ctrl-C would) at its n-th call (1-based)."""
+    from photostyle_lib import transfer
+
+    real, calls = transfer.layer_losses, {"n": 0}
+
+    def wrapped(*a, **k):
+        calls["n"] += 1
+        if calls["n"] >= n:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    return wrapped
+
+
+@pytest.mark.parametrize("at_call", [1, 3])
+def test_cli_ctrl_c_is_one_line_exit_130_and_writes_nothing(small_pair, capsys, monkeypatch, at_call):
+    """Fault injection: Ctrl-C in the first loss evaluation (never 'the first loss evaluation was
+    not finite') or mid-run: 'photostyle: interrupted', exit 130, and a previous result under the
+    output name (with --overwrite) is left as it was -- no partial result replaces it."""
+    from photostyle_lib import transfer
+
+    assert cli.main(_args(small_pair)) == 0
+    before = ((small_pair / "out.png").read_bytes(), (small_pair / "out.png.json").read_bytes())
+    capsys.readouterr()
+    monkeypatch.setattr(transfer, "layer_losses", _interrupt_from_call(at_call))
+    assert cli.main(_args(small_pair, "--overwrite")) == cli.EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == "photostyle: interrupted\n"
+    assert ((small_pair / "out.png").read_bytes(), (small_pair / "out.png.json").read_bytes()) == before
+
+
+def test_cli_ctrl_c_during_import_is_one_line(small_pair):
+    """Fault injection: KeyboardInterrupt raised by the import of torch (Ctrl-C in the first
+    seconds): one line and exit 130, no traceback -- the CLI module imports the engine inside main."""
+    script = ("import sys\n"
+              "class CtrlC:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'torch':\n"
+              "            raise KeyboardInterrupt\n"
+              "sys.meta_path.insert(0, CtrlC())\n"
+              "from photostyle_lib.cli import main\n"
+              f"sys.exit(main({_args(small_pair)!r}))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130 and proc.stderr == "photostyle: interrupted\n", proc.stderr
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(40), bytes(range(256)) * 4])
+def test_cli_weights_not_a_torch_file(small_pair, capsys, content):
+    (small_pair / "w.bin").write_bytes(content)
+    argv = _args(small_pair)
+    argv[argv.index("random")] = str(small_pair / "w.bin")
+    err = _err(capsys, argv)
+    assert str(small_pair / "w.bin") in err and "not a PyTorch weights file" in err and "torch.save" in err
+
+
+def test_cli_mask_of_another_size_is_noted(small_pair):
+    d = small_pair
+    Image.open(d / "cm.png").resize((30, 20), Image.NEAREST).save(d / "cm_small.png")
+    argv = _args(d)
+    argv[argv.index(str(d / "cm.png"))] = str(d / "cm_small.png")
+    assert cli.main(argv) == 0
+    notes = json.loads((d / "out.png.json").read_text())["notes"]
+    assert any("content mask" in n and "20x30" in n and "40x60" in n and "resized" in n for n in notes)
+    assert not any("style mask" in n for n in notes)  # the style mask has its photo's size
+
+
+def test_cli_offline_without_masks_fails_fast(small_pair, capsys, monkeypatch, tmp_path):
+    """Default preset, no mask files, the segmenter not cached and the hub unreachable: one line at
+    once naming the CLI's options, not tens of seconds of hub retries."""
+    import time
+
+    import huggingface_hub.constants
+    import photostyle_lib.pipeline as pipeline
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
+    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("started the run"))
+    d = small_pair
+    argv = ["transfer", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "o.png"), "--weights", "random",
+            "--device", "cpu", "--no-progress"]
+    t = time.perf_counter()
+    err = _err(capsys, argv)
+    assert time.perf_counter() - t < 5
+    assert "--segmenter random-tiny" in err and "--content-mask" in err and "checkpoint='random'" not in err

@@ -22,6 +22,12 @@ from photostyle_lib.presets import ABLATION, PRESETS
 from photostyle_lib.runs import RunSpec
 
 
+@pytest.fixture
+def data_dir(pair_data_dir):
+    """Here any pair will do: the synthetic set (conftest.pair_data_dir), present in every clone."""
+    return pair_data_dir
+
+
 def ci_cache(tmp_path_factory) -> Path:
     """The CI-profile run cache shared by every test module of this session."""
     return tmp_path_factory.getbasetemp() / "photostyle-ci-cache"

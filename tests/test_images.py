@@ -80,3 +80,83 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotated 90 degrees: the photo is 8 high and 6 wide as viewed
     img.save(tmp_path / "r.jpg", exif=exif)
     assert load_image(tmp_path / "r.jpg").shape == (1, 3, 8, 6)
+
+
+def test_save_image_is_atomic_under_sigkill(tmp_path):
+    """Fault injection: a process killed (SIGKILL) half-way through writing a PNG over an old one
+    leaves the old file intact and readable (the new bytes went to a temp file, never renamed)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    old = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    save_image(old, tmp_path / "o.png")
+    before = (tmp_path / "o.png").read_bytes()
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        from PIL import Image
+        from photostyle_lib.images import save_image
+        real = Image.Image.save
+        def half_then_die(self, fp, *a, **k):
+            fp.write(b"\\x89PNG partial")
+            fp.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        Image.Image.save = half_then_die
+        save_image(torch.zeros(1, 3, 8, 8), {str(tmp_path / "o.png")!r}, overwrite=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert (tmp_path / "o.png").read_bytes() == before
+    assert torch.allclose(load_image(tmp_path / "o.png"), old, atol=0.5 / 255 + 1e-6)
+
+
+def test_full_disk_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    import errno
+
+    save_image(torch.ones(1, 3, 4, 4), tmp_path / "o.png")
+    before = (tmp_path / "o.png").read_bytes()
+
+    def full(self, fp, *a, **k):
+        fp.write(b"\x89PNG")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(PhotostyleError, match="No space left.*unchanged"):
+        save_image(torch.zeros(1, 3, 4, 4), tmp_path / "o.png", overwrite=True)
+    assert (tmp_path / "o.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
+
+
+def test_image_and_metadata_written_together_with_one_mode(tmp_path, monkeypatch):
+    """save_run: PNG and JSON replace the old pair together (a failure while staging the JSON
+    leaves the old pair), both with images.FILE_MODE (0o666 less the umask), and the JSON records
+    the PNG's sha256."""
+    import json
+    import os
+    import stat
+
+    from photostyle_lib import images, metadata, pipeline
+    from photostyle_lib.presets import get_preset
+    from photostyle_lib.transfer import stylize
+
+    content = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    result = stylize(content, content.flip(-1), get_preset("gatys", weights="random", iterations=2, device="cpu"),
+                     progress=False)
+    run = pipeline.Run(result=result, content=content, style=content, masks=None, preset="gatys")
+    out, meta = pipeline.save_run(run, tmp_path / "r.png")
+    assert json.loads(meta.read_text())["image_sha256"] == metadata.file_digest(out)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert images.FILE_MODE == 0o666 & ~mask
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(meta.stat().st_mode) == images.FILE_MODE
+    pair = (out.read_bytes(), meta.read_bytes())
+
+    def fail(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pipeline, "stage_json", fail)
+    run2 = pipeline.Run(result=stylize(content, content, get_preset("gatys", weights="random", iterations=3,
+                                                                     device="cpu"), progress=False),
+                        content=content, style=content, masks=None, preset="gatys")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.save_run(run2, out, overwrite=True)
+    assert (out.read_bytes(), meta.read_bytes()) == pair
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png", "r.png.json"]

@@ -21,6 +21,12 @@ from photostyle_lib.errors import PhotostyleError
 
 
 @pytest.fixture
+def data_dir(pair_data_dir):
+    """Here any pair will do: the synthetic set (conftest.pair_data_dir), present in every clone."""
+    return pair_data_dir
+
+
+@pytest.fixture
 def make_app(tmp_path_factory, tmp_path, data_dir):
     ci = experiments.PROFILES["ci"]["*"]
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"

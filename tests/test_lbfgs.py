@@ -38,18 +38,19 @@ def _run(opt_cls, f, x0, steps, **kw):
     return torch.stack(after), seen, opt
 
 
+KWS = [dict(lr=1.0, max_iter=20, history_size=5),
+       dict(lr=0.1, max_iter=20, history_size=100, tolerance_grad=0.0, tolerance_change=0.0),
+       dict(lr=0.5, max_iter=3, history_size=2)]
+
+
 @pytest.mark.parametrize("form", ["two-loop", "compact"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("kw", [dict(lr=1.0, max_iter=20, history_size=5),
-                                dict(lr=0.1, max_iter=20, history_size=100, tolerance_grad=0.0,
-                                     tolerance_change=0.0),
-                                dict(lr=0.5, max_iter=3, history_size=2)])
-def test_iterates_equal_torch(form, dtype, kw):
-    """The two-loop form does torch's arithmetic exactly: bitwise equal iterates. The compact form
-    builds the same matrix by other operations: equal to rounding in float64; in float32 rounding
-    grows for a while where the problem is sensitive (seen: 3e-4 mid-run), so each step is held to
-    1e-3 and the last, converged one to 1e-5."""
-    f, x0 = _problem(dtype)
+@pytest.mark.parametrize("kw", KWS)
+def test_iterates_equal_torch(form, kw):
+    """float64, six steps with torch's stopping tests: the two-loop form does torch's arithmetic
+    exactly (bitwise equal iterates, checked under ATen's default, AVX2 and AVX-512 kernels); the
+    compact form builds the same matrix by other operations: equal to rounding. Both stop where
+    torch stops (same evaluations): in float64 the stopping tests are far from rounding's reach."""
+    f, x0 = _problem(torch.float64)
     ours, seen_ours, opt = _run(LBFGS, f, x0, 6, form=form, **kw)
     ref, seen_ref, ref_opt = _run(torch.optim.LBFGS, f, x0, 6, **kw)
     assert len(seen_ours) == len(seen_ref) > 6  # same number of evaluations: same stopping decisions
@@ -59,13 +60,44 @@ def test_iterates_equal_torch(form, dtype, kw):
         assert torch.equal(ours, ref) and seen_ours == seen_ref
         return
     scale = float(ref.abs().max())
-    if dtype == torch.float64:
-        assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-10 * scale)
-        assert seen_ours == pytest.approx(seen_ref, rel=1e-10)
-    else:
-        assert torch.allclose(ours, ref, rtol=1e-3, atol=1e-3 * scale)
-        assert torch.allclose(ours[-1], ref[-1], rtol=1e-5, atol=1e-5 * scale)
-        assert seen_ours == pytest.approx(seen_ref, rel=1e-3)
+    assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-10 * scale)
+    assert seen_ours == pytest.approx(seen_ref, rel=1e-10)
+
+
+def _problem_as(dtype, n=40, seed=0):
+    """``_problem(torch.float32)``'s objective and start, computed in ``dtype`` (the same numbers, cast)."""
+    g = torch.Generator().manual_seed(seed)
+    a, b, x0 = (torch.randn(*shape, generator=g, dtype=torch.float32).to(dtype) for shape in ((3 * n, n), (3 * n,), (n,)))
+
+    def f(x):
+        return torch.nn.functional.softplus(a @ x - b).sum() + 0.05 * x.pow(2).sum() + 0.01 * x.pow(4).sum()
+    return f, x0
+
+
+@pytest.mark.parametrize("form", ["two-loop", "compact"])
+@pytest.mark.parametrize("kw,steps", [(KWS[0], 1), (KWS[1], 3), (KWS[2], 6)])
+def test_float32_iterates_follow_torch(form, kw, steps):
+    """float32 over a fixed schedule: which step a float32 run stops at depends on rounding (it
+    differs between CPUs: 39 against 41 evaluations seen), so the stopping tests are switched off
+    (tolerances 0) and the run kept short of convergence, where no other test (descent, curvature)
+    is near its threshold: then every run makes exactly steps * max_iter evaluations on any
+    machine. Ours and torch's float32 iterates agree to 1e-5 of the largest entry (measured
+    <= 6e-7), and both follow the float64 run of the same problem to 5e-4 (measured <= 5e-5)."""
+    kw = dict(kw, tolerance_grad=0.0, tolerance_change=0.0)
+    f32, x32 = _problem_as(torch.float32)
+    f64, x64 = _problem_as(torch.float64)
+    exact, _, _ = _run(torch.optim.LBFGS, f64, x64, steps, **kw)
+    end = exact[-1].clone().requires_grad_(True)
+    f64(end).backward()
+    assert float(end.grad.abs().max()) > 1e-2  # short of convergence: float32 noise is far below |g|
+    ours, seen_ours, opt = _run(LBFGS, f32, x32, steps, form=form, **kw)
+    ref, seen_ref, _ = _run(torch.optim.LBFGS, f32, x32, steps, **kw)
+    assert len(seen_ours) == len(seen_ref) == steps * kw["max_iter"] == opt.state[opt._params[0]]["func_evals"]
+    scale = float(exact.abs().max())
+    assert float((ours - ref).abs().max()) <= 1e-5 * scale
+    assert seen_ours == pytest.approx(seen_ref, rel=1e-5)
+    for run in (ours, ref):
+        assert float((run.double() - exact).abs().max()) <= 5e-4 * scale
 
 
 @pytest.mark.parametrize("form", ["two-loop", "compact"])

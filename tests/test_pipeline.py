@@ -11,6 +11,12 @@ from photostyle_lib.presets import get_preset
 
 
 @pytest.fixture
+def data_dir(pair_data_dir):
+    """Here any pair will do: the synthetic set (conftest.pair_data_dir), present in every clone."""
+    return pair_data_dir
+
+
+@pytest.fixture
 def pair_images():
     g = torch.Generator().manual_seed(0)
     return torch.rand(1, 3, 32, 48, generator=g), torch.rand(1, 3, 40, 40, generator=g)

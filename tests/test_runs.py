@@ -11,6 +11,12 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.runs import RunSpec, run_cached, run_many
 
 
+@pytest.fixture
+def data_dir(pair_data_dir):
+    """Here any pair will do: the synthetic set (conftest.pair_data_dir), present in every clone."""
+    return pair_data_dir
+
+
 def _spec(method="full", **kw):
     base = dict(pair_id=1, method=method, size=48, iterations=2, weights="random", segmenter="random-tiny")
     base.update(kw)
@@ -101,3 +107,67 @@ def test_key_follows_presets_weights_and_segmenter(data_dir, tmp_path, monkeypat
     a = _spec(weights=str(w)).key(pair)
     w.write_bytes(b"12")
     assert _spec(weights=str(w)).key(pair) != a  # replaced weights file
+
+
+def test_ctrl_c_run_is_never_cached_as_done(data_dir, tmp_path):
+    """Fault injection: Ctrl-C at iteration 2 of 4. stylize returns its best image (stop_reason
+    "interrupted"); run_cached keeps it under interrupted/<key>, raises KeyboardInterrupt again,
+    and the next call with the same spec computes the full run."""
+    def ctrl_c(it, row):
+        if it == 2:
+            raise KeyboardInterrupt
+    spec = _spec(masks="gold", iterations=4)
+    with pytest.raises(KeyboardInterrupt, match="not cached as done"):
+        run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False, callback=ctrl_c)
+    assert not [p for p in (tmp_path / "runs").iterdir()]
+    (partial,) = (tmp_path / "interrupted").iterdir()
+    assert json.loads((partial / "metadata.json").read_text())["stop_reason"] == "interrupted"
+    rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert rec.metadata["stop_reason"] == "iterations" and len(rec.losses()) == 4
+    assert rec.directory.name == partial.name  # same key: the finished run took its place in runs/
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name", ["metadata.json", "masks.npz", "losses.csv", "image.png"])
+def test_damaged_entry_is_recomputed_with_one_warning(data_dir, tmp_path, monkeypatch, capsys, name):
+    """Fault injection: each cache file truncated to half. The manifest's digests catch it: one
+    warning line naming the entry and the file, then the run is computed again (not read wrong)."""
+    spec = _spec(masks="gold")
+    rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    manifest = json.loads((rec.directory / "manifest.json").read_text())["files"]
+    assert {"metadata.json", "masks.npz", "losses.csv", "image.png"} <= set(manifest)
+    good_losses = rec.losses()
+    _truncate(rec.directory / name)
+    capsys.readouterr()
+    calls = []
+    real = runs.stylize
+    monkeypatch.setattr(runs, "stylize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(rec.directory) in err and name in err and "recomputing" in err
+    assert calls == [1]
+    assert again.losses()["total"].tolist() == pytest.approx(good_losses["total"].tolist(), rel=1e-5)
+    assert again.masks().kind == "gold"
+    run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)  # intact now: read, no warning
+    assert calls == [1] and capsys.readouterr().err == ""
+
+
+def test_entry_without_manifest_is_checked_then_adopted(data_dir, tmp_path, monkeypatch, capsys):
+    """Entries written before manifests: read back whole -> kept and given a manifest; a losses.csv
+    cut at a line end (which parses) is caught by its row count against the metadata."""
+    spec = _spec(masks="gold", iterations=3)
+    rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    (rec.directory / "manifest.json").unlink()
+    monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed an intact entry"))
+    run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert (rec.directory / "manifest.json").exists() and capsys.readouterr().err == ""
+    (rec.directory / "manifest.json").unlink()
+    lines = (rec.directory / "losses.csv").read_text().splitlines(keepends=True)
+    (rec.directory / "losses.csv").write_text("".join(lines[:-1]))
+    monkeypatch.undo()
+    again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert "losses.csv has 2 rows" in capsys.readouterr().err and len(again.losses()) == 3

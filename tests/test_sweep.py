@@ -14,9 +14,10 @@ from scipy import stats
 from photostyle_lib import sweep
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.metrics import METRICS
+from photostyle_lib import runs
 from photostyle_lib.runs import RunSpec, run_cached, run_many
 
-# Tiny specs: real pairs, 48 px, 2 iterations, random VGG weights.
+# Tiny specs: synthetic pairs (conftest.pair_data_dir), 48 px, 2 iterations, random VGG weights.
 TINY = dict(size=48, iterations=2, weights="random")
 
 
@@ -25,15 +26,9 @@ def tiny_specs(pair_ids=(1,), methods=("gatys", "reinhard")) -> list[RunSpec]:
 
 
 @pytest.fixture(scope="module")
-def shared_data():
-    from pathlib import Path
-    import os
-
-    env = os.environ.get("PHOTOSTYLE_DATA")
-    p = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
-    if not (p / "input").is_dir():
-        pytest.skip(f"Luan et al. data not found at {p}; set PHOTOSTYLE_DATA")
-    return p
+def shared_data(pair_data_dir):
+    """Some pairs: the synthetic set (conftest), so the sweep runs without the dataset."""
+    return pair_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +95,35 @@ def test_dask_local_cluster_fills_the_cache_like_a_serial_run(shared_data, tmp_p
     pd.testing.assert_frame_equal(table[["pair_id", "method", *METRICS]], here[["pair_id", "method", *METRICS]])
 
 
+def test_dask_worker_processes_survive_a_killed_worker(shared_data, tmp_path):
+    """Worker processes (LocalCluster(processes=True)): the first engine run's worker is SIGKILLed
+    mid-task and the second run raises a transient OSError. The sweep still finishes: the
+    scheduler reschedules the lost task, ``retries=1`` reruns the failed one, every finished run
+    is in the cache, and no run is computed to the end twice (three runs, three finishes)."""
+    distributed = pytest.importorskip("distributed")
+    from dask_faults import StylizeFaults
+
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    specs = tiny_specs((1, 2, 8), ("gatys",)) + tiny_specs((1,), ("reinhard",))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        client.register_plugin(StylizeFaults(str(faults)))
+        records = run_many(specs, cache_dir=tmp_path / "cache", data_dir=shared_data, device="cpu",
+                           executor=client, progress=False, retries=1)
+        log = (faults / "log").read_text().split()
+        assert (faults / "killed").exists() and (faults / "raised").exists()
+        assert log[::2].count("done") == 3 and log[::2].count("start") == 5  # 3 finished + killed + raised
+        again = run_many(specs, cache_dir=tmp_path / "cache", data_dir=shared_data, device="cpu",
+                         executor=client, progress=False)
+    assert (faults / "log").read_text().split() == log  # the rerun computed nothing
+    assert [r.spec for r in records] == specs
+    for rec, re in zip(records, again):
+        assert rec.directory == tmp_path / "cache" / "runs" / rec.key == re.directory
+        assert runs._entry_problem(rec.directory) is None and rec.metadata["created"] == re.metadata["created"]
+        assert rec.image().shape[-1] == 48
+
+
 def test_process_pool_fills_the_cache_like_a_serial_run(shared_data, tmp_path):
     specs = [RunSpec(1, "reinhard", **TINY)]
     serial = run_many(specs, cache_dir=tmp_path / "serial", data_dir=shared_data, device="cpu", progress=False)
@@ -133,8 +157,8 @@ def test_sweep_specs_follow_the_settings():
         sweep.sweep_specs(_FakeSettings(), "full")
 
 
-def test_resolve_pair_ids(shared_data):
-    assert sweep.resolve_pair_ids(None, shared_data) == list(range(1, 61))
+def test_resolve_pair_ids(data_dir):
+    assert sweep.resolve_pair_ids(None, data_dir) == list(range(1, 61))
     assert sweep.resolve_pair_ids(4) == [4] and sweep.resolve_pair_ids([2, 1]) == [2, 1]
     with pytest.raises(PhotostyleError, match="empty"):
         sweep.resolve_pair_ids([])
