@@ -34,7 +34,10 @@ from __future__ import annotations
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.transfer import TransferConfig
 
-BASE = TransferConfig()
+#: Every preset optimises with the projected L-BFGS (bounds [0, 1], backtracking line search:
+#: ``lbfgs.projected_lbfgs``), not the paper's plain fixed-step L-BFGS, which diverges on trained
+#: features (pair 1: the loss jumped 1e3-5e4x the best mid-run); ``optimizer="lbfgs"`` reproduces it.
+BASE = TransferConfig(optimizer="projected_lbfgs")
 _CAFFE_SCALE = 255.0 / 4.4  # Caffe-VGG activation scale relative to torchvision's
 
 PRESETS: dict[str, TransferConfig] = {

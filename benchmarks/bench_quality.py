@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Quality against Luan et al.'s published results, with trained features, on held-out pairs.
+
+For a list of pairs (default 21-60: pairs 1-20 are the tuning set) at a long side
+``--size`` (default 256), runs each method with the pair's gold masks through the
+run cache (``runs.run_many``: a rerun or a later session computes only what is
+missing), scores every result and Luan et al.'s published image with
+``photostyle_lib.metrics`` at the same size, and writes to ``--out``:
+
+* ``quality.csv``: one row per (pair, method): photorealism (matting-Laplacian
+  energy per value, lower is more photorealistic), structure (gradient SSIM,
+  higher is better), style distance (per gold-mask region, Delta-E, lower is
+  closer to the style), the run's stop reason and time;
+* ``summary.csv``: per method, mean and 95% Student-t interval of each metric,
+  the ratio of the mean to Luan et al.'s, and the pairs won against theirs;
+* ``contact_sheet.png``: every pair as a row (content, style, ours ``full``,
+  Luan et al. published), titled with the weights that made it;
+* ``metadata.json``: the parameters, weights, git revision, cache keys.
+
+Methods: the engine's presets (``full``, ``no_postprocess``, ``gatys``, ``luan``
+by default), the colour transfers ``reinhard`` and ``pitie_idt``, and
+``luan_published`` (always scored: the reference). ``luan`` (two stages of 1000
+evaluations to relu5_1) costs about 8x ``full``; ``--methods`` leaves it out on
+a CPU.
+
+Target (issue "photorealistic results with trained features"): ``full`` with
+``hed-vgg16`` at 256 px on pairs 21-60: mean photorealism <= Luan et al.'s,
+mean structure >= theirs, mean style distance <= 1.25x theirs, no run stopped
+by the divergence guard.
+
+    python benchmarks/bench_quality.py [--pairs 21-60] [--size 256] [--weights hed-vgg16]
+        [--methods full no_postprocess gatys luan reinhard pitie_idt] [--out results/quality]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from photostyle_lib import sweep
+from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.runs import METHODS, RunRecord, RunSpec, run_many
+
+DEFAULT_METHODS = ("full", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
+REFERENCE = "luan_published"
+#: metric -> +1 if higher is better, -1 if lower is better
+DIRECTIONS = {"photorealism": -1, "structure": +1, "style_distance": -1}
+HELD_OUT = tuple(range(21, 61))
+
+
+def parse_pairs(text: str) -> list[int]:
+    """'21-60' or '21,25,30-33' -> a list of ids."""
+    ids: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-", 1)
+            if not (a.strip().isdigit() and b.strip().isdigit()) or int(a) > int(b):
+                raise PhotostyleError(f"bad pair range {part!r}; write e.g. 21-60")
+            ids += list(range(int(a), int(b) + 1))
+        elif part.isdigit():
+            ids.append(int(part))
+        else:
+            raise PhotostyleError(f"bad pair id {part!r}; write e.g. 21-60 or 21,25,30")
+    if not ids:
+        raise PhotostyleError("no pairs given; write e.g. --pairs 21-60")
+    return ids
+
+
+def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: str,
+                  iterations: int | None = None) -> list[RunSpec]:
+    """One RunSpec per (pair, method) with gold masks, plus Luan et al.'s published result per pair."""
+    specs = []
+    for p in pairs:
+        for m in methods:
+            extra = {} if iterations is None else {"iterations": iterations}
+            if m == "luan" and iterations is None:
+                extra = {"iterations": 1000}  # per stage, as their code
+            specs.append(RunSpec(p, m, masks="gold", size=size, weights=weights, **extra))
+        specs.append(RunSpec(p, REFERENCE, size=size))
+    return specs
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean, 95% t-interval, ratio to Luan et al.'s mean, pairs won against theirs."""
+    from scipy import stats
+
+    ref = table[table.method == REFERENCE].set_index("pair_id")
+    rows = []
+    for method, grp in table.groupby("method", sort=False):
+        row: dict = {"method": method, "pairs": int(grp.pair_id.nunique())}
+        g = grp.set_index("pair_id")
+        for metric, sign in DIRECTIONS.items():
+            v = g[metric].to_numpy(dtype=float)
+            mean = float(np.mean(v))
+            half = (float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+                    if len(v) > 1 else float("nan"))
+            common = g.index.intersection(ref.index)
+            won = int(((g.loc[common, metric] - ref.loc[common, metric]) * sign > 0).sum())
+            row.update({f"{metric}_mean": mean, f"{metric}_ci95": half,
+                        f"{metric}_vs_luan": mean / float(ref.loc[common, metric].mean()) if len(common) else float("nan"),
+                        f"{metric}_won": f"{won}/{len(common)}"})
+        if "stop_reason" in grp:
+            row["diverged"] = int(grp.stop_reason.astype(str).str.startswith("diverged").sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def target_verdict(summary: pd.DataFrame, method: str = "full") -> dict[str, bool]:
+    """The issue's target for ``method`` against the published results."""
+    r = summary.set_index("method")
+    if method not in r.index or REFERENCE not in r.index:
+        return {}
+    m, ref = r.loc[method], r.loc[REFERENCE]
+    return {"photorealism <= Luan": bool(m.photorealism_mean <= ref.photorealism_mean),
+            "structure >= Luan": bool(m.structure_mean >= ref.structure_mean),
+            "style distance <= 1.25x Luan": bool(m.style_distance_mean <= 1.25 * ref.style_distance_mean),
+            "no divergence stop": bool(m.get("diverged", 0) == 0)}
+
+
+def contact_sheet(records: list[RunRecord], path: Path, *, method: str = "full", title: str = "",
+                  width: int = 160) -> None:
+    """Rows of (content, style, ours, Luan et al. published) per pair, as one small PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r.spec.pair_id, r.spec.method): r for r in records}
+    pairs = sorted({p for p, m in by if m == method and (p, REFERENCE) in by})
+    if not pairs:
+        return
+    cols = ("content", "style", f"ours ({method})", "Luan et al. (published)")
+    fig, axes = plt.subplots(len(pairs), 4, figsize=(4 * width / 100, len(pairs) * width * 0.7 / 100 + 0.6),
+                             squeeze=False, dpi=100)
+    for i, p in enumerate(pairs):
+        ours, theirs = by[(p, method)], by[(p, REFERENCE)]
+        images = (ours.content(), ours.style(), ours.image(), theirs.image())
+        for j, im in enumerate(images):
+            ax = axes[i, j]
+            ax.imshow(im[0].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(cols[j], fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"pair {p}", fontsize=7)
+    fig.suptitle(title, fontsize=8, color="red" if "stand-in" in title or "RANDOM" in title else "black")
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", default="21-60", help="ids, e.g. 21-60 or 21,25,30-33 (default 21-60: held out)")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--weights", default="hed-vgg16")
+    ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    ap.add_argument("--iterations", type=int, default=None, help="override every preset's evaluations (smoke runs)")
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
+    ap.add_argument("--out", type=Path, default=Path("results/quality"))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        pairs = parse_pairs(args.pairs)
+        bad = [m for m in args.methods if m not in METHODS or m == REFERENCE]
+        if bad:
+            raise PhotostyleError(f"unknown method(s) {bad}; choose from {', '.join(m for m in METHODS if m != REFERENCE)}")
+        data_dir = resolve_data_dir(args.data)
+        specs = quality_specs(pairs, list(args.methods), size=args.size, weights=args.weights,
+                              iterations=args.iterations)
+        records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, device=args.device,
+                           progress=not args.no_progress)
+        table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress)
+    except PhotostyleError as exc:
+        print(f"bench_quality: {exc}", file=sys.stderr)
+        return 2
+    reasons = {r.key: r.metadata.get("stop_reason") for r in records}
+    table["stop_reason"] = [reasons.get(k) for k in table.key]
+    summary = summarise(table)
+    tuned = sorted(set(pairs) - set(HELD_OUT))
+    weights_line = next((r.metadata.get("weights") for r in records if r.spec.method == "full"), args.weights)
+    warning = next((r.metadata.get("weights_warning") for r in records if r.metadata.get("weights_warning")), None)
+    title = (f"{args.size} px, gold masks, weights: {weights_line}" + (f" -- {warning}" if warning else "")
+             + (f" -- includes TUNING pairs {tuned}" if tuned else ""))
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "quality.csv", index=False)
+    summary.to_csv(args.out / "summary.csv", index=False)
+    method = "full" if "full" in args.methods else args.methods[0]
+    contact_sheet(records, args.out / "contact_sheet.png", method=method, title=title)
+    verdict = target_verdict(summary, method)
+    write_json({
+        **base_metadata(), "pairs": pairs, "size": args.size, "weights": args.weights, "weights_label": weights_line,
+        "weights_warning": warning, "methods": list(args.methods), "tuning_pairs_included": tuned,
+        "target": verdict, "runs": {f"{r.spec.pair_id}:{r.spec.method}": r.key for r in records}},
+        args.out / "metadata.json")
+    pd.set_option("display.width", 250)
+    cols = ["method", "pairs"] + [f"{m}_{k}" for m in DIRECTIONS for k in ("mean", "ci95", "vs_luan", "won")]
+    cols += ["diverged"] if "diverged" in summary else []
+    print(title)
+    print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for name, ok in verdict.items():
+        print(f"target {name}: {'met' if ok else 'NOT met'}")
+    print(f"written: {args.out}/quality.csv, summary.csv, contact_sheet.png, metadata.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
