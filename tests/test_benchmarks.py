@@ -98,3 +98,78 @@ def test_bench_photorealism_prints_ours_and_the_peers(tmp_path, monkeypatch):
         assert float(rows["rf max |ours - opencv|"]) < 1 / 255
     else:
         assert "OpenCV ximgproc: not installed" in text
+
+
+def _bench_module(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_quality_end_to_end(tmp_path, data_dir):
+    out = tmp_path / "q"
+    text = _run("benchmarks/bench_quality.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
+                "--weights", "random", "--methods", "full", "no_postprocess", "gatys", "reinhard",
+                "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
+    import pandas as pd
+    table = pd.read_csv(out / "quality.csv")
+    assert sorted(table.method.unique()) == ["full", "gatys", "luan_published", "no_postprocess", "reinhard"]
+    assert len(table) == 10 and set(table.pair_id) == {1, 2}
+    # no_postprocess is the full run's raw image: the same run, scored on raw.png (an independent scoring here)
+    from photostyle_lib import metrics
+    from photostyle_lib.images import load_image
+    full, raw = (table[table.method == m].set_index("pair_id") for m in ("full", "no_postprocess"))
+    assert (full.key == raw.key).all()
+    for pair_id, key in raw.key.items():
+        entry = tmp_path / "cache" / "runs" / key
+        expected = metrics.photorealism_score(load_image(entry / "raw.png"), load_image(entry / "content.png"))
+        assert raw.loc[pair_id, "photorealism"] == pytest.approx(expected, rel=1e-9)
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"photorealism_mean", "structure_ci95", "style_distance_won", "diverged"} <= set(summary.columns)
+    assert (out / "contact_sheet.png").stat().st_size > 1000
+    md = json.loads((out / "metadata.json").read_text())
+    assert md["tuning_pairs_included"] == [1, 2] and "RANDOM" in md["weights_warning"]
+    assert "target photorealism <= Luan" in text
+
+
+def test_bench_quality_summary_counts_pairs_won():
+    import pandas as pd
+    bq = _bench_module("bench_quality")
+    table = pd.DataFrame({
+        "pair_id": [1, 1, 2, 2, 3, 3], "method": ["full", "luan_published"] * 3,
+        "photorealism": [1.0, 2.0, 3.0, 2.0, 1.0, 1.5],       # lower wins: pairs 1 and 3
+        "structure": [0.9, 0.8, 0.7, 0.8, 0.6, 0.8],          # higher wins: pair 1
+        "style_distance": [5.0, 5.0, 4.0, 6.0, 9.0, 6.0],     # lower wins: pair 2 (a tie is no win)
+        "stop_reason": ["iterations", None, "diverged: x", None, "iterations", None]})
+    s = bq.summarise(table).set_index("method")
+    assert s.loc["full", "photorealism_won"] == "2/3" and s.loc["full", "structure_won"] == "1/3"
+    assert s.loc["full", "style_distance_won"] == "1/3" and s.loc["full", "diverged"] == 1
+    assert s.loc["full", "photorealism_mean"] == pytest.approx(5 / 3)
+    assert s.loc["full", "photorealism_vs_luan"] == pytest.approx((5 / 3) / (5.5 / 3))
+    verdict = bq.target_verdict(bq.summarise(table))
+    assert verdict == {"photorealism <= Luan": True, "structure >= Luan": False,
+                       "style distance <= 1.25x Luan": True, "no divergence stop": False}
+    assert bq.parse_pairs("21-23,30") == [21, 22, 23, 30]
+    from photostyle_lib.errors import PhotostyleError
+    with pytest.raises(PhotostyleError, match="bad pair"):
+        bq.parse_pairs("30-21")
+
+
+def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
+    import pandas as pd
+    sw = _bench_module("sweep_weights")
+    rows = [dict(method="luan_published", style_weight=None, similarity_weight=None, photorealism=1.0,
+                 structure=0.5, style_distance=10.0)]
+    for beta, pr, st, sd in [(1e6, 0.5, 0.9, 20.0), (1e7, 0.9, 0.8, 12.0), (1e8, 2.0, 0.7, 9.0), (3e7, 0.91, 0.85, 12.4)]:
+        rows.append(dict(method="full", style_weight=beta, similarity_weight=3.0, photorealism=pr, structure=st,
+                         style_distance=sd))
+    summary = sw.choose(pd.DataFrame(rows))
+    chosen = summary[summary.chosen]
+    # 1e6 is too far from the style (2x); among 1e7, 3e7, 1e8 the lowest energy is 1e7, and 3e7 is within 2%
+    # of it with a higher structure: the tie-break picks 3e7
+    assert list(chosen.style_weight) == [3e7]
+    out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--pairs", "25"], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "held out" in out.stderr and "Traceback" not in out.stderr
