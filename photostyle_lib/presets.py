@@ -60,8 +60,23 @@ PRESETS: dict[str, TransferConfig] = {
 ABLATION = ("full", "regularization", "no_segmentation", "no_similarity", "no_postprocess")
 
 
+#: Presets whose style / similarity weights are the paper's (beta, gamma) and so follow the network.
+NETWORK_TUNED = ("full", "no_segmentation", "no_similarity", "no_postprocess", "gatys")
+
+#: Loss weights per network for :data:`NETWORK_TUNED`, on top of the base (the paper's, which belong to
+#: ImageNet VGG-19). Chosen by ``benchmarks/sweep_weights.py`` on tuning pairs 1-20 only (its rule and
+#: the measured table are in the README); networks not listed use the paper's.
+NETWORK_WEIGHTS: dict[str, dict[str, float]] = {}
+
+
 def get_preset(name: str, **overrides) -> TransferConfig:
-    """The named preset, with optional field overrides (e.g. iterations=50, weights="random")."""
+    """The named preset, with optional field overrides (e.g. iterations=50, weights="random").
+
+    With ``weights`` naming a network of :data:`NETWORK_WEIGHTS`, that network's loss weights apply
+    first (presets of :data:`NETWORK_TUNED` only); explicit overrides win over them.
+    """
     if name not in PRESETS:
         raise PhotostyleError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
+    tuned = NETWORK_WEIGHTS.get(str(overrides.get("weights")), {}) if name in NETWORK_TUNED else {}
+    changes = {**tuned, **overrides}
+    return PRESETS[name].replace(**changes) if changes else PRESETS[name]

@@ -250,3 +250,13 @@ def test_feature_extractor_reuse_is_keyed_on_the_weights_file(tmp_path, monkeypa
     assert eb is not ea and not torch.equal(eb.body[0].weight, ea.body[0].weight)
     assert transfer.feature_extractor("random", ("conv1_1",), seed=1) is not \
         transfer.feature_extractor("random", ("conv1_1",), seed=2)
+
+
+def test_network_weights_apply_to_the_paper_weight_presets_only(monkeypatch):
+    monkeypatch.setitem(presets.NETWORK_WEIGHTS, "random-vgg16", {"style_weight": 5.0, "similarity_weight": 0.5})
+    full = presets.get_preset("full", weights="random-vgg16")
+    assert (full.style_weight, full.similarity_weight) == (5.0, 0.5)
+    assert presets.get_preset("full", weights="random-vgg16", style_weight=7.0).style_weight == 7.0  # explicit wins
+    assert presets.get_preset("full", weights="random").style_weight == presets.BASE.style_weight
+    assert presets.get_preset("luan", weights="random-vgg16").style_weight == presets.PRESETS["luan"].style_weight
+    assert presets.get_preset("gatys", weights="random-vgg16").style_weight == 5.0
