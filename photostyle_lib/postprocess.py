@@ -28,9 +28,9 @@ __all__ = ["recursive_filter", "refine", "screened_poisson", "DEFAULT_SIGMA_S", 
 #: Spatial standard deviation of the paper's post-process, in pixels (section 4).
 DEFAULT_SIGMA_S = 60.0
 #: Range standard deviation of the paper's post-process: its 100 on 0-255 images,
-#: i.e. 100/255 in the [0, 1] image-value units used here. (The public code passed
-#: 100 with [0, 1] images, which makes the filter nearly a plain smoothing; pass
-#: ``sigma_r=100`` to reproduce that.)
+#: i.e. 100/255 in the [0, 1] image-value units used here -- also what the authors'
+#: code does (its main.py hands RF int32 arrays of 0-255 values, RF.m does not rescale).
+#: ``sigma_r=100`` on [0, 1] images (nearly a plain smoothing) is only an ablation.
 DEFAULT_SIGMA_R = 100.0 / 255.0
 #: Gradient weight lambda of :func:`screened_poisson`, in pixels^2; see its docstring.
 DEFAULT_POISSON_LAMBDA = 5.0
