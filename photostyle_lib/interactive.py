@@ -41,8 +41,8 @@ from photostyle_lib.runs import RunRecord, RunSpec, run_cached
 POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
     "recursive filter, \u03c3_r = 100/255 (paper's text)": {"postprocess": "recursive_filter",
                                                              "rf_sigma_r": experiments.SIGMA_R_TEXT},
-    "recursive filter, \u03c3_r = 100 (authors' code)": {"postprocess": "recursive_filter",
-                                                          "rf_sigma_r": experiments.SIGMA_R_CODE},
+    "recursive filter, \u03c3_r = 100 on [0, 1] (ablation)": {"postprocess": "recursive_filter",
+                                                              "rf_sigma_r": experiments.SIGMA_R_PLAIN},
     "screened Poisson": {"postprocess": "screened_poisson"},
     "none": {"postprocess": "none"},
 }

@@ -106,7 +106,7 @@ def test_mask_mode_none_reuses_the_ablation_run(make_app):
 
 def test_postprocess_choices_map_to_sigma_r(make_app):
     app = make_app()
-    app.widgets["postprocess"].value = "recursive filter, \u03c3_r = 100 (authors' code)"
+    app.widgets["postprocess"].value = "recursive filter, \u03c3_r = 100 on [0, 1] (ablation)"
     assert dict(app.spec().overrides) == {"rf_sigma_r": 100.0}
     app.widgets["postprocess"].value = "screened Poisson"
     assert dict(app.spec().overrides) == {"postprocess": "screened_poisson"}
