@@ -182,7 +182,7 @@ def test_segmentation_figures(ci):
 def test_figure7_compares_both_sigma_r(ci):
     s = ci("04_postprocess")
     o = experiments.figure7(s, zoom_fraction=0.4)
-    _check_grid_output(o, (2, 5), ["Content", "Before post-processing", "After: \u03c3_r = 100/255 (paper's text)",
+    _check_grid_output(o, (2, 5), ["Content", "Before post-processing", "After: \u03c3_r = 100/255 (paper and authors' code)",
                                    "After: \u03c3_r = 100 on [0, 1] (ablation)", "Screened Poisson [8]"])
     assert [r.spec.method for r in o.records] == ["no_postprocess"]
     t = o.table
