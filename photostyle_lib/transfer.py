@@ -84,10 +84,10 @@ class TransferConfig:
 
     Switches (the ablation's axes): ``segmentation`` ("soft", "hard", "gold"
     or "none"), ``use_similarity``, ``use_regularization``, ``postprocess``
-    ("recursive_filter", "screened_poisson" or "none").
+    ("recursive_filter", "screened_poisson", "local_affine" or "none").
 
     Other fields: layer names (see ``vgg.LAYER_NAMES``); ``lr``; ``iterations``
-    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "adam"); ``seed``;
+    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "projected_lbfgs" | "adam"); ``seed``;
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
     "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
     code, max-pooled alongside the network; "avg": area average, keeps
