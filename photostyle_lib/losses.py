@@ -87,10 +87,23 @@ def similarity_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of neighbouring pixels of a (1, 3, H, W) image (Luan et al.'s TV term)."""
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    return torch.mean(dy ** 2) + torch.mean(dx ** 2)
+    """Luan et al.'s total-variation term: a *sum* of squared neighbour differences.
+
+    ``TV(x) = sum_c sum_{i < H-1, j < W-1} (x[c,i,j] - x[c,i,j+1])^2 + (x[c,i,j] - x[c,i+1,j])^2``
+    for a (1, 3, H, W) (or (3, H, W)) image, in the image's own units (here [0, 1]).
+
+    Their ``TVLoss`` (``neuralstyle_seg.lua``, ``updateGradInput``; the same in
+    ``deepmatting_seg.lua``) has no forward value; its backward, ``strength`` times
+    the differences above, is the gradient of ``strength / 2 * TV`` of the 0-255
+    Caffe image: a sum over pixels (not a mean), squared, and over the top-left
+    (H-1) x (W-1) pixels only (the last row's horizontal and the last column's
+    vertical differences are left out). The 1/2 and the 256^2 of their image scale
+    go into the weight (``presets``).
+    """
+    core = image[..., :-1, :-1]
+    dx = core - image[..., :-1, 1:]
+    dy = core - image[..., 1:, :-1]
+    return (dx * dx).sum() + (dy * dy).sum()
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,15 @@ class MaskIndex:
     @property
     def num_labels(self) -> int:
         return int(self.areas.shape[0])
+
+    @property
+    def sums(self) -> torch.Tensor:
+        """(L,) sum of the mask values per label (``areas`` sums their squares; equal for binary masks)."""
+        if self.weights is None:
+            return self.areas.clone()
+        counts = torch.tensor([b - a for a, b in self.segments()], device=self.weights.device)
+        label = torch.repeat_interleave(torch.arange(self.num_labels, device=self.weights.device), counts)
+        return torch.zeros_like(self.areas).index_add_(0, label, self.weights.to(self.areas.dtype))
 
     def segments(self) -> list[tuple[int, int]]:
         """(start, stop) of each label's rows in the gathered matrix."""
@@ -407,6 +429,51 @@ def authors_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
         x = (f.reshape(1, *f.shape[-3:]) * m.unsqueeze(1).to(f.dtype)).reshape(m.shape[0] * f.shape[-3], -1)
         return x @ x.T / x.numel()
     return F.mse_loss(gram(output, output_masks), gram(style, style_masks))
+
+
+def luan_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
+    """Per-label Grams normalised as Luan et al.'s code: ``(F M_l)(F M_l)^T / (C * sum_p m_l(p))``.
+
+    Their ``StyleLossWithSeg`` (``neuralstyle_seg.lua``) divides the Gram of the masked
+    (C, H, W) features by ``nElement * mean(mask) = C * H * W * sum_p m_l(p) / (H W)``:
+    the label's *sum* of mask values, where :func:`masked_gram_matrices` takes the sum of
+    squares (the same for binary masks). An empty label gets an all-zero Gram (theirs
+    skips the division; its masked features are zero).
+
+    features: (1, C, H, W); masks: (L, H, W) in [0, 1] at the features' resolution, or its
+    MaskIndex. Returns (L, C, C).
+    """
+    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
+    c = features.shape[-3]
+    grams = _SegmentGrams.apply(_pixel_rows(features), index)
+    norm = (c * index.sums.to(features.dtype)).clamp_min(torch.finfo(features.dtype).tiny)
+    return grams / norm.view(-1, 1, 1)
+
+
+def luan_label_weights(masks: torch.Tensor) -> torch.Tensor:
+    """Luan et al.'s weight of each label's style term: the mean of its content mask at the layer.
+
+    masks: (L, H, W) content (output) masks at one layer. Returns (L,) float64,
+    ``sum_p m_l(p) / (H W)`` (``loss_j * strength * l_content_mean`` in their
+    ``StyleLossWithSeg``): the label's share of the map, not normalised over labels.
+    """
+    return masks.reshape(masks.shape[0], -1).to(torch.float64).mean(1)
+
+
+def luan_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
+                           output_masks: torch.Tensor, style_masks: torch.Tensor) -> torch.Tensor:
+    """The masked style loss as Luan et al.'s code computes it (a dense, per-label reference).
+
+    ``sum_l a_l mean_CxC((G_l[O] - G_l[S])^2)`` with ``a_l`` = :func:`luan_label_weights` of the
+    output masks and ``G_l`` = :func:`luan_masked_grams` (output with the content masks, style
+    with the style masks). Every label present in the output counts, also one empty in the
+    style (its target Gram is zero). output: (1, C, H, W); style: (1, C, Hs, Ws); masks
+    (L, H, W) / (L, Hs, Ws) in [0, 1].
+    """
+    g_out = luan_masked_grams(output, output_masks)
+    g_sty = luan_masked_grams(style, style_masks)
+    weights = luan_label_weights(output_masks).to(g_out.dtype)
+    return (weights * ((g_out - g_sty) ** 2).mean(dim=(1, 2))).sum()
 
 
 def _areas(m: torch.Tensor | MaskIndex) -> torch.Tensor:

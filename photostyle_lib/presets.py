@@ -12,33 +12,84 @@ no_segmentation    full without the semantic masks (plain Gram style loss)
 no_similarity      full without the L1 similarity loss
 no_postprocess     full without the post-process
 gatys              the baseline model (3.1): content + global Gram style only
-luan               Luan et al. 2017: gold masks, photorealism regularisation,
-                   total variation, two stages of 1000 iterations (the first
-                   without regularisation), their layers (after the ReLU, as
-                   their neural-style-based code: content relu4_2, style
-                   relu1_1 ... relu5_1)
+luan               Luan et al. 2017, as their public code runs it (table below)
 =================  =============================================================
 
-Luan et al.'s weights (content 5, style 100, TV 1e-3, lambda 1e4) were set for
-Caffe VGG-19 on 0-255 images, whose activations are about 255 / 4.4 = 58 times
-those of torchvision's VGG-19 on normalised [0, 1] images. Content MSE scales
-with 58^2 and the Gram MSE with 58^4, so in this engine's units the style
-weight is 100 * 58^2 and the weights of the pixel-space terms (TV on 0-255
-images, lambda on [0, 1] images) are divided by the content factor 58^2
-(TV additionally times 255^2). This is a translation, not a calibration:
-check it against their published results (dataset ``luan_results/``).
+The ``luan`` preset, value by value (their repository luanfujun/deep-photo-
+styletransfer at commit 16744e3; ``ns`` = neuralstyle_seg.lua, stage 1; ``dm`` =
+deepmatting_seg.lua, stage 2, the same code plus the Laplacian and the smoothing):
+
+======================  ==================================  ========================================
+field                   value (this project's units)        their code
+======================  ==================================  ========================================
+content_weight          5                                   ns:26 ``-content_weight 5``; MSE over
+                                                            C*H*W (ns:311, 316)
+style_weight            100 * s^2                           ns:27 ``-style_weight 100``
+style_normalization     "luan"                              ns:148-153 target Gram / (nElement *
+                                                            mask mean); ns:463-472 output Gram the
+                                                            same, ``loss_j * strength * mean``
+tv_weight               1e-3 / 2 * (256 / s)^2              ns:28 ``-tv_weight 1e-3``; ns:512-521
+                                                            backward of strength/2 * sum of squared
+                                                            differences (losses.total_variation)
+regularization_weight   1e4 / s^2                           dm:33 ``-lambda 1e4``; dm:253, 283-293
+                                                            (cuda_utils.cu: ``2 * val * input`` on
+                                                            the [0, 1] image: lambda * V^T L V)
+optimizer, lr           "lbfgs", 1.0                        ns:192-195 ``optim_state`` has no
+                                                            learningRate (optim.lbfgs: 1) and no
+                                                            lineSearch (fixed step); tolX 0,
+                                                            tolFun -1: no early stop
+iterations, two_stage   1000 per stage, two stages          ns:29, dm:30; gen_all.py:19, 21 (stage
+                                                            2 starts from stage 1's out_t_1000)
+layers                  content relu4_2, style relu1_1 ...  ns:45-46
+                        relu5_1
+postprocess             "local_affine", radius 15,          dm:255-258 best<N>_t_<n> saved from
+                        edge 0.01                           SmoothLocalAffine (dm:297-308);
+                                                            gen_all.py:21 ``-f_radius 15 -f_edge
+                                                            0.01`` (defaults dm:38-39 are 7, 0.05)
+segmentation            "gold"                              ns:72-84: their colour masks
+mask_downsample         "avg"                               ns:113-124 differ (see below)
+======================  ==================================  ========================================
+
+Units. Their weights were set for Caffe VGG-19 fed ``256 * x - mean`` (BGR; ns:270
+``mul(256.0)``, not 255). A Caffe network's activations are about ``s = 256 *
+mean(ImageNet std) = 57.9`` times those of torchvision's VGG-19 on the same [0, 1]
+image (vgg.py: 255 * mean(std) for this project's Caffe-convention networks, which
+feed 255 * x; every network's activations are divided by its feature scale, so the
+engine works in torchvision units). Content MSE scales with s^2 and the Gram MSE with
+s^4, so dividing their whole objective by s^2 keeps content 5, makes style 100 * s^2,
+and divides the pixel-space terms by s^2: lambda (their Laplacian acts on the [0, 1]
+image: MattingLaplacian divides by 256 before and after) becomes 1e4 / s^2; TV (on the
+256-scaled image, with the 1/2 of its backward) becomes 1e-3 / 2 * 256^2 / s^2 =
+9.8e-3 on the [0, 1] image. This is a translation, not a calibration: the networks
+are different functions, so s is a typical ratio, not an identity.
+
+Not matched (engine or mask reading, not data): their first stage starts from
+``randn * 1e-4`` in Caffe units (ns:183, the mean colour plus noise), ours from the
+content; they never clamp the image and keep the last iterate, the engine clamps in
+the closure and keeps the best; their first L-BFGS step is min(1, 1/|g|_1) in Caffe
+units (ours the same rule in [0, 1] units); masks: their 9 colours with a per-channel
+tolerance of 0.1 (ns:387-428; unmatched pixels unlabelled), then per layer a 3x3
+average pool at every convolution and a bilinear halving (ceil) at every pooling
+(ns:113-124), where ours resizes each layer's masks directly by area average; their
+style backward multiplies by the mask once, not twice (ns:479: exact for binary masks
+only; ours is the exact gradient).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.transfer import TransferConfig
+from photostyle_lib.vgg import IMAGENET_STD
 
 #: Every preset optimises with the projected L-BFGS (bounds [0, 1], backtracking line search:
 #: ``lbfgs.projected_lbfgs``), not the paper's plain fixed-step L-BFGS, which diverges on trained
-#: features (pair 1: the loss jumped 1e3-5e4x the best mid-run); ``optimizer="lbfgs"`` reproduces it.
+#: features (pair 1: the loss jumped 1e3-5e4x the best mid-run); ``optimizer="lbfgs"`` reproduces it
+#: (the ``luan`` preset keeps their code's plain L-BFGS at step 1).
 BASE = TransferConfig(optimizer="projected_lbfgs")
-_CAFFE_SCALE = 255.0 / 4.4  # Caffe-VGG activation scale relative to torchvision's
+#: Luan et al.'s Caffe-VGG activations over this engine's (torchvision units): they feed 256 * x.
+_LUAN_SCALE = 256.0 * float(np.mean(IMAGENET_STD))
 
 PRESETS: dict[str, TransferConfig] = {
     "full": BASE,
@@ -48,10 +99,11 @@ PRESETS: dict[str, TransferConfig] = {
     "no_similarity": BASE.replace(use_similarity=False),
     "no_postprocess": BASE.replace(postprocess="none"),
     "gatys": BASE.replace(segmentation="none", use_similarity=False, postprocess="none"),
-    "luan": BASE.replace(segmentation="gold", use_similarity=False, postprocess="none", use_regularization=True,
-                         two_stage=True, content_weight=5.0, style_weight=100.0 * _CAFFE_SCALE ** 2,
-                         tv_weight=1e-3 * 255.0 ** 2 / _CAFFE_SCALE ** 2,
-                         regularization_weight=1e4 / _CAFFE_SCALE ** 2, mask_downsample="avg",
+    "luan": BASE.replace(segmentation="gold", use_similarity=False, use_regularization=True, two_stage=True,
+                         content_weight=5.0, style_weight=100.0 * _LUAN_SCALE ** 2,
+                         style_normalization="luan", tv_weight=1e-3 / 2 * (256.0 / _LUAN_SCALE) ** 2,
+                         regularization_weight=1e4 / _LUAN_SCALE ** 2, optimizer="lbfgs", lr=1.0,
+                         postprocess="local_affine", affine_radius=15, affine_edge=0.01, mask_downsample="avg",
                          iterations=1000, content_layers=("relu4_2",),
                          style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
 }

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from photostyle_lib import losses, matting, postprocess
+from photostyle_lib import local_affine, losses, matting, postprocess
 from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
@@ -45,7 +45,9 @@ from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, 
 from photostyle_lib.vgg import LAYER_NAMES, NAMED_WEIGHTS, VGGFeatures, layer_size, weights_identity
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
-POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "none")
+#: "recursive_filter": eq. (9); "screened_poisson"; "local_affine": Luan et al.'s final
+#: SmoothLocalAffine (local_affine.smooth_local_affine); "none".
+POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "local_affine", "none")
 #: "lbfgs": the paper's plain L-BFGS (torch's algorithm, fixed step lr, no line search, x clamped
 #: to [0, 1] inside the closure); "projected_lbfgs": bounds [0, 1] by projection, steps by a
 #: backtracking line search (lbfgs.projected_lbfgs; lr unused); "adam".
@@ -53,8 +55,13 @@ OPTIMIZERS = ("lbfgs", "projected_lbfgs", "adam")
 #: Masked style loss normalisation: "authors" -- the paper's public code (every label's Gram
 #: divided by L * C * H * W, cross-label blocks counted, mean over the (L*C)^2 entries;
 #: losses.authors_masked_style_loss); "area" -- this project's own (each label divided by
-#: C times its own area, summed over labels; losses.masked_style_loss).
-STYLE_NORMALIZATIONS = ("authors", "area")
+#: C times its own area, summed over labels; losses.masked_style_loss); "luan" -- Luan et al.'s
+#: code (each label's Gram divided by C times the sum of its mask, its term weighted by the mean
+#: of its content mask at the layer, every label present in the content counted;
+#: losses.luan_masked_style_loss). The label weighting is part of "luan", not a separate switch:
+#: it belongs with that Gram normalisation (with "authors" the area factor is already inside
+#: every Gram, divided by the whole map's size).
+STYLE_NORMALIZATIONS = ("authors", "area", "luan")
 
 
 @dataclass(frozen=True)
@@ -77,17 +84,20 @@ class TransferConfig:
 
     Switches (the ablation's axes): ``segmentation`` ("soft", "hard", "gold"
     or "none"), ``use_similarity``, ``use_regularization``, ``postprocess``
-    ("recursive_filter", "screened_poisson" or "none").
+    ("recursive_filter", "screened_poisson", "local_affine" or "none").
 
     Other fields: layer names (see ``vgg.LAYER_NAMES``); ``lr``; ``iterations``
-    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "adam"); ``seed``;
+    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "projected_lbfgs" | "adam"); ``seed``;
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
     "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
     code, max-pooled alongside the network; "avg": area average, keeps
     per-pixel label sums); ``divergence_factor``; ``two_stage`` (Luan et al.:
     a first run without regularisation, then one with it from that result);
     ``tv_weight``; ``matting_eps`` / ``matting_radius`` (Levin's Laplacian);
-    ``poisson_lambda`` (screened Poisson post-process strength, pixels^2).
+    ``poisson_lambda`` (screened Poisson post-process strength, pixels^2);
+    ``affine_radius`` / ``affine_edge`` (the ``local_affine`` post-process: radius of
+    its bilateral averaging, pixels, and its range sigma, [0, 1] units; Luan et al.'s
+    ``-f_radius 15 -f_edge 0.01``); ``style_normalization`` (see STYLE_NORMALIZATIONS).
     """
 
     content_weight: float = 1.0
@@ -104,6 +114,8 @@ class TransferConfig:
     rf_sigma_r: float = DEFAULT_SIGMA_R
     rf_iterations: int = 3
     poisson_lambda: float = DEFAULT_POISSON_LAMBDA
+    affine_radius: int = local_affine.DEFAULT_RADIUS
+    affine_edge: float = local_affine.DEFAULT_EDGE
     content_layers: tuple[str, ...] = ("conv2_2",)
     style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     similarity_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1")
@@ -136,6 +148,8 @@ class TransferConfig:
         check_number("rf_sigma_r", self.rf_sigma_r, low=0, low_inclusive=False)
         check_int("rf_iterations", self.rf_iterations, low=1, high=20)
         check_number("poisson_lambda", self.poisson_lambda, low=0)
+        check_int("affine_radius", self.affine_radius, low=1, high=100)
+        check_number("affine_edge", self.affine_edge, low=0, low_inclusive=False)
         check_number("matting_eps", self.matting_eps, low=0, low_inclusive=False)
         check_int("matting_radius", self.matting_radius, low=1, high=5)
         check_number("lr", self.lr, low=0, low_inclusive=False)
@@ -302,7 +316,9 @@ def _layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig
     """Content and style masks at each style layer's resolution, prepared for masked Grams.
 
     With ``style_normalization="authors"`` each layer's stacks gain the pair labels of
-    :func:`losses.authors_label_masks` (their loss weights go to ``label_weights``).
+    :func:`losses.authors_label_masks` (their loss weights go to ``label_weights``); with
+    ``"luan"`` each label's weight is the mean of its content mask at the layer
+    (:func:`losses.luan_label_weights`).
     """
     out, sty = {}, {}
     for name in cfg.style_layers:
@@ -311,6 +327,8 @@ def _layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig
         if cfg.style_normalization == "authors":
             mc, ms, label_weights[name] = losses.authors_label_masks(mc, ms)
             label_weights[name] = label_weights[name].to(device)
+        elif cfg.style_normalization == "luan":
+            label_weights[name] = losses.luan_label_weights(mc).to(device)
         out[name] = MaskIndex.from_masks(mc.to(device))
         sty[name] = MaskIndex.from_masks(ms.to(device))
     return out, sty
@@ -414,6 +432,11 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                     norms[n] = torch.full((out_index[n].num_labels,), float(num * c_l * h_l * w_l),
                                           dtype=torch.float64, device=device)
                 valid = {}
+            elif cfg.style_normalization == "luan":
+                style_targets = {n: losses.luan_masked_grams(s_feats[n], sty_index[n]) for n in cfg.style_layers}
+                for n in cfg.style_layers:
+                    norms[n] = float(c_feats[n].shape[1]) * out_index[n].sums.to(torch.float64)
+                valid = {}  # their rule: a label empty in the style pulls its content region's Gram to 0
             else:
                 style_targets = {n: losses.masked_gram_matrices(s_feats[n], sty_index[n]) for n in cfg.style_layers}
                 valid = {n: ((out_index[n].areas > 0) & (sty_index[n].areas > 0)).float() for n in cfg.style_layers}
@@ -586,10 +609,24 @@ class _NoGrad:
 
 
 def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferConfig) -> torch.Tensor:
-    """The config's post-process on (1, 3, H, W) tensors in [0, 1]: eq. (9), screened Poisson, or none."""
+    """The config's post-process on (1, 3, H, W) tensors in [0, 1]: eq. (9), screened Poisson,
+    Luan et al.'s local affine smoothing, or none. Returns (1, 3, H, W) float32 on the CPU.
+
+    ``local_affine`` runs the numpy kernel on the CPU and the torch version on the run's
+    device when that is a CUDA GPU (the same result up to rounding). Luan et al. smooth the
+    iterate of their 1000th evaluation, unclipped; here it is the returned (best) image.
+    """
     if cfg.postprocess == "none":
         return image.clone()
+    if cfg.postprocess == "local_affine":
+        device = resolve_device(cfg.device)
+        if device.type == "cuda":
+            res = local_affine.smooth_local_affine_torch(image.to(device), content.to(device), cfg.affine_radius,
+                                                         cfg.affine_edge)
+            return res.to("cpu", torch.float32)
     out, ref = tensor_to_array(image), tensor_to_array(content)
+    if cfg.postprocess == "local_affine":
+        return array_to_tensor(local_affine.smooth_local_affine(out, ref, cfg.affine_radius, cfg.affine_edge))
     if cfg.postprocess == "recursive_filter":
         res = postprocess.refine(out, ref, sigma_s=cfg.rf_sigma_s, sigma_r=cfg.rf_sigma_r,
                                  num_iterations=cfg.rf_iterations)

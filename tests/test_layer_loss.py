@@ -312,3 +312,47 @@ def test_authors_and_area_normalisations_differ_by_the_area_fractions():
     frac = torch.tensor([12.0, 36.0], dtype=torch.float64) / (2 * 48)
     expected = sum(((frac[k] * (g_f[k] - g_s[k])) ** 2).sum() for k in range(2)) / (2 * 4) ** 2
     assert torch.allclose(auth, expected, rtol=1e-12)
+
+
+def _luan_terms(feats, style, masks_out, masks_sty, beta):
+    """LayerTerms for Luan et al.'s normalisation, built as stylize builds them."""
+    index, sty_index = losses.MaskIndex.from_masks(masks_out), losses.MaskIndex.from_masks(masks_sty)
+    target = losses.luan_masked_grams(style, sty_index)
+    norm = feats.shape[1] * index.sums.to(torch.float64)
+    return LayerTerms(style_target=target, style_index=index, style_weight=beta, style_norm=norm,
+                      style_label_weights=losses.luan_label_weights(masks_out))
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+@pytest.mark.parametrize("gpu_form", [False, True])
+def test_luan_normalisation_equals_their_formula(monkeypatch, kind, gpu_form):
+    """Gram / (C * sum of the mask), each label's term times its content mask's mean: value and exact gradient;
+    for hard masks the gradient is also their backward's (StyleLossWithSeg:updateGradInput)."""
+    monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", gpu_form)
+    feats, _, _, style, masks_out, masks_sty = _case(kind, False)
+    if kind == "hard":
+        masks_sty = masks_sty.clone()
+        masks_sty[2] = 0.0  # a label present in the content only: their target Gram is 0, and it counts
+        masks_out[2, 0, 2] = 1.0
+        masks_out[:2, 0, 2] = 0.0
+    terms = _luan_terms(feats, style, masks_out, masks_sty, 40.0)
+    x = feats.clone().requires_grad_(True)
+    out, values = layer_losses(x, terms)
+    down = torch.randn(feats.shape, generator=torch.Generator().manual_seed(3), dtype=feats.dtype)
+    ((out.relu() * down).sum() + values[1] * 2.0).backward()
+    y = feats.clone().requires_grad_(True)
+    ref = 40.0 * losses.luan_masked_style_loss(y, style, masks_out, masks_sty)
+    ((y.relu() * down).sum() + ref * 2.0).backward()
+    assert ref.item() > 0 and torch.allclose(values[1], ref, rtol=1e-10)
+    assert torch.allclose(x.grad, y.grad, rtol=1e-9, atol=1e-12)
+    if kind == "hard":
+        # their backward: sum_j strength * gram:backward(M_j F, dG_j / nElement), dG_j = 2 (G_j - T_j) / C^2
+        c, n = feats.shape[1], feats[0].numel()
+        theirs = torch.zeros_like(feats[0])
+        g_out = losses.luan_masked_grams(feats, masks_out)
+        g_sty = losses.luan_masked_grams(style, masks_sty)
+        for j in range(masks_out.shape[0]):
+            masked = (masks_out[j] * feats[0]).reshape(c, -1)
+            d_g = 2 * (g_out[j] - g_sty[j]) / c ** 2 / n
+            theirs += ((d_g + d_g.T) @ masked).reshape(feats[0].shape)
+        assert torch.allclose(x.grad - y.relu().gt(0) * down, 2.0 * 40.0 * theirs.unsqueeze(0), rtol=1e-9, atol=1e-12)

@@ -33,10 +33,82 @@ def test_style_loss_closed_form():
 
 
 def test_total_variation_checkerboard():
-    # A 0/1 checkerboard: every neighbouring difference is +-1 -> mean squares 1 + 1.
+    # A 0/1 checkerboard: every difference is +-1; Luan et al. count the (H-1) x (W-1) top-left pixels,
+    # two differences each, in 3 channels: 3 * 5 * 4 * 2 = 120.
     y, x = torch.meshgrid(torch.arange(6), torch.arange(5), indexing="ij")
     board = ((x + y) % 2).float().expand(1, 3, 6, 5)
-    assert losses.total_variation(board).item() == pytest.approx(2.0)
+    assert losses.total_variation(board).item() == pytest.approx(120.0)
+    # the last row's horizontal and the last column's vertical differences are not counted
+    edge = torch.zeros(1, 3, 6, 5)
+    edge[..., -1, 2] = 1.0  # bottom row: only its vertical difference to the row above counts
+    assert losses.total_variation(edge).item() == pytest.approx(3.0)
+
+
+def _their_tv_backward(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """TVLoss:updateGradInput of neuralstyle_seg.lua, rewritten for a (3, H, W) tensor."""
+    grad = torch.zeros_like(x)
+    x_diff = x[:, :-1, :-1] - x[:, :-1, 1:]
+    y_diff = x[:, :-1, :-1] - x[:, 1:, :-1]
+    grad[:, :-1, :-1] += x_diff + y_diff
+    grad[:, :-1, 1:] -= x_diff
+    grad[:, 1:, :-1] -= y_diff
+    return grad * strength
+
+
+def test_total_variation_gradient_is_twice_their_backward():
+    """Their TV module has no forward value; its backward is the gradient of strength / 2 * our sum."""
+    x = torch.rand(1, 3, 7, 9, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True)
+    (0.37 / 2 * losses.total_variation(x)).backward()
+    assert torch.allclose(x.grad[0], _their_tv_backward(x.detach()[0], 0.37), rtol=1e-12, atol=1e-15)
+
+
+def _their_masked_style_loss(out, sty, out_masks, sty_masks, strength=1.0):
+    """StyleLossWithSeg of neuralstyle_seg.lua, label by label: (C, H, W) features, (L, H, W) masks."""
+    def gram(f, m):
+        x = (m.unsqueeze(0) * f).reshape(f.shape[0], -1)
+        g = x @ x.T
+        mean = m.mean()
+        return (g / (f.numel() * mean) if mean > 0 else g), mean
+    total = 0.0
+    for j in range(out_masks.shape[0]):
+        target, _ = gram(sty, sty_masks[j])
+        g, mean = gram(out, out_masks[j])
+        total = total + ((g - target) ** 2).mean() * strength * mean
+    return total
+
+
+def test_luan_masked_style_loss_equals_their_label_loop():
+    """Soft masks (their masks are average-pooled), a label empty in the style (target Gram 0, still counted)
+    and one empty in the content (weight 0)."""
+    g = torch.Generator().manual_seed(2)
+    f = torch.randn(1, 4, 6, 7, generator=g, dtype=torch.float64)
+    s = torch.randn(1, 4, 8, 5, generator=g, dtype=torch.float64)
+    mo = torch.rand(4, 6, 7, generator=g, dtype=torch.float64)
+    ms = torch.rand(4, 8, 5, generator=g, dtype=torch.float64)
+    mo[3] = 0.0
+    ms[2] = 0.0
+    ours = losses.luan_masked_style_loss(f, s, mo, ms)
+    theirs = _their_masked_style_loss(f[0], s[0], mo, ms)
+    assert ours.item() > 0 and torch.allclose(ours, theirs, rtol=1e-12)
+    # hard masks: the Gram divisor C * sum(m) is the area normalisation's C * sum(m^2), so each label's term is
+    # the area-normalised one times the label's share of the map
+    lab = torch.randint(0, 2, (6, 7), generator=g)
+    hard = torch.stack([lab == 0, lab == 1]).to(torch.float64)
+    lab_s = torch.randint(0, 2, (8, 5), generator=g)
+    hard_s = torch.stack([lab_s == 0, lab_s == 1]).to(torch.float64)
+    g_o, g_s = losses.masked_gram_matrices(f, hard), losses.masked_gram_matrices(s, hard_s)
+    expected = sum(hard[k].mean() * ((g_o[k] - g_s[k]) ** 2).mean() for k in range(2))
+    assert torch.allclose(losses.luan_masked_style_loss(f, s, hard, hard_s), expected, rtol=1e-12)
+
+
+def test_mask_index_sums_are_the_mask_sums():
+    g = torch.Generator().manual_seed(3)
+    soft = torch.rand(3, 5, 4, generator=g, dtype=torch.float64)
+    soft[1] = torch.where(soft[1] > 0.5, soft[1], torch.zeros_like(soft[1]))
+    soft[2] = 0.0
+    for masks in (soft, (soft > 0.5).to(torch.float64)):
+        idx = losses.MaskIndex.from_masks(masks)
+        assert torch.allclose(idx.sums, masks.sum((1, 2)), rtol=1e-12)
 
 
 def test_all_ones_mask_equals_style_loss():

@@ -204,9 +204,17 @@ def test_regularization_and_postprocess_paths_run(pair, two_label_masks):
 
 
 def test_luan_two_stage(pair, two_label_masks):
+    from photostyle_lib.images import tensor_to_array
+    from photostyle_lib.local_affine import smooth_local_affine
+
     content, style = pair
     cfg = presets.get_preset("luan", weights="random", iterations=3, device="cpu")
+    assert (cfg.lr, cfg.optimizer, cfg.style_normalization, cfg.postprocess) == (1.0, "lbfgs", "luan", "local_affine")
+    assert (cfg.affine_radius, cfg.affine_edge) == (15, 0.01)
     r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
+    # their published best*_t_1000.png: SmoothLocalAffine of the stage-2 image
+    expected = smooth_local_affine(tensor_to_array(r.raw_image), tensor_to_array(content), 15, 0.01)
+    assert np.allclose(tensor_to_array(r.image), expected, atol=1e-6) and not torch.equal(r.image, r.raw_image)
     assert list(r.losses["stage"].unique()) == [1, 2]
     assert r.losses.loc[r.losses.stage == 1, "regularization"].eq(0).all()
     assert r.losses.loc[r.losses.stage == 2, "regularization"].gt(0).all()
@@ -260,3 +268,45 @@ def test_network_weights_apply_to_the_paper_weight_presets_only(monkeypatch):
     assert presets.get_preset("full", weights="random").style_weight == presets.BASE.style_weight
     assert presets.get_preset("luan", weights="random-vgg16").style_weight == presets.PRESETS["luan"].style_weight
     assert presets.get_preset("gatys", weights="random-vgg16").style_weight == 5.0
+
+
+def test_local_affine_postprocess_is_smooth_local_affine(pair):
+    from photostyle_lib.images import tensor_to_array
+    from photostyle_lib.local_affine import smooth_local_affine
+
+    content, style = pair
+    noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
+    cfg = _cfg(postprocess="local_affine", affine_radius=4, affine_edge=0.05)
+    out = transfer.apply_postprocess(noisy, content, cfg)
+    expected = smooth_local_affine(tensor_to_array(noisy), tensor_to_array(content), radius=4, edge=0.05)
+    assert out.dtype == torch.float32 and out.shape == content.shape
+    assert np.allclose(tensor_to_array(out), expected, atol=1e-6) and not np.allclose(expected, tensor_to_array(noisy))
+    with pytest.raises(PhotostyleError, match="affine_edge"):
+        _cfg(postprocess="local_affine", affine_edge=0.0)
+
+
+def test_luan_terms_at_the_first_evaluation_are_their_formulas(pair, two_label_masks):
+    """Stage 1 starts at the content: its style term is beta * sum over layers of their per-label loss (Gram /
+    (C * mask sum), weighted by the content mask's mean) on the engine's features and layer masks, its TV term
+    tv_weight * their sum of squared differences."""
+    from photostyle_lib import losses
+    from photostyle_lib.masks import resize_masks
+    from photostyle_lib.vgg import layer_size
+
+    content, style = pair
+    cfg = presets.get_preset("luan", weights="random", iterations=1, device="cpu", two_stage=False,
+                             use_regularization=False, postprocess="none")
+    r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
+    vgg = transfer.feature_extractor(cfg.weights, cfg.all_layers(), cfg.seed, cfg.weights_convention)
+    with torch.no_grad():
+        fc, fs = vgg(content), vgg(style)
+    m = two_label_masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
+    expected = 0.0
+    for n in cfg.style_layers:
+        mc = resize_masks(m.content, layer_size(n, *content.shape[-2:]), cfg.mask_downsample)
+        ms = resize_masks(m.style, layer_size(n, *style.shape[-2:]), cfg.mask_downsample)
+        expected += losses.luan_masked_style_loss(fc[n].double(), fs[n].double(), mc.double(), ms.double()).item()
+    row = r.losses.iloc[0]
+    assert row["style"] == pytest.approx(cfg.style_weight * expected, rel=1e-4)
+    assert row["tv"] == pytest.approx(cfg.tv_weight * losses.total_variation(content.double()).item(), rel=1e-5)
+    assert row["content"] == pytest.approx(0.0, abs=1e-9)
