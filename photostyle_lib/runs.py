@@ -150,15 +150,36 @@ class RunSpec:
         parts: dict[str, Any] = {"format": _FORMAT, "spec": dataclasses.asdict(self),
                                  "files": [file_digest(p) if p is not None else None for p in files]}
         if self.uses_engine:
-            config = dataclasses.asdict(self.config("cpu"))
-            config.pop("device")
-            parts["config"] = config
+            parts["config"] = relevant_config(self.config("cpu"))
             parts["weights"] = weights_identity(self.weights, self.seed)
             if mode in ("hard", "soft"):
                 parts["segmenter"] = [self.segmenter, os.environ.get(SEGMENTER_ENV_VAR)]
                 parts["segmenter_masks"] = [_SEGMENTER_MASKS_FORMAT, SOFT_PIPELINE if mode == "soft" else None]
         blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
+
+
+#: Config fields that only matter when a switch selects them: (field, switch, values that use it).
+_CONDITIONAL_FIELDS = (
+    ("affine_radius", "postprocess", ("local_affine",)),
+    ("affine_edge", "postprocess", ("local_affine",)),
+)
+
+
+def relevant_config(cfg) -> dict[str, Any]:
+    """The TransferConfig's fields that its result depends on, for cache keys.
+
+    The device is left out (a result does not depend on where it ran), and so are
+    parameters of a part the config does not use (e.g. the local-affine smoothing's
+    radius when another post-process runs): adding such an option to the engine
+    then keeps every stored run's key.
+    """
+    config = dataclasses.asdict(cfg)
+    config.pop("device")
+    for name, switch, used in _CONDITIONAL_FIELDS:
+        if config.get(switch) not in used:
+            config.pop(name, None)
+    return config
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,15 @@ def test_entry_without_manifest_is_checked_then_adopted(data_dir, tmp_path, monk
     monkeypatch.undo()
     again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
     assert "losses.csv has 2 rows" in capsys.readouterr().err and len(again.losses()) == 3
+
+
+def test_cache_key_ignores_parameters_of_unused_parts():
+    """The local-affine smoothing's parameters matter only when it runs: other runs keep their keys."""
+    from photostyle_lib.presets import get_preset
+    from photostyle_lib.runs import relevant_config
+    full = get_preset("full", weights="random")
+    assert "affine_radius" not in relevant_config(full) and "device" not in relevant_config(full)
+    assert relevant_config(full) == relevant_config(full.replace(affine_radius=3, device="cpu"))
+    luan = get_preset("luan", weights="random")
+    assert relevant_config(luan)["affine_radius"] == 15
+    assert relevant_config(luan) != relevant_config(luan.replace(affine_radius=3))
