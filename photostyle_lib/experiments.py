@@ -931,13 +931,26 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     return done
 
 
+def suite_warnings(runs: Iterable[NotebookRun]) -> list[str]:
+    """The distinct weights banners of the figures the notebooks wrote (their metadata.json), in order."""
+    found: list[str] = []
+    for r in runs:
+        meta = r.directory / "metadata.json"
+        md = json.loads(meta.read_text()) if meta.exists() else {}
+        for fig in md.get("figures", []):
+            w = fig.get("weights_warning") or (figures.RANDOM_WEIGHTS_BANNER if fig.get("random_weights") else None)
+            if w and w not in found:
+                found.append(w)
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m photostyle_lib.experiments",
                 description="Run the notebook suite (the paper's figures) through papermill.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     r = sub.add_parser("run", help="execute the notebooks under a profile")
     r.add_argument("--profile", required=True, choices=sorted(PROFILES),
-                   help="ci: tiny, random weights, minutes on a CPU; paper: the paper's settings")
+                   help="ci: tiny, the hed-vgg16 stand-in, minutes on a CPU; paper: the paper's settings")
     r.add_argument("--only", action="append", metavar="NAME",
                    help="run only this notebook (01_ablation, 01 or ablation); repeatable")
     r.add_argument("--data-dir", help="the Luan et al. set (default: $PHOTOSTYLE_DATA or data/luan2017)")
@@ -975,7 +988,8 @@ def main(argv: list[str] | None = None) -> int:
                          cache_dir=args.cache_dir, notebooks_dir=args.notebooks_dir, timeout=args.timeout,
                          progress=args.progress, echo=print)
         total = sum(r.seconds for r in runs)
-        warn = "  [RANDOM WEIGHTS: smoke test, not style transfers]" if args.profile == "ci" else ""
+        banners = suite_warnings(runs)
+        warn = "".join("  [" + b.replace(" \u2014 ", ": ") + "]" for b in banners)
         print(f"{len(runs)} notebook(s) in {total:.1f} s under profile {args.profile}{warn}")
         return 0
     except PhotostyleError as exc:
