@@ -845,13 +845,15 @@ def _failing_line(traceback: Sequence[str] | None, source: str, limit: int = 80)
 def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | None = None,
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  kernel_name: str = KERNEL_NAME, timeout: float | None = None,
-                 progress: bool = False) -> NotebookRun:
+                 progress: bool = False, weights: str | None = None) -> NotebookRun:
     """Execute one notebook with papermill under ``profile``; write ``<output_root>/<profile>/<name>/``.
 
     The executed notebook goes to ``<name>.ipynb`` in that folder; the
     notebook itself writes its figures, panels and metadata.json there; the
     runner adds a ``runner`` entry (wall time, kernel, injected parameters) to
     metadata.json, or writes a minimal one if the notebook did not.
+    ``weights`` (e.g. "hed-vgg16" for the paper profile offline) replaces the
+    profile's VGG weights in notebooks that declare a ``weights`` parameter.
 
     Raises:
         PhotostyleError: a cell failed (naming the notebook, the cell and its
@@ -868,6 +870,8 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     data = resolve_data_dir(data_dir)
     declared = declared_parameters(src)
     params = profile_parameters(profile, name, declared)
+    if weights is not None and "weights" in declared:
+        params["weights"] = weights
     runner_values = {"profile": profile, "notebook": name, "data_dir": str(data), "output_dir": str(out_dir),
                      "cache_dir": str(cache)}
     params.update({k: v for k, v in runner_values.items() if k in declared})
@@ -901,8 +905,10 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
 def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str | Path | None = None,
               output_dir: str | Path | None = None, cache_dir: str | Path | None = None,
               notebooks_dir: str | Path | None = None, timeout: float | None = None, progress: bool = False,
-              echo: Callable[[str], None] | None = None) -> list[NotebookRun]:
+              echo: Callable[[str], None] | None = None, weights: str | None = None) -> list[NotebookRun]:
     """Run the notebooks (all, or those named by ``only``) under ``profile``; stop at the first failure.
+
+    ``weights``: replaces the profile's VGG weights (:func:`run_notebook`).
 
     Writes ``<output_dir>/<profile>/suite.json`` (notebooks, seconds, figures).
     ``echo`` receives one line per notebook (e.g. ``print``).
@@ -919,7 +925,7 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     t0 = time.perf_counter()
     for i, nb in enumerate(notebooks, 1):
         run = run_notebook(nb, profile, output_root=root, data_dir=data, cache_dir=cache_dir, timeout=timeout,
-                           progress=progress)
+                           progress=progress, weights=weights)
         done.append(run)
         if echo is not None:
             echo(f"[{i}/{len(notebooks)}] {run.name}: {run.seconds:.1f} s -> {run.directory} "
@@ -959,6 +965,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="run cache (default: <output-dir>/cache)")
     r.add_argument("--notebooks-dir", help="folder of NN_*.ipynb notebooks (default: notebooks/)")
     r.add_argument("--timeout", type=float, help="seconds allowed per cell (default: none)")
+    r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. hed-vgg16 (the trained VGG-16 "
+                                     "stand-in) for the paper profile without ImageNet VGG-19; every figure says so")
     r.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
     ls = sub.add_parser("list", help="list the notebooks and a profile's parameters")
     ls.add_argument("--profile", default="ci", choices=sorted(PROFILES))
@@ -986,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         runs = run_suite(args.profile, only=args.only, data_dir=args.data_dir, output_dir=args.output_dir,
                          cache_dir=args.cache_dir, notebooks_dir=args.notebooks_dir, timeout=args.timeout,
-                         progress=args.progress, echo=print)
+                         progress=args.progress, echo=print, weights=args.weights)
         total = sum(r.seconds for r in runs)
         banners = suite_warnings(runs)
         warn = "".join("  [" + b.replace(" \u2014 ", ": ") + "]" for b in banners)

@@ -351,6 +351,24 @@ def test_failing_cell_is_one_clear_error(tmp_path, data_dir, capsys):
     assert rc == 2 and len(err) == 1 and "no notebook matches 'nope'" in err[0]
 
 
+def test_runner_weights_replace_the_profiles(tmp_path, data_dir, capsys):
+    """``run --profile paper --weights hed-vgg16``: the paper's settings, the stand-in's weights injected."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _write_notebook(nbs / "01_echo.ipynb", [
+        new_code_cell('profile = "custom"\nweights = "imagenet"\nsize = 1', metadata={"tags": ["parameters"]}),
+        new_code_cell("print(weights, size)"),
+    ])
+    out = tmp_path / "results"
+    rc = experiments.main(["run", "--profile", "paper", "--weights", "hed-vgg16", "--notebooks-dir", str(nbs),
+                           "--output-dir", str(out), "--data-dir", str(data_dir)])
+    assert rc == 0
+    md = json.loads((out / "paper" / "01_echo" / "metadata.json").read_text())
+    injected = md["runner"]["injected_parameters"]
+    assert injected["weights"] == "hed-vgg16" and injected["size"] == experiments.PROFILES["paper"]["*"]["size"]
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("under profile paper")  # no figures: no banner
+
+
 def test_failing_line_is_the_one_ipython_marks():
     tb = ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mValueError\x1b[0m   Traceback",
           "Cell \x1b[0;32mIn[4], line 2\x1b[0m\n      1 a = 1\n\x1b[0;32m----> 2\x1b[0m b = f(a,\n      3   c)\n",

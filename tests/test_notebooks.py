@@ -157,8 +157,14 @@ def test_paper_figures_have_their_grids(ci_suite, name):
         if shape is not None:
             assert (f["rows"], f["columns"]) == shape
             assert len(f["panels"]) <= shape[0] * shape[1]
-    assert md["parameters"]["weights"] == "random" and md["parameters"]["segmenter"] == "random-tiny"
-    assert md["cache_keys"] and all(r["random_weights"] for r in md["runs"] if r["spec"]["weights"] != "none")
+    assert md["parameters"]["weights"] == "hed-vgg16" and md["parameters"]["segmenter"] == "random-tiny"
+    engine = [r for r in md["runs"] if r["spec"]["weights"] != "none"]
+    assert md["cache_keys"] and engine and all(r["network"]["network"] == "VGG-16" for r in engine)
+    # every engine run says its banner: random where the tiny random segmenter made its masks, else the stand-in's
+    assert all(r["weights_warning"] == (RANDOM_WEIGHTS_BANNER if r["random_weights"] else STAND_IN_BANNER)
+               for r in engine)
+    if name == "02_segmentation":  # the user-masks figure's run has gold masks: the stand-in's banner alone
+        assert STAND_IN_BANNER in {r["weights_warning"] for r in engine}
 
 
 @pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"00_interactive"}))
