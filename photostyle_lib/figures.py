@@ -14,7 +14,12 @@ or show them in a notebook.
 
 Figures made with randomly initialised weights carry the line
 :data:`RANDOM_WEIGHTS_BANNER` in their title: they exercise the code, they are
-not style transfers.
+not style transfers. Figures made with the trained stand-in network
+(``weights="hed-vgg16"``) carry :data:`STAND_IN_BANNER`. A figure's banner
+(its ``weights_warning``) is drawn in :data:`WARNING_COLOUR`, written into
+each saved panel's PNG text chunk and stamped under each saved panel as a
+strip of text (:func:`stamp_warning`), so a panel cut out of its figure still
+says what made it.
 
 Images: (H, W, 3) float arrays or (1, 3, H, W) tensors with values in [0, 1].
 """
@@ -36,11 +41,10 @@ from matplotlib.figure import Figure
 
 from photostyle_lib.checks import check_image_array, check_number
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, save_image, tensor_to_array, write_file_atomically
-from photostyle_lib.mask_views import PROBABILITY_CMAP, label_map_rgb
-
-#: Title line of every figure made with random weights.
-RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
+# The banners, their colour and merge_warnings are re-exported here for the figure makers.
+from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER, merge_warnings,  # noqa: F401
+                                   save_image, tensor_to_array, weights_text, write_file_atomically)
+from photostyle_lib.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, label_map_rgb
 
 #: Colour of the zoom rectangle drawn on full-size panels (RGB in [0, 1]).
 ZOOM_COLOUR = (1.0, 0.85, 0.0)
@@ -95,7 +99,9 @@ class Grid:
         title: first title line ("Figure 4: ablation study").
         rows: rows of panels, all of the same length; a None cell is left blank.
         row_labels: one label per row (drawn left of the row), or empty.
-        random_weights: add :data:`RANDOM_WEIGHTS_BANNER` to the title.
+        weights_warning: the weights banner (:data:`RANDOM_WEIGHTS_BANNER`,
+            :data:`STAND_IN_BANNER`) added to the title and stamped on saved
+            panels, or None for the paper's network.
         notes: further title lines (e.g. the pair ids, a setting).
     """
 
@@ -103,7 +109,7 @@ class Grid:
     title: str
     rows: tuple[tuple[Panel | None, ...], ...]
     row_labels: tuple[str, ...] = ()
-    random_weights: bool = False
+    weights_warning: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -139,17 +145,34 @@ class Grid:
         return [p for r in self.rows for p in r if p is not None]
 
     @property
+    def random_weights(self) -> bool:
+        return self.weights_warning == RANDOM_WEIGHTS_BANNER
+
+    @property
     def title_lines(self) -> list[str]:
-        return title_lines(self.title, random_weights=self.random_weights, notes=self.notes)
+        return title_lines(self.title, weights_warning=self.weights_warning, notes=self.notes)
 
 
-def title_lines(title: str | None, *, random_weights: bool, notes: Sequence[str] = ()) -> list[str]:
-    """A figure's title lines: the title, the random-weights banner when it applies, the notes."""
+def title_lines(title: str | None, *, weights_warning: str | None = None, notes: Sequence[str] = ()) -> list[str]:
+    """A figure's title lines: the title, the weights banner when there is one, the notes."""
     lines = [title] if title else []
-    if random_weights:
-        lines.append(RANDOM_WEIGHTS_BANNER)
+    if weights_warning:
+        lines.append(weights_warning)
     lines.extend(n for n in notes if n)
     return lines
+
+
+def set_title(fig: Figure, lines: Sequence[str], weights_warning: str | None, **kwargs: Any) -> None:
+    """``fig.suptitle`` of ``lines``, in :data:`WARNING_COLOUR` (bold) when a weights banner applies.
+
+    matplotlib draws one text in one colour, so the whole title block turns
+    red rather than the banner line alone: a figure of random or stand-in
+    weights cannot be mistaken for one of the paper's network.
+    """
+    if not lines:
+        return
+    style = {"color": WARNING_COLOUR, "fontweight": "bold"} if weights_warning else {}
+    fig.suptitle("\n".join(lines), **style, **kwargs)
 
 
 def grid_figure(grid: Grid, *, panel_size: float = 2.4) -> Figure:
@@ -182,9 +205,7 @@ def grid_figure(grid: Grid, *, panel_size: float = 2.4) -> Figure:
                 ax.set_title(panel.title, fontsize=9)
         if grid.row_labels:
             axes[i, 0].set_ylabel(grid.row_labels[i], fontsize=9)
-    lines = grid.title_lines
-    if lines:
-        fig.suptitle("\n".join(lines), fontsize=10)
+    set_title(fig, grid.title_lines, grid.weights_warning, fontsize=10)
     return fig
 
 
@@ -196,7 +217,7 @@ def _mean_aspect(panels: Sequence[Panel]) -> float:
 
 def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str, Any]]],
                     columns: Sequence[tuple[str, str]], *, sources: Mapping[tuple[str, str], str] | None = None,
-                    random_weights: bool = False, notes: Sequence[str] = ()) -> Grid:
+                    weights_warning: str | None = None, notes: Sequence[str] = ()) -> Grid:
     """A grid of examples x methods, as the paper's Figures 1 and 4-6.
 
     Args:
@@ -206,7 +227,7 @@ def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str
             missing from a row leaves that cell blank.
         columns: (column key, title) in the figure's column order.
         sources: optional {(row label, column key): cache key of the run}.
-        random_weights: add the random-weights banner.
+        weights_warning: the weights banner of the runs (Grid), or None.
         notes: extra title lines.
 
     Panel names are ``<row label>_<column key>``.
@@ -223,7 +244,7 @@ def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str
         tuple(Panel(f"{label}_{key}", col_title, images[key], sources.get((label, key)))
               if key in images else None for key, col_title in columns)
         for label, images in rows)
-    return Grid(name, title, cells, tuple(label for label, _ in rows), random_weights, tuple(notes))
+    return Grid(name, title, cells, tuple(label for label, _ in rows), weights_warning, tuple(notes))
 
 
 def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
@@ -280,7 +301,7 @@ def outline(image: Any, box: tuple[int, int, int, int], colour: Sequence[float] 
 def postprocess_grid(name: str, title: str,
                      rows: Sequence[tuple[str, Mapping[str, Any]]], columns: Sequence[tuple[str, str]], *,
                      zoom_fraction: float = 0.3, sources: Mapping[tuple[str, str], str] | None = None,
-                     random_weights: bool = False, notes: Sequence[str] = ()) -> Grid:
+                     weights_warning: str | None = None, notes: Sequence[str] = ()) -> Grid:
     """The paper's Figure 7: per example, a row of full images and a row of zoomed crops.
 
     Args:
@@ -312,7 +333,7 @@ def postprocess_grid(name: str, title: str,
             zoom.append(Panel(f"{label}_{key}_zoom", col_title, crop(images[key], box), src))
         cells += [tuple(full), tuple(zoom)]
         labels += [label, f"{label} (zoom)"]
-    return Grid(name, title, tuple(cells), tuple(labels), random_weights, tuple(notes))
+    return Grid(name, title, tuple(cells), tuple(labels), weights_warning, tuple(notes))
 
 
 def label_map_image(stack: torch.Tensor, labels: Sequence[str]) -> np.ndarray:
@@ -346,22 +367,63 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100) -> Path
     return write_file_atomically(p, lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
+def stamp_label(weights_warning: str) -> str:
+    """The short form of a banner stamped on panels: the part before its em dash."""
+    return weights_warning.split(" \u2014 ")[0]
+
+
+def stamp_warning(image: Any, weights_warning: str | None, *, font_px: int = 10) -> np.ndarray:
+    """``image`` with a white strip below it saying :func:`stamp_label` of the banner, in red.
+
+    image: (H, W, 3) array or (1, 3, H, W) tensor in [0, 1]. Returns
+    (H + strip, W, 3) float64 in [0, 1]; the image's own pixels are unchanged
+    (rows 0..H-1), the strip is ``font_px`` + 4 px per line of text, the text
+    wrapped at word boundaries to the image's width. No banner: the image unchanged.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    arr = as_array(image)
+    if not weights_warning:
+        return arr
+    font = ImageFont.load_default(size=font_px)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = arr.shape[1]
+    lines: list[str] = []
+    for word in stamp_label(weights_warning).split():
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(trial, font=font) <= width - 4:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    line_px = font_px + 4
+    strip = Image.new("RGB", (width, line_px * len(lines)), "white")
+    pen = ImageDraw.Draw(strip)
+    red = tuple(int(WARNING_COLOUR[i:i + 2], 16) for i in (1, 3, 5))
+    for i, line in enumerate(lines):
+        pen.text((2, i * line_px + 2), line, fill=red, font=font)
+    return np.concatenate([arr, np.asarray(strip, dtype=np.float64) / 255.0], axis=0)
+
+
 def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.PathLike, *,
-                random_weights: bool = False) -> list[dict[str, Any]]:
+                weights_warning: str | None = None) -> list[dict[str, Any]]:
     """Write every panel to ``directory/panels/<figure>_<panel>.png``; return their listing.
 
-    With ``random_weights`` each PNG carries images.RANDOM_WEIGHTS_TEXT as a text chunk.
+    With a ``weights_warning`` (a banner) each PNG carries it as a text chunk
+    (images.weights_text) and shows it in a strip under the image
+    (:func:`stamp_warning`; the file is then taller than the panel).
 
     Listing entries: name, title, file (relative to ``directory``), source
-    (cache key or None), size [H, W].
+    (cache key or None), size [H, W] of the panel image (without the strip),
+    weights_warning (the banner or None).
     """
     d = Path(directory)
     out = []
     for p in panels:
         rel = Path("panels") / f"{file_name(figure_name)}_{p.name}.png"
-        save_image(p.image, d / rel, overwrite=True, text=RANDOM_WEIGHTS_TEXT if random_weights else None)
+        save_image(stamp_warning(p.image, weights_warning), d / rel, overwrite=True,
+                   text=weights_text(weights_warning))
         out.append({"name": p.name, "title": p.title, "file": str(rel), "source": p.source,
-                    "size": list(p.image.shape[:2])})
+                    "size": list(p.image.shape[:2]), "weights_warning": weights_warning})
     return out
 
 
@@ -370,11 +432,11 @@ def save_grid(grid: Grid, directory: str | os.PathLike, *, fig: Figure | None = 
     """Write the figure (``<name>.png``) and each panel (``panels/``) of ``grid`` into ``directory``.
 
     Returns the figure's listing for metadata: name, title (all lines), file,
-    rows, columns, random_weights, panels (see :func:`save_panels`).
+    rows, columns, random_weights, weights_warning, panels (see :func:`save_panels`).
     """
     fig = fig if fig is not None else grid_figure(grid)
     path = save_figure(fig, Path(directory) / f"{grid.name}.png", dpi=dpi)
     rows, cols = grid.shape
     return {"name": grid.name, "title": grid.title_lines, "file": path.name, "rows": rows, "columns": cols,
-            "random_weights": grid.random_weights, "panels": save_panels(grid.name, grid.panels, directory,
-                                                                  random_weights=grid.random_weights)}
+            "random_weights": grid.random_weights, "weights_warning": grid.weights_warning,
+            "panels": save_panels(grid.name, grid.panels, directory, weights_warning=grid.weights_warning)}

@@ -143,8 +143,44 @@ def load_image(path: PathLike, max_size: int | None = None) -> torch.Tensor:
     return resize_tensor(t, scaled_size(t.shape[2], t.shape[3], max_size))
 
 
+#: The banner of everything made with randomly initialised weights (VGG or segmenter):
+#: figure titles, panels, metadata ``weights_warning``.
+RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
+#: The banner of everything made with the trained stand-in network (``weights="hed-vgg16"``;
+#: the same text as ``vgg.VGGFeatures.weights_warning``).
+STAND_IN_BANNER = "VGG-16 stand-in (HED, BSDS500) \u2014 not the paper's ImageNet VGG-19"
+#: PNG text chunk key saying which weights made an image (see :func:`weights_text`).
+WEIGHTS_TEXT_KEY = "photostyle:weights"
+
+
+def weights_text(warning: str | None) -> dict[str, str] | None:
+    """The PNG text chunk for an image made under a weights banner, or None for the real network.
+
+    warning: a banner (:data:`RANDOM_WEIGHTS_BANNER`, :data:`STAND_IN_BANNER`)
+    or None. The em dash becomes " - " so the chunk is a plain Latin-1 tEXt.
+    """
+    if not warning:
+        return None
+    return {WEIGHTS_TEXT_KEY: warning.replace(" \u2014 ", " - ")}
+
+
+def merge_warnings(warnings: Iterable[str | None]) -> str | None:
+    """One banner for something made from several runs: random first, then the others, distinct.
+
+    A figure with any random-weights run says :data:`RANDOM_WEIGHTS_BANNER`
+    (the strongest claim: not a style transfer); otherwise the distinct
+    banners of its runs joined by "; " (one, in practice); None when no run has one.
+    """
+    found = list(dict.fromkeys(w for w in warnings if w))
+    if RANDOM_WEIGHTS_BANNER in found:
+        return RANDOM_WEIGHTS_BANNER
+    return "; ".join(found) or None
+
+
 #: PNG text chunk written into images made with random weights (see save_image).
-RANDOM_WEIGHTS_TEXT = {"photostyle:weights": "RANDOM WEIGHTS - smoke test, not a style transfer"}
+RANDOM_WEIGHTS_TEXT = weights_text(RANDOM_WEIGHTS_BANNER)
+#: PNG text chunk written into images made with the stand-in network.
+STAND_IN_TEXT = weights_text(STAND_IN_BANNER)
 
 
 def _default_file_mode() -> int:
@@ -265,8 +301,8 @@ def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: b
 
     The format follows the suffix (PNG recommended). Refuses to replace an
     existing file unless ``overwrite=True``. ``text``: key/value pairs stored
-    as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT`, so the file itself
-    says it came from random weights). Written to a temp file in the same
+    as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT` or :data:`STAND_IN_TEXT`, so the
+    file itself says it came from random or stand-in weights). Written to a temp file in the same
     folder, fsync'ed and renamed (:func:`stage_image`, :func:`commit_files`):
     a kill or a full disk mid-write leaves the old file (or none), never a
     truncated one. Returns the path written.

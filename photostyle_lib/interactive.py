@@ -192,6 +192,7 @@ class App:
             self.widgets["progress"].value = 0
             return None
         self.record = record
+        self.widgets["banner"].value = _banner_html(record.weights_warning)
         self.widgets["content"].value = png_bytes(record.content())
         self.widgets["style"].value = png_bytes(record.style())
         self.widgets["result"].value = png_bytes(record.image())
@@ -213,7 +214,7 @@ class App:
                       "result": rec.image()})],
             [("content", "Content (before)"), ("style", "Style"), ("before", "Before post-processing"),
              ("result", "Result (after)")],
-            sources={(label, "before"): rec.key, (label, "result"): rec.key}, random_weights=rec.random_weights,
+            sources={(label, "before"): rec.key, (label, "result"): rec.key}, weights_warning=rec.weights_warning,
             notes=[f"alpha {v['alpha']:g}, beta {v['beta']:g}, gamma {v['gamma']:g}, theta_s {v['theta_s']:g}, "
                    f"masks {v['masks']}, post-process {v['postprocess']}"])
         return experiments.grid_output(grid, [rec], caption="The last run of the interactive notebook.")
@@ -221,6 +222,13 @@ class App:
     def save(self) -> Any:
         """Write the last run's figure, panels and metadata.json to the settings' output folder."""
         return experiments.save_outputs(self.settings, [self.figure()], extra={"widgets": self.values()})
+
+
+def _banner_html(weights_warning: str | None) -> str:
+    """The app's banner line: the weights warning in red, bold; empty for the paper's network."""
+    if not weights_warning:
+        return ""
+    return f"<b style='color:{figures.WARNING_COLOUR}'>{html.escape(weights_warning)}</b>"
 
 
 def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None = None, size: int = 160,
@@ -236,7 +244,9 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         data_dir: the Luan et al. set (None: ``$PHOTOSTYLE_DATA`` or data/luan2017).
         pair_id: the pair selected first (default: the first available).
         size, iterations: initial image size (long side, px) and loss evaluations.
-        weights: VGG-19 weights ("imagenet"; "random" for tests, and the app then says so).
+        weights: VGG weights (vgg.NAMED_WEIGHTS or a file: "imagenet"; "hed-vgg16", the trained
+            stand-in; "random" for tests). With random or stand-in weights the app shows the
+            banner above its controls (after each run: the run's own banner).
         segmenter: ADE20K segmenter for hard / soft masks (None: the default checkpoint;
             "random-tiny" for tests).
         device: "auto", "cpu", "cuda", ...
@@ -298,8 +308,7 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         "run": W.Button(description="Run", icon="play", button_style="primary"),
         "progress": W.IntProgress(value=0, min=0, max=len(_STAGES) - 1, description=""),
         "status": W.HTML(value="press Run"),
-        "banner": W.HTML(value=(f"<b style='color:#b00020'>{html.escape(figures.RANDOM_WEIGHTS_BANNER)}</b>"
-                                if settings.random_weights or settings.random_segmenter else "")),
+        "banner": W.HTML(value=_banner_html(settings.weights_warning)),
         "content": W.Image(format="png", layout=W.Layout(max_width="320px")),
         "style": W.Image(format="png", layout=W.Layout(max_width="320px")),
         "result": W.Image(format="png", layout=W.Layout(max_width="320px")),

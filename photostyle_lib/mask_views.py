@@ -7,9 +7,11 @@ or let a notebook display it. Masks come as
 hard or soft segmenter masks). Images are tensors (1, 3, H, W) or arrays
 (H, W, 3) with values in [0, 1].
 
-Each function takes ``weights_note``: a line added under the title, e.g.
-``describe_weights(segmenter)``, so a figure made with randomly initialised
-segmentation weights says so.
+Each function takes ``weights_note``: a line (or lines) added under the
+title, e.g. ``describe_weights(segmenter)`` or a run's weights banner
+(images.RANDOM_WEIGHTS_BANNER, images.STAND_IN_BANNER), so a figure made with
+randomly initialised segmentation weights, or from runs of the stand-in VGG,
+says so. A title with a note is drawn in :data:`WARNING_COLOUR`, bold.
 
 Colours: hard masks are drawn as a label map, one colour per label (matplotlib's
 ``tab20``, in label order) with a legend of label names; pixels with no label
@@ -38,6 +40,8 @@ from photostyle_lib.masks import SemanticMasks, label_map
 PROBABILITY_CMAP = "magma"
 #: RGB of pixels with no label in a label map.
 NO_LABEL_COLOUR = (0.25, 0.25, 0.25)
+#: Colour of weights warnings (random or stand-in weights) on figures, panels and widgets.
+WARNING_COLOUR = "#b00020"
 
 
 def describe_weights(segmenter: Any) -> str | None:
@@ -96,7 +100,8 @@ def label_map_rgb(stack: torch.Tensor, labels: Sequence[str],
 def _titled(fig: Figure, title: str | None, weights_note: str | None) -> None:
     lines = [t for t in (title, weights_note) if t]
     if lines:
-        fig.suptitle("\n".join(lines))
+        style = {"color": WARNING_COLOUR, "fontweight": "bold"} if weights_note else {}
+        fig.suptitle("\n".join(lines), **style)
 
 
 def _show(ax: Any, data: np.ndarray, title: str | None = None, **kwargs: Any) -> Any:

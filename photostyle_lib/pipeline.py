@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import RANDOM_WEIGHTS_TEXT, commit_files, load_image, refuse_overwriting_inputs, stage_image
+from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, commit_files, load_image, refuse_overwriting_inputs,
+                                   stage_image, weights_text)
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import file_digest, stage_json
 from photostyle_lib.presets import get_preset
@@ -44,6 +45,11 @@ class Run:
     def random_weights(self) -> bool:
         """True if the VGG or the segmenter had random weights: a smoke test, not a style transfer."""
         return self.result.random_weights or bool(self.inputs.get("segmenter_random_weights"))
+
+    @property
+    def weights_warning(self) -> str | None:
+        """The run's banner: random weights (VGG or segmenter) first, else the stand-in VGG's, else None."""
+        return RANDOM_WEIGHTS_BANNER if self.random_weights else self.result.weights_warning
 
 
 @functools.lru_cache(maxsize=2)
@@ -138,9 +144,12 @@ def input_files(content: Any, style: Any, content_mask: Any = None, style_mask: 
                 weights: Any = None) -> dict[str, Path | None]:
     """The files a run reads, by role (for :func:`images.refuse_overwriting_inputs`).
 
-    ``weights``: a VGG weights file; the names "imagenet" and "random" are not files.
+    ``weights``: a VGG weights file; the names of vgg.NAMED_WEIGHTS ("imagenet", "hed-vgg16",
+    "auto", "random", ...) are not files.
     """
-    w = None if weights is None or str(weights) in ("imagenet", "random") else Path(weights)
+    from photostyle_lib.vgg import NAMED_WEIGHTS
+
+    w = None if weights is None or str(weights) in NAMED_WEIGHTS else Path(weights)
     return {"content": content, "style": style, "content mask": content_mask, "style mask": style_mask,
             "weights": w}
 
@@ -197,10 +206,11 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) ->
         for p in (out, meta):
             if p.exists():
                 raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
-    image_tmp = stage_image(run.result.image, out, text=RANDOM_WEIGHTS_TEXT if run.random_weights else None)
+    image_tmp = stage_image(run.result.image, out, text=weights_text(run.weights_warning))
     try:
         md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
         md["random_weights"] = run.random_weights
+        md["weights_warning"] = run.weights_warning
         md["image_sha256"] = file_digest(image_tmp)
         meta_tmp = stage_json(md, meta)
     except BaseException:

