@@ -77,11 +77,13 @@ only; ours is the exact gradient).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.transfer import TransferConfig
-from photostyle_lib.vgg import IMAGENET_STD
+from photostyle_lib.vgg import IMAGENET_STD, resolve_weights
 
 #: Every preset optimises with the projected L-BFGS (bounds [0, 1], backtracking line search:
 #: ``lbfgs.projected_lbfgs``), not the paper's plain fixed-step L-BFGS, which diverges on trained
@@ -121,6 +123,12 @@ NETWORK_TUNED = ("full", "no_segmentation", "no_similarity", "no_postprocess", "
 NETWORK_WEIGHTS: dict[str, dict[str, float]] = {}
 
 
+@functools.lru_cache(maxsize=1)
+def _auto_network() -> str:
+    """The network ``weights="auto"`` resolves to in this process (one probe, as VGGFeatures makes)."""
+    return str(resolve_weights("auto", announce=False)[0])
+
+
 def get_preset(name: str, **overrides) -> TransferConfig:
     """The named preset, with optional field overrides (e.g. iterations=50, weights="random").
 
@@ -129,6 +137,9 @@ def get_preset(name: str, **overrides) -> TransferConfig:
     """
     if name not in PRESETS:
         raise PhotostyleError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    tuned = NETWORK_WEIGHTS.get(str(overrides.get("weights")), {}) if name in NETWORK_TUNED else {}
+    network = str(overrides.get("weights"))
+    if network == "auto" and name in NETWORK_TUNED and NETWORK_WEIGHTS:
+        network = _auto_network()
+    tuned = NETWORK_WEIGHTS.get(network, {}) if name in NETWORK_TUNED else {}
     changes = {**tuned, **overrides}
     return PRESETS[name].replace(**changes) if changes else PRESETS[name]
