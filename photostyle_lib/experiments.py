@@ -415,6 +415,15 @@ def figure6(settings: Settings, pair_ids: Sequence[int] | None = None) -> Figure
                                  "gold masks) and their published result -- and our full model.")
 
 
+def soft_pipeline_caption() -> str:
+    """Which probability -> soft-mask maths made the segmenter masks (segmentation.semantic_masks's soft_pipeline)."""
+    from photostyle_lib.runs import SOFT_PIPELINE
+    if SOFT_PIPELINE == "authors":
+        return ("Soft masks: the authors' pipeline (their segment.py: each ADE20K class cut at theta_s, the content "
+                "restricted to the style's classes, then merged with their table).")
+    return f"Soft masks: the project's '{SOFT_PIPELINE}' pipeline (merge first, cut after; not the authors')."
+
+
 def figure5(settings: Settings, pair_ids: Sequence[int] | None = None) -> FigureOutput:
     """Figure 5: the full model with hard, soft and gold (Luan et al.'s hand-made) masks."""
     cols = [("hard", "Hard segmentation", "full", "hard"), ("soft", "Soft segmentation", "full", "soft"),
@@ -423,7 +432,7 @@ def figure5(settings: Settings, pair_ids: Sequence[int] | None = None) -> Figure
                          pair_ids or settings.pair_ids, cols,
                          caption="Results of the full model with masks from hard segmentation (argmax), soft "
                                  f"segmentation (probabilities, theta_s = {settings.theta_s}) and the gold masks "
-                                 "provided by Luan et al.")
+                                 "provided by Luan et al. " + soft_pipeline_caption())
 
 
 def user_masks_figure(settings: Settings, pair_id: int) -> FigureOutput:
@@ -476,7 +485,8 @@ def figure3(settings: Settings, pair_id: int, *, top_k: int = 4) -> FigureOutput
                          soft_rec.key)]
     return FigureOutput("figure3", fig, tuple(panels), (hard_rec, soft_rec), _warning([hard_rec, soft_rec]),
                         caption="Hard segmentation: one colour per label; soft segmentation: per-label "
-                                "probabilities, darker = less probable. Only the largest labels are shown.")
+                                "probabilities, darker = less probable. Only the largest labels are shown. "
+                                + soft_pipeline_caption())
 
 
 #: sigma_r of the recursive filter, in [0, 1] image units. The paper's text (100 on 0-255) and the
@@ -573,7 +583,8 @@ def figure8(settings: Settings, pair_ids: Sequence[int] | None = None, *,
                                                  "result": rec.image()})],
                                        [("content", "Content"), ("style", "Style"), ("result", "Result")],
                                        sources={(label, "result"): rec.key}, weights_warning=rec.weights_warning)
-        out.append(grid_output(grid, [rec], caption="A result of the full model with soft segmentation."))
+        out.append(grid_output(grid, [rec], caption="A result of the full model with soft segmentation. "
+                                                    + soft_pipeline_caption()))
         masks = _masks_at(rec)
         labels = mask_views.top_labels_by_area(masks, min(max_labels, masks.num_labels))
         fig = mask_views.per_label_figure(masks, labels=labels,
@@ -586,7 +597,8 @@ def figure8(settings: Settings, pair_ids: Sequence[int] | None = None, *,
                              rec.key),
                        Panel(f"{lab}_style", f"{lab} (style)", figures.probability_image(masks.style[c]), rec.key)]
         out.append(FigureOutput(f"figure8_pair{p}_masks", fig, tuple(panels), (rec,), rec.weights_warning,
-                                caption="For each label, named: the content's mask (top) and the style's (below)."))
+                                caption="For each label, named: the content's mask (top) and the style's (below). "
+                                        + soft_pipeline_caption()))
     return out
 
 

@@ -383,3 +383,10 @@ def test_cli_usage_errors_are_one_line(capsys):
         experiments.main(["run", "--profile", "fast"])
     assert info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_soft_mask_captions_name_the_pipeline(monkeypatch):
+    from photostyle_lib import runs
+    assert "authors' pipeline" in experiments.soft_pipeline_caption()
+    monkeypatch.setattr(runs, "SOFT_PIPELINE", "merged")
+    assert "'merged' pipeline" in experiments.soft_pipeline_caption()
