@@ -688,12 +688,12 @@ RUNNER_PARAMETERS = ("profile", "notebook", "data_dir", "output_dir", "cache_dir
 #: Only the parameters a notebook declares in its ``parameters`` cell are injected
 #: from ``"*"``; a notebook's own entry must name declared parameters only.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # Tiny images, a few iterations, the trained VGG-16 stand-in (hed-vgg16, so the figures are
-    # real if rough style transfers; every figure says "VGG-16 stand-in (HED, BSDS500)") and the
+    # Tiny images, 30 iterations (enough for the style to show), the trained VGG-16 stand-in
+    # (hed-vgg16, so the figures are real if rough style transfers; every figure says "VGG-16 stand-in (HED, BSDS500)") and the
     # tiny random segmenter (hard / soft masks carry no meaning: those figures say RANDOM
     # WEIGHTS): exercises every notebook on a 2-core CPU in minutes.
     "ci": {
-        "*": {"size": 64, "iterations": 3, "weights": "hed-vgg16", "segmenter": "random-tiny", "device": "cpu",
+        "*": {"size": 64, "iterations": 30, "weights": "hed-vgg16", "segmenter": "random-tiny", "device": "cpu",
               "theta_s": 0.2, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
               "seed": 0, "progress": False, "pair_ids": [8]},
         "00_interactive": {"pair_id": 8, "auto_run": True},

@@ -241,7 +241,7 @@ def test_structure_error():
 def test_profiles_are_data_with_the_required_settings():
     ci, paper = experiments.PROFILES["ci"]["*"], experiments.PROFILES["paper"]["*"]
     assert (ci["weights"], ci["segmenter"]) == ("hed-vgg16", "random-tiny")  # real features in CI's figures
-    assert ci["size"] <= 96 and ci["iterations"] <= 5
+    assert ci["size"] <= 96 and ci["iterations"] <= 40  # enough for the stand-in's style to show, still minutes
     assert (paper["size"], paper["iterations"], paper["weights"], paper["segmenter"], paper["theta_s"],
             paper["mask_downsample"]) == (700, 500, "imagenet", "paper-scales", 0.2, "max")
     for name, entry in experiments.PROFILES["ci"].items():
