@@ -104,9 +104,10 @@ def main() -> None:
     ap.add_argument("--pair", type=int, default=1, help="dataset pair number (default 1)")
     ap.add_argument("--size", type=int, default=None, help="long side in pixels (default: as stored)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per entry (minimum reported)")
+    ap.add_argument("--synthetic", action="store_true", help="use the seeded synthetic pair even if the data exist")
     args = ap.parse_args()
 
-    paths = find_pair(args.pair)
+    paths = None if args.synthetic else find_pair(args.pair)
     if paths is not None:
         content, style = load(paths[0], args.size), load(paths[1], args.size)
         print(f"pair {args.pair}: {paths[0]} / {paths[1]}")

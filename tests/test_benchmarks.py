@@ -67,7 +67,7 @@ def test_bench_transfer_without_data_says_how_to_get_it(tmp_path):
 
 def test_bench_baselines_prints_times_ratio_and_style_distances(tmp_path, monkeypatch):
     monkeypatch.setenv("PHOTOSTYLE_DATA", str(tmp_path / "nowhere"))   # the seeded synthetic pair
-    text = _run("benchmarks/bench_baselines.py", "--size", "64", "--repeat", "1")
+    text = _run("benchmarks/bench_baselines.py", "--size", "64", "--repeat", "1", "--synthetic")
     assert "synthetic" in text
     rows = {" ".join(r[:-3]): [float(v) for v in r[-3:]] for r in _table_rows(text, "method")
             if len(r) > 3 and not r[0].startswith("idt")}
