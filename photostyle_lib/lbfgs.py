@@ -309,7 +309,7 @@ class LBFGS(torch.optim.Optimizer):
 
 def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, history: int = 100,
                     low: float = 0.0, high: float = 1.0, armijo: float = 1e-4, max_backtracks: int = 12,
-                    max_steps: int | None = None) -> str:
+                    max_steps: int | None = None, on_step: Callable[[float], None] | None = None) -> str:
     """Minimise the closure's loss over ``x`` in the box [low, high]: projected L-BFGS with backtracking.
 
     The paper's code runs plain L-BFGS at a fixed step (lr 0.1, no line search)
@@ -341,6 +341,7 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
         history: pairs kept. low, high: the box. armijo: sufficient-decrease
             constant. max_backtracks: halvings per step. max_steps: optional
             bound on accepted steps (None: until the closure stops the run).
+        on_step: called with the loss of each accepted iterate.
     Returns:
         a stop reason: "converged: ..." (no decrease possible, or the projected
         gradient is zero) or "steps" (max_steps reached).
@@ -385,6 +386,8 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
             continue
         failures = 0
         steps += 1
+        if on_step is not None:
+            on_step(f_new)
         g_new = x.grad.detach().reshape(-1).clone()
         y = g_new - g
         ys = y.dot(step)

@@ -253,17 +253,30 @@ def test_projected_lbfgs_meets_the_box_kkt_conditions():
 
 
 def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
-    a, b = _box_quadratic(seed=1)
-    x0 = torch.rand(40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    _, values, _ = _run_projected(a, b, x0, evaluations=150)
-    assert all(float(v.min()) >= 0.0 and float(v.max()) <= 1.0 for _, v in values)
-    best = [values[0][0]]
-    for f, _ in values[1:]:
-        best.append(min(best[-1], f))
-    assert best[-1] < values[0][0]
-    # the accepted iterates (those the next step starts from) decrease strictly: every value that became the new
-    # best did so by a real decrease, and no evaluation is both accepted and higher
-    assert all(b2 <= b1 for b1, b2 in zip(best, best[1:]))
+    """On a non-convex function (Rosenbrock, whose minimiser is the box's corner (1, ..., 1)) full quasi-Newton
+    steps overshoot: trial points are rejected, and every accepted iterate satisfies the Armijo decrease."""
+    from photostyle_lib.lbfgs import projected_lbfgs
+    x = torch.full((6,), 0.05, dtype=torch.float64, requires_grad=True)
+    evaluated, accepted = [], []
+
+    def closure():
+        x.grad = None
+        f = (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+        f.backward()
+        evaluated.append((float(f), x.detach().clone()))
+        if len(evaluated) >= 400:
+            raise StopIteration
+        return f
+
+    try:
+        projected_lbfgs(x, closure, history=5, on_step=accepted.append)
+    except StopIteration:
+        pass
+    assert all(float(v.min()) >= 0.0 and float(v.max()) <= 1.0 for _, v in evaluated)
+    assert len(evaluated) > len(accepted) + 1  # some trials were rejected
+    assert all(b < a for a, b in zip(accepted, accepted[1:]))  # strictly decreasing
+    assert accepted[-1] == min(f for f, _ in evaluated) < 1e-6  # ends at its best point, the minimiser
+    assert torch.allclose(x.detach(), torch.ones(6, dtype=torch.float64), atol=1e-3)
 
 
 def test_projected_lbfgs_ends_when_nothing_decreases():
