@@ -223,7 +223,7 @@ def _run_projected(a, b, x0, history=10, evaluations=400):
         x.grad = None
         f = 0.5 * x @ a @ x - b @ x
         f.backward()
-        values.append((float(f), x.detach().clone()))
+        values.append((float(f.detach()), x.detach().clone()))
         if len(values) >= evaluations:
             raise Enough
         return f
@@ -263,7 +263,7 @@ def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
         x.grad = None
         f = (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
         f.backward()
-        evaluated.append((float(f), x.detach().clone()))
+        evaluated.append((float(f.detach()), x.detach().clone()))
         if len(evaluated) >= 400:
             raise StopIteration
         return f
