@@ -6,6 +6,7 @@
 * ``batch SOURCE -o DIR``: many runs (photostyle_lib.batch).
 * ``segment CONTENT STYLE -o DIR``: the segmenter's masks as palette PNGs to
   repaint and pass back with ``--content-mask`` / ``--style-mask``.
+* ``report results/<profile>``: a static HTML page (photostyle_lib.report).
 
 Bad input (missing or unreadable files, mask colours outside the palette,
 bad numbers, missing weights) ends with one line on stderr and exit status 2;
@@ -158,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--segmenter", default=None, help="ADE20K segmenter checkpoint (random-tiny for a smoke test)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--overwrite", action="store_true", help="replace existing mask files")
-    p.subcommand_parsers = {"transfer": t, "batch": b, "segment": g}  # for --config defaults
+    r = sub.add_parser("report", help="write a static HTML page of a results/<profile> folder")
+    r.add_argument("profile_dir", type=Path, help="results/<profile> (its <notebook>/metadata.json files)")
+    r.add_argument("-o", "--output", type=Path, help="the page (default: PROFILE_DIR/index.html)")
+    p.subcommand_parsers = {"transfer": t, "batch": b, "segment": g, "report": r}  # for --config defaults
     return p
 
 
@@ -561,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_batch(args)
         if args.command == "segment":
             return _run_segment(args)
+        if args.command == "report":
+            from photostyle_lib.report import build_report
+            print(f"wrote {build_report(args.profile_dir, args.output)}")
+            return 0
     except PhotostyleError as exc:
         print(f"photostyle: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return 2
