@@ -1,4 +1,12 @@
-"""Command line: ``photostyle transfer CONTENT STYLE -o OUT [options]``.
+"""Command line: ``photostyle transfer | batch | segment`` (``photostyle --help`` lists examples).
+
+* ``transfer CONTENT STYLE -o OUT``: one run; ``--config FILE`` (TOML, or a
+  result's metadata JSON to rerun it) supplies any option, flags win;
+  ``--save-every N`` also writes ``OUT.iterNNNN.png``.
+* ``batch SOURCE -o DIR``: many runs (photostyle_lib.batch).
+* ``segment CONTENT STYLE -o DIR``: the segmenter's masks as palette PNGs to
+  repaint and pass back with ``--content-mask`` / ``--style-mask``.
+* ``report results/<profile>``: a static HTML page (photostyle_lib.report).
 
 Bad input (missing or unreadable files, mask colours outside the palette,
 bad numbers, missing weights) ends with one line on stderr and exit status 2;
@@ -53,18 +61,39 @@ def _number(text: str) -> float:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from photostyle_lib.presets import PRESETS
+EXAMPLES = """\
+examples:
+  photostyle transfer in1.png tar1.png -o out.png
+  photostyle transfer in1.png tar1.png -o out.png --content-mask in1_mask.png --style-mask tar1_mask.png
+  photostyle transfer -o again.png --config out.png.json      # rerun a result exactly
+  photostyle transfer in1.png tar1.png -o out.png --config run.toml --save-every 50
+  photostyle batch data/luan2017 -o results/batch              # every pair of a dataset-like folder
+  photostyle batch pairs.csv -o results/batch --iterations 200 # rows: content,style[,masks,preset,...]
+  photostyle segment in1.png tar1.png -o masks/                # editable palette masks
+"""
 
-    p = OneLineParser(prog="photostyle", description="Photorealistic style transfer.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    t = sub.add_parser("transfer", help="transfer the style of STYLE onto CONTENT")
-    t.add_argument("content", type=Path, help="content photo (PNG/JPEG)")
-    t.add_argument("style", type=Path, help="style (reference) photo")
-    t.add_argument("-o", "--output", type=Path, required=True, help="output image path (.png); metadata goes to OUT.png.json (the output path + .json)")
+TRANSFER_EXAMPLES = """\
+examples:
+  photostyle transfer in1.png tar1.png -o out.png --preset full --size 512
+  photostyle transfer in1.png tar1.png -o out.png --content-mask cm.png --style-mask sm.png
+  photostyle transfer -o again.png --config out.png.json --iterations 100   # flags win over the file
+  photostyle transfer in1.png tar1.png -o out.png --save-every 50           # out.iter0050.png, ...
+
+A config file (TOML) holds any option of this command by its long name
+(content-mask = "cm.png", iterations = 300, preset = "full") and any
+TransferConfig field (content_weight = 1.0, rf_sigma_r = 0.2, ...). A
+result's metadata (OUT.png.json) is accepted too. Relative paths in a file
+are read from the file's folder when they exist there.
+"""
+
+
+def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> None:
+    """The options of one run, shared by ``transfer`` and ``batch`` (batch: defaults for every row)."""
+    t.add_argument("--config", type=Path, metavar="FILE",
+                   help="TOML file of options (or a result's metadata JSON, to rerun it); flags win")
     t.add_argument("--content-mask", type=Path, help="colour-coded mask of the content (gold / user masks)")
     t.add_argument("--style-mask", type=Path, help="colour-coded mask of the style, same colours")
-    t.add_argument("--preset", default="full", choices=sorted(PRESETS), help="model variant (default: full)")
+    t.add_argument("--preset", default="full", choices=presets, help="model variant (default: full)")
     t.add_argument("--size", type=_positive_int, default=512, help="long side in pixels (default 512)")
     t.add_argument("--iterations", type=_positive_int, help="loss evaluations (default: the preset's, 500)")
     t.add_argument("--weights", default="imagenet", metavar="WEIGHTS",
@@ -87,9 +116,206 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the library's; random or random-tiny for smoke tests)")
     t.add_argument("--unmatched", choices=("error", "drop"), default="error",
                    help="content mask labels missing from the style mask: error (default) or drop")
+    t.add_argument("--save-every", type=_positive_int, metavar="N",
+                   help="also write every N-th iterate as OUT.iterNNNN.png (the optimiser's image, before "
+                        "the post-process), labelled like the final image")
     t.add_argument("--overwrite", action="store_true", help="replace OUT and OUT.json if they exist")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.set_defaults(config_fields={})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from photostyle_lib import __version__
+    from photostyle_lib.presets import PRESETS
+
+    raw = argparse.RawDescriptionHelpFormatter
+    p = OneLineParser(prog="photostyle", description="Photorealistic style transfer.", epilog=EXAMPLES,
+                      formatter_class=raw)
+    p.add_argument("--version", action="version", version=f"photostyle {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    t = sub.add_parser("transfer", help="transfer the style of STYLE onto CONTENT", epilog=TRANSFER_EXAMPLES,
+                       formatter_class=raw)
+    t.add_argument("content", type=Path, nargs="?", help="content photo (PNG/JPEG); or from --config")
+    t.add_argument("style", type=Path, nargs="?", help="style (reference) photo; or from --config")
+    t.add_argument("-o", "--output", type=Path,
+                   help="output image path (.png); metadata goes to OUT.png.json (the output path + .json)")
+    _add_transfer_options(t, sorted(PRESETS))
+    b = sub.add_parser("batch", help="run many pairs: a dataset-like folder or a CSV", formatter_class=raw,
+                       epilog=BATCH_HELP)
+    b.add_argument("source", type=Path, help="a folder laid out like the dataset (input/in<N>.png, "
+                                             "style/tar<N>.png, segmentation/...) or a CSV file")
+    b.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the results")
+    b.add_argument("--pairs", help="folder source: the pair ids to run, e.g. 1,2,5-8 (default: all)")
+    b.add_argument("--masks", choices=("gold", "segmenter"), default="gold",
+                   help="folder source: use the folder's gold masks (default) or the segmenter's")
+    _add_transfer_options(b, sorted(PRESETS))
+    g = sub.add_parser("segment", help="write the segmenter's masks as palette PNGs to repaint",
+                       formatter_class=raw, epilog=SEGMENT_HELP)
+    g.add_argument("content", type=Path, help="content photo")
+    g.add_argument("style", type=Path, help="style photo")
+    g.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the masks and legend")
+    g.add_argument("--size", type=_positive_int, default=512,
+                   help="long side in pixels, as for transfer (default 512; the masks are drawn at this size)")
+    g.add_argument("--segmenter", default=None, help="ADE20K segmenter checkpoint (random-tiny for a smoke test)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    g.add_argument("--overwrite", action="store_true", help="replace existing mask files")
+    r = sub.add_parser("report", help="write a static HTML page of a results/<profile> folder")
+    r.add_argument("profile_dir", type=Path, help="results/<profile> (its <notebook>/metadata.json files)")
+    r.add_argument("-o", "--output", type=Path, help="the page (default: PROFILE_DIR/index.html)")
+    p.subcommand_parsers = {"transfer": t, "batch": b, "segment": g, "report": r}  # for --config defaults
     return p
+
+
+BATCH_HELP = """\
+A CSV source has one row per run: columns content, style (required),
+content_mask, style_mask, preset, output (optional) and any other transfer
+option or TransferConfig field as an override column (iterations, alpha,
+seed, rf_sigma_r, ...); an empty cell takes the command line's value.
+Relative paths are read from the CSV's folder. Precedence: row, then flag,
+then --config, then the default.
+
+A rerun skips every row whose output and metadata are complete (the
+metadata's image_sha256 matches the image), so an interrupted batch resumes
+where it stopped. The summary (row, output, stop reason, seconds) is printed
+and written to DIR/batch_summary.csv.
+
+examples:
+  photostyle batch data/luan2017 -o results/batch --pairs 1-5 --iterations 200
+  photostyle batch pairs.csv -o results/batch --config run.toml
+"""
+
+SEGMENT_HELP = """\
+Writes DIR/content_mask.png and DIR/style_mask.png in Luan et al.'s nine
+palette colours (blue, green, black, white, red, yellow, grey, lightblue,
+purple), one colour per merged ADE20K label, and DIR/legend.json and
+DIR/legend.png naming each colour's label. Repaint them in any paint program
+(palette colours only, no antialiasing) and pass them back:
+
+  photostyle segment in1.png tar1.png -o masks/
+  photostyle transfer in1.png tar1.png -o out.png \\
+      --content-mask masks/content_mask.png --style-mask masks/style_mask.png
+"""
+
+
+#: Config-file keys that are TransferConfig fields with a flag of their own.
+FIELD_FLAGS = {"content_weight": "alpha", "style_weight": "beta", "similarity_weight": "gamma"}
+#: Options that name files (resolved against the config file's folder).
+PATH_OPTIONS = ("content", "style", "output", "content_mask", "style_mask")
+#: Options a config file may not set (the file itself, one-shot switches).
+NOT_IN_FILES = ("config", "config_fields", "command", "help")
+
+
+def _option_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if a.dest not in NOT_IN_FILES}
+
+
+def _convert(action: argparse.Action, key: str, value, source: str):
+    """A config value as the flag would parse it; a PhotostyleError naming the file and key otherwise."""
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if not isinstance(value, bool):
+            raise PhotostyleError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+    if value is None:
+        return None
+    if action.type is not None:
+        try:
+            value = action.type(str(value))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise PhotostyleError(f"{source}: {key}: {exc}") from None
+    if action.choices is not None and value not in action.choices:
+        raise PhotostyleError(f"{source}: {key} = {value!r} is not one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def _resolve_path(value: Path, base: Path) -> Path:
+    """A relative path from a file: beside the file when it exists there, else as given (the cwd)."""
+    if value.is_absolute() or not (base / value).exists():
+        return value
+    return base / value
+
+
+def option_values(raw: dict, parser: argparse.ArgumentParser, source: str,
+                  base: Path | None = None, ignore: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Split a file's (or a CSV row's) ``{key: value}`` into parsed options and TransferConfig fields.
+
+    Keys: an option's long name with ``-`` or ``_`` (``content-mask``,
+    ``theta_s``), or any TransferConfig field; the three loss weights count
+    as their flags (``content_weight`` is ``--alpha``). Values are checked as
+    the flag checks them; keys in ``ignore`` are skipped. Returns
+    ``(options by dest, extra config fields)``.
+    """
+    import dataclasses as _dc
+    from photostyle_lib.transfer import TransferConfig
+
+    actions = _option_actions(parser)
+    field_types = {f.name: f for f in _dc.fields(TransferConfig)}
+    options, fields = {}, {}
+    for key, value in raw.items():
+        dest = FIELD_FLAGS.get(str(key), str(key).replace("-", "_"))
+        if dest in ignore:
+            continue
+        if dest in actions:
+            options[dest] = _convert(actions[dest], key, value, source)
+            if dest in PATH_OPTIONS and options[dest] is not None and base is not None:
+                options[dest] = _resolve_path(options[dest], base)
+        elif dest in field_types:
+            if isinstance(value, list):  # JSON / TOML arrays: the config's tuples (layer names)
+                value = tuple(value)
+            fields[dest] = value
+        else:
+            raise PhotostyleError(f"{source}: unknown option {key!r}; use a long option name of "
+                                  f"`photostyle {parser.prog.split()[-1]}` or a TransferConfig field")
+    return options, fields
+
+
+def _metadata_options(md: dict) -> dict:
+    """A result's metadata (OUT.png.json) as config keys: its preset, inputs and every config field."""
+    raw = {"preset": md.get("preset") or "full"}
+    inputs = md.get("inputs") or {}
+    for key in ("content", "style", "content_mask", "style_mask", "size", "unmatched"):
+        if inputs.get(key) is not None:
+            raw[key] = inputs[key]
+    if inputs.get("segmenter_name"):
+        raw["segmenter"] = inputs["segmenter_name"]
+    raw.update(md["config"])
+    return raw
+
+
+def read_config(path: Path, parser: argparse.ArgumentParser, ignore: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Options and TransferConfig fields from a TOML file or a result's metadata JSON (see :func:`option_values`)."""
+    import json
+    import tomllib
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise PhotostyleError(f"--config {path}: file not found")
+    try:
+        if path.suffix.lower() == ".json":
+            md = json.loads(path.read_text())
+            if not isinstance(md, dict) or not isinstance(md.get("config"), dict):
+                raise PhotostyleError(f"--config {path} is JSON but not a result's metadata (no 'config' "
+                                      "object); give OUT.png.json or a TOML file")
+            raw = _metadata_options(md)
+        else:
+            raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PhotostyleError(f"--config {path} cannot be read: {' '.join(str(exc).split())}; "
+                              "give a TOML file (key = value lines) or a result's metadata JSON") from None
+    return option_values(raw, parser, f"--config {path}", base=path.parent, ignore=ignore)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; with ``--config``, parse again with the file's values as defaults (flags win)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:
+        sub = parser.subcommand_parsers[args.command]
+        # batch: a file's content / style / output are one run's, not every row's
+        ignore = ("content", "style", "output", "source", "output_dir") if args.command == "batch" else ()
+        options, fields = read_config(args.config, sub, ignore)
+        sub.set_defaults(**options, config_fields=fields)
+        args = parser.parse_args(argv)
+    return args
 
 
 def _inputs(args: argparse.Namespace) -> dict:
@@ -169,13 +395,32 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
                           "(--segmenter DIR), or --segmenter random-tiny for a smoke test")
 
 
-def _run_transfer(args: argparse.Namespace) -> int:
-    from photostyle_lib import pipeline
+def _overrides(args: argparse.Namespace) -> dict:
+    """TransferConfig overrides: the config file's extra fields, then the flags (which win)."""
+    overrides = dict(args.config_fields)
+    overrides.update({"weights": args.weights, "weights_convention": args.weights_convention, "device": args.device})
+    for field, value in (("iterations", args.iterations), ("content_weight", args.alpha),
+                         ("style_weight", args.beta), ("similarity_weight", args.gamma),
+                         ("theta_s", args.theta_s), ("seed", args.seed)):
+        if value is not None:
+            overrides[field] = value
+    return overrides
+
+
+def check_transfer(args: argparse.Namespace) -> dict:
+    """Every check of one run that needs no network: PhotostyleError before minutes of work.
+
+    Returns the TransferConfig overrides (:func:`_overrides`).
+    """
     from photostyle_lib.checks import resolve_device
     from photostyle_lib.images import check_writable, refuse_overwriting_inputs
     from photostyle_lib.presets import get_preset
 
+    if args.content is None or args.style is None:
+        raise PhotostyleError("give CONTENT and STYLE (or a --config file that names them)")
     out = args.output
+    if out is None:
+        raise PhotostyleError("give the output path with -o OUT.png")
     meta = out.with_name(out.name + ".json")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise PhotostyleError(f"output {out} needs an image suffix such as .png")
@@ -187,38 +432,143 @@ def _run_transfer(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
-    overrides = {"weights": args.weights, "weights_convention": args.weights_convention, "device": args.device}
-    for field, value in (("iterations", args.iterations), ("content_weight", args.alpha),
-                         ("style_weight", args.beta), ("similarity_weight", args.gamma),
-                         ("theta_s", args.theta_s), ("seed", args.seed)):
-        if value is not None:
-            overrides[field] = value
+    overrides = _overrides(args)
     for given in (args.content, args.style, args.content_mask, args.style_mask):
         if given is not None and not given.exists():  # the loader's own message, before the checks below
             raise PhotostyleError(f"image file not found: {given}; check the path")
     _check_weights_file(args.weights)
     _check_segmenter_available(args, get_preset(args.preset, **overrides))
+    return overrides
+
+
+def iterate_path(output: Path, iteration: int) -> Path:
+    """Where ``--save-every`` puts iteration ``iteration``'s image: ``OUT.iterNNNN.png`` beside OUT."""
+    return output.with_name(f"{output.stem}.iter{iteration:04d}.png")
+
+
+def _current_iterate():
+    """The optimiser's image inside a ``stylize`` callback: (1, 3, H, W), read from the calling closure.
+
+    ``transfer.stylize`` calls ``callback(iteration, losses)`` without the
+    image; until it passes the image itself, the iterate is the variable
+    ``x`` of the loss closure that made the call (one or two frames up: the
+    two-stage schedule wraps the callback in a lambda).
+    """
+    frame = sys._getframe(1)
+    for _ in range(4):
+        frame = frame.f_back
+        if frame is None:
+            break
+        if frame.f_code.co_name == "closure" and "x" in frame.f_locals:
+            return frame.f_locals["x"]
+    raise PhotostyleError("--save-every cannot reach the optimiser's image in this version of "
+                          "photostyle_lib.transfer; run without --save-every")
+
+
+def _snapshot_callback(every: int | None, kept: list):
+    """A stylize callback keeping every ``every``-th iterate as (iteration, (H, W, 3) uint8) in ``kept``.
+
+    Kept in memory and written with the result, so an interrupted run writes
+    nothing (the command's promise) and the snapshots carry the result's label.
+    """
+    if every is None:
+        return None
+
+    def callback(iteration: int, _row: dict) -> None:
+        if iteration % every == 0:
+            x = _current_iterate().detach()
+            img = (x[0].clamp(0, 1).permute(1, 2, 0).to("cpu").float().numpy() * 255.0 + 0.5).astype("uint8")
+            kept.append((iteration, img))
+
+    return callback
+
+
+def _write_snapshots(kept: list, out: Path, warning: str | None, overwrite: bool) -> list[Path]:
+    from photostyle_lib.images import save_image, weights_text
+
+    written = []
+    for iteration, img in kept:
+        path = iterate_path(out, iteration)
+        save_image(img.astype("float32") / 255.0, path, overwrite=overwrite, text=weights_text(warning))
+        written.append(path)
+    return written
+
+
+def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -> dict:
+    """One checked run (:func:`check_transfer`) through ``pipeline.transfer_files``, saved with ``save_run``.
+
+    Returns ``{"output", "stop_reason", "seconds", "evaluations", "device", "banner"}``.
+    """
+    from photostyle_lib import pipeline
+
+    kept: list = []
     run = pipeline.transfer_files(args.content, args.style, preset=args.preset, size=args.size,
                                   content_mask=args.content_mask, style_mask=args.style_mask,
                                   unmatched=args.unmatched, segmenter=args.segmenter,
-                                  progress=not args.no_progress, **overrides)
+                                  progress=progress, callback=_snapshot_callback(args.save_every, kept),
+                                  **overrides)
     if run.interrupted:
         raise KeyboardInterrupt  # stylize kept its best image; the CLI writes no partial result
-    pipeline.save_run(run, out, overwrite=args.overwrite)
+    pipeline.save_run(run, args.output, overwrite=args.overwrite)
+    _write_snapshots(kept, args.output, run.weights_warning, args.overwrite)
     r = run.result
+    return {"output": args.output, "stop_reason": r.stop_reason, "seconds": r.timings["total"],
+            "evaluations": len(r.losses), "device": r.device, "banner": run.weights_warning}
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    overrides = check_transfer(args)
+    done = run_transfer(args, overrides, progress=not args.no_progress)
+    meta = args.output.with_name(args.output.name + ".json")
     # The banner as random weights have always been said here: "[RANDOM WEIGHTS: smoke test, ...]"
-    banner = (run.weights_warning or "").replace(" \u2014 ", ": ")
+    banner = (done["banner"] or "").replace(" \u2014 ", ": ")
     warn = f"  [{banner}]" if banner else ""
-    print(f"wrote {out} and {meta.name}: {len(r.losses)} evaluations, stop: {r.stop_reason}, "
-          f"{r.timings['total']:.1f} s on {r.device}{warn}")
+    snaps = f", {len(range(args.save_every, done['evaluations'] + 1, args.save_every))} intermediate images" \
+        if args.save_every else ""
+    print(f"wrote {args.output} and {meta.name}{snaps}: {done['evaluations']} evaluations, "
+          f"stop: {done['stop_reason']}, {done['seconds']:.1f} s on {done['device']}{warn}")
+    return 0
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    """``photostyle segment``: palette masks and their legend (see SEGMENT_HELP)."""
+    from photostyle_lib import pipeline
+    from photostyle_lib.checks import resolve_device
+    from photostyle_lib.images import load_image
+    from photostyle_lib.masks import write_palette_masks
+
+    for given in (args.content, args.style):
+        if not given.exists():
+            raise PhotostyleError(f"image file not found: {given}; check the path")
+    resolve_device(args.device)
+    c = load_image(args.content, max_size=args.size)
+    s = load_image(args.style, max_size=args.size)
+    masks = pipeline.editable_masks(c, s, segmenter=args.segmenter, device=args.device)
+    seg = pipeline.segmenter_for(args.segmenter, args.device)
+    source = {"content": str(args.content), "style": str(args.style), "size": args.size,
+              "segmenter": seg.describe(), "random_weights": seg.weights == "random"}
+    paths = write_palette_masks(masks.content, masks.style, masks.labels, masks.colours, args.output_dir,
+                                overwrite=args.overwrite, source=source)
+    warn = "  [RANDOM SEGMENTER WEIGHTS: smoke test]" if seg.weights == "random" else ""
+    print(f"wrote {', '.join(str(p) for p in paths)}: {len(masks.labels)} labels "
+          f"({', '.join(f'{c}={lab}' for c, lab in zip(masks.colours, masks.labels))}){warn}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         if args.command == "transfer":
             return _run_transfer(args)
+        if args.command == "batch":
+            from photostyle_lib.batch import run_batch
+            return run_batch(args)
+        if args.command == "segment":
+            return _run_segment(args)
+        if args.command == "report":
+            from photostyle_lib.report import build_report
+            print(f"wrote {build_report(args.profile_dir, args.output)}")
+            return 0
     except PhotostyleError as exc:
         print(f"photostyle: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return 2

@@ -454,7 +454,8 @@ def user_masks_figure(settings: Settings, pair_id: int) -> FigureOutput:
     grid = figures.comparison_grid("figure5_user_masks", "Figure 5 (third example): user-provided masks",
                                    [(label, images)], cols, sources={(label, "result"): rec.key},
                                    weights_warning=rec.weights_warning,
-                                   notes=[f"labels: {', '.join(masks.labels)} (the dataset's hand-painted masks)"])
+                                   notes=[mask_views.legend_note(masks.labels)
+                                          + " (the dataset's hand-painted masks)"])
     return grid_output(grid, [rec], caption="With user-provided masks the style of one object can be moved "
                                              "onto a totally different one (the paper: fire onto a glass bottle). "
                                              "The masks here are the dataset's hand-painted masks of the pair.")

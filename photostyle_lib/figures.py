@@ -360,11 +360,31 @@ def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG to ``path`` (folders created), atomically (images.write_file_atomically)."""
+#: Formats :func:`save_figure` writes (matplotlib's names; "pdf" and "svg" are vector).
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100, format: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` (folders created), atomically (images.write_file_atomically).
+
+    Args:
+        dpi: dots per inch, in [10, 1200] (a 6.4-inch figure at 100 dpi is 640 px wide);
+            for PDF and SVG it sets the resolution of embedded images only.
+        format: "png", "pdf" or "svg"; default: the path's suffix when it is
+            one of them, else "png". A format that contradicts the suffix is an error.
+    """
+    from photostyle_lib.checks import check_choice, check_int
+
     p = Path(path)
+    dpi = check_int("dpi", dpi, low=10, high=1200)
+    suffix = p.suffix.lower().lstrip(".")
+    if format is None:
+        format = suffix if suffix in FIGURE_FORMATS else "png"
+    format = check_choice("format", str(format).lower(), FIGURE_FORMATS)
+    if suffix in FIGURE_FORMATS and suffix != format:
+        raise PhotostyleError(f"{p} ends in .{suffix} but format={format!r}; give a path ending in .{format}")
     p.parent.mkdir(parents=True, exist_ok=True)
-    return write_file_atomically(p, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    return write_file_atomically(p, lambda f: fig.savefig(f, format=format, dpi=dpi))
 
 
 def stamp_label(weights_warning: str) -> str:

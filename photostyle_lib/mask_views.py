@@ -14,8 +14,8 @@ randomly initialised segmentation weights, or from runs of the stand-in VGG,
 says so. A title with a note is drawn in :data:`WARNING_COLOUR`, bold.
 
 Colours: hard masks are drawn as a label map, one colour per label (matplotlib's
-``tab20``, in label order) with a legend of label names; pixels with no label
-are dark grey. Soft masks are drawn one label at a time as probability maps
+``tab20``, in label order; gold and user masks in their own palette colours)
+with a legend of label names; pixels with no label are dark grey. Soft masks are drawn one label at a time as probability maps
 with the ``magma`` colour map on [0, 1], darker meaning less probable, as in
 the paper's Figure 3.
 """
@@ -34,7 +34,7 @@ from matplotlib.patches import Patch
 from photostyle_lib.checks import check_image_array, check_int
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.images import tensor_to_array
-from photostyle_lib.masks import SemanticMasks, label_map
+from photostyle_lib.masks import PALETTE, SemanticMasks, label_map
 
 #: Colour map of soft probability maps.
 PROBABILITY_CMAP = "magma"
@@ -57,13 +57,34 @@ def describe_weights(segmenter: Any) -> str | None:
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One RGB colour (floats in [0, 1]) per label, stable for a given label order."""
+    """One RGB colour (floats in [0, 1]) per label, stable for a given label order.
+
+    Labels that are all palette colour names (gold and user masks, whose
+    labels are the colours they were painted in: ``masks.PALETTE``) are drawn
+    in those colours, so a figure's note or legend ("blue, black") names what
+    the reader sees; other labels take ``tab20`` colours in label order.
+    """
+    if labels and all(lab in PALETTE for lab in labels):
+        return {lab: tuple(v / 255.0 for v in PALETTE[lab]) for lab in labels}
     cmaps = [matplotlib.colormaps["tab20"], matplotlib.colormaps["tab20b"], matplotlib.colormaps["tab20c"]]
     out = {}
     for i, lab in enumerate(labels):
         cmap = cmaps[(i // 20) % len(cmaps)]
         out[lab] = tuple(float(v) for v in cmap(i % 20)[:3])
     return out
+
+
+def legend_note(labels: Sequence[str]) -> str:
+    """A one-line legend for a figure's note: each label with the colour it is drawn in (:func:`label_colours`).
+
+    Gold and user masks: "labels, drawn in their own colours: blue, black";
+    others: "label colours: sky #aec7e8, tree #2ca02c".
+    """
+    colours = label_colours(labels)
+    if labels and all(lab in PALETTE for lab in labels):
+        return f"labels, drawn in their own colours: {', '.join(labels)}"
+    hexes = {lab: "#" + "".join(f"{round(v * 255):02x}" for v in rgb) for lab, rgb in colours.items()}
+    return "label colours: " + ", ".join(f"{lab} {hexes[lab]}" for lab in labels)
 
 
 def top_labels_by_area(masks: SemanticMasks, k: int) -> tuple[str, ...]:
@@ -219,6 +240,24 @@ def hard_soft_figure(content_image: torch.Tensor | np.ndarray, style_image: torc
     return fig
 
 
+#: Narrowest per-label figure (inches): at 100 dpi, 640 px, room for a title and a warning.
+MIN_FIGURE_WIDTH = 6.4
+
+
+def wrap_title(text: str | None, width_inches: float, *, font_pt: float = 12.0) -> str | None:
+    """``text`` wrapped (each line separately) to fit ``width_inches`` at ``font_pt`` points.
+
+    A character of matplotlib's default sans-serif is about 0.6 em wide, so a
+    line holds ``72 * width / (0.6 * font_pt)`` characters (bold: a little wider; 0.65 em).
+    """
+    import textwrap
+
+    if not text:
+        return text
+    chars = max(12, int(72.0 * width_inches / (0.65 * font_pt)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
 def per_label_figure(masks: SemanticMasks, *, labels: Sequence[str] | None = None, max_labels: int = 6,
                      title: str | None = None, weights_note: str | None = None) -> Figure:
     """The paper's Figure 8 view: for each label, its content mask above its style mask.
@@ -229,8 +268,11 @@ def per_label_figure(masks: SemanticMasks, *, labels: Sequence[str] | None = Non
             ``max_labels`` largest by area, :func:`top_labels_by_area`).
         max_labels: cap when ``labels`` is None.
 
-    One column per label, titled with its name; 2 axes per label. Values are
-    drawn in grey on [0, 1] (white = 1).
+    One column per label, titled with its name; 2 axes per label and a colour
+    bar. Values are drawn in :data:`PROBABILITY_CMAP` on [0, 1] (the colour
+    map of the saved panels, ``figures.probability_image``). The figure is at
+    least :data:`MIN_FIGURE_WIDTH` inches wide and its title and note are
+    wrapped to that width, so one or two labels still show them whole.
     """
     if labels is None:
         labels = top_labels_by_area(masks, min(check_int("max_labels", max_labels, low=1), masks.num_labels))
@@ -241,15 +283,20 @@ def per_label_figure(masks: SemanticMasks, *, labels: Sequence[str] | None = Non
     if unknown:
         raise PhotostyleError(f"labels {', '.join(map(repr, unknown))} are not in the masks; "
                               f"choose among {', '.join(masks.labels)}")
-    fig = Figure(figsize=(2.2 * len(labels) + 0.4, 4.8), layout="constrained")
+    width = max(2.2 * len(labels) + 1.2, MIN_FIGURE_WIDTH)
+    fig = Figure(figsize=(width, 4.8), layout="constrained")
     axes = fig.subplots(2, len(labels), squeeze=False)
+    im = None
     for j, lab in enumerate(labels):
         c = masks.labels.index(lab)
-        _show(axes[0, j], masks.content[c].detach().cpu().float().numpy(), lab, cmap="gray", vmin=0.0, vmax=1.0)
-        _show(axes[1, j], masks.style[c].detach().cpu().float().numpy(), None, cmap="gray", vmin=0.0, vmax=1.0)
+        im = _show(axes[0, j], masks.content[c].detach().cpu().float().numpy(), lab, cmap=PROBABILITY_CMAP,
+                   vmin=0.0, vmax=1.0)
+        _show(axes[1, j], masks.style[c].detach().cpu().float().numpy(), None, cmap=PROBABILITY_CMAP,
+              vmin=0.0, vmax=1.0)
     axes[0, 0].set_ylabel("content")
     axes[1, 0].set_ylabel("style")
-    _titled(fig, title, weights_note)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=f"{masks.kind} mask value")
+    _titled(fig, wrap_title(title, width), wrap_title(weights_note, width))
     return fig
 
 

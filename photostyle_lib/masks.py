@@ -178,22 +178,165 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
             f"{path}: {far.mean():.1%} of the mask's pixels have colours outside the palette "
             f"(most common: {listed}); repaint those regions with palette colours: {allowed}")
     label_img = nearest.reshape(h, w)
-    square = np.ones((3, 3), dtype=bool)
-    core = []
-    for k in range(len(names)):
-        region = label_img == k
-        if erosion and region.any():
-            region = ndimage.binary_erosion(region, structure=square, iterations=erosion)
-        core.append(int(region.sum()))
-    # tiny masks (tests, thumbnails) cannot have 30 interior pixels per region
-    threshold = max(1, min(min_core_pixels, int(0.01 * h * w)))
-    keep = np.flatnonzero(np.array(core) >= threshold)
+    core = core_sizes(label_img, len(names), erosion)
+    keep = np.flatnonzero(core >= core_threshold(h, w, min_core_pixels))
     if keep.size == 0:
         keep = np.array([int(np.bincount(nearest, minlength=len(names)).argmax())])
     if keep.size < len(names):
         nearest = keep[dist[:, keep].argmin(1)]
     onehot = (nearest[None, :] == keep[:, None]).reshape(len(keep), h, w)
     return torch.from_numpy(onehot.astype(np.float32)), tuple(names[i] for i in keep)
+
+
+def core_threshold(height: int, width: int, min_core_pixels: int = 30) -> int:
+    """Interior pixels a painted region needs to count as a label (:func:`read_color_mask`'s rule).
+
+    ``min_core_pixels``, but at most 1% of the image and at least 1: tiny
+    masks (tests, thumbnails) cannot have 30 interior pixels per region.
+    """
+    return max(1, min(int(min_core_pixels), int(0.01 * height * width)))
+
+
+def core_sizes(label_img: np.ndarray, num_labels: int, erosion: int = 2) -> np.ndarray:
+    """(num_labels,) int: pixels of each label of an (H, W) int map left after ``erosion`` 3x3 erosions.
+
+    Pixels at the image border erode too (scipy's ``border_value=0``).
+    """
+    square = np.ones((3, 3), dtype=bool)
+    core = np.zeros(num_labels, dtype=np.int64)
+    for k in range(num_labels):
+        region = label_img == k
+        if erosion and region.any():
+            region = ndimage.binary_erosion(region, structure=square, iterations=erosion)
+        core[k] = int(region.sum())
+    return core
+
+
+def readable_label_map(scores: torch.Tensor | np.ndarray, allowed: "list[int] | tuple[int, ...] | None" = None, *,
+                       max_labels: int = len(PALETTE), min_core_pixels: int = 30,
+                       erosion: int = 2) -> np.ndarray:
+    """An (H, W) label map that :func:`read_color_mask` reads back unchanged once painted in palette colours.
+
+    Each pixel takes its highest-scoring label among ``allowed`` (default all
+    C), then, until nothing changes, labels that :func:`read_color_mask` would
+    discard as edge noise (fewer than :func:`core_threshold` interior pixels)
+    or that exceed ``max_labels`` (the palette has 9 colours; the labels with
+    the fewest pixels go first) are removed and their pixels take their best
+    remaining label. Removing a label only adds pixels to the others, so the
+    loop ends after at most C rounds.
+
+    Args:
+        scores: (C, H, W) scores per label (probabilities, or a one-hot stack).
+        allowed: indices of the labels a pixel may take.
+        max_labels: at most this many labels in the map, in [1, 9].
+
+    Returns:
+        (H, W) int64 with values in ``allowed``.
+    """
+    max_labels = check_int("max_labels", max_labels, low=1, high=len(PALETTE))
+    s = torch.as_tensor(np.asarray(scores, dtype=np.float32) if isinstance(scores, np.ndarray) else scores)
+    s = s.detach().to("cpu", torch.float32)
+    if s.ndim != 3 or s.shape[0] == 0:
+        raise PhotostyleError(f"scores must be a (C, H, W) stack with C >= 1, got shape {tuple(s.shape)}")
+    c, h, w = s.shape
+    keep = sorted(set(range(c) if allowed is None else (int(i) for i in allowed)))
+    if not keep or keep[0] < 0 or keep[-1] >= c:
+        raise PhotostyleError(f"allowed label indices must lie in 0..{c - 1}, got {allowed}")
+    threshold = core_threshold(h, w, min_core_pixels)
+    while True:
+        idx = torch.tensor(keep)
+        label_img = idx[s[idx].argmax(0)].numpy()
+        core = core_sizes(label_img, c, erosion)[keep]
+        area = np.bincount(label_img.ravel(), minlength=c)[keep]
+        survivors = [k for k, n in zip(keep, core) if n >= threshold]
+        if len(survivors) > max_labels:
+            order = sorted(survivors, key=lambda k: -area[keep.index(k)])
+            survivors = sorted(order[:max_labels])
+        if not survivors:  # nothing has an interior: keep the largest label alone
+            survivors = [keep[int(np.argmax(area))]]
+        if survivors == keep:
+            return label_img.astype(np.int64)
+        keep = survivors
+
+
+def palette_image(label_img: np.ndarray, colours: "list[str] | tuple[str, ...]") -> np.ndarray:
+    """(H, W) int labels -> (H, W, 3) uint8 RGB, label k painted ``PALETTE[colours[k]]``."""
+    unknown = [c for c in colours if c not in PALETTE]
+    if unknown:
+        raise PhotostyleError(f"colours {unknown} are not in the palette; choose from {', '.join(PALETTE)}")
+    table = np.array([PALETTE[c] for c in colours], dtype=np.uint8).reshape(-1, 3)
+    labels = np.asarray(label_img)
+    if labels.min() < 0 or labels.max() >= len(table):
+        raise PhotostyleError(f"label map values must lie in 0..{len(table) - 1}, got "
+                              f"{int(labels.min())}..{int(labels.max())}")
+    return table[labels]
+
+
+#: File names ``write_palette_masks`` (``photostyle segment``) writes in its folder.
+PALETTE_FILES = {"content": "content_mask.png", "style": "style_mask.png", "legend": "legend.json",
+                 "legend_image": "legend.png"}
+
+
+def legend_image(colours: "list[str] | tuple[str, ...]", labels: "list[str] | tuple[str, ...]") -> np.ndarray:
+    """(H, W, 3) uint8: one row per label, its palette swatch (outlined) and ``colour = label`` in black."""
+    from PIL import Image, ImageDraw
+
+    row, pad = 24, 6
+    im = Image.new("RGB", (320, pad + row * len(labels)), (255, 255, 255))
+    draw = ImageDraw.Draw(im)
+    for i, (colour, label) in enumerate(zip(colours, labels)):
+        y = pad + i * row
+        draw.rectangle((pad, y, pad + 36, y + row - 6), fill=PALETTE[colour], outline=(90, 90, 90))
+        draw.text((pad + 46, y + 4), f"{colour} = {label}", fill=(0, 0, 0))
+    return np.asarray(im)
+
+
+def write_palette_masks(content: np.ndarray, style: np.ndarray, labels: "list[str] | tuple[str, ...]",
+                        colours: "list[str] | tuple[str, ...]", folder: PathLike, *, overwrite: bool = False,
+                        source: dict | None = None) -> list:
+    """Write two label maps as palette PNGs with a legend, for a user to repaint and pass back as gold masks.
+
+    Args:
+        content, style: (H, W) int label maps, values index ``labels``
+            (``masks.readable_label_map`` makes maps that read back unchanged).
+        labels: the label names; ``colours[k]`` (a :data:`PALETTE` name) paints ``labels[k]``.
+        folder: gets :data:`PALETTE_FILES`: the two masks (lossless PNG,
+            exact palette colours), ``legend.json`` (``{"colours": {colour: label}``,
+            the file names and ``source``) and ``legend.png``.
+    Returns:
+        the written paths. Existing files are refused unless ``overwrite``.
+    """
+    from pathlib import Path
+
+    from photostyle_lib.images import check_writable, commit_files, stage_image
+    from photostyle_lib.metadata import stage_json
+
+    if len(colours) != len(labels) or len(set(colours)) != len(colours):
+        raise PhotostyleError(f"give one distinct palette colour per label: {len(labels)} labels, colours {colours}")
+    out = Path(folder)
+    targets = {k: out / v for k, v in PALETTE_FILES.items()}
+    for p in targets.values():
+        if p.exists() and not overwrite:
+            raise PhotostyleError(f"{p} already exists; choose another folder or pass --overwrite")
+        check_writable(p)
+    legend = {"colours": {c: lab for c, lab in zip(colours, labels)},
+              "rgb": {c: list(PALETTE[c]) for c in colours},
+              "content_mask": PALETTE_FILES["content"], "style_mask": PALETTE_FILES["style"],
+              "source": source or {}}
+    staged = []
+    try:
+        for key, label_img in (("content", content), ("style", style)):
+            rgb = palette_image(label_img, colours).astype(np.float32) / 255.0
+            staged.append((stage_image(rgb, targets[key]), targets[key]))
+        staged.append((stage_image(legend_image(colours, labels).astype(np.float32) / 255.0,
+                                   targets["legend_image"]), targets["legend_image"]))
+        staged.append((stage_json(legend, targets["legend"]), targets["legend"]))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    commit_files(staged)
+    return [dest for _, dest in staged]
 
 
 def align_labels(content: torch.Tensor, content_labels: tuple[str, ...] | list[str],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from photostyle_lib.errors import PhotostyleError
@@ -114,8 +115,12 @@ def segmenter_for(segmenter: Any, device: str = "auto"):
 def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
                    size: int | None = 512, content_mask: str | os.PathLike | None = None,
                    style_mask: str | os.PathLike | None = None, unmatched: str = "error",
-                   segmenter: Any = None, progress: bool = True, **overrides: Any) -> Run:
-    """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`."""
+                   segmenter: Any = None, progress: bool = True, callback: Any = None,
+                   **overrides: Any) -> Run:
+    """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`.
+
+    ``callback``: stylize's, called after each evaluation with (iteration, loss terms).
+    """
     config = get_preset(preset, **overrides)
     if config.uses_masks and content_mask is not None:
         config = config.replace(segmentation="gold")  # the metadata says which masks were used
@@ -123,7 +128,9 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
     s = load_image(style, max_size=size)
     masks = make_masks(c, s, config, content_mask=content_mask, style_mask=style_mask,
                        unmatched=unmatched, segmenter=segmenter)
-    inputs = {"content": str(content), "style": str(style), "size": size,
+    inputs = {"content": str(content), "style": str(style), "size": size, "unmatched": unmatched,
+              "segmenter_name": None if segmenter is None or not isinstance(segmenter, (str, os.PathLike))
+              else str(segmenter),
               "content_mask": None if content_mask is None else str(content_mask),
               "style_mask": None if style_mask is None else str(style_mask),
               "mask_kind": None if masks is None else masks.kind,
@@ -133,11 +140,64 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
         seg = segmenter_for(segmenter, config.device)
         inputs["segmenter"] = seg.describe()
         inputs["segmenter_random_weights"] = seg.weights == "random"
-    result = stylize(c, s, config, masks=masks, progress=progress)
+    result = stylize(c, s, config, masks=masks, progress=progress, callback=callback)
     notes = mask_size_notes(masks, content, style, content_mask, style_mask)
     if notes:
         result = dataclasses.replace(result, notes=tuple(result.notes) + notes)
     return Run(result=result, content=c, style=s, masks=masks, preset=preset, inputs=inputs)
+
+
+@dataclass(frozen=True)
+class EditableMasks:
+    """Segmenter masks as palette label maps, for a user to repaint (``photostyle segment``).
+
+    Attributes:
+        content: (Hc, Wc) int64 indices into ``labels``.
+        style: (Hs, Ws) int64 indices into ``labels``.
+        labels: the merged ADE20K label names in use (at most 9: the palette's size).
+        colours: ``colours[k]`` is the palette colour (``masks.PALETTE`` name) of ``labels[k]``.
+    """
+
+    content: Any
+    style: Any
+    labels: tuple[str, ...]
+    colours: tuple[str, ...]
+
+
+def editable_masks(content: torch.Tensor, style: torch.Tensor, *, segmenter: Any = None,
+                   device: str = "auto", min_core_pixels: int = 30, erosion: int = 2) -> EditableMasks:
+    """The segmenter's hard masks of two images as label maps that survive a palette round trip.
+
+    The rule of ``segmentation.semantic_masks(mode="hard")``: merge similar
+    labels (``ade20k.DEFAULT_MERGES``), take each style pixel's most probable
+    merged label, then each content pixel's most probable among the style's
+    labels (the paper's restriction of the content's labels to the style's).
+    Two departures, both so that the written PNGs mean what the engine reads
+    back (``masks.load_gold_masks``): at most 9 labels (the palette's colours;
+    the style's smallest go first), and labels without an interior (which
+    ``masks.read_color_mask`` drops as edge noise) are given up; in both cases
+    their pixels take their next most probable label
+    (``masks.readable_label_map``). Colours are given in palette order, the
+    style's largest label first.
+
+    Args:
+        content, style: (1, 3, H, W) float in [0, 1].
+        segmenter: an ADE20KSegmenter, a name (see :func:`segmenter_from_name`) or None.
+    """
+    from photostyle_lib import segmentation
+    from photostyle_lib.masks import PALETTE, readable_label_map
+
+    seg = segmenter_for(segmenter, device)
+    pc, names = segmentation.merge_labels(seg.probabilities(content), seg.label_names)
+    ps, _ = segmentation.merge_labels(seg.probabilities(style), seg.label_names)
+    opts = {"min_core_pixels": min_core_pixels, "erosion": erosion}
+    style_map = readable_label_map(ps, **opts)
+    used = sorted(set(style_map.ravel().tolist()), key=lambda k: -int((style_map == k).sum()))
+    content_map = readable_label_map(pc, used, **opts)
+    remap = {k: i for i, k in enumerate(used)}
+    lookup = np.vectorize(remap.__getitem__, otypes=[np.int64])
+    return EditableMasks(content=lookup(content_map), style=lookup(style_map),
+                         labels=tuple(names[k] for k in used), colours=tuple(list(PALETTE)[:len(used)]))
 
 
 def input_files(content: Any, style: Any, content_mask: Any = None, style_mask: Any = None,

@@ -374,3 +374,106 @@ def test_cli_weights_convention_bad_choice_is_one_line(small_pair, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(_args(small_pair, "--weights-convention", "bgr"))
     assert exc.value.code == 2 and "invalid choice: 'bgr'" in capsys.readouterr().err
+
+
+def test_cli_version_and_help_examples(capsys):
+    from photostyle_lib import __version__
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"photostyle {__version__}"
+    with pytest.raises(SystemExit):
+        cli.main(["transfer", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--config out.png.json" in out and "--save-every" in out
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "photostyle batch" in capsys.readouterr().out
+
+
+def test_cli_config_toml_flags_win(small_pair):
+    d = small_pair
+    (d / "run.toml").write_text('content = "c.png"\nstyle = "s.png"\ncontent-mask = "cm.png"\n'
+                                'style_mask = "sm.png"\nweights = "random"\nsize = 48\niterations = 5\n'
+                                'device = "cpu"\nno-progress = true\ncontent_weight = 2.5\nrf_sigma_r = 0.3\n')
+    argv = ["transfer", "-o", str(d / "t.png"), "--config", str(d / "run.toml"), "--iterations", "2"]
+    assert cli.main(argv) == 0
+    md = json.loads((d / "t.png.json").read_text())
+    assert md["config"]["iterations"] == 2  # the flag, not the file's 5
+    assert md["config"]["content_weight"] == 2.5 and md["config"]["rf_sigma_r"] == 0.3  # the file's
+    assert md["inputs"]["content"] == str(d / "c.png")  # relative to the file's folder
+    assert Image.open(d / "t.png").size == (48, 32)
+
+
+def test_cli_bad_config_is_one_line(small_pair, capsys):
+    d = small_pair
+    (d / "bad.toml").write_text("iterations = 0\n")
+    assert ">= 1" in _err(capsys, _args(d, "--config", str(d / "bad.toml")))
+    (d / "typo.toml").write_text("iteratoins = 3\n")
+    assert "unknown option 'iteratoins'" in _err(capsys, _args(d, "--config", str(d / "typo.toml")))
+    (d / "broken.toml").write_text("iterations = = 3\n")
+    assert "cannot be read" in _err(capsys, _args(d, "--config", str(d / "broken.toml")))
+    (d / "other.json").write_text('{"a": 1}')
+    assert "not a result's metadata" in _err(capsys, _args(d, "--config", str(d / "other.json")))
+
+
+def test_cli_rerun_from_metadata(small_pair):
+    """A result's metadata as --config reruns it: the same config, inputs and (up to rounding) image."""
+    d = small_pair
+    assert cli.main(_args(d, "--seed", "3", "--alpha", "2", "--theta-s", "0.3")) == 0
+    assert cli.main(["transfer", "-o", str(d / "again.png"), "--config", str(d / "out.png.json"),
+                     "--no-progress"]) == 0
+    first = json.loads((d / "out.png.json").read_text())
+    again = json.loads((d / "again.png.json").read_text())
+    assert again["config"] == first["config"] and again["preset"] == first["preset"]
+    assert {k: v for k, v in again["inputs"].items()} == first["inputs"]
+    a = np.asarray(Image.open(d / "out.png"), np.float32)
+    b = np.asarray(Image.open(d / "again.png"), np.float32)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 2.0
+    # a flag still wins over the metadata
+    assert cli.main(["transfer", "-o", str(d / "third.png"), "--config", str(d / "out.png.json"),
+                     "--iterations", "2", "--no-progress"]) == 0
+    third = json.loads((d / "third.png.json").read_text())
+    assert third["config"]["iterations"] == 2 and third["config"]["content_weight"] == 2.0
+
+
+def test_cli_save_every_writes_labelled_iterates(small_pair, capsys):
+    d = small_pair
+    assert cli.main(_args(d, "--iterations", "5", "--save-every", "2")) == 0
+    assert "2 intermediate images" in capsys.readouterr().out
+    for it in (2, 4):
+        im = Image.open(d / f"out.iter{it:04d}.png")
+        assert im.size == (48, 32) and "RANDOM WEIGHTS" in im.text["photostyle:weights"]
+    assert not (d / "out.iter0001.png").exists() and not (d / "out.iter0005.png").exists()
+    a = np.asarray(Image.open(d / "out.iter0002.png"), np.float32)
+    b = np.asarray(Image.open(d / "out.iter0004.png"), np.float32)
+    assert np.abs(a - b).max() > 0  # the optimiser moved between the snapshots
+
+
+def test_cli_segment_round_trip(small_pair):
+    """Written palette masks, read back by load_gold_masks, give the segmenter's labels and label maps."""
+    from photostyle_lib import pipeline
+    from photostyle_lib.images import load_image
+    from photostyle_lib.masks import label_map, load_gold_masks
+
+    d = small_pair
+    argv = ["segment", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "m"), "--segmenter", "random-tiny",
+            "--size", "48", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    legend = json.loads((d / "m" / "legend.json").read_text())
+    expected = pipeline.editable_masks(load_image(d / "c.png", max_size=48), load_image(d / "s.png", max_size=48),
+                                       segmenter="random-tiny", device="cpu")
+    assert legend["colours"] == dict(zip(expected.colours, expected.labels))
+    assert legend["source"]["random_weights"] is True and len(expected.labels) >= 2
+    back = load_gold_masks(d / "m" / "content_mask.png", d / "m" / "style_mask.png")
+    names = tuple(legend["colours"][c] for c in back.labels)
+    in_content = {expected.labels[k] for k in np.unique(expected.content)}
+    assert set(names) == in_content  # the content's labels: the shared ones
+    to_expected = np.array([expected.labels.index(n) for n in names])
+    assert np.array_equal(to_expected[label_map(back.content).numpy()], expected.content)
+    # the style file holds every style label (a style-only one is dropped by the alignment only)
+    style_back = load_gold_masks(d / "m" / "style_mask.png", d / "m" / "style_mask.png")
+    s_names = [expected.labels.index(legend["colours"][c]) for c in style_back.labels]
+    assert np.array_equal(np.array(s_names)[label_map(style_back.content).numpy()], expected.style)
+    assert cli.main(argv) == 2  # refuses to overwrite
+    assert cli.main(argv + ["--overwrite"]) == 0

@@ -219,7 +219,7 @@ def test_figure8_results_and_masks(ci):
     _check_grid_output(outs[0], (1, 3), ["Content", "Style", "Result"])
     masks = outs[1]
     labels = masks.records[0].metadata["labels"]
-    assert len(masks.figure.axes) == 2 * min(3, len(labels))
+    assert len(masks.figure.axes) == 2 * min(3, len(labels)) + 1  # and the colour bar
     assert masks.figure.axes[0].get_title() in labels
     assert {p.name.rsplit("_", 1)[1] for p in masks.panels} == {"content", "style"}
 

@@ -202,3 +202,20 @@ def test_save_grid_writes_figure_and_panels(tmp_path, banner):
             assert np.abs(pixels[:12] - panel.image).max() <= 0.5 / 255 + 1e-9
     assert [p["source"] for p in entry["panels"]] == [None, None, None, "k1"]
     assert figures.figure_png(figures.grid_figure(grid)).startswith(b"\x89PNG")
+
+
+def test_save_figure_dpi_and_pdf(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2.0, 1.0))
+    fig.subplots().plot([0, 1], [1, 0])
+    png = figures.save_figure(fig, tmp_path / "f.png", dpi=150)
+    assert Image.open(png).size == (300, 150)
+    pdf = figures.save_figure(fig, tmp_path / "f.pdf")
+    head = pdf.read_bytes()[:5]
+    assert head == b"%PDF-"
+    assert figures.save_figure(fig, tmp_path / "g", format="svg").read_bytes().lstrip().startswith(b"<?xml")
+    with pytest.raises(PhotostyleError, match="ends in .png"):
+        figures.save_figure(fig, tmp_path / "h.png", format="pdf")
+    with pytest.raises(PhotostyleError, match="dpi"):
+        figures.save_figure(fig, tmp_path / "i.png", dpi=0)

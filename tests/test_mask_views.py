@@ -83,9 +83,9 @@ def test_hard_soft_figure_is_figure_3(soft, hard, images):
 
 def test_per_label_figure_is_figure_8(hard):
     fig = mv.per_label_figure(hard, labels=("tree", "sky"))
-    assert len(fig.axes) == 4
+    assert len(fig.axes) == 5  # 2 labels x (content, style) + the colour bar
     assert [fig.axes[i].get_title() for i in (0, 1)] == ["tree", "sky"]
-    assert len(mv.per_label_figure(hard, max_labels=3).axes) == 6
+    assert len(mv.per_label_figure(hard, max_labels=3).axes) == 7
     with pytest.raises(PhotostyleError, match="not in the masks"):
         mv.per_label_figure(hard, labels=("lava",))
 
@@ -109,5 +109,46 @@ def test_stand_in_banner_as_a_weights_note(soft, images):
     from photostyle_lib.images import STAND_IN_BANNER
 
     fig = mv.per_label_figure(soft, labels=("sky", "tree"), title="Figure 8", weights_note=STAND_IN_BANNER)
-    assert _suptitle(fig).split("\n") == ["Figure 8", STAND_IN_BANNER]
+    assert _suptitle(fig).replace("\n", " ") == f"Figure 8 {STAND_IN_BANNER}"  # wrapped to the width
     assert same_color(fig._suptitle.get_color(), mv.WARNING_COLOUR)
+
+
+def test_per_label_figure_with_one_label_shows_title_and_warning_whole(soft):
+    """One label used to make a 260 px figure that cut off its title; now >= 640 px, the title inside."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from photostyle_lib.images import RANDOM_WEIGHTS_BANNER
+
+    title = "Figure 8: masks of pair 8, a failure case (top: content, bottom: style)"
+    fig = mv.per_label_figure(soft, labels=("sky",), title=title, weights_note=RANDOM_WEIGHTS_BANNER)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    width, height = canvas.get_width_height()
+    assert width >= 640
+    box = fig._suptitle.get_window_extent(canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height
+    assert _suptitle(fig).replace("\n", " ") == f"{title} {RANDOM_WEIGHTS_BANNER}"
+
+
+def test_per_label_figure_colours_equal_the_saved_panels(soft):
+    from photostyle_lib.figures import probability_image
+
+    fig = mv.per_label_figure(soft, labels=("water", "tree"))
+    for ax, stack in ((fig.axes[0], soft.content), (fig.axes[2], soft.style)):  # row-major: style below
+        im = ax.get_images()[0]
+        c = LABELS.index("water")
+        drawn = im.to_rgba(im.get_array())[..., :3]
+        assert np.allclose(drawn, probability_image(stack[c]), atol=1e-6)
+
+
+def test_gold_mask_labels_are_drawn_in_their_palette_colours():
+    c = torch.zeros(2, 8, 8)
+    c[0, :4], c[1, 4:] = 1.0, 1.0
+    gold = SemanticMasks(c, c.clone(), ("blue", "black"), kind="gold")
+    rgb = mv.label_map_rgb(gold.content, gold.labels)
+    assert np.allclose(rgb[0, 0], (0, 0, 1)) and np.allclose(rgb[-1, 0], (0, 0, 0))
+    assert mv.legend_note(gold.labels) == "labels, drawn in their own colours: blue, black"
+    note = mv.legend_note(("sky", "tree"))
+    hexes = {lab: "#" + "".join(f"{round(v * 255):02x}" for v in rgb)
+             for lab, rgb in mv.label_colours(("sky", "tree")).items()}
+    assert note == f"label colours: sky {hexes['sky']}, tree {hexes['tree']}"
