@@ -446,27 +446,8 @@ def iterate_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}.iter{iteration:04d}.png")
 
 
-def _current_iterate():
-    """The optimiser's image inside a ``stylize`` callback: (1, 3, H, W), read from the calling closure.
-
-    ``transfer.stylize`` calls ``callback(iteration, losses)`` without the
-    image; until it passes the image itself, the iterate is the variable
-    ``x`` of the loss closure that made the call (one or two frames up: the
-    two-stage schedule wraps the callback in a lambda).
-    """
-    frame = sys._getframe(1)
-    for _ in range(4):
-        frame = frame.f_back
-        if frame is None:
-            break
-        if frame.f_code.co_name == "closure" and "x" in frame.f_locals:
-            return frame.f_locals["x"]
-    raise PhotostyleError("--save-every cannot reach the optimiser's image in this version of "
-                          "photostyle_lib.transfer; run without --save-every")
-
-
 def _snapshot_callback(every: int | None, kept: list):
-    """A stylize callback keeping every ``every``-th iterate as (iteration, (H, W, 3) uint8) in ``kept``.
+    """A stylize ``image_callback`` keeping every ``every``-th iterate as (iteration, (H, W, 3) uint8) in ``kept``.
 
     Kept in memory and written with the result, so an interrupted run writes
     nothing (the command's promise) and the snapshots carry the result's label.
@@ -474,9 +455,8 @@ def _snapshot_callback(every: int | None, kept: list):
     if every is None:
         return None
 
-    def callback(iteration: int, _row: dict) -> None:
+    def callback(iteration: int, x) -> None:
         if iteration % every == 0:
-            x = _current_iterate().detach()
             img = (x[0].clamp(0, 1).permute(1, 2, 0).to("cpu").float().numpy() * 255.0 + 0.5).astype("uint8")
             kept.append((iteration, img))
 
@@ -505,7 +485,7 @@ def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -
     run = pipeline.transfer_files(args.content, args.style, preset=args.preset, size=args.size,
                                   content_mask=args.content_mask, style_mask=args.style_mask,
                                   unmatched=args.unmatched, segmenter=args.segmenter,
-                                  progress=progress, callback=_snapshot_callback(args.save_every, kept),
+                                  progress=progress, image_callback=_snapshot_callback(args.save_every, kept),
                                   **overrides)
     if run.interrupted:
         raise KeyboardInterrupt  # stylize kept its best image; the CLI writes no partial result

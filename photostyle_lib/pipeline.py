@@ -115,11 +115,12 @@ def segmenter_for(segmenter: Any, device: str = "auto"):
 def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
                    size: int | None = 512, content_mask: str | os.PathLike | None = None,
                    style_mask: str | os.PathLike | None = None, unmatched: str = "error",
-                   segmenter: Any = None, progress: bool = True, callback: Any = None,
+                   segmenter: Any = None, progress: bool = True, callback: Any = None, image_callback: Any = None,
                    **overrides: Any) -> Run:
     """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`.
 
-    ``callback``: stylize's, called after each evaluation with (iteration, loss terms).
+    ``callback``: stylize's, called after each evaluation with (iteration, loss terms);
+    ``image_callback``: stylize's, with (iteration, the evaluated image).
     """
     config = get_preset(preset, **overrides)
     if config.uses_masks and content_mask is not None:
@@ -140,7 +141,8 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
         seg = segmenter_for(segmenter, config.device)
         inputs["segmenter"] = seg.describe()
         inputs["segmenter_random_weights"] = seg.weights == "random"
-    result = stylize(c, s, config, masks=masks, progress=progress, callback=callback)
+    result = stylize(c, s, config, masks=masks, progress=progress, callback=callback,
+                     image_callback=image_callback)
     notes = mask_size_notes(masks, content, style, content_mask, style_mask)
     if notes:
         result = dataclasses.replace(result, notes=tuple(result.notes) + notes)

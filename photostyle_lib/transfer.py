@@ -338,7 +338,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
             masks: SemanticMasks | None = None, content_masks: torch.Tensor | None = None,
             style_masks: torch.Tensor | None = None, extractor: VGGFeatures | None = None,
             progress: bool = True, init: torch.Tensor | None = None,
-            callback: Callable[[int, dict[str, float]], None] | None = None) -> TransferResult:
+            callback: Callable[[int, dict[str, float]], None] | None = None,
+            image_callback: Callable[[int, torch.Tensor], None] | None = None) -> TransferResult:
     """Transfer the style of ``style`` onto ``content``.
 
     Args:
@@ -354,6 +355,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         progress: show a tqdm progress bar.
         init: starting image (default: the content, as the paper's code).
         callback: called after each evaluation with (iteration, loss terms).
+        image_callback: called after each evaluation with (iteration, the evaluated image):
+            (1, 3, H, W) in [0, 1] on the run's device, before any post-process; a view the
+            optimiser goes on changing -- copy what you keep (snapshots, live previews).
     Returns:
         TransferResult; Ctrl-C (KeyboardInterrupt) ends the run early and
         still returns the best image so far (stop_reason "interrupted").
@@ -382,11 +386,13 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         # Luan et al.'s schedule: ``iterations`` evaluations per stage, the second
         # starting from the first's result; iterations are numbered across both.
         first = stylize(content, style, cfg.replace(use_regularization=False, two_stage=False, postprocess="none"),
-                        masks=masks, extractor=extractor, progress=progress, init=init, callback=callback)
+                        masks=masks, extractor=extractor, progress=progress, init=init, callback=callback,
+                        image_callback=image_callback)
         offset = len(first.losses)
         shifted = None if callback is None else (lambda it, row: callback(it + offset, row))
+        shifted_image = None if image_callback is None else (lambda it, im: image_callback(it + offset, im))
         second = stylize(content, style, cfg.replace(two_stage=False), masks=masks, extractor=extractor,
-                         progress=progress, init=first.raw_image, callback=shifted)
+                         progress=progress, init=first.raw_image, callback=shifted, image_callback=shifted_image)
         timings = {k: first.timings.get(k, 0.0) + second.timings.get(k, 0.0) for k in second.timings}
         timings["per_step"] = timings["optimise"] / max(offset + len(second.losses), 1)
         table = pd.concat([first.losses.assign(stage=1),
@@ -529,6 +535,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
             bar.set_postfix(loss=f"{value:.4g}")
         if callback is not None:
             callback(it, row)
+        if image_callback is not None:
+            image_callback(it, x.detach())
         if not math.isfinite(value):
             raise _Stop(f"diverged: loss became {value} at iteration {it}")
         if value > cfg.divergence_factor * best["loss"] and best["loss"] > 0:

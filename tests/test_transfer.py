@@ -310,3 +310,14 @@ def test_luan_terms_at_the_first_evaluation_are_their_formulas(pair, two_label_m
     assert row["style"] == pytest.approx(cfg.style_weight * expected, rel=1e-4)
     assert row["tv"] == pytest.approx(cfg.tv_weight * losses.total_variation(content.double()).item(), rel=1e-5)
     assert row["content"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_image_callback_sees_each_evaluated_image(pair):
+    content, style = pair
+    seen = []
+    r = stylize(content, style, _cfg(segmentation="none", iterations=6), progress=False,
+                image_callback=lambda it, im: seen.append((it, im.detach().clone())))
+    assert [it for it, _ in seen] == list(range(1, 7))
+    assert torch.equal(seen[0][1], content.float())  # the first evaluation is at the start image
+    best = seen[r.best_iteration - 1][1]
+    assert torch.allclose(best.clamp(0, 1), r.raw_image, atol=1e-6)  # the kept image is the best evaluation's
