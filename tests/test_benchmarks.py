@@ -170,6 +170,10 @@ def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     # 1e6 is too far from the style (2x); among 1e7, 3e7, 1e8 the lowest energy is 1e7, and 3e7 is within 2%
     # of it with a higher structure: the tie-break picks 3e7
     assert list(chosen.style_weight) == [3e7]
+    # nothing within 1.25x of the style: the setting closest to it
+    far = pd.DataFrame([r if r["method"] == "luan_published" else {**r, "style_distance": r["style_distance"] * 3}
+                        for r in rows])
+    assert list(sw.choose(far)[lambda t: t.chosen].style_weight) == [1e8]
     out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--pairs", "25"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "held out" in out.stderr and "Traceback" not in out.stderr
