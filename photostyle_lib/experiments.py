@@ -247,7 +247,7 @@ def canonical_spec(spec: RunSpec) -> RunSpec:
     target = spec.config()
     best, best_cost = spec, len(spec.overrides) + (spec.masks is not None) + 0.5
     for name in PRESETS:
-        base = RunSpec(spec.pair_id, name).config()
+        base = RunSpec(spec.pair_id, name, weights=spec.weights).config()  # the network's preset weights
         diff = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
                 if f.name not in _NOT_IN_SPEC and getattr(target, f.name) != getattr(base, f.name)}
         masks = None

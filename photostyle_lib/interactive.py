@@ -34,7 +34,7 @@ from PIL import Image
 from photostyle_lib import experiments, figures
 from photostyle_lib.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.presets import PRESETS
+from photostyle_lib.presets import PRESETS, get_preset
 from photostyle_lib.runs import RunRecord, RunSpec, run_cached
 
 #: Post-process choices: label -> TransferConfig overrides.
@@ -250,8 +250,8 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         segmenter: ADE20K segmenter for hard / soft masks (None: the default checkpoint;
             "random-tiny" for tests).
         device: "auto", "cpu", "cuda", ...
-        alpha, beta, gamma, theta_s: initial slider values (None: the full preset's, the
-            paper's 1, 1e7, 3 and 0.2).
+        alpha, beta, gamma, theta_s: initial slider values (None: the full preset's for the
+            weights -- the paper's 1, 1e7, 3 and 0.2, or the network's from presets.NETWORK_WEIGHTS).
         masks: initial mask mode, "soft" (the paper's), "hard", "gold" or "none".
         postprocess: initial post-process (a key of :data:`POSTPROCESS_CHOICES`;
             None: the recursive filter with the library's default sigma_r, 100/255).
@@ -262,7 +262,7 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
     """
     import ipywidgets as W
 
-    full = PRESETS["full"]
+    full = get_preset("full", weights=weights)  # the network's own loss weights (presets.NETWORK_WEIGHTS)
     alpha = full.content_weight if alpha is None else alpha
     beta = full.style_weight if beta is None else beta
     gamma = full.similarity_weight if gamma is None else gamma

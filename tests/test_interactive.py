@@ -19,6 +19,7 @@ from PIL import Image
 
 from photostyle_lib import experiments, figures, interactive
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.presets import get_preset
 
 
 @pytest.fixture
@@ -58,7 +59,9 @@ def _no_error_outputs(app) -> bool:
 def test_widgets_and_defaults(make_app):
     app = make_app()
     w = app.widgets
-    assert isinstance(w["beta"], W.FloatLogSlider) and w["beta"].value == pytest.approx(1e7)
+    # the sliders start at the full preset's weights for the network (the stand-in's from presets.NETWORK_WEIGHTS)
+    expected_beta = get_preset("full", weights=ci_weights()).style_weight
+    assert isinstance(w["beta"], W.FloatLogSlider) and w["beta"].value == pytest.approx(expected_beta)
     assert (w["alpha"].value, w["gamma"].value, w["theta_s"].value) == (1.0, 3.0, 0.2)
     assert tuple(w["masks"].options) == ("soft", "hard", "gold", "none")
     assert set(w["postprocess"].options) == set(interactive.POSTPROCESS_CHOICES)
@@ -66,7 +69,8 @@ def test_widgets_and_defaults(make_app):
     assert "RANDOM WEIGHTS" in w["banner"].value
     assert app.record is None and app.message is None
     # The defaults are the paper's full model: the same cached run as the notebooks'.
-    assert app.spec() == experiments.Settings("x", data_dir=app.settings.data_dir, size=64, iterations=3,
+    ci_iterations = experiments.PROFILES["ci"]["*"]["iterations"]
+    assert app.spec() == experiments.Settings("x", data_dir=app.settings.data_dir, size=64, iterations=ci_iterations,
                                               weights=ci_weights(), segmenter="random-tiny").spec(8, "full")
     # theta_s acts on soft masks only, and says so.
     w["masks"].value = "gold"
