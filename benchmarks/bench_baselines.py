@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +34,7 @@ from PIL import Image
 from photostyle_lib.baselines import pitie_idt, reinhard
 from photostyle_lib.images import read_rgb_array
 from photostyle_lib.metrics import style_distance
+from _timing import best_time  # noqa: E402  (benchmarks/_timing.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,15 +72,6 @@ def synthetic_pair(size: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.clip(content + 0.02 * rng.standard_normal(content.shape), 0, 1),
             np.clip(style + 0.05 * rng.standard_normal(style.shape), 0, 1))
 
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up (compilation, allocator, caches)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def peer_pdf_transfer() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:

@@ -42,6 +42,7 @@ from PIL import Image
 
 from photostyle_lib import local_affine as la
 from photostyle_lib.images import read_rgb_array
+from _timing import best_time  # noqa: E402  (benchmarks/_timing.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 RADIUS, EDGE, PATCH_RADIUS, EPSILON = la.DEFAULT_RADIUS, la.DEFAULT_EDGE, la.DEFAULT_PATCH_RADIUS, la.DEFAULT_EPSILON
@@ -81,15 +82,6 @@ def load_pair(data: Path | None, pair: int, size: int) -> tuple[np.ndarray, np.n
     result = np.clip(content[:, :, ::-1] * 0.8 + 0.1 + 0.02 * rng.standard_normal((h, w, 3)), 0, 1)
     return content, result, "synthetic (the Luan et al. set was not found)"
 
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up (numba compilation, allocator, CUDA context)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def once(fn: Callable[[], object]) -> float:

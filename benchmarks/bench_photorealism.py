@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -45,6 +43,7 @@ from PIL import Image
 from photostyle_lib.images import read_rgb_array
 from photostyle_lib.matting import laplacian_to_torch, matting_laplacian, photorealism_loss
 from photostyle_lib.postprocess import recursive_filter, refine
+from _timing import best_time  # noqa: E402  (benchmarks/_timing.py, beside this script)
 
 ASPECT = 437 / 700
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,15 +69,6 @@ def test_image(size: int, source: np.ndarray | None) -> np.ndarray:
     smooth = np.stack([0.5 + 0.3 * np.sin(6 * x), 0.5 + 0.3 * np.cos(5 * y), 0.5 + 0.2 * np.sin(4 * (x + y))], -1)
     return np.clip(smooth + 0.03 * rng.standard_normal(smooth.shape), 0, 1)
 
-
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up (allocator, caches)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

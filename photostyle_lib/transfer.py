@@ -240,11 +240,10 @@ class TransferResult:
     @property
     def weights_warning(self) -> str | None:
         """The banner for artefacts of this run (random or stand-in weights), else None."""
+        from photostyle_lib.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
         if self.random_weights:
-            return "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
-        if self.stand_in_weights:
-            return "VGG-16 stand-in (HED, BSDS500) \u2014 not the paper's ImageNet VGG-19"
-        return None
+            return RANDOM_WEIGHTS_BANNER
+        return STAND_IN_BANNER if self.stand_in_weights else None
 
     def metadata(self, **extra: Any) -> dict[str, Any]:
         """JSON-ready provenance: parameters, weights, timings, stop reason, versions, git revision."""

@@ -524,11 +524,10 @@ class VGGFeatures(nn.Module):
     @property
     def weights_warning(self) -> str | None:
         """The banner every artefact made with these weights carries, or None for the real network."""
+        from photostyle_lib.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
         if self.is_random:
-            return "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
-        if self.is_stand_in:
-            return f"{STAND_IN_LABEL} \u2014 not the paper's ImageNet VGG-19"
-        return None
+            return RANDOM_WEIGHTS_BANNER
+        return STAND_IN_BANNER if self.is_stand_in else None
 
     def describe(self) -> dict[str, object]:
         """JSON-ready provenance of the network (metadata ``network``)."""
