@@ -164,6 +164,9 @@ _CONDITIONAL_FIELDS = (
     ("affine_radius", "postprocess", ("local_affine",)),
     ("affine_edge", "postprocess", ("local_affine",)),
 )
+#: Fields added to the engine after runs were stored, with the value that reproduces the
+#: earlier engine: left out of keys at that value, so stored runs keep their keys.
+_LATER_FIELDS = {"init": "content"}
 
 
 def relevant_config(cfg) -> dict[str, Any]:
@@ -179,6 +182,9 @@ def relevant_config(cfg) -> dict[str, Any]:
     for name, switch, used in _CONDITIONAL_FIELDS:
         if config.get(switch) not in used:
             config.pop(name, None)
+    for name, earlier in _LATER_FIELDS.items():
+        if config.get(name) == earlier:
+            config.pop(name)
     return config
 
 

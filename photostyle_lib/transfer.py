@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from photostyle_lib import local_affine, losses, matting, postprocess
+from photostyle_lib import baselines, local_affine, losses, matting, postprocess
 from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
@@ -62,6 +62,11 @@ OPTIMIZERS = ("lbfgs", "projected_lbfgs", "adam")
 #: it belongs with that Gram normalisation (with "authors" the area factor is already inside
 #: every Gram, divided by the whole map's size).
 STYLE_NORMALIZATIONS = ("authors", "area", "luan")
+#: The optimisation's starting image: "content" (the paper's code, and Luan et al.'s); "reinhard"
+#: -- this project's: the content recoloured per semantic region (baselines.masked_reinhard with
+#: the run's masks, global without masks), so the losses refine matched colours instead of
+#: pulling them out of the content's.
+INITS = ("content", "reinhard")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class TransferConfig:
     device: str = "auto"
     weights: str = "imagenet"
     weights_convention: str = "auto"
+    init: str = "content"
 
     def __post_init__(self) -> None:
         for name in ("content_weight", "style_weight", "similarity_weight", "regularization_weight", "tv_weight"):
@@ -144,6 +150,7 @@ class TransferConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
         check_choice("style_normalization", self.style_normalization, STYLE_NORMALIZATIONS)
+        check_choice("init", self.init, INITS)
         check_number("rf_sigma_s", self.rf_sigma_s, low=0, low_inclusive=False)
         check_number("rf_sigma_r", self.rf_sigma_r, low=0, low_inclusive=False)
         check_int("rf_iterations", self.rf_iterations, low=1, high=20)
@@ -333,6 +340,16 @@ def _layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig
     return out, sty
 
 
+def _reinhard_start(content: torch.Tensor, style: torch.Tensor, masks: SemanticMasks | None) -> torch.Tensor:
+    """``init="reinhard"``: the content recoloured per region (baselines.masked_reinhard), (1, 3, H, W)."""
+    cm = sm = None
+    if masks is not None:
+        m = masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
+        cm, sm = m.content.cpu().numpy(), m.style.cpu().numpy()
+    recoloured = baselines.masked_reinhard(tensor_to_array(content), tensor_to_array(style), cm, sm)
+    return array_to_tensor(recoloured).to(content.device, torch.float32)
+
+
 def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig | None = None, *,
             masks: SemanticMasks | None = None, content_masks: torch.Tensor | None = None,
             style_masks: torch.Tensor | None = None, extractor: VGGFeatures | None = None,
@@ -468,10 +485,17 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                                              radius=cfg.matting_radius)
         lap = matting.laplacian_to_torch(L, device=device, dtype=torch.float32)
 
-    start = content if init is None else init.to(device, torch.float32)
+    if init is not None:
+        start = init.to(device, torch.float32)
+    elif cfg.init == "reinhard":
+        start = _reinhard_start(content, style, masks)
+    else:
+        start = content
     if tuple(start.shape) != tuple(content.shape):
         raise PhotostyleError(f"init has shape {tuple(start.shape)} but content {tuple(content.shape)}")
-    x = start.detach().clone().requires_grad_(True)
+    # contiguous: an init made by a permute (e.g. from an (H, W, 3) array) is a strided view,
+    # and the optimisers work on x's flat storage.
+    x = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     t_setup = time.perf_counter() - t_start
 
     rows: list[dict[str, float]] = []

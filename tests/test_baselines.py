@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from photostyle_lib.baselines import pitie_idt, reinhard
+from photostyle_lib.baselines import masked_reinhard, pitie_idt, reinhard
 from photostyle_lib.errors import PhotostyleError
 
 
@@ -58,6 +58,81 @@ def test_reinhard_matches_style_lab_statistics(colour_pair):
     assert np.allclose(lab_out.std(0), lab_style.std(0), rtol=0.01)
     # and the content's statistics were far from it to begin with
     assert np.abs(lab_content.mean(0) - lab_style.mean(0)).max() > 5
+
+
+def test_masked_reinhard_without_masks_or_with_one_full_label_is_reinhard(colour_pair):
+    content, style = colour_pair
+    ref = reinhard(content, style)
+    assert np.allclose(masked_reinhard(content, style), ref, atol=1e-12)
+    one_c, one_s = np.ones((1,) + content.shape[:2]), np.ones((1,) + style.shape[:2])
+    assert np.allclose(masked_reinhard(content, style, one_c, one_s), ref, atol=1e-12)
+
+
+def _halves(shape, split):
+    m = np.zeros((2,) + shape[:2])
+    m[0, :, :split] = 1
+    m[1, :, split:] = 1
+    return m
+
+
+def test_masked_reinhard_matches_each_region_to_its_style_region(colour_pair):
+    """Hard masks: every content region's Lab mean and spread become its style region's
+    (two regions whose style statistics differ), not the whole style's."""
+    content, style = colour_pair
+    style = style.copy()
+    style[:, 9:] = np.clip(style[:, 9:][..., ::-1] * 0.8 + 0.1, 0, 1)   # a second, different region
+    cm, sm = _halves(content.shape, 12), _halves(style.shape, 9)
+    out = masked_reinhard(content, style, cm, sm)
+    lab_o, lab_s = rgb2lab(out), rgb2lab(style)
+    for k in range(2):
+        o = lab_o[cm[k] > 0]
+        t = lab_s[sm[k] > 0]
+        assert np.allclose(o.mean(0), t.mean(0), atol=0.05)
+        assert np.allclose(o.std(0), t.std(0), rtol=0.01, atol=0.02)
+    # the two style regions really differ, so a global transfer could not do this
+    assert np.abs(lab_s[sm[0] > 0].mean(0) - lab_s[sm[1] > 0].mean(0)).max() > 5
+
+
+def test_masked_reinhard_soft_masks_blend_the_region_maps(colour_pair):
+    """Soft masks: each pixel gets the mask-weighted mean of the regions' Lab maps (region
+    statistics weighted by the masks); a pixel no label covers gets the global map."""
+    content, style = colour_pair
+    cm, sm = _halves(content.shape, 12), _halves(style.shape, 9)
+    soft = cm.copy()
+    soft[:, :, 10:14] = [0.25, 0.5, 0.75, 0.9]         # a soft seam
+    soft[1, :, 10:14] = 1 - soft[0, :, 10:14]
+    soft[:, :, 25] = 0.0                                # a column no label covers
+    out = rgb2lab(masked_reinhard(content, style, soft, sm))
+    maps = [_region_map_lab(content, style, soft[k], sm[k]) for k in range(2)]
+    total = soft.sum(0)[..., None]
+    expected = np.where(total > 0, (soft[0][..., None] * maps[0] + soft[1][..., None] * maps[1])
+                        / np.maximum(total, 1e-12), rgb2lab(reinhard(content, style)))
+    assert np.abs(out - expected).max() < 1e-3    # Lab units (0-100); the colours stay in gamut
+    # the seam really mixes: its colours lie strictly between the two maps'
+    assert np.abs(maps[0][:, 11] - maps[1][:, 11]).max() > 5
+
+
+def _region_map_lab(content, style, wc, ws):
+    """Independent rewrite of one region's map, weighted statistics by np.average."""
+    lc, ls = rgb2lab(content).reshape(-1, 3), rgb2lab(style).reshape(-1, 3)
+    wc, ws = wc.reshape(-1), ws.reshape(-1)
+    mc, ms = np.average(lc, axis=0, weights=wc), np.average(ls, axis=0, weights=ws)
+    sc = np.sqrt(np.average((lc - mc) ** 2, axis=0, weights=wc))
+    ss = np.sqrt(np.average((ls - ms) ** 2, axis=0, weights=ws))
+    return ((lc - mc) * ss / sc + ms).reshape(content.shape)
+
+
+def test_masked_reinhard_bad_masks_say_what_to_fix(colour_pair):
+    content, style = colour_pair
+    cm, sm = _halves(content.shape, 12), _halves(style.shape, 9)
+    with pytest.raises(PhotostyleError, match="both"):
+        masked_reinhard(content, style, cm, None)
+    with pytest.raises(PhotostyleError, match="content_masks must be"):
+        masked_reinhard(content, style, cm[:, :10], sm)
+    with pytest.raises(PhotostyleError, match="same labels"):
+        masked_reinhard(content, style, cm, sm[:1])
+    with pytest.raises(PhotostyleError, match=">= 0"):
+        masked_reinhard(content, style, -cm, sm)
 
 
 def test_reinhard_keeps_content_structure_and_is_identity_on_itself(colour_pair):

@@ -321,3 +321,40 @@ def test_image_callback_sees_each_evaluated_image(pair):
     assert torch.equal(seen[0][1], content.float())  # the first evaluation is at the start image
     best = seen[r.best_iteration - 1][1]
     assert torch.allclose(best.clamp(0, 1), r.raw_image, atol=1e-6)  # the kept image is the best evaluation's
+
+
+def test_reinhard_init_starts_from_the_per_region_recolouring(pair, two_label_masks):
+    """init="reinhard": the first evaluated image is baselines.masked_reinhard of the inputs with
+    the run's masks (resized to each image), not the content; an explicit init= tensor wins."""
+    from photostyle_lib.baselines import masked_reinhard
+    from photostyle_lib.images import tensor_to_array
+
+    content, style = pair
+    seen = []
+    r = stylize(content, style, _cfg(init="reinhard", iterations=3), masks=two_label_masks, progress=False,
+                image_callback=lambda it, im: seen.append(im.detach().clone()) if it == 1 else None)
+    m = two_label_masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
+    expected = masked_reinhard(tensor_to_array(content), tensor_to_array(style), m.content.numpy(), m.style.numpy())
+    first = seen[0][0].permute(1, 2, 0).numpy()
+    assert np.abs(first - expected).max() < 1e-5
+    assert np.abs(first - tensor_to_array(content)).max() > 0.05        # it did move away from the content
+    assert r.metadata()["config"].init == "reinhard"
+    seen.clear()
+    stylize(content, style, _cfg(init="reinhard", iterations=2), masks=two_label_masks, progress=False, init=content,
+            image_callback=lambda it, im: seen.append(im.detach().clone()) if it == 1 else None)
+    assert torch.allclose(seen[0], content)
+
+
+def test_init_choice_is_checked():
+    with pytest.raises(PhotostyleError, match="init"):
+        TransferConfig(init="noise")
+
+
+def test_a_strided_init_tensor_is_accepted(pair):
+    """An init made by a permute (not contiguous) runs under the projected optimiser."""
+    content, style = pair
+    strided = content[0].permute(1, 2, 0).contiguous().permute(2, 0, 1).unsqueeze(0)
+    assert not strided.is_contiguous()
+    r = stylize(content, style, _cfg(segmentation="none", optimizer="projected_lbfgs", iterations=3), init=strided,
+                progress=False)
+    assert len(r.losses) >= 1 and torch.isfinite(r.image).all()
