@@ -161,8 +161,8 @@ class RunSpec:
 
 #: Config fields that only matter when a switch selects them: (field, switch, values that use it).
 _CONDITIONAL_FIELDS = (
-    ("affine_radius", "postprocess", ("local_affine",)),
-    ("affine_edge", "postprocess", ("local_affine",)),
+    ("affine_radius", "postprocess", ("local_affine", "recursive_filter+local_affine")),
+    ("affine_edge", "postprocess", ("local_affine", "recursive_filter+local_affine")),
 )
 #: Fields added to the engine after runs were stored, with the value that reproduces the
 #: earlier engine: left out of keys at that value, so stored runs keep their keys.

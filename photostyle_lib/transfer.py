@@ -46,8 +46,12 @@ from photostyle_lib.vgg import LAYER_NAMES, NAMED_WEIGHTS, VGGFeatures, layer_si
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 #: "recursive_filter": eq. (9); "screened_poisson"; "local_affine": Luan et al.'s final
-#: SmoothLocalAffine (local_affine.smooth_local_affine); "none".
-POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "local_affine", "none")
+#: SmoothLocalAffine (local_affine.smooth_local_affine); "recursive_filter+local_affine": eq. (9),
+#: then that smoothing of its result (this project's chain: the filter sharpens the structure, the
+#: smoothing makes the colours locally affine in the content's; not in the paper); "none".
+POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "local_affine", "recursive_filter+local_affine", "none")
+#: Post-processes that are chains of others, in order.
+POSTPROCESS_STEPS = {"recursive_filter+local_affine": ("recursive_filter", "local_affine")}
 #: "lbfgs": the paper's plain L-BFGS (torch's algorithm, fixed step lr, no line search, x clamped
 #: to [0, 1] inside the closure); "projected_lbfgs": bounds [0, 1] by projection, steps by a
 #: backtracking line search (lbfgs.projected_lbfgs; lr unused); "adam".
@@ -641,24 +645,33 @@ class _NoGrad:
 
 def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferConfig) -> torch.Tensor:
     """The config's post-process on (1, 3, H, W) tensors in [0, 1]: eq. (9), screened Poisson,
-    Luan et al.'s local affine smoothing, or none. Returns (1, 3, H, W) float32 on the CPU.
+    Luan et al.'s local affine smoothing, eq. (9) then the local affine smoothing, or none.
+    Returns (1, 3, H, W) float32 on the CPU.
 
     ``local_affine`` runs the numpy kernel on the CPU and the torch version on the run's
     device when that is a CUDA GPU (the same result up to rounding). Luan et al. smooth the
     iterate of their 1000th evaluation, unclipped; here it is the returned (best) image.
     """
-    if cfg.postprocess == "none":
-        return image.clone()
-    if cfg.postprocess == "local_affine":
+    out = image.clone()
+    for step in POSTPROCESS_STEPS.get(cfg.postprocess, (cfg.postprocess,)):
+        out = _postprocess_step(out, content, step, cfg)
+    return out
+
+
+def _postprocess_step(image: torch.Tensor, content: torch.Tensor, step: str, cfg: TransferConfig) -> torch.Tensor:
+    """One post-process (a POSTPROCESS_MODES name that is not a chain) -> (1, 3, H, W) float32 on the CPU."""
+    if step == "none":
+        return image.to("cpu", torch.float32)
+    if step == "local_affine":
         device = resolve_device(cfg.device)
         if device.type == "cuda":
             res = local_affine.smooth_local_affine_torch(image.to(device), content.to(device), cfg.affine_radius,
                                                          cfg.affine_edge)
             return res.to("cpu", torch.float32)
     out, ref = tensor_to_array(image), tensor_to_array(content)
-    if cfg.postprocess == "local_affine":
+    if step == "local_affine":
         return array_to_tensor(local_affine.smooth_local_affine(out, ref, cfg.affine_radius, cfg.affine_edge))
-    if cfg.postprocess == "recursive_filter":
+    if step == "recursive_filter":
         res = postprocess.refine(out, ref, sigma_s=cfg.rf_sigma_s, sigma_r=cfg.rf_sigma_r,
                                  num_iterations=cfg.rf_iterations)
     else:

@@ -285,6 +285,25 @@ def test_local_affine_postprocess_is_smooth_local_affine(pair):
         _cfg(postprocess="local_affine", affine_edge=0.0)
 
 
+def test_the_chained_postprocess_is_the_filter_then_the_smoothing(pair):
+    """"recursive_filter+local_affine" equals postprocess.refine followed by smooth_local_affine."""
+    from photostyle_lib import postprocess
+    from photostyle_lib.images import tensor_to_array
+    from photostyle_lib.local_affine import smooth_local_affine
+
+    content, _ = pair
+    noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
+    cfg = _cfg(postprocess="recursive_filter+local_affine", affine_radius=4, affine_edge=0.05)
+    out = transfer.apply_postprocess(noisy, content, cfg)
+    c = tensor_to_array(content)
+    filtered = np.clip(postprocess.refine(tensor_to_array(noisy), c, sigma_s=cfg.rf_sigma_s, sigma_r=cfg.rf_sigma_r,
+                                          num_iterations=cfg.rf_iterations), 0, 1).astype(np.float32)
+    expected = smooth_local_affine(filtered.astype(np.float64), c, radius=4, edge=0.05)
+    assert np.allclose(tensor_to_array(out), expected, atol=1e-5)
+    only_filter = transfer.apply_postprocess(noisy, content, cfg.replace(postprocess="recursive_filter"))
+    assert not torch.allclose(out, only_filter, atol=1e-3)
+
+
 def test_luan_terms_at_the_first_evaluation_are_their_formulas(pair, two_label_masks):
     """Stage 1 starts at the content: its style term is beta * sum over layers of their per-label loss (Gram /
     (C * mask sum), weighted by the content mask's mean) on the engine's features and layer masks, its TV term
