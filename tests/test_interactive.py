@@ -88,6 +88,7 @@ def test_run_button_produces_a_result(make_app):
     w["beta"].value = 1e8
     w["postprocess"].value = "none"
     w["run"].click()
+    app.wait()  # the button runs in a background thread
     rec = app.record
     assert rec is not None and app.message is None and _no_error_outputs(app)
     assert rec.spec.method == "no_postprocess"
@@ -112,6 +113,7 @@ def test_banner_follows_the_run(make_app):
     app = make_app(masks="gold")
     assert "RANDOM WEIGHTS" in app.widgets["banner"].value  # before: the settings name a random segmenter
     app.widgets["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is not None and app.record.weights_warning == figures.STAND_IN_BANNER
     banner = app.widgets["banner"].value
     assert "VGG-16 stand-in (HED, BSDS500)" in banner and figures.WARNING_COLOUR in banner
@@ -144,6 +146,7 @@ def test_bad_combination_gives_a_message_not_a_traceback(make_app, changes, mess
     for name, value in changes.items():
         app.widgets[name].value = value
     app.widgets["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is None and message in app.message
     assert _no_error_outputs(app)
     texts = [o["text"] for o in app.output.outputs if o.get("output_type") == "stream"]
@@ -173,6 +176,7 @@ def test_errors_inside_a_run_are_a_message(make_app, monkeypatch):
     monkeypatch.setattr(interactive, "run_cached", fail)
     app = make_app()
     app.widgets["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is None and app.message.startswith("segmenter weights not found")
     assert _no_error_outputs(app) and not app.widgets["run"].disabled
 
@@ -207,5 +211,6 @@ def test_status_line_follows_iterations(make_app):
     seen = []
     w["status"].observe(lambda change: seen.append(change["new"]), names="value")
     w["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is not None
     assert any("iteration 4/4" in s for s in seen), seen
