@@ -161,6 +161,8 @@ class App:
         history: the strip's runs, newest first, at most ``strip_size``.
         background: whether the Run button runs in a background thread (:meth:`start`).
         preview_every: the live preview's period, in loss evaluations.
+        preview_iteration: the evaluation the "result" widget shows while a run computes
+            (None once it shows a run's final result).
     """
 
     def __init__(self, settings: experiments.Settings, widgets: dict[str, Any], output: Any, container: Any, *,
@@ -176,6 +178,7 @@ class App:
         self.record_values: dict[str, Any] | None = None
         self.message: str | None = None
         self.history: list[StripEntry] = []
+        self.preview_iteration: int | None = None
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -360,6 +363,7 @@ class App:
 
         def preview(iteration: int, image: torch.Tensor) -> None:
             if iteration == 1 or iteration % every == 0:
+                self.preview_iteration = iteration
                 result.value = png_bytes(image.to("cpu", torch.float32))
         return preview
 
@@ -372,6 +376,7 @@ class App:
         w["content"].value = png_bytes(record.content())
         w["style"].value = png_bytes(record.style())
         image = record.image()
+        self.preview_iteration = None
         w["result"].value = png_bytes(image)
         bar = w["progress"]
         done = int(md.get("evaluations") or 0) if record.spec.uses_engine else bar.max
