@@ -374,7 +374,8 @@ def test_strip_holds_the_last_runs_with_their_knobs(tiny_app):
 def test_knob_caption_names_theta_s_for_soft_masks_only():
     v = {"alpha": 1.0, "beta": 1e7, "gamma": 3.0, "theta_s": 0.35, "masks": "soft",
          "postprocess": "screened Poisson"}
-    assert interactive.knob_caption(v) == "\u03b1 1 \u00b7 \u03b2 1e+07 \u00b7 \u03b3 3 \u00b7 \u03b8s 0.35 | soft masks, Poisson"
+    expected = "\u03b1 1 \u00b7 \u03b2 1e+07 \u00b7 \u03b3 3 \u00b7 \u03b8s 0.35 | soft masks, Poisson"
+    assert interactive.knob_caption(v) == expected
     assert "\u03b8s" not in interactive.knob_caption({**v, "masks": "gold"})
     assert interactive.knob_caption(v, "stopped by user", 12).endswith("| stopped at 12")
 
