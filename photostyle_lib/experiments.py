@@ -453,7 +453,7 @@ def user_masks_figure(settings: Settings, pair_id: int) -> FigureOutput:
             ("style_mask", "Style mask (user)"), ("result", "Result (full model)")]
     grid = figures.comparison_grid("figure5_user_masks", "Figure 5 (third example): user-provided masks",
                                    [(label, images)], cols, sources={(label, "result"): rec.key},
-                                   weights_warning=rec.weights_warning,
+                                   weights_warning=rec.weights_warning, legend=masks.labels,
                                    notes=[mask_views.legend_note(masks.labels)
                                           + " (the dataset's hand-painted masks)"])
     return grid_output(grid, [rec], caption="With user-provided masks the style of one object can be moved "

@@ -44,7 +44,7 @@ from photostyle_lib.errors import PhotostyleError
 # The banners, their colour and merge_warnings are re-exported here for the figure makers.
 from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER, merge_warnings,  # noqa: F401
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
-from photostyle_lib.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, label_map_rgb
+from photostyle_lib.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, add_label_legend, label_map_rgb
 
 #: Colour of the zoom rectangle drawn on full-size panels (RGB in [0, 1]).
 ZOOM_COLOUR = (1.0, 0.85, 0.0)
@@ -103,6 +103,8 @@ class Grid:
             :data:`STAND_IN_BANNER`) added to the title and stamped on saved
             panels, or None for the paper's network.
         notes: further title lines (e.g. the pair ids, a setting).
+        legend: mask labels whose colours panels show (label maps, :func:`label_map_image`):
+            drawn as a legend of swatches under the grid (mask_views.add_label_legend); empty: none.
     """
 
     name: str
@@ -111,9 +113,11 @@ class Grid:
     row_labels: tuple[str, ...] = ()
     weights_warning: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    legend: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", file_name(self.name))
+        object.__setattr__(self, "legend", tuple(str(lab) for lab in self.legend))
         rows = tuple(tuple(r) for r in self.rows)
         if not rows or not rows[0]:
             raise PhotostyleError(f"figure {self.name!r} has no panels")
@@ -181,12 +185,16 @@ def grid_figure(grid: Grid, *, panel_size: float = 2.4) -> Figure:
     Every panel of the first row carries its title; a panel further down
     carries one only where its title differs from its column's first title,
     so a column reads as in the paper (one heading, results below).
-    Blank cells (None) are axes with nothing drawn.
+    Each image sits at the top of its cell, so the titles of a row are at one
+    height even when the images' aspect ratios differ.
+    Blank cells (None) are axes with nothing drawn. A grid with a ``legend``
+    gets its label swatches under the panels.
     """
     nrows, ncols = grid.shape
     aspect = _mean_aspect(grid.panels)
     fig = Figure(figsize=(panel_size * ncols + (0.4 if grid.row_labels else 0.0),
-                          panel_size * aspect * nrows + 0.35 * len(grid.title_lines) + 0.3),
+                          panel_size * aspect * nrows + 0.35 * len(grid.title_lines) + 0.3
+                          + (0.35 if grid.legend else 0.0)),
                  layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     heads = [next((r[j].title for r in grid.rows if r[j] is not None), None) for j in range(ncols)]
@@ -195,6 +203,9 @@ def grid_figure(grid: Grid, *, panel_size: float = 2.4) -> Figure:
             ax = axes[i, j]
             ax.set_xticks([])
             ax.set_yticks([])
+            # An image keeps its aspect by shrinking inside its cell; anchored at the
+            # cell's top, every title of a row sits at one height whatever the aspects.
+            ax.set_anchor("N")
             if panel is None:
                 for s in ax.spines.values():
                     s.set_visible(False)
@@ -205,6 +216,8 @@ def grid_figure(grid: Grid, *, panel_size: float = 2.4) -> Figure:
                 ax.set_title(panel.title, fontsize=9)
         if grid.row_labels:
             axes[i, 0].set_ylabel(grid.row_labels[i], fontsize=9)
+    if grid.legend:
+        add_label_legend(fig, grid.legend)
     set_title(fig, grid.title_lines, grid.weights_warning, fontsize=10)
     return fig
 
@@ -217,7 +230,8 @@ def _mean_aspect(panels: Sequence[Panel]) -> float:
 
 def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str, Any]]],
                     columns: Sequence[tuple[str, str]], *, sources: Mapping[tuple[str, str], str] | None = None,
-                    weights_warning: str | None = None, notes: Sequence[str] = ()) -> Grid:
+                    weights_warning: str | None = None, notes: Sequence[str] = (),
+                    legend: Sequence[str] = ()) -> Grid:
     """A grid of examples x methods, as the paper's Figures 1 and 4-6.
 
     Args:
@@ -229,6 +243,7 @@ def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str
         sources: optional {(row label, column key): cache key of the run}.
         weights_warning: the weights banner of the runs (Grid), or None.
         notes: extra title lines.
+        legend: mask labels drawn as a legend under the grid (Grid.legend), e.g. of user masks.
 
     Panel names are ``<row label>_<column key>``.
     """
@@ -244,7 +259,7 @@ def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str
         tuple(Panel(f"{label}_{key}", col_title, images[key], sources.get((label, key)))
               if key in images else None for key, col_title in columns)
         for label, images in rows)
-    return Grid(name, title, cells, tuple(label for label, _ in rows), weights_warning, tuple(notes))
+    return Grid(name, title, cells, tuple(label for label, _ in rows), weights_warning, tuple(notes), tuple(legend))
 
 
 def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
@@ -448,15 +463,20 @@ def save_panels(figure_name: str, panels: Sequence[Panel], directory: str | os.P
 
 
 def save_grid(grid: Grid, directory: str | os.PathLike, *, fig: Figure | None = None,
-              dpi: int = 100) -> dict[str, Any]:
-    """Write the figure (``<name>.png``) and each panel (``panels/``) of ``grid`` into ``directory``.
+              dpi: int = 100, format: str = "png") -> dict[str, Any]:
+    """Write the figure (``<name>.<format>``) and each panel (``panels/``, PNG) of ``grid`` into ``directory``.
 
+    ``dpi`` and ``format`` ("png", "pdf" or "svg") as :func:`save_figure`.
     Returns the figure's listing for metadata: name, title (all lines), file,
-    rows, columns, random_weights, weights_warning, panels (see :func:`save_panels`).
+    rows, columns, random_weights, weights_warning, legend, panels (see :func:`save_panels`).
     """
+    from photostyle_lib.checks import check_choice
+
+    format = check_choice("format", str(format).lower(), FIGURE_FORMATS)
     fig = fig if fig is not None else grid_figure(grid)
-    path = save_figure(fig, Path(directory) / f"{grid.name}.png", dpi=dpi)
+    path = save_figure(fig, Path(directory) / f"{grid.name}.{format}", dpi=dpi, format=format)
     rows, cols = grid.shape
     return {"name": grid.name, "title": grid.title_lines, "file": path.name, "rows": rows, "columns": cols,
             "random_weights": grid.random_weights, "weights_warning": grid.weights_warning,
+            "legend": list(grid.legend),
             "panels": save_panels(grid.name, grid.panels, directory, weights_warning=grid.weights_warning)}

@@ -1,19 +1,33 @@
-"""The interactive notebook's app: pick a pair, move the paper's knobs, run, compare.
+"""The interactive notebook's app: pick a pair, move the paper's knobs, run, watch, stop, compare, save.
 
 :func:`build_app` returns an :class:`App`: ipywidgets for the pair, alpha,
 beta (log scale), gamma, theta_s, the mask mode (gold / hard / soft / none)
-and the post-process, a Run button with a progress bar, a status line, an
-output area, and a before / after view (content, style, result). Runs go
-through :func:`photostyle_lib.runs.run_cached` with the same cache as the
-notebook suite, so moving a slider back to a setting already run shows its
-result at once, and the defaults reuse the suite's ``full`` runs.
+and the post-process; Run and Stop buttons, a progress bar over the run's
+loss evaluations, a status line, an output area, a before / after view
+(content, style, result) whose result shows the optimised image live every
+few evaluations, a Save button (the result as PNG plus its metadata JSON),
+and a strip of the last few runs with their knob values, side by side.
+Runs go through :func:`photostyle_lib.runs.run_cached` with the same cache
+as the notebook suite, so moving a slider back to a setting already run
+shows its result at once, and the defaults reuse the suite's ``full`` runs.
 
-Everything works without a browser: tests build the app, set the widgets'
-``value``, call ``app.widgets["run"].click()`` (or ``app.run()``) and read
-``app.record`` / ``app.output.outputs``. A setting that cannot run (alpha and
-gamma both 0, gold masks for a pair without them, a cutoff that leaves no
-label, ...) writes one line to the output area and the status line instead
-of raising.
+Threads. Widget callbacks run in the kernel's thread: a run computed there
+would hold the kernel, and a click on Stop would wait behind it. The Run
+button therefore calls :meth:`App.start`, which runs :meth:`App.run` in a
+background thread; Stop (:meth:`App.stop`) sets an event that the run's
+per-evaluation callback turns into :class:`photostyle_lib.transfer.StopRun`,
+so the engine ends cleanly with the best image so far (stop reason
+"stopped by user"). ``run_cached`` keeps such a run under
+``interrupted/<key>``, never as a finished run: the same setting run again
+computes in full.
+
+Everything works without a browser: tests and headless runs (papermill,
+``auto_run=True``) call :meth:`App.run` (synchronous, in the calling
+thread), :meth:`App.stop` and :meth:`App.save` directly, or click the
+buttons and :meth:`App.wait`, and read ``app.record`` / ``app.history`` /
+``app.output.outputs``. A setting that cannot run (alpha and gamma both 0,
+gold masks for a pair without them, a cutoff that leaves no label, ...)
+writes one line to the output area and the status line instead of raising.
 
 Defaults are small (160 px, 50 iterations) so a CPU gives a result in about
 a minute; the sliders start at the paper's values (alpha 1, beta 1e7,
@@ -25,17 +39,24 @@ from __future__ import annotations
 import html
 import io
 import os
+import threading
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
 from photostyle_lib import experiments, figures
 from photostyle_lib.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.presets import PRESETS, get_preset
+from photostyle_lib.images import commit_files, refuse_overwriting_inputs, stage_image, weights_text
+from photostyle_lib.metadata import base_metadata, file_digest, stage_json
+from photostyle_lib.presets import get_preset
 from photostyle_lib.runs import RunRecord, RunSpec, run_cached
+from photostyle_lib.transfer import STOPPED_BY_USER, StopRun
 
 #: Post-process choices: label -> TransferConfig overrides.
 POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
@@ -46,9 +67,15 @@ POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
     "screened Poisson": {"postprocess": "screened_poisson"},
     "none": {"postprocess": "none"},
 }
+#: Short names of the post-process choices, for the strip's captions.
+POSTPROCESS_SHORT = dict(zip(POSTPROCESS_CHOICES, ("RF \u03c3_r 100/255", "RF \u03c3_r 100", "Poisson", "no post")))
 MASK_CHOICES = ("soft", "hard", "gold", "none")
-#: Stages of a run shown by the progress bar.
-_STAGES = ("checking the settings", "running (loading, masks, optimisation, post-process)", "done")
+#: How many earlier runs the comparison strip shows by default.
+STRIP_SIZE = 6
+#: Default: the live preview shows the optimised image every this many loss evaluations.
+PREVIEW_EVERY = 5
+#: Long side (px) of the strip's thumbnails.
+THUMBNAIL_PX = 128
 
 
 def _round(value: float, digits: int = 6) -> float:
@@ -56,37 +83,108 @@ def _round(value: float, digits: int = 6) -> float:
     return float(f"{float(value):.{digits}g}")
 
 
-def png_bytes(image: Any) -> bytes:
-    """An image (tensor (1, 3, H, W) or array (H, W, 3) in [0, 1]) as PNG bytes (for widgets.Image)."""
-    arr = figures.as_array(image)
+def png_bytes(image: Any, *, max_size: int | None = None) -> bytes:
+    """An image (tensor (1, 3, H, W) or array (H, W, 3) in [0, 1]) as PNG bytes (for widgets.Image).
+
+    ``max_size``: shrink (never enlarge) so the long side is at most this many pixels (thumbnails).
+    """
+    arr = figures.as_array(image.detach().clamp(0, 1) if isinstance(image, torch.Tensor) else image)
+    im = Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB")
+    if max_size is not None and max(im.size) > max_size:
+        im.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB").save(buf, format="PNG")
+    im.save(buf, format="PNG")
     return buf.getvalue()
 
 
+def evaluations_of(spec: RunSpec) -> int:
+    """Loss evaluations a run of ``spec`` makes at most: ``iterations``, twice for a two-stage config.
+
+    stylize numbers the second stage's evaluations after the first's (its
+    callbacks see iteration + the first stage's count), so one bar from 0 to
+    this number covers both stages.
+    """
+    cfg = spec.config()
+    return spec.iterations * (2 if cfg.two_stage and cfg.use_regularization else 1)
+
+
+def knob_caption(values: dict[str, Any], stop_reason: str | None = None, evaluations: int | None = None) -> str:
+    """The strip's caption of one run: its knobs (theta_s only for soft masks), masks, post-process, stop.
+
+    ``values``: as :meth:`App.values`. E.g. "α 1 · β 1e+07 · γ 3 · θs 0.2 | soft masks, RF σ_r 100/255".
+    """
+    knobs = [f"\u03b1 {values['alpha']:g}", f"\u03b2 {values['beta']:.3g}", f"\u03b3 {values['gamma']:g}"]
+    if values["masks"] == "soft":
+        knobs.append(f"\u03b8s {values['theta_s']:g}")
+    text = (" \u00b7 ".join(knobs) + f" | {values['masks']} masks, "
+            f"{POSTPROCESS_SHORT.get(values['postprocess'], values['postprocess'])}")
+    if stop_reason == STOPPED_BY_USER:
+        text += f" | stopped at {evaluations}" if evaluations is not None else " | stopped"
+    return text
+
+
+@dataclass(frozen=True)
+class StripEntry:
+    """One earlier run in the comparison strip.
+
+    Attributes:
+        key: the run's cache key.
+        values: the widgets' values it ran with (:meth:`App.values`).
+        caption: :func:`knob_caption` of them.
+        stop_reason: the run's stop reason ("iterations", "stopped by user", ...).
+        thumbnail: the result as PNG bytes, long side at most :data:`THUMBNAIL_PX`.
+    """
+
+    key: str
+    values: dict[str, Any]
+    caption: str
+    stop_reason: str | None
+    thumbnail: bytes = field(repr=False)
+
+
 class App:
-    """The widgets, their layout and the run callback. Build it with :func:`build_app`.
+    """The widgets, their layout and the buttons' methods. Build it with :func:`build_app`.
 
     Attributes:
         settings: the experiments.Settings the app runs under (data, cache,
             weights, segmenter, device, output folder).
         widgets: by name -- "pair", "alpha", "beta", "gamma", "theta_s",
-            "masks", "postprocess", "size", "iterations", "run", "progress",
-            "status", "banner", "content", "style", "result".
-        output: the output area (progress bars of a run; messages).
+            "masks", "postprocess", "size", "iterations", "run", "stop",
+            "progress" (loss evaluations done / planned), "status", "banner",
+            "content", "style", "result" (live during a run), "save_path",
+            "overwrite", "save", "strip".
+        output: the output area (progress bars of a run in the kernel thread; messages).
         container: the whole app, for display.
-        record: the last successful run (None before the first).
+        record: the last run (finished, or stopped by the user; None before the first).
+        record_values: the widgets' values that run used (the sliders may have moved since).
         message: the last message shown for a setting that could not run (None after a success).
+        history: the strip's runs, newest first, at most ``strip_size``.
+        background: whether the Run button runs in a background thread (:meth:`start`).
+        preview_every: the live preview's period, in loss evaluations.
+        preview_iteration: the evaluation the "result" widget shows while a run computes
+            (None once it shows a run's final result).
     """
 
-    def __init__(self, settings: experiments.Settings, widgets: dict[str, Any], output: Any, container: Any) -> None:
+    def __init__(self, settings: experiments.Settings, widgets: dict[str, Any], output: Any, container: Any, *,
+                 background: bool = True, preview_every: int = PREVIEW_EVERY, strip_size: int = STRIP_SIZE) -> None:
         self.settings = settings
         self.widgets = widgets
         self.output = output
         self.container = container
+        self.background = background
+        self.preview_every = preview_every
+        self.strip_size = strip_size
         self.record: RunRecord | None = None
+        self.record_values: dict[str, Any] | None = None
         self.message: str | None = None
-        widgets["run"].on_click(lambda _button: self.run())
+        self.history: list[StripEntry] = []
+        self.preview_iteration: int | None = None
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        self._thread: threading.Thread | None = None
+        widgets["run"].on_click(lambda _button: self.start())
+        widgets["stop"].on_click(lambda _button: self.stop())
+        widgets["save"].on_click(lambda _button: self._save_clicked())
         widgets["masks"].observe(lambda _change: self._sync_theta(), names="value")
         self._sync_theta()
 
@@ -105,13 +203,13 @@ class App:
                 "masks": w["masks"].value, "postprocess": w["postprocess"].value,
                 "size": int(w["size"].value), "iterations": int(w["iterations"].value)}
 
-    def spec(self) -> RunSpec:
-        """The run the widgets describe (the full model with their overrides, in canonical form).
+    def spec(self, values: dict[str, Any] | None = None) -> RunSpec:
+        """The run ``values`` (default: the widgets') describe: the full model with their overrides, canonical.
 
         Raises:
             PhotostyleError: a combination that cannot give a meaningful run.
         """
-        v = self.values()
+        v = self.values() if values is None else values
         if v["alpha"] == 0 and v["gamma"] == 0:
             raise PhotostyleError("alpha and gamma are both 0: nothing ties the result to the content; "
                                   "raise alpha (content) or gamma (similarity)")
@@ -134,72 +232,195 @@ class App:
                        weights=s.weights, segmenter=s.segmenter, overrides=tuple(overrides.items()), seed=s.seed)
         return experiments.canonical_spec(spec)
 
-    def _stage(self, i: int, detail: str = "") -> None:
-        bar = self.widgets["progress"]
-        bar.value = i
-        bar.description = f"{i}/{len(_STAGES) - 1}"
-        self.widgets["status"].value = html.escape(f"{_STAGES[i]}{detail}")
+    # ------------------------------------------------------------------ running
 
-    def _iteration_callback(self, total: int):
-        """Updates the status line every few loss evaluations while a run computes."""
-        status = self.widgets["status"]
+    @property
+    def running(self) -> bool:
+        """True while a run computes (in any thread)."""
+        return self._busy.locked()
+
+    def start(self) -> None:
+        """What the Run button calls: :meth:`run` in a background thread (``background``), else in this one."""
+        if not self.background:
+            self.run()
+            return
+        if self.running or (self._thread is not None and self._thread.is_alive()):
+            self._say("a run is in progress: press Stop, or wait for it")
+            return
+        self._thread = threading.Thread(target=self._run_guarded, name="photostyle-interactive-run", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> RunRecord | None:
+        """Wait for the background run (if any) to end; return :attr:`record`."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.record
+
+    def stop(self) -> bool:
+        """What the Stop button calls: end the current run at its next loss evaluation.
+
+        The run keeps its best image so far (stop reason "stopped by user")
+        and is not cached as finished. Safe from any thread, including the
+        run's own callbacks. Returns False when nothing runs.
+        """
+        if not self.running:
+            return False
+        self._stop.set()
+        self.widgets["status"].value = html.escape("stopping at the next loss evaluation ...")
+        return True
+
+    def _run_guarded(self) -> None:
+        # A background thread's exception would vanish: show it instead.
+        try:
+            self._run(capture=False)
+        except Exception as exc:  # noqa: BLE001 -- anything a run raises is shown, not lost
+            self._fail(f"the run failed ({type(exc).__name__}: {exc})")
+
+    def run(self) -> RunRecord | None:
+        """Run the widgets' setting in this thread (from the cache when already computed) and show it.
+
+        Returns the run's record (a run ended by :meth:`stop` too: its
+        ``metadata["stop_reason"]`` says so), or None when the setting cannot
+        run: then the reason is in :attr:`message`, the status line and the output area.
+        """
+        return self._run(capture=True)
+
+    def _run(self, *, capture: bool) -> RunRecord | None:
+        if not self._busy.acquire(blocking=False):
+            self._say("a run is in progress: press Stop, or wait for it")
+            return None
+        try:
+            return self._run_locked(capture)
+        finally:
+            self._busy.release()
+            self.widgets["run"].disabled = False
+            self.widgets["stop"].disabled = True
+
+    def _run_locked(self, capture: bool) -> RunRecord | None:
+        w = self.widgets
+        self._stop.clear()
+        w["run"].disabled, w["stop"].disabled = True, False
+        self.output.outputs = ()
+        self.message = None
+        t0 = time.perf_counter()
+        values = self.values()  # read once: a slider moved during the run changes the next run
+        try:
+            w["status"].value = "checking the settings"
+            spec = self.spec(values)
+        except PhotostyleError as exc:
+            self._fail(str(exc))
+            return None
+        total = evaluations_of(spec)
+        bar = w["progress"]
+        bar.max, bar.value, bar.bar_style, bar.description = total, 0, "", f"0/{total}"
+        w["status"].value = html.escape(f"running: {spec.method}, masks {spec.mask_mode() or 'none'}, "
+                                        f"{spec.size} px, {total} evaluations")
+        record, error = self._compute(spec, total, capture)
+        if error is not None:
+            self._fail(str(error))
+            return None
+        self._show(record, values, time.perf_counter() - t0)
+        return record
+
+    def _compute(self, spec: RunSpec, total: int, capture: bool) -> tuple[RunRecord | None, Exception | None]:
+        """run_cached with the progress / stop callback and the live preview; (record, None) or (None, error)."""
+        s = self.settings
+        kwargs = dict(cache_dir=s.cache, data_dir=s.data_dir, device=s.device,
+                      callback=self._evaluation_callback(total), image_callback=self._preview_callback())
+        try:
+            if not capture:
+                # An Output context captures only the kernel thread's output reliably: a
+                # background run reports through the progress bar alone.
+                return run_cached(spec, progress=False, **kwargs), None
+            # The error is caught inside the block: an exception leaving an Output
+            # context is drawn there as a traceback in a live kernel.
+            with self.output:
+                try:
+                    return run_cached(spec, progress=s.progress, **kwargs), None
+                except PhotostyleError as exc:
+                    return None, exc
+        except PhotostyleError as exc:
+            return None, exc
+
+    def _evaluation_callback(self, total: int) -> Callable[[int, dict[str, float]], None]:
+        """Per evaluation: the progress bar, the status line (every ~2%), and the Stop button's request."""
+        bar, status = self.widgets["progress"], self.widgets["status"]
         step = max(1, total // 50)
 
         def update(iteration: int, terms: dict[str, float]) -> None:
+            bar.value = min(iteration, bar.max)
+            bar.description = f"{iteration}/{total}"
             if iteration % step == 0 or iteration == total:
-                status.value = html.escape(f"{_STAGES[1]}: iteration {iteration}/{total}, "
+                status.value = html.escape(f"running: iteration {iteration}/{total}, "
                                            f"loss {terms.get('total', float('nan')):.4g}")
+            if self._stop.is_set():
+                raise StopRun
         return update
+
+    def _preview_callback(self) -> Callable[[int, torch.Tensor], None]:
+        """The live preview: the optimised image (before post-processing) every ``preview_every`` evaluations."""
+        result, every = self.widgets["result"], self.preview_every
+
+        def preview(iteration: int, image: torch.Tensor) -> None:
+            if iteration == 1 or iteration % every == 0:
+                self.preview_iteration = iteration
+                result.value = png_bytes(image.to("cpu", torch.float32))
+        return preview
+
+    def _show(self, record: RunRecord, values: dict[str, Any], elapsed: float) -> None:
+        """A run's images, banner, progress and status; its entry in the strip."""
+        w = self.widgets
+        self.record, self.record_values = record, values
+        md = record.metadata
+        w["banner"].value = _banner_html(record.weights_warning)
+        w["content"].value = png_bytes(record.content())
+        w["style"].value = png_bytes(record.style())
+        image = record.image()
+        self.preview_iteration = None
+        w["result"].value = png_bytes(image)
+        bar = w["progress"]
+        done = int(md.get("evaluations") or 0) if record.spec.uses_engine else bar.max
+        bar.value = min(done, bar.max)
+        bar.description = f"{done}/{bar.max}"
+        stop = md.get("stop_reason")
+        if stop == STOPPED_BY_USER:
+            bar.bar_style = "warning"
+            w["status"].value = html.escape(
+                f"stopped by user after {done} of {bar.max} evaluations in {elapsed:.1f} s: the best image "
+                f"(evaluation {md.get('best_iteration')}) is shown; kept in {record.directory}, "
+                "not cached as a finished run")
+        else:
+            bar.bar_style = "success"
+            w["status"].value = html.escape(f"done in {elapsed:.1f} s (run {record.key}{', ' + stop if stop else ''})")
+        self._remember(StripEntry(record.key, values, knob_caption(values, stop, done), stop,
+                                  png_bytes(image, max_size=THUMBNAIL_PX)))
+
+    def _remember(self, entry: StripEntry) -> None:
+        """Put ``entry`` first in the strip (the same run pressed twice stays one entry); redraw the strip."""
+        import ipywidgets as W
+
+        if self.history and self.history[0].key == entry.key and self.history[0].stop_reason == entry.stop_reason:
+            self.history[0] = entry
+        else:
+            self.history.insert(0, entry)
+        del self.history[self.strip_size:]
+        self.widgets["strip"].children = tuple(
+            W.VBox([W.Image(value=e.thumbnail, format="png", layout=W.Layout(max_width=f"{THUMBNAIL_PX}px")),
+                    W.HTML(f"<small>{html.escape(e.caption)}</small>",
+                           layout=W.Layout(width=f"{THUMBNAIL_PX + 32}px"))])
+            for e in self.history)
+
+    def _say(self, text: str) -> None:
+        self.widgets["status"].value = html.escape(text)
 
     def _fail(self, message: str) -> None:
         self.message = message
         self.widgets["status"].value = (f"<span style='color:#b00020'><b>Cannot run:</b> "
                                         f"{html.escape(message)}</span>")
         self.output.append_stdout(f"Cannot run: {message}\n")
+        self.widgets["progress"].value = 0
 
-    def run(self) -> RunRecord | None:
-        """Run the widgets' setting (from the cache when already computed) and show it.
-
-        Returns the run's record, or None when the setting cannot run: then
-        the reason is in :attr:`message`, the status line and the output area.
-        """
-        button = self.widgets["run"]
-        button.disabled = True
-        self.output.outputs = ()
-        self.message = None
-        t0 = time.perf_counter()
-        error: PhotostyleError | None = None
-        try:
-            self._stage(0)
-            spec = self.spec()
-            self._stage(1, f": {spec.method}, masks {spec.mask_mode() or 'none'}, {spec.size} px, "
-                           f"{spec.iterations} iterations")
-            # The error is caught inside the block: an exception leaving an Output
-            # context is drawn there as a traceback in a live kernel.
-            with self.output:
-                try:
-                    record = run_cached(spec, cache_dir=self.settings.cache, data_dir=self.settings.data_dir,
-                                        device=self.settings.device, progress=self.settings.progress,
-                                        callback=self._iteration_callback(spec.iterations))
-                except PhotostyleError as exc:
-                    error = exc
-        except PhotostyleError as exc:
-            error = exc
-        finally:
-            button.disabled = False
-        if error is not None:
-            self._fail(str(error))
-            self.widgets["progress"].value = 0
-            return None
-        self.record = record
-        self.widgets["banner"].value = _banner_html(record.weights_warning)
-        self.widgets["content"].value = png_bytes(record.content())
-        self.widgets["style"].value = png_bytes(record.style())
-        self.widgets["result"].value = png_bytes(record.image())
-        elapsed = time.perf_counter() - t0
-        stop = record.metadata.get("stop_reason")
-        self._stage(2, f" in {elapsed:.1f} s (run {record.key}{', ' + stop if stop else ''})")
-        return record
+    # ------------------------------------------------------------------ figures and saving
 
     def figure(self) -> experiments.FigureOutput:
         """The last run as a figure: content, style, before post-processing, result."""
@@ -207,7 +428,7 @@ class App:
         if rec is None:
             raise PhotostyleError("nothing to show yet: press Run first")
         label = f"pair {rec.spec.pair_id}"
-        v = self.values()
+        v = self.record_values or self.values()
         grid = figures.comparison_grid(
             "interactive", f"Interactive run ({label})",
             [(label, {"content": rec.content(), "style": rec.style(), "before": rec.raw_image(),
@@ -219,9 +440,62 @@ class App:
                    f"masks {v['masks']}, post-process {v['postprocess']}"])
         return experiments.grid_output(grid, [rec], caption="The last run of the interactive notebook.")
 
-    def save(self) -> Any:
-        """Write the last run's figure, panels and metadata.json to the settings' output folder."""
-        return experiments.save_outputs(self.settings, [self.figure()], extra={"widgets": self.values()})
+    def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
+        """Save the last run; return the metadata file's path.
+
+        ``path`` None: the before / after figure, its panels and metadata.json in
+        the settings' output folder (what the notebook suite keeps).
+        ``path`` given: the result image there (PNG; its text chunk carries the
+        weights banner, images.weights_text) and its metadata in ``path + '.json'``
+        (the run's provenance, the knob values, the image's sha256), as the
+        CLI's ``transfer`` writes a result (pipeline.save_run): both staged and
+        renamed together; an existing file is refused unless ``overwrite``; a
+        path that is one of the pair's input files is refused always.
+        """
+        rec = self.record
+        if rec is None:
+            raise PhotostyleError("nothing to save yet: press Run first")
+        if path is None:
+            return experiments.save_outputs(self.settings, [self.figure()],
+                                            extra={"widgets": self.record_values or self.values()})
+        out = Path(path).expanduser()
+        if out.suffix.lower() != ".png":
+            raise PhotostyleError(f"save path {out} must end in .png")
+        meta = out.with_name(out.name + ".json")
+        pair = get_pair(rec.spec.pair_id, self.settings.data_dir)
+        refuse_overwriting_inputs((out, meta), {"content": pair.content, "style": pair.style,
+                                                "content mask": pair.content_mask, "style mask": pair.style_mask})
+        if not overwrite:
+            for p in (out, meta):
+                if p.exists():
+                    raise PhotostyleError(f"{p} already exists; choose another path or tick overwrite "
+                                          "(save(..., overwrite=True))")
+        image_tmp = stage_image(rec.image(), out, text=weights_text(rec.weights_warning))
+        try:
+            md = base_metadata()
+            md.update({"output": str(out), "image_sha256": file_digest(image_tmp), "widgets": self.record_values,
+                       "run_key": rec.key, "run_directory": str(rec.directory),
+                       "cached_as_finished": rec.metadata.get("stop_reason") != STOPPED_BY_USER,
+                       "stop_reason": rec.metadata.get("stop_reason"), "weights_warning": rec.weights_warning,
+                       "random_weights": rec.random_weights, "run": rec.metadata})
+            meta_tmp = stage_json(md, meta)
+        except BaseException:
+            image_tmp.unlink(missing_ok=True)
+            raise
+        commit_files([(image_tmp, out), (meta_tmp, meta)])
+        return meta
+
+    def _save_clicked(self) -> None:
+        """The Save button: :meth:`save` to the path box; a refusal is a status line, not a traceback."""
+        w = self.widgets
+        try:
+            meta = self.save(w["save_path"].value, overwrite=bool(w["overwrite"].value))
+        except PhotostyleError as exc:
+            self.message = str(exc)
+            w["status"].value = f"<span style='color:#b00020'><b>Cannot save:</b> {html.escape(str(exc))}</span>"
+            return
+        banner = f" [{self.record.weights_warning}]" if self.record.weights_warning else ""
+        self._say(f"saved {w['save_path'].value} and {meta.name}{banner}")
 
 
 def _banner_html(weights_warning: str | None) -> str:
@@ -237,7 +511,8 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
               theta_s: float | None = None,
               masks: str = "soft", postprocess: str | None = None, cache_dir: str | os.PathLike | None = None,
               output_dir: str | os.PathLike | None = None, profile: str = "custom", seed: int = 0,
-              progress: bool = True, auto_run: bool = False) -> App:
+              progress: bool = True, auto_run: bool = False, background: bool = True,
+              preview_every: int = PREVIEW_EVERY, strip_size: int = STRIP_SIZE) -> App:
     """Build the interactive app (widgets + callbacks); nothing runs unless ``auto_run``.
 
     Args:
@@ -256,11 +531,21 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         postprocess: initial post-process (a key of :data:`POSTPROCESS_CHOICES`;
             None: the recursive filter with the library's default sigma_r, 100/255).
         cache_dir, output_dir, profile: as :class:`experiments.Settings` (notebook "00_interactive").
-        progress: show the runs' tqdm progress bars in the output area.
-        auto_run: run once with the initial values and save the figure and metadata
-            (what the notebook suite does).
+        progress: show the runs' tqdm progress bars in the output area (runs in the kernel
+            thread: :meth:`App.run`, ``auto_run``; a background run has the app's own bar).
+        auto_run: run once with the initial values, in this thread, and save the figure and
+            metadata (what the notebook suite does).
+        background: the Run button runs in a background thread, so Stop can be clicked
+            (False: in the kernel thread, as :meth:`App.run`).
+        preview_every: the live preview's period, in loss evaluations (>= 1).
+        strip_size: how many earlier runs the strip shows (>= 1).
     """
     import ipywidgets as W
+
+    from photostyle_lib.checks import check_int
+
+    preview_every = check_int("preview_every", preview_every, low=1)
+    strip_size = check_int("strip_size", strip_size, low=1)
 
     full = get_preset("full", weights=weights)  # the network's own loss weights (presets.NETWORK_WEIGHTS)
     alpha = full.content_weight if alpha is None else alpha
@@ -306,12 +591,19 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         "iterations": W.BoundedIntText(value=settings.iterations, min=1, max=5000, description="iterations",
                                        style=style),
         "run": W.Button(description="Run", icon="play", button_style="primary"),
-        "progress": W.IntProgress(value=0, min=0, max=len(_STAGES) - 1, description=""),
+        "stop": W.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
+                         tooltip="end the run now, keeping its best image (not cached as finished)"),
+        "progress": W.IntProgress(value=0, min=0, max=settings.iterations, description=""),
         "status": W.HTML(value="press Run"),
         "banner": W.HTML(value=_banner_html(settings.weights_warning)),
         "content": W.Image(format="png", layout=W.Layout(max_width="320px")),
         "style": W.Image(format="png", layout=W.Layout(max_width="320px")),
         "result": W.Image(format="png", layout=W.Layout(max_width="320px")),
+        "save_path": W.Text(value=str(settings.out / "interactive_result.png"), description="save as",
+                            style={"description_width": "60px"}, layout=W.Layout(width="460px")),
+        "overwrite": W.Checkbox(value=False, description="overwrite", indent=False),
+        "save": W.Button(description="Save", icon="save", tooltip="the result (PNG) and its metadata (PNG.json)"),
+        "strip": W.HBox([], layout=W.Layout(flex_flow="row wrap")),
     }
     output = W.Output()
 
@@ -319,11 +611,15 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         return W.VBox([W.HTML(f"<b>{title}</b>"), image])
 
     controls = W.VBox([w["pair"], w["alpha"], w["beta"], w["gamma"], w["theta_s"], w["masks"], w["postprocess"],
-                       W.HBox([w["size"], w["iterations"]]), W.HBox([w["run"], w["progress"], w["status"]])])
+                       W.HBox([w["size"], w["iterations"]]),
+                       W.HBox([w["run"], w["stop"], w["progress"], w["status"]])])
     view = W.HBox([column("Before (content)", w["content"]), column("Style", w["style"]),
-                   column("After (result)", w["result"])])
-    container = W.VBox([w["banner"], controls, view, output])
-    app = App(settings, w, output, container)
+                   column("After (result; live while it runs)", w["result"])])
+    saving = W.HBox([w["save_path"], w["overwrite"], w["save"]])
+    container = W.VBox([w["banner"], controls, view, saving, W.HTML("<b>Earlier runs</b> (newest first)"),
+                        w["strip"], output])
+    app = App(settings, w, output, container, background=background, preview_every=preview_every,
+              strip_size=strip_size)
     if auto_run:
         if app.run() is None:
             raise PhotostyleError(f"the initial settings cannot run: {app.message}")

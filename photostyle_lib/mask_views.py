@@ -129,14 +129,27 @@ def _show(ax: Any, data: np.ndarray, title: str | None = None, **kwargs: Any) ->
     im = ax.imshow(data, interpolation="nearest", **kwargs)
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_anchor("N")  # images of other aspects in one row: their titles at one height (figures.grid_figure)
     if title:
         ax.set_title(title, fontsize=9)
     return im
 
 
-def _legend(fig: Figure, labels: Sequence[str], colours: dict[str, tuple[float, float, float]]) -> None:
+def add_label_legend(fig: Figure, labels: Sequence[str],
+                     colours: dict[str, tuple[float, float, float]] | None = None) -> Any:
+    """A legend of label names under ``fig`` (constrained layout), one colour swatch per label.
+
+    Colours default to :func:`label_colours` of ``labels``: those of :func:`label_map_rgb`, so
+    the swatches match the label maps drawn with the same labels (gold and user masks: their
+    palette colours). Returns the legend.
+    """
+    colours = label_colours(labels) if colours is None else colours
     handles = [Patch(facecolor=colours[lab], edgecolor="none", label=lab) for lab in labels]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    return fig.legend(handles=handles, loc="outside lower center", ncol=min(len(labels), 6), fontsize=8,
+                      frameon=False)
+
+
+_legend = add_label_legend
 
 
 def label_map_figure(masks: SemanticMasks, *, content_image: torch.Tensor | np.ndarray | None = None,

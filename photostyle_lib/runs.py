@@ -12,6 +12,9 @@ Only finished runs are results. A run stopped by Ctrl-C (a kernel interrupt;
 ``stop_reason == "interrupted"``) is kept, for a look, under
 ``interrupted/<key>`` -- never under ``runs/<key>``, so the next call with
 the same settings computes the full run -- and the interrupt is raised again.
+A run ended by its callback (:class:`photostyle_lib.transfer.StopRun`, e.g.
+the interactive app's Stop button; ``stop_reason == "stopped by user"``) is
+kept there too and its record returned, pointing at ``interrupted/<key>``.
 
 Each folder carries ``manifest.json``: every file's size and sha256. Reading
 an entry checks them; an entry with a missing, truncated or altered file is
@@ -54,7 +57,7 @@ from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.pipeline import segmenter_from_name
 from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.transfer import stylize
+from photostyle_lib.transfer import STOPPED_BY_USER, stylize
 from photostyle_lib.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
@@ -314,14 +317,18 @@ class _PeakRSS:
 
 def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                device: str = "auto", progress: bool = True,
-               callback: Callable[[int, dict[str, float]], None] | None = None) -> RunRecord:
+               callback: Callable[[int, dict[str, float]], None] | None = None,
+               image_callback: Callable[[int, torch.Tensor], None] | None = None) -> RunRecord:
     """The result of ``spec``: read from ``cache_dir/runs/<key>`` if complete and intact, else computed
     and stored there.
 
-    ``callback(iteration, loss_terms)`` is passed to :func:`stylize` (engine
-    runs that are computed, not read from the cache), e.g. for a progress widget.
+    ``callback(iteration, loss_terms)`` and ``image_callback(iteration, image)``
+    are passed to :func:`stylize` (engine runs that are computed, not read from
+    the cache), e.g. for a progress widget and a live preview.
     An interrupted run (Ctrl-C) is moved to ``cache_dir/interrupted/<key>`` and
     KeyboardInterrupt raised again: it is never returned, nor found later, as done.
+    A run a callback stopped (``StopRun``) is moved there too and its record
+    returned (``metadata["stop_reason"] == "stopped by user"``): never found later as done.
     """
     cache = Path(cache_dir)
     pair = get_pair(spec.pair_id, data_dir)
@@ -333,9 +340,13 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
     try:
-        md = _compute(spec, pair, tmp, cache, device, progress, callback)
+        md = _compute(spec, pair, tmp, cache, device, progress, callback, image_callback)
         md.update(key=key, spec=dataclasses.asdict(spec), pair=dataclasses.asdict(pair))
         write_json(md, tmp / "metadata.json")
+        if md.get("stop_reason") == STOPPED_BY_USER:
+            kept = cache / "interrupted" / key
+            _keep_interrupted(tmp, kept)
+            return RunRecord(spec, key, kept if kept.is_dir() else tmp, md)
         if _was_interrupted(md):
             _keep_interrupted(tmp, cache / "interrupted" / key)
             raise KeyboardInterrupt(f"run {key} interrupted; its partial result is in "
@@ -453,18 +464,20 @@ def _read_entry(final: Path) -> dict[str, Any] | None:
 
 
 def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool,
-             callback: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+             callback: Callable[[int, dict[str, float]], None] | None = None,
+             image_callback: Callable[[int, torch.Tensor], None] | None = None) -> dict[str, Any]:
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     with _PeakRSS() as mem:
-        md = _compute_inner(spec, pair, out, cache, dev, progress, callback)
+        md = _compute_inner(spec, pair, out, cache, dev, progress, callback, image_callback)
     md["memory"] = mem.report(dev)
     return md
 
 
 def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch.device, progress: bool,
-                   callback: Callable[[int, dict[str, float]], None] | None) -> dict[str, Any]:
+                   callback: Callable[[int, dict[str, float]], None] | None,
+                   image_callback: Callable[[int, torch.Tensor], None] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     content = load_image(pair.content, max_size=spec.size)
     style = load_image(pair.style, max_size=spec.size)
@@ -480,7 +493,8 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
             write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
                 f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
                 labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
-        result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback)
+        result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback,
+                         image_callback=image_callback)
         random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
         warning = RANDOM_WEIGHTS_BANNER if random else result.weights_warning
         text = weights_text(warning)

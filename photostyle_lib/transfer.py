@@ -214,7 +214,8 @@ class TransferResult:
         losses: one row per loss evaluation: iteration, total, content, style,
             similarity, regularization, tv (weighted terms), seconds since start.
         best_iteration: iteration (1-based) whose image was kept.
-        stop_reason: "iterations", "converged", "diverged: ...", "interrupted".
+        stop_reason: "iterations", "converged", "diverged: ...", "interrupted" (Ctrl-C),
+            "stopped by user" (:class:`StopRun`).
         timings: seconds -- setup (targets, Laplacian), optimise, postprocess,
             total, per_step (optimise / evaluations).
         config: the TransferConfig used.
@@ -299,6 +300,20 @@ class _Stop(Exception):
         self.reason = reason
 
 
+#: ``TransferResult.stop_reason`` of a run ended by :class:`StopRun` (e.g. an app's Stop button).
+STOPPED_BY_USER = "stopped by user"
+
+
+class StopRun(Exception):
+    """Raised by a ``callback`` or ``image_callback`` of :func:`stylize` to end the run cleanly.
+
+    The evaluation that raised it still counts (its loss row is kept and its
+    image can become the best); then the run stops, the best image so far is
+    post-processed and returned with ``stop_reason == STOPPED_BY_USER``. A
+    cooperative stop for callers on another thread, where Ctrl-C cannot reach.
+    """
+
+
 def _check_image(name: str, t: torch.Tensor) -> None:
     if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
         shape = tuple(t.shape) if hasattr(t, "shape") else type(t).__name__
@@ -378,9 +393,13 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         image_callback: called after each evaluation with (iteration, the evaluated image):
             (1, 3, H, W) in [0, 1] on the run's device, before any post-process; a view the
             optimiser goes on changing -- copy what you keep (snapshots, live previews).
+            Either callback may raise :class:`StopRun` to end the run (see there).
     Returns:
         TransferResult; Ctrl-C (KeyboardInterrupt) ends the run early and
-        still returns the best image so far (stop_reason "interrupted").
+        still returns the best image so far (stop_reason "interrupted"); so
+        does :class:`StopRun` (stop_reason :data:`STOPPED_BY_USER`). A two-stage
+        run stopped in its first stage runs no second stage: its first stage's
+        best image is post-processed and returned.
     """
     cfg = config or TransferConfig()
     _check_image("content", content)
@@ -408,6 +427,10 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         first = stylize(content, style, cfg.replace(use_regularization=False, two_stage=False, postprocess="none"),
                         masks=masks, extractor=extractor, progress=progress, init=init, callback=callback,
                         image_callback=image_callback)
+        if first.stop_reason == STOPPED_BY_USER:
+            return dataclasses.replace(first, image=apply_postprocess(first.raw_image, content.to("cpu"), cfg),
+                                       losses=first.losses.assign(stage=1), config=cfg,
+                                       notes=first.notes + ("stage 2 not run: stopped by user in stage 1",))
         offset = len(first.losses)
         shifted = None if callback is None else (lambda it, row: callback(it + offset, row))
         shifted_image = None if image_callback is None else (lambda it, im: image_callback(it + offset, im))
@@ -560,10 +583,14 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         bar.update(1)
         if it % 10 == 0 or it == 1:
             bar.set_postfix(loss=f"{value:.4g}")
-        if callback is not None:
-            callback(it, row)
-        if image_callback is not None:
-            image_callback(it, x.detach())
+        stop_requested = False
+        try:
+            if callback is not None:
+                callback(it, row)
+            if image_callback is not None:
+                image_callback(it, x.detach())
+        except StopRun:
+            stop_requested = True  # honoured below, once this evaluation has counted for the best image
         if not math.isfinite(value):
             raise _Stop(f"diverged: loss became {value} at iteration {it}")
         if value > cfg.divergence_factor * best["loss"] and best["loss"] > 0:
@@ -575,6 +602,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
             high["count"] = 0
         if value < best["loss"]:
             best.update(loss=value, image=x.detach().clone(), iteration=it)
+        if stop_requested:
+            raise _Stop(STOPPED_BY_USER)
         total.backward()
         if it >= cfg.iterations:
             raise _Stop("iterations")

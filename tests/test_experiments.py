@@ -184,6 +184,7 @@ def test_segmentation_figures(ci):
     user = experiments.user_masks_figure(s, 16)
     _check_grid_output(user, (1, 5), ["Content", "Style", "Content mask (user)", "Style mask (user)",
                                       "Result (full model)"], banner=figures.STAND_IN_BANNER)
+    assert user.grid.legend and [t.get_text() for t in user.figure.legends[0].get_texts()] == list(user.grid.legend)
     o3 = experiments.figure3(s, 8, top_k=2)
     assert o3.grid is None and o3.shape is None
     assert "RANDOM segmentation weights" in o3.figure.get_suptitle()

@@ -219,3 +219,66 @@ def test_save_figure_dpi_and_pdf(tmp_path):
         figures.save_figure(fig, tmp_path / "h.png", format="pdf")
     with pytest.raises(PhotostyleError, match="dpi"):
         figures.save_figure(fig, tmp_path / "i.png", dpi=0)
+
+
+def _title_heights(fig) -> dict[str, tuple[float, float]]:
+    """Each non-empty axis title's (bottom, top) in figure coordinates, after drawing the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    to_fig = fig.transFigure.inverted()
+    out = {}
+    for ax in fig.axes:
+        if ax.title.get_text():
+            box = ax.title.get_window_extent(renderer).transformed(to_fig)
+            out[ax.title.get_text()] = (box.y0, box.y1)
+    return out
+
+
+def test_column_titles_align_whatever_the_aspect_ratios():
+    """Wide (20 x 60), tall (60 x 20) and square images in one row: their titles at one height, at the top.
+
+    Before, each image was centred in its cell, so the wide image's title sat far below the tall one's.
+    """
+    rng = np.random.default_rng(0)
+    shapes = {"r1": ((20, 60), (60, 20), (30, 30)), "r2": ((40, 30), (30, 40), (30, 30))}
+    rows = [(label, {key: rng.random((h, w, 3)) for key, (h, w) in zip(("wide", "tall", "square"), hw)})
+            for label, hw in shapes.items()]
+    cols = [("wide", "Wide"), ("tall", "Tall"), ("square", "Square")]
+    fig = figures.grid_figure(figures.comparison_grid("f", "Aspects", rows, cols))
+    heights = _title_heights(fig)
+    assert set(heights) == {"Wide", "Tall", "Square"}
+    bottoms = [b for b, _ in heights.values()]
+    assert max(bottoms) - min(bottoms) < 1e-6
+    # each title sits just above its own image, the top edge of the image's drawn box
+    for ax in fig.axes[:3]:
+        image_top = ax.get_position().y1
+        assert 0 <= heights[ax.title.get_text()][0] - image_top < 0.05
+
+
+def test_grid_legend_of_user_mask_labels(tmp_path):
+    from photostyle_lib.mask_views import label_colours
+
+    labels = ("blue", "black")  # palette names: user / gold masks, drawn in their own colours
+    stack = torch.zeros(2, 12, 16)
+    stack[0, :6], stack[1, 6:] = 1.0, 1.0
+    images = {"img": _img(0), "mask": figures.label_map_image(stack, labels)}
+    grid = figures.comparison_grid("m", "User masks", [("p", images)],
+                                   [("img", "Content"), ("mask", "Content mask (user)")], legend=labels)
+    fig = figures.grid_figure(grid)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == list(labels)
+    colours = label_colours(labels)
+    for patch, lab in zip(legend.get_patches(), labels):
+        assert same_color(patch.get_facecolor(), colours[lab])
+    # the swatch colours are the panel's own pixels
+    panel = grid.rows[0][1].image
+    assert np.allclose(panel[0, 0], colours["blue"]) and np.allclose(panel[-1, 0], colours["black"])
+    plain = figures.comparison_grid("n", "x", [("p", {"img": _img(0)})], [("img", "C")])
+    assert figures.grid_figure(plain).legends == []
+    entry = figures.save_grid(grid, tmp_path, format="pdf", dpi=150)
+    assert entry["file"] == "m.pdf" and (tmp_path / "m.pdf").read_bytes()[:5] == b"%PDF-"
+    assert entry["legend"] == ["blue", "black"] and (tmp_path / "panels" / "m_p_mask.png").exists()
+    with pytest.raises(PhotostyleError, match="format"):
+        figures.save_grid(grid, tmp_path, format="tiff")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import threading
 
 import ipywidgets as W
 import numpy as np
@@ -88,6 +89,7 @@ def test_run_button_produces_a_result(make_app):
     w["beta"].value = 1e8
     w["postprocess"].value = "none"
     w["run"].click()
+    app.wait()  # the button runs in a background thread
     rec = app.record
     assert rec is not None and app.message is None and _no_error_outputs(app)
     assert rec.spec.method == "no_postprocess"
@@ -112,6 +114,7 @@ def test_banner_follows_the_run(make_app):
     app = make_app(masks="gold")
     assert "RANDOM WEIGHTS" in app.widgets["banner"].value  # before: the settings name a random segmenter
     app.widgets["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is not None and app.record.weights_warning == figures.STAND_IN_BANNER
     banner = app.widgets["banner"].value
     assert "VGG-16 stand-in (HED, BSDS500)" in banner and figures.WARNING_COLOUR in banner
@@ -144,6 +147,7 @@ def test_bad_combination_gives_a_message_not_a_traceback(make_app, changes, mess
     for name, value in changes.items():
         app.widgets[name].value = value
     app.widgets["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is None and message in app.message
     assert _no_error_outputs(app)
     texts = [o["text"] for o in app.output.outputs if o.get("output_type") == "stream"]
@@ -173,6 +177,7 @@ def test_errors_inside_a_run_are_a_message(make_app, monkeypatch):
     monkeypatch.setattr(interactive, "run_cached", fail)
     app = make_app()
     app.widgets["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is None and app.message.startswith("segmenter weights not found")
     assert _no_error_outputs(app) and not app.widgets["run"].disabled
 
@@ -207,5 +212,176 @@ def test_status_line_follows_iterations(make_app):
     seen = []
     w["status"].observe(lambda change: seen.append(change["new"]), names="value")
     w["run"].click()
+    app.wait()  # the button runs in a background thread
     assert app.record is not None
     assert any("iteration 4/4" in s for s in seen), seen
+
+
+# --------------------------------------------------------------------------- live preview, Stop, Save, strip
+# Tiny runs: random VGG weights (explicitly), no masks, 32 px (the synthetic pair is then 21 x 32).
+
+
+@pytest.fixture
+def tiny_app(tmp_path, data_dir):
+    def make(**kw):
+        args = dict(pair_id=8, size=32, iterations=6, weights="random", masks="none", postprocess="none",
+                    device="cpu", cache_dir=tmp_path / "cache", output_dir=tmp_path / "out", progress=False)
+        args.update(kw)
+        return interactive.build_app(data_dir, **args)
+
+    return make
+
+
+def test_live_preview_and_progress_bar(tiny_app):
+    app = tiny_app(preview_every=2, iterations=6)
+    w = app.widgets
+    previews, progress = [], []
+    w["result"].observe(lambda c: previews.append((app.preview_iteration, c["new"])), names="value")
+    w["progress"].observe(lambda c: progress.append(c["new"]), names="value")
+    rec = app.run()
+    assert rec is not None and rec.metadata["stop_reason"] == "iterations"
+    evaluations = rec.metadata["evaluations"]
+    live = [_png(v) for it, v in previews if it is not None]
+    # evaluations 1, 2, 4, 6 are previewed (iteration 1 and every 2nd), then the final result is shown
+    assert [it for it, _ in previews[:-1]] == [i for i in range(1, evaluations + 1) if i == 1 or i % 2 == 0]
+    assert previews[-1][0] is None and len(live) >= 2
+    assert all(p.shape == (21, 32, 3) for p in live)
+    content = _png(w["content"].value)
+    assert np.abs(live[0] - content).max() <= 1.5 / 255  # the first evaluation is at the content image
+    assert np.abs(live[-1] - content).max() > 2 / 255  # ... later previews show the optimisation moving
+    # the bar counts evaluations: 1, 2, ... up to the run's evaluations, out of the planned 6
+    assert progress == list(range(1, evaluations + 1))
+    assert w["progress"].max == 6 and w["progress"].value == evaluations
+    assert w["progress"].description == f"{evaluations}/6"
+
+
+def test_evaluations_of_a_two_stage_run():
+    spec = experiments.canonical_spec(interactive.RunSpec(1, "luan", iterations=7, weights="random"))
+    assert spec.config().two_stage and interactive.evaluations_of(spec) == 14
+    assert interactive.evaluations_of(interactive.RunSpec(1, "full", iterations=7, weights="random")) == 7
+
+
+def test_stop_from_another_thread_keeps_the_best_and_is_not_cached(tiny_app, tmp_path):
+    app = tiny_app(iterations=40, preview_every=1)
+    w = app.widgets
+    first_preview, stop_sent = threading.Event(), threading.Event()
+
+    def hold_at_first_preview(change):
+        if app.running and not first_preview.is_set():
+            first_preview.set()
+            assert stop_sent.wait(60)  # the run thread waits for the Stop click: a deterministic stop point
+
+    w["result"].observe(hold_at_first_preview, names="value")
+    assert not app.stop()  # nothing runs yet
+    w["run"].click()  # a background thread
+    assert first_preview.wait(120) and app.running and w["run"].disabled and not w["stop"].disabled
+    assert app.stop()
+    stop_sent.set()
+    rec = app.wait(120)
+    assert rec is not None and not app.running and not w["run"].disabled and w["stop"].disabled
+    md = rec.metadata
+    assert md["stop_reason"] == "stopped by user" and md["evaluations"] == 2  # evaluation 2 saw the request
+    losses = rec.losses()
+    assert losses["total"].iloc[md["best_iteration"] - 1] == losses["total"].min()  # the best image is kept
+    assert "stopped by user" in w["status"].value and w["progress"].bar_style == "warning"
+    assert w["progress"].value == 2
+    # Not a finished run: kept under interrupted/<key>, absent from runs/
+    cache = tmp_path / "cache"
+    assert rec.directory == cache / "interrupted" / rec.key and not (cache / "runs" / rec.key).exists()
+    assert app.history[0].caption.endswith("stopped at 2") and app.history[0].stop_reason == "stopped by user"
+    # The same setting again is computed in full (its callback runs), then cached as finished.
+    seen = []
+    w["progress"].observe(lambda c: seen.append(c["new"]), names="value")
+    again = app.run()
+    assert again.key == rec.key and again.metadata["stop_reason"] == "iterations"
+    assert again.directory == cache / "runs" / rec.key and max(seen) == again.metadata["evaluations"] > 2
+
+
+def test_stop_from_within_the_callback(tiny_app):
+    app = tiny_app(iterations=30)
+    app.widgets["progress"].observe(lambda c: c["new"] == 3 and app.stop(), names="value")
+    rec = app.run()  # in this thread: stop() is called from the run's own callback
+    assert rec.metadata["stop_reason"] == "stopped by user" and rec.metadata["evaluations"] == 3
+    assert rec.directory.parent.name == "interrupted"
+
+
+def test_save_writes_png_and_json_and_refuses_existing_files(tiny_app, tmp_path, data_dir):
+    from photostyle_lib.images import WEIGHTS_TEXT_KEY
+    from photostyle_lib.metadata import file_digest
+
+    app = tiny_app(iterations=3)
+    with pytest.raises(PhotostyleError, match="press Run first"):
+        app.save(tmp_path / "r.png")
+    app.widgets["alpha"].value = 2.5
+    rec = app.run()
+    out = tmp_path / "saved" / "r.png"
+    meta = app.save(out)
+    assert meta == tmp_path / "saved" / "r.png.json"
+    md = json.loads(meta.read_text())
+    assert md["image_sha256"] == file_digest(out) and md["run_key"] == rec.key
+    assert md["widgets"]["alpha"] == 2.5 and md["stop_reason"] == "iterations" and md["cached_as_finished"]
+    assert md["random_weights"] is True and md["weights_warning"] == figures.RANDOM_WEIGHTS_BANNER
+    assert md["run"]["config"]["content_weight"] == 2.5
+    with Image.open(out) as im:
+        assert "RANDOM WEIGHTS" in im.text[WEIGHTS_TEXT_KEY]
+        saved = np.asarray(im.convert("RGB"))
+    with Image.open(rec.image_path) as im:
+        assert np.array_equal(saved, np.asarray(im.convert("RGB")))  # the run's result, pixel for pixel
+    # An existing file is refused (both files unchanged) unless overwrite=True
+    before = (out.read_bytes(), meta.read_bytes())
+    with pytest.raises(PhotostyleError, match="already exists; choose another path or tick overwrite"):
+        app.save(out)
+    assert (out.read_bytes(), meta.read_bytes()) == before
+    json_only = tmp_path / "other.png"
+    (tmp_path / "other.png.json").write_text("{}")
+    with pytest.raises(PhotostyleError, match="other.png.json already exists"):
+        app.save(json_only)
+    assert not json_only.exists()
+    assert app.save(out, overwrite=True) == meta and json.loads(meta.read_text())["image_sha256"] == file_digest(out)
+    # The Save button: a refusal is a status line, not a traceback; the box's path and overwrite are used
+    w = app.widgets
+    w["save_path"].value = str(out)
+    w["save"].click()
+    assert "Cannot save" in w["status"].value and "already exists" in app.message
+    w["overwrite"].value = True
+    w["save"].click()
+    assert "saved" in w["status"].value and "RANDOM WEIGHTS" in w["status"].value
+    # Never an input file, even with overwrite; only PNG
+    with pytest.raises(PhotostyleError, match="is the content file"):
+        app.save(data_dir / "input" / "in8.png", overwrite=True)
+    with pytest.raises(PhotostyleError, match="must end in .png"):
+        app.save(tmp_path / "r.jpg")
+
+
+def test_strip_holds_the_last_runs_with_their_knobs(tiny_app):
+    app = tiny_app(iterations=2, strip_size=2)
+    w = app.widgets
+    for alpha in (1.0, 2.0, 3.0):
+        w["alpha"].value = alpha
+        assert app.run() is not None
+    assert [e.values["alpha"] for e in app.history] == [3.0, 2.0]  # newest first, the oldest dropped
+    assert len({e.key for e in app.history}) == 2
+    assert app.history[0].caption.startswith("\u03b1 3 \u00b7 \u03b2 1e+07 \u00b7 \u03b3 3 | none masks, no post")
+    assert len(w["strip"].children) == 2
+    thumb, caption = w["strip"].children[0].children
+    assert isinstance(thumb, W.Image) and _png(thumb.value).shape == (21, 32, 3)
+    assert "\u03b1 3" in caption.value
+    w["alpha"].value = 3.0
+    app.run()  # the same setting again (from the cache): still one entry
+    assert [e.values["alpha"] for e in app.history] == [3.0, 2.0]
+
+
+def test_knob_caption_names_theta_s_for_soft_masks_only():
+    v = {"alpha": 1.0, "beta": 1e7, "gamma": 3.0, "theta_s": 0.35, "masks": "soft",
+         "postprocess": "screened Poisson"}
+    expected = "\u03b1 1 \u00b7 \u03b2 1e+07 \u00b7 \u03b3 3 \u00b7 \u03b8s 0.35 | soft masks, Poisson"
+    assert interactive.knob_caption(v) == expected
+    assert "\u03b8s" not in interactive.knob_caption({**v, "masks": "gold"})
+    assert interactive.knob_caption(v, "stopped by user", 12).endswith("| stopped at 12")
+
+
+def test_build_app_checks_the_new_options(tiny_app):
+    with pytest.raises(PhotostyleError, match="preview_every"):
+        tiny_app(preview_every=0)
+    with pytest.raises(PhotostyleError, match="strip_size"):
+        tiny_app(strip_size=0)

@@ -152,3 +152,20 @@ def test_gold_mask_labels_are_drawn_in_their_palette_colours():
     hexes = {lab: "#" + "".join(f"{round(v * 255):02x}" for v in rgb)
              for lab, rgb in mv.label_colours(("sky", "tree")).items()}
     assert note == f"label colours: sky {hexes['sky']}, tree {hexes['tree']}"
+
+
+def test_titles_of_a_row_align_for_images_of_other_aspects(hard):
+    """Content 32 x 48 and a tall style image (60 x 20) in one row: the titles at one height."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    tall = SemanticMasks(hard.content, torch.zeros(5, 60, 20).index_fill_(0, torch.tensor([0]), 1.0), LABELS,
+                         kind="user")
+    g = torch.Generator().manual_seed(2)
+    fig = mv.label_map_figure(tall, content_image=torch.rand(1, 3, 32, 48, generator=g),
+                              style_image=torch.rand(1, 3, 60, 20, generator=g))
+    FigureCanvasAgg(fig).draw()
+    renderer, to_fig = fig.canvas.get_renderer(), fig.transFigure.inverted()
+    y = {ax.title.get_text(): ax.title.get_window_extent(renderer).transformed(to_fig).y0 for ax in fig.axes}
+    assert abs(y["content"] - y["style"]) < 1e-6
+    assert abs(y["content labels (user)"] - y["style labels (user)"]) < 1e-6
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(LABELS)  # user masks get their legend

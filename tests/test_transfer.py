@@ -377,3 +377,39 @@ def test_a_strided_init_tensor_is_accepted(pair):
     r = stylize(content, style, _cfg(segmentation="none", optimizer="projected_lbfgs", iterations=3), init=strided,
                 progress=False)
     assert len(r.losses) >= 1 and torch.isfinite(r.image).all()
+
+def test_stop_run_from_a_callback_keeps_the_best(pair):
+    """StopRun raised at evaluation 4 (callback or image_callback): that evaluation counts, then the run ends."""
+    content, style = pair
+
+    def stop_at_4(it, *_):
+        if it == 4:
+            raise transfer.StopRun
+
+    for hook in ("callback", "image_callback"):
+        r = stylize(content, style, _cfg(segmentation="none", iterations=50), progress=False, **{hook: stop_at_4})
+        assert r.stop_reason == transfer.STOPPED_BY_USER == "stopped by user"
+        assert len(r.losses) == 4
+        totals = r.losses["total"].to_numpy()
+        assert totals[r.best_iteration - 1] == totals.min()
+
+
+def test_stop_in_the_first_stage_skips_the_second(pair):
+    """A two-stage run stopped in stage 1 runs no stage 2; its best image gets the config's post-process."""
+    content, style = pair
+    cfg = _cfg(segmentation="none", iterations=20, two_stage=True, use_regularization=True,
+               postprocess="recursive_filter")
+    seen = []
+
+    def stop_at_3(it, row):
+        seen.append(it)
+        if it == 3:
+            raise transfer.StopRun
+
+    r = stylize(content, style, cfg, progress=False, callback=stop_at_3)
+    assert seen == [1, 2, 3] and r.stop_reason == transfer.STOPPED_BY_USER
+    assert list(r.losses["stage"]) == [1, 1, 1] and r.config == cfg
+    assert any("stage 2 not run" in n for n in r.notes)
+    expected = transfer.apply_postprocess(r.raw_image, content, cfg)
+    assert torch.allclose(r.image, expected, atol=1e-6)
+    assert float((r.image - r.raw_image).abs().max()) > 1e-4  # the post-process ran
