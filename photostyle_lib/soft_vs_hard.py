@@ -225,7 +225,7 @@ def plot_vs_severity(summary: pd.DataFrame, kind: str, *, weights_warning: str |
     figures.set_title(fig, figures.title_lines(f"Soft vs hard masks under {kind} errors (mean and 95% t "
                                                f"interval over {n} pairs)", weights_warning=weights_warning),
                       weights_warning, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.82 if weights_warning else 0.88))
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.74 if weights_warning else 0.8, wspace=0.35)
     return fig
 
 
