@@ -704,6 +704,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "04_postprocess": {"pair_ids": [8]},
         "05_failure_cases": {"pair_ids": [8]},
         "06_metrics": {"pair_ids": [8, 16, 1]},  # three pairs, so the intervals are computed
+        # soft_vs_hard: two pairs (an interval), one error kind, one severity besides 0, one theta_s
+        "07_soft_vs_hard": {"pair_ids": [8, 16], "severities": {"boundary": [0, 4]}, "thetas": [0.2],
+                            "temperature": 4.0},
     },
     # The paper's settings (sections 4-5): 700 px, 500 iterations, ImageNet VGG-19,
     # the default ADE20K segmenter averaged over the authors' four scales (short sides 300-600),
@@ -720,6 +723,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "04_postprocess": {"pair_ids": [4, 39]},
         "05_failure_cases": {"pair_ids": [20, 50]},
         "06_metrics": {"pair_ids": None},  # all 60 pairs
+        # tuning pairs only (held-out 21-60: benchmarks/bench_soft_vs_hard.py); soft_vs_hard's default severities
+        "07_soft_vs_hard": {"pair_ids": [1, 4, 8, 13, 16], "severities": None, "thetas": [0.1, 0.2, 0.4]},
     },
 }
 

@@ -95,6 +95,11 @@ class RunSpec:
         overrides: extra TransferConfig fields as sorted (name, value) pairs,
             e.g. (("theta_s", 0.3),).
         seed: seeds the engine and IDT.
+        mask_errors: with ``masks="gold"`` only: the gold masks corrupted by
+            ``mask_errors.masks_with_errors`` (sorted (name, value) pairs: kind,
+            severity, seed, target, render "hard" | "soft", temperature) at the
+            images' sizes; () for the gold masks as they are. Part of the key
+            only when given, so every other run keeps its key.
     """
 
     pair_id: int
@@ -106,6 +111,7 @@ class RunSpec:
     segmenter: str | None = None
     overrides: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
+    mask_errors: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         check_int("pair_id", self.pair_id, low=0)
@@ -115,6 +121,9 @@ class RunSpec:
         check_int("size", self.size, low=16)
         check_int("iterations", self.iterations, low=1)
         object.__setattr__(self, "overrides", tuple(sorted((str(k), v) for k, v in dict(self.overrides).items())))
+        object.__setattr__(self, "mask_errors", tuple(sorted((str(k), v) for k, v in dict(self.mask_errors).items())))
+        if self.mask_errors and self.mask_mode() != "gold":
+            raise PhotostyleError("mask_errors corrupt gold masks: give masks='gold' with a preset that uses masks")
 
     @property
     def uses_engine(self) -> bool:
@@ -150,7 +159,10 @@ class RunSpec:
             files += [pair.content_mask, pair.style_mask]
         if self.method == "luan_published":
             files.append(pair.luan_result)
-        parts: dict[str, Any] = {"format": _FORMAT, "spec": dataclasses.asdict(self),
+        spec = dataclasses.asdict(self)
+        if not self.mask_errors:
+            spec.pop("mask_errors")  # runs without errors keep the keys they had before the field
+        parts: dict[str, Any] = {"format": _FORMAT, "spec": spec,
                                  "files": [file_digest(p) if p is not None else None for p in files]}
         if self.uses_engine:
             parts["config"] = relevant_config(self.config("cpu"))
@@ -253,7 +265,15 @@ def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.T
     if mode == "gold":
         if pair.content_mask is None or pair.style_mask is None:
             raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
-        return load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop"), {"segmenter": "gold masks"}
+        gold = load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop")
+        if not spec.mask_errors:
+            return gold, {"segmenter": "gold masks"}
+        from photostyle_lib.mask_errors import masks_with_errors
+
+        masks = masks_with_errors(gold, tuple(content.shape[-2:]), tuple(style.shape[-2:]), dict(spec.mask_errors),
+                                  theta_s=theta_s)
+        return masks, {"segmenter": "gold masks with errors", "mask_errors": dict(spec.mask_errors),
+                       "mask_pipeline": masks.pipeline}
     from photostyle_lib import segmentation
 
     seg = segmenter_from_name(spec.segmenter, device)

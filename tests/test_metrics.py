@@ -298,3 +298,57 @@ def test_image_metrics_with_masks(real_pair):
     assert np.isnan(row["gram_distance"])
     assert all(np.isfinite(row[k]) for k in METRICS if k != "gram_distance")
     assert metrics.LOWER_IS_BETTER.keys() == set(METRICS)
+
+
+# --------------------------------------------------------------------------- edge transition
+
+
+def _ramp_content(h=16, w=20, g=0.01):
+    """Every channel a vertical ramp of slope g per pixel: |grad I| = sqrt(3) g everywhere."""
+    y = np.arange(h)[:, None, None] * g + 0.2
+    return np.broadcast_to(y, (h, w, 3)).copy()
+
+
+def _left_right_labels(h=16, w=20, split=10):
+    lab = np.zeros((h, w), np.int64)
+    lab[:, split:] = 1
+    return lab
+
+
+def test_boundary_band_widths():
+    lab = _left_right_labels()
+    assert np.array_equal(np.flatnonzero(metrics.boundary_band(lab, 0)[0]), [9, 10])
+    assert np.array_equal(np.flatnonzero(metrics.boundary_band(lab, 2)[0]), np.arange(7, 13))
+    assert not metrics.boundary_band(np.zeros((5, 5), np.int64), 3).any()
+
+
+def test_edge_transition_closed_forms():
+    con = _ramp_content()
+    lab = _left_right_labels()
+    assert metrics.edge_transition(con, con, lab) == pytest.approx(1.0)
+    # a global affine recolouring O = a I + b scales every gradient by a
+    assert metrics.edge_transition(0.5 * con + 0.3, con, lab) == pytest.approx(0.5)
+    # a colour step h in the red channel between columns 9 and 10: np.gradient gives h/2 at both columns
+    g, h = 0.01, 0.2
+    out = con.copy()
+    out[:, 10:, 0] += h
+    band = metrics.boundary_band(lab, 2.0)        # columns 7..12: 2 of its 6 columns see the step
+    want = (2 * np.sqrt(3 * g ** 2 + (h / 2) ** 2) + 4 * np.sqrt(3) * g) / (6 * np.sqrt(3) * g)
+    assert band[0].sum() == 6
+    assert metrics.edge_transition(out, con, lab, width=2.0) == pytest.approx(want, rel=1e-9)
+    # the same step far from the boundary (columns 2-3, outside the band) is not seen
+    far = con.copy()
+    far[:, 3:, 0] += h
+    assert metrics.edge_transition(far, con, lab, width=2.0) == pytest.approx(1.0)
+
+
+def test_edge_transition_takes_stacks_and_semantic_masks(two_label_masks):
+    con = _ramp_content(40, 64)
+    out = con.copy()
+    out[20:, :, 1] += 0.1  # a step across the content masks' boundary (rows 19 | 20)
+    by_stack = metrics.edge_transition(out, con, two_label_masks.content)
+    assert by_stack > 1
+    assert metrics.edge_transition(out, con, two_label_masks) == pytest.approx(by_stack)
+    assert np.isnan(metrics.edge_transition(out, np.full_like(con, 0.5), two_label_masks))
+    with pytest.raises(PhotostyleError, match="label map"):
+        metrics.edge_transition(out, con, np.zeros((3, 3), np.int64))
