@@ -378,6 +378,7 @@ def test_a_strided_init_tensor_is_accepted(pair):
                 progress=False)
     assert len(r.losses) >= 1 and torch.isfinite(r.image).all()
 
+
 def test_stop_run_from_a_callback_keeps_the_best(pair):
     """StopRun raised at evaluation 4 (callback or image_callback): that evaluation counts, then the run ends."""
     content, style = pair
