@@ -30,7 +30,7 @@ preset's schedule (to tune it: on pairs 1-20 only); ``--iterations N`` gives ful
 evaluations and fast N per level (smoke runs).
 
     python benchmarks/bench_time_to_quality.py [--pairs 21-60] [--size 512] [--weights hed-vgg16]
-        [--level-iterations 120,80,60] [--plateau-window 30] [--plateau-tol 3e-3] [--out results/time_to_quality]
+        [--level-iterations 100,60,100] [--plateau-window 30] [--plateau-tol 3e-3] [--out results/time_to_quality]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default="hed-vgg16")
     ap.add_argument("--iterations", type=int, default=None,
                     help="smoke runs: full's evaluations, and fast's per level")
-    ap.add_argument("--level-iterations", default=None, help="fast's evaluations per level, coarsest first, e.g. 120,80,60")
+    ap.add_argument("--level-iterations", default=None, help="fast's evaluations per level, coarsest first, e.g. 100,60,100")
     ap.add_argument("--plateau-window", type=int, default=None)
     ap.add_argument("--plateau-tol", type=float, default=None)
     ap.add_argument("--data", type=Path, default=None)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 levels = tuple(int(v) for v in args.level_iterations.split(","))
             except ValueError:
-                raise PhotostyleError(f"bad --level-iterations {args.level_iterations!r}; write e.g. 120,80,60") from None
+                raise PhotostyleError(f"bad --level-iterations {args.level_iterations!r}; write e.g. 100,60,100") from None
         overrides = fast_overrides(level_iterations=levels, plateau_window=args.plateau_window,
                                    plateau_tol=args.plateau_tol, iterations=args.iterations)
         data_dir = resolve_data_dir(args.data)
