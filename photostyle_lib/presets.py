@@ -13,6 +13,9 @@ no_similarity      full without the L1 similarity loss
 no_postprocess     full without the post-process
 gatys              the baseline model (3.1): content + global Gram style only
 luan               Luan et al. 2017, as their public code runs it (table below)
+fast               full, coarse to fine (3 octaves) with a plateau stop per level:
+                   this project's time-to-quality schedule, not the paper's
+                   (:data:`FAST_SCHEDULE`)
 =================  =============================================================
 
 The ``luan`` preset, value by value (their repository luanfujun/deep-photo-
@@ -93,6 +96,14 @@ BASE = TransferConfig(optimizer="projected_lbfgs")
 #: Luan et al.'s Caffe-VGG activations over this engine's (torchvision units): they feed 256 * x.
 _LUAN_SCALE = 256.0 * float(np.mean(IMAGENET_STD))
 
+#: The ``fast`` preset's schedule on top of ``full``: octaves 1/4, 1/2, 1 of the long side, evaluations
+#: per level (coarsest first), each level stopped early once the best loss fell < 0.3% over 30 evaluations.
+#: Chosen by ``benchmarks/bench_time_to_quality.py`` on tuning pairs 1 and 8 only (256 px, hed-vgg16,
+#: 2026-12-01): (120, 80, 60) left pair 8's style distance 11.5% worse than full's (its last level was
+#: still falling); (100, 60, 100) kept every metric within 2.5% of full's on both pairs at 0.24x full's
+#: work (full-size-equivalent evaluations). Times on that busy CPU were not comparable (README).
+FAST_SCHEDULE = {"pyramid_levels": 3, "level_iterations": (100, 60, 100), "plateau_window": 30, "plateau_tol": 3e-3}
+
 PRESETS: dict[str, TransferConfig] = {
     "full": BASE,
     "regularization": BASE.replace(use_regularization=True, postprocess="none",
@@ -108,6 +119,7 @@ PRESETS: dict[str, TransferConfig] = {
                          postprocess="local_affine", affine_radius=15, affine_edge=0.01, mask_downsample="avg",
                          iterations=1000, content_layers=("relu4_2",),
                          style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    "fast": BASE.replace(**FAST_SCHEDULE),
 }
 
 #: The five variants of the ablation study (Figure 4), in the figure's column order.
@@ -115,7 +127,7 @@ ABLATION = ("full", "regularization", "no_segmentation", "no_similarity", "no_po
 
 
 #: Presets whose style / similarity weights are the paper's (beta, gamma) and so follow the network.
-NETWORK_TUNED = ("full", "no_segmentation", "no_similarity", "no_postprocess", "gatys")
+NETWORK_TUNED = ("full", "no_segmentation", "no_similarity", "no_postprocess", "gatys", "fast")
 
 #: Loss weights per network for :data:`NETWORK_TUNED`, on top of the base (the paper's, which belong to
 #: ImageNet VGG-19). Chosen by ``benchmarks/sweep_weights.py`` on tuning pairs 1-20 only (its rule and

@@ -181,7 +181,9 @@ _CONDITIONAL_FIELDS = (
 )
 #: Fields added to the engine after runs were stored, with the value that reproduces the
 #: earlier engine: left out of keys at that value, so stored runs keep their keys.
-_LATER_FIELDS = {"init": "content"}
+_LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0}
+#: Fields that matter only when another is not at its "off" value: (field, switch, off value).
+_IDLE_FIELDS = (("plateau_tol", "plateau_window", 0),)
 
 
 def relevant_config(cfg) -> dict[str, Any]:
@@ -196,6 +198,9 @@ def relevant_config(cfg) -> dict[str, Any]:
     config.pop("device")
     for name, switch, used in _CONDITIONAL_FIELDS:
         if config.get(switch) not in used:
+            config.pop(name, None)
+    for name, switch, off in _IDLE_FIELDS:
+        if config.get(switch) == off:
             config.pop(name, None)
     for name, earlier in _LATER_FIELDS.items():
         if config.get(name) == earlier:

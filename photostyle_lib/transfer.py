@@ -15,6 +15,10 @@ a huge value" on some images and cut their iteration counts by hand. Here
 every evaluation is checked: a NaN/inf loss, or a loss more than
 ``divergence_factor`` times the best seen, stops the run, and the best
 iterate is returned with the reason in ``TransferResult.stop_reason``.
+
+Time to quality (this project's, off by default): a coarse-to-fine schedule
+(``TransferConfig.pyramid_levels``, :func:`_stylize_pyramid`) and a stop on a
+plateau of the best loss (``plateau_window``, :func:`plateaued`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from photostyle_lib import baselines, local_affine, losses, matting, postprocess
 from photostyle_lib.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import array_to_tensor, tensor_to_array
+from photostyle_lib.images import array_to_tensor, resize_tensor, tensor_to_array
 from photostyle_lib.lbfgs import LBFGS, projected_lbfgs
 from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
@@ -107,6 +111,14 @@ class TransferConfig:
     ``affine_radius`` / ``affine_edge`` (the ``local_affine`` post-process: radius of
     its bilateral averaging, pixels, and its range sigma, [0, 1] units; Luan et al.'s
     ``-f_radius 15 -f_edge 0.01``); ``style_normalization`` (see STYLE_NORMALIZATIONS).
+
+    Time-to-quality options (this project's, not in the paper; off by default):
+    ``pyramid_levels`` (1: one level at full size, the paper; L > 1: a coarse-to-fine
+    schedule over L octaves, :func:`pyramid_sizes`, :func:`_stylize_pyramid`);
+    ``level_iterations`` (evaluations per level, coarsest first, L values; None:
+    ``iterations`` at every level); ``plateau_window`` / ``plateau_tol`` (0: off; W > 0:
+    stop, reason "plateau", once the best loss fell by less than ``plateau_tol`` of
+    itself over the last W evaluations, :func:`plateaued`; per level in a pyramid).
     """
 
     content_weight: float = 1.0
@@ -144,6 +156,10 @@ class TransferConfig:
     weights: str = "imagenet"
     weights_convention: str = "auto"
     init: str = "content"
+    pyramid_levels: int = 1
+    level_iterations: tuple[int, ...] | None = None
+    plateau_window: int = 0
+    plateau_tol: float = 1e-3
 
     def __post_init__(self) -> None:
         for name in ("content_weight", "style_weight", "similarity_weight", "regularization_weight", "tv_weight"):
@@ -169,6 +185,7 @@ class TransferConfig:
         check_int("divergence_patience", self.divergence_patience, low=1)
         check_int("lbfgs_history", self.lbfgs_history, low=1, high=1000)
         check_int("seed", self.seed, low=0)
+        self._check_schedule()
         if not isinstance(self.weights, str) or not self.weights:
             raise PhotostyleError(f"weights must be one of {', '.join(NAMED_WEIGHTS)} or a file path, "
                                   f"got {self.weights!r}")
@@ -185,6 +202,29 @@ class TransferConfig:
                 raise PhotostyleError(f"{name}: unknown VGG-19 layer(s) {bad}; use names like conv1_1, conv2_2")
         if not self.content_layers or not self.style_layers:
             raise PhotostyleError("content_layers and style_layers need at least one layer each")
+
+    def _check_schedule(self) -> None:
+        """The coarse-to-fine and plateau fields (see the class docstring)."""
+        check_int("pyramid_levels", self.pyramid_levels, low=1, high=8)
+        if self.level_iterations is not None:
+            budgets = self.level_iterations
+            if isinstance(budgets, (str, bytes)) or not hasattr(budgets, "__len__") \
+                    or len(budgets) != self.pyramid_levels:
+                raise PhotostyleError(f"level_iterations must give one evaluation budget per level "
+                                      f"({self.pyramid_levels} for pyramid_levels={self.pyramid_levels}), coarsest "
+                                      f"first, got {budgets!r}; or leave it None for iterations at every level")
+            object.__setattr__(self, "level_iterations",
+                               tuple(check_int("level_iterations", n, low=1) for n in budgets))
+        if self.pyramid_levels > 1 and self.two_stage:
+            raise PhotostyleError("pyramid_levels > 1 and two_stage cannot be combined; pick one schedule "
+                                  "(pyramid_levels=1 for Luan et al.'s two stages)")
+        check_int("plateau_window", self.plateau_window, low=0)
+        check_number("plateau_tol", self.plateau_tol, low=0)
+
+    @property
+    def uses_pyramid(self) -> bool:
+        """True when the run follows a per-level schedule (:func:`_stylize_pyramid`)."""
+        return self.pyramid_levels > 1 or self.level_iterations is not None
 
     @property
     def uses_masks(self) -> bool:
@@ -214,7 +254,7 @@ class TransferResult:
         losses: one row per loss evaluation: iteration, total, content, style,
             similarity, regularization, tv (weighted terms), seconds since start.
         best_iteration: iteration (1-based) whose image was kept.
-        stop_reason: "iterations", "converged", "diverged: ...", "interrupted" (Ctrl-C),
+        stop_reason: "iterations", "converged", "diverged: ...", "plateau", "interrupted" (Ctrl-C),
             "stopped by user" (:class:`StopRun`).
         timings: seconds -- setup (targets, Laplacian), optimise, postprocess,
             total, per_step (optimise / evaluations).
@@ -400,6 +440,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         does :class:`StopRun` (stop_reason :data:`STOPPED_BY_USER`). A two-stage
         run stopped in its first stage runs no second stage: its first stage's
         best image is post-processed and returned.
+        With ``config.pyramid_levels > 1`` the run is the coarse-to-fine schedule of
+        :func:`_stylize_pyramid` (callbacks numbered across levels, a ``level`` column).
     """
     cfg = config or TransferConfig()
     _check_image("content", content)
@@ -421,6 +463,9 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     if masks is not None:
         _check_mask_shape("content", masks.content, content)
         _check_mask_shape("style", masks.style, style)
+    if cfg.uses_pyramid:
+        return _stylize_pyramid(content, style, cfg, masks=masks, extractor=extractor, progress=progress, init=init,
+                                callback=callback, image_callback=image_callback, notes=tuple(notes))
     if cfg.two_stage and cfg.use_regularization:
         # Luan et al.'s schedule: ``iterations`` evaluations per stage, the second
         # starting from the first's result; iterations are numbered across both.
@@ -526,6 +571,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
     t_setup = time.perf_counter() - t_start
 
     rows: list[dict[str, float]] = []
+    bests: list[float] = []  # the best loss after each evaluation (plateau stop)
     high = {"count": 0}  # consecutive evaluations far above the best (divergence guard)
     clamp_in_closure = cfg.optimizer != "projected_lbfgs"
     best = {"loss": math.inf, "image": x.detach().clone(), "iteration": 0}
@@ -604,6 +650,10 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
             best.update(loss=value, image=x.detach().clone(), iteration=it)
         if stop_requested:
             raise _Stop(STOPPED_BY_USER)
+        if cfg.plateau_window:
+            bests.append(best["loss"])
+            if plateaued(bests, cfg.plateau_window, cfg.plateau_tol):
+                raise _Stop("plateau")
         total.backward()
         if it >= cfg.iterations:
             raise _Stop("iterations")
@@ -659,6 +709,135 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                           device=str(device), device_name=device_description(device), network=vgg.describe(),
                           labels=masks.labels if masks is not None else (),
                           notes=tuple(notes))
+
+
+def plateaued(best_losses: list[float], window: int, tol: float) -> bool:
+    """The plateau stop: True once the best loss fell by at most ``tol`` of itself over the last
+    ``window`` evaluations.
+
+    ``best_losses[i]`` is the lowest loss of evaluations 1..i+1 (non-increasing). With ``b`` that
+    list, the rule is ``b[-window-1] - b[-1] <= tol * |b[-window-1]|``: a relative change, so it does
+    not depend on the loss's units (which change with the weights, the network and the image size).
+    Not in the paper (its runs have a fixed count); rejected line-search trials count as evaluations.
+    """
+    if window <= 0 or len(best_losses) <= window:
+        return False
+    before, now = best_losses[-window - 1], best_losses[-1]
+    return before - now <= tol * abs(before)
+
+
+def pyramid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """(H, W) of each level of the coarse-to-fine schedule, coarsest first.
+
+    Level k of L (k = 0 the coarsest) has the long side ``round(long / 2^(L-1-k))`` -- octaves
+    from 1/2^(L-1) of the long side -- and the short side scaled by the same factor (rounded,
+    at least 1); the last level is (height, width) itself.
+    """
+    check_int("pyramid_levels", levels, low=1)
+    return [_scaled((height, width), 0.5 ** (levels - 1 - k)) for k in range(levels)]
+
+
+def _scaled(size: tuple[int, ...], factor: float) -> tuple[int, int]:
+    h, w = int(size[0]), int(size[1])
+    if factor == 1.0:
+        return h, w
+    long_side = max(h, w)
+    s = max(1, round(long_side * factor)) / long_side
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _shifted(fn: Callable[[int, Any], None] | None, offset: int) -> Callable[[int, Any], None] | None:
+    """A callback that sees iterations numbered across levels (or stages): ``it + offset``."""
+    return None if fn is None else (lambda it, value: fn(it + offset, value))
+
+
+def _upsampled(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, 3, h, w) in [0, 1] -> (1, 3, H, W), bilinear (half-pixel centres), still in [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+
+
+def _stylize_pyramid(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig, *,
+                     masks: SemanticMasks | None, extractor: VGGFeatures | None, progress: bool,
+                     init: torch.Tensor | None, callback: Callable[[int, dict[str, float]], None] | None,
+                     image_callback: Callable[[int, torch.Tensor], None] | None,
+                     notes: tuple[str, ...] = ()) -> TransferResult:
+    """The coarse-to-fine schedule: ``cfg.pyramid_levels`` octaves, each one single-level :func:`stylize`.
+
+    Level k optimises the content and the style resized by the level's factor (``pyramid_sizes``;
+    antialiased bilinear, ``images.resize_tensor``) with the masks area-averaged to those sizes,
+    so the style targets, the layer masks and (with the regularisation) the matting Laplacian are
+    built at that level. The coarsest level starts from the requested start (``init``, else
+    ``cfg.init``'s image) downsampled; every later one from the previous level's kept image
+    upsampled bilinearly. ``cfg.level_iterations[k]`` evaluations per level (default ``iterations``),
+    each level with its own plateau and divergence stops. The post-process runs once, on the last
+    level's image at full size.
+
+    Returns a TransferResult like :func:`stylize`'s: iterations numbered across levels (the losses
+    table gains a ``level`` column, 1 = the coarsest; ``seconds`` count from the schedule's start),
+    the best iteration that of the last level (losses at other sizes are not comparable), the last
+    level's stop reason (earlier ones in ``notes``). A Ctrl-C in a coarse level skips the rest: the
+    image kept so far is upsampled to full size and post-processed (stop reason "interrupted").
+    Callbacks see the full run's iteration numbers; ``image_callback`` images have the level's size.
+
+    Not in the paper (one level at full size), nor in Luan et al.'s code.
+    """
+    t_start = time.perf_counter()
+    full = tuple(content.shape[-2:])
+    levels = cfg.pyramid_levels
+    budgets = cfg.level_iterations or (cfg.iterations,) * levels
+    sizes = pyramid_sizes(*full, levels)
+    style_sizes = [_scaled(tuple(style.shape[-2:]), max(hw) / max(full)) if hw != full else tuple(style.shape[-2:])
+                   for hw in sizes]
+    for name, (h, w) in (("content", sizes[0]), ("style", style_sizes[0])):
+        if min(h, w) < 16:
+            raise PhotostyleError(f"pyramid_levels={levels} brings the {name} to {h}x{w} px at the coarsest level; "
+                                  f"every level needs at least 16x16 px: use fewer levels or larger images")
+    if init is not None and tuple(init.shape) != tuple(content.shape):
+        raise PhotostyleError(f"init has shape {tuple(init.shape)} but content {tuple(content.shape)}")
+    if init is not None:
+        start = init
+    elif cfg.init == "reinhard":
+        start = _reinhard_start(content, style, masks)
+    else:
+        start = content
+    x = resize_tensor(start.detach().to("cpu", torch.float32).clamp(0, 1), sizes[0])
+    level_cfg = cfg.replace(pyramid_levels=1, level_iterations=None, postprocess="none")
+    tables, results, offsets = [], [], []
+    offset = 0
+    for k, (size, style_size, budget) in enumerate(zip(sizes, style_sizes, budgets)):
+        if k:
+            x = _upsampled(results[-1].raw_image, size)
+        t_level = time.perf_counter() - t_start
+        r = stylize(resize_tensor(content, size), resize_tensor(style, style_size), level_cfg.replace(iterations=budget),
+                    masks=None if masks is None else masks.resized(size, style_size, "avg"), extractor=extractor,
+                    progress=progress, init=x, callback=_shifted(callback, offset),
+                    image_callback=_shifted(image_callback, offset))
+        tables.append(r.losses.assign(iteration=r.losses["iteration"] + offset, level=k + 1,
+                                      seconds=r.losses["seconds"] + t_level + r.timings["setup"]))
+        results.append(r)
+        offsets.append(offset)
+        offset += len(r.losses)
+        if r.stop_reason in ("interrupted", STOPPED_BY_USER):
+            break
+    last = results[-1]
+    raw = _upsampled(last.raw_image, full)
+    t_post = time.perf_counter()
+    final = apply_postprocess(raw, content.to("cpu"), cfg)
+    t_post = time.perf_counter() - t_post
+    timings = {key: sum(r.timings[key] for r in results) for key in ("setup", "optimise")}
+    timings.update({"postprocess": t_post, "total": time.perf_counter() - t_start,
+                    "per_step": timings["optimise"] / max(offset, 1)})
+    timings.update({f"optimise_level{k + 1}": r.timings["optimise"] for k, r in enumerate(results)})
+    level_notes = [f"level {k + 1} ({h}x{w} px, {len(r.losses)} evaluations) stopped: {r.stop_reason}"
+                   for k, (r, (h, w)) in enumerate(zip(results[:-1], sizes))]
+    if len(results) < levels:
+        level_notes.append(f"levels {len(results) + 1}-{levels} skipped: {last.stop_reason}")
+    inner = [n for r in results for n in r.notes if n not in notes]
+    return dataclasses.replace(last, image=final, raw_image=raw, losses=pd.concat(tables, ignore_index=True),
+                               best_iteration=last.best_iteration + offsets[-1], timings=timings, config=cfg,
+                               notes=tuple(notes) + tuple(dict.fromkeys(inner)) + tuple(level_notes))
 
 
 class _NoGrad:

@@ -177,3 +177,57 @@ def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--pairs", "25"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "held out" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_time_to_quality_end_to_end(tmp_path, data_dir):
+    """full and fast side by side per pair, through the run cache; the fast run's equivalent evaluations and
+    the degradations are recomputed here from the runs' files and the quality table."""
+    import pandas as pd
+    out = tmp_path / "ttq"
+    text = _run("benchmarks/bench_time_to_quality.py", "--pairs", "1,2", "--size", "128", "--iterations", "3",
+                "--weights", "random", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
+                "--no-progress")
+    per_pair = pd.read_csv(out / "time_to_quality.csv")
+    assert list(per_pair.pair_id) == [1, 2]
+    md = json.loads((out / "metadata.json").read_text())
+    assert md["tuning_pairs_included"] == [1, 2] and "RANDOM" in md["weights_warning"]
+    assert md["fast_schedule"]["level_iterations"] == [3, 3, 3]
+    for row in per_pair.itertuples():
+        assert row.time_ratio == pytest.approx(row.fast_s / row.full_s) and row.full_evals <= 3
+        fast = tmp_path / "cache" / "runs" / md["runs"][f"{row.pair_id}:fast"]
+        losses = pd.read_csv(fast / "losses.csv")
+        assert set(losses.level) == {1, 2, 3} and list(losses.iteration) == list(range(1, len(losses) + 1))
+        # synthetic content 84 x 128: levels 21 x 32, 42 x 64, 84 x 128
+        share = {1: 21 * 32 / (84 * 128), 2: 42 * 64 / (84 * 128), 3: 1.0}
+        assert row.fast_equiv_evals == pytest.approx(sum(share[lvl] for lvl in losses.level))
+        assert row.style_distance_worse == pytest.approx((row.style_distance_fast - row.style_distance_full)
+                                                         / row.style_distance_full)
+        assert row.structure_worse == pytest.approx((row.structure_full - row.structure_fast) / row.structure_full)
+    summary = pd.read_csv(out / "summary.csv").iloc[0]
+    assert summary.time_ratio == pytest.approx(per_pair.fast_s.sum() / per_pair.full_s.sum())
+    assert summary.style_distance_worst_pair_worse == pytest.approx(per_pair.style_distance_worse.max())
+    assert "target time <= 0.3x full:" in text and "pair_id" in text
+
+
+def test_bench_time_to_quality_verdict_and_bad_input():
+    import pandas as pd
+    ttq = _bench_module("bench_time_to_quality")
+    per_pair = pd.DataFrame({"full_s": [10.0, 30.0], "fast_s": [2.0, 6.0], "full_evals": [500, 500],
+                             "fast_equiv_evals": [80.0, 100.0],
+                             "photorealism_full": [1.0, 1.0], "photorealism_fast": [1.02, 1.02],
+                             "photorealism_worse": [0.02, 0.02],
+                             "structure_full": [0.9, 0.8], "structure_fast": [0.9, 0.8], "structure_worse": [0.0, 0.0],
+                             "style_distance_full": [10.0, 10.0], "style_distance_fast": [11.5, 9.0],
+                             "style_distance_worse": [0.15, -0.10]})
+    s = ttq.summarise(per_pair)
+    assert s["time_ratio"] == pytest.approx(0.2) and s["work_ratio"] == pytest.approx(0.18)
+    assert s["style_distance_mean_worse"] == pytest.approx(0.025)       # (10.25 - 10) / 10
+    assert s["target"] == {"photorealism mean within 3%": True, "photorealism: no pair worse by > 10%": True,
+                           "structure mean within 3%": True, "structure: no pair worse by > 10%": True,
+                           "style_distance mean within 3%": True, "style_distance: no pair worse by > 10%": False,
+                           "time <= 0.3x full": True}
+    assert ttq.degradation(0.8, 1.0, +1) == pytest.approx(0.2) and ttq.degradation(0.8, 1.0, -1) == pytest.approx(-0.2)
+    assert ttq.fast_overrides(iterations=4) == {"level_iterations": (4, 4, 4)}
+    out = subprocess.run([sys.executable, "benchmarks/bench_time_to_quality.py", "--level-iterations", "a,b"], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "level-iterations" in out.stderr and "Traceback" not in out.stderr

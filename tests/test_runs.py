@@ -217,3 +217,17 @@ def test_cache_key_ignores_parameters_of_unused_parts():
     # a field added later is left out at the value that reproduces the earlier engine (stored keys kept)
     assert "init" not in relevant_config(full)
     assert relevant_config(full.replace(init="reinhard"))["init"] == "reinhard"
+
+
+def test_schedule_fields_keep_stored_keys_at_their_off_values():
+    """pyramid_levels 1, level_iterations None, plateau_window 0 (the paper's run) are not in the key, nor
+    plateau_tol while the plateau stop is off; the fast preset's schedule is."""
+    from photostyle_lib.presets import get_preset
+    from photostyle_lib.runs import relevant_config
+    new = {"pyramid_levels", "level_iterations", "plateau_window", "plateau_tol"}
+    full = get_preset("full", weights="random")
+    assert not new & set(relevant_config(full))
+    assert relevant_config(full) == relevant_config(full.replace(plateau_tol=0.5))
+    fast = relevant_config(get_preset("fast", weights="random"))
+    assert new <= set(fast) and fast["level_iterations"] == get_preset("fast").level_iterations
+    assert relevant_config(full.replace(plateau_window=10))["plateau_tol"] == full.plateau_tol

@@ -414,3 +414,167 @@ def test_stop_in_the_first_stage_skips_the_second(pair):
     expected = transfer.apply_postprocess(r.raw_image, content, cfg)
     assert torch.allclose(r.image, expected, atol=1e-6)
     assert float((r.image - r.raw_image).abs().max()) > 1e-4  # the post-process ran
+
+# --------------------------------------------------------------------------- coarse to fine, plateau stop
+
+
+def test_pyramid_sizes_are_octaves_of_the_long_side():
+    assert transfer.pyramid_sizes(40, 64, 3) == [(10, 16), (20, 32), (40, 64)]
+    assert transfer.pyramid_sizes(300, 200, 2) == [(150, 100), (300, 200)]  # portrait: the height is the long side
+    assert transfer.pyramid_sizes(37, 50, 1) == [(37, 50)]
+    sizes = transfer.pyramid_sizes(171, 256, 3)
+    assert [max(s) for s in sizes] == [64, 128, 256] and sizes[-1] == (171, 256)
+    for (h, w), f in zip(sizes, (0.25, 0.5, 1.0)):
+        assert abs(h - 171 * f) <= 0.5 + 1e-9 and w == 256 * f
+
+
+def _pyramid_cfg(**kw):
+    return _cfg(**{"pyramid_levels": 2, "level_iterations": (5, 4), **kw})
+
+
+def test_each_level_starts_from_the_upsampled_previous_result(pair, two_label_masks):
+    """Level 1 starts at the content downsampled (the requested start); level 2 at level 1's kept image,
+    bilinearly upsampled; iterations numbered across levels; the post-process once, at full size."""
+    from photostyle_lib import postprocess
+    from photostyle_lib.images import resize_tensor, tensor_to_array
+
+    content, style = pair
+    seen, rows = [], []
+    r = stylize(content, style, _pyramid_cfg(postprocess="recursive_filter"), masks=two_label_masks, progress=False,
+                callback=lambda it, row: rows.append(it),
+                image_callback=lambda it, im: seen.append((it, im.detach().clone())))
+    table = r.losses
+    n = len(table)
+    assert [it for it, _ in seen] == rows == list(table.iteration) == list(range(1, n + 1))
+    levels = table.level.to_numpy()
+    n1 = int((levels == 1).sum())
+    assert list(levels) == [1] * n1 + [2] * (n - n1) and 1 <= n1 <= 5 and n - n1 >= 1
+    assert all(im.shape[-2:] == (20, 32) for it, im in seen[:n1])
+    assert all(im.shape[-2:] == (40, 64) for it, im in seen[n1:])
+    assert torch.allclose(seen[0][1], resize_tensor(content, (20, 32)), atol=1e-6)
+    best1 = int(table.loc[table.level == 1, "total"].idxmin()) + 1   # first minimum, as the engine keeps it
+    expected = torch.nn.functional.interpolate(seen[best1 - 1][1].clamp(0, 1), size=(40, 64), mode="bilinear",
+                                               align_corners=False)
+    assert torch.allclose(seen[n1][1], expected, atol=1e-6)
+    assert not torch.allclose(seen[n1][1], content, atol=1e-3)       # not restarted from the content
+    assert r.best_iteration > n1 and torch.allclose(seen[r.best_iteration - 1][1].clamp(0, 1), r.raw_image, atol=1e-6)
+    assert np.allclose(tensor_to_array(r.image), postprocess.refine(tensor_to_array(r.raw_image),
+                                                                    tensor_to_array(content)), atol=1e-6)
+    assert r.image.shape == content.shape and any(note.startswith("level 1 (20x32 px") for note in r.notes)
+    md = r.metadata()
+    assert md["best_loss"]["level"] == 2 and md["evaluations"] == n
+    assert r.timings["per_step"] == pytest.approx(r.timings["optimise"] / n)
+
+
+def test_the_coarsest_level_starts_from_the_requested_start_downsampled(pair, two_label_masks):
+    from photostyle_lib.baselines import masked_reinhard
+    from photostyle_lib.images import array_to_tensor, resize_tensor, tensor_to_array
+
+    content, style = pair
+    first = []
+    grab = lambda it, im: first.append(im.detach().clone()) if it == 1 else None  # noqa: E731
+    stylize(content, style, _pyramid_cfg(init="reinhard", level_iterations=(1, 1)), masks=two_label_masks,
+            progress=False, image_callback=grab)
+    m = two_label_masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
+    full = array_to_tensor(masked_reinhard(tensor_to_array(content), tensor_to_array(style), m.content.numpy(),
+                                           m.style.numpy()))
+    assert torch.allclose(first[0], resize_tensor(full, (20, 32)), atol=1e-5)
+    start = torch.full_like(content, 0.3)
+    stylize(content, style, _pyramid_cfg(level_iterations=(1, 1)), masks=two_label_masks, progress=False,
+            init=start, image_callback=grab)
+    assert torch.allclose(first[1], torch.full((1, 3, 20, 32), 0.3), atol=1e-6)
+
+
+def test_masks_and_style_are_rebuilt_per_level(pair, two_label_masks, monkeypatch):
+    from photostyle_lib.masks import resize_masks
+
+    content, style = pair
+    calls = []
+    real = transfer._layer_masks
+
+    def record(c, s, cfg, content_size, style_size, *args):
+        calls.append((c.clone(), s.clone(), content_size, style_size))
+        return real(c, s, cfg, content_size, style_size, *args)
+
+    monkeypatch.setattr(transfer, "_layer_masks", record)
+    stylize(content, style, _pyramid_cfg(level_iterations=(1, 1)), masks=two_label_masks, progress=False)
+    assert [(c_size, s_size) for _, _, c_size, s_size in calls] == [((20, 32), (24, 24)), ((40, 64), (48, 48))]
+    for c, s, c_size, s_size in calls:
+        assert torch.allclose(c, resize_masks(two_label_masks.content, c_size, "avg"), atol=1e-6)
+        assert torch.allclose(s, resize_masks(two_label_masks.style, s_size, "avg"), atol=1e-6)
+
+
+def test_plateaued_is_the_relative_change_of_the_best_loss():
+    best = [10.0, 9.0, 8.99, 8.989]
+    assert transfer.plateaued(best, 2, 1e-2)            # (9 - 8.989) / 9 = 0.0012
+    assert not transfer.plateaued(best, 3, 1e-2)        # (10 - 8.989) / 10 = 0.10
+    assert not transfer.plateaued(best, 4, 1.0)         # fewer than window + 1 values
+    assert not transfer.plateaued(best, 0, 1.0)         # off
+
+
+def _synthetic_loss(monkeypatch, factor):
+    """The engine's loss replaced by tv_weight * f(n) at the n-th evaluation (every other weight 0)."""
+    from photostyle_lib import losses
+    calls = {"n": 0}
+
+    def fake(x):
+        calls["n"] += 1
+        return x.sum() * 0.0 + factor(calls["n"])
+
+    monkeypatch.setattr(losses, "total_variation", fake)
+    return dict(content_weight=0.0, style_weight=0.0, use_similarity=False, tv_weight=1.0, segmentation="none",
+                optimizer="adam", lr=0.01, plateau_window=5, plateau_tol=1e-3)
+
+
+def test_plateau_stops_a_flat_loss_and_not_a_decreasing_one(pair, monkeypatch):
+    content, style = pair
+    flat = stylize(content, style, _cfg(iterations=200, **_synthetic_loss(monkeypatch, lambda n: 1.0)),
+                   progress=False)
+    assert flat.stop_reason == "plateau" and len(flat.losses) < 50
+    falling = stylize(content, style, _cfg(iterations=30, **_synthetic_loss(monkeypatch, lambda n: 0.9 ** n)),
+                      progress=False)
+    assert falling.stop_reason == "iterations" and len(falling.losses) == 30
+    pyramid = stylize(content, style, _cfg(pyramid_levels=2, level_iterations=(200, 200),
+                                           **_synthetic_loss(monkeypatch, lambda n: 1.0)), progress=False)
+    assert pyramid.stop_reason == "plateau" and "stopped: plateau" in pyramid.notes[-1]
+    assert set(pyramid.losses.level) == {1, 2} and len(pyramid.losses) < 100
+
+
+def test_schedule_fields_are_checked(pair):
+    with pytest.raises(PhotostyleError, match="one evaluation budget per level"):
+        TransferConfig(pyramid_levels=3, level_iterations=(10, 10))
+    with pytest.raises(PhotostyleError, match="level_iterations"):
+        TransferConfig(pyramid_levels=2, level_iterations=(10, 0))
+    with pytest.raises(PhotostyleError, match="two_stage"):
+        TransferConfig(pyramid_levels=2, two_stage=True)
+    with pytest.raises(PhotostyleError, match="plateau_window"):
+        TransferConfig(plateau_window=-1)
+    assert TransferConfig(pyramid_levels=2, level_iterations=[3, 4]).level_iterations == (3, 4)
+    content, style = pair
+    with pytest.raises(PhotostyleError, match="at least 16x16 px: use fewer levels"):
+        stylize(content, style, _cfg(segmentation="none", pyramid_levels=3), progress=False)
+
+
+def test_fast_preset_is_full_with_the_schedule():
+    fast, full = presets.PRESETS["fast"], presets.PRESETS["full"]
+    assert fast == full.replace(**presets.FAST_SCHEDULE) and fast.uses_pyramid and not full.uses_pyramid
+    assert len(fast.level_iterations) == fast.pyramid_levels and fast.plateau_window > 0
+    assert presets.get_preset("fast", weights="hed-vgg16").style_weight == \
+        presets.NETWORK_WEIGHTS["hed-vgg16"]["style_weight"]
+
+
+def test_stop_in_a_coarse_level_skips_the_finer_ones(pair):
+    """StopRun in the pyramid's first level ends the whole schedule: no finer level runs, the kept image
+    comes back at full size, and the notes say the rest was skipped."""
+    content, style = pair
+
+    def stop_at_3(it, *_):
+        if it == 3:
+            raise transfer.StopRun
+
+    r = stylize(content, style, _cfg(segmentation="none", pyramid_levels=2, level_iterations=(20, 20)),
+                progress=False, callback=stop_at_3)
+    assert r.stop_reason == transfer.STOPPED_BY_USER
+    assert set(r.losses["level"]) == {1} and len(r.losses) == 3
+    assert r.image.shape == content.shape
+    assert any("skipped: stopped by user" in n for n in r.notes)
