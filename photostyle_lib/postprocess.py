@@ -5,7 +5,10 @@
 * :func:`refine`: the paper's post-process, eq. (9),
   O_p = (I - RF(I, sigma_s, sigma_r, I)) + RF(O, sigma_s, sigma_r, I);
 * :func:`screened_poisson`: the alternative of Mechrez et al. (2017, the paper's
-  reference [8]), which keeps the stylised colours but the content's gradients.
+  reference [8]), which keeps the stylised colours but the content's gradients;
+* :func:`matting_smooth`: the closed-form smoothing with the content's matting
+  Laplacian, (Id + lam L) O = S (this project's; the photorealism regulariser of
+  eq. (4) solved as a post-process, as Li et al. 2018's photorealistic smoothing).
 
 Array images are numpy (H, W, C) float in [0, 1] (``photostyle_lib.images``).
 This module is pure maths: it imports nothing from the engine, the CLI or the runner.
@@ -18,12 +21,15 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
+import scipy.sparse.linalg
 
-from photostyle_lib import image_kernels
+from photostyle_lib import image_kernels, matting
 from photostyle_lib.checks import check_image_array, check_int, check_number, check_same_size
+from photostyle_lib.errors import PhotostyleError
 
-__all__ = ["recursive_filter", "refine", "screened_poisson", "DEFAULT_SIGMA_S", "DEFAULT_SIGMA_R",
-           "DEFAULT_POISSON_LAMBDA"]
+__all__ = ["recursive_filter", "refine", "screened_poisson", "matting_smooth", "DEFAULT_SIGMA_S",
+           "DEFAULT_SIGMA_R", "DEFAULT_POISSON_LAMBDA", "DEFAULT_SMOOTH_LAMBDA"]
 
 #: Spatial standard deviation of the paper's post-process, in pixels (section 4).
 DEFAULT_SIGMA_S = 60.0
@@ -34,6 +40,9 @@ DEFAULT_SIGMA_S = 60.0
 DEFAULT_SIGMA_R = 100.0 / 255.0
 #: Gradient weight lambda of :func:`screened_poisson`, in pixels^2; see its docstring.
 DEFAULT_POISSON_LAMBDA = 5.0
+#: Weight lambda of :func:`matting_smooth` (dimensionless: L is Levin's Laplacian of 3 x 3
+#: windows on [0, 1] colours); chosen on tuning pairs 1-20 (README, "Quality with trained features").
+DEFAULT_SMOOTH_LAMBDA = 10.0
 
 
 def _as_joint(joint: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -256,3 +265,73 @@ def _screened_poisson(target: np.ndarray, guide: np.ndarray, lam: float) -> np.n
     diff = scipy.fft.dctn(target - guide, type=2, axes=(0, 1), norm="ortho")
     diff /= denom[:, :, None]
     return guide + scipy.fft.idctn(diff, type=2, axes=(0, 1), norm="ortho")
+
+
+def matting_smooth(output: Any, content: Any, lam: float = DEFAULT_SMOOTH_LAMBDA, *, laplacian: Any = None,
+                   eps: float = 1e-7, radius: int = 1, rtol: float = 1e-6, max_iterations: int = 5000) -> np.ndarray:
+    """Smooth ``output`` towards a locally affine function of ``content``: (Id + lam L) O = S.
+
+    O minimises ``sum_c ||O_c - S_c||^2 + lam * O_c^T L O_c``: stay near the given
+    image S while lowering the photorealism energy of eq. (4) (L: Levin et al.'s
+    matting Laplacian of the content, ``matting.matting_laplacian``). This is the
+    paper's photorealism regularisation as a closed-form post-process instead of a
+    loss term; Li et al. (2018, FastPhotoStyle) smooth the same way with an affinity
+    of their own. Not in the paper or the authors' code: this project's
+    ``matting_smooth`` step.
+
+    Solved per channel by conjugate gradients (Id + lam L is symmetric positive
+    definite), started at S, with a Jacobi preconditioner.
+
+    Parameters
+    ----------
+    output : array (H, W, 3), float in [0, 1]
+        The image S to smooth.
+    content : array (H, W, 3), float in [0, 1]
+        The guide I whose Laplacian is used.
+    lam : float >= 0
+        Smoothing weight; 0 returns S. Larger values make O closer to locally affine
+        in I (lower photorealism energy) and move it further from S.
+    laplacian : scipy sparse (H*W, H*W), keyword-only
+        A precomputed matting Laplacian of ``content`` (else built with ``eps``, ``radius``).
+    eps, radius : see ``matting.matting_laplacian``.
+    rtol : float > 0
+        Relative residual at which CG stops.
+    max_iterations : int >= 1
+        CG iterations per channel; a solve that does not reach ``rtol`` raises.
+
+    Returns
+    -------
+    array (H, W, 3), float64 in [0, 1]
+        O, clipped to [0, 1].
+
+    Raises
+    ------
+    PhotostyleError
+        When CG does not converge within ``max_iterations``.
+    """
+    out = check_image_array("output", output)
+    cont = check_image_array("content", content)
+    check_same_size("output", out.shape, "content", cont.shape)
+    lam = check_number("lam", lam, low=0.0)
+    rtol = check_number("rtol", rtol, low=0.0, low_inclusive=False)
+    max_iterations = check_int("max_iterations", max_iterations, low=1)
+    if lam == 0:
+        return out.copy()
+    lap = matting.cached_matting_laplacian(cont, eps=eps, radius=radius) if laplacian is None else laplacian
+    n = out.shape[0] * out.shape[1]
+    if not scipy.sparse.issparse(lap) or lap.shape != (n, n):
+        raise PhotostyleError(f"laplacian must be a sparse ({n}, {n}) matrix of the content; build it with "
+                              "matting.matting_laplacian(content)")
+    system = (scipy.sparse.identity(n, format="csr") + lam * lap).tocsr()
+    diag = system.diagonal()
+    precond = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: v / diag, dtype=np.float64)
+    result = np.empty_like(out)
+    for ch in range(out.shape[2]):
+        rhs = out[..., ch].reshape(-1)
+        sol, info = scipy.sparse.linalg.cg(system, rhs, x0=rhs.copy(), rtol=rtol, maxiter=max_iterations,
+                                           M=precond)
+        if info != 0:
+            raise PhotostyleError(f"matting_smooth: conjugate gradients did not converge in {max_iterations} "
+                                  f"iterations (lam={lam:g}); lower lam or raise max_iterations")
+        result[..., ch] = sol.reshape(out.shape[:2])
+    return np.clip(result, 0.0, 1.0)

@@ -174,10 +174,12 @@ class RunSpec:
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 
-#: Config fields that only matter when a switch selects them: (field, switch, values that use it).
+#: Config fields that only matter when a switch selects them: (field, switch, values that use it);
+#: for ``postprocess`` the values are steps, used when any step of the chain is one of them.
 _CONDITIONAL_FIELDS = (
-    ("affine_radius", "postprocess", ("local_affine", "recursive_filter+local_affine")),
-    ("affine_edge", "postprocess", ("local_affine", "recursive_filter+local_affine")),
+    ("affine_radius", "postprocess", ("local_affine",)),
+    ("affine_edge", "postprocess", ("local_affine",)),
+    ("smooth_lambda", "postprocess", ("matting_smooth",)),
 )
 #: Fields added to the engine after runs were stored, with the value that reproduces the
 #: earlier engine: left out of keys at that value, so stored runs keep their keys.
@@ -197,7 +199,9 @@ def relevant_config(cfg) -> dict[str, Any]:
     config = dataclasses.asdict(cfg)
     config.pop("device")
     for name, switch, used in _CONDITIONAL_FIELDS:
-        if config.get(switch) not in used:
+        value = config.get(switch)
+        parts = str(value).split("+") if switch == "postprocess" else [value]
+        if not any(part in used for part in parts):
             config.pop(name, None)
     for name, switch, off in _IDLE_FIELDS:
         if config.get(switch) == off:

@@ -45,17 +45,34 @@ from photostyle_lib.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.masks import SemanticMasks, resize_masks
 from photostyle_lib.metadata import base_metadata, device_description
-from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S
+from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S, DEFAULT_SMOOTH_LAMBDA
 from photostyle_lib.vgg import LAYER_NAMES, NAMED_WEIGHTS, VGGFeatures, layer_size, weights_identity
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
-#: "recursive_filter": eq. (9); "screened_poisson"; "local_affine": Luan et al.'s final
-#: SmoothLocalAffine (local_affine.smooth_local_affine); "recursive_filter+local_affine": eq. (9),
-#: then that smoothing of its result (this project's chain: the filter sharpens the structure, the
-#: smoothing makes the colours locally affine in the content's; not in the paper); "none".
-POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "local_affine", "recursive_filter+local_affine", "none")
-#: Post-processes that are chains of others, in order.
-POSTPROCESS_STEPS = {"recursive_filter+local_affine": ("recursive_filter", "local_affine")}
+#: Post-process steps: "recursive_filter": eq. (9); "screened_poisson"; "local_affine": Luan et al.'s
+#: final SmoothLocalAffine (local_affine.smooth_local_affine); "colour_match": each semantic region's
+#: colours given its style region's distribution (baselines.masked_idt with the run's masks; this
+#: project's); "matting_smooth": (Id + smooth_lambda L) O = S with the content's matting Laplacian
+#: (postprocess.matting_smooth; this project's). ``postprocess`` is one step, "none", or steps
+#: joined by "+" and run left to right, e.g. "recursive_filter+colour_match+matting_smooth".
+POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "local_affine", "colour_match", "matting_smooth")
+#: The post-processes with a name in the paper's ablation, Luan et al.'s, and this project's chains.
+POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "local_affine", "recursive_filter+local_affine",
+                     "recursive_filter+colour_match+matting_smooth", "none")
+
+
+def postprocess_steps(postprocess: str) -> tuple[str, ...]:
+    """The steps of a ``postprocess`` value, in order ("none" -> ()); raises PhotostyleError on an unknown step."""
+    if not isinstance(postprocess, str) or not postprocess:
+        raise PhotostyleError(f"postprocess must be a string such as 'recursive_filter', got {postprocess!r}")
+    if postprocess == "none":
+        return ()
+    steps = tuple(part.strip() for part in postprocess.split("+"))
+    bad = [st for st in steps if st not in POSTPROCESS_STEP_NAMES]
+    if bad:
+        raise PhotostyleError(f"postprocess: unknown step(s) {bad}; use 'none' or steps from "
+                              f"{', '.join(POSTPROCESS_STEP_NAMES)} joined by '+'")
+    return steps
 #: "lbfgs": the paper's plain L-BFGS (torch's algorithm, fixed step lr, no line search, x clamped
 #: to [0, 1] inside the closure); "projected_lbfgs": bounds [0, 1] by projection, steps by a
 #: backtracking line search (lbfgs.projected_lbfgs; lr unused); "adam".
@@ -137,6 +154,7 @@ class TransferConfig:
     poisson_lambda: float = DEFAULT_POISSON_LAMBDA
     affine_radius: int = local_affine.DEFAULT_RADIUS
     affine_edge: float = local_affine.DEFAULT_EDGE
+    smooth_lambda: float = DEFAULT_SMOOTH_LAMBDA
     content_layers: tuple[str, ...] = ("conv2_2",)
     style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     similarity_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1")
@@ -166,7 +184,7 @@ class TransferConfig:
             check_number(name, getattr(self, name), low=0)
         check_number("theta_s", self.theta_s, low=0, high=1, low_inclusive=False)
         check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
-        check_choice("postprocess", self.postprocess, POSTPROCESS_MODES)
+        postprocess_steps(self.postprocess)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
         check_choice("style_normalization", self.style_normalization, STYLE_NORMALIZATIONS)
@@ -177,6 +195,7 @@ class TransferConfig:
         check_number("poisson_lambda", self.poisson_lambda, low=0)
         check_int("affine_radius", self.affine_radius, low=1, high=100)
         check_number("affine_edge", self.affine_edge, low=0, low_inclusive=False)
+        check_number("smooth_lambda", self.smooth_lambda, low=0)
         check_number("matting_eps", self.matting_eps, low=0, low_inclusive=False)
         check_int("matting_radius", self.matting_radius, low=1, high=5)
         check_number("lr", self.lr, low=0, low_inclusive=False)
@@ -473,7 +492,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
                         masks=masks, extractor=extractor, progress=progress, init=init, callback=callback,
                         image_callback=image_callback)
         if first.stop_reason == STOPPED_BY_USER:
-            return dataclasses.replace(first, image=apply_postprocess(first.raw_image, content.to("cpu"), cfg),
+            return dataclasses.replace(first, image=apply_postprocess(first.raw_image, content.to("cpu"), cfg,
+                                                                   style=style, masks=masks),
                                        losses=first.losses.assign(stage=1), config=cfg,
                                        notes=first.notes + ("stage 2 not run: stopped by user in stage 1",))
         offset = len(first.losses)
@@ -697,7 +717,7 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
 
     raw = best["image"].detach().clamp(0, 1).to("cpu")
     t_post = time.perf_counter()
-    final = apply_postprocess(raw, content.to("cpu"), cfg)
+    final = apply_postprocess(raw, content.to("cpu"), cfg, style=style, masks=masks)
     t_post = time.perf_counter() - t_post
     table = pd.DataFrame(rows, columns=["iteration", "total", "content", "style", "similarity",
                                         "regularization", "tv", "seconds"]).fillna(0.0)
@@ -824,7 +844,7 @@ def _stylize_pyramid(content: torch.Tensor, style: torch.Tensor, cfg: TransferCo
     last = results[-1]
     raw = _upsampled(last.raw_image, full)
     t_post = time.perf_counter()
-    final = apply_postprocess(raw, content.to("cpu"), cfg)
+    final = apply_postprocess(raw, content.to("cpu"), cfg, style=style, masks=masks)
     t_post = time.perf_counter() - t_post
     timings = {key: sum(r.timings[key] for r in results) for key in ("setup", "optimise")}
     timings.update({"postprocess": t_post, "total": time.perf_counter() - t_start,
@@ -851,25 +871,40 @@ class _NoGrad:
             p.grad = None
 
 
-def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferConfig) -> torch.Tensor:
-    """The config's post-process on (1, 3, H, W) tensors in [0, 1]: eq. (9), screened Poisson,
-    Luan et al.'s local affine smoothing, eq. (9) then the local affine smoothing, or none.
-    Returns (1, 3, H, W) float32 on the CPU.
+def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferConfig, *,
+                     style: torch.Tensor | None = None, masks: SemanticMasks | None = None) -> torch.Tensor:
+    """The config's post-process steps (:func:`postprocess_steps`) on (1, 3, H, W) tensors in [0, 1].
+
+    Returns (1, 3, H, W) float32 on the CPU. ``style`` (1, 3, Hs, Ws) and, for a run
+    with masks, ``masks`` are needed by the ``colour_match`` step only.
 
     ``local_affine`` runs the numpy kernel on the CPU and the torch version on the run's
     device when that is a CUDA GPU (the same result up to rounding). Luan et al. smooth the
     iterate of their 1000th evaluation, unclipped; here it is the returned (best) image.
     """
-    out = image.clone()
-    for step in POSTPROCESS_STEPS.get(cfg.postprocess, (cfg.postprocess,)):
-        out = _postprocess_step(out, content, step, cfg)
+    out = image.to("cpu", torch.float32).clone()
+    for step in postprocess_steps(cfg.postprocess):
+        out = _postprocess_step(out, content, step, cfg, style, masks)
     return out
 
 
-def _postprocess_step(image: torch.Tensor, content: torch.Tensor, step: str, cfg: TransferConfig) -> torch.Tensor:
-    """One post-process (a POSTPROCESS_MODES name that is not a chain) -> (1, 3, H, W) float32 on the CPU."""
-    if step == "none":
-        return image.to("cpu", torch.float32)
+def _postprocess_step(image: torch.Tensor, content: torch.Tensor, step: str, cfg: TransferConfig,
+                      style: torch.Tensor | None = None, masks: SemanticMasks | None = None) -> torch.Tensor:
+    """One post-process step (POSTPROCESS_STEP_NAMES) -> (1, 3, H, W) float32 on the CPU."""
+    if step == "colour_match":
+        if style is None:
+            raise PhotostyleError("the colour_match post-process needs the style image (apply_postprocess(style=...))")
+        cm = sm = None
+        if masks is not None and cfg.uses_masks:
+            m = masks.resized(tuple(image.shape[-2:]), tuple(style.shape[-2:]), "avg")
+            cm, sm = m.content.cpu().numpy(), m.style.cpu().numpy()
+        return array_to_tensor(baselines.masked_idt(tensor_to_array(image), tensor_to_array(style.cpu()), cm, sm,
+                                                    seed=cfg.seed))
+    if step == "matting_smooth":
+        ref = tensor_to_array(content)
+        lap = matting.cached_matting_laplacian(ref, eps=cfg.matting_eps, radius=cfg.matting_radius)
+        return array_to_tensor(postprocess.matting_smooth(tensor_to_array(image), ref, cfg.smooth_lambda,
+                                                          laplacian=lap))
     if step == "local_affine":
         device = resolve_device(cfg.device)
         if device.type == "cuda":

@@ -350,3 +350,41 @@ def test_without_numba_pitie_idt_runs_the_exact_match(colour_pair, monkeypatch):
     monkeypatch.setattr(image_kernels, "AVAILABLE", False)
     assert np.allclose(pitie_idt(content, style, iterations=4, seed=2), _exact_idt(content, style, 4, 2),
                        rtol=0, atol=1e-14)
+
+
+def test_masked_idt_without_masks_is_pitie_idt(colour_pair):
+    from photostyle_lib.baselines import masked_idt
+    content, style = colour_pair
+    assert np.array_equal(masked_idt(content, style, seed=3), pitie_idt(content, style, seed=3))
+
+
+def test_masked_idt_moves_each_region_to_its_style_region(colour_pair):
+    """Per region: the output region's colour distribution is close to its style region's and far
+    from the other region's; pixels no label covers get the global IDT."""
+    from photostyle_lib.baselines import masked_idt
+    content, style = colour_pair
+    style = style.copy()
+    style[:, 9:] = np.clip(style[:, 9:][..., ::-1] * 0.8 + 0.1, 0, 1)
+    cm, sm = _halves(content.shape, 12), _halves(style.shape, 9)
+    cm[:, :, 29] = 0.0                                    # the last column: no label
+    out = masked_idt(content, style, cm, sm)
+    for k in range(2):
+        region = out[cm[k] > 0]
+        own = sliced_wasserstein(region, style[sm[k] > 0])
+        other = sliced_wasserstein(region, style[sm[1 - k] > 0])
+        before = sliced_wasserstein(content[cm[k] > 0], style[sm[k] > 0])
+        assert own < 0.2 * before and own < 0.2 * other
+    glob = pitie_idt(content, style)
+    assert np.array_equal(out[:, 29], glob[:, 29])
+
+
+def test_masked_idt_soft_masks_go_to_the_largest_label(colour_pair):
+    from photostyle_lib.baselines import masked_idt
+    content, style = colour_pair
+    cm, sm = _halves(content.shape, 12), _halves(style.shape, 9)
+    soft = 0.3 + 0.4 * cm                                 # 0.7 / 0.3: the same argmax as the hard masks
+    assert np.array_equal(masked_idt(content, style, soft, sm), masked_idt(content, style, cm, sm))
+    with pytest.raises(PhotostyleError, match="both"):
+        masked_idt(content, style, cm, None)
+    with pytest.raises(PhotostyleError, match="same labels"):
+        masked_idt(content, style, cm, sm[:1])

@@ -266,3 +266,56 @@ def test_without_numba_the_filter_runs_the_numpy_reference(tiny_image, monkeypat
     expected = reference_recursive_filter(image, 60.0, 100 / 255, 3, tiny_image)
     monkeypatch.setattr(image_kernels, "AVAILABLE", False)
     assert np.allclose(recursive_filter(image, 60.0, 100 / 255, 3, joint=tiny_image), expected, rtol=0, atol=1e-12)
+
+
+# -- matting_smooth -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smooth_pair():
+    rng = np.random.default_rng(31)
+    y, x = np.mgrid[0:9, 0:11]
+    content = np.stack([0.3 + 0.04 * x, 0.5 + 0.03 * np.sin(y), 0.4 + 0.02 * (x + y) % 0.3], -1)
+    content = np.clip(content + 0.05 * rng.standard_normal(content.shape), 0.05, 0.95)
+    output = np.clip(0.5 + 0.15 * rng.standard_normal(content.shape), 0.2, 0.8)
+    return output, content
+
+
+def test_matting_smooth_solves_its_normal_equations(smooth_pair):
+    """(Id + lam L) O = S, against a dense solve with the Laplacian as a dense matrix."""
+    from photostyle_lib.matting import matting_laplacian
+    from photostyle_lib.postprocess import matting_smooth
+
+    out, content = smooth_pair
+    lam = 0.05
+    dense = matting_laplacian(content).toarray()
+    expected = np.linalg.solve(np.eye(dense.shape[0]) + lam * dense, out.reshape(-1, 3)).reshape(out.shape)
+    assert expected.min() > 0 and expected.max() < 1            # no clipping in play
+    got = matting_smooth(out, content, lam, rtol=1e-10)
+    assert np.abs(got - expected).max() < 1e-6
+    assert np.array_equal(matting_smooth(out, content, 0.0), out)
+
+
+def test_matting_smooth_lowers_the_energy_monotonically_and_keeps_affine_recolourings(smooth_pair):
+    from photostyle_lib.matting import laplacian_energy
+    from photostyle_lib.postprocess import matting_smooth
+
+    out, content = smooth_pair
+    energies = [laplacian_energy(matting_smooth(out, content, lam), content) for lam in (0.0, 0.1, 1.0, 10.0)]
+    assert all(b < a for a, b in zip(energies, energies[1:]))
+    assert energies[-1] < 0.05 * energies[0]
+    # a global affine recolouring of the content is (up to eps) in L's null space: nearly unchanged
+    affine = np.clip(content @ np.array([[0.6, 0.1, 0.0], [0.1, 0.5, 0.2], [0.0, 0.1, 0.7]]) + 0.1, 0, 1)
+    assert np.abs(matting_smooth(affine, content, 10.0) - affine).max() < 1e-3
+
+
+def test_matting_smooth_errors(smooth_pair):
+    from photostyle_lib.postprocess import matting_smooth
+
+    out, content = smooth_pair
+    with pytest.raises(PhotostyleError, match="did not converge"):
+        matting_smooth(out, content, 1e4, rtol=1e-14, max_iterations=1)
+    with pytest.raises(PhotostyleError, match="laplacian must be"):
+        matting_smooth(out, content, 1.0, laplacian=scipy.sparse.identity(5, format="csr"))
+    with pytest.raises(PhotostyleError, match="lam"):
+        matting_smooth(out, content, -1.0)

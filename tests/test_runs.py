@@ -214,6 +214,9 @@ def test_cache_key_ignores_parameters_of_unused_parts():
     luan = get_preset("luan", weights="random")
     assert relevant_config(luan)["affine_radius"] == 15
     assert relevant_config(luan) != relevant_config(luan.replace(affine_radius=3))
+    assert "smooth_lambda" not in relevant_config(full)
+    chain = full.replace(postprocess="recursive_filter+colour_match+matting_smooth")
+    assert relevant_config(chain)["smooth_lambda"] == chain.smooth_lambda and "affine_radius" not in relevant_config(chain)
     # a field added later is left out at the value that reproduces the earlier engine (stored keys kept)
     assert "init" not in relevant_config(full)
     assert relevant_config(full.replace(init="reinhard"))["init"] == "reinhard"
