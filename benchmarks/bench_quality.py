@@ -17,12 +17,13 @@ missing), scores every result and Luan et al.'s published image with
   Luan et al. published), titled with the weights that made it;
 * ``metadata.json``: the parameters, weights, git revision, cache keys.
 
-``no_postprocess`` is scored on the ``full`` run's raw image when both are asked
-for (the presets differ only in the post-process, which runs after the
-optimisation: see :class:`RawRecord`).
+Presets that differ from ``full`` only in the post-process (``no_postprocess``,
+``enhanced``) are scored on the ``full`` run's raw image with their own
+post-process applied, when ``full`` is asked for too (the post-process runs after
+the optimisation: see :class:`PostprocessedRecord`).
 
-Methods: the engine's presets (``full``, ``no_postprocess``, ``gatys``, ``luan``
-by default), the colour transfers ``reinhard`` and ``pitie_idt``, and
+Methods: the engine's presets (``full``, ``enhanced``, ``no_postprocess``,
+``gatys``, ``luan`` by default), the colour transfers ``reinhard`` and ``pitie_idt``, and
 ``luan_published`` (always scored: the reference). ``luan`` (two stages of 1000
 evaluations to relu5_1) costs about 8x ``full``; ``--methods`` leaves it out on
 a CPU.
@@ -52,9 +53,11 @@ from photostyle_lib import sweep
 from photostyle_lib.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.presets import PRESETS, get_preset
 from photostyle_lib.runs import METHODS, RunRecord, RunSpec, run_many
+from photostyle_lib.transfer import apply_postprocess
 
-DEFAULT_METHODS = ("full", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
+DEFAULT_METHODS = ("full", "enhanced", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
 REFERENCE = "luan_published"
 #: metric -> +1 if higher is better, -1 if lower is better
 DIRECTIONS = {"photorealism": -1, "structure": +1, "style_distance": -1}
@@ -82,37 +85,66 @@ def parse_pairs(text: str) -> list[int]:
     return ids
 
 
-class RawRecord(RunRecord):
-    """A finished ``full`` run read as ``no_postprocess``: its image is the run's raw (pre-post-process) image.
+#: Fields of the post-process: presets that differ from ``full`` only in these share its optimisation.
+POSTPROCESS_FIELDS = ("postprocess", "rf_sigma_s", "rf_sigma_r", "rf_iterations", "poisson_lambda", "affine_radius",
+                      "affine_edge", "smooth_lambda")
 
-    The two presets differ only in the post-process, which runs after the optimisation, so the
-    ``full`` run's ``raw.png`` *is* the ``no_postprocess`` result: scoring it saves one engine run
-    per pair (the cost of the whole benchmark halves)."""
+
+def shares_optimisation(method: str, base: str = "full", weights: str = "hed-vgg16") -> bool:
+    """True when preset ``method`` is preset ``base`` but for the post-process (with these weights)."""
+    if method not in PRESETS or base not in PRESETS:
+        return False
+    a, b = get_preset(method, weights=weights), get_preset(base, weights=weights)
+    return a.replace(**{f: getattr(b, f) for f in POSTPROCESS_FIELDS}) == b
+
+
+class PostprocessedRecord(RunRecord):
+    """A finished ``full`` run read as another preset that differs from it only in the post-process.
+
+    The post-process runs after the optimisation, so the ``full`` run's ``raw.png`` (8-bit) with the
+    other preset's post-process applied (``transfer.apply_postprocess``, the run's own masks and
+    style) *is* that preset's result, up to the 8-bit rounding of the raw image: scoring it saves one
+    engine run per pair and method (``no_postprocess``: the raw image itself)."""
 
     def image(self):
-        return self.raw_image()
+        cfg = self.spec.config("cpu")
+        raw = self.raw_image()
+        if cfg.postprocess == "none":
+            return raw
+        return apply_postprocess(raw, self.content(), cfg, style=self.style(), masks=self.masks())
 
 
-def as_no_postprocess(record: RunRecord) -> RawRecord:
-    return RawRecord(dataclasses.replace(record.spec, method="no_postprocess"), record.key, record.directory,
-                     record.metadata)
+def as_postprocessed(record: RunRecord, method: str) -> PostprocessedRecord:
+    return PostprocessedRecord(dataclasses.replace(record.spec, method=method), record.key, record.directory,
+                               record.metadata)
+
+
+def as_no_postprocess(record: RunRecord) -> PostprocessedRecord:
+    return as_postprocessed(record, "no_postprocess")
 
 
 def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: str,
                   iterations: int | None = None) -> list[RunSpec]:
     """One RunSpec per (pair, method) with gold masks, plus Luan et al.'s published result per pair."""
     specs = []
-    derived = "full" in methods and "no_postprocess" in methods
+    derived = derived_methods(methods, weights)
     for p in pairs:
         for m in methods:
-            if derived and m == "no_postprocess":
-                continue  # read from the full run (RawRecord)
+            if m in derived:
+                continue  # read from the full run (PostprocessedRecord)
             extra = {} if iterations is None else {"iterations": iterations}
             if m == "luan" and iterations is None:
                 extra = {"iterations": 1000}  # per stage, as their code
             specs.append(RunSpec(p, m, masks="gold", size=size, weights=weights, **extra))
         specs.append(RunSpec(p, REFERENCE, size=size))
     return specs
+
+
+def derived_methods(methods: list[str], weights: str) -> list[str]:
+    """The methods scored from the ``full`` run (see :class:`PostprocessedRecord`)."""
+    if "full" not in methods:
+        return []
+    return [m for m in methods if m != "full" and shares_optimisation(m, "full", weights)]
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
@@ -152,23 +184,25 @@ def target_verdict(summary: pd.DataFrame, method: str = "full") -> dict[str, boo
             "no divergence stop": bool(m.get("diverged", 0) == 0)}
 
 
-def contact_sheet(records: list[RunRecord], path: Path, *, method: str = "full", title: str = "",
-                  width: int = 160) -> None:
-    """Rows of (content, style, ours, Luan et al. published) per pair, as one small PNG."""
+def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, ...] | list[str] = ("full",),
+                  title: str = "", width: int = 160) -> None:
+    """Rows of (content, style, ours per method, Luan et al. published) per pair, as one small PNG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     by = {(r.spec.pair_id, r.spec.method): r for r in records}
-    pairs = sorted({p for p, m in by if m == method and (p, REFERENCE) in by})
+    methods = [m for m in methods if any(k[1] == m for k in by)]
+    pairs = sorted({p for p, m in by if methods and all((p, x) in by for x in methods) and (p, REFERENCE) in by})
     if not pairs:
         return
-    cols = ("content", "style", f"ours ({method})", "Luan et al. (published)")
-    fig, axes = plt.subplots(len(pairs), 4, figsize=(4 * width / 100, len(pairs) * width * 0.7 / 100 + 0.6),
+    cols = ("content", "style", *(f"ours ({m})" for m in methods), "Luan et al. (published)")
+    n = len(cols)
+    fig, axes = plt.subplots(len(pairs), n, figsize=(n * width / 100, len(pairs) * width * 0.7 / 100 + 0.6),
                              squeeze=False, dpi=100)
     for i, p in enumerate(pairs):
-        ours, theirs = by[(p, method)], by[(p, REFERENCE)]
-        images = (ours.content(), ours.style(), ours.image(), theirs.image())
+        first, theirs = by[(p, methods[0])], by[(p, REFERENCE)]
+        images = (first.content(), first.style(), *(by[(p, m)].image() for m in methods), theirs.image())
         for j, im in enumerate(images):
             ax = axes[i, j]
             ax.imshow(im[0].permute(1, 2, 0).clamp(0, 1).numpy())
@@ -209,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                               iterations=args.iterations)
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, device=args.device,
                            progress=not args.no_progress)
-        if "full" in args.methods and "no_postprocess" in args.methods:
-            records += [as_no_postprocess(r) for r in records if r.spec.method == "full"]
+        for m in derived_methods(list(args.methods), args.weights):
+            records += [as_postprocessed(r, m) for r in records if r.spec.method == "full"]
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress)
     except PhotostyleError as exc:
         print(f"bench_quality: {exc}", file=sys.stderr)
@@ -227,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "quality.csv", index=False)
     summary.to_csv(args.out / "summary.csv", index=False)
-    method = "full" if "full" in args.methods else args.methods[0]
-    contact_sheet(records, args.out / "contact_sheet.png", method=method, title=title)
-    verdict = target_verdict(summary, method)
+    shown = [m for m in ("full", "enhanced") if m in args.methods] or [args.methods[0]]
+    contact_sheet(records, args.out / "contact_sheet.png", methods=shown, title=title)
+    verdict = {f"{m}: {k}": v for m in shown for k, v in target_verdict(summary, m).items()}
     write_json({
         **base_metadata(), "pairs": pairs, "size": args.size, "weights": args.weights, "weights_label": weights_line,
         "weights_warning": warning, "methods": list(args.methods), "tuning_pairs_included": tuned,

@@ -111,12 +111,26 @@ def _bench_module(name):
 def test_bench_quality_end_to_end(tmp_path, data_dir):
     out = tmp_path / "q"
     text = _run("benchmarks/bench_quality.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
-                "--weights", "random", "--methods", "full", "no_postprocess", "gatys", "reinhard",
+                "--weights", "random", "--methods", "full", "enhanced", "no_postprocess", "gatys", "reinhard",
                 "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
     import pandas as pd
     table = pd.read_csv(out / "quality.csv")
-    assert sorted(table.method.unique()) == ["full", "gatys", "luan_published", "no_postprocess", "reinhard"]
-    assert len(table) == 10 and set(table.pair_id) == {1, 2}
+    assert sorted(table.method.unique()) == ["enhanced", "full", "gatys", "luan_published", "no_postprocess",
+                                             "reinhard"]
+    assert len(table) == 12 and set(table.pair_id) == {1, 2}
+    # enhanced is full's optimisation with its own post-process: the same run, its chain applied to raw.png
+    from photostyle_lib.presets import get_preset
+    from photostyle_lib.runs import RunRecord, RunSpec
+    from photostyle_lib.transfer import apply_postprocess
+    enh = table[table.method == "enhanced"].set_index("pair_id")
+    assert (enh.key == table[table.method == "full"].set_index("pair_id").key).all()
+    cfg = get_preset("enhanced", weights="random", iterations=3)
+    for pair_id, key in enh.key.items():
+        rec = RunRecord(RunSpec(pair_id, "full", masks="gold", size=48, iterations=3, weights="random"), key,
+                        tmp_path / "cache" / "runs" / key, {})
+        image = apply_postprocess(rec.raw_image(), rec.content(), cfg, style=rec.style(), masks=rec.masks())
+        expected = metrics_photorealism(image, rec.content())
+        assert enh.loc[pair_id, "photorealism"] == pytest.approx(expected, rel=1e-9)
     # no_postprocess is the full run's raw image: the same run, scored on raw.png (an independent scoring here)
     from photostyle_lib import metrics
     from photostyle_lib.images import load_image
@@ -131,7 +145,19 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
     assert (out / "contact_sheet.png").stat().st_size > 1000
     md = json.loads((out / "metadata.json").read_text())
     assert md["tuning_pairs_included"] == [1, 2] and "RANDOM" in md["weights_warning"]
-    assert "target photorealism <= Luan" in text
+    assert "target full: photorealism <= Luan" in text and "target enhanced: style distance" in text
+
+
+def metrics_photorealism(image, content):
+    from photostyle_lib import metrics
+    return metrics.photorealism_score(image, content)
+
+
+def test_bench_quality_derives_only_post_process_variants():
+    bq = _bench_module("bench_quality")
+    assert bq.derived_methods(["full", "enhanced", "no_postprocess", "gatys", "fast"], "hed-vgg16") == [
+        "enhanced", "no_postprocess"]
+    assert bq.derived_methods(["enhanced", "no_postprocess"], "hed-vgg16") == []    # no full run to read
 
 
 def test_bench_quality_summary_counts_pairs_won():
