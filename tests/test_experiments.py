@@ -171,7 +171,7 @@ def test_figures_1_and_6(ci):
     s = ci("03_baselines")
     _check_grid_output(experiments.figure1(s, 8), (1, 4), ["Content", "Style", "Gatys et al.", "Ours"])
     o = experiments.figure6(s)
-    _check_grid_output(o, (1, 8), ["Content", "Style"] + [t for _, t, _, _ in experiments.BASELINE_COLUMNS])
+    _check_grid_output(o, (1, 9), ["Content", "Style"] + [t for _, t, _, _ in experiments.BASELINE_COLUMNS])
     assert [r.spec.method for r in o.records] == [m for _, _, m, _ in experiments.BASELINE_COLUMNS]
 
 

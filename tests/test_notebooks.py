@@ -42,7 +42,7 @@ EXPECTED = {
     "00_interactive": {"interactive": (1, 4)},
     "01_ablation": {"figure4": (2, 7)},
     "02_segmentation": {"figure3": None, "figure5": (1, 5), "figure5_user_masks": (1, 5)},
-    "03_baselines": {"figure1": (1, 4), "figure6": (1, 8)},
+    "03_baselines": {"figure1": (1, 4), "figure6": (1, 9)},
     "04_postprocess": {"figure7": (2, 5)},
     "05_failure_cases": {"figure8_pair8": (1, 3), "figure8_pair8_masks": None},
 }
