@@ -41,8 +41,9 @@ DEFAULT_SIGMA_R = 100.0 / 255.0
 #: Gradient weight lambda of :func:`screened_poisson`, in pixels^2; see its docstring.
 DEFAULT_POISSON_LAMBDA = 5.0
 #: Weight lambda of :func:`matting_smooth` (dimensionless: L is Levin's Laplacian of 3 x 3
-#: windows on [0, 1] colours); chosen on tuning pairs 1-20 (README, "Quality with trained features").
-DEFAULT_SMOOTH_LAMBDA = 10.0
+#: windows on [0, 1] colours): the ``enhanced`` preset's, chosen by benchmarks/sweep_postprocess.py on
+#: tuning pairs (presets.ENHANCED_POSTPROCESS).
+DEFAULT_SMOOTH_LAMBDA = 3.0
 
 
 def _as_joint(joint: Any, shape: tuple[int, ...]) -> np.ndarray:

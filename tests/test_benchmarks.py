@@ -205,6 +205,45 @@ def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     assert out.returncode == 2 and "held out" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_sweep_postprocess_rule():
+    import pandas as pd
+    sp = _bench_module("sweep_postprocess")
+    rows = []
+    for pair, (luan_pr, luan_sd) in {1: (1.0, 10.0), 2: (2.0, 20.0)}.items():
+        rows.append(dict(pair_id=pair, variant="luan_published", photorealism=luan_pr, structure=0.5,
+                         style_distance=luan_sd))
+        for variant, pr, st, sd in [("full", 3.0, 0.9, 25.0), ("rf+cm+ms lambda=1", 0.8, 0.6, 2.0),
+                                    ("rf+cm+ms lambda=3", 0.4, 0.6, 3.0), ("rf+cm+ms lambda=10", 0.2, 0.6, 4.0),
+                                    ("cm+ms lambda=3", 0.1, 0.6, 1.0), ("rf+cm+ms lambda=30", 0.1, 0.4, 5.0)]:
+            rows.append(dict(pair_id=pair, variant=variant, photorealism=pr * luan_pr, structure=st,
+                             style_distance=sd * luan_sd / 10))
+    summary = sp.choose(pd.DataFrame(rows)).set_index("variant")
+    # lambda=1 is above half of Luan's energy; lambda=30 has a lower structure than theirs; cm+ms is not the chain;
+    # of lambda 3 and 10 the lower style distance wins
+    assert list(summary.index[summary.chosen]) == ["rf+cm+ms lambda=3"]
+    assert summary.loc["rf+cm+ms lambda=10", "photorealism_vs_luan"] == pytest.approx(0.2)
+    assert summary.loc["full", "style_within_1.25x"] == 0.0 and summary.loc["rf+cm+ms lambda=3", "style_within_1.25x"] == 1.0
+
+
+def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
+    import pandas as pd
+    out = tmp_path / "sp"
+    text = _run("benchmarks/sweep_postprocess.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
+                "--weights", "random", "--lambdas", "0", "10", "--data", str(data_dir), "--cache",
+                str(tmp_path / "cache"), "--out", str(out), "--no-progress")
+    table = pd.read_csv(out / "sweep.csv")
+    assert set(table.pair_id) == {1, 2} and len(table) == 2 * (1 + 2 + 2 * 4)
+    t = table.set_index(["pair_id", "variant"])
+    # lambda 0: no smoothing, so rf+ms equals the paper's post-process exactly
+    for p in (1, 2):
+        assert t.loc[(p, "rf+ms lambda=0"), "photorealism"] == pytest.approx(t.loc[(p, "full"), "photorealism"])
+        assert t.loc[(p, "rf+ms lambda=10"), "photorealism"] < t.loc[(p, "full"), "photorealism"]
+    assert "rf+cm+ms lambda=10" in text and (out / "metadata.json").exists()
+    bad = subprocess.run([sys.executable, "benchmarks/sweep_postprocess.py", "--pairs", "19-22"], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "held out" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bench_time_to_quality_end_to_end(tmp_path, data_dir):
     """full and fast side by side per pair, through the run cache; the fast run's equivalent evaluations and
     the degradations are recomputed here from the runs' files and the quality table."""

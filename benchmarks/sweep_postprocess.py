@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""The ``enhanced`` preset's post-process, chosen by a sweep on the tuning pairs (1-20) only.
+
+Each tuning pair's ``full`` run (gold masks, through the run cache) is optimised once;
+its raw image then goes through every post-process chain of the grid
+(``transfer.apply_postprocess``, the run's own style and masks), and each result is
+scored with ``photostyle_lib.metrics`` against Luan et al.'s published result at the
+same size. The chains:
+
+* ``full``: the paper's post-process, eq. (9) (the reference);
+* ``rf+ms``: eq. (9), then the matting-Laplacian smoothing (``matting_smooth``);
+* ``cm+ms``: per-region colour matching (``colour_match``), then the smoothing;
+* ``rf+cm+ms``: eq. (9), colour matching, the smoothing (the ``enhanced`` chain);
+* ``rf+cm+la``: eq. (9), colour matching, Luan et al.'s local affine smoothing;
+* ``content+cm+ms``: the *content* through colour matching and the smoothing -- no
+  neural optimisation at all: what the optimisation adds is measured against it;
+
+each smoothing at every lambda of ``--lambdas``.
+
+Rule: among the ``rf+cm+ms`` settings whose mean photorealism energy is at most half
+of Luan et al.'s and whose mean structure is at least theirs, the one with the lowest
+mean style distance. Pairs 21-60 are held out for ``bench_quality.py`` and refused.
+
+    python benchmarks/sweep_postprocess.py [--weights hed-vgg16] [--pairs 1-10,16] [--lambdas 1 3 10 30]
+        [--size 256] [--iterations 500] [--out results/sweep_postprocess_hed-vgg16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from photostyle_lib import metrics
+from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.images import tensor_to_array
+from photostyle_lib.metadata import base_metadata, write_json
+from photostyle_lib.presets import get_preset
+from photostyle_lib.runs import RunSpec, run_many
+from photostyle_lib.sweep import _gold_masks
+from photostyle_lib.transfer import apply_postprocess
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import parse_pairs  # noqa: E402
+
+TUNING_PAIRS = range(1, 21)
+CHAINS = {"rf+ms": "recursive_filter+matting_smooth", "cm+ms": "colour_match+matting_smooth",
+          "rf+cm+ms": "recursive_filter+colour_match+matting_smooth", "content+cm+ms": "colour_match+matting_smooth"}
+ENHANCED = "rf+cm+ms"
+
+
+def variants(lambdas: list[float]) -> list[tuple[str, str, float | None, bool]]:
+    """(label, post-process chain, lambda or None, start from the content instead of the raw image)."""
+    out = [("full", "recursive_filter", None, False), ("rf+cm+la", "recursive_filter+colour_match+local_affine",
+                                                       None, False)]
+    for lam in lambdas:
+        out += [(f"{name} lambda={lam:g}", chain, lam, name.startswith("content")) for name, chain in CHAINS.items()]
+    return out
+
+
+def score_pair(full_record, luan_record, lambdas: list[float], weights: str, data_dir) -> list[dict]:
+    """Metric rows of every variant of one pair, and of Luan et al.'s published result."""
+    pair_id = full_record.spec.pair_id
+    masks, _ = _gold_masks(pair_id, None if data_dir is None else str(data_dir))
+    content, style, raw = full_record.content(), full_record.style(), full_record.raw_image()
+    base = get_preset("full", weights=weights, segmentation="gold")
+    images = {"luan_published": luan_record.image()}
+    for label, chain, lam, from_content in variants(lambdas):
+        cfg = base.replace(postprocess=chain, **({} if lam is None else {"smooth_lambda": lam}))
+        images[label] = apply_postprocess(content if from_content else raw, content, cfg, style=style, masks=masks)
+    c, s = tensor_to_array(content), tensor_to_array(style)
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # rgb2lab at the gamut's edge
+        for label, im in images.items():
+            a = tensor_to_array(im)
+            rows.append({"pair_id": pair_id, "variant": label, "photorealism": metrics.photorealism_score(a, c),
+                         "structure": metrics.structure_score(a, c),
+                         "style_distance": metrics.style_distance(a, s, masks)})
+    return rows
+
+
+def choose(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean metrics per variant as ratios to Luan et al.'s, pairs within 1.25x their style distance, and the
+    rule's verdict (column ``chosen``)."""
+    ref = table[table.variant == "luan_published"].set_index("pair_id")
+    ours = table[table.variant != "luan_published"]
+    means = ours.groupby("variant", sort=False)[["photorealism", "structure", "style_distance"]].mean()
+    r = ref[["photorealism", "structure", "style_distance"]].mean()
+    summary = pd.DataFrame({f"{m}_vs_luan": means[m] / r[m] for m in ("photorealism", "structure", "style_distance")})
+    within = ours.assign(ok=lambda d: d.style_distance.to_numpy() <= 1.25 * ref.loc[d.pair_id, "style_distance"].to_numpy())
+    summary["style_within_1.25x"] = within.groupby("variant", sort=False).ok.mean()
+    summary = summary.reset_index()
+    eligible = summary[summary.variant.str.startswith(ENHANCED + " ") & (summary.photorealism_vs_luan <= 0.5)
+                       & (summary.structure_vs_luan >= 1.0)]
+    summary["chosen"] = False
+    if len(eligible):
+        summary.loc[eligible.style_distance_vs_luan.idxmin(), "chosen"] = True
+    return summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", default="hed-vgg16")
+    ap.add_argument("--pairs", default="1-10,16", help="tuning pairs, e.g. 1-10,16 (1-20 only)")
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iterations", type=int, default=500)
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        pairs = parse_pairs(args.pairs)
+        held = [p for p in pairs if p not in TUNING_PAIRS]
+        if held:
+            raise PhotostyleError(f"pairs {held} are held out for evaluation (bench_quality.py); tune on 1-20 only")
+        if any(lam < 0 for lam in args.lambdas):
+            raise PhotostyleError("--lambdas must be >= 0")
+        data_dir = resolve_data_dir(args.data)
+        specs = []
+        for p in pairs:
+            specs += [RunSpec(p, "full", masks="gold", size=args.size, iterations=args.iterations,
+                              weights=args.weights), RunSpec(p, "luan_published", size=args.size)]
+        records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, progress=not args.no_progress)
+        rows = []
+        for full_record, luan_record in zip(records[::2], records[1::2]):
+            rows += score_pair(full_record, luan_record, args.lambdas, args.weights, data_dir)
+    except PhotostyleError as exc:
+        print(f"sweep_postprocess: {exc}", file=sys.stderr)
+        return 2
+    table = pd.DataFrame(rows)
+    summary = choose(table)
+    pd.set_option("display.width", 200)
+    print(f"{len(pairs)} tuning pairs {pairs}, {args.size} px, gold masks, weights {args.weights}; "
+          "ratios of the means to Luan et al.'s published results")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    out = args.out or Path("results") / f"sweep_postprocess_{args.weights}"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "sweep.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    write_json({**base_metadata(), "weights": args.weights, "pairs": pairs, "lambdas": args.lambdas,
+                "size": args.size, "iterations": args.iterations, "rule": choose.__doc__ + " " + __doc__.split(
+                    "Rule: ")[1].split("\n\n")[0], "runs": {str(r.spec.pair_id): r.key for r in records[::2]},
+                "variants": [list(v) for v in variants(args.lambdas)]}, out / "metadata.json")
+    print(f"written: {out}/sweep.csv, summary.csv, metadata.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
