@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -620,11 +621,28 @@ def _created_ts(record: RunRecord) -> float | None:
         return None
 
 
+#: Environment variables that set the figures' file format ("png", "pdf", "svg") and dpi for every
+#: notebook of a run (``run --figure-format pdf --dpi 200`` sets them for the kernels it starts).
+FIGURE_FORMAT_ENV = "PHOTOSTYLE_FIGURE_FORMAT"
+FIGURE_DPI_ENV = "PHOTOSTYLE_FIGURE_DPI"
+
+
+def figure_options() -> tuple[str, int]:
+    """(format, dpi) of saved figures: from $PHOTOSTYLE_FIGURE_FORMAT / $PHOTOSTYLE_FIGURE_DPI, else ("png", 100)."""
+    fmt = os.environ.get(FIGURE_FORMAT_ENV, "png").strip().lower() or "png"
+    if fmt not in figures.FIGURE_FORMATS:
+        raise PhotostyleError(f"${FIGURE_FORMAT_ENV}={fmt!r}: use one of {', '.join(figures.FIGURE_FORMATS)}")
+    raw = os.environ.get(FIGURE_DPI_ENV, "100").strip() or "100"
+    if not raw.isdigit() or not 10 <= int(raw) <= 1200:
+        raise PhotostyleError(f"${FIGURE_DPI_ENV}={raw!r}: use a whole number of dots per inch in [10, 1200]")
+    return fmt, int(raw)
+
+
 def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[FigureOutput]], *,
                  extra: Mapping[str, Any] | None = None) -> Path:
     """Write a notebook's figures, their panels and its metadata into ``settings.output_dir``.
 
-    Files: ``<figure>.png`` per figure, ``panels/<figure>_<panel>.png`` per
+    Files: ``<figure>.png`` per figure (or ``.pdf`` / ``.svg`` and another dpi: :func:`figure_options`), ``panels/<figure>_<panel>.png`` per
     panel, ``<figure>.csv`` per table, and ``metadata.json``: the parameters,
     weights used (and whether any were random), every figure with its panels,
     the runs used (cache keys, whether computed in this session, their
@@ -635,14 +653,15 @@ def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[F
     names = [o.name for o in outs]
     if len(set(names)) != len(names):
         raise PhotostyleError(f"figure names must be unique in a notebook, got {names}")
+    fmt, dpi = figure_options()
     d = settings.out
     d.mkdir(parents=True, exist_ok=True)
     listing, runs = [], {}
     for o in outs:
         if o.grid is not None:
-            entry = figures.save_grid(o.grid, d, fig=o.figure)
+            entry = figures.save_grid(o.grid, d, fig=o.figure, dpi=dpi, format=fmt)
         else:
-            path = figures.save_figure(o.figure, d / f"{o.name}.png")
+            path = figures.save_figure(o.figure, d / f"{o.name}.{fmt}", dpi=dpi, format=fmt)
             entry = {"name": o.name, "title": o.figure.get_suptitle().split("\n"),
                      "file": path.name, "rows": None, "columns": None,
                      "panels": figures.save_panels(o.name, o.panels, d, weights_warning=o.weights_warning)}
@@ -929,10 +948,13 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
 def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str | Path | None = None,
               output_dir: str | Path | None = None, cache_dir: str | Path | None = None,
               notebooks_dir: str | Path | None = None, timeout: float | None = None, progress: bool = False,
-              echo: Callable[[str], None] | None = None, weights: str | None = None) -> list[NotebookRun]:
+              echo: Callable[[str], None] | None = None, weights: str | None = None,
+              figure_format: str | None = None, dpi: int | None = None) -> list[NotebookRun]:
     """Run the notebooks (all, or those named by ``only``) under ``profile``; stop at the first failure.
 
     ``weights``: replaces the profile's VGG weights (:func:`run_notebook`).
+    ``figure_format`` ("png", "pdf", "svg") and ``dpi``: of every figure the notebooks save
+    (passed to their kernels as :data:`FIGURE_FORMAT_ENV` / :data:`FIGURE_DPI_ENV`).
 
     Writes ``<output_dir>/<profile>/suite.json`` (notebooks, seconds, figures).
     ``echo`` receives one line per notebook (e.g. ``print``).
@@ -943,8 +965,33 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     if not notebooks:
         raise PhotostyleError(f"no NN_*.ipynb notebooks in {notebooks_dir or NOTEBOOKS_DIR}")
     data = resolve_data_dir(data_dir)
-    ensure_kernel()
-    root = _project_path(None if output_dir is None else str(output_dir), RESULTS_DIR)
+    saved = {k: os.environ.get(k) for k in (FIGURE_FORMAT_ENV, FIGURE_DPI_ENV)}
+    if figure_format is not None:
+        os.environ[FIGURE_FORMAT_ENV] = str(figure_format)
+    if dpi is not None:
+        os.environ[FIGURE_DPI_ENV] = str(dpi)
+    try:
+        figure_options()  # one clear line for a bad format or dpi, before any notebook starts
+        ensure_kernel()
+        root = _project_path(None if output_dir is None else str(output_dir), RESULTS_DIR)
+        done, t0 = _run_all(notebooks, profile, root, data, cache_dir, timeout, progress, weights, echo)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    write_json({**base_metadata(), "profile": profile, "seconds": time.perf_counter() - t0,
+                "notebooks": [{"name": r.name, "seconds": r.seconds, "directory": str(r.directory),
+                               "figures": list(r.figures)} for r in done]},
+               root / profile / "suite.json")
+    return done
+
+
+def _run_all(notebooks: Sequence[Path], profile: str, root: Path, data: Path, cache_dir: str | Path | None,
+             timeout: float | None, progress: bool, weights: str | None,
+             echo: Callable[[str], None] | None) -> tuple[list[NotebookRun], float]:
+    """:func:`run_suite`'s loop: the notebooks one after another; returns the runs and the start time."""
     done: list[NotebookRun] = []
     t0 = time.perf_counter()
     for i, nb in enumerate(notebooks, 1):
@@ -954,11 +1001,7 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
         if echo is not None:
             echo(f"[{i}/{len(notebooks)}] {run.name}: {run.seconds:.1f} s -> {run.directory} "
                  f"({', '.join(run.figures) or 'no figures'})")
-    write_json({**base_metadata(), "profile": profile, "seconds": time.perf_counter() - t0,
-                "notebooks": [{"name": r.name, "seconds": r.seconds, "directory": str(r.directory),
-                               "figures": list(r.figures)} for r in done]},
-               root / profile / "suite.json")
-    return done
+    return done, t0
 
 
 def suite_warnings(runs: Iterable[NotebookRun]) -> list[str]:
@@ -992,6 +1035,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. hed-vgg16 (the trained VGG-16 "
                                      "stand-in) for the paper profile without ImageNet VGG-19; every figure says so")
     r.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
+    r.add_argument("--figure-format", choices=list(figures.FIGURE_FORMATS),
+                   help="file format of the figures (default png; pdf and svg are vector figures)")
+    r.add_argument("--dpi", type=int, help="figure resolution in dots per inch (default 100)")
     ls = sub.add_parser("list", help="list the notebooks and a profile's parameters")
     ls.add_argument("--profile", default="ci", choices=sorted(PROFILES))
     ls.add_argument("--notebooks-dir")
@@ -1018,7 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         runs = run_suite(args.profile, only=args.only, data_dir=args.data_dir, output_dir=args.output_dir,
                          cache_dir=args.cache_dir, notebooks_dir=args.notebooks_dir, timeout=args.timeout,
-                         progress=args.progress, echo=print, weights=args.weights)
+                         progress=args.progress, echo=print, weights=args.weights,
+                         figure_format=args.figure_format, dpi=args.dpi)
         total = sum(r.seconds for r in runs)
         banners = suite_warnings(runs)
         warn = "".join("  [" + b.replace(" \u2014 ", ": ") + "]" for b in banners)

@@ -167,6 +167,34 @@ def test_figure4_and_its_metadata(ci):
         experiments.save_outputs(s, [o, o])
 
 
+def test_figures_in_another_format_and_dpi(ci, monkeypatch):
+    """$PHOTOSTYLE_FIGURE_FORMAT / _DPI (what `run --figure-format pdf --dpi N` sets for the kernels)."""
+    s = ci("03_baselines")
+    o = experiments.figure1(s, 8)
+    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "pdf")
+    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "150")
+    md = json.loads(experiments.save_outputs(s, [o]).read_text())
+    (fig,) = md["figures"]
+    assert fig["file"] == "figure1.pdf" and (s.out / "figure1.pdf").read_bytes().startswith(b"%PDF")
+    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "150")
+    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "png")
+    experiments.save_outputs(s, [o])
+    from PIL import Image
+    with Image.open(s.out / "figure1.png") as im:
+        wide = im.size[0]
+    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "100")
+    experiments.save_outputs(s, [o])
+    with Image.open(s.out / "figure1.png") as im:
+        assert wide == pytest.approx(1.5 * im.size[0], rel=0.02)
+    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "tiff")
+    with pytest.raises(PhotostyleError, match="PHOTOSTYLE_FIGURE_FORMAT='tiff': use one of png, pdf, svg"):
+        experiments.save_outputs(s, [o])
+    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "png")
+    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "lots")
+    with pytest.raises(PhotostyleError, match="dots per inch"):
+        experiments.save_outputs(s, [o])
+
+
 def test_figures_1_and_6(ci):
     s = ci("03_baselines")
     _check_grid_output(experiments.figure1(s, 8), (1, 4), ["Content", "Style", "Gatys et al.", "Ours"])
