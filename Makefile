@@ -5,6 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PAIR   ?= 1
 SIZE   ?= 512
+PRESET ?= full
 DATA   ?= $(or $(PHOTOSTYLE_DATA),data/luan2017)
 
 .PHONY: install demo test figures bench clean-venv
@@ -27,8 +28,8 @@ demo: install
 	@test -f "$(DATA)/input/in$(PAIR).png" || $(PY) data/download_luan2017.py --dest "$(DATA)" --ids $(PAIR)
 	$(VENV)/bin/photostyle transfer "$(DATA)/input/in$(PAIR).png" "$(DATA)/style/tar$(PAIR).png" \
 		--content-mask "$(DATA)/segmentation/in$(PAIR).png" --style-mask "$(DATA)/segmentation/tar$(PAIR).png" \
-		--preset full --size $(SIZE) --weights auto -o results/demo/pair$(PAIR)_full.png --overwrite
-	@echo "result: results/demo/pair$(PAIR)_full.png (metadata: results/demo/pair$(PAIR)_full.png.json)"
+		--preset $(PRESET) --size $(SIZE) --weights auto -o results/demo/pair$(PAIR)_$(PRESET).png --overwrite
+	@echo "result: results/demo/pair$(PAIR)_$(PRESET).png (metadata: results/demo/pair$(PAIR)_$(PRESET).png.json)"
 
 test: install
 	$(VENV)/bin/pytest

@@ -49,6 +49,15 @@ def test_cli_end_to_end(small_pair, capsys):
     assert "RANDOM WEIGHTS" in capsys.readouterr().out
 
 
+def test_cli_enhanced_preset_runs_its_chain(small_pair):
+    """--preset enhanced (what `make demo PRESET=enhanced` runs) runs end to end and records its chain."""
+    assert cli.main(_args(small_pair, "--preset", "enhanced")) == 0
+    md = json.loads((small_pair / "out.png.json").read_text())
+    assert md["preset"] == "enhanced"
+    assert md["config"]["postprocess"] == "recursive_filter+colour_match+matting_smooth"
+    assert md["config"]["smooth_lambda"] == 3.0
+
+
 def test_cli_refuses_to_overwrite(small_pair, capsys):
     assert cli.main(_args(small_pair)) == 0
     before = (small_pair / "out.png").read_bytes()
