@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     experiments.save_outputs(settings, result.outputs, extra={
-        "severities": severities, "thetas": thetas, "temperature": args.temperature, "target": args.target})
+        "severities": severities, "thetas": thetas, "temperature": args.temperature, "target": args.target,
+        "left_out": {str(p): why for p, why in result.left_out.items()}})
     result.table.to_csv(args.out / "soft_vs_hard.csv", index=False)
     result.summary.to_csv(args.out / "summary.csv", index=False)
     diffs = pd.concat([paired_difference(result.table, m, t) for t in thetas
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     warning = next((w for w in result.table["weights_warning"] if isinstance(w, str) and w), None)
     print(f"{len(settings.pair_ids)} pairs, {args.size} px, {args.iterations} iterations, weights {args.weights}"
           + (f" [{warning}]" if warning else "") + (f" -- includes TUNING pairs {tuned}" if tuned else ""))
+    for p, why in result.left_out.items():
+        print(f"pair {p} left out: {why} (no error between labels possible)")
     print(printed_table(result.summary))
     print("\nsoft minus hard, paired by pair (mean [95% t interval]):")
     print(diffs.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

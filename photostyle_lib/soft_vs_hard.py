@@ -106,7 +106,10 @@ def plan(settings: Settings, severities: Mapping[str, Sequence[float]] | None = 
 
     Returns:
         DataFrame ``pair_id, kind, severity, mask, theta_s, condition, spec``; the gold
-        run appears at every (kind, severity) as the reference.
+        run appears at every (kind, severity) as the reference. Pairs whose gold masks
+        (of the corrupted side, ``target``) hold fewer than two labels admit no error
+        between labels: they are left out, listed in ``table.attrs["left_out"]``
+        ({pair: reason}); all pairs left out is an error.
     """
     sev = dict(DEFAULT_SEVERITIES if severities is None else severities)
     if not sev:
@@ -119,7 +122,14 @@ def plan(settings: Settings, severities: Mapping[str, Sequence[float]] | None = 
     if not thetas:
         raise PhotostyleError("thetas is empty; give at least one theta_s in (0, 1]")
     rows = []
+    left_out: dict[int, str] = {}
     for p in settings.pair_ids:
+        counts = _label_counts(p, settings.data_dir)
+        sides = {"content": ("content",), "style": ("style",), "both": ("content", "style")}[target]
+        few = [side for side in sides if counts[side] < 2]
+        if few:
+            left_out[p] = ", ".join(f"{side} gold mask has {counts[side]} label(s)" for side in few)
+            continue
         gold = settings.spec(p, "full", "gold")
         for kind, values in sev.items():
             for s in values:
@@ -130,9 +140,23 @@ def plan(settings: Settings, severities: Mapping[str, Sequence[float]] | None = 
                                      spec=error_spec(settings, p, kind, s, "soft", theta_s=t,
                                                      temperature=temperature, target=target)))
                 rows.append(dict(pair_id=p, kind=kind, severity=float(s), mask="gold", theta_s=np.nan, spec=gold))
+    if not rows:
+        raise PhotostyleError(f"no pair admits an error between labels: {left_out}; choose pairs whose gold masks "
+                              "hold at least two labels")
     table = pd.DataFrame(rows)
     table.insert(5, "condition", [_mask_label(m, t) for m, t in zip(table["mask"], table["theta_s"])])
+    table.attrs["left_out"] = left_out
     return table
+
+
+def _label_counts(pair_id: int, data_dir: str | None) -> dict[str, int]:
+    """Labels with pixels in the pair's aligned gold masks, per side: {"content": n, "style": m}."""
+    pair = get_pair(pair_id, data_dir)
+    if pair.content_mask is None or pair.style_mask is None:
+        raise PhotostyleError(f"pair {pair_id} has no gold masks; the measurement needs them")
+    gold = load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop")
+    return {"content": int((gold.content.flatten(1).amax(1) > 0).sum()),
+            "style": int((gold.style.flatten(1).amax(1) > 0).sum())}
 
 
 def _true_masks(pair_id: int, data_dir: str, hw: tuple[int, int]):
@@ -280,6 +304,7 @@ class SoftVsHard:
     summary: pd.DataFrame
     outputs: tuple[FigureOutput, ...]
     records: tuple[RunRecord, ...]
+    left_out: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 def soft_vs_hard(settings: Settings, severities: Mapping[str, Sequence[float]] | None = None,
@@ -308,4 +333,4 @@ def soft_vs_hard(settings: Settings, severities: Mapping[str, Sequence[float]] |
                                     table=summary[summary["kind"] == kind].reset_index(drop=True)))
         ex = examples_figure(sub, recs, kind, float(sub["severity"].max()))
         outputs.append(dataclasses.replace(ex, table=scored[scored["kind"] == kind].reset_index(drop=True)))
-    return SoftVsHard(scored, summary, tuple(outputs), tuple(records))
+    return SoftVsHard(scored, summary, tuple(outputs), tuple(records), dict(planned.attrs.get("left_out", {})))

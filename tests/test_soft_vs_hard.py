@@ -44,6 +44,24 @@ def test_plan_shares_severity_zero_and_the_gold_run(tiny):
     assert dict(soft.overrides)["theta_s"] == 0.4 and dict(soft.mask_errors)["render"] == "soft"
 
 
+def test_a_pair_with_one_label_is_left_out_with_its_reason(tiny, monkeypatch):
+    """No error between labels exists on a one-label pair (held-out pair 57's gold masks): the plan leaves
+    it out and says why, instead of failing the whole measurement at its first run."""
+    settings, _ = tiny
+    real = soft_vs_hard._label_counts
+    assert real(1, settings.data_dir)["content"] >= 2           # the synthetic pairs have two labels
+    monkeypatch.setattr(soft_vs_hard, "_label_counts",
+                        lambda p, d: {"content": 1, "style": 2} if p == 2 else real(p, d))
+    planned = soft_vs_hard.plan(settings, {"swap": [0.5]}, [0.2])
+    assert set(planned["pair_id"]) == {1}
+    assert planned.attrs["left_out"] == {2: "content gold mask has 1 label(s)"}
+    # the style side is what target="style" corrupts: pair 2's style has two labels, so it stays
+    assert set(soft_vs_hard.plan(settings, {"swap": [0.5]}, [0.2], target="style")["pair_id"]) == {1, 2}
+    monkeypatch.setattr(soft_vs_hard, "_label_counts", lambda p, d: {"content": 1, "style": 1})
+    with pytest.raises(PhotostyleError, match="no pair admits an error between labels"):
+        soft_vs_hard.plan(settings, {"swap": [0.5]}, [0.2])
+
+
 def test_the_runs_used_the_corrupted_masks(tiny, pair_data_dir):
     settings, result = tiny
     t = result.table
