@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import math
 import sys
 import textwrap
@@ -119,10 +120,6 @@ def as_postprocessed(record: RunRecord, method: str) -> PostprocessedRecord:
                                record.metadata)
 
 
-def as_no_postprocess(record: RunRecord) -> PostprocessedRecord:
-    return as_postprocessed(record, "no_postprocess")
-
-
 def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: str,
                   iterations: int | None = None) -> list[RunSpec]:
     """One RunSpec per (pair, method) with gold masks, plus Luan et al.'s published result per pair."""
@@ -186,7 +183,8 @@ def target_verdict(summary: pd.DataFrame, method: str = "full") -> dict[str, boo
 
 def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, ...] | list[str] = ("full",),
                   title: str = "", width: int = 160) -> None:
-    """Rows of (content, style, ours per method, Luan et al. published) per pair, as one small PNG."""
+    """Rows of (content, style, ours per method, Luan et al. published) per pair, as one small PNG
+    (a 256-colour palette: the sheet is for looking at, the scores come from the runs' own images)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -214,9 +212,16 @@ def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, .
                 ax.set_ylabel(f"pair {p}", fontsize=7)
     fig.suptitle("\n".join(textwrap.wrap(title, 95)), fontsize=7, color="red" if "stand-in" in title or "RANDOM" in title else "black")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
+    # 256 adaptive colours: a 40-pair sheet is 4.6 MB in full colour, about 1.1 MB so (committed record)
+    from PIL import Image
+    with Image.open(buffer) as im:
+        sheet = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                           dither=Image.Dither.FLOYDSTEINBERG)
+    tmp = path.with_name(path.name + ".tmp.png")
+    sheet.save(tmp, optimize=True)
     tmp.replace(path)
 
 
