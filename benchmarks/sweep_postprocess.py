@@ -46,8 +46,7 @@ from photostyle_lib.transfer import apply_postprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import parse_pairs  # noqa: E402
-
-TUNING_PAIRS = range(1, 21)
+from sweep_weights import TUNING_PAIRS  # noqa: E402
 CHAINS = {"rf+ms": "recursive_filter+matting_smooth", "cm+ms": "colour_match+matting_smooth",
           "rf+cm+ms": "recursive_filter+colour_match+matting_smooth", "content+cm+ms": "colour_match+matting_smooth"}
 ENHANCED = "rf+cm+ms"

@@ -57,7 +57,7 @@ from photostyle_lib.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.pipeline import segmenter_from_name
 from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.transfer import STOPPED_BY_USER, stylize
+from photostyle_lib.transfer import STOPPED_BY_USER, postprocess_steps, stylize
 from photostyle_lib.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
@@ -200,7 +200,7 @@ def relevant_config(cfg) -> dict[str, Any]:
     config.pop("device")
     for name, switch, used in _CONDITIONAL_FIELDS:
         value = config.get(switch)
-        parts = str(value).split("+") if switch == "postprocess" else [value]
+        parts = postprocess_steps(value) if switch == "postprocess" else (value,)
         if not any(part in used for part in parts):
             config.pop(name, None)
     for name, switch, off in _IDLE_FIELDS:

@@ -56,9 +56,6 @@ SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 #: (postprocess.matting_smooth; this project's). ``postprocess`` is one step, "none", or steps
 #: joined by "+" and run left to right, e.g. "recursive_filter+colour_match+matting_smooth".
 POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "local_affine", "colour_match", "matting_smooth")
-#: The post-processes with a name in the paper's ablation, Luan et al.'s, and this project's chains.
-POSTPROCESS_MODES = ("recursive_filter", "screened_poisson", "local_affine", "recursive_filter+local_affine",
-                     "recursive_filter+colour_match+matting_smooth", "none")
 
 
 def postprocess_steps(postprocess: str) -> tuple[str, ...]:
@@ -418,12 +415,18 @@ def _layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig
     return out, sty
 
 
+def _mask_arrays(masks: SemanticMasks | None, image: torch.Tensor, style: torch.Tensor
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Masks as (C, H, W) / (C, Hs, Ws) numpy stacks at the two images' sizes (area-averaged), or (None, None)."""
+    if masks is None:
+        return None, None
+    m = masks.resized(tuple(image.shape[-2:]), tuple(style.shape[-2:]), "avg")
+    return m.content.cpu().numpy(), m.style.cpu().numpy()
+
+
 def _reinhard_start(content: torch.Tensor, style: torch.Tensor, masks: SemanticMasks | None) -> torch.Tensor:
     """``init="reinhard"``: the content recoloured per region (baselines.masked_reinhard), (1, 3, H, W)."""
-    cm = sm = None
-    if masks is not None:
-        m = masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
-        cm, sm = m.content.cpu().numpy(), m.style.cpu().numpy()
+    cm, sm = _mask_arrays(masks, content, style)
     recoloured = baselines.masked_reinhard(tensor_to_array(content), tensor_to_array(style), cm, sm)
     return array_to_tensor(recoloured).to(content.device, torch.float32)
 
@@ -894,10 +897,7 @@ def _postprocess_step(image: torch.Tensor, content: torch.Tensor, step: str, cfg
     if step == "colour_match":
         if style is None:
             raise PhotostyleError("the colour_match post-process needs the style image (apply_postprocess(style=...))")
-        cm = sm = None
-        if masks is not None and cfg.uses_masks:
-            m = masks.resized(tuple(image.shape[-2:]), tuple(style.shape[-2:]), "avg")
-            cm, sm = m.content.cpu().numpy(), m.style.cpu().numpy()
+        cm, sm = _mask_arrays(masks if cfg.uses_masks else None, image, style)
         return array_to_tensor(baselines.masked_idt(tensor_to_array(image), tensor_to_array(style.cpu()), cm, sm,
                                                     seed=cfg.seed))
     if step == "matting_smooth":
