@@ -32,7 +32,7 @@ import pandas as pd
 from PIL import Image
 
 from photostyle_lib.baselines import pitie_idt, reinhard
-from photostyle_lib.images import read_rgb_array
+from photostyle_lib.io.images import read_rgb_array
 from photostyle_lib.metrics import style_distance
 from _timing import best_time  # noqa: E402  (benchmarks/_timing.py, beside this script)
 

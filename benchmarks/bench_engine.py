@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from photostyle_lib.allocator import keep_freed_memory
-from photostyle_lib.lbfgs import LBFGS
-from photostyle_lib.masks import SemanticMasks
-from photostyle_lib.metadata import device_description
-from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.transfer import resolve_device, stylize
-from photostyle_lib.vgg import VGGFeatures
+from photostyle_lib.features.allocator import keep_freed_memory
+from photostyle_lib.engine.lbfgs import LBFGS
+from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.io.metadata import device_description
+from photostyle_lib.engine.presets import PRESETS, get_preset
+from photostyle_lib.engine.transfer import resolve_device, stylize
+from photostyle_lib.features.vgg import VGGFeatures
 
 
 def nine_label_masks(h: int, w: int) -> torch.Tensor:
@@ -64,7 +64,7 @@ def lbfgs_bookkeeping(numel: int, device: torch.device, history: int = 100, step
     """Seconds per step an L-BFGS spends on its own (two-loop recursion, history) once
     ``history`` pairs are stored, for ``numel`` unknowns: measured on f(x) = |x|^2 / 2, whose
     evaluation is nearly free, after ``history + 5`` steps. ``optimizer``: the engine's
-    (photostyle_lib.lbfgs.LBFGS) or torch.optim.LBFGS."""
+    (photostyle_lib.engine.lbfgs.LBFGS) or torch.optim.LBFGS."""
     x = torch.randn(numel, generator=torch.Generator().manual_seed(0)).to(device).requires_grad_(True)
     opt = optimizer([x], lr=0.1, max_iter=1, history_size=history, tolerance_grad=0.0, tolerance_change=0.0)
     stamps = []

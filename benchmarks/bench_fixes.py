@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from photostyle_lib import sweep
-from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.experiments import sweep
+from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.metadata import base_metadata, write_json
-from photostyle_lib.runs import RunSpec, run_many
+from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.experiments.runs import RunSpec, run_many
 
 VARIANTS: dict[str, tuple[tuple[str, object], ...]] = {
     "before": (("optimizer", "lbfgs"), ("style_normalization", "area")),

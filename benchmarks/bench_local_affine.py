@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from photostyle_lib import local_affine as la
-from photostyle_lib.images import read_rgb_array
+from photostyle_lib.photoreal import local_affine as la
+from photostyle_lib.io.images import read_rgb_array
 from _timing import best_time  # noqa: E402  (benchmarks/_timing.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,9 +40,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from photostyle_lib.images import read_rgb_array
-from photostyle_lib.matting import laplacian_to_torch, matting_laplacian, photorealism_loss
-from photostyle_lib.postprocess import recursive_filter, refine
+from photostyle_lib.io.images import read_rgb_array
+from photostyle_lib.photoreal.matting import laplacian_to_torch, matting_laplacian, photorealism_loss
+from photostyle_lib.photoreal.postprocess import recursive_filter, refine
 from _timing import best_time  # noqa: E402  (benchmarks/_timing.py, beside this script)
 
 ASPECT = 437 / 700

@@ -50,13 +50,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from photostyle_lib import sweep
-from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.experiments import sweep
+from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.metadata import base_metadata, write_json
-from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.runs import METHODS, RunRecord, RunSpec, run_many
-from photostyle_lib.transfer import apply_postprocess
+from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.presets import PRESETS, get_preset
+from photostyle_lib.experiments.runs import METHODS, RunRecord, RunSpec, run_many
+from photostyle_lib.engine.transfer import apply_postprocess
 
 DEFAULT_METHODS = ("full", "enhanced", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
 REFERENCE = "luan_published"

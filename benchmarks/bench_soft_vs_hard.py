@@ -3,11 +3,11 @@
 
 For each pair (default: ten held-out pairs, every fourth id of 21-60), error
 kind and severity, runs the full model with the pair's gold masks corrupted
-(``photostyle_lib.mask_errors``) and handed over hard and soft (one run per
+(``photostyle_lib.semantic.mask_errors``) and handed over hard and soft (one run per
 theta_s), plus the clean gold run, all through the run cache
 (``--cache``, default ``results/cache``: a rerun or a later session computes
 only what is missing); scores every run against the TRUE gold masks
-(``photostyle_lib.soft_vs_hard.score``) and writes to ``--out``:
+(``photostyle_lib.experiments.soft_vs_hard.score``) and writes to ``--out``:
 
 * ``soft_vs_hard.csv``: one row per (pair, kind, severity, masks);
 * ``summary.csv``: mean and 95% Student-t interval over pairs;
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from photostyle_lib import experiments, soft_vs_hard
+from photostyle_lib.experiments import recipes as experiments, soft_vs_hard
 from photostyle_lib.errors import PhotostyleError
 
 #: Held-out pairs measured by default: every fourth id of 21-60 (nothing was tuned on them).

@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from photostyle_lib import sweep
-from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.experiments import sweep
+from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.metadata import base_metadata, write_json
-from photostyle_lib.presets import FAST_SCHEDULE
-from photostyle_lib.runs import RunRecord, RunSpec, run_many
-from photostyle_lib.transfer import pyramid_sizes
+from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.presets import FAST_SCHEDULE
+from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
+from photostyle_lib.engine.transfer import pyramid_sizes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import DIRECTIONS, HELD_OUT, parse_pairs  # noqa: E402

@@ -34,13 +34,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from photostyle_lib import data, segmentation
-from photostyle_lib.images import load_image
-from photostyle_lib.masks import load_gold_masks
-from photostyle_lib.metadata import device_description
-from photostyle_lib.pipeline import Run, save_run
-from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.transfer import resolve_device, stylize
+from photostyle_lib.io import data
+from photostyle_lib.semantic import segmentation
+from photostyle_lib.io.images import load_image
+from photostyle_lib.semantic.masks import load_gold_masks
+from photostyle_lib.io.metadata import device_description
+from photostyle_lib.experiments.pipeline import Run, save_run
+from photostyle_lib.engine.presets import PRESETS, get_preset
+from photostyle_lib.engine.transfer import resolve_device, stylize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
 

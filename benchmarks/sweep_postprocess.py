@@ -35,14 +35,14 @@ from pathlib import Path
 import pandas as pd
 
 from photostyle_lib import metrics
-from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import tensor_to_array
-from photostyle_lib.metadata import base_metadata, write_json
-from photostyle_lib.presets import get_preset
-from photostyle_lib.runs import RunSpec, run_many
-from photostyle_lib.sweep import _gold_masks
-from photostyle_lib.transfer import apply_postprocess
+from photostyle_lib.io.images import tensor_to_array
+from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.presets import get_preset
+from photostyle_lib.experiments.runs import RunSpec, run_many
+from photostyle_lib.experiments.sweep import _gold_masks
+from photostyle_lib.engine.transfer import apply_postprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import parse_pairs  # noqa: E402

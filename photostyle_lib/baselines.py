@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
-from photostyle_lib import image_kernels
+from photostyle_lib.photoreal import image_kernels
 from photostyle_lib.checks import check_image_array, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.postprocess import screened_poisson
+from photostyle_lib.photoreal.postprocess import screened_poisson
 
 __all__ = ["reinhard", "masked_reinhard", "pitie_idt", "masked_idt", "DEFAULT_IDT_ITERATIONS", "DEFAULT_REGRAIN_LAMBDA"]
 
@@ -268,8 +268,8 @@ def pitie_idt(content: Any, style: Any, iterations: int = DEFAULT_IDT_ITERATIONS
     Notes
     -----
     The 1-D match: with numba (a dependency) each axis is matched on histograms
-    of :data:`photostyle_lib.image_kernels.IDT_BINS` = 4096 equal bins spanning
-    both images' coordinates (:func:`photostyle_lib.image_kernels.idt_iterations`):
+    of :data:`photostyle_lib.photoreal.image_kernels.IDT_BINS` = 4096 equal bins spanning
+    both images' coordinates (:func:`photostyle_lib.photoreal.image_kernels.idt_iterations`):
     O(N) per axis instead of a sort. It equals the exact match by mid-ranks
     (:func:`_match_1d`, used without numba and as the tests' reference) except
     inside bins that hold several distinct values, where values are placed by
@@ -284,7 +284,7 @@ def pitie_idt(content: Any, style: Any, iterations: int = DEFAULT_IDT_ITERATIONS
     ``phi * ||grad t - grad I||^2 + psi * ||t - t_IDT||^2`` with weights that depend
     on the content's gradients, solved coarse to fine. Here this is approximated
     by the same energy with constant weights, a screened Poisson problem
-    (``photostyle_lib.postprocess.screened_poisson`` of the clipped IDT result with
+    (``photostyle_lib.photoreal.postprocess.screened_poisson`` of the clipped IDT result with
     ``lam = regrain_lambda``), solved exactly by a DCT: the result keeps the IDT colours at large scales and
     the content's gradients at pixel scale.
     """

@@ -1,6 +1,6 @@
 """``photostyle batch SOURCE -o DIR``: many runs through the pipeline ``photostyle transfer`` uses.
 
-SOURCE is a folder laid out like the dataset (``photostyle_lib.data``:
+SOURCE is a folder laid out like the dataset (``photostyle_lib.io.data``:
 ``input/in<N>.png``, ``style/tar<N>.png``, gold masks in ``segmentation/``),
 giving ``DIR/pair<N>.png``, or a CSV whose rows are runs (columns in
 ``cli.BATCH_HELP``), giving ``DIR/<output>`` or ``DIR/row<i>_<content>.png``.
@@ -51,7 +51,7 @@ def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
 
 def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
     """Rows of a dataset-like folder: one per pair, with its gold masks unless ``masks == "segmenter"``."""
-    from photostyle_lib.data import get_pair, list_pairs
+    from photostyle_lib.io.data import get_pair, list_pairs
 
     rows = []
     for n in parse_pair_ids(pairs, list_pairs(folder)):
@@ -114,7 +114,7 @@ def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.Argument
 
 def finished(output: Path) -> bool:
     """True if ``output`` and its metadata are a complete pair (the metadata's image_sha256 matches)."""
-    from photostyle_lib.metadata import file_digest
+    from photostyle_lib.io.metadata import file_digest
 
     meta = output.with_name(output.name + ".json")
     if not output.is_file() or not meta.is_file():
@@ -172,7 +172,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from photostyle_lib.cli import check_transfer, run_transfer
-    from photostyle_lib.images import write_file_atomically
+    from photostyle_lib.io.images import write_file_atomically
 
     jobs = plan(args)
     args.output_dir.mkdir(parents=True, exist_ok=True)

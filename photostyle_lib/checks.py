@@ -76,7 +76,7 @@ def check_image_array(name: str, image: Any, *, channels: int | None = 3) -> np.
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise PhotostyleError(
             f"{name} values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]; "
-            "divide 8-bit images by 255 (photostyle_lib.images.load_image does this)")
+            "divide 8-bit images by 255 (photostyle_lib.io.images.load_image does this)")
     return arr
 
 

@@ -6,7 +6,7 @@
 * ``batch SOURCE -o DIR``: many runs (photostyle_lib.batch).
 * ``segment CONTENT STYLE -o DIR``: the segmenter's masks as palette PNGs to
   repaint and pass back with ``--content-mask`` / ``--style-mask``.
-* ``report results/<profile>``: a static HTML page (photostyle_lib.report).
+* ``report results/<profile>``: a static HTML page (photostyle_lib.experiments.report).
 
 Bad input (missing or unreadable files, mask colours outside the palette,
 bad numbers, missing weights) ends with one line on stderr and exit status 2;
@@ -30,17 +30,10 @@ import socket
 import sys
 from pathlib import Path
 
-from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.errors import OneLineParser, PhotostyleError
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with usage errors as one line and exit status 2 (shared by the doors)."""
-
-    def error(self, message: str):  # argparse's own usage errors: one line, status 2
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -126,7 +119,7 @@ def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     from photostyle_lib import __version__
-    from photostyle_lib.presets import PRESETS
+    from photostyle_lib.engine.presets import PRESETS
 
     raw = argparse.RawDescriptionHelpFormatter
     p = OneLineParser(prog="photostyle", description="Photorealistic style transfer.", epilog=EXAMPLES,
@@ -245,7 +238,7 @@ def option_values(raw: dict, parser: argparse.ArgumentParser, source: str,
     ``(options by dest, extra config fields)``.
     """
     import dataclasses as _dc
-    from photostyle_lib.transfer import TransferConfig
+    from photostyle_lib.engine.transfer import TransferConfig
 
     actions = _option_actions(parser)
     field_types = {f.name: f for f in _dc.fields(TransferConfig)}
@@ -319,7 +312,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _inputs(args: argparse.Namespace) -> dict:
-    from photostyle_lib.pipeline import input_files  # (the engine loads only for a transfer)
+    from photostyle_lib.experiments.pipeline import input_files  # (the engine loads only for a transfer)
 
     return input_files(args.content, args.style, args.content_mask, args.style_mask, args.weights)
 
@@ -370,7 +363,7 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
     loader would retry the hub for tens of seconds; the CLI fails at once
     with its own options.
     """
-    from photostyle_lib import segmentation
+    from photostyle_lib.semantic import segmentation
 
     if not config.uses_masks or config.segmentation == "gold" or args.content_mask is not None:
         return
@@ -413,8 +406,8 @@ def check_transfer(args: argparse.Namespace) -> dict:
     Returns the TransferConfig overrides (:func:`_overrides`).
     """
     from photostyle_lib.checks import resolve_device
-    from photostyle_lib.images import check_writable, refuse_overwriting_inputs
-    from photostyle_lib.presets import get_preset
+    from photostyle_lib.io.images import check_writable, refuse_overwriting_inputs
+    from photostyle_lib.engine.presets import get_preset
 
     if args.content is None or args.style is None:
         raise PhotostyleError("give CONTENT and STYLE (or a --config file that names them)")
@@ -464,7 +457,7 @@ def _snapshot_callback(every: int | None, kept: list):
 
 
 def _write_snapshots(kept: list, out: Path, warning: str | None, overwrite: bool) -> list[Path]:
-    from photostyle_lib.images import save_image, weights_text
+    from photostyle_lib.io.images import save_image, weights_text
 
     written = []
     for iteration, img in kept:
@@ -479,7 +472,7 @@ def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -
 
     Returns ``{"output", "stop_reason", "seconds", "evaluations", "device", "banner"}``.
     """
-    from photostyle_lib import pipeline
+    from photostyle_lib.experiments import pipeline
 
     kept: list = []
     run = pipeline.transfer_files(args.content, args.style, preset=args.preset, size=args.size,
@@ -512,10 +505,10 @@ def _run_transfer(args: argparse.Namespace) -> int:
 
 def _run_segment(args: argparse.Namespace) -> int:
     """``photostyle segment``: palette masks and their legend (see SEGMENT_HELP)."""
-    from photostyle_lib import pipeline
+    from photostyle_lib.experiments import pipeline
     from photostyle_lib.checks import resolve_device
-    from photostyle_lib.images import load_image
-    from photostyle_lib.masks import write_palette_masks
+    from photostyle_lib.io.images import load_image
+    from photostyle_lib.semantic.masks import write_palette_masks
 
     for given in (args.content, args.style):
         if not given.exists():
@@ -546,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "segment":
             return _run_segment(args)
         if args.command == "report":
-            from photostyle_lib.report import build_report
+            from photostyle_lib.experiments.report import build_report
             print(f"wrote {build_report(args.profile_dir, args.output)}")
             return 0
     except PhotostyleError as exc:

@@ -7,6 +7,8 @@ one line and a non-zero exit; any other exception escaping to the user is a bug.
 
 from __future__ import annotations
 
+import argparse
+
 
 class PhotostyleError(ValueError):
     """Bad input, missing weights or data, or a run that cannot continue.
@@ -14,3 +16,10 @@ class PhotostyleError(ValueError):
     Subclasses ``ValueError`` so that callers catching the standard type for
     bad arguments still catch it.
     """
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with usage errors as one line and exit status 2 (shared by the doors)."""
+
+    def error(self, message: str):  # argparse's own usage errors: one line, status 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

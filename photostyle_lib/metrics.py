@@ -27,7 +27,7 @@ three things it argues about, one function each:
 
 Images are numpy arrays (H, W, 3) float in [0, 1] or torch tensors (1, 3, H, W)
 / (3, H, W) in [0, 1]; both are accepted everywhere. Masks are
-:class:`photostyle_lib.masks.SemanticMasks` or (C, H, W) stacks in [0, 1]
+:class:`photostyle_lib.semantic.masks.SemanticMasks` or (C, H, W) stacks in [0, 1]
 (tensors or arrays) and are brought to the images' sizes by area averaging.
 
 This module is pure maths: it imports nothing from the engine, the CLI or the runner.
@@ -49,10 +49,10 @@ from skimage.metrics import structural_similarity
 from photostyle_lib import losses
 from photostyle_lib.checks import check_choice, check_int, check_same_size
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import as_image_array
-from photostyle_lib.masks import SemanticMasks, resize_masks
-from photostyle_lib.matting import laplacian_energy
-from photostyle_lib.vgg import VGGFeatures, layer_size
+from photostyle_lib.io.images import as_image_array
+from photostyle_lib.semantic.masks import SemanticMasks, resize_masks
+from photostyle_lib.photoreal.matting import laplacian_energy
+from photostyle_lib.features.vgg import VGGFeatures, layer_size
 
 __all__ = [
     "photorealism_score",
@@ -125,7 +125,7 @@ def _aligned_masks(content_masks: Any, style_masks: Any, content_hw: tuple[int, 
     cm, sm = _mask_stack("content_masks", content_masks), _mask_stack("style_masks", style_masks)
     if cm.shape[0] != sm.shape[0]:
         raise PhotostyleError(f"content_masks has {cm.shape[0]} labels but style_masks has {sm.shape[0]}; "
-                              "align them first (photostyle_lib.masks.align_labels)")
+                              "align them first (photostyle_lib.semantic.masks.align_labels)")
     return resize_masks(cm, content_hw, "avg"), resize_masks(sm, style_hw, "avg")
 
 

@@ -79,7 +79,7 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(scope="module")
 def two_label_masks(pair):
     """Gold masks for ``pair``: content top / bottom half, style left / right half ("sky", "ground")."""
-    from photostyle_lib.masks import SemanticMasks
+    from photostyle_lib.semantic.masks import SemanticMasks
 
     c = torch.zeros(2, 40, 64)
     c[0, :20], c[1, 20:] = 1, 1
@@ -93,7 +93,7 @@ SYNTHETIC_PAIR_IDS = (1, 2, 8, 16)
 
 
 def write_synthetic_dataset(root: Path, ids=SYNTHETIC_PAIR_IDS) -> Path:
-    """A tiny stand-in for the Luan et al. set in its layout (photostyle_lib.data), seeded.
+    """A tiny stand-in for the Luan et al. set in its layout (photostyle_lib.io.data), seeded.
 
     Per pair N: ``input/inN.png`` (84, 128) content (colour ramps: a light "sky" above a dark
     "ground", a green "tree" blob), ``style/tarN.png`` (80, 80) style (noise textures, sky on the

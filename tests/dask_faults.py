@@ -30,7 +30,7 @@ class StylizeFaults(WorkerPlugin):
         self.folder = folder
 
     def setup(self, worker) -> None:
-        from photostyle_lib import runs
+        from photostyle_lib.experiments import runs
 
         real = getattr(runs.stylize, "real", runs.stylize)
         folder = Path(self.folder)

@@ -259,7 +259,7 @@ def _exact_idt(content, style, iterations, seed):
     return np.clip(colours.T.reshape(content.shape), 0, 1)
 
 
-needs_kernels = pytest.mark.skipif(not __import__("photostyle_lib.image_kernels").image_kernels.AVAILABLE,
+needs_kernels = pytest.mark.skipif(not __import__("importlib").import_module("photostyle_lib.photoreal.image_kernels").AVAILABLE,
                                    reason="numba is not installed")
 
 
@@ -277,7 +277,7 @@ def test_compiled_idt_close_to_exact_match(pair, request):
 @needs_kernels
 def test_binned_match_against_rank_match_and_its_invariants():
     from photostyle_lib.baselines import _match_1d
-    from photostyle_lib.image_kernels import _match_axis
+    from photostyle_lib.photoreal.image_kernels import _match_axis
 
     rng = np.random.default_rng(31)
     # content: continuous values plus two tied groups (an atom at 0.2, one at 0.75);
@@ -311,7 +311,7 @@ def test_binned_match_against_rank_match_and_its_invariants():
 
 @needs_kernels
 def test_binned_match_of_equal_or_flat_inputs():
-    from photostyle_lib.image_kernels import _match_axis
+    from photostyle_lib.photoreal.image_kernels import _match_axis
 
     x = np.random.default_rng(32).random(500)
     change = np.empty_like(x)
@@ -344,7 +344,7 @@ def test_idt_on_the_dataset_pair_beats_the_content_and_stays_near_exact(data_dir
 
 
 def test_without_numba_pitie_idt_runs_the_exact_match(colour_pair, monkeypatch):
-    from photostyle_lib import image_kernels
+    from photostyle_lib.photoreal import image_kernels
 
     content, style = colour_pair
     monkeypatch.setattr(image_kernels, "AVAILABLE", False)

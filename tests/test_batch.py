@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import batch, cli
+from photostyle_lib import batch
+from photostyle_lib import cli
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_batch_folder_of_pairs(pairs):
 
 
 def test_batch_bad_rows_fail_before_any_run(pairs, capsys, monkeypatch):
-    import photostyle_lib.pipeline as pipeline
+    import photostyle_lib.experiments.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking all rows"))
     d = pairs

@@ -119,9 +119,9 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
                                              "reinhard"]
     assert len(table) == 12 and set(table.pair_id) == {1, 2}
     # enhanced is full's optimisation with its own post-process: the same run, its chain applied to raw.png
-    from photostyle_lib.presets import get_preset
-    from photostyle_lib.runs import RunRecord, RunSpec
-    from photostyle_lib.transfer import apply_postprocess
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.runs import RunRecord, RunSpec
+    from photostyle_lib.engine.transfer import apply_postprocess
     enh = table[table.method == "enhanced"].set_index("pair_id")
     assert (enh.key == table[table.method == "full"].set_index("pair_id").key).all()
     cfg = get_preset("enhanced", weights="random", iterations=3)
@@ -133,7 +133,7 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
         assert enh.loc[pair_id, "photorealism"] == pytest.approx(expected, rel=1e-9)
     # no_postprocess is the full run's raw image: the same run, scored on raw.png (an independent scoring here)
     from photostyle_lib import metrics
-    from photostyle_lib.images import load_image
+    from photostyle_lib.io.images import load_image
     full, raw = (table[table.method == m].set_index("pair_id") for m in ("full", "no_postprocess"))
     assert (full.key == raw.key).all()
     for pair_id, key in raw.key.items():

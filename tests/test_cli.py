@@ -149,7 +149,7 @@ def test_cli_random_segmenter_alone_marks_the_result(small_pair, capsys, monkeyp
 
 
 def test_cli_unwritable_output_fails_before_the_run(small_pair, capsys, monkeypatch):
-    import photostyle_lib.pipeline as pipeline
+    import photostyle_lib.experiments.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
     (small_pair / "afile").write_text("x")
@@ -176,7 +176,7 @@ def test_random_weight_images_say_so_in_the_file(small_pair):
 def test_cli_never_writes_over_an_input(small_pair, capsys, monkeypatch):
     """Output = content, a mask, the weights file, through a symlink or ``..``: refused, even with
     --overwrite, before any run; the input's bytes are untouched."""
-    import photostyle_lib.pipeline as pipeline
+    import photostyle_lib.experiments.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
     d = small_pair
@@ -205,7 +205,7 @@ def test_cli_help_names_the_metadata_file(capsys):
 
 def _interrupt_from_call(n):
     """A layer_losses that raises KeyboardInterrupt (as Ctrl-C would) at its n-th call (1-based)."""
-    from photostyle_lib import transfer
+    from photostyle_lib.engine import transfer
 
     real, calls = transfer.layer_losses, {"n": 0}
 
@@ -222,7 +222,7 @@ def test_cli_ctrl_c_is_one_line_exit_130_and_writes_nothing(small_pair, capsys, 
     """Fault injection: Ctrl-C in the first loss evaluation (never 'the first loss evaluation was
     not finite') or mid-run: 'photostyle: interrupted', exit 130, and a previous result under the
     output name (with --overwrite) is left as it was -- no partial result replaces it."""
-    from photostyle_lib import transfer
+    from photostyle_lib.engine import transfer
 
     assert cli.main(_args(small_pair)) == 0
     before = ((small_pair / "out.png").read_bytes(), (small_pair / "out.png.json").read_bytes())
@@ -274,7 +274,7 @@ def test_cli_offline_without_masks_fails_fast(small_pair, capsys, monkeypatch, t
     import time
 
     import huggingface_hub.constants
-    import photostyle_lib.pipeline as pipeline
+    import photostyle_lib.experiments.pipeline as pipeline
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
@@ -303,8 +303,9 @@ def _stand_in_args(d, weights, out="hed.png"):
 
 @needs_hed
 def test_cli_stand_in_weights_say_so_in_the_file_the_metadata_and_the_final_line(small_pair, capsys):
-    from photostyle_lib import images, vgg
-    from photostyle_lib.metadata import file_digest
+    from photostyle_lib.io import images
+    from photostyle_lib.features import vgg
+    from photostyle_lib.io.metadata import file_digest
 
     assert cli.main(_stand_in_args(small_pair, "hed-vgg16")) == 0
     out = capsys.readouterr().out
@@ -320,14 +321,15 @@ def test_cli_stand_in_weights_say_so_in_the_file_the_metadata_and_the_final_line
 
 
 def test_weights_names_and_install_line_agree_with_the_library():
-    from photostyle_lib import vgg
+    from photostyle_lib.features import vgg
 
     assert set(cli.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
 
 
 @needs_hed
 def test_cli_auto_offline_takes_the_stand_in_and_says_why(small_pair, capsys, monkeypatch, tmp_path):
-    from photostyle_lib import images, vgg
+    from photostyle_lib.io import images
+    from photostyle_lib.features import vgg
 
     monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
@@ -346,7 +348,7 @@ def test_cli_auto_takes_cached_imagenet_without_a_banner(small_pair, capsys, mon
     import torch
     import torchvision
 
-    from photostyle_lib import vgg
+    from photostyle_lib.features import vgg
 
     monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub-home"))
@@ -461,9 +463,9 @@ def test_cli_save_every_writes_labelled_iterates(small_pair, capsys):
 
 def test_cli_segment_round_trip(small_pair):
     """Written palette masks, read back by load_gold_masks, give the segmenter's labels and label maps."""
-    from photostyle_lib import pipeline
-    from photostyle_lib.images import load_image
-    from photostyle_lib.masks import label_map, load_gold_masks
+    from photostyle_lib.experiments import pipeline
+    from photostyle_lib.io.images import load_image
+    from photostyle_lib.semantic.masks import label_map, load_gold_masks
 
     d = small_pair
     argv = ["segment", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "m"), "--segmenter", "random-tiny",

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from photostyle_lib import matting, presets
-from photostyle_lib.layer_loss import layer_losses
-from photostyle_lib.lbfgs import LBFGS
-from photostyle_lib.transfer import stylize
-from photostyle_lib.vgg import VGGFeatures
+from photostyle_lib.photoreal import matting
+from photostyle_lib.engine import presets
+from photostyle_lib.features.layer_loss import layer_losses
+from photostyle_lib.engine.lbfgs import LBFGS
+from photostyle_lib.engine.transfer import stylize
+from photostyle_lib.features.vgg import VGGFeatures
 from test_layer_loss import _case as _layer_case, _terms as _layer_terms
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from photostyle_lib import data
+from photostyle_lib.io import data
 from photostyle_lib.errors import PhotostyleError
 
 
@@ -29,7 +29,7 @@ def test_unknown_pair(pair_data_dir):
 def test_synthetic_set_has_the_dataset_layout(pair_data_dir, monkeypatch):
     """The stand-in set the tests use without the dataset (conftest.write_synthetic_dataset)."""
     from conftest import SYNTHETIC_PAIR_IDS
-    from photostyle_lib.masks import load_gold_masks
+    from photostyle_lib.semantic.masks import load_gold_masks
 
     monkeypatch.setenv(data.ENV_VAR, str(pair_data_dir))
     assert data.list_pairs() == list(SYNTHETIC_PAIR_IDS)

@@ -20,11 +20,13 @@ from nbformat.v4 import new_code_cell, new_notebook
 from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib import experiments, figures, images
+from photostyle_lib.experiments import recipes as experiments
+from photostyle_lib.plots import figures
+from photostyle_lib.io import images
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.experiments import Settings, canonical_spec
-from photostyle_lib.presets import ABLATION, PRESETS
-from photostyle_lib.runs import RunSpec
+from photostyle_lib.experiments.recipes import Settings, canonical_spec
+from photostyle_lib.engine.presets import ABLATION, PRESETS
+from photostyle_lib.experiments.runs import RunSpec
 
 
 @pytest.fixture
@@ -415,7 +417,7 @@ def test_cli_usage_errors_are_one_line(capsys):
 
 
 def test_soft_mask_captions_name_the_pipeline(monkeypatch):
-    from photostyle_lib import runs
+    from photostyle_lib.semantic import segmentation
     assert "authors' pipeline" in experiments.soft_pipeline_caption()
-    monkeypatch.setattr(runs, "SOFT_PIPELINE", "merged")
+    monkeypatch.setattr(segmentation, "SOFT_PIPELINE", "merged")
     assert "'merged' pipeline" in experiments.soft_pipeline_caption()

@@ -9,10 +9,11 @@ from conftest import needs_hed
 from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib import figures, images
+from photostyle_lib.plots import figures
+from photostyle_lib.io import images
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER, WARNING_COLOUR, Grid, Panel
-from photostyle_lib.mask_views import NO_LABEL_COLOUR, label_colours
+from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER, WARNING_COLOUR, Grid, Panel
+from photostyle_lib.plots.mask_views import NO_LABEL_COLOUR, label_colours
 
 
 def _img(seed: int, h: int = 12, w: int = 16) -> np.ndarray:
@@ -56,7 +57,7 @@ def test_weights_banner_only_when_it_applies_and_in_red(banner):
 
 @needs_hed
 def test_stand_in_banner_is_the_networks_own():
-    from photostyle_lib import vgg
+    from photostyle_lib.features import vgg
 
     assert vgg.VGGFeatures("hed-vgg16", ("conv1_1",)).weights_warning == STAND_IN_BANNER
     assert vgg.VGGFeatures("random", ("conv1_1",)).weights_warning == RANDOM_WEIGHTS_BANNER
@@ -258,7 +259,7 @@ def test_column_titles_align_whatever_the_aspect_ratios():
 
 
 def test_grid_legend_of_user_mask_labels(tmp_path):
-    from photostyle_lib.mask_views import label_colours
+    from photostyle_lib.plots.mask_views import label_colours
 
     labels = ("blue", "black")  # palette names: user / gold masks, drawn in their own colours
     stack = torch.zeros(2, 12, 16)

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import load_image, save_image, scaled_size, tensor_to_array
+from photostyle_lib.io.images import load_image, save_image, scaled_size, tensor_to_array
 
 
 def _rgb(h=6, w=8):
@@ -95,7 +95,7 @@ def test_save_image_is_atomic_under_sigkill(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, torch
         from PIL import Image
-        from photostyle_lib.images import save_image
+        from photostyle_lib.io.images import save_image
         real = Image.Image.save
         def half_then_die(self, fp, *a, **k):
             fp.write(b"\\x89PNG partial")
@@ -134,9 +134,10 @@ def test_image_and_metadata_written_together_with_one_mode(tmp_path, monkeypatch
     import os
     import stat
 
-    from photostyle_lib import images, metadata, pipeline
-    from photostyle_lib.presets import get_preset
-    from photostyle_lib.transfer import stylize
+    from photostyle_lib.io import images, metadata
+    from photostyle_lib.experiments import pipeline
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.engine.transfer import stylize
 
     content = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     result = stylize(content, content.flip(-1), get_preset("gatys", weights="random", iterations=2, device="cpu"),
@@ -160,3 +161,31 @@ def test_image_and_metadata_written_together_with_one_mode(tmp_path, monkeypatch
         pipeline.save_run(run2, out, overwrite=True)
     assert (out.read_bytes(), meta.read_bytes()) == pair
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png", "r.png.json"]
+
+
+def test_one_image_check_for_arrays_and_tensors():
+    """as_image_tensor and as_image_array agree: same values both ways, the same errors."""
+    from photostyle_lib.io.images import as_image_array, as_image_tensor
+
+    rng = np.random.default_rng(0)
+    arr = rng.random((20, 24, 3))
+    t = as_image_tensor("x", arr)
+    assert t.shape == (1, 3, 20, 24) and t.dtype == torch.float32
+    assert np.allclose(as_image_array("x", t), arr, atol=1e-7)            # round trip (float32 precision)
+    assert torch.equal(as_image_tensor("x", t[0]), t)                      # (3, H, W) accepted
+    bad = {
+        "values must lie in [0, 1]": arr * 255,
+        "NaN or infinite": np.where(arr > 0.5, np.nan, arr),
+        "shape": arr[..., :2],
+        "empty": np.zeros((0, 4, 3)),
+    }
+    for what, a in bad.items():
+        for fn in (as_image_array, as_image_tensor):
+            for x in (a, torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]):
+                with pytest.raises(PhotostyleError, match="content") as info:
+                    fn("content", x)
+                assert what in str(info.value) or "shape" in str(info.value), (fn.__name__, what, info.value)
+    with pytest.raises(PhotostyleError, match="batch of 2"):
+        as_image_tensor("content", torch.zeros(2, 3, 8, 8))
+    with pytest.raises(PhotostyleError, match="at least 16x16"):
+        as_image_tensor("content", torch.zeros(1, 3, 8, 20), min_side=16)

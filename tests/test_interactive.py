@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import experiments, figures, interactive
+from photostyle_lib.experiments import recipes as experiments, interactive
+from photostyle_lib.plots import figures
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.presets import get_preset
+from photostyle_lib.engine.presets import get_preset
 
 
 @pytest.fixture
@@ -306,8 +307,8 @@ def test_stop_from_within_the_callback(tiny_app):
 
 
 def test_save_writes_png_and_json_and_refuses_existing_files(tiny_app, tmp_path, data_dir):
-    from photostyle_lib.images import WEIGHTS_TEXT_KEY
-    from photostyle_lib.metadata import file_digest
+    from photostyle_lib.io.images import WEIGHTS_TEXT_KEY
+    from photostyle_lib.io.metadata import file_digest
 
     app = tiny_app(iterations=3)
     with pytest.raises(PhotostyleError, match="press Run first"):

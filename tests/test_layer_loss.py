@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from photostyle_lib import allocator, kernels, layer_loss, losses
+from photostyle_lib.features import allocator, kernels, layer_loss
+from photostyle_lib import losses
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.layer_loss import LayerTerms, layer_losses
-from photostyle_lib.vgg import VGGFeatures
+from photostyle_lib.features.layer_loss import LayerTerms, layer_losses
+from photostyle_lib.features.vgg import VGGFeatures
 
 
 def _case(kind: str, channels_last: bool, dtype=torch.float64, c=5, h=9, w=7, seed=0):
@@ -243,9 +244,9 @@ def test_gpu_form_chunks_cover_each_label_once():
 
 def test_engine_in_gpu_form_equals_cpu_form(monkeypatch):
     """A whole stylize run with the GPU form forced on the CPU: the same loss terms step by step."""
-    from photostyle_lib import presets
-    from photostyle_lib.masks import SemanticMasks
-    from photostyle_lib.transfer import stylize
+    from photostyle_lib.engine import presets
+    from photostyle_lib.semantic.masks import SemanticMasks
+    from photostyle_lib.engine.transfer import stylize
 
     g = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 40, 56, generator=g), torch.rand(1, 3, 48, 48, generator=g)

@@ -1,10 +1,10 @@
-"""photostyle_lib.lbfgs against torch.optim.LBFGS (line_search_fn=None), an independent implementation."""
+"""photostyle_lib.engine.lbfgs against torch.optim.LBFGS (line_search_fn=None), an independent implementation."""
 
 import pytest
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.lbfgs import LBFGS, CompactHistory, TwoLoopHistory
+from photostyle_lib.engine.lbfgs import LBFGS, CompactHistory, TwoLoopHistory
 
 
 def _problem(dtype, n=40, seed=0):
@@ -212,7 +212,7 @@ def _box_quadratic(n=40, seed=0):
 
 
 def _run_projected(a, b, x0, history=10, evaluations=400):
-    from photostyle_lib.lbfgs import projected_lbfgs
+    from photostyle_lib.engine.lbfgs import projected_lbfgs
     x = x0.clone().requires_grad_(True)
     values = []
 
@@ -255,7 +255,7 @@ def test_projected_lbfgs_meets_the_box_kkt_conditions():
 def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
     """On a non-convex function (Rosenbrock, whose minimiser is the box's corner (1, ..., 1)) full quasi-Newton
     steps overshoot: trial points are rejected, and every accepted iterate satisfies the Armijo decrease."""
-    from photostyle_lib.lbfgs import projected_lbfgs
+    from photostyle_lib.engine.lbfgs import projected_lbfgs
     x = torch.full((6,), 0.05, dtype=torch.float64, requires_grad=True)
     evaluated, accepted = [], []
 

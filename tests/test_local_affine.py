@@ -9,9 +9,9 @@ import pytest
 import scipy.ndimage
 import torch
 
-from photostyle_lib import local_affine as la
+from photostyle_lib.photoreal import local_affine as la
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.local_affine import smooth_local_affine, smooth_local_affine_torch
+from photostyle_lib.photoreal.local_affine import smooth_local_affine, smooth_local_affine_torch
 
 
 def brute_force(output, content, radius, edge, patch_radius, epsilon):

@@ -1,4 +1,4 @@
-"""Tests of photostyle_lib.mask_views: figure layouts, titles, bad input."""
+"""Tests of photostyle_lib.plots.mask_views: figure layouts, titles, bad input."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from matplotlib.colors import same_color
 from matplotlib.figure import Figure
 
-from photostyle_lib import mask_views as mv
+from photostyle_lib.plots import mask_views as mv
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.masks import SemanticMasks
+from photostyle_lib.semantic.masks import SemanticMasks
 
 LABELS = ("sky", "water", "tree", "building", "road")
 
@@ -106,7 +106,7 @@ def test_figures_render_to_png(soft, hard, images, tmp_path):
 
 
 def test_stand_in_banner_as_a_weights_note(soft, images):
-    from photostyle_lib.images import STAND_IN_BANNER
+    from photostyle_lib.io.images import STAND_IN_BANNER
 
     fig = mv.per_label_figure(soft, labels=("sky", "tree"), title="Figure 8", weights_note=STAND_IN_BANNER)
     assert _suptitle(fig).replace("\n", " ") == f"Figure 8 {STAND_IN_BANNER}"  # wrapped to the width
@@ -117,7 +117,7 @@ def test_per_label_figure_with_one_label_shows_title_and_warning_whole(soft):
     """One label used to make a 260 px figure that cut off its title; now >= 640 px, the title inside."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from photostyle_lib.images import RANDOM_WEIGHTS_BANNER
+    from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER
 
     title = "Figure 8: masks of pair 8, a failure case (top: content, bottom: style)"
     fig = mv.per_label_figure(soft, labels=("sky",), title=title, weights_note=RANDOM_WEIGHTS_BANNER)
@@ -131,7 +131,7 @@ def test_per_label_figure_with_one_label_shows_title_and_warning_whole(soft):
 
 
 def test_per_label_figure_colours_equal_the_saved_panels(soft):
-    from photostyle_lib.figures import probability_image
+    from photostyle_lib.plots.figures import probability_image
 
     fig = mv.per_label_figure(soft, labels=("water", "tree"))
     for ax, stack in ((fig.axes[0], soft.content), (fig.axes[2], soft.style)):  # row-major: style below

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.masks import (PALETTE, SemanticMasks, align_labels, label_map, load_gold_masks,
+from photostyle_lib.semantic.masks import (PALETTE, SemanticMasks, align_labels, label_map, load_gold_masks,
                                   read_color_mask, resize_masks)
 
 

@@ -1,4 +1,4 @@
-"""Tests for photostyle_lib.matting: the matting Laplacian against its definition,
+"""Tests for photostyle_lib.photoreal.matting: the matting Laplacian against its definition,
 its invariants, the photorealism loss (eq. 4) and its gradient (eq. 5), the cache."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import scipy.sparse
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.matting import (
+from photostyle_lib.photoreal.matting import (
     cached_matting_laplacian,
     clear_laplacian_cache,
     laplacian_cache_key,
@@ -105,8 +105,8 @@ def test_matches_pymatting_when_installed(flat_patch_image):
 @pytest.mark.parametrize("shape, radius", [((3, 3), 1), ((4, 7), 1), ((13, 11), 1), ((9, 10), 2), ((5, 5), 2),
                                            ((12, 14), 3)])
 def test_kernel_equals_numpy_reference(shape, radius):
-    from photostyle_lib.image_kernels import AVAILABLE
-    from photostyle_lib.matting import _laplacian_reference
+    from photostyle_lib.photoreal.image_kernels import AVAILABLE
+    from photostyle_lib.photoreal.matting import _laplacian_reference
 
     if not AVAILABLE:
         pytest.skip("numba is not installed: matting_laplacian is the numpy reference")
@@ -211,7 +211,7 @@ def test_cache_returns_same_object_and_is_keyed_by_params(tiny_image):
 
 
 def test_cache_evicts_least_recently_used(tiny_image, monkeypatch):
-    import photostyle_lib.matting as matting
+    import photostyle_lib.photoreal.matting as matting
     monkeypatch.setattr(matting, "LAPLACIAN_CACHE_SIZE", 2)
     clear_laplacian_cache()
     first = cached_matting_laplacian(tiny_image, eps=1e-3)
@@ -285,7 +285,7 @@ def test_photorealism_loss_bad_input(tiny_image):
 
 
 def test_without_numba_the_laplacian_is_the_numpy_reference(tiny_image, monkeypatch):
-    from photostyle_lib import image_kernels
+    from photostyle_lib.photoreal import image_kernels
 
     monkeypatch.setattr(image_kernels, "AVAILABLE", False)
     lap = matting_laplacian(tiny_image)

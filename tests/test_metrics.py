@@ -13,8 +13,8 @@ from skimage.filters import gaussian
 from photostyle_lib import metrics
 from photostyle_lib.baselines import reinhard
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import array_to_tensor, tensor_to_array
-from photostyle_lib.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.io.images import array_to_tensor, tensor_to_array
+from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.metrics import (
     METRICS,
     gram_distance,
@@ -25,7 +25,7 @@ from photostyle_lib.metrics import (
     structure_score,
     style_distance,
 )
-from photostyle_lib.vgg import VGGFeatures
+from photostyle_lib.features.vgg import VGGFeatures
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,8 @@ def warm_style() -> np.ndarray:
 @pytest.fixture
 def real_pair(data_dir):
     """Pair 1 of the dataset at 64 px: content, style (arrays) and its gold masks."""
-    from photostyle_lib.data import get_pair
-    from photostyle_lib.images import load_image
+    from photostyle_lib.io.data import get_pair
+    from photostyle_lib.io.images import load_image
 
     p = get_pair(1, data_dir)
     content = tensor_to_array(load_image(p.content, 64))
@@ -78,7 +78,7 @@ def test_content_and_affine_recolouring_are_photorealistic_noise_is_not(scene):
 
 
 def test_photorealism_is_per_value_and_accepts_tensors(scene):
-    from photostyle_lib.matting import laplacian_energy
+    from photostyle_lib.photoreal.matting import laplacian_energy
 
     noisy = np.clip(scene + 0.02 * np.random.default_rng(2).standard_normal(scene.shape), 0, 1)
     score = photorealism_score(noisy, scene)
@@ -88,7 +88,7 @@ def test_photorealism_is_per_value_and_accepts_tensors(scene):
 
 
 def test_gatys_output_on_a_real_pair_is_far_less_photorealistic(data_dir, tmp_path):
-    from photostyle_lib.runs import RunSpec, run_cached
+    from photostyle_lib.experiments.runs import RunSpec, run_cached
 
     spec = RunSpec(1, "gatys", size=48, iterations=20, weights="random")
     rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, device="cpu", progress=False)

@@ -1,7 +1,7 @@
 """The notebooks: committed clean, and executed end to end by the runner under the ``ci`` profile.
 
 The suite runs ONCE per test session (session-scoped fixture), through the
-same command a user types (``python -m photostyle_lib.experiments run
+same command a user types (``python -m photostyle_lib.experiments.recipes run
 --profile ci``), into a temporary folder; the tests then read what it wrote.
 Its run cache is the session's shared CI cache, also used by
 tests/test_experiments.py and tests/test_interactive.py, so no run is
@@ -23,10 +23,10 @@ import nbformat
 import pytest
 from conftest import require_hed
 
-from photostyle_lib import experiments
-from photostyle_lib.data import data_dir as resolve_data_dir
+from photostyle_lib.experiments import recipes as experiments
+from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
 
 NOTEBOOKS = experiments.discover_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -105,7 +105,7 @@ def ci_suite(tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
     env = {**os.environ, "MPLBACKEND": "Agg"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.experiments", "run", "--profile", "ci",
+    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.experiments.recipes", "run", "--profile", "ci",
                            "--data-dir", str(data), "--output-dir", str(out), "--cache-dir", str(cache)],
                           capture_output=True, text=True, env=env, timeout=1800)
     seconds = time.perf_counter() - t0

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from photostyle_lib import pipeline
+from photostyle_lib.experiments import pipeline
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.presets import get_preset
+from photostyle_lib.engine.presets import get_preset
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for photostyle_lib.postprocess: the recursive filter against a per-pixel
+"""Tests for photostyle_lib.photoreal.postprocess: the recursive filter against a per-pixel
 reference, its edge-aware behaviour, eq. (9), and the screened Poisson solve."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.postprocess import recursive_filter, refine, screened_poisson
+from photostyle_lib.photoreal.postprocess import recursive_filter, refine, screened_poisson
 
 
 def reference_recursive_filter(image, sigma_s, sigma_r, iterations, joint):
@@ -228,8 +228,8 @@ def test_bad_images(tiny_image):
 
 @pytest.mark.parametrize("channels, joint_channels", [(1, 1), (3, 3), (6, 3), (3, 1)])
 def test_kernel_equals_numpy_reference(channels, joint_channels):
-    from photostyle_lib.image_kernels import AVAILABLE
-    from photostyle_lib.postprocess import _recursive_filter, _recursive_filter_reference
+    from photostyle_lib.photoreal.image_kernels import AVAILABLE
+    from photostyle_lib.photoreal.postprocess import _recursive_filter, _recursive_filter_reference
 
     if not AVAILABLE:
         pytest.skip("numba is not installed: the filter runs the numpy reference")
@@ -260,7 +260,7 @@ def test_matches_opencv_domain_transform_when_installed():
 
 
 def test_without_numba_the_filter_runs_the_numpy_reference(tiny_image, monkeypatch):
-    from photostyle_lib import image_kernels
+    from photostyle_lib.photoreal import image_kernels
 
     image = np.random.default_rng(19).random(tiny_image.shape)
     expected = reference_recursive_filter(image, 60.0, 100 / 255, 3, tiny_image)
@@ -283,8 +283,8 @@ def smooth_pair():
 
 def test_matting_smooth_solves_its_normal_equations(smooth_pair):
     """(Id + lam L) O = S, against a dense solve with the Laplacian as a dense matrix."""
-    from photostyle_lib.matting import matting_laplacian
-    from photostyle_lib.postprocess import matting_smooth
+    from photostyle_lib.photoreal.matting import matting_laplacian
+    from photostyle_lib.photoreal.postprocess import matting_smooth
 
     out, content = smooth_pair
     lam = 0.05
@@ -297,8 +297,8 @@ def test_matting_smooth_solves_its_normal_equations(smooth_pair):
 
 
 def test_matting_smooth_lowers_the_energy_monotonically_and_keeps_affine_recolourings(smooth_pair):
-    from photostyle_lib.matting import laplacian_energy
-    from photostyle_lib.postprocess import matting_smooth
+    from photostyle_lib.photoreal.matting import laplacian_energy
+    from photostyle_lib.photoreal.postprocess import matting_smooth
 
     out, content = smooth_pair
     energies = [laplacian_energy(matting_smooth(out, content, lam), content) for lam in (0.0, 0.1, 1.0, 10.0)]
@@ -310,7 +310,7 @@ def test_matting_smooth_lowers_the_energy_monotonically_and_keeps_affine_recolou
 
 
 def test_matting_smooth_errors(smooth_pair):
-    from photostyle_lib.postprocess import matting_smooth
+    from photostyle_lib.photoreal.postprocess import matting_smooth
 
     out, content = smooth_pair
     with pytest.raises(PhotostyleError, match="did not converge"):

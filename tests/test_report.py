@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from photostyle_lib import cli
-from photostyle_lib.images import STAND_IN_BANNER
+from photostyle_lib.io.images import STAND_IN_BANNER
 
 
 @pytest.fixture

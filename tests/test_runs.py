@@ -7,10 +7,10 @@ import torch
 
 from conftest import needs_hed
 
-from photostyle_lib import runs
-from photostyle_lib.data import get_pair
+from photostyle_lib.experiments import runs
+from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.runs import RunSpec, run_cached, run_many
+from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
 
 
 @pytest.fixture
@@ -85,9 +85,9 @@ def test_colour_transfer_and_published(data_dir, tmp_path):
 def test_stand_in_run_records_its_network_and_banner(data_dir, tmp_path):
     from PIL import Image
 
-    from photostyle_lib import vgg
-    from photostyle_lib.images import STAND_IN_BANNER, STAND_IN_TEXT
-    from photostyle_lib.metadata import file_digest
+    from photostyle_lib.features import vgg
+    from photostyle_lib.io.images import STAND_IN_BANNER, STAND_IN_TEXT
+    from photostyle_lib.io.metadata import file_digest
 
     rec = run_cached(_spec(masks="gold", weights="hed-vgg16"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     assert rec.weights_warning == STAND_IN_BANNER and not rec.random_weights
@@ -120,7 +120,8 @@ def test_bad_specs():
 def test_key_follows_presets_weights_and_segmenter(data_dir, tmp_path, monkeypatch):
     import dataclasses
 
-    from photostyle_lib import presets, segmentation
+    from photostyle_lib.engine import presets
+    from photostyle_lib.semantic import segmentation
 
     assert runs.SEGMENTER_ENV_VAR == segmentation.CHECKPOINT_ENV
     pair = get_pair(1, data_dir)
@@ -206,8 +207,8 @@ def test_entry_without_manifest_is_checked_then_adopted(data_dir, tmp_path, monk
 
 def test_cache_key_ignores_parameters_of_unused_parts():
     """The local-affine smoothing's parameters matter only when it runs: other runs keep their keys."""
-    from photostyle_lib.presets import get_preset
-    from photostyle_lib.runs import relevant_config
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.runs import relevant_config
     full = get_preset("full", weights="random")
     assert "affine_radius" not in relevant_config(full) and "device" not in relevant_config(full)
     assert relevant_config(full) == relevant_config(full.replace(affine_radius=3, device="cpu"))
@@ -225,8 +226,8 @@ def test_cache_key_ignores_parameters_of_unused_parts():
 def test_schedule_fields_keep_stored_keys_at_their_off_values():
     """pyramid_levels 1, level_iterations None, plateau_window 0 (the paper's run) are not in the key, nor
     plateau_tol while the plateau stop is off; the fast preset's schedule is."""
-    from photostyle_lib.presets import get_preset
-    from photostyle_lib.runs import relevant_config
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.runs import relevant_config
     new = {"pyramid_levels", "level_iterations", "plateau_window", "plateau_tol"}
     full = get_preset("full", weights="random")
     assert not new & set(relevant_config(full))

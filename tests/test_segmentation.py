@@ -1,4 +1,4 @@
-"""Tests of photostyle_lib.segmentation: the segmenter (tiny random UPerNet), masks, cache."""
+"""Tests of photostyle_lib.semantic.segmentation: the segmenter (tiny random UPerNet), masks, cache."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from photostyle_lib.ade20k import ADE20K_LABELS, AUTHORS_MERGE_IDS, AUTHORS_MERGES, DEFAULT_MERGES, MergeGroup
+from photostyle_lib.semantic.ade20k import ADE20K_LABELS, AUTHORS_MERGE_IDS, AUTHORS_MERGES, DEFAULT_MERGES, MergeGroup
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.masks import SemanticMasks, label_map, load_gold_masks
-from photostyle_lib.segmentation import (
+from photostyle_lib.semantic.masks import SemanticMasks, label_map, load_gold_masks
+from photostyle_lib.semantic.segmentation import (
     ADE20KSegmenter,
     SegmentationCache,
     architecture_config,
@@ -482,7 +482,7 @@ def test_tiny_random_segmenter_is_peaked_enough_for_the_authors_pipeline(segment
 
 
 def test_paper_scales_are_the_authors_image_sizes():
-    from photostyle_lib.segmentation import CSAIL_SCALES, PAPER_SCALES
+    from photostyle_lib.semantic.segmentation import CSAIL_SCALES, PAPER_SCALES
 
     assert PAPER_SCALES == (300, 400, 500, 600)  # --imgSize default of their segment.py
     assert CSAIL_SCALES == (300, 375, 450, 525, 600) and PAPER_SCALES != CSAIL_SCALES

@@ -10,12 +10,13 @@ import pytest
 import torch
 from conftest import require_hed
 
-from photostyle_lib import experiments, mask_errors, soft_vs_hard
-from photostyle_lib.data import get_pair
+from photostyle_lib.experiments import recipes as experiments, soft_vs_hard
+from photostyle_lib.semantic import mask_errors
+from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
-from photostyle_lib.masks import load_gold_masks
-from photostyle_lib.runs import RunSpec
+from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+from photostyle_lib.semantic.masks import load_gold_masks
+from photostyle_lib.experiments.runs import RunSpec
 
 SEVERITIES = {"boundary": [0, 2]}
 

@@ -1,4 +1,4 @@
-"""Tests for photostyle_lib.sweep: executors (serial, process pool, an in-process Dask cluster),
+"""Tests for photostyle_lib.experiments.sweep: executors (serial, process pool, an in-process Dask cluster),
 scoring of cached runs, intervals, figures, files, and the metrics notebook run by papermill."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from photostyle_lib import sweep
+from photostyle_lib.experiments import sweep
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.metrics import METRICS
-from photostyle_lib import runs
-from photostyle_lib.runs import RunSpec, run_cached, run_many
+from photostyle_lib.experiments import runs
+from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
 
 # Tiny specs: synthetic pairs (conftest.pair_data_dir), 48 px, 2 iterations, random VGG weights.
 TINY = dict(size=48, iterations=2, weights="random")
@@ -305,7 +305,7 @@ def test_save_sweep_writes_tables_figures_and_metadata(scored, tmp_path):
 @pytest.mark.slow
 def test_metrics_notebook_ci_profile(shared_data, tmp_path):
     papermill = pytest.importorskip("papermill")
-    from photostyle_lib import experiments
+    from photostyle_lib.experiments import recipes as experiments
 
     experiments.ensure_kernel()
     nb = experiments.NOTEBOOKS_DIR / "06_metrics.ipynb"

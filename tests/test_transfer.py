@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from photostyle_lib import presets, transfer
+from photostyle_lib.engine import presets, transfer
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.masks import SemanticMasks
-from photostyle_lib.transfer import TransferConfig, stylize
+from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.engine.transfer import TransferConfig, stylize
 
 
 def _cfg(**kw):
@@ -192,8 +192,8 @@ def test_regularization_and_postprocess_paths_run(pair, two_label_masks):
     content, style = pair
     cfg = presets.get_preset("full", weights="random", iterations=4, device="cpu")
     r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
-    from photostyle_lib import postprocess
-    from photostyle_lib.images import tensor_to_array
+    from photostyle_lib.photoreal import postprocess
+    from photostyle_lib.io.images import tensor_to_array
 
     expected = postprocess.refine(tensor_to_array(r.raw_image), tensor_to_array(content))
     assert np.allclose(tensor_to_array(r.image), expected, atol=1e-6)  # eq. (9) on the kept iterate
@@ -204,8 +204,8 @@ def test_regularization_and_postprocess_paths_run(pair, two_label_masks):
 
 
 def test_luan_two_stage(pair, two_label_masks):
-    from photostyle_lib.images import tensor_to_array
-    from photostyle_lib.local_affine import smooth_local_affine
+    from photostyle_lib.io.images import tensor_to_array
+    from photostyle_lib.photoreal.local_affine import smooth_local_affine
 
     content, style = pair
     cfg = presets.get_preset("luan", weights="random", iterations=3, device="cpu")
@@ -226,8 +226,8 @@ def test_luan_two_stage(pair, two_label_masks):
 
 def test_regularization_lowers_laplacian_energy(pair, two_label_masks):
     """The photorealism term pulls the output toward a locally affine recolouring of the content."""
-    from photostyle_lib import matting
-    from photostyle_lib.images import tensor_to_array
+    from photostyle_lib.photoreal import matting
+    from photostyle_lib.io.images import tensor_to_array
 
     content, style = pair
     base = dict(weights="random", iterations=20, device="cpu", style_weight=1e7)
@@ -271,8 +271,8 @@ def test_network_weights_apply_to_the_paper_weight_presets_only(monkeypatch):
 
 
 def test_local_affine_postprocess_is_smooth_local_affine(pair):
-    from photostyle_lib.images import tensor_to_array
-    from photostyle_lib.local_affine import smooth_local_affine
+    from photostyle_lib.io.images import tensor_to_array
+    from photostyle_lib.photoreal.local_affine import smooth_local_affine
 
     content, style = pair
     noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
@@ -287,9 +287,9 @@ def test_local_affine_postprocess_is_smooth_local_affine(pair):
 
 def test_the_chained_postprocess_is_the_filter_then_the_smoothing(pair):
     """"recursive_filter+local_affine" equals postprocess.refine followed by smooth_local_affine."""
-    from photostyle_lib import postprocess
-    from photostyle_lib.images import tensor_to_array
-    from photostyle_lib.local_affine import smooth_local_affine
+    from photostyle_lib.photoreal import postprocess
+    from photostyle_lib.io.images import tensor_to_array
+    from photostyle_lib.photoreal.local_affine import smooth_local_affine
 
     content, _ = pair
     noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
@@ -309,8 +309,8 @@ def test_luan_terms_at_the_first_evaluation_are_their_formulas(pair, two_label_m
     (C * mask sum), weighted by the content mask's mean) on the engine's features and layer masks, its TV term
     tv_weight * their sum of squared differences."""
     from photostyle_lib import losses
-    from photostyle_lib.masks import resize_masks
-    from photostyle_lib.vgg import layer_size
+    from photostyle_lib.semantic.masks import resize_masks
+    from photostyle_lib.features.vgg import layer_size
 
     content, style = pair
     cfg = presets.get_preset("luan", weights="random", iterations=1, device="cpu", two_stage=False,
@@ -346,7 +346,7 @@ def test_reinhard_init_starts_from_the_per_region_recolouring(pair, two_label_ma
     """init="reinhard": the first evaluated image is baselines.masked_reinhard of the inputs with
     the run's masks (resized to each image), not the content; an explicit init= tensor wins."""
     from photostyle_lib.baselines import masked_reinhard
-    from photostyle_lib.images import tensor_to_array
+    from photostyle_lib.io.images import tensor_to_array
 
     content, style = pair
     seen = []
@@ -435,8 +435,8 @@ def _pyramid_cfg(**kw):
 def test_each_level_starts_from_the_upsampled_previous_result(pair, two_label_masks):
     """Level 1 starts at the content downsampled (the requested start); level 2 at level 1's kept image,
     bilinearly upsampled; iterations numbered across levels; the post-process once, at full size."""
-    from photostyle_lib import postprocess
-    from photostyle_lib.images import resize_tensor, tensor_to_array
+    from photostyle_lib.photoreal import postprocess
+    from photostyle_lib.io.images import resize_tensor, tensor_to_array
 
     content, style = pair
     seen, rows = [], []
@@ -468,7 +468,7 @@ def test_each_level_starts_from_the_upsampled_previous_result(pair, two_label_ma
 
 def test_the_coarsest_level_starts_from_the_requested_start_downsampled(pair, two_label_masks):
     from photostyle_lib.baselines import masked_reinhard
-    from photostyle_lib.images import array_to_tensor, resize_tensor, tensor_to_array
+    from photostyle_lib.io.images import array_to_tensor, resize_tensor, tensor_to_array
 
     content, style = pair
     first = []
@@ -486,7 +486,7 @@ def test_the_coarsest_level_starts_from_the_requested_start_downsampled(pair, tw
 
 
 def test_masks_and_style_are_rebuilt_per_level(pair, two_label_masks, monkeypatch):
-    from photostyle_lib.masks import resize_masks
+    from photostyle_lib.semantic.masks import resize_masks
 
     content, style = pair
     calls = []
@@ -583,9 +583,9 @@ def test_stop_in_a_coarse_level_skips_the_finer_ones(pair):
 def test_the_colour_match_chain_is_its_steps_in_order(pair, two_label_masks):
     """"recursive_filter+colour_match+matting_smooth" equals refine, then masked_idt with the run's masks
     (resized to each image), then matting_smooth, composed by hand."""
-    from photostyle_lib import postprocess
+    from photostyle_lib.photoreal import postprocess
     from photostyle_lib.baselines import masked_idt
-    from photostyle_lib.images import array_to_tensor, tensor_to_array
+    from photostyle_lib.io.images import array_to_tensor, tensor_to_array
 
     content, style = pair
     noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(6))).clamp(0, 1)

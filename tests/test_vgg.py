@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from photostyle_lib import vgg
+from photostyle_lib.features import vgg
 from photostyle_lib.errors import PhotostyleError
 
 

@@ -12,7 +12,7 @@ Only finished runs are results. A run stopped by Ctrl-C (a kernel interrupt;
 ``stop_reason == "interrupted"``) is kept, for a look, under
 ``interrupted/<key>`` -- never under ``runs/<key>``, so the next call with
 the same settings computes the full run -- and the interrupt is raised again.
-A run ended by its callback (:class:`photostyle_lib.transfer.StopRun`, e.g.
+A run ended by its callback (:class:`photostyle_lib.engine.transfer.StopRun`, e.g.
 the interactive app's Stop button; ``stop_reason == "stopped by user"``) is
 kept there too and its record returned, pointing at ``interrupted/<key>``.
 
@@ -22,7 +22,7 @@ discarded (one warning line on stderr naming it) and computed again. Entries
 written before manifests existed are checked by reading each file and then
 given one.
 
-Methods: the engine's presets (:data:`photostyle_lib.presets.PRESETS`), the
+Methods: the engine's presets (:data:`photostyle_lib.engine.presets.PRESETS`), the
 colour-transfer baselines ``reinhard`` and ``pitie_idt``, and
 ``luan_published`` (Luan et al.'s published result from the dataset).
 """
@@ -49,24 +49,22 @@ import torch
 
 from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
-from photostyle_lib.data import Pair, get_pair
+from photostyle_lib.io.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
+from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
-from photostyle_lib.masks import SemanticMasks, load_gold_masks
-from photostyle_lib.metadata import base_metadata, file_digest, write_json
-from photostyle_lib.pipeline import segmenter_from_name
-from photostyle_lib.presets import PRESETS, get_preset
-from photostyle_lib.transfer import STOPPED_BY_USER, postprocess_steps, stylize
-from photostyle_lib.vgg import weights_identity
+from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.io.metadata import base_metadata, file_digest, write_json
+from photostyle_lib.experiments.pipeline import segmenter_from_name
+from photostyle_lib.engine.presets import PRESETS, get_preset
+from photostyle_lib.engine.transfer import STOPPED_BY_USER, postprocess_steps, stylize
+from photostyle_lib.features.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
 PUBLISHED = ("luan_published",)
 METHODS: tuple[str, ...] = tuple(PRESETS) + COLOUR_TRANSFER + PUBLISHED
 MASK_MODES = ("gold", "hard", "soft", "none")
 _FORMAT = 2
-#: The probability -> soft masks maths of segmenter runs (segmentation.semantic_masks's soft_pipeline).
-SOFT_PIPELINE = "authors"
 #: Raised when segmenter masks change meaning for the same spec; part of the key of hard and soft
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
@@ -169,7 +167,9 @@ class RunSpec:
             parts["weights"] = weights_identity(self.weights, self.seed)
             if mode in ("hard", "soft"):
                 parts["segmenter"] = [self.segmenter, os.environ.get(SEGMENTER_ENV_VAR)]
-                parts["segmenter_masks"] = [_SEGMENTER_MASKS_FORMAT, SOFT_PIPELINE if mode == "soft" else None]
+                from photostyle_lib.semantic import segmentation
+                parts["segmenter_masks"] = [_SEGMENTER_MASKS_FORMAT,
+                                            segmentation.SOFT_PIPELINE if mode == "soft" else None]
         blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
@@ -277,18 +277,18 @@ def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.T
         gold = load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop")
         if not spec.mask_errors:
             return gold, {"segmenter": "gold masks"}
-        from photostyle_lib.mask_errors import masks_with_errors
+        from photostyle_lib.semantic.mask_errors import masks_with_errors
 
         masks = masks_with_errors(gold, tuple(content.shape[-2:]), tuple(style.shape[-2:]), dict(spec.mask_errors),
                                   theta_s=theta_s)
         return masks, {"segmenter": "gold masks with errors", "mask_errors": dict(spec.mask_errors),
                        "mask_pipeline": masks.pipeline}
-    from photostyle_lib import segmentation
+    from photostyle_lib.semantic import segmentation
 
     seg = segmenter_from_name(spec.segmenter, device)
     cache = segmentation.SegmentationCache(cache_dir / "segmentation")
     cp, sp = cache.probabilities(seg, content), cache.probabilities(seg, style)
-    masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s, soft_pipeline=SOFT_PIPELINE)
+    masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s, soft_pipeline=segmentation.SOFT_PIPELINE)
     return masks, {"segmenter": seg.describe(), "segmenter_random_weights": seg.weights == "random",
                    "mask_pipeline": masks.pipeline}
 

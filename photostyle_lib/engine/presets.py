@@ -88,8 +88,8 @@ import functools
 import numpy as np
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.transfer import TransferConfig
-from photostyle_lib.vgg import IMAGENET_STD, resolve_weights
+from photostyle_lib.engine.transfer import TransferConfig
+from photostyle_lib.features.vgg import IMAGENET_STD, resolve_weights
 
 #: Every preset optimises with the projected L-BFGS (bounds [0, 1], backtracking line search:
 #: ``lbfgs.projected_lbfgs``), not the paper's plain fixed-step L-BFGS, which diverges on trained

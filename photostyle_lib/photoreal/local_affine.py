@@ -288,7 +288,7 @@ def _check_tensor(name: str, t: Any) -> torch.Tensor:
     lo, hi = float(t.min()), float(t.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise PhotostyleError(f"{name} values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]; "
-                              "divide 8-bit images by 255 (photostyle_lib.images.load_image does this)")
+                              "divide 8-bit images by 255 (photostyle_lib.io.images.load_image does this)")
     return t
 
 

@@ -10,7 +10,7 @@
   Laplacian, (Id + lam L) O = S (this project's; the photorealism regulariser of
   eq. (4) solved as a post-process, as Li et al. 2018's photorealistic smoothing).
 
-Array images are numpy (H, W, C) float in [0, 1] (``photostyle_lib.images``).
+Array images are numpy (H, W, C) float in [0, 1] (``photostyle_lib.io.images``).
 This module is pure maths: it imports nothing from the engine, the CLI or the runner.
 """
 
@@ -24,7 +24,7 @@ import scipy.fft
 import scipy.sparse
 import scipy.sparse.linalg
 
-from photostyle_lib import image_kernels, matting
+from photostyle_lib.photoreal import image_kernels, matting
 from photostyle_lib.checks import check_image_array, check_int, check_number, check_same_size
 from photostyle_lib.errors import PhotostyleError
 
@@ -92,7 +92,7 @@ def recursive_filter(image: Any, sigma_s: float, sigma_r: float, num_iterations:
     rows, then all columns.
 
     The recursion is sequential along a row. With numba (a dependency) a compiled
-    kernel (:func:`photostyle_lib.image_kernels.recursive_filter_iteration`) runs
+    kernel (:func:`photostyle_lib.photoreal.image_kernels.recursive_filter_iteration`) runs
     it in place, several rows at a time; without it, and as the reference the
     tests compare it with, numpy updates all rows (and channels) at once on a
     contiguous slice of the transposed image. Both do the same float64 arithmetic.

@@ -2,7 +2,7 @@
 
 One sweep is:
 
-1. :func:`sweep_specs` -- one :class:`~photostyle_lib.runs.RunSpec` per
+1. :func:`sweep_specs` -- one :class:`~photostyle_lib.experiments.runs.RunSpec` per
    (pair, method), with the same fields the figure notebooks use, so runs they
    already made come from the cache (``runs.run_cached``, same ``cache_dir``);
 2. ``runs.run_many(specs, executor=...)`` -- every run an independent task
@@ -41,15 +41,15 @@ from matplotlib.figure import Figure
 
 from photostyle_lib import metrics
 from photostyle_lib.checks import check_choice, check_int, check_number
-from photostyle_lib.data import get_pair, list_pairs
+from photostyle_lib.io.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
-from photostyle_lib.images import merge_warnings
-from photostyle_lib.masks import load_gold_masks
-from photostyle_lib.metadata import base_metadata, write_json
-from photostyle_lib.presets import ABLATION
-from photostyle_lib.runs import METHODS, PUBLISHED, RunRecord, RunSpec
-from photostyle_lib.transfer import resolve_device
+from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
+from photostyle_lib.io.images import merge_warnings
+from photostyle_lib.semantic.masks import load_gold_masks
+from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.presets import ABLATION
+from photostyle_lib.experiments.runs import METHODS, PUBLISHED, RunRecord, RunSpec
+from photostyle_lib.engine.transfer import resolve_device
 
 __all__ = [
     "SWEEP_METHODS",
@@ -117,7 +117,7 @@ def resolve_pair_ids(pair_ids: Sequence[int] | int | None, data_dir: str | os.Pa
 def sweep_specs(settings: Any, methods: Sequence[str] = SWEEP_METHODS) -> list[RunSpec]:
     """One RunSpec per (pair, method), pairs outer: the sweep's tasks.
 
-    ``settings`` is the notebooks' :class:`photostyle_lib.experiments.Settings`
+    ``settings`` is the notebooks' :class:`photostyle_lib.experiments.recipes.Settings`
     (anything with ``pair_ids`` and ``spec(pair_id, method)``): the specs are the
     very ones the figure notebooks ask for under the same parameters, so the runs
     those notebooks made are cache hits and the sweep's runs serve the figures.

@@ -41,7 +41,7 @@ so that at signed distance s (px, positive inside) from a straight boundary
 between two labels ``p = sigmoid(2 s / T)``: certain deep inside a region,
 50/50 on the boundary, and ``T -> 0`` gives back the hard mask. The
 probabilities then go through the same theta_s cut as the segmenter's
-(``segmentation.semantic_masks``, the pipeline of ``runs.SOFT_PIPELINE``):
+(``segmentation.semantic_masks``, the pipeline of ``segmentation.SOFT_PIPELINE``):
 :func:`soft_masks_from_hard`.
 
 Why a distance softmax and not a classifier on trained features (the
@@ -73,7 +73,7 @@ from scipy import ndimage
 
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.masks import SemanticMasks
+from photostyle_lib.semantic.masks import SemanticMasks
 
 __all__ = [
     "ERROR_KINDS", "TARGETS", "RENDERS", "UNLABELLED",
@@ -375,7 +375,7 @@ def soft_masks_from_hard(content: Any, style: Any, label_names: tuple[str, ...] 
     """Soft masks of two aligned hard masks: :func:`soft_from_hard`, then the segmenter path's theta_s cut.
 
     The probabilities go through ``segmentation.semantic_masks(mode="soft",
-    soft_pipeline=runs.SOFT_PIPELINE, merge=())`` -- exactly the code that cuts
+    soft_pipeline=segmentation.SOFT_PIPELINE, merge=())`` -- exactly the code that cuts
     a segmenter's probabilities (the authors' pipeline: the style cut per label,
     the content restricted to the style's labels and renormalised, then cut).
     Unlabelled pixels ride along in an extra channel (:data:`UNLABELLED`),
@@ -391,8 +391,7 @@ def soft_masks_from_hard(content: Any, style: Any, label_names: tuple[str, ...] 
         SemanticMasks of kind "soft" (float32 in [0, 1], per-pixel sums <= 1), labels in
         ``label_names`` order (those the cut leaves in the style).
     """
-    from photostyle_lib.runs import SOFT_PIPELINE  # the pipeline segmenter runs use
-    from photostyle_lib.segmentation import semantic_masks
+    from photostyle_lib.semantic.segmentation import SOFT_PIPELINE, semantic_masks
 
     names = tuple(label_names) + (UNLABELLED,)
     cp = _with_unlabelled(soft_from_hard(content, temperature), label_map(content))
@@ -417,7 +416,7 @@ def hard_at_size(stack: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     A pixel whose largest share is "no label" (all-zero columns averaged in)
     stays unlabelled. At the stack's own size a one-hot stack is returned as it is.
     """
-    from photostyle_lib.masks import resize_masks
+    from photostyle_lib.semantic.masks import resize_masks
 
     s = resize_masks(stack.float(), size, "avg").numpy()
     shares = np.concatenate([s, 1.0 - s.sum(0, keepdims=True)], axis=0)

@@ -7,7 +7,7 @@ loss evaluations, a status line, an output area, a before / after view
 (content, style, result) whose result shows the optimised image live every
 few evaluations, a Save button (the result as PNG plus its metadata JSON),
 and a strip of the last few runs with their knob values, side by side.
-Runs go through :func:`photostyle_lib.runs.run_cached` with the same cache
+Runs go through :func:`photostyle_lib.experiments.runs.run_cached` with the same cache
 as the notebook suite, so moving a slider back to a setting already run
 shows its result at once, and the defaults reuse the suite's ``full`` runs.
 
@@ -15,7 +15,7 @@ Threads. Widget callbacks run in the kernel's thread: a run computed there
 would hold the kernel, and a click on Stop would wait behind it. The Run
 button therefore calls :meth:`App.start`, which runs :meth:`App.run` in a
 background thread; Stop (:meth:`App.stop`) sets an event that the run's
-per-evaluation callback turns into :class:`photostyle_lib.transfer.StopRun`,
+per-evaluation callback turns into :class:`photostyle_lib.engine.transfer.StopRun`,
 so the engine ends cleanly with the best image so far (stop reason
 "stopped by user"). ``run_cached`` keeps such a run under
 ``interrupted/<key>``, never as a finished run: the same setting run again
@@ -49,14 +49,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from photostyle_lib import experiments, figures
-from photostyle_lib.data import get_pair, list_pairs
+from photostyle_lib.experiments import recipes as experiments
+from photostyle_lib.plots import figures
+from photostyle_lib.io.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import commit_files, refuse_overwriting_inputs, stage_image, weights_text
-from photostyle_lib.metadata import base_metadata, file_digest, stage_json
-from photostyle_lib.presets import get_preset
-from photostyle_lib.runs import RunRecord, RunSpec, run_cached
-from photostyle_lib.transfer import STOPPED_BY_USER, StopRun
+from photostyle_lib.io.images import as_image_array, commit_files, refuse_overwriting_inputs, stage_image, weights_text
+from photostyle_lib.io.metadata import base_metadata, file_digest, stage_json
+from photostyle_lib.engine.presets import get_preset
+from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_cached
+from photostyle_lib.engine.transfer import STOPPED_BY_USER, StopRun
 
 #: Post-process choices: label -> TransferConfig overrides.
 POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
@@ -88,7 +89,7 @@ def png_bytes(image: Any, *, max_size: int | None = None) -> bytes:
 
     ``max_size``: shrink (never enlarge) so the long side is at most this many pixels (thumbnails).
     """
-    arr = figures.as_array(image.detach().clamp(0, 1) if isinstance(image, torch.Tensor) else image)
+    arr = as_image_array("preview", image.detach().clamp(0, 1) if isinstance(image, torch.Tensor) else image)
     im = Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB")
     if max_size is not None and max(im.size) > max_size:
         im.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)

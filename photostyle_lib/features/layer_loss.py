@@ -19,11 +19,11 @@ three terms, and a masked Gram's backward starts from a zero-filled map.
 Here each term costs one pass over the map it reads; on the CPU the
 content and similarity terms, and the ReLU that follows a tapped
 convolution (``apply_relu``), run as fused numba kernels
-(:mod:`photostyle_lib.kernels`; torch operations otherwise).
+(:mod:`photostyle_lib.features.kernels`; torch operations otherwise).
 
 The node may only be inserted where the feature map's single consumer
 produces a fresh gradient tensor (the next VGG module), since it writes into
-that tensor: :meth:`photostyle_lib.vgg.VGGFeatures.forward` with ``taps``.
+that tensor: :meth:`photostyle_lib.features.vgg.VGGFeatures.forward` with ``taps``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from functools import cached_property
 import torch
 from torch.autograd.function import once_differentiable
 
-from photostyle_lib import kernels
+from photostyle_lib.features import kernels
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.losses import MaskIndex, _pixel_rows, rows_gram, rows_times
 

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, commit_files, load_image, refuse_overwriting_inputs,
+from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, commit_files, load_image, refuse_overwriting_inputs,
                                    stage_image, weights_text)
-from photostyle_lib.masks import SemanticMasks, load_gold_masks
-from photostyle_lib.metadata import file_digest, stage_json
-from photostyle_lib.presets import get_preset
-from photostyle_lib.transfer import TransferConfig, TransferResult, stylize
+from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.io.metadata import file_digest, stage_json
+from photostyle_lib.engine.presets import get_preset
+from photostyle_lib.engine.transfer import TransferConfig, TransferResult, stylize
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def segmenter_from_name(name: str | None, device: str = "auto"):
     ``"random"``: random weights, the default architecture (timing);
     ``"random-tiny"``: random weights, a tiny model (tests, CI).
     """
-    from photostyle_lib import segmentation
+    from photostyle_lib.semantic import segmentation
 
     if name == "paper-scales":
         return segmentation.ADE20KSegmenter(None, device=device, scales=segmentation.PAPER_SCALES)
@@ -97,7 +97,7 @@ def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfi
     if config.segmentation == "gold":
         raise PhotostyleError("this preset uses gold masks: give --content-mask and --style-mask "
                               "(the dataset's segmentation/in<N>.png and tar<N>.png)")
-    from photostyle_lib import segmentation
+    from photostyle_lib.semantic import segmentation
 
     seg = segmenter_for(segmenter, config.device)
     return segmentation.semantic_masks(seg.probabilities(content), seg.probabilities(style),
@@ -186,8 +186,8 @@ def editable_masks(content: torch.Tensor, style: torch.Tensor, *, segmenter: Any
         content, style: (1, 3, H, W) float in [0, 1].
         segmenter: an ADE20KSegmenter, a name (see :func:`segmenter_from_name`) or None.
     """
-    from photostyle_lib import segmentation
-    from photostyle_lib.masks import PALETTE, readable_label_map
+    from photostyle_lib.semantic import segmentation
+    from photostyle_lib.semantic.masks import PALETTE, readable_label_map
 
     seg = segmenter_for(segmenter, device)
     pc, names = segmentation.merge_labels(seg.probabilities(content), seg.label_names)
@@ -209,7 +209,7 @@ def input_files(content: Any, style: Any, content_mask: Any = None, style_mask: 
     ``weights``: a VGG weights file; the names of vgg.NAMED_WEIGHTS ("imagenet", "hed-vgg16",
     "auto", "random", ...) are not files.
     """
-    from photostyle_lib.vgg import NAMED_WEIGHTS
+    from photostyle_lib.features.vgg import NAMED_WEIGHTS
 
     w = None if weights is None or str(weights) in NAMED_WEIGHTS else Path(weights)
     return {"content": content, "style": style, "content mask": content_mask, "style mask": style_mask,

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from photostyle_lib.data import PROJECT_ROOT
+from photostyle_lib.io.data import PROJECT_ROOT
 
 
 def git_revision(root: Path = PROJECT_ROOT) -> str:
@@ -95,7 +95,7 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
 
 def stage_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """``data`` as indented JSON in a staged temp file beside ``path`` (images.stage_file; folders made)."""
-    from photostyle_lib.images import stage_file
+    from photostyle_lib.io.images import stage_file
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def stage_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``data`` as indented JSON atomically (temp file, fsync, rename; mode images.FILE_MODE)."""
-    from photostyle_lib.images import commit_files
+    from photostyle_lib.io.images import commit_files
 
     p = Path(path)
     commit_files([(stage_json(data, p), p)])

@@ -3,7 +3,7 @@
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot, so nothing is shown or kept open: save it with ``fig.savefig(path)``
 or let a notebook display it. Masks come as
-:class:`photostyle_lib.masks.SemanticMasks` whatever made them (gold masks,
+:class:`photostyle_lib.semantic.masks.SemanticMasks` whatever made them (gold masks,
 hard or soft segmenter masks). Images are tensors (1, 3, H, W) or arrays
 (H, W, 3) with values in [0, 1].
 
@@ -33,8 +33,8 @@ from matplotlib.patches import Patch
 
 from photostyle_lib.checks import check_image_array, check_int
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import tensor_to_array
-from photostyle_lib.masks import PALETTE, SemanticMasks, label_map
+from photostyle_lib.io.images import as_image_array, tensor_to_array
+from photostyle_lib.semantic.masks import PALETTE, SemanticMasks, label_map
 
 #: Colour map of soft probability maps.
 PROBABILITY_CMAP = "magma"
@@ -48,7 +48,7 @@ def describe_weights(segmenter: Any) -> str | None:
     """A note for figure titles when a segmenter's weights are random; None for pretrained ones.
 
     ``segmenter`` is anything with ``weights`` (``"random"`` / ``"pretrained"``)
-    and optionally ``seed``, such as :class:`photostyle_lib.segmentation.ADE20KSegmenter`.
+    and optionally ``seed``, such as :class:`photostyle_lib.semantic.segmentation.ADE20KSegmenter`.
     """
     if getattr(segmenter, "weights", None) == "random":
         seed = getattr(segmenter, "seed", None)
@@ -97,12 +97,6 @@ def top_labels_by_area(masks: SemanticMasks, k: int) -> tuple[str, ...]:
     area = masks.content.float().flatten(1).mean(1) + masks.style.float().flatten(1).mean(1)
     order = sorted(range(masks.num_labels), key=lambda i: (-float(area[i]), i))
     return tuple(masks.labels[i] for i in order[:k])
-
-
-def _image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(image, torch.Tensor):
-        return tensor_to_array(image)
-    return check_image_array(name, image)
 
 
 def label_map_rgb(stack: torch.Tensor, labels: Sequence[str],
@@ -166,8 +160,8 @@ def label_map_figure(masks: SemanticMasks, *, content_image: torch.Tensor | np.n
     fig = Figure(figsize=(8, 3.2 * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, 2, squeeze=False)
     if with_images:
-        _show(axes[0, 0], _image_array("content_image", content_image), "content")
-        _show(axes[0, 1], _image_array("style_image", style_image), "style")
+        _show(axes[0, 0], as_image_array("content_image", content_image), "content")
+        _show(axes[0, 1], as_image_array("style_image", style_image), "style")
     _show(axes[-1, 0], label_map_rgb(masks.content, masks.labels, colours), f"content labels ({masks.kind})")
     _show(axes[-1, 1], label_map_rgb(masks.style, masks.labels, colours), f"style labels ({masks.kind})")
     _legend(fig, masks.labels, colours)
@@ -192,8 +186,8 @@ def probability_maps_figure(masks: SemanticMasks, *, top_k: int = 4,
     axes = fig.subplots(2, ncols, squeeze=False)
     first = 0
     if with_images:
-        _show(axes[0, 0], _image_array("content_image", content_image), "content")
-        _show(axes[1, 0], _image_array("style_image", style_image), "style")
+        _show(axes[0, 0], as_image_array("content_image", content_image), "content")
+        _show(axes[1, 0], as_image_array("style_image", style_image), "style")
         first = 1
     im = None
     for j, lab in enumerate(labels):
@@ -236,8 +230,8 @@ def hard_soft_figure(content_image: torch.Tensor | np.ndarray, style_image: torc
     ncols = 2 + len(labels)
     fig = Figure(figsize=(2.4 * ncols + 0.8, 5.6), layout="constrained")
     axes = fig.subplots(2, ncols, squeeze=False)
-    _show(axes[0, 0], _image_array("content_image", content_image), "content")
-    _show(axes[1, 0], _image_array("style_image", style_image), "style")
+    _show(axes[0, 0], as_image_array("content_image", content_image), "content")
+    _show(axes[1, 0], as_image_array("style_image", style_image), "style")
     _show(axes[0, 1], label_map_rgb(hard.content, hard.labels, colours), "hard (content)")
     _show(axes[1, 1], label_map_rgb(hard.style, hard.labels, colours), "hard (style)")
     im = None

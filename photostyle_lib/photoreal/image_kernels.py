@@ -4,9 +4,9 @@ Three loops that numpy can only express with many passes over the image:
 
 * :func:`laplacian_csr`: the matting Laplacian of Levin et al. (2008), eq. 12,
   window by window, written straight into the CSR arrays that
-  :func:`photostyle_lib.matting.matting_laplacian` returns;
+  :func:`photostyle_lib.photoreal.matting.matting_laplacian` returns;
 * :func:`transform_derivatives` and :func:`recursive_filter_iteration`: Gastal
-  and Oliveira's recursive filter for :mod:`photostyle_lib.postprocess`;
+  and Oliveira's recursive filter for :mod:`photostyle_lib.photoreal.postprocess`;
 * :func:`idt_iterations`: the rotations of Pitie et al.'s iterative distribution
   transfer for :func:`photostyle_lib.baselines.pitie_idt`, with a binned quantile
   match (see its docstring for how it departs from the exact match).
@@ -324,7 +324,7 @@ def laplacian_csr(image: np.ndarray, eps: float, r: int) -> tuple[np.ndarray, np
     image: (H, W, 3) float64 C-contiguous, H and W >= 2r+1; eps > 0; r >= 1. Row
     y*W + x holds the columns of the pixels within 2r in both axes, sorted; indices
     are int32 (int64 if H*W*(4r+1)^2 would overflow int32), data float64. Same
-    definition and per-window arithmetic as :func:`photostyle_lib.matting._laplacian_diagonals`.
+    definition and per-window arithmetic as :func:`photostyle_lib.photoreal.matting._laplacian_diagonals`.
     """
     h, w, _ = image.shape
     n = h * w
@@ -359,7 +359,7 @@ def recursive_filter_iteration(image: np.ndarray, v_h: np.ndarray, v_v: np.ndarr
     v_h[y, x] between (y, x-1) and (y, x), v_v[y, x] between (y-1, x) and (y, x).
     Each 1-D pass runs Y(n) += V(n) (Y(n-1) - Y(n)) forwards, then
     Y(n) += V(n+1) (Y(n+1) - Y(n)) backwards, the arithmetic of
-    :func:`photostyle_lib.postprocess._recursive_pass`.
+    :func:`photostyle_lib.photoreal.postprocess._recursive_pass`.
     """
     _rf_iteration(image, v_h, v_v)
 

@@ -9,7 +9,7 @@ and the backward reads them once more and writes the gradient once.
 
 Every function works on flat float32 numpy views of CPU tensors that share
 one memory layout (:func:`flat_view` makes them, or says they cannot be
-made); :mod:`photostyle_lib.layer_loss` falls back to torch operations when
+made); :mod:`photostyle_lib.features.layer_loss` falls back to torch operations when
 numba is missing or the tensors do not qualify. Tests compare both paths.
 Reductions accumulate in float64. The kernels run on numba's threads
 (``NUMBA_NUM_THREADS``, default all cores), not on torch's; they leave

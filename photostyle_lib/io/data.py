@@ -22,7 +22,7 @@ from pathlib import Path
 from photostyle_lib.errors import PhotostyleError
 
 ENV_VAR = "PHOTOSTYLE_DATA"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "luan2017"
 
 

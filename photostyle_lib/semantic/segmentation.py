@@ -24,7 +24,7 @@ Three pieces, in the order a run uses them:
   scales as the authors' code did (their four short sides, :data:`PAPER_SCALES`,
   with ``scales=PAPER_SCALES``; the default is one pass, :data:`DEFAULT_SCALES`).
 * :func:`semantic_masks` -- pure function from two probability stacks to a
-  :class:`photostyle_lib.masks.SemanticMasks` (kind ``"hard"`` or ``"soft"``),
+  :class:`photostyle_lib.semantic.masks.SemanticMasks` (kind ``"hard"`` or ``"soft"``),
   the same type gold masks have, so the engine takes either.
 * :class:`SegmentationCache` -- probabilities on disk and/or in memory, keyed by
   image content, checkpoint identity and scales, so variants of a run share one
@@ -81,12 +81,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from photostyle_lib.ade20k import AUTHORS_MERGES, ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
+from photostyle_lib.semantic.ade20k import AUTHORS_MERGES, ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import PathLike, array_to_tensor
-from photostyle_lib.masks import SemanticMasks, align_labels
-from photostyle_lib.vgg import IMAGENET_MEAN, IMAGENET_STD
+from photostyle_lib.io.images import PathLike, array_to_tensor, as_image_tensor
+from photostyle_lib.semantic.masks import SemanticMasks, align_labels
+from photostyle_lib.features.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 #: Hub id of the model used when no checkpoint is given (see the module docstring).
 DEFAULT_CHECKPOINT = "openmmlab/upernet-convnext-small"
@@ -112,6 +112,8 @@ MaskMode = Literal["hard", "soft"]
 #: The probability -> soft masks maths (see :func:`semantic_masks`).
 SoftPipeline = Literal["authors", "merged"]
 SOFT_PIPELINES: tuple[str, ...] = ("authors", "merged")
+#: The soft pipeline segmenter runs use (the paper profile's): the authors' ``segment.py`` maths.
+SOFT_PIPELINE: SoftPipeline = "authors"
 #: Smallest normal float32: guards divisions without distorting tiny probabilities.
 _TINY = float(torch.finfo(torch.float32).tiny)
 MergeSpec = Sequence[MergeGroup] | Mapping[str, Sequence[str]] | None
@@ -378,7 +380,7 @@ class ADE20KSegmenter:
 
         Args:
             image: tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]
-                (as :func:`photostyle_lib.images.load_image` returns).
+                (as :func:`photostyle_lib.io.images.load_image` returns).
             cache: if given, probabilities are looked up there first and stored after.
 
         Returns:
@@ -389,7 +391,7 @@ class ADE20KSegmenter:
         """
         if cache is not None:
             return cache.probabilities(self, image)
-        return self._compute(as_image_tensor(image))
+        return self._compute(as_image_tensor("image", image).cpu())
 
     @torch.no_grad()
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
@@ -450,38 +452,6 @@ def scaled_input_size(height: int, width: int, short_side: int | None,
     return snap(height * s), snap(width * s)
 
 
-def as_image_tensor(image: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Accept a tensor (1, 3, H, W) / (3, H, W) or an array (H, W, 3) in [0, 1]; return (1, 3, H, W) float32 CPU."""
-    if isinstance(image, torch.Tensor):
-        t = image.detach()
-        if t.ndim == 3:
-            t = t.unsqueeze(0)
-        if t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
-            raise PhotostyleError(f"image tensor must have shape (1, 3, H, W), got {tuple(image.shape)}; "
-                                  "load it with photostyle_lib.images.load_image")
-        t = t.to("cpu", torch.float32)
-    else:
-        arr = np.asarray(image)
-        if arr.ndim != 3 or arr.shape[2] != 3:
-            raise PhotostyleError(f"image array must have shape (H, W, 3), got {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise PhotostyleError(f"image array must be float in [0, 1], got dtype {arr.dtype}; "
-                                  "divide 8-bit images by 255")
-        t = array_to_tensor(arr)
-    if t.shape[2] < 1 or t.shape[3] < 1:
-        raise PhotostyleError(f"image is empty (shape {tuple(t.shape)})")
-    if not torch.isfinite(t).all():
-        raise PhotostyleError("image contains NaN or infinite values")
-    lo, hi = float(t.min()), float(t.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise PhotostyleError(f"image values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]; "
-                              "divide 8-bit images by 255 (load_image does this)")
-    return t.contiguous()
-
-
-# --------------------------------------------------------------------------- probabilities -> masks
-
-
 def _normalise_groups(merge: MergeSpec) -> tuple[MergeGroup, ...]:
     if merge is None:
         return ()
@@ -528,7 +498,7 @@ def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
     Args:
         prob: (K, H, W) probabilities (any float dtype), K = len(label_names).
         label_names: the K names.
-        merge: groups to merge (:data:`photostyle_lib.ade20k.DEFAULT_MERGES`, a
+        merge: groups to merge (:data:`photostyle_lib.semantic.ade20k.DEFAULT_MERGES`, a
             mapping ``{merged name: [member labels]}``, or None / () for none).
 
     Returns:
@@ -871,7 +841,7 @@ _CACHE_FORMAT = 2
 
 def image_digest(image: torch.Tensor | np.ndarray) -> str:
     """sha1 of an image's float32 (H, W, 3) bytes and its shape: the cache's image key."""
-    t = as_image_tensor(image)
+    t = as_image_tensor("image", image).cpu()
     arr = np.ascontiguousarray(t[0].permute(1, 2, 0).numpy(), dtype=np.float32)
     h = hashlib.sha1(repr(arr.shape).encode())
     h.update(arr.tobytes())
@@ -927,7 +897,7 @@ class SegmentationCache:
 
     @staticmethod
     def key_parts(segmenter: ADE20KSegmenter, image: torch.Tensor | np.ndarray) -> dict[str, Any]:
-        t = as_image_tensor(image)
+        t = as_image_tensor("image", image).cpu()
         return {"format": _CACHE_FORMAT, "image_sha1": image_digest(t), "shape": list(t.shape[-2:]),
                 "segmenter": segmenter.describe()}
 
@@ -944,7 +914,7 @@ class SegmentationCache:
 
     def probabilities(self, segmenter: ADE20KSegmenter, image: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``segmenter.probabilities(image)``, from the cache when there; (150, H, W) float32."""
-        t = as_image_tensor(image)
+        t = as_image_tensor("image", image).cpu()
         parts = self.key_parts(segmenter, t)
         key = self.key_from_parts(parts)
         q = self._load(key, parts)
@@ -1016,7 +986,7 @@ def _dequantise(q: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "ADE20KSegmenter", "SegmentationCache", "semantic_masks", "merge_labels", "present_labels",
-    "architecture_config", "scaled_input_size", "as_image_tensor", "image_digest",
+    "architecture_config", "scaled_input_size", "image_digest",
     "DEFAULT_CHECKPOINT", "CHECKPOINT_ENV", "PAPER_SCALES", "CSAIL_SCALES", "DEFAULT_SCALES",
     "DEFAULT_MAX_LONG_SIDE", "ADE20K_LABELS", "DEFAULT_MERGES", "AUTHORS_MERGES", "SOFT_PIPELINES",
 ]

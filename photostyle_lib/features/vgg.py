@@ -51,7 +51,7 @@ paper's beta = 1e7 belongs to it; the style term grows with the fourth power
 of the features), so every network divides its activations by its
 :attr:`VGGFeatures.feature_scale` -- folded exactly into the weights (first
 convolution's kernel and every bias), at no cost per step. Per-network loss
-weights on top of that are data in :mod:`photostyle_lib.presets`.
+weights on top of that are data in :mod:`photostyle_lib.engine.presets`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ import torch
 from torch import nn
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.metadata import file_digest
+from photostyle_lib.io.metadata import file_digest
 
 WEIGHTS_ENV_VAR = "PHOTOSTYLE_VGG_WEIGHTS"
 WEIGHTS16_ENV_VAR = "PHOTOSTYLE_VGG16_WEIGHTS"
@@ -524,7 +524,7 @@ class VGGFeatures(nn.Module):
     @property
     def weights_warning(self) -> str | None:
         """The banner every artefact made with these weights carries, or None for the real network."""
-        from photostyle_lib.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+        from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
         if self.is_random:
             return RANDOM_WEIGHTS_BANNER
         return STAND_IN_BANNER if self.is_stand_in else None
@@ -557,7 +557,7 @@ class VGGFeatures(nn.Module):
 
         taps: optional functions applied to named layers' outputs in flight;
             what a tap returns is what the next module receives (the engine's
-            fused loss nodes, :func:`photostyle_lib.layer_loss.layer_losses`).
+            fused loss nodes, :func:`photostyle_lib.features.layer_loss.layer_losses`).
             A tap with a true attribute ``applies_relu`` returns the ReLU of
             its layer's output and takes the place of the ReLU module that
             follows (which is then not run; the dict still gives the

@@ -4,7 +4,7 @@ The paper: hard masks make a wrong segmentation worse ("it is unlikely for
 style to be applied on the correct contents"), soft masks cut at theta_s
 soften that, and give "a more natural transition between two different
 styles" at label boundaries (section 5.2, Figure 5). Without an ADE20K
-checkpoint we measure it under errors we control (:mod:`photostyle_lib.mask_errors`):
+checkpoint we measure it under errors we control (:mod:`photostyle_lib.semantic.mask_errors`):
 
 1. :func:`plan` -- per pair, error kind and severity, one run of the full
    model with the corrupted masks handed over **hard** (one-hot) and one per
@@ -12,7 +12,7 @@ checkpoint we measure it under errors we control (:mod:`photostyle_lib.mask_erro
    cut at theta_s by the segmenter path's code); plus the **gold** run (the
    clean gold masks, the same cached run as Figure 5's gold column). Severity
    0 is the same run for every kind. Every run is a
-   :class:`~photostyle_lib.runs.RunSpec` with ``mask_errors``, so it goes
+   :class:`~photostyle_lib.experiments.runs.RunSpec` with ``mask_errors``, so it goes
    through the run cache (``results/cache``) and an interrupted measurement
    resumes.
 2. :func:`score` -- per run, :mod:`photostyle_lib.metrics` against the
@@ -40,13 +40,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from photostyle_lib import figures, mask_errors, metrics
+from photostyle_lib.plots import figures
+from photostyle_lib.semantic import mask_errors
+from photostyle_lib import metrics
 from photostyle_lib.checks import check_choice, check_number
-from photostyle_lib.data import get_pair
+from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.experiments import FigureOutput, Settings, canonical_spec, grid_output
-from photostyle_lib.masks import load_gold_masks
-from photostyle_lib.runs import RunRecord, RunSpec
+from photostyle_lib.experiments.recipes import FigureOutput, Settings, canonical_spec, grid_output
+from photostyle_lib.semantic.masks import load_gold_masks
+from photostyle_lib.experiments.runs import RunRecord, RunSpec
 
 __all__ = ["DEFAULT_SEVERITIES", "DEFAULT_TEMPERATURE", "SCORES", "MASK_KINDS", "error_spec", "plan", "score",
            "summarize", "plot_vs_severity", "examples_figure", "SoftVsHard", "soft_vs_hard"]

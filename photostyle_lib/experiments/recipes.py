@@ -4,14 +4,14 @@ Two halves, used by the notebooks in ``notebooks/`` (thin drivers) and by tests:
 
 **Recipes.** :class:`Settings` holds a notebook's parameters (data, pairs,
 size, iterations, weights, device, loss weights, theta_s, output and cache
-folders). Each ``figureN(settings)`` asks :func:`photostyle_lib.runs.run_cached`
+folders). Each ``figureN(settings)`` asks :func:`photostyle_lib.experiments.runs.run_cached`
 for the runs it needs -- so a run is computed once and shared by every
 figure, notebook and profile that needs it -- and returns a
 :class:`FigureOutput` (a matplotlib figure, its panels, the runs used).
 :func:`save_outputs` writes a notebook's figures, their panels and a
 ``metadata.json`` into its output folder.
 
-**Runner.** ``python -m photostyle_lib.experiments run --profile ci|paper``
+**Runner.** ``python -m photostyle_lib.experiments.recipes run --profile ci|paper``
 executes every ``notebooks/NN_*.ipynb`` with papermill on the Jupyter kernel
 ``photostyle``, injecting the profile's parameters (:data:`PROFILES`), and
 writes ``results/<profile>/<notebook>/``: the executed notebook, the figure
@@ -51,16 +51,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from photostyle_lib import figures, mask_views, postprocess
+from photostyle_lib.plots import figures, mask_views
+from photostyle_lib.photoreal import postprocess
 from photostyle_lib.checks import check_choice, check_int, check_number
-from photostyle_lib.cli import OneLineParser
-from photostyle_lib.data import PROJECT_ROOT, data_dir as resolve_data_dir
-from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.figures import Grid, Panel
-from photostyle_lib.masks import SemanticMasks
-from photostyle_lib.metadata import base_metadata, write_json
-from photostyle_lib.presets import ABLATION, PRESETS
-from photostyle_lib.runs import MASK_MODES, RunRecord, RunSpec, run_many
+from photostyle_lib.io.images import as_image_array
+from photostyle_lib.io.data import PROJECT_ROOT, data_dir as resolve_data_dir
+from photostyle_lib.errors import OneLineParser, PhotostyleError
+from photostyle_lib.plots.figures import Grid, Panel
+from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.presets import ABLATION, PRESETS
+from photostyle_lib.experiments.runs import MASK_MODES, RunRecord, RunSpec, run_many
 
 # --------------------------------------------------------------------------- settings and runs
 
@@ -421,7 +422,7 @@ def figure6(settings: Settings, pair_ids: Sequence[int] | None = None) -> Figure
 
 def soft_pipeline_caption() -> str:
     """Which probability -> soft-mask maths made the segmenter masks (segmentation.semantic_masks's soft_pipeline)."""
-    from photostyle_lib.runs import SOFT_PIPELINE
+    from photostyle_lib.semantic.segmentation import SOFT_PIPELINE
     if SOFT_PIPELINE == "authors":
         return ("Soft masks: the authors' pipeline (their segment.py: each ADE20K class cut at theta_s, the content "
                 "restricted to the style's classes, then merged with their table).")
@@ -508,7 +509,7 @@ def structure_error(image: np.ndarray, content: np.ndarray) -> float:
     0 when the image has exactly the content's structure (edges and texture),
     whatever its colours; a measure of the distortions a post-process removes.
     """
-    a, b = figures.as_array(image), figures.as_array(content)
+    a, b = as_image_array("image", image), as_image_array("content", content)
     gx = np.abs(np.diff(a, axis=1) - np.diff(b, axis=1)).mean()
     gy = np.abs(np.diff(a, axis=0) - np.diff(b, axis=0)).mean()
     return float((gx + gy) / 2.0)
@@ -538,7 +539,7 @@ def figure7(settings: Settings, pair_ids: Sequence[int] | None = None, *,
     rows, sources, table = [], {}, []
     for p, rec in zip(pair_ids, recs):
         label = _row_label(p)
-        content, raw = figures.as_array(rec.content()), figures.as_array(rec.raw_image())
+        content, raw = as_image_array("content", rec.content()), as_image_array("raw", rec.raw_image())
         images = {"content": content, "before": raw}
         for s in sigma_r:
             images[f"rf_{s:.4g}"] = postprocess.refine(raw, content, sigma_s=sigma_s, sigma_r=s)
@@ -732,7 +733,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The paper's settings (sections 4-5): 700 px, 500 iterations, ImageNet VGG-19,
     # the default ADE20K segmenter averaged over the authors' four scales (short sides 300-600),
-    # the authors' soft-mask pipeline (runs.SOFT_PIPELINE), theta_s 0.2 and max-pooled masks
+    # the authors' soft-mask pipeline (segmentation.SOFT_PIPELINE), theta_s 0.2 and max-pooled masks
     # as the authors' code.
     "paper": {
         "*": {"size": 700, "iterations": 500, "weights": "imagenet", "segmenter": "paper-scales", "device": "auto",
@@ -1018,7 +1019,7 @@ def suite_warnings(runs: Iterable[NotebookRun]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m photostyle_lib.experiments",
+    p = OneLineParser(prog="python -m photostyle_lib.experiments.recipes",
                 description="Run the notebook suite (the paper's figures) through papermill.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     r = sub.add_parser("run", help="execute the notebooks under a profile")

@@ -2,8 +2,8 @@
 
 This module only draws: it takes images (arrays or tensors) and titles and
 returns matplotlib figures; which runs make which image is
-:mod:`photostyle_lib.experiments`'s business. Mask views (Figures 3 and 8)
-come from :mod:`photostyle_lib.mask_views`.
+:mod:`photostyle_lib.experiments.recipes`'s business. Mask views (Figures 3 and 8)
+come from :mod:`photostyle_lib.plots.mask_views`.
 
 A figure is described by a :class:`Grid` -- rows of :class:`Panel` (an image,
 its title as in the paper, a file name, and the cache key of the run that
@@ -42,19 +42,12 @@ from matplotlib.figure import Figure
 from photostyle_lib.checks import check_image_array, check_number
 from photostyle_lib.errors import PhotostyleError
 # The banners, their colour and merge_warnings are re-exported here for the figure makers.
-from photostyle_lib.images import (RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER, merge_warnings,  # noqa: F401
+from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, as_image_array, STAND_IN_BANNER, merge_warnings,  # noqa: F401
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
-from photostyle_lib.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, add_label_legend, label_map_rgb
+from photostyle_lib.plots.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, add_label_legend, label_map_rgb
 
 #: Colour of the zoom rectangle drawn on full-size panels (RGB in [0, 1]).
 ZOOM_COLOUR = (1.0, 0.85, 0.0)
-
-
-def as_array(image: Any, name: str = "image") -> np.ndarray:
-    """A tensor (1, 3, H, W) or array (H, W, 3) in [0, 1] -> (H, W, 3) float64 array."""
-    if isinstance(image, torch.Tensor):
-        return tensor_to_array(image)
-    return check_image_array(name, image)
 
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -87,7 +80,7 @@ class Panel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", file_name(self.name))
-        object.__setattr__(self, "image", as_array(self.image, f"panel {self.name!r}"))
+        object.__setattr__(self, "image", as_image_array(f"panel {self.name!r}", self.image))
 
 
 @dataclass(frozen=True)
@@ -274,7 +267,7 @@ def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
     Returns:
         (top, left, height, width) in pixels.
     """
-    arr = as_array(image)
+    arr = as_image_array("image", image)
     fraction = check_number("fraction", fraction, low=0.0, high=1.0, low_inclusive=False)
     h, w = arr.shape[:2]
     side = max(4, min(h, w, int(round(fraction * min(h, w)))))
@@ -291,7 +284,7 @@ def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
 
 def crop(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
     """``image`` (H, W, 3) cut to ``box`` = (top, left, height, width)."""
-    arr = as_array(image)
+    arr = as_image_array("image", image)
     top, left, hh, ww = (int(v) for v in box)
     if top < 0 or left < 0 or hh < 1 or ww < 1 or top + hh > arr.shape[0] or left + ww > arr.shape[1]:
         raise PhotostyleError(f"crop box {box} does not fit an image of {arr.shape[0]}x{arr.shape[1]} px")
@@ -301,7 +294,7 @@ def crop(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
 def outline(image: Any, box: tuple[int, int, int, int], colour: Sequence[float] = ZOOM_COLOUR,
             width: int = 1) -> np.ndarray:
     """A copy of ``image`` with the rectangle ``box`` = (top, left, height, width) drawn on it."""
-    arr = as_array(image).copy()
+    arr = as_image_array("image", image).copy()
     top, left, hh, ww = (int(v) for v in box)
     crop(arr, box)  # checks the box fits
     c = np.asarray(colour, dtype=np.float64)
@@ -354,7 +347,7 @@ def postprocess_grid(name: str, title: str,
 def label_map_image(stack: torch.Tensor, labels: Sequence[str]) -> np.ndarray:
     """(C, H, W) masks -> (H, W, 3) colours of each pixel's strongest label.
 
-    Same colours as :mod:`photostyle_lib.mask_views` (``label_colours``; grey
+    Same colours as :mod:`photostyle_lib.plots.mask_views` (``label_colours``; grey
     where no label), so a saved panel matches the mask figures' legends.
     """
     return label_map_rgb(stack, labels)
@@ -417,7 +410,7 @@ def stamp_warning(image: Any, weights_warning: str | None, *, font_px: int = 10)
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    arr = as_array(image)
+    arr = as_image_array("image", image)
     if not weights_warning:
         return arr
     font = ImageFont.load_default(size=font_px)

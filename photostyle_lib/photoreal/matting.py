@@ -8,7 +8,7 @@ output colours that are not a locally affine function of the content colours:
 with gradient 2 M_I V_c[O] (eq. 5), where M_I is the matting Laplacian of the
 content image I and V_c[O] the row-major flattened channel c of the output O.
 
-Conventions (see ``photostyle_lib.images``):
+Conventions (see ``photostyle_lib.io.images``):
 
 * array images are numpy (H, W, 3) float in [0, 1];
 * tensor images are torch (1, 3, H, W) float in [0, 1];
@@ -40,7 +40,7 @@ import scipy.sparse
 import torch
 from torch.autograd.function import once_differentiable
 
-from photostyle_lib import image_kernels
+from photostyle_lib.photoreal import image_kernels
 from photostyle_lib.checks import check_image_array, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
 
@@ -94,7 +94,7 @@ def matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> scipy.s
     Notes
     -----
     With numba (a dependency) a compiled kernel
-    (:func:`photostyle_lib.image_kernels.laplacian_csr`) visits the windows one by
+    (:func:`photostyle_lib.photoreal.image_kernels.laplacian_csr`) visits the windows one by
     one and adds the (2r+1)^2 (2r+1)^2 / 2 pairwise terms of each (the form is
     symmetric) straight into the CSR arrays. Without numba, and as the reference
     the tests compare it with, :func:`_laplacian_reference` computes the same
@@ -312,7 +312,7 @@ def laplacian_to_torch(laplacian: scipy.sparse.spmatrix | scipy.sparse.sparray, 
     if not scipy.sparse.issparse(laplacian):
         raise PhotostyleError(
             f"laplacian must be a scipy sparse matrix, got {type(laplacian).__name__}; "
-            "build it with photostyle_lib.matting.matting_laplacian")
+            "build it with photostyle_lib.photoreal.matting.matting_laplacian")
     if laplacian.ndim != 2 or laplacian.shape[0] != laplacian.shape[1]:
         raise PhotostyleError(f"laplacian must be a square (N, N) matrix, got shape {laplacian.shape}")
     if dtype not in (torch.float32, torch.float64):
@@ -383,7 +383,7 @@ def photorealism_loss(image: torch.Tensor, laplacian: torch.Tensor) -> torch.Ten
     if not isinstance(image, torch.Tensor):
         raise PhotostyleError(
             f"image must be a torch tensor (1, 3, H, W), got {type(image).__name__}; "
-            "convert arrays with photostyle_lib.images.array_to_tensor")
+            "convert arrays with photostyle_lib.io.images.array_to_tensor")
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
         raise PhotostyleError(f"image must be a tensor of shape (1, 3, H, W), got {tuple(image.shape)}")
     if image.dtype not in (torch.float32, torch.float64):
@@ -391,7 +391,7 @@ def photorealism_loss(image: torch.Tensor, laplacian: torch.Tensor) -> torch.Ten
     if not isinstance(laplacian, torch.Tensor) or laplacian.layout == torch.strided:
         raise PhotostyleError(
             "laplacian must be a torch sparse tensor; convert the scipy matrix once with "
-            "photostyle_lib.matting.laplacian_to_torch(L, device, dtype)")
+            "photostyle_lib.photoreal.matting.laplacian_to_torch(L, device, dtype)")
     n = image.shape[2] * image.shape[3]
     if tuple(laplacian.shape) != (n, n):
         raise PhotostyleError(

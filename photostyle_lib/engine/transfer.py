@@ -35,18 +35,19 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from photostyle_lib import baselines, local_affine, losses, matting, postprocess
-from photostyle_lib.allocator import keep_freed_memory
+from photostyle_lib import baselines, losses
+from photostyle_lib.photoreal import local_affine, matting, postprocess
+from photostyle_lib.features.allocator import keep_freed_memory
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import array_to_tensor, resize_tensor, tensor_to_array
-from photostyle_lib.lbfgs import LBFGS, projected_lbfgs
-from photostyle_lib.layer_loss import LayerTerms, layer_losses
+from photostyle_lib.io.images import array_to_tensor, as_image_tensor, resize_tensor, tensor_to_array
+from photostyle_lib.engine.lbfgs import LBFGS, projected_lbfgs
+from photostyle_lib.features.layer_loss import LayerTerms, layer_losses
 from photostyle_lib.losses import MaskIndex
-from photostyle_lib.masks import SemanticMasks, resize_masks
-from photostyle_lib.metadata import base_metadata, device_description
-from photostyle_lib.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S, DEFAULT_SMOOTH_LAMBDA
-from photostyle_lib.vgg import LAYER_NAMES, NAMED_WEIGHTS, VGGFeatures, layer_size, weights_identity
+from photostyle_lib.semantic.masks import SemanticMasks, resize_masks
+from photostyle_lib.io.metadata import base_metadata, device_description
+from photostyle_lib.photoreal.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S, DEFAULT_SMOOTH_LAMBDA
+from photostyle_lib.features.vgg import LAYER_NAMES, NAMED_WEIGHTS, VGGFeatures, layer_size, weights_identity
 
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 #: Post-process steps: "recursive_filter": eq. (9); "screened_poisson"; "local_affine": Luan et al.'s
@@ -308,7 +309,7 @@ class TransferResult:
     @property
     def weights_warning(self) -> str | None:
         """The banner for artefacts of this run (random or stand-in weights), else None."""
-        from photostyle_lib.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+        from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
         if self.random_weights:
             return RANDOM_WEIGHTS_BANNER
         return STAND_IN_BANNER if self.stand_in_weights else None
@@ -368,17 +369,6 @@ class StopRun(Exception):
     post-processed and returned with ``stop_reason == STOPPED_BY_USER``. A
     cooperative stop for callers on another thread, where Ctrl-C cannot reach.
     """
-
-
-def _check_image(name: str, t: torch.Tensor) -> None:
-    if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[0] != 1 or t.shape[1] != 3:
-        shape = tuple(t.shape) if hasattr(t, "shape") else type(t).__name__
-        raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W) (photostyle_lib.images.load_image), "
-                              f"got {shape}")
-    if t.shape[2] < 16 or t.shape[3] < 16:
-        raise PhotostyleError(f"{name} is {t.shape[2]}x{t.shape[3]} px; images need at least 16x16 px")
-    if not torch.isfinite(t).all() or float(t.min()) < -1e-6 or float(t.max()) > 1 + 1e-6:
-        raise PhotostyleError(f"{name} values must be finite and lie in [0, 1]")
 
 
 def _check_mask_shape(name: str, mask: torch.Tensor, image: torch.Tensor) -> None:
@@ -466,8 +456,8 @@ def stylize(content: torch.Tensor, style: torch.Tensor, config: TransferConfig |
         :func:`_stylize_pyramid` (callbacks numbered across levels, a ``level`` column).
     """
     cfg = config or TransferConfig()
-    _check_image("content", content)
-    _check_image("style", style)
+    content = as_image_tensor("content", content, min_side=16)
+    style = as_image_tensor("style", style, min_side=16)
     if masks is None and (content_masks is not None or style_masks is not None):
         if content_masks is None or style_masks is None:
             raise PhotostyleError("give both content_masks and style_masks, or neither")

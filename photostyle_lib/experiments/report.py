@@ -81,13 +81,13 @@ def build_report(profile_dir: str | Path, output: str | Path | None = None) -> P
     Raises:
         PhotostyleError: no ``*/metadata.json`` under ``profile_dir``.
     """
-    from photostyle_lib.images import write_file_atomically
+    from photostyle_lib.io.images import write_file_atomically
 
     root = Path(profile_dir)
     found = sorted(root.glob("*/metadata.json"))
     if not found:
         raise PhotostyleError(f"{root} holds no <notebook>/metadata.json; run "
-                              "`python -m photostyle_lib.experiments run --profile ci` first, or give results/<profile>")
+                              "`python -m photostyle_lib.experiments.recipes run --profile ci` first, or give results/<profile>")
     sections, warnings = [], []
     for path in found:
         try:

@@ -7,7 +7,7 @@ the (hard or soft) membership of each pixel in label c. Hard masks are one-hot
 same C labels, in the same order, possibly at different image sizes.
 
 :class:`SemanticMasks` is the one type the engine takes, whatever made it:
-gold masks read here, segmenter masks (``photostyle_lib.segmentation``) or
+gold masks read here, segmenter masks (``photostyle_lib.semantic.segmentation``) or
 user-drawn masks.
 """
 
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.images import PathLike, read_rgb_array
+from photostyle_lib.io.images import PathLike, read_rgb_array
 
 #: Colours of the Luan et al. gold masks (RGB, 0-255), by name.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -308,8 +308,8 @@ def write_palette_masks(content: np.ndarray, style: np.ndarray, labels: "list[st
     """
     from pathlib import Path
 
-    from photostyle_lib.images import check_writable, commit_files, stage_image
-    from photostyle_lib.metadata import stage_json
+    from photostyle_lib.io.images import check_writable, commit_files, stage_image
+    from photostyle_lib.io.metadata import stage_json
 
     if len(colours) != len(labels) or len(set(colours)) != len(colours):
         raise PhotostyleError(f"give one distinct palette colour per label: {len(labels)} labels, colours {colours}")

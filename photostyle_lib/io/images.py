@@ -102,13 +102,80 @@ def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
 
 
 def as_image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A tensor (1, 3, H, W) / (3, H, W) or an array (H, W, 3) in [0, 1] -> checked (H, W, 3) float64.
+    """The project's one image check, array side: checked (H, W, 3) float64 in [0, 1].
 
-    Raises PhotostyleError naming ``name`` for wrong shapes, batches, NaN or values outside [0, 1].
+    Parameters
+    ----------
+    name : str
+        What the image is, for the error message ("content", "panel 'full'").
+    image : tensor (1, 3, H, W) or (3, H, W), or array (H, W, 3); any real dtype
+        Values in [0, 1] (1e-6 slack). Nothing is clamped: a value outside is an error.
+
+    Returns
+    -------
+    ndarray (H, W, 3) float64, a new array or ``image`` itself when already float64.
+
+    Raises
+    ------
+    PhotostyleError
+        Naming ``name``: wrong shape, a batch of more than one, empty, NaN / inf, or values
+        outside [0, 1].
     """
     if isinstance(image, torch.Tensor):
         image = _hwc64(image, name).numpy()
     return check_image_array(name, image)
+
+
+def as_image_tensor(name: str, image: torch.Tensor | np.ndarray, *, min_side: int = 1) -> torch.Tensor:
+    """The project's one image check, tensor side: checked (1, 3, H, W) float32 in [0, 1].
+
+    The same rules as :func:`as_image_array` (it is the check for arrays), plus a smallest
+    side. A tensor keeps its device.
+
+    Parameters
+    ----------
+    name : str
+        What the image is, for the error message.
+    image : tensor (1, 3, H, W) or (3, H, W), or array (H, W, 3); values in [0, 1]
+    min_side : int
+        Smallest allowed height and width in pixels (the engine needs 16).
+
+    Returns
+    -------
+    Tensor (1, 3, H, W) float32, contiguous.
+
+    Raises
+    ------
+    PhotostyleError
+        As :func:`as_image_array`, or when H or W is below ``min_side``.
+    """
+    if isinstance(image, torch.Tensor):
+        t = image.detach()
+        if t.ndim == 3:
+            t = t.unsqueeze(0)
+        if t.ndim == 4 and t.shape[0] != 1:
+            raise PhotostyleError(f"{name} must be one image, got a batch of {t.shape[0]}")
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W) "
+                                  f"(photostyle_lib.io.images.load_image), got {tuple(image.shape)}")
+        if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int16, torch.int32,
+                                                                       torch.int64, torch.bool)):
+            raise PhotostyleError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        t = t.to(torch.float32)
+        if t.shape[2] < 1 or t.shape[3] < 1:
+            raise PhotostyleError(f"{name} is empty (shape {tuple(t.shape)})")
+        if not torch.isfinite(t).all():
+            raise PhotostyleError(f"{name} contains NaN or infinite values")
+        lo, hi = float(t.min()), float(t.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise PhotostyleError(f"{name} values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]; "
+                                  "divide 8-bit images by 255 (photostyle_lib.io.images.load_image does this)")
+    else:
+        t = array_to_tensor(check_image_array(name, image))
+    if t.shape[2] < min_side or t.shape[3] < min_side:
+        raise PhotostyleError(f"{name} is {t.shape[2]}x{t.shape[3]} px; images need at least "
+                              f"{min_side}x{min_side} px")
+    return t.contiguous()
 
 
 def scaled_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
