@@ -48,7 +48,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
 
 def _data_root(given: Path | None) -> Path | None:
     """--data if given, else $PHOTOSTYLE_DATA, data/luan2017 or ../shared/data/luan2017, whichever has input/."""
-    for p in ([given] if given is not None else [os.environ.get(data.ENV_VAR), data.DEFAULT_DATA_DIR, SHARED]):
+    for p in ([given] if given is not None else [os.environ.get(data.ENV_VAR), *data.default_data_dirs(), SHARED]):
         if p and (Path(p) / "input").is_dir():
             return Path(p)
     return None

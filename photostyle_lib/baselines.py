@@ -267,7 +267,7 @@ def pitie_idt(content: Any, style: Any, iterations: int = DEFAULT_IDT_ITERATIONS
 
     Notes
     -----
-    The 1-D match: with numba (a dependency) each axis is matched on histograms
+    The 1-D match: with numba (the [fast] extra) each axis is matched on histograms
     of :data:`photostyle_lib.photoreal.image_kernels.IDT_BINS` = 4096 equal bins spanning
     both images' coordinates (:func:`photostyle_lib.photoreal.image_kernels.idt_iterations`):
     O(N) per axis instead of a sort. It equals the exact match by mid-ranks
@@ -302,7 +302,7 @@ def pitie_idt(content: Any, style: Any, iterations: int = DEFAULT_IDT_ITERATIONS
     reference = np.ascontiguousarray(sty.reshape(-1, 3).T, dtype=np.float64)
     if image_kernels.AVAILABLE:
         image_kernels.idt_iterations(colours, reference, rotations)
-    else:  # pragma: no cover - numba is a dependency
+    else:  # without the [fast] extra (numba)
         _idt_exact(colours, reference, rotations)
     result = np.clip(colours.T.reshape(cont.shape), 0.0, 1.0)
     if regrain:

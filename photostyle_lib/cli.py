@@ -30,7 +30,7 @@ import socket
 import sys
 from pathlib import Path
 
-from photostyle_lib.errors import OneLineParser, PhotostyleError
+from photostyle_lib.errors import OneLineParser, PhotostyleError, require_extra
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -345,7 +345,7 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
     try:
         from huggingface_hub import constants
         endpoint = constants.ENDPOINT
-    except ImportError:  # pragma: no cover - transformers depends on it
+    except ImportError:  # without the [segmentation] extra: the hub's public address
         endpoint = "https://huggingface.co"
     host = endpoint.split("://", 1)[-1].split("/", 1)[0]
     host, _, port = host.partition(":")
@@ -367,6 +367,8 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
 
     if not config.uses_masks or config.segmentation == "gold" or args.content_mask is not None:
         return
+    require_extra("transformers", "segmentation",
+                  f"preset {args.preset!r} without --content-mask / --style-mask (masks from the ADE20K segmenter)")
     name = args.segmenter
     if name in ("random", "random-tiny"):
         return
@@ -510,6 +512,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     from photostyle_lib.io.images import load_image
     from photostyle_lib.semantic.masks import write_palette_masks
 
+    require_extra("transformers", "segmentation", "photostyle segment")
     for given in (args.content, args.style):
         if not given.exists():
             raise PhotostyleError(f"image file not found: {given}; check the path")

@@ -38,3 +38,43 @@ def test_synthetic_set_has_the_dataset_layout(pair_data_dir, monkeypatch):
     m = load_gold_masks(p.content_mask, p.style_mask)
     assert set(m.labels) == {"blue", "black", "green"}
     assert float(m.content.sum(0).min()) == float(m.content.sum(0).max()) == 1.0  # one label per pixel
+
+
+def test_default_is_the_working_directory_then_the_checkout(pair_data_dir, tmp_path, monkeypatch):
+    """Without argument or $PHOTOSTYLE_DATA: ./data/luan2017 first, then the source checkout's data/luan2017."""
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    checkout = tmp_path / "checkout"
+    (checkout / "data").mkdir(parents=True)
+    (checkout / "data" / "luan2017").symlink_to(pair_data_dir, target_is_directory=True)
+    monkeypatch.setattr(data, "SOURCE_ROOT", checkout)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert data.default_data_dirs() == [work / "data" / "luan2017", checkout / "data" / "luan2017"]
+    assert data.data_dir() == pair_data_dir.resolve()  # the checkout's, ./data/luan2017 being absent
+    (work / "data" / "luan2017" / "input").mkdir(parents=True)
+    (work / "data" / "luan2017" / "style").mkdir()
+    assert data.data_dir() == (work / "data" / "luan2017").resolve()  # the working directory's wins
+    monkeypatch.setenv(data.ENV_VAR, str(pair_data_dir))
+    assert data.data_dir() == pair_data_dir.resolve()  # and $PHOTOSTYLE_DATA wins over both
+
+
+def test_installed_package_has_no_checkout_default(tmp_path, monkeypatch):
+    """An installed wheel (SOURCE_ROOT None) looks only under the working directory, and says where it looked."""
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setattr(data, "SOURCE_ROOT", None)
+    monkeypatch.chdir(tmp_path)
+    assert data.default_data_dirs() == [tmp_path / "data" / "luan2017"]
+    with pytest.raises(PhotostyleError) as info:
+        data.data_dir()
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "data" / "luan2017") in message
+    assert f"${data.ENV_VAR} is not set" in message and "download_luan2017.py --dest DIR" in message
+
+
+def test_source_root_is_this_checkout():
+    """Imported from the repository (as the tests are): the checkout is found by its pyproject.toml."""
+    from pathlib import Path
+
+    assert data.SOURCE_ROOT == Path(__file__).resolve().parents[1]
+    assert data.PROJECT_ROOT == data.SOURCE_ROOT

@@ -52,7 +52,7 @@ from PIL import Image
 from photostyle_lib.experiments import recipes as experiments
 from photostyle_lib.plots import figures
 from photostyle_lib.io.data import get_pair, list_pairs
-from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.errors import PhotostyleError, require_extra
 from photostyle_lib.io.images import as_image_array, commit_files, refuse_overwriting_inputs, stage_image, weights_text
 from photostyle_lib.io.metadata import base_metadata, file_digest, stage_json
 from photostyle_lib.engine.presets import get_preset
@@ -398,7 +398,7 @@ class App:
 
     def _remember(self, entry: StripEntry) -> None:
         """Put ``entry`` first in the strip (the same run pressed twice stays one entry); redraw the strip."""
-        import ipywidgets as W
+        W = require_extra("ipywidgets", "notebooks", "the interactive app")
 
         if self.history and self.history[0].key == entry.key and self.history[0].stop_reason == entry.stop_reason:
             self.history[0] = entry
@@ -541,7 +541,7 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         preview_every: the live preview's period, in loss evaluations (>= 1).
         strip_size: how many earlier runs the strip shows (>= 1).
     """
-    import ipywidgets as W
+    W = require_extra("ipywidgets", "notebooks", "the interactive app")
 
     from photostyle_lib.checks import check_int
 

@@ -56,7 +56,7 @@ from photostyle_lib.photoreal import postprocess
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.io.images import as_image_array
 from photostyle_lib.io.data import PROJECT_ROOT, data_dir as resolve_data_dir
-from photostyle_lib.errors import OneLineParser, PhotostyleError
+from photostyle_lib.errors import OneLineParser, PhotostyleError, require_extra
 from photostyle_lib.plots.figures import Grid, Panel
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.io.metadata import base_metadata, write_json
@@ -799,8 +799,8 @@ def select_notebooks(paths: Sequence[Path], only: Sequence[str] | None) -> list[
 
 def declared_parameters(path: Path) -> dict[str, Any]:
     """The parameters a notebook's ``parameters`` cell declares (name -> papermill's description)."""
-    import nbformat
-    import papermill
+    nbformat = require_extra("nbformat", "notebooks", "running the notebooks")
+    papermill = require_extra("papermill", "notebooks", "running the notebooks")
 
     nb = nbformat.read(str(path), as_version=4)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
@@ -817,6 +817,7 @@ def ensure_kernel(name: str = KERNEL_NAME, *, install: bool = True) -> Path:
     PhotostyleError (saying to run ``make install``) when the kernel is
     missing and cannot be registered, or runs another environment.
     """
+    require_extra("jupyter_client", "notebooks", "running the notebooks")
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     fix = (f"run `make install` (it registers the kernel with `python -m ipykernel install --sys-prefix "
@@ -903,7 +904,7 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
         PhotostyleError: a cell failed (naming the notebook, the cell and its
             error), the kernel could not start, or the parameters are wrong.
     """
-    import papermill
+    papermill = require_extra("papermill", "notebooks", "running the notebooks")
     from papermill.exceptions import PapermillException, PapermillExecutionError
 
     src = Path(path)

@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from photostyle_lib import metrics
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.io.data import get_pair, list_pairs
-from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.errors import PhotostyleError, require_extra
 from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
 from photostyle_lib.io.images import merge_warnings
 from photostyle_lib.semantic.masks import load_gold_masks
@@ -182,11 +182,7 @@ def make_executor(kind: str = "serial", *, address: str | None = None, workers: 
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return
-    try:
-        import distributed
-    except ImportError:
-        raise PhotostyleError("kind='dask' needs the dask[distributed] package: pip install 'dask[distributed]'") \
-            from None
+    distributed = require_extra("distributed", "dask", "the Dask executor (kind='dask')")
     if address is not None:
         try:
             client = distributed.Client(address, timeout=timeout)

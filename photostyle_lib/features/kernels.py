@@ -24,7 +24,7 @@ import torch
 try:
     import numba
     from numba import njit, prange
-except ImportError:  # pragma: no cover - numba is a dependency; kept optional for odd platforms
+except ImportError:  # numba is optional (the [fast] extra): the callers fall back to numpy / torch
     numba = None
 
 AVAILABLE = numba is not None

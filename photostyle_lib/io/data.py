@@ -1,8 +1,11 @@
 """The Luan et al. (2017) example set: where it lives and how a pair is found.
 
 The data directory is, in order: the ``data_dir`` argument, the environment
-variable ``PHOTOSTYLE_DATA``, or ``data/luan2017`` inside the project (where
-``python data/download_luan2017.py`` puts it). Its layout is the public
+variable ``PHOTOSTYLE_DATA``, ``data/luan2017`` under the working directory,
+or -- when the package runs from a source checkout (a clone, or an editable
+install of one) -- the checkout's ``data/luan2017`` (where
+``python data/download_luan2017.py`` puts it). An installed wheel has no
+checkout: it finds the data through the first three. Its layout is the public
 repository's ``examples/`` folder::
 
     input/in<N>.png          content photos
@@ -22,8 +25,27 @@ from pathlib import Path
 from photostyle_lib.errors import PhotostyleError
 
 ENV_VAR = "PHOTOSTYLE_DATA"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "luan2017"
+#: Where the dataset lives relative to the working directory and to a source checkout.
+DATA_SUBDIR = Path("data") / "luan2017"
+
+
+def _source_checkout() -> Path | None:
+    """The project's source tree this package was imported from (its pyproject.toml names the project), or None.
+
+    None inside site-packages: two levels above photostyle_lib/io/ is then site-packages itself.
+    """
+    root = Path(__file__).resolve().parents[2]
+    try:
+        pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if 'name = "photostyle"' in pyproject else None
+
+
+#: The source checkout the package runs from (a clone or an editable install), else None (an installed wheel).
+SOURCE_ROOT: Path | None = _source_checkout()
+#: The checkout, where the notebooks and results/ live; outside one (a wheel), the working directory at import.
+PROJECT_ROOT: Path = SOURCE_ROOT if SOURCE_ROOT is not None else Path.cwd()
 
 
 @dataclass(frozen=True)
@@ -38,19 +60,43 @@ class Pair:
     luan_result: Path | None
 
 
+def _holds_pairs(p: Path) -> bool:
+    return (p / "input").is_dir() and (p / "style").is_dir()
+
+
+def default_data_dirs() -> list[Path]:
+    """The places searched without an argument or $PHOTOSTYLE_DATA, in order: ./data/luan2017 under the
+    working directory (read now, not at import), then the source checkout's (when there is one)."""
+    dirs = [Path.cwd() / DATA_SUBDIR]
+    if SOURCE_ROOT is not None and SOURCE_ROOT / DATA_SUBDIR not in dirs:
+        dirs.append(SOURCE_ROOT / DATA_SUBDIR)
+    return dirs
+
+
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """Resolve the data directory (argument, then $PHOTOSTYLE_DATA, then data/luan2017)."""
+    """Resolve the data directory: argument, then $PHOTOSTYLE_DATA, then :func:`default_data_dirs`.
+
+    Raises:
+        PhotostyleError: the chosen folder (or, with neither argument nor variable, every default
+            place) lacks input/ and style/; the message names the folders and the fix.
+    """
+    fix = (f"run `python data/download_luan2017.py --dest DIR` (from the project's repository) and set "
+           f"{ENV_VAR}=DIR, or set {ENV_VAR} to a folder that has them")
     if path is not None and str(path) != "":
-        p, origin = Path(path), "the given data directory"
+        p, origin = Path(path).expanduser(), "the given data directory"
     elif os.environ.get(ENV_VAR):
-        p, origin = Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
+        p, origin = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
     else:
-        p, origin = DEFAULT_DATA_DIR, "the default data directory"
-    p = p.expanduser()
-    if not (p / "input").is_dir() or not (p / "style").is_dir():
-        raise PhotostyleError(
-            f"{origin} {p} does not hold the Luan et al. example set (no input/ and style/ folders); "
-            f"run `python data/download_luan2017.py` or set {ENV_VAR} to the folder that has them")
+        tried = default_data_dirs()
+        found = [d for d in tried if _holds_pairs(d)]
+        if not found:
+            raise PhotostyleError(
+                f"${ENV_VAR} is not set and no default data directory ({', '.join(map(str, tried))}) holds "
+                f"the Luan et al. example set (input/ and style/ folders); {fix}")
+        return found[0].resolve()
+    if not _holds_pairs(p):
+        raise PhotostyleError(f"{origin} {p} does not hold the Luan et al. example set (no input/ and style/ "
+                              f"folders); {fix}")
     return p.resolve()
 
 

@@ -12,11 +12,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from photostyle_lib.io.data import PROJECT_ROOT
+from photostyle_lib.io.data import SOURCE_ROOT
+
+#: git_revision() of an installed package (a wheel) or a checkout without git.
+NOT_A_CHECKOUT = "unknown (not a git checkout)"
 
 
-def git_revision(root: Path = PROJECT_ROOT) -> str:
-    """Current commit hash of the project (``+dirty`` with uncommitted changes), or "unknown"."""
+def git_revision(root: Path | None = SOURCE_ROOT) -> str:
+    """Commit hash of the source checkout the package runs from (``+dirty`` with uncommitted changes).
+
+    ``root`` None (an installed wheel: no checkout), a folder outside a git work tree, or
+    no git on the PATH: :data:`NOT_A_CHECKOUT`. git runs in ``root``, never in the working
+    directory, so a wheel used inside some other repository does not report that one's commit.
+    """
+    if root is None:
+        return NOT_A_CHECKOUT
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
@@ -24,7 +34,7 @@ def git_revision(root: Path = PROJECT_ROOT) -> str:
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return NOT_A_CHECKOUT
 
 
 def versions() -> dict[str, str]:

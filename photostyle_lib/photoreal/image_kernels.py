@@ -27,7 +27,7 @@ import numpy as np
 
 try:
     from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; kept optional for odd platforms
+except ImportError:  # numba is optional (the [fast] extra): the callers fall back to numpy / torch
     njit = None
 
 AVAILABLE = njit is not None

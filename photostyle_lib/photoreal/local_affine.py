@@ -110,7 +110,7 @@ from photostyle_lib.errors import PhotostyleError
 
 try:
     from numba import njit, prange
-except ImportError:  # pragma: no cover - numba is a dependency; kept optional for odd platforms
+except ImportError:  # numba is optional (the [fast] extra): the callers fall back to numpy / torch
     njit = None
 
 __all__ = ["smooth_local_affine", "smooth_local_affine_torch", "DEFAULT_RADIUS", "DEFAULT_EDGE",
@@ -173,7 +173,7 @@ def smooth_local_affine(output: Any, content: Any, radius: int = DEFAULT_RADIUS,
     models = _fit_models_np(out, guide, patch_radius, epsilon)              # (H, W, 12)
     if _HAVE_NUMBA:
         smoothed = _bilateral_numba(models, guide, radius, radius / 3.0, edge)
-    else:  # pragma: no cover - numba is a dependency
+    else:  # without the [fast] extra (numba)
         smoothed = _bilateral_offsets_np(models, guide, radius, radius / 3.0, edge)
     res = _reconstruct_np(smoothed, guide)
     return np.clip(res, 0.0, 1.0) if clip else res

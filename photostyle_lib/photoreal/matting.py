@@ -93,7 +93,7 @@ def matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> scipy.s
 
     Notes
     -----
-    With numba (a dependency) a compiled kernel
+    With numba (the [fast] extra) a compiled kernel
     (:func:`photostyle_lib.photoreal.image_kernels.laplacian_csr`) visits the windows one by
     one and adds the (2r+1)^2 (2r+1)^2 / 2 pairwise terms of each (the form is
     symmetric) straight into the CSR arrays. Without numba, and as the reference
@@ -118,7 +118,7 @@ def matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> scipy.s
         raise PhotostyleError(
             f"image is {h}x{w} (HxW) but matting windows with radius {radius} are {side}x{side}; "
             f"give an image at least {side}x{side} or a smaller radius")
-    if not image_kernels.AVAILABLE:  # pragma: no cover - numba is a dependency
+    if not image_kernels.AVAILABLE:  # without the [fast] extra (numba)
         return _laplacian_reference(arr, eps, radius)
     data, indices, indptr = image_kernels.laplacian_csr(np.ascontiguousarray(arr, dtype=np.float64), eps, radius)
     mat = scipy.sparse.csr_matrix((data, indices, indptr), shape=(h * w, h * w))

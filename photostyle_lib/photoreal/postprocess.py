@@ -91,7 +91,7 @@ def recursive_filter(image: Any, sigma_s: float, sigma_r: float, num_iterations:
     Y(n) = Y(n) + V(n+1) (Y(n+1) - Y(n)) right to left. Each iteration filters all
     rows, then all columns.
 
-    The recursion is sequential along a row. With numba (a dependency) a compiled
+    The recursion is sequential along a row. With numba (the [fast] extra) a compiled
     kernel (:func:`photostyle_lib.photoreal.image_kernels.recursive_filter_iteration`) runs
     it in place, several rows at a time; without it, and as the reference the
     tests compare it with, numpy updates all rows (and channels) at once on a
@@ -129,7 +129,7 @@ def _log_a(sigma_s: float, num_iterations: int, i: int) -> float:
 def _recursive_filter(image: np.ndarray, joint: np.ndarray, sigma_s: float, sigma_r: float,
                       num_iterations: int) -> np.ndarray:
     """Unchecked :func:`recursive_filter`: image (H, W, C) and joint (H, W, C') float64, any values."""
-    if not image_kernels.AVAILABLE:  # pragma: no cover - numba is a dependency
+    if not image_kernels.AVAILABLE:  # without the [fast] extra (numba)
         return _recursive_filter_reference(image, joint, sigma_s, sigma_r, num_iterations)
     d_horiz, d_vert = image_kernels.transform_derivatives(joint, sigma_s / sigma_r)
     out = np.array(image, dtype=np.float64, order="C", copy=True)

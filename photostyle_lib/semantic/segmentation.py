@@ -83,7 +83,7 @@ import torch.nn.functional as F
 
 from photostyle_lib.semantic.ade20k import AUTHORS_MERGES, ADE20K_LABELS, DEFAULT_MERGES, NUM_ADE20K_LABELS, MergeGroup
 from photostyle_lib.checks import check_choice, check_int, check_number, resolve_device
-from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.errors import PhotostyleError, require_extra
 from photostyle_lib.io.images import PathLike, array_to_tensor, as_image_tensor
 from photostyle_lib.semantic.masks import SemanticMasks, align_labels
 from photostyle_lib.features.vgg import IMAGENET_MEAN, IMAGENET_STD
@@ -135,6 +135,7 @@ def architecture_config(*, tiny: bool = False) -> Any:
     initialised wider (``initializer_range=0.3``) so its random probabilities
     are peaked like a trained model's rather than uniform.
     """
+    require_extra("transformers", "segmentation", "the ADE20K segmenter")
     from transformers import ConvNextConfig, UperNetConfig
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
@@ -218,6 +219,7 @@ def _looks_like_path(checkpoint: str) -> bool:
 def _load_pretrained(checkpoint: str, revision: str | None, cache_dir: PathLike | None,
                      local_files_only: bool | None) -> tuple[Any, str]:
     """Load a checkpoint (directory or hub id, cache first); return the model and its identity."""
+    require_extra("transformers", "segmentation", "the ADE20K segmenter")
     from transformers import AutoModelForSemanticSegmentation
 
     path = Path(checkpoint).expanduser()
@@ -344,6 +346,7 @@ class ADE20KSegmenter:
 
     @staticmethod
     def _build_random(config: Any, seed: int) -> Any:
+        require_extra("transformers", "segmentation", "the ADE20K segmenter")
         from transformers import AutoModelForSemanticSegmentation, PretrainedConfig
 
         if config is None:
