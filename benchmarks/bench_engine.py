@@ -25,7 +25,8 @@ from photostyle_lib.engine.lbfgs import LBFGS
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.io.metadata import device_description
 from photostyle_lib.engine.presets import PRESETS, get_preset
-from photostyle_lib.engine.transfer import resolve_device, stylize
+from photostyle_lib.checks import resolve_device
+from photostyle_lib.engine.transfer import stylize
 from photostyle_lib.features.vgg import VGGFeatures
 
 

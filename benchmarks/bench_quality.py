@@ -56,7 +56,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import PRESETS, get_preset
 from photostyle_lib.experiments.runs import METHODS, RunRecord, RunSpec, run_many
-from photostyle_lib.engine.transfer import apply_postprocess
+from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
 DEFAULT_METHODS = ("full", "enhanced", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
 REFERENCE = "luan_published"
@@ -103,7 +103,7 @@ class PostprocessedRecord(RunRecord):
     """A finished ``full`` run read as another preset that differs from it only in the post-process.
 
     The post-process runs after the optimisation, so the ``full`` run's ``raw.png`` (8-bit) with the
-    other preset's post-process applied (``transfer.apply_postprocess``, the run's own masks and
+    other preset's post-process applied (``postprocess_chain.apply_postprocess``, the run's own masks and
     style) *is* that preset's result, up to the 8-bit rounding of the raw image: scoring it saves one
     engine run per pair and method (``no_postprocess``: the raw image itself)."""
 

@@ -49,7 +49,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import FAST_SCHEDULE
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
-from photostyle_lib.engine.transfer import pyramid_sizes
+from photostyle_lib.engine.schedule import pyramid_sizes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import DIRECTIONS, HELD_OUT, parse_pairs  # noqa: E402

@@ -41,7 +41,8 @@ from photostyle_lib.semantic.masks import load_gold_masks
 from photostyle_lib.io.metadata import device_description
 from photostyle_lib.experiments.pipeline import Run, save_run
 from photostyle_lib.engine.presets import PRESETS, get_preset
-from photostyle_lib.engine.transfer import resolve_device, stylize
+from photostyle_lib.checks import resolve_device
+from photostyle_lib.engine.transfer import stylize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
 

@@ -3,7 +3,7 @@
 
 Each tuning pair's ``full`` run (gold masks, through the run cache) is optimised once;
 its raw image then goes through every post-process chain of the grid
-(``transfer.apply_postprocess``, the run's own style and masks), and each result is
+(``postprocess_chain.apply_postprocess``, the run's own style and masks), and each result is
 scored with ``photostyle_lib.metrics`` against Luan et al.'s published result at the
 same size. The chains:
 
@@ -42,7 +42,7 @@ from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import get_preset
 from photostyle_lib.experiments.runs import RunSpec, run_many
 from photostyle_lib.experiments.sweep import _gold_masks
-from photostyle_lib.engine.transfer import apply_postprocess
+from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import parse_pairs  # noqa: E402

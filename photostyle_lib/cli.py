@@ -238,7 +238,7 @@ def option_values(raw: dict, parser: argparse.ArgumentParser, source: str,
     ``(options by dest, extra config fields)``.
     """
     import dataclasses as _dc
-    from photostyle_lib.engine.transfer import TransferConfig
+    from photostyle_lib.engine.config import TransferConfig
 
     actions = _option_actions(parser)
     field_types = {f.name: f for f in _dc.fields(TransferConfig)}

@@ -121,7 +121,7 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
     # enhanced is full's optimisation with its own post-process: the same run, its chain applied to raw.png
     from photostyle_lib.engine.presets import get_preset
     from photostyle_lib.experiments.runs import RunRecord, RunSpec
-    from photostyle_lib.engine.transfer import apply_postprocess
+    from photostyle_lib.engine.postprocess_chain import apply_postprocess
     enh = table[table.method == "enhanced"].set_index("pair_id")
     assert (enh.key == table[table.method == "full"].set_index("pair_id").key).all()
     cfg = get_preset("enhanced", weights="random", iterations=3)

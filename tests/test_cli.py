@@ -205,9 +205,9 @@ def test_cli_help_names_the_metadata_file(capsys):
 
 def _interrupt_from_call(n):
     """A layer_losses that raises KeyboardInterrupt (as Ctrl-C would) at its n-th call (1-based)."""
-    from photostyle_lib.engine import transfer
+    from photostyle_lib.engine import objective
 
-    real, calls = transfer.layer_losses, {"n": 0}
+    real, calls = objective.layer_losses, {"n": 0}
 
     def wrapped(*a, **k):
         calls["n"] += 1
@@ -222,12 +222,12 @@ def test_cli_ctrl_c_is_one_line_exit_130_and_writes_nothing(small_pair, capsys, 
     """Fault injection: Ctrl-C in the first loss evaluation (never 'the first loss evaluation was
     not finite') or mid-run: 'photostyle: interrupted', exit 130, and a previous result under the
     output name (with --overwrite) is left as it was -- no partial result replaces it."""
-    from photostyle_lib.engine import transfer
+    from photostyle_lib.engine import objective
 
     assert cli.main(_args(small_pair)) == 0
     before = ((small_pair / "out.png").read_bytes(), (small_pair / "out.png.json").read_bytes())
     capsys.readouterr()
-    monkeypatch.setattr(transfer, "layer_losses", _interrupt_from_call(at_call))
+    monkeypatch.setattr(objective, "layer_losses", _interrupt_from_call(at_call))
     assert cli.main(_args(small_pair, "--overwrite")) == cli.EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err == "photostyle: interrupted\n"
     assert ((small_pair / "out.png").read_bytes(), (small_pair / "out.png.json").read_bytes()) == before

@@ -4,7 +4,7 @@ import dataclasses
 import doctest
 
 from photostyle_lib.engine import symbols
-from photostyle_lib.engine.transfer import TransferConfig
+from photostyle_lib.engine.config import TransferConfig
 
 
 def test_every_weight_symbol_names_a_config_field():

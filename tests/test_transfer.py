@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from photostyle_lib.engine import presets, transfer
+from photostyle_lib.engine import config, extractor, objective, postprocess_chain, presets, schedule
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.semantic.masks import SemanticMasks
-from photostyle_lib.engine.transfer import TransferConfig, stylize
+from photostyle_lib.engine.config import TransferConfig
+from photostyle_lib.engine.transfer import stylize
 
 
 def _cfg(**kw):
@@ -70,7 +71,7 @@ def test_single_label_masked_run_equals_global_run(pair):
 
 def _scale_content_from(evaluation: int, factor: float):
     """A layer_losses whose content value is multiplied by ``factor`` from the n-th evaluation on."""
-    real = transfer.layer_losses
+    real = objective.layer_losses
     calls = {"n": 0}
 
     def scaled(features, terms, *args):
@@ -85,7 +86,7 @@ def _scale_content_from(evaluation: int, factor: float):
 
 def test_divergence_guard_returns_best_iterate(pair, monkeypatch):
     content, style = pair
-    monkeypatch.setattr(transfer, "layer_losses", _scale_content_from(6, 1e9))
+    monkeypatch.setattr(objective, "layer_losses", _scale_content_from(6, 1e9))
     r = stylize(content, style, _cfg(segmentation="none", iterations=50, divergence_patience=3), progress=False)
     assert r.stop_reason.startswith("diverged") and "for 3 evaluations" in r.stop_reason
     assert len(r.losses) == 8 and r.best_iteration <= 5
@@ -96,7 +97,7 @@ def test_a_transient_jump_does_not_end_the_run(pair, monkeypatch):
     """The loss may jump 1000x for a few evaluations and recover to a lower minimum (measured with the paper's
     plain L-BFGS on trained features): the guard waits ``divergence_patience`` evaluations."""
     content, style = pair
-    real = transfer.layer_losses
+    real = objective.layer_losses
     calls = {"n": 0}
 
     def jump(features, terms, *args):
@@ -107,7 +108,7 @@ def test_a_transient_jump_does_not_end_the_run(pair, monkeypatch):
                 values = values + torch.tensor([1e9, 0.0, 0.0])
         return features, values
 
-    monkeypatch.setattr(transfer, "layer_losses", jump)
+    monkeypatch.setattr(objective, "layer_losses", jump)
     r = stylize(content, style, _cfg(segmentation="none", iterations=12, divergence_patience=3), progress=False)
     assert r.stop_reason == "iterations" and len(r.losses) == 12
     assert r.losses["total"].iloc[5] > 1e8 and r.losses["total"].iloc[-1] < 1e8
@@ -125,7 +126,7 @@ def test_projected_lbfgs_run_stays_in_range_and_never_accepts_a_rise(pair, two_l
 
 def test_nan_guard(pair, monkeypatch):
     content, style = pair
-    monkeypatch.setattr(transfer, "layer_losses", _scale_content_from(4, float("nan")))
+    monkeypatch.setattr(objective, "layer_losses", _scale_content_from(4, float("nan")))
     r = stylize(content, style, _cfg(segmentation="none", iterations=50), progress=False)
     assert "nan" in r.stop_reason and r.best_iteration <= 3
 
@@ -152,8 +153,8 @@ def test_config_rejects_bad_values(bad):
 
 def test_bad_images(pair):
     content, style = pair
-    with pytest.raises(PhotostyleError, match=r"\(1, 3, H, W\)"):
-        stylize(content[0], style, _cfg(segmentation="none"), progress=False)
+    with pytest.raises(PhotostyleError, match=r"\(1, 3, H, W\)"):  # one channel ((3, H, W) is accepted)
+        stylize(content[:, :1], style, _cfg(segmentation="none"), progress=False)
     with pytest.raises(PhotostyleError, match=r"\[0, 1\]"):
         stylize(content * 255, style, _cfg(segmentation="none"), progress=False)
     with pytest.raises(PhotostyleError, match="at least 16x16"):
@@ -250,14 +251,14 @@ def test_feature_extractor_reuse_is_keyed_on_the_weights_file(tmp_path, monkeypa
     torch.manual_seed(2)
     torch.save(torchvision.models.vgg19(weights=None).state_dict(), b)
     monkeypatch.setenv("PHOTOSTYLE_VGG_WEIGHTS", str(a))
-    ea = transfer.feature_extractor("imagenet", ("conv1_1",))
-    assert transfer.feature_extractor("imagenet", ("conv1_1",)) is ea
-    assert transfer.feature_extractor("imagenet", ("conv1_1",), seed=5) is ea  # seed only matters for random
+    ea = extractor.feature_extractor("imagenet", ("conv1_1",))
+    assert extractor.feature_extractor("imagenet", ("conv1_1",)) is ea
+    assert extractor.feature_extractor("imagenet", ("conv1_1",), seed=5) is ea  # seed only matters for random
     monkeypatch.setenv("PHOTOSTYLE_VGG_WEIGHTS", str(b))
-    eb = transfer.feature_extractor("imagenet", ("conv1_1",))
+    eb = extractor.feature_extractor("imagenet", ("conv1_1",))
     assert eb is not ea and not torch.equal(eb.body[0].weight, ea.body[0].weight)
-    assert transfer.feature_extractor("random", ("conv1_1",), seed=1) is not \
-        transfer.feature_extractor("random", ("conv1_1",), seed=2)
+    assert extractor.feature_extractor("random", ("conv1_1",), seed=1) is not \
+        extractor.feature_extractor("random", ("conv1_1",), seed=2)
 
 
 def test_network_weights_apply_to_the_paper_weight_presets_only(monkeypatch):
@@ -277,7 +278,7 @@ def test_local_affine_postprocess_is_smooth_local_affine(pair):
     content, style = pair
     noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(4))).clamp(0, 1)
     cfg = _cfg(postprocess="local_affine", affine_radius=4, affine_edge=0.05)
-    out = transfer.apply_postprocess(noisy, content, cfg)
+    out = postprocess_chain.apply_postprocess(noisy, content, cfg)
     expected = smooth_local_affine(tensor_to_array(noisy), tensor_to_array(content), radius=4, edge=0.05)
     assert out.dtype == torch.float32 and out.shape == content.shape
     assert np.allclose(tensor_to_array(out), expected, atol=1e-6) and not np.allclose(expected, tensor_to_array(noisy))
@@ -294,13 +295,13 @@ def test_the_chained_postprocess_is_the_filter_then_the_smoothing(pair):
     content, _ = pair
     noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
     cfg = _cfg(postprocess="recursive_filter+local_affine", affine_radius=4, affine_edge=0.05)
-    out = transfer.apply_postprocess(noisy, content, cfg)
+    out = postprocess_chain.apply_postprocess(noisy, content, cfg)
     c = tensor_to_array(content)
     filtered = np.clip(postprocess.refine(tensor_to_array(noisy), c, sigma_s=cfg.rf_sigma_s, sigma_r=cfg.rf_sigma_r,
                                           num_iterations=cfg.rf_iterations), 0, 1).astype(np.float32)
     expected = smooth_local_affine(filtered.astype(np.float64), c, radius=4, edge=0.05)
     assert np.allclose(tensor_to_array(out), expected, atol=1e-5)
-    only_filter = transfer.apply_postprocess(noisy, content, cfg.replace(postprocess="recursive_filter"))
+    only_filter = postprocess_chain.apply_postprocess(noisy, content, cfg.replace(postprocess="recursive_filter"))
     assert not torch.allclose(out, only_filter, atol=1e-3)
 
 
@@ -316,7 +317,7 @@ def test_luan_terms_at_the_first_evaluation_are_their_formulas(pair, two_label_m
     cfg = presets.get_preset("luan", weights="random", iterations=1, device="cpu", two_stage=False,
                              use_regularization=False, postprocess="none")
     r = stylize(content, style, cfg, masks=two_label_masks, progress=False)
-    vgg = transfer.feature_extractor(cfg.weights, cfg.all_layers(), cfg.seed, cfg.weights_convention)
+    vgg = extractor.feature_extractor(cfg.weights, cfg.all_layers(), cfg.seed, cfg.weights_convention)
     with torch.no_grad():
         fc, fs = vgg(content), vgg(style)
     m = two_label_masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
@@ -385,11 +386,11 @@ def test_stop_run_from_a_callback_keeps_the_best(pair):
 
     def stop_at_4(it, *_):
         if it == 4:
-            raise transfer.StopRun
+            raise config.StopRun
 
     for hook in ("callback", "image_callback"):
         r = stylize(content, style, _cfg(segmentation="none", iterations=50), progress=False, **{hook: stop_at_4})
-        assert r.stop_reason == transfer.STOPPED_BY_USER == "stopped by user"
+        assert r.stop_reason == config.STOPPED_BY_USER == "stopped by user"
         assert len(r.losses) == 4
         totals = r.losses["total"].to_numpy()
         assert totals[r.best_iteration - 1] == totals.min()
@@ -405,13 +406,13 @@ def test_stop_in_the_first_stage_skips_the_second(pair):
     def stop_at_3(it, row):
         seen.append(it)
         if it == 3:
-            raise transfer.StopRun
+            raise config.StopRun
 
     r = stylize(content, style, cfg, progress=False, callback=stop_at_3)
-    assert seen == [1, 2, 3] and r.stop_reason == transfer.STOPPED_BY_USER
+    assert seen == [1, 2, 3] and r.stop_reason == config.STOPPED_BY_USER
     assert list(r.losses["stage"]) == [1, 1, 1] and r.config == cfg
     assert any("stage 2 not run" in n for n in r.notes)
-    expected = transfer.apply_postprocess(r.raw_image, content, cfg)
+    expected = postprocess_chain.apply_postprocess(r.raw_image, content, cfg)
     assert torch.allclose(r.image, expected, atol=1e-6)
     assert float((r.image - r.raw_image).abs().max()) > 1e-4  # the post-process ran
 
@@ -419,10 +420,10 @@ def test_stop_in_the_first_stage_skips_the_second(pair):
 
 
 def test_pyramid_sizes_are_octaves_of_the_long_side():
-    assert transfer.pyramid_sizes(40, 64, 3) == [(10, 16), (20, 32), (40, 64)]
-    assert transfer.pyramid_sizes(300, 200, 2) == [(150, 100), (300, 200)]  # portrait: the height is the long side
-    assert transfer.pyramid_sizes(37, 50, 1) == [(37, 50)]
-    sizes = transfer.pyramid_sizes(171, 256, 3)
+    assert schedule.pyramid_sizes(40, 64, 3) == [(10, 16), (20, 32), (40, 64)]
+    assert schedule.pyramid_sizes(300, 200, 2) == [(150, 100), (300, 200)]  # portrait: the height is the long side
+    assert schedule.pyramid_sizes(37, 50, 1) == [(37, 50)]
+    sizes = schedule.pyramid_sizes(171, 256, 3)
     assert [max(s) for s in sizes] == [64, 128, 256] and sizes[-1] == (171, 256)
     for (h, w), f in zip(sizes, (0.25, 0.5, 1.0)):
         assert abs(h - 171 * f) <= 0.5 + 1e-9 and w == 256 * f
@@ -490,13 +491,13 @@ def test_masks_and_style_are_rebuilt_per_level(pair, two_label_masks, monkeypatc
 
     content, style = pair
     calls = []
-    real = transfer._layer_masks
+    real = objective.layer_masks
 
     def record(c, s, cfg, content_size, style_size, *args):
         calls.append((c.clone(), s.clone(), content_size, style_size))
         return real(c, s, cfg, content_size, style_size, *args)
 
-    monkeypatch.setattr(transfer, "_layer_masks", record)
+    monkeypatch.setattr(objective, "layer_masks", record)
     stylize(content, style, _pyramid_cfg(level_iterations=(1, 1)), masks=two_label_masks, progress=False)
     assert [(c_size, s_size) for _, _, c_size, s_size in calls] == [((20, 32), (24, 24)), ((40, 64), (48, 48))]
     for c, s, c_size, s_size in calls:
@@ -506,10 +507,10 @@ def test_masks_and_style_are_rebuilt_per_level(pair, two_label_masks, monkeypatc
 
 def test_plateaued_is_the_relative_change_of_the_best_loss():
     best = [10.0, 9.0, 8.99, 8.989]
-    assert transfer.plateaued(best, 2, 1e-2)            # (9 - 8.989) / 9 = 0.0012
-    assert not transfer.plateaued(best, 3, 1e-2)        # (10 - 8.989) / 10 = 0.10
-    assert not transfer.plateaued(best, 4, 1.0)         # fewer than window + 1 values
-    assert not transfer.plateaued(best, 0, 1.0)         # off
+    assert schedule.plateaued(best, 2, 1e-2)            # (9 - 8.989) / 9 = 0.0012
+    assert not schedule.plateaued(best, 3, 1e-2)        # (10 - 8.989) / 10 = 0.10
+    assert not schedule.plateaued(best, 4, 1.0)         # fewer than window + 1 values
+    assert not schedule.plateaued(best, 0, 1.0)         # off
 
 
 def _synthetic_loss(monkeypatch, factor):
@@ -570,11 +571,11 @@ def test_stop_in_a_coarse_level_skips_the_finer_ones(pair):
 
     def stop_at_3(it, *_):
         if it == 3:
-            raise transfer.StopRun
+            raise config.StopRun
 
     r = stylize(content, style, _cfg(segmentation="none", pyramid_levels=2, level_iterations=(20, 20)),
                 progress=False, callback=stop_at_3)
-    assert r.stop_reason == transfer.STOPPED_BY_USER
+    assert r.stop_reason == config.STOPPED_BY_USER
     assert set(r.losses["level"]) == {1} and len(r.losses) == 3
     assert r.image.shape == content.shape
     assert any("skipped: stopped by user" in n for n in r.notes)
@@ -590,7 +591,7 @@ def test_the_colour_match_chain_is_its_steps_in_order(pair, two_label_masks):
     content, style = pair
     noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(6))).clamp(0, 1)
     cfg = _cfg(postprocess="recursive_filter+colour_match+matting_smooth", smooth_lambda=3.0)
-    out = transfer.apply_postprocess(noisy, content, cfg, style=style, masks=two_label_masks)
+    out = postprocess_chain.apply_postprocess(noisy, content, cfg, style=style, masks=two_label_masks)
     c = tensor_to_array(content)
     step1 = tensor_to_array(array_to_tensor(postprocess.refine(tensor_to_array(noisy), c)))
     m = two_label_masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
@@ -599,12 +600,12 @@ def test_the_colour_match_chain_is_its_steps_in_order(pair, two_label_masks):
     step3 = postprocess.matting_smooth(step2, c, 3.0)
     assert np.abs(tensor_to_array(out) - step3).max() < 1e-4
     with pytest.raises(PhotostyleError, match="needs the style"):
-        transfer.apply_postprocess(noisy, content, cfg)
+        postprocess_chain.apply_postprocess(noisy, content, cfg)
 
 
 def test_postprocess_chains_are_checked():
-    assert transfer.postprocess_steps("none") == ()
-    assert transfer.postprocess_steps("local_affine+matting_smooth") == ("local_affine", "matting_smooth")
+    assert config.postprocess_steps("none") == ()
+    assert config.postprocess_steps("local_affine+matting_smooth") == ("local_affine", "matting_smooth")
     with pytest.raises(PhotostyleError, match=r"unknown step\(s\) \['sharpen'\]"):
         TransferConfig(postprocess="recursive_filter+sharpen")
     with pytest.raises(PhotostyleError, match="smooth_lambda"):

@@ -88,7 +88,7 @@ import functools
 import numpy as np
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.engine.transfer import TransferConfig
+from photostyle_lib.engine.config import TransferConfig
 from photostyle_lib.features.vgg import IMAGENET_STD, resolve_weights
 
 #: Every preset optimises with the projected L-BFGS (bounds [0, 1], backtracking line search:

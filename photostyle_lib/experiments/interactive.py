@@ -15,7 +15,7 @@ Threads. Widget callbacks run in the kernel's thread: a run computed there
 would hold the kernel, and a click on Stop would wait behind it. The Run
 button therefore calls :meth:`App.start`, which runs :meth:`App.run` in a
 background thread; Stop (:meth:`App.stop`) sets an event that the run's
-per-evaluation callback turns into :class:`photostyle_lib.engine.transfer.StopRun`,
+per-evaluation callback turns into :class:`photostyle_lib.engine.config.StopRun`,
 so the engine ends cleanly with the best image so far (stop reason
 "stopped by user"). ``run_cached`` keeps such a run under
 ``interrupted/<key>``, never as a finished run: the same setting run again
@@ -57,7 +57,7 @@ from photostyle_lib.io.images import as_image_array, commit_files, refuse_overwr
 from photostyle_lib.io.metadata import base_metadata, file_digest, stage_json
 from photostyle_lib.engine.presets import get_preset
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_cached
-from photostyle_lib.engine.transfer import STOPPED_BY_USER, StopRun
+from photostyle_lib.engine.config import STOPPED_BY_USER, StopRun
 
 #: Post-process choices: label -> TransferConfig overrides.
 POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {

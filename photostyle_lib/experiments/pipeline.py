@@ -22,7 +22,8 @@ from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, commit_files, load_
 from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.io.metadata import file_digest, stage_json
 from photostyle_lib.engine.presets import get_preset
-from photostyle_lib.engine.transfer import TransferConfig, TransferResult, stylize
+from photostyle_lib.engine.config import TransferConfig, TransferResult
+from photostyle_lib.engine.transfer import stylize
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Only finished runs are results. A run stopped by Ctrl-C (a kernel interrupt;
 ``stop_reason == "interrupted"``) is kept, for a look, under
 ``interrupted/<key>`` -- never under ``runs/<key>``, so the next call with
 the same settings computes the full run -- and the interrupt is raised again.
-A run ended by its callback (:class:`photostyle_lib.engine.transfer.StopRun`, e.g.
+A run ended by its callback (:class:`photostyle_lib.engine.config.StopRun`, e.g.
 the interactive app's Stop button; ``stop_reason == "stopped by user"``) is
 kept there too and its record returned, pointing at ``interrupted/<key>``.
 
@@ -57,7 +57,8 @@ from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.io.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.experiments.pipeline import segmenter_from_name
 from photostyle_lib.engine.presets import PRESETS, get_preset
-from photostyle_lib.engine.transfer import STOPPED_BY_USER, postprocess_steps, stylize
+from photostyle_lib.engine.config import STOPPED_BY_USER, postprocess_steps
+from photostyle_lib.engine.transfer import stylize
 from photostyle_lib.features.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")

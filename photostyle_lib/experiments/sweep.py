@@ -49,7 +49,7 @@ from photostyle_lib.semantic.masks import load_gold_masks
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import ABLATION
 from photostyle_lib.experiments.runs import METHODS, PUBLISHED, RunRecord, RunSpec
-from photostyle_lib.engine.transfer import resolve_device
+from photostyle_lib.checks import resolve_device
 
 __all__ = [
     "SWEEP_METHODS",

@@ -1,0 +1,266 @@
+"""Schedules of runs: Luan et al.'s two stages, the coarse-to-fine pyramid, and the plateau stop.
+
+A schedule is a sequence of single-level runs of one function, ``run``, with the signature
+and the meaning of :func:`photostyle_lib.engine.transfer.stylize` (which passes itself):
+the schedule decides the sizes, the budgets and where each run starts, and joins their
+results into one :class:`~photostyle_lib.engine.config.TransferResult`. Taking ``run`` as an
+argument keeps this module below the one that defines ``stylize``.
+
+* :func:`two_stage`: Luan et al.'s schedule (``two_stage=True`` with the regularisation): a
+  run without the regularisation, then one with it from that result.
+* :func:`coarse_to_fine`: this project's (``pyramid_levels > 1``), octaves from coarse to
+  full size (:func:`pyramid_sizes`); not in the paper, nor in Luan et al.'s code.
+* :func:`plateaued`: the stop on a plateau of the best loss (``plateau_window > 0``),
+  checked after every evaluation by :mod:`photostyle_lib.engine.optimise`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+
+from photostyle_lib.checks import check_int
+from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.features.vgg import VGGFeatures
+from photostyle_lib.io.images import resize_tensor
+from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.engine.config import STOPPED_BY_USER, TransferConfig, TransferResult
+from photostyle_lib.engine.inputs import reinhard_start
+from photostyle_lib.engine.postprocess_chain import apply_postprocess
+
+#: The single-level run a schedule repeats: ``stylize``'s signature.
+Run = Callable[..., TransferResult]
+
+
+def plateaued(best_losses: list[float], window: int, tol: float) -> bool:
+    """The plateau stop: has the best loss fallen by at most ``tol`` of itself over the last ``window`` evaluations?
+
+    With ``b = best_losses`` the rule is ``b[-window-1] - b[-1] <= tol * |b[-window-1]|``: a
+    relative change, so it does not depend on the loss's units (which change with the weights,
+    the network and the image size). Not in the paper (its runs have a fixed count); rejected
+    line-search trials count as evaluations.
+
+    Parameters
+    ----------
+    best_losses : list of float
+        ``best_losses[i]`` is the lowest loss of evaluations 1..i+1 (non-increasing).
+    window : int >= 0
+        W evaluations; 0 turns the stop off.
+    tol : float >= 0
+        Relative decrease that still counts as progress.
+
+    Returns
+    -------
+    bool
+        False while fewer than ``window + 1`` values are known.
+    """
+    if window <= 0 or len(best_losses) <= window:
+        return False
+    before, now = best_losses[-window - 1], best_losses[-1]
+    return before - now <= tol * abs(before)
+
+
+def pyramid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """(H, W) of each level of the coarse-to-fine schedule, coarsest first.
+
+    Level k of L (k = 0 the coarsest) has the long side ``round(long / 2^(L-1-k))`` -- octaves
+    from 1/2^(L-1) of the long side -- and the short side scaled by the same factor (rounded,
+    at least 1); the last level is (height, width) itself.
+
+    Parameters
+    ----------
+    height, width : int
+        The full size, pixels.
+    levels : int >= 1
+        L.
+
+    Returns
+    -------
+    list of (int, int)
+        L sizes in pixels.
+
+    Raises
+    ------
+    PhotostyleError
+        When ``levels`` is not an integer >= 1.
+    """
+    check_int("pyramid_levels", levels, low=1)
+    return [_scaled((height, width), 0.5 ** (levels - 1 - k)) for k in range(levels)]
+
+
+def _scaled(size: tuple[int, ...], factor: float) -> tuple[int, int]:
+    h, w = int(size[0]), int(size[1])
+    if factor == 1.0:
+        return h, w
+    long_side = max(h, w)
+    s = max(1, round(long_side * factor)) / long_side
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def _shifted(fn: Callable[[int, Any], None] | None, offset: int) -> Callable[[int, Any], None] | None:
+    """A callback that sees iterations numbered across levels (or stages): ``it + offset``."""
+    return None if fn is None else (lambda it, value: fn(it + offset, value))
+
+
+def _upsampled(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, 3, h, w) in [0, 1] -> (1, 3, H, W), bilinear (half-pixel centres), still in [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+
+
+def two_stage(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig, *,
+              masks: SemanticMasks | None, extractor: VGGFeatures | None, progress: bool,
+              init: torch.Tensor | None, callback: Callable[[int, dict[str, float]], None] | None,
+              image_callback: Callable[[int, torch.Tensor], None] | None) -> TransferResult:
+    """Luan et al.'s schedule: ``iterations`` evaluations without the regularisation, then as many with it.
+
+    The second stage starts from the first's kept image; iterations are numbered across both
+    (callbacks too). A first stage ended by :class:`~photostyle_lib.engine.config.StopRun`
+    runs no second stage: its image is post-processed and returned.
+
+    Parameters
+    ----------
+    run : callable
+        The single-level run (``stylize``).
+    content, style : tensor (1, 3, H, W), (1, 3, Hs, Ws) float32 in [0, 1]
+    cfg : TransferConfig
+        With ``two_stage`` and ``use_regularization`` set.
+    masks, extractor, progress, init, callback, image_callback
+        As ``stylize``'s (masks already checked).
+
+    Returns
+    -------
+    TransferResult
+        The second stage's, its losses table with a ``stage`` column (1, 2), its timings the
+        sums of both, ``config`` the two-stage config, and the note "stage 1 stopped: <reason>".
+    """
+    first = run(content, style, cfg.replace(use_regularization=False, two_stage=False, postprocess="none"),
+                masks=masks, extractor=extractor, progress=progress, init=init, callback=callback,
+                image_callback=image_callback)
+    if first.stop_reason == STOPPED_BY_USER:
+        return dataclasses.replace(first, image=apply_postprocess(first.raw_image, content.to("cpu"), cfg,
+                                                                  style=style, masks=masks),
+                                   losses=first.losses.assign(stage=1), config=cfg,
+                                   notes=first.notes + ("stage 2 not run: stopped by user in stage 1",))
+    offset = len(first.losses)
+    second = run(content, style, cfg.replace(two_stage=False), masks=masks, extractor=extractor,
+                 progress=progress, init=first.raw_image, callback=_shifted(callback, offset),
+                 image_callback=_shifted(image_callback, offset))
+    timings = {k: first.timings.get(k, 0.0) + second.timings.get(k, 0.0) for k in second.timings}
+    timings["per_step"] = timings["optimise"] / max(offset + len(second.losses), 1)
+    table = pd.concat([first.losses.assign(stage=1),
+                       second.losses.assign(stage=2, iteration=second.losses["iteration"] + offset)],
+                      ignore_index=True)
+    return dataclasses.replace(second, losses=table, timings=timings, config=cfg,
+                               best_iteration=second.best_iteration + offset,
+                               notes=second.notes + (f"stage 1 stopped: {first.stop_reason}",))
+
+
+def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig, *,
+                   masks: SemanticMasks | None, extractor: VGGFeatures | None, progress: bool,
+                   init: torch.Tensor | None, callback: Callable[[int, dict[str, float]], None] | None,
+                   image_callback: Callable[[int, torch.Tensor], None] | None,
+                   notes: tuple[str, ...] = ()) -> TransferResult:
+    """The coarse-to-fine schedule: ``cfg.pyramid_levels`` octaves, each one single-level ``run``.
+
+    Level k optimises the content and the style resized by the level's factor (``pyramid_sizes``;
+    antialiased bilinear, ``images.resize_tensor``) with the masks area-averaged to those sizes,
+    so the style targets, the layer masks and (with the regularisation) the matting Laplacian are
+    built at that level. The coarsest level starts from the requested start (``init``, else
+    ``cfg.init``'s image) downsampled; every later one from the previous level's kept image
+    upsampled bilinearly. ``cfg.level_iterations[k]`` evaluations per level (default ``iterations``),
+    each level with its own plateau and divergence stops. The post-process runs once, on the last
+    level's image at full size.
+
+    Parameters
+    ----------
+    run : callable
+        The single-level run (``stylize``).
+    content, style : tensor (1, 3, H, W), (1, 3, Hs, Ws) float32 in [0, 1]
+    cfg : TransferConfig
+        ``pyramid_levels``, ``level_iterations``.
+    masks, extractor, progress, init, callback, image_callback
+        As ``stylize``'s (masks already checked).
+    notes : tuple of str
+        The notes of the input checks, kept first.
+
+    Returns
+    -------
+    TransferResult
+        Like ``stylize``'s: iterations numbered across levels (the losses table gains a
+        ``level`` column, 1 = the coarsest; ``seconds`` count from the schedule's start), the
+        best iteration that of the last level (losses at other sizes are not comparable), the
+        last level's stop reason (earlier ones in ``notes``). A Ctrl-C in a coarse level skips
+        the rest: the image kept so far is upsampled to full size and post-processed (stop
+        reason "interrupted"). Callbacks see the full run's iteration numbers;
+        ``image_callback`` images have the level's size.
+
+    Raises
+    ------
+    PhotostyleError
+        When the coarsest level would be below 16x16 px, or ``init``'s shape is not the content's.
+
+    Notes
+    -----
+    Not in the paper (one level at full size), nor in Luan et al.'s code.
+    """
+    t_start = time.perf_counter()
+    full = tuple(content.shape[-2:])
+    levels = cfg.pyramid_levels
+    budgets = cfg.level_iterations or (cfg.iterations,) * levels
+    sizes = pyramid_sizes(*full, levels)
+    style_sizes = [_scaled(tuple(style.shape[-2:]), max(hw) / max(full)) if hw != full else tuple(style.shape[-2:])
+                   for hw in sizes]
+    for name, (h, w) in (("content", sizes[0]), ("style", style_sizes[0])):
+        if min(h, w) < 16:
+            raise PhotostyleError(f"pyramid_levels={levels} brings the {name} to {h}x{w} px at the coarsest level; "
+                                  f"every level needs at least 16x16 px: use fewer levels or larger images")
+    if init is not None and tuple(init.shape) != tuple(content.shape):
+        raise PhotostyleError(f"init has shape {tuple(init.shape)} but content {tuple(content.shape)}")
+    if init is not None:
+        start = init
+    elif cfg.init == "reinhard":
+        start = reinhard_start(content, style, masks)
+    else:
+        start = content
+    x = resize_tensor(start.detach().to("cpu", torch.float32).clamp(0, 1), sizes[0])
+    level_cfg = cfg.replace(pyramid_levels=1, level_iterations=None, postprocess="none")
+    tables, results, offsets = [], [], []
+    offset = 0
+    for k, (size, style_size, budget) in enumerate(zip(sizes, style_sizes, budgets)):
+        if k:
+            x = _upsampled(results[-1].raw_image, size)
+        t_level = time.perf_counter() - t_start
+        r = run(resize_tensor(content, size), resize_tensor(style, style_size), level_cfg.replace(iterations=budget),
+                masks=None if masks is None else masks.resized(size, style_size, "avg"), extractor=extractor,
+                progress=progress, init=x, callback=_shifted(callback, offset),
+                image_callback=_shifted(image_callback, offset))
+        tables.append(r.losses.assign(iteration=r.losses["iteration"] + offset, level=k + 1,
+                                      seconds=r.losses["seconds"] + t_level + r.timings["setup"]))
+        results.append(r)
+        offsets.append(offset)
+        offset += len(r.losses)
+        if r.stop_reason in ("interrupted", STOPPED_BY_USER):
+            break
+    last = results[-1]
+    raw = _upsampled(last.raw_image, full)
+    t_post = time.perf_counter()
+    final = apply_postprocess(raw, content.to("cpu"), cfg, style=style, masks=masks)
+    t_post = time.perf_counter() - t_post
+    timings = {key: sum(r.timings[key] for r in results) for key in ("setup", "optimise")}
+    timings.update({"postprocess": t_post, "total": time.perf_counter() - t_start,
+                    "per_step": timings["optimise"] / max(offset, 1)})
+    timings.update({f"optimise_level{k + 1}": r.timings["optimise"] for k, r in enumerate(results)})
+    level_notes = [f"level {k + 1} ({h}x{w} px, {len(r.losses)} evaluations) stopped: {r.stop_reason}"
+                   for k, (r, (h, w)) in enumerate(zip(results[:-1], sizes))]
+    if len(results) < levels:
+        level_notes.append(f"levels {len(results) + 1}-{levels} skipped: {last.stop_reason}")
+    inner = [n for r in results for n in r.notes if n not in notes]
+    return dataclasses.replace(last, image=final, raw_image=raw, losses=pd.concat(tables, ignore_index=True),
+                               best_iteration=last.best_iteration + offsets[-1], timings=timings, config=cfg,
+                               notes=tuple(notes) + tuple(dict.fromkeys(inner)) + tuple(level_notes))
