@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from photostyle_lib.semantic.segmentation import DEFAULT_SCALES, PAPER_SCALES, ADE20KSegmenter, architecture_config
+from photostyle_lib.semantic.segmenter import DEFAULT_SCALES, PAPER_SCALES, ADE20KSegmenter, architecture_config
 
 SETTINGS = {"default (512,)": DEFAULT_SCALES, "native size": None, "paper 5-scale": PAPER_SCALES}
 

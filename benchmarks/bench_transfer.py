@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from photostyle_lib.io import data
-from photostyle_lib.semantic import segmentation
+from photostyle_lib.semantic.segmenter import PAPER_SCALES, ADE20KSegmenter, architecture_config
 from photostyle_lib.io.images import load_image
 from photostyle_lib.semantic.masks import load_gold_masks
 from photostyle_lib.io.metadata import device_description
@@ -57,8 +57,8 @@ def _data_root(given: Path | None) -> Path | None:
 
 def time_segmentation(content: torch.Tensor, style: torch.Tensor, device: str) -> float:
     """Seconds for five-scale probabilities of both images, random weights, after one warm-up."""
-    seg = segmentation.ADE20KSegmenter("random", config=segmentation.architecture_config(), seed=0,
-                                       device=device, scales=segmentation.PAPER_SCALES)
+    seg = ADE20KSegmenter("random", config=architecture_config(), seed=0,
+                          device=device, scales=PAPER_SCALES)
     seg.probabilities(content)  # warm-up: allocator, kernel selection
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()

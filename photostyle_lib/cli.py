@@ -265,12 +265,12 @@ def _metadata_options(md: dict) -> dict:
     """A result's metadata (OUT.png.json) as config keys: its preset, inputs and every config field."""
     raw = {"preset": md.get("preset") or "full"}
     inputs = md.get("inputs") or {}
-    for key in ("content", "style", "content_mask", "style_mask", "size", "unmatched"):
+    raw.update(md["config"])  # results written before theta_s left the config carry it here
+    for key in ("content", "style", "content_mask", "style_mask", "size", "unmatched", "theta_s"):
         if inputs.get(key) is not None:
             raw[key] = inputs[key]
     if inputs.get("segmenter_name"):
         raw["segmenter"] = inputs["segmenter_name"]
-    raw.update(md["config"])
     return raw
 
 
@@ -363,7 +363,7 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
     loader would retry the hub for tens of seconds; the CLI fails at once
     with its own options.
     """
-    from photostyle_lib.semantic import segmentation
+    from photostyle_lib.semantic import segmenter
 
     if not config.uses_masks or config.segmentation == "gold" or args.content_mask is not None:
         return
@@ -373,7 +373,7 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
     if name in ("random", "random-tiny"):
         return
     if name in (None, "paper-scales"):
-        name = os.environ.get(segmentation.CHECKPOINT_ENV) or segmentation.DEFAULT_CHECKPOINT
+        name = os.environ.get(segmenter.CHECKPOINT_ENV) or segmenter.DEFAULT_CHECKPOINT
     if Path(name).expanduser().is_dir():
         return
     try:
@@ -382,7 +382,7 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
             return
     except Exception:  # noqa: BLE001 -- a malformed id: the loader's own error says more
         return
-    if not segmentation._hub_offline() and _hub_reachable():
+    if not segmenter.hub_offline() and _hub_reachable():
         return
     raise PhotostyleError(f"preset {args.preset!r} makes masks with the ADE20K segmenter {name!r}, which is "
                           "not in the Hugging Face cache, and the hub cannot be reached; give mask files "
@@ -396,10 +396,17 @@ def _overrides(args: argparse.Namespace) -> dict:
     overrides.update({"weights": args.weights, "weights_convention": args.weights_convention, "device": args.device})
     for field, value in (("iterations", args.iterations), ("content_weight", args.alpha),
                          ("style_weight", args.beta), ("similarity_weight", args.gamma),
-                         ("theta_s", args.theta_s), ("seed", args.seed)):
+                         ("seed", args.seed)):
         if value is not None:
             overrides[field] = value
     return overrides
+
+
+def theta_s_of(args: argparse.Namespace) -> float:
+    """``--theta-s``, else the masks' default (0.2): it goes to the mask request, not the TransferConfig."""
+    from photostyle_lib.semantic.cut import DEFAULT_THETA_S
+
+    return DEFAULT_THETA_S if args.theta_s is None else args.theta_s
 
 
 def check_transfer(args: argparse.Namespace) -> dict:
@@ -408,8 +415,9 @@ def check_transfer(args: argparse.Namespace) -> dict:
     Returns the TransferConfig overrides (:func:`_overrides`).
     """
     from photostyle_lib.checks import resolve_device
-    from photostyle_lib.io.images import check_writable, refuse_overwriting_inputs
     from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.pipeline import files_mask_request
+    from photostyle_lib.io.images import check_writable, refuse_overwriting_inputs
 
     if args.content is None or args.style is None:
         raise PhotostyleError("give CONTENT and STYLE (or a --config file that names them)")
@@ -432,7 +440,10 @@ def check_transfer(args: argparse.Namespace) -> dict:
         if given is not None and not given.exists():  # the loader's own message, before the checks below
             raise PhotostyleError(f"image file not found: {given}; check the path")
     _check_weights_file(args.weights)
-    _check_segmenter_available(args, get_preset(args.preset, **overrides))
+    config = get_preset(args.preset, **overrides)
+    files_mask_request(config, masks_given=args.content_mask is not None, segmenter=args.segmenter,
+                       theta_s=theta_s_of(args), unmatched=args.unmatched)  # theta_s and the masks, checked now
+    _check_segmenter_available(args, config)
     return overrides
 
 
@@ -479,7 +490,7 @@ def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -
     kept: list = []
     run = pipeline.transfer_files(args.content, args.style, preset=args.preset, size=args.size,
                                   content_mask=args.content_mask, style_mask=args.style_mask,
-                                  unmatched=args.unmatched, segmenter=args.segmenter,
+                                  unmatched=args.unmatched, segmenter=args.segmenter, theta_s=theta_s_of(args),
                                   progress=progress, image_callback=_snapshot_callback(args.save_every, kept),
                                   **overrides)
     if run.interrupted:
@@ -511,6 +522,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     from photostyle_lib.checks import resolve_device
     from photostyle_lib.io.images import load_image
     from photostyle_lib.semantic.masks import write_palette_masks
+    from photostyle_lib.semantic.segmenter import segmenter_for
 
     require_extra("transformers", "segmentation", "photostyle segment")
     for given in (args.content, args.style):
@@ -520,7 +532,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     c = load_image(args.content, max_size=args.size)
     s = load_image(args.style, max_size=args.size)
     masks = pipeline.editable_masks(c, s, segmenter=args.segmenter, device=args.device)
-    seg = pipeline.segmenter_for(args.segmenter, args.device)
+    seg = segmenter_for(args.segmenter, args.device)
     source = {"content": str(args.content), "style": str(args.style), "size": args.size,
               "segmenter": seg.describe(), "random_weights": seg.weights == "random"}
     paths = write_palette_masks(masks.content, masks.style, masks.labels, masks.colours, args.output_dir,

@@ -417,7 +417,7 @@ def test_cli_usage_errors_are_one_line(capsys):
 
 
 def test_soft_mask_captions_name_the_pipeline(monkeypatch):
-    from photostyle_lib.semantic import segmentation
+    from photostyle_lib.semantic import cut
     assert "authors' pipeline" in experiments.soft_pipeline_caption()
-    monkeypatch.setattr(segmentation, "SOFT_PIPELINE", "merged")
+    monkeypatch.setattr(cut, "SOFT_PIPELINE", "merged")
     assert "'merged' pipeline" in experiments.soft_pipeline_caption()

@@ -173,7 +173,7 @@ def test_gold_masks_missing_is_a_message(make_app, data_dir, tmp_path):
 
 def test_errors_inside_a_run_are_a_message(make_app, monkeypatch):
     def fail(*args, **kwargs):
-        raise PhotostyleError("segmenter weights not found; see photostyle_lib/segmentation.py")
+        raise PhotostyleError("segmenter weights not found; see photostyle_lib/semantic/segmenter.py")
 
     monkeypatch.setattr(interactive, "run_cached", fail)
     app = make_app()

@@ -84,3 +84,18 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     found = _imports(fake)
     assert "photostyle_lib.engine.transfer" in found
     assert RANK[_key("photostyle_lib.engine.transfer")] > RANK[_key("photostyle_lib.io.images")]
+
+
+#: Within ``semantic/``, lowest first: label tables, mask stacks, the maths (merge, cut), the model,
+#: its cache, controlled errors, and the request that ties them together.
+SEMANTIC_ORDER = ("ade20k", "masks", "merge", "cut", "segmenter", "cache", "mask_errors", "request")
+
+
+def test_semantic_modules_import_down_their_order():
+    found = sorted(p.stem for p in (PACKAGE / "semantic").glob("*.py") if p.stem != "__init__")
+    assert sorted(SEMANTIC_ORDER) == found, "give a new semantic/ module its place in SEMANTIC_ORDER"
+    for i, name in enumerate(SEMANTIC_ORDER):
+        deps = {m.split(".")[2] for m in _imports(PACKAGE / "semantic" / f"{name}.py")
+                if m.startswith("photostyle_lib.semantic.")}
+        higher = sorted(d for d in deps if SEMANTIC_ORDER.index(d) > i)
+        assert not higher, f"semantic.{name} imports the higher semantic modules {higher}"

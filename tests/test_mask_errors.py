@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from photostyle_lib.semantic import mask_errors as me
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.semantic.segmentation import semantic_masks
+from photostyle_lib.semantic.cut import semantic_masks
 
 
 def _halves(h=24, w=30, split=12, unlabelled_cols=0):

@@ -134,9 +134,9 @@ _WITHOUT_EXTRAS = textwrap.dedent("""
             errors[key] = "no error"
         except PhotostyleError as exc:
             errors[key] = str(exc)
-    from photostyle_lib.semantic import segmentation
+    from photostyle_lib.semantic import segmenter
     from photostyle_lib.experiments import interactive, recipes, sweep
-    attempt("segmentation", lambda: segmentation.ADE20KSegmenter("random-tiny", device="cpu"))
+    attempt("segmentation", lambda: segmenter.ADE20KSegmenter("random-tiny", device="cpu"))
     attempt("notebooks", lambda: recipes.declared_parameters(Path("any.ipynb")))
     attempt("notebooks_kernel", lambda: recipes.ensure_kernel(install=False))
     attempt("notebooks_app", lambda: interactive.build_app())

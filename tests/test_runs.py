@@ -34,6 +34,23 @@ def test_key_depends_on_spec_and_files(data_dir):
     assert _spec(pair_id=2).key(get_pair(2, data_dir)) != _spec().key(pair)
 
 
+def test_theta_s_keys_soft_runs_only(data_dir):
+    """theta_s travels on the mask request; it splits soft runs (and soft-rendered error runs), nothing else."""
+    pair = get_pair(1, data_dir)
+    soft = {t: _spec(masks="soft", overrides=(("theta_s", t),)) for t in (0.2, 0.3)}
+    assert soft[0.3].key(pair) != soft[0.2].key(pair)
+    assert soft[0.3].mask_request().theta_s == 0.3 and soft[0.2].mask_request().theta_s == 0.2
+    assert "theta_s" not in {f for f, _ in soft[0.3].config().__dict__.items()}  # not an engine setting
+    gold = {t: _spec(masks="gold", overrides=(("theta_s", t),)) for t in (0.2, 0.3)}
+    assert gold[0.3].key(pair) == gold[0.2].key(pair) == _spec(masks="gold").key(pair)
+    assert gold[0.3].overrides == ()  # dropped where it does not act
+    err = {t: _spec(masks="gold", overrides=(("theta_s", t),), mask_errors=(("kind", "boundary"), ("severity", 2),
+                                                                            ("render", "soft"))) for t in (0.2, 0.3)}
+    assert err[0.3].key(pair) != err[0.2].key(pair)
+    with pytest.raises(PhotostyleError, match="theta_s"):
+        _spec(masks="soft", overrides=(("theta_s", 1.5),))
+
+
 def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     rec = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     names = {p.name for p in rec.directory.iterdir()}
@@ -121,9 +138,7 @@ def test_key_follows_presets_weights_and_segmenter(data_dir, tmp_path, monkeypat
     import dataclasses
 
     from photostyle_lib.engine import presets
-    from photostyle_lib.semantic import segmentation
 
-    assert runs.SEGMENTER_ENV_VAR == segmentation.CHECKPOINT_ENV
     pair = get_pair(1, data_dir)
     spec = _spec(masks="soft")
     key = spec.key(pair)

@@ -1,4 +1,4 @@
-"""Tests of photostyle_lib.semantic.segmentation: the segmenter (tiny random UPerNet), masks, cache."""
+"""Tests of photostyle_lib.semantic.segmenter, .merge, .cut and .cache: the segmenter (tiny random UPerNet), masks, cache."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ from PIL import Image
 from photostyle_lib.semantic.ade20k import ADE20K_LABELS, AUTHORS_MERGE_IDS, AUTHORS_MERGES, DEFAULT_MERGES, MergeGroup
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.semantic.masks import SemanticMasks, label_map, load_gold_masks
-from photostyle_lib.semantic.segmentation import (
-    ADE20KSegmenter,
-    SegmentationCache,
-    architecture_config,
-    merge_labels,
-    scaled_input_size,
-    semantic_masks,
-)
+from photostyle_lib.semantic.cache import SegmentationCache
+from photostyle_lib.semantic.cut import semantic_masks
+from photostyle_lib.semantic.merge import merge_labels
+from photostyle_lib.semantic.segmenter import ADE20KSegmenter, architecture_config, scaled_input_size
 
 NAMES = ("sky", "lake", "river", "tree", "road", "person")
 
@@ -482,7 +478,7 @@ def test_tiny_random_segmenter_is_peaked_enough_for_the_authors_pipeline(segment
 
 
 def test_paper_scales_are_the_authors_image_sizes():
-    from photostyle_lib.semantic.segmentation import CSAIL_SCALES, PAPER_SCALES
+    from photostyle_lib.semantic.segmenter import CSAIL_SCALES, PAPER_SCALES
 
     assert PAPER_SCALES == (300, 400, 500, 600)  # --imgSize default of their segment.py
     assert CSAIL_SCALES == (300, 375, 450, 525, 600) and PAPER_SCALES != CSAIL_SCALES
@@ -534,7 +530,7 @@ def test_cache_returns_identical_arrays_without_rerunning(image, tmp_path):
     seg = ADE20KSegmenter("random", config=architecture_config(tiny=True), seed=0, device="cpu", scales=(32,))
     calls = _count_forward_calls(seg)
     cache = SegmentationCache(tmp_path / "seg")
-    first = seg.probabilities(image, cache=cache)
+    first = cache.probabilities(seg, image)
     assert calls[0] == 1 and cache.misses == 1
     torch.testing.assert_close(first.sum(0), torch.ones(32, 48), atol=1e-5, rtol=0)
     torch.testing.assert_close(first, seg.probabilities(image), atol=2e-3, rtol=0)  # float16 storage
@@ -567,7 +563,7 @@ class _StubSegmenter:
     def describe(self) -> dict:
         return {"identity": "stub"}
 
-    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return self.prob
 

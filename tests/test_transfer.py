@@ -142,7 +142,7 @@ def test_interrupt_keeps_best(pair):
     assert r.stop_reason == "interrupted" and len(r.losses) == 4
 
 
-@pytest.mark.parametrize("bad", [dict(style_weight=-1), dict(theta_s=0), dict(theta_s=1.5),
+@pytest.mark.parametrize("bad", [dict(style_weight=-1),
                                  dict(iterations=0), dict(optimizer="sgd"), dict(lr=float("nan")),
                                  dict(segmentation="fuzzy"), dict(content_layers=("conv9_1",)),
                                  dict(postprocess="blur")])
@@ -175,8 +175,8 @@ def test_presets_are_configs_from_one_base():
         (1.0, 1e7, 3.0, 0.1, 500)
     assert (full.content_layers, full.style_layers, full.similarity_layers) == \
         (("conv2_2",), ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"), ("conv1_1", "conv1_2", "conv2_1"))
-    assert (full.rf_sigma_s, full.rf_sigma_r, full.rf_iterations, full.theta_s, full.mask_downsample) == \
-        (60.0, 100 / 255, 3, 0.2, "max")
+    assert (full.rf_sigma_s, full.rf_sigma_r, full.rf_iterations, full.mask_downsample) == \
+        (60.0, 100 / 255, 3, "max")  # theta_s is the masks' (semantic.request.MaskRequest)
     assert (full.segmentation, full.use_similarity, full.postprocess, full.use_regularization) == \
         ("soft", True, "recursive_filter", False)
     luan = presets.PRESETS["luan"]

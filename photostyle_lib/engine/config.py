@@ -100,7 +100,6 @@ class TransferConfig:
     alpha         ``content_weight``      weight of the content loss (eq. 2)
     beta          ``style_weight``        weight of the (masked) style loss (eqs. 3, 6)
     gamma         ``similarity_weight``   weight of the L1 similarity loss (eq. 8)
-    theta_s       ``theta_s``             soft-mask cutoff (section 3.3), in (0, 1]
     lambda        ``regularization_weight``  photorealism regularisation (eq. 4)
     sigma_s       ``rf_sigma_s``          recursive filter spatial sigma, pixels
     sigma_r       ``rf_sigma_r``          recursive filter range sigma, [0, 1] units
@@ -146,7 +145,6 @@ class TransferConfig:
     regularization_weight: float = 1e4
     tv_weight: float = 0.0
     segmentation: str = "soft"
-    theta_s: float = 0.2
     use_similarity: bool = True
     use_regularization: bool = False
     postprocess: str = "recursive_filter"
@@ -184,7 +182,6 @@ class TransferConfig:
     def __post_init__(self) -> None:
         for name in ("content_weight", "style_weight", "similarity_weight", "regularization_weight", "tv_weight"):
             check_number(name, getattr(self, name), low=0)
-        check_number("theta_s", self.theta_s, low=0, high=1, low_inclusive=False)
         check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
         postprocess_steps(self.postprocess)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)

@@ -57,7 +57,7 @@ def prepare_masks(cfg: TransferConfig, content: torch.Tensor, style: torch.Tenso
     if cfg.uses_masks and masks is None:
         raise PhotostyleError(
             f"this configuration uses {cfg.segmentation} segmentation but no masks were given; pass masks= "
-            "(gold: masks.load_gold_masks, segmenter: segmentation.semantic_masks) or use "
+            "(gold: masks.load_gold_masks, segmenter: semantic.request.make_masks) or use "
             "segmentation='none' (preset no_segmentation)")
     if not cfg.uses_masks and masks is not None:
         notes.append("masks given but ignored: segmentation='none'")

@@ -4,7 +4,11 @@ The paper writes the loss weights of eq. (10) as alpha, beta, gamma and the soft
 cutoff of section 3.3 as theta_s; the code uses readable names. Every door that shows
 the symbols (the command line's ``--alpha``, the notebooks' ``Settings.alpha``, the
 interactive app's sliders) translates through :data:`WEIGHT_FIELDS` and
-:func:`weight_overrides`, so one table decides what alpha means.
+:func:`weight_overrides`, so one table decides what alpha means. theta_s is no
+``TransferConfig`` field: the doors (``--theta-s``, ``Settings.theta_s``, the
+app's slider, a ``RunSpec``'s ``theta_s`` override) put it on the mask request,
+``photostyle_lib.semantic.request.MaskRequest.theta_s``, checked there once and
+read by the cut (``photostyle_lib.semantic.cut``) alone.
 
 =========  =====================  =================================================
 symbol     name                   meaning
@@ -13,7 +17,8 @@ alpha      ``content_weight``     weight of the content loss (eq. 2), >= 0
 beta       ``style_weight``       weight of the (masked) style loss (eqs. 3, 6), >= 0
 gamma      ``similarity_weight``  weight of the L1 similarity loss (eq. 8), >= 0
 theta_s    ``theta_s``            soft-mask cutoff (section 3.3), in (0, 1]: a
-                                  setting of the masks, not of the optimisation
+                                  setting of the masks (``MaskRequest``), not
+                                  of the optimisation
 =========  =====================  =================================================
 """
 

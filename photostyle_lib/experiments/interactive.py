@@ -58,6 +58,7 @@ from photostyle_lib.io.metadata import base_metadata, file_digest, stage_json
 from photostyle_lib.engine.presets import get_preset
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_cached
 from photostyle_lib.engine.config import STOPPED_BY_USER, StopRun
+from photostyle_lib.semantic.cut import DEFAULT_THETA_S
 
 #: Post-process choices: label -> TransferConfig overrides.
 POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
@@ -526,8 +527,10 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         segmenter: ADE20K segmenter for hard / soft masks (None: the default checkpoint;
             "random-tiny" for tests).
         device: "auto", "cpu", "cuda", ...
-        alpha, beta, gamma, theta_s: initial slider values (None: the full preset's for the
-            weights -- the paper's 1, 1e7, 3 and 0.2, or the network's from presets.NETWORK_WEIGHTS).
+        alpha, beta, gamma: initial slider values (None: the full preset's for the
+            weights -- the paper's 1, 1e7, 3, or the network's from presets.NETWORK_WEIGHTS).
+        theta_s: the soft cutoff slider's initial value (None: the masks' default, 0.2); the run's
+            mask request carries it (RunSpec override -> RunSpec.mask_request).
         masks: initial mask mode, "soft" (the paper's), "hard", "gold" or "none".
         postprocess: initial post-process (a key of :data:`POSTPROCESS_CHOICES`;
             None: the recursive filter with the library's default sigma_r, 100/255).
@@ -552,7 +555,7 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
     alpha = full.content_weight if alpha is None else alpha
     beta = full.style_weight if beta is None else beta
     gamma = full.similarity_weight if gamma is None else gamma
-    theta_s = full.theta_s if theta_s is None else theta_s
+    theta_s = DEFAULT_THETA_S if theta_s is None else theta_s  # a setting of the masks, not of the config
     settings = experiments.Settings("00_interactive", profile=profile, data_dir=None if data_dir is None else str(data_dir),
                                     output_dir=None if output_dir is None else str(output_dir),
                                     cache_dir=None if cache_dir is None else str(cache_dir),

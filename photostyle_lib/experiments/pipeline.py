@@ -7,7 +7,6 @@ masks and record provenance the same way.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,11 @@ import torch
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, commit_files, load_image, refuse_overwriting_inputs,
                                    stage_image, weights_text)
-from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.semantic.cut import DEFAULT_THETA_S
+from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.semantic.merge import merge_labels
+from photostyle_lib.semantic.request import MaskRequest, make_masks
+from photostyle_lib.semantic.segmenter import segmenter_for
 from photostyle_lib.io.metadata import file_digest, stage_json
 from photostyle_lib.engine.presets import get_preset
 from photostyle_lib.engine.config import TransferConfig, TransferResult
@@ -54,82 +57,65 @@ class Run:
         return RANDOM_WEIGHTS_BANNER if self.random_weights else self.result.weights_warning
 
 
-@functools.lru_cache(maxsize=2)
-def segmenter_from_name(name: str | None, device: str = "auto"):
-    """An ADE20KSegmenter by name, built once per (name, device).
+def files_mask_request(config: TransferConfig, *, masks_given: bool, segmenter: Any = None,
+                       theta_s: float = DEFAULT_THETA_S, unmatched: str = "error") -> MaskRequest:
+    """The :class:`~photostyle_lib.semantic.request.MaskRequest` of a run from files (CLI, batch).
 
-    ``None``: the default checkpoint (or ``$PHOTOSTYLE_SEGMENTER``); a hub id
-    or a directory; ``"paper-scales"``: the default checkpoint with softmax
-    averaged over the authors' code's four input scales (short sides 300, 400,
-    500, 600: ``segmentation.PAPER_SCALES``);
-    ``"random"``: random weights, the default architecture (timing);
-    ``"random-tiny"``: random weights, a tiny model (tests, CI).
+    Parameters
+    ----------
+    config : TransferConfig
+        The run's config: no masks when it uses none (``segmentation="none"``),
+        else its mode.
+    masks_given : bool
+        Mask files were given: gold masks, whatever the preset's mode.
+    segmenter : str, os.PathLike, ADE20KSegmenter or None
+        A segmenter name goes on the request; a built segmenter is passed to
+        ``make_masks`` by the caller instead.
+    theta_s : float
+        The soft cutoff, in (0, 1] (``--theta-s``).
+    unmatched : {"error", "drop"}
+        Gold masks' content labels absent from the style.
+
+    Raises
+    ------
+    PhotostyleError
+        As :class:`MaskRequest` (theta_s outside (0, 1], ...).
     """
-    from photostyle_lib.semantic import segmentation
-
-    if name == "paper-scales":
-        return segmentation.ADE20KSegmenter(None, device=device, scales=segmentation.PAPER_SCALES)
-    if name == "random-tiny":
-        return segmentation.ADE20KSegmenter("random", config=segmentation.architecture_config(tiny=True),
-                                            device=device, scales=None)
-    return segmentation.ADE20KSegmenter(name, device=device)
-
-
-def make_masks(content: torch.Tensor, style: torch.Tensor, config: TransferConfig, *,
-               content_mask: str | os.PathLike | None = None, style_mask: str | os.PathLike | None = None,
-               unmatched: str = "error", segmenter: Any = None,
-               soft_pipeline: str = "authors") -> SemanticMasks | None:
-    """The masks ``config`` asks for.
-
-    * ``segmentation == "none"``: None.
-    * mask files given: gold / user masks read from them (whatever the mode).
-    * "soft" / "hard" without files: the ADE20K segmenter (``segmenter``: an
-      ADE20KSegmenter, a checkpoint name, or None for the default one), with
-      ``config.theta_s`` and ``soft_pipeline`` ("authors", the paper profile,
-      or "merged": see ``segmentation.semantic_masks``) for soft masks.
-    * "gold" without files: an error.
-    """
-    if not config.uses_masks:
-        return None
-    if content_mask is not None or style_mask is not None:
-        if content_mask is None or style_mask is None:
-            raise PhotostyleError("give both a content mask and a style mask, or neither")
-        return load_gold_masks(content_mask, style_mask, unmatched=unmatched)
-    if config.segmentation == "gold":
-        raise PhotostyleError("this preset uses gold masks: give --content-mask and --style-mask "
-                              "(the dataset's segmentation/in<N>.png and tar<N>.png)")
-    from photostyle_lib.semantic import segmentation
-
-    seg = segmenter_for(segmenter, config.device)
-    return segmentation.semantic_masks(seg.probabilities(content), seg.probabilities(style),
-                                       mode=config.segmentation, theta_s=config.theta_s,
-                                       soft_pipeline=soft_pipeline)
-
-
-def segmenter_for(segmenter: Any, device: str = "auto"):
-    """An ADE20KSegmenter as given, or built by :func:`segmenter_from_name` from a name / None."""
-    if segmenter is None or isinstance(segmenter, (str, os.PathLike)):
-        return segmenter_from_name(None if segmenter is None else str(segmenter), device)
-    return segmenter
+    mode = "none" if not config.uses_masks else ("gold" if masks_given else config.segmentation)
+    name = os.fspath(segmenter) if isinstance(segmenter, (str, os.PathLike)) else None
+    return MaskRequest(mode, segmenter=name, theta_s=theta_s, unmatched=unmatched)
 
 
 def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
                    size: int | None = 512, content_mask: str | os.PathLike | None = None,
                    style_mask: str | os.PathLike | None = None, unmatched: str = "error",
-                   segmenter: Any = None, progress: bool = True, callback: Any = None, image_callback: Any = None,
-                   **overrides: Any) -> Run:
+                   segmenter: Any = None, theta_s: float = DEFAULT_THETA_S, progress: bool = True,
+                   callback: Any = None, image_callback: Any = None, **overrides: Any) -> Run:
     """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`.
 
-    ``callback``: stylize's, called after each evaluation with (iteration, loss terms);
-    ``image_callback``: stylize's, with (iteration, the evaluated image).
+    Masks: :func:`files_mask_request` (gold when mask files are given; the
+    segmenter ``segmenter`` -- a name, a built ADE20KSegmenter or None -- with
+    ``theta_s`` for soft masks) made by ``semantic.request.make_masks``.
+    ``overrides``: TransferConfig fields. ``callback``: stylize's, called after
+    each evaluation with (iteration, loss terms); ``image_callback``: stylize's,
+    with (iteration, the evaluated image).
+
+    Raises
+    ------
+    PhotostyleError
+        Bad options, unreadable files, masks that cannot be made.
     """
     config = get_preset(preset, **overrides)
+    masks_given = content_mask is not None or style_mask is not None
     if config.uses_masks and content_mask is not None:
         config = config.replace(segmentation="gold")  # the metadata says which masks were used
+    request = files_mask_request(config, masks_given=masks_given, segmenter=segmenter, theta_s=theta_s,
+                                 unmatched=unmatched)
     c = load_image(content, max_size=size)
     s = load_image(style, max_size=size)
-    masks = make_masks(c, s, config, content_mask=content_mask, style_mask=style_mask,
-                       unmatched=unmatched, segmenter=segmenter)
+    built = None if segmenter is None or isinstance(segmenter, (str, os.PathLike)) else segmenter
+    masks, mask_md = make_masks(request, c, s, content_mask=content_mask, style_mask=style_mask, segmenter=built,
+                                device=config.device)
     inputs = {"content": str(content), "style": str(style), "size": size, "unmatched": unmatched,
               "segmenter_name": None if segmenter is None or not isinstance(segmenter, (str, os.PathLike))
               else str(segmenter),
@@ -138,10 +124,7 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
               "mask_kind": None if masks is None else masks.kind,
               "mask_pipeline": None if masks is None else masks.pipeline,
               "dropped_content_labels": [] if masks is None else list(masks.dropped_content_labels)}
-    if masks is not None and masks.kind in ("hard", "soft"):
-        seg = segmenter_for(segmenter, config.device)
-        inputs["segmenter"] = seg.describe()
-        inputs["segmenter_random_weights"] = seg.weights == "random"
+    inputs.update(mask_md)  # segmenter, its weights, theta_s (soft masks)
     result = stylize(c, s, config, masks=masks, progress=progress, callback=callback,
                      image_callback=image_callback)
     notes = mask_size_notes(masks, content, style, content_mask, style_mask)
@@ -171,7 +154,7 @@ def editable_masks(content: torch.Tensor, style: torch.Tensor, *, segmenter: Any
                    device: str = "auto", min_core_pixels: int = 30, erosion: int = 2) -> EditableMasks:
     """The segmenter's hard masks of two images as label maps that survive a palette round trip.
 
-    The rule of ``segmentation.semantic_masks(mode="hard")``: merge similar
+    The rule of ``cut.semantic_masks(mode="hard")``: merge similar
     labels (``ade20k.DEFAULT_MERGES``), take each style pixel's most probable
     merged label, then each content pixel's most probable among the style's
     labels (the paper's restriction of the content's labels to the style's).
@@ -185,14 +168,13 @@ def editable_masks(content: torch.Tensor, style: torch.Tensor, *, segmenter: Any
 
     Args:
         content, style: (1, 3, H, W) float in [0, 1].
-        segmenter: an ADE20KSegmenter, a name (see :func:`segmenter_from_name`) or None.
+        segmenter: an ADE20KSegmenter, a name (``segmenter.segmenter_from_name``) or None.
     """
-    from photostyle_lib.semantic import segmentation
     from photostyle_lib.semantic.masks import PALETTE, readable_label_map
 
     seg = segmenter_for(segmenter, device)
-    pc, names = segmentation.merge_labels(seg.probabilities(content), seg.label_names)
-    ps, _ = segmentation.merge_labels(seg.probabilities(style), seg.label_names)
+    pc, names = merge_labels(seg.probabilities(content), seg.label_names)
+    ps, _ = merge_labels(seg.probabilities(style), seg.label_names)
     opts = {"min_core_pixels": min_core_pixels, "erosion": erosion}
     style_map = readable_label_map(ps, **opts)
     used = sorted(set(style_map.ravel().tolist()), key=lambda k: -int((style_map == k).sum()))

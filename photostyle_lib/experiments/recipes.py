@@ -58,10 +58,12 @@ from photostyle_lib.io.images import as_image_array
 from photostyle_lib.io.data import PROJECT_ROOT, data_dir as resolve_data_dir
 from photostyle_lib.errors import OneLineParser, PhotostyleError, require_extra
 from photostyle_lib.plots.figures import Grid, Panel
+from photostyle_lib.semantic.cut import DEFAULT_THETA_S, check_theta_s
 from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.semantic.request import MASK_MODES
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import ABLATION, PRESETS
-from photostyle_lib.experiments.runs import MASK_MODES, RunRecord, RunSpec, run_many
+from photostyle_lib.experiments.runs import MASK_OVERRIDES, RunRecord, RunSpec, run_many
 
 # --------------------------------------------------------------------------- settings and runs
 
@@ -98,9 +100,10 @@ class Settings:
             "random" (unit tests and smoke runs only), ...
         segmenter: ADE20K segmenter for hard / soft masks: None (the default
             checkpoint), "paper-scales" (the default, the authors' four input scales: the paper profile),
-            "random-tiny" (CI) or a checkpoint (pipeline.segmenter_from_name).
+            "random-tiny" (CI) or a checkpoint (segmenter.segmenter_from_name).
         device: "auto", "cpu", "cuda", ...
-        theta_s: soft-mask cutoff, in (0, 1] (the authors' code: 0.2).
+        theta_s: soft-mask cutoff, in (0, 1] (the authors' code: 0.2); goes to the soft runs'
+            mask requests (RunSpec.mask_request), checked there.
         mask_downsample: how masks follow the network's pooling, "max" (the
             authors' code) or "avg"; applies to our model's presets.
         alpha, beta, gamma: content, style and similarity weights for our
@@ -141,7 +144,7 @@ class Settings:
         set_("pair_ids", ids)
         set_("size", check_int("size", self.size, low=16))
         set_("iterations", check_int("iterations", self.iterations, low=1))
-        set_("theta_s", check_number("theta_s", self.theta_s, low=0, high=1, low_inclusive=False))
+        set_("theta_s", check_theta_s(self.theta_s))  # the mask request's check, early: before any run
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
         for name in ("alpha", "beta", "gamma"):
             if getattr(self, name) is not None:
@@ -247,6 +250,12 @@ def canonical_spec(spec: RunSpec) -> RunSpec:
         return dataclasses.replace(spec, masks=None, iterations=1, weights="none", segmenter=None,
                                    overrides=(), seed=spec.seed if spec.method == "pitie_idt" else 0)
     target = spec.config()
+    # theta_s goes to the masks, not the config: carried over as it is (RunSpec keeps it only where it acts),
+    # left out at its default
+    mask_overrides = tuple((k, v) for k, v in spec.overrides if k in MASK_OVERRIDES
+                           and not (k == "theta_s" and v == DEFAULT_THETA_S))
+    spec = dataclasses.replace(spec, overrides=tuple((k, v) for k, v in spec.overrides if k not in MASK_OVERRIDES)
+                               + mask_overrides)
     best, best_cost = spec, len(spec.overrides) + (spec.masks is not None) + 0.5
     for name in PRESETS:
         base = RunSpec(spec.pair_id, name, weights=spec.weights).config()  # the network's preset weights
@@ -256,7 +265,7 @@ def canonical_spec(spec: RunSpec) -> RunSpec:
         if "segmentation" in diff and base.uses_masks and diff["segmentation"] in MASK_MODES:
             masks = diff.pop("segmentation")
         try:
-            cand = dataclasses.replace(spec, method=name, masks=masks, overrides=tuple(diff.items()))
+            cand = dataclasses.replace(spec, method=name, masks=masks, overrides=tuple(diff.items()) + mask_overrides)
         except PhotostyleError:
             continue
         cost = len(cand.overrides) + (masks is not None)
@@ -421,12 +430,12 @@ def figure6(settings: Settings, pair_ids: Sequence[int] | None = None) -> Figure
 
 
 def soft_pipeline_caption() -> str:
-    """Which probability -> soft-mask maths made the segmenter masks (segmentation.semantic_masks's soft_pipeline)."""
-    from photostyle_lib.semantic.segmentation import SOFT_PIPELINE
-    if SOFT_PIPELINE == "authors":
+    """Which probability -> soft-mask maths made the segmenter masks (cut.semantic_masks's soft_pipeline)."""
+    from photostyle_lib.semantic import cut
+    if cut.SOFT_PIPELINE == "authors":
         return ("Soft masks: the authors' pipeline (their segment.py: each ADE20K class cut at theta_s, the content "
                 "restricted to the style's classes, then merged with their table).")
-    return f"Soft masks: the project's '{SOFT_PIPELINE}' pipeline (merge first, cut after; not the authors')."
+    return f"Soft masks: the project's '{cut.SOFT_PIPELINE}' pipeline (merge first, cut after; not the authors')."
 
 
 def figure5(settings: Settings, pair_ids: Sequence[int] | None = None) -> FigureOutput:
@@ -733,7 +742,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The paper's settings (sections 4-5): 700 px, 500 iterations, ImageNet VGG-19,
     # the default ADE20K segmenter averaged over the authors' four scales (short sides 300-600),
-    # the authors' soft-mask pipeline (segmentation.SOFT_PIPELINE), theta_s 0.2 and max-pooled masks
+    # the authors' soft-mask pipeline (cut.SOFT_PIPELINE), theta_s 0.2 and max-pooled masks
     # as the authors' code.
     "paper": {
         "*": {"size": 700, "iterations": 500, "weights": "imagenet", "segmenter": "paper-scales", "device": "auto",

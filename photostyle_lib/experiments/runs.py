@@ -53,9 +53,12 @@ from photostyle_lib.io.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
-from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
+from photostyle_lib.semantic.cache import SegmentationCache
+from photostyle_lib.semantic.cut import DEFAULT_THETA_S, SOFT_PIPELINE
+from photostyle_lib.semantic.masks import SemanticMasks
+from photostyle_lib.semantic.request import MASK_MODES, MaskRequest, make_masks
+from photostyle_lib.semantic.segmenter import CHECKPOINT_ENV
 from photostyle_lib.io.metadata import base_metadata, file_digest, write_json
-from photostyle_lib.experiments.pipeline import segmenter_from_name
 from photostyle_lib.engine.presets import PRESETS, get_preset
 from photostyle_lib.engine.config import STOPPED_BY_USER, postprocess_steps
 from photostyle_lib.engine.transfer import stylize
@@ -64,14 +67,14 @@ from photostyle_lib.features.vgg import weights_identity
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
 PUBLISHED = ("luan_published",)
 METHODS: tuple[str, ...] = tuple(PRESETS) + COLOUR_TRANSFER + PUBLISHED
-MASK_MODES = ("gold", "hard", "soft", "none")
 _FORMAT = 2
 #: Raised when segmenter masks change meaning for the same spec; part of the key of hard and soft
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
 _SEGMENTER_MASKS_FORMAT = 2
 MANIFEST = "manifest.json"
-SEGMENTER_ENV_VAR = "PHOTOSTYLE_SEGMENTER"  # segmentation.CHECKPOINT_ENV, without importing transformers
+#: The override that goes to the masks (``MaskRequest.theta_s``), not to the TransferConfig.
+MASK_OVERRIDES = ("theta_s",)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,13 @@ class RunSpec:
             checkpoint), "paper-scales" (the default, averaged over the authors'
             four scales, short sides 300-600), "random" (random weights, the default architecture),
             "random-tiny" (random weights, a tiny model: CI), or a hub id / path
-            (see pipeline.segmenter_from_name).
-        overrides: extra TransferConfig fields as sorted (name, value) pairs,
-            e.g. (("theta_s", 0.3),).
+            (see segmenter.segmenter_from_name).
+        overrides: extra settings as sorted (name, value) pairs: TransferConfig
+            fields, e.g. (("lr", 0.2),), and ``theta_s``, the soft cutoff, which
+            goes to the mask request (:meth:`mask_request`), not the config. A
+            theta_s is kept only where it acts (soft masks, or gold masks with
+            errors rendered soft) and dropped elsewhere, so it never splits
+            one run into two keys.
         seed: seeds the engine and IDT.
         mask_errors: with ``masks="gold"`` only: the gold masks corrupted by
             ``mask_errors.masks_with_errors`` (sorted (name, value) pairs: kind,
@@ -123,24 +130,47 @@ class RunSpec:
         object.__setattr__(self, "mask_errors", tuple(sorted((str(k), v) for k, v in dict(self.mask_errors).items())))
         if self.mask_errors and self.mask_mode() != "gold":
             raise PhotostyleError("mask_errors corrupt gold masks: give masks='gold' with a preset that uses masks")
+        request = self.mask_request()  # the masks' settings, theta_s included, are checked there, once
+        if request is None or not request.uses_theta_s:
+            object.__setattr__(self, "overrides", tuple((k, v) for k, v in self.overrides if k != "theta_s"))
 
     @property
     def uses_engine(self) -> bool:
         return self.method in PRESETS
 
+    @property
+    def theta_s(self) -> float:
+        """The soft cutoff of this run's masks: its ``theta_s`` override, else the default 0.2."""
+        return dict(self.overrides).get("theta_s", DEFAULT_THETA_S)
+
     def config(self, device: str = "auto"):
-        """The TransferConfig this spec runs (presets only)."""
+        """The TransferConfig this spec runs (presets only); the mask overrides go to :meth:`mask_request`."""
+        fields = {k: v for k, v in self.overrides if k not in MASK_OVERRIDES}
         cfg = get_preset(self.method, iterations=self.iterations, weights=self.weights, seed=self.seed,
-                         device=device, **dict(self.overrides))
+                         device=device, **fields)
         if self.masks is not None and cfg.uses_masks:
             cfg = cfg.replace(segmentation=self.masks)
         return cfg
 
     def mask_mode(self) -> str | None:
+        """"gold", "hard" or "soft" for engine runs with masks, else None."""
         if not self.uses_engine:
             return None
         cfg = self.config()
         return cfg.segmentation if cfg.uses_masks else None
+
+    def mask_request(self) -> MaskRequest | None:
+        """The masks this run asks for (None: it uses none): mode, segmenter, theta_s, the paper
+        profile's soft pipeline, gold labels the style lacks dropped, the spec's mask errors.
+
+        Raises:
+            PhotostyleError: a theta_s outside (0, 1] (the request's check).
+        """
+        mode = self.mask_mode()
+        if mode is None:
+            return None
+        return MaskRequest(mode, segmenter=self.segmenter, theta_s=self.theta_s, soft_pipeline=SOFT_PIPELINE,
+                           unmatched="drop", mask_errors=self.mask_errors)
 
     def key(self, pair: Pair) -> str:
         """sha1 of everything the result depends on, the device excepted.
@@ -151,6 +181,10 @@ class RunSpec:
         its size and mtime) and, for segmenter masks, the segmenter's name and
         ``$PHOTOSTYLE_SEGMENTER``; and a format number, raised when the
         meaning of a stored run changes.
+
+        theta_s left the TransferConfig for the mask request; it is put back
+        into the key's config, as the config had it (for every engine run), so
+        every stored run keeps its key.
         """
         files = [pair.content, pair.style]
         mode = self.mask_mode()
@@ -165,12 +199,13 @@ class RunSpec:
                                  "files": [file_digest(p) if p is not None else None for p in files]}
         if self.uses_engine:
             parts["config"] = relevant_config(self.config("cpu"))
+            parts["config"]["theta_s"] = self.theta_s
             parts["weights"] = weights_identity(self.weights, self.seed)
-            if mode in ("hard", "soft"):
-                parts["segmenter"] = [self.segmenter, os.environ.get(SEGMENTER_ENV_VAR)]
-                from photostyle_lib.semantic import segmentation
+            request = self.mask_request()
+            if request is not None and request.uses_segmenter:
+                parts["segmenter"] = [self.segmenter, os.environ.get(CHECKPOINT_ENV)]
                 parts["segmenter_masks"] = [_SEGMENTER_MASKS_FORMAT,
-                                            segmentation.SOFT_PIPELINE if mode == "soft" else None]
+                                            request.soft_pipeline if mode == "soft" else None]
         blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
@@ -270,28 +305,16 @@ class RunRecord:
         return warning or (RANDOM_WEIGHTS_BANNER if self.random_weights else None)
 
 
-def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, mode: str,
-                theta_s: float, cache_dir: Path, device: str) -> tuple[SemanticMasks, dict[str, Any]]:
-    if mode == "gold":
-        if pair.content_mask is None or pair.style_mask is None:
-            raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
-        gold = load_gold_masks(pair.content_mask, pair.style_mask, unmatched="drop")
-        if not spec.mask_errors:
-            return gold, {"segmenter": "gold masks"}
-        from photostyle_lib.semantic.mask_errors import masks_with_errors
-
-        masks = masks_with_errors(gold, tuple(content.shape[-2:]), tuple(style.shape[-2:]), dict(spec.mask_errors),
-                                  theta_s=theta_s)
-        return masks, {"segmenter": "gold masks with errors", "mask_errors": dict(spec.mask_errors),
-                       "mask_pipeline": masks.pipeline}
-    from photostyle_lib.semantic import segmentation
-
-    seg = segmenter_from_name(spec.segmenter, device)
-    cache = segmentation.SegmentationCache(cache_dir / "segmentation")
-    cp, sp = cache.probabilities(seg, content), cache.probabilities(seg, style)
-    masks = segmentation.semantic_masks(cp, sp, mode=mode, theta_s=theta_s, soft_pipeline=segmentation.SOFT_PIPELINE)
-    return masks, {"segmenter": seg.describe(), "segmenter_random_weights": seg.weights == "random",
-                   "mask_pipeline": masks.pipeline}
+def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, cache_dir: Path,
+                device: str) -> tuple[SemanticMasks, dict[str, Any]]:
+    """The spec's masks by ``semantic.request.make_masks``: the pair's gold files, or the segmenter's
+    probabilities through the run cache's ``segmentation/`` folder."""
+    request = spec.mask_request()
+    if request.mode == "gold" and (pair.content_mask is None or pair.style_mask is None):
+        raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
+    cache = SegmentationCache(cache_dir / "segmentation") if request.uses_segmenter else None
+    return make_masks(request, content, style, content_mask=pair.content_mask, style_mask=pair.style_mask,
+                      cache=cache, device=device)
 
 
 class _PeakRSS:
@@ -519,7 +542,7 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
         cfg = spec.config(str(dev))
         masks, seg_md = None, {}
         if cfg.uses_masks:
-            masks, seg_md = _make_masks(spec, pair, content, style, cfg.segmentation, cfg.theta_s, cache, str(dev))
+            masks, seg_md = _make_masks(spec, pair, content, style, cache, str(dev))
             write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
                 f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
                 labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))

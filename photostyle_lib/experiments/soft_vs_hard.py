@@ -9,7 +9,7 @@ checkpoint we measure it under errors we control (:mod:`photostyle_lib.semantic.
 1. :func:`plan` -- per pair, error kind and severity, one run of the full
    model with the corrupted masks handed over **hard** (one-hot) and one per
    theta_s with **soft** masks (signed-distance softmax at ``temperature`` px,
-   cut at theta_s by the segmenter path's code); plus the **gold** run (the
+   cut at theta_s by the segmenter path's code, ``cut.semantic_masks``); plus the **gold** run (the
    clean gold masks, the same cached run as Figure 5's gold column). Severity
    0 is the same run for every kind. Every run is a
    :class:`~photostyle_lib.experiments.runs.RunSpec` with ``mask_errors``, so it goes
@@ -90,8 +90,7 @@ def error_spec(settings: Settings, pair_id: int, kind: str, severity: float, ren
     overrides = dict(base.overrides)
     if render == "soft":
         params["temperature"] = check_number("temperature (pixels)", temperature, low=0, low_inclusive=False)
-        overrides["theta_s"] = settings.theta_s if theta_s is None else check_number(
-            "theta_s", theta_s, low=0, high=1, low_inclusive=False)
+        overrides["theta_s"] = settings.theta_s if theta_s is None else theta_s  # checked by the mask request
     return canonical_spec(dataclasses.replace(base, overrides=tuple(overrides.items()),
                                               mask_errors=tuple(params.items())))
 

@@ -48,7 +48,7 @@ def describe_weights(segmenter: Any) -> str | None:
     """A note for figure titles when a segmenter's weights are random; None for pretrained ones.
 
     ``segmenter`` is anything with ``weights`` (``"random"`` / ``"pretrained"``)
-    and optionally ``seed``, such as :class:`photostyle_lib.semantic.segmentation.ADE20KSegmenter`.
+    and optionally ``seed``, such as :class:`photostyle_lib.semantic.segmenter.ADE20KSegmenter`.
     """
     if getattr(segmenter, "weights", None) == "random":
         seed = getattr(segmenter, "seed", None)

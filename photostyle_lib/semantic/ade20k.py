@@ -9,7 +9,7 @@ the paper names, branch master). Two tables:
 
 * :data:`AUTHORS_MERGES` -- that list, transcribed id for id, with its one slip
   kept (see the table's comment); the soft-mask pipeline ``"authors"`` of
-  :func:`photostyle_lib.semantic.segmentation.semantic_masks` uses it.
+  :func:`photostyle_lib.semantic.cut.semantic_masks` uses it.
 * :data:`DEFAULT_MERGES` -- our own table, one group per kind of region whose
   ADE20K classes the segmenter confuses with each other *and* whose members
   share a photographic style, each with the reason in one line; the pipeline

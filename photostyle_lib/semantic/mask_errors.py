@@ -41,7 +41,7 @@ so that at signed distance s (px, positive inside) from a straight boundary
 between two labels ``p = sigmoid(2 s / T)``: certain deep inside a region,
 50/50 on the boundary, and ``T -> 0`` gives back the hard mask. The
 probabilities then go through the same theta_s cut as the segmenter's
-(``segmentation.semantic_masks``, the pipeline of ``segmentation.SOFT_PIPELINE``):
+(``cut.semantic_masks``, the pipeline of ``cut.SOFT_PIPELINE``):
 :func:`soft_masks_from_hard`.
 
 Why a distance softmax and not a classifier on trained features (the
@@ -57,7 +57,7 @@ membership where labels meet. It is also honest about what it cannot do: a
 segmenter can be unsure in the *interior* of a wrongly labelled region; this
 model is sure there (a stricter test of the claim).
 
-This module is maths: it imports masks and segmentation (for the cut), never
+This module is maths: it imports masks and the cut (``semantic/cut.py``), never
 the engine or the runner.
 """
 
@@ -374,8 +374,8 @@ def soft_masks_from_hard(content: Any, style: Any, label_names: tuple[str, ...] 
                          temperature: float, theta_s: float) -> SemanticMasks:
     """Soft masks of two aligned hard masks: :func:`soft_from_hard`, then the segmenter path's theta_s cut.
 
-    The probabilities go through ``segmentation.semantic_masks(mode="soft",
-    soft_pipeline=segmentation.SOFT_PIPELINE, merge=())`` -- exactly the code that cuts
+    The probabilities go through ``cut.semantic_masks(mode="soft",
+    soft_pipeline=cut.SOFT_PIPELINE, merge=())`` -- exactly the code that cuts
     a segmenter's probabilities (the authors' pipeline: the style cut per label,
     the content restricted to the style's labels and renormalised, then cut).
     Unlabelled pixels ride along in an extra channel (:data:`UNLABELLED`),
@@ -391,7 +391,7 @@ def soft_masks_from_hard(content: Any, style: Any, label_names: tuple[str, ...] 
         SemanticMasks of kind "soft" (float32 in [0, 1], per-pixel sums <= 1), labels in
         ``label_names`` order (those the cut leaves in the style).
     """
-    from photostyle_lib.semantic.segmentation import SOFT_PIPELINE, semantic_masks
+    from photostyle_lib.semantic.cut import SOFT_PIPELINE, semantic_masks
 
     names = tuple(label_names) + (UNLABELLED,)
     cp = _with_unlabelled(soft_from_hard(content, temperature), label_map(content))

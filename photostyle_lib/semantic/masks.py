@@ -7,7 +7,7 @@ the (hard or soft) membership of each pixel in label c. Hard masks are one-hot
 same C labels, in the same order, possibly at different image sizes.
 
 :class:`SemanticMasks` is the one type the engine takes, whatever made it:
-gold masks read here, segmenter masks (``photostyle_lib.semantic.segmentation``) or
+gold masks read here, segmenter masks (``photostyle_lib.semantic.cut``) or
 user-drawn masks.
 """
 
@@ -59,7 +59,7 @@ class SemanticMasks:
             content region would take their style).
         pipeline: for segmenter masks, the probability -> masks maths that
             made them ("authors" or "merged", see
-            ``segmentation.semantic_masks``), for figure captions and
+            ``cut.semantic_masks``), for figure captions and
             metadata; None for gold and user masks.
     """
 
