@@ -58,8 +58,9 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) ->
 def check_image_array(name: str, image: Any, *, channels: int | None = 3) -> np.ndarray:
     """Check an image array (H, W, C) float with values in [0, 1]; return it as float64.
 
-    Accepts any real dtype; raises PhotostyleError for wrong rank, channel
-    count, non-finite values or values outside [0, 1] (beyond 1e-6 slack).
+    Accepts any real floating dtype; raises PhotostyleError for integer or complex
+    dtypes (an 8-bit image is 0-255: divide by 255), wrong rank, channel count,
+    non-finite values or values outside [0, 1] (beyond 1e-6 slack).
     """
     arr = np.asarray(image)
     if arr.ndim != 3 or (channels is not None and arr.shape[2] != channels):
@@ -67,8 +68,9 @@ def check_image_array(name: str, image: Any, *, channels: int | None = 3) -> np.
         raise PhotostyleError(f"{name} must be an array of shape {want}, got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise PhotostyleError(f"{name} is empty (shape {arr.shape})")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise PhotostyleError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        hint = "; divide 8-bit images by 255" if np.issubdtype(arr.dtype, np.integer) else ""
+        raise PhotostyleError(f"{name} must be a float array in [0, 1], got dtype {arr.dtype}{hint}")
     arr = arr.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise PhotostyleError(f"{name} contains NaN or infinite values")

@@ -185,6 +185,10 @@ def test_one_image_check_for_arrays_and_tensors():
                 with pytest.raises(PhotostyleError, match="content") as info:
                     fn("content", x)
                 assert what in str(info.value) or "shape" in str(info.value), (fn.__name__, what, info.value)
+    for fn in (as_image_array, as_image_tensor):
+        for x in (np.zeros((8, 8, 3), np.uint8), torch.zeros(1, 3, 8, 8, dtype=torch.uint8)):
+            with pytest.raises(PhotostyleError, match="divide 8-bit images by 255"):
+                fn("content", x)
     with pytest.raises(PhotostyleError, match="batch of 2"):
         as_image_tensor("content", torch.zeros(2, 3, 8, 8))
     with pytest.raises(PhotostyleError, match="at least 16x16"):

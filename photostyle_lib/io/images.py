@@ -108,8 +108,9 @@ def as_image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
     ----------
     name : str
         What the image is, for the error message ("content", "panel 'full'").
-    image : tensor (1, 3, H, W) or (3, H, W), or array (H, W, 3); any real dtype
-        Values in [0, 1] (1e-6 slack). Nothing is clamped: a value outside is an error.
+    image : tensor (1, 3, H, W) or (3, H, W), or array (H, W, 3); floating dtype
+        Values in [0, 1] (1e-6 slack). Nothing is clamped: a value outside is an error, and so
+        is an integer dtype (8-bit images are 0-255: divide by 255).
 
     Returns
     -------
@@ -122,6 +123,9 @@ def as_image_array(name: str, image: torch.Tensor | np.ndarray) -> np.ndarray:
         outside [0, 1].
     """
     if isinstance(image, torch.Tensor):
+        if not image.is_floating_point():
+            hint = "" if image.is_complex() else "; divide 8-bit images by 255"
+            raise PhotostyleError(f"{name} must be a float tensor in [0, 1], got dtype {image.dtype}{hint}")
         image = _hwc64(image, name).numpy()
     return check_image_array(name, image)
 
@@ -158,9 +162,9 @@ def as_image_tensor(name: str, image: torch.Tensor | np.ndarray, *, min_side: in
         if t.ndim != 4 or t.shape[1] != 3:
             raise PhotostyleError(f"{name} must be a tensor of shape (1, 3, H, W) "
                                   f"(photostyle_lib.io.images.load_image), got {tuple(image.shape)}")
-        if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int16, torch.int32,
-                                                                       torch.int64, torch.bool)):
-            raise PhotostyleError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        if not t.is_floating_point():
+            hint = "" if t.is_complex() else "; divide 8-bit images by 255"
+            raise PhotostyleError(f"{name} must be a float tensor in [0, 1], got dtype {t.dtype}{hint}")
         t = t.to(torch.float32)
         if t.shape[2] < 1 or t.shape[3] < 1:
             raise PhotostyleError(f"{name} is empty (shape {tuple(t.shape)})")
