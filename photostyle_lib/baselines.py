@@ -61,6 +61,11 @@ def reinhard(content: Any, style: Any) -> np.ndarray:
         the output's statistics match the style's exactly only when no clipping
         happens. A content channel with zero spread is only shifted.
 
+    Raises
+    ------
+    PhotostyleError
+        If an image is not an (H, W, 3) float array in [0, 1] (e.g. 8-bit 0-255 values).
+
     Notes
     -----
     Reinhard et al. work in Ruderman's l-alpha-beta space; CIELab is the common
@@ -141,7 +146,9 @@ def masked_reinhard(content: Any, style: Any, content_masks: Any = None, style_m
     Raises
     ------
     PhotostyleError
-        When only one of the mask stacks is given, or their shapes do not fit the images.
+        When only one of the mask stacks is given, their shapes do not fit the images,
+        they hold negative or non-finite values, an image is not an (H, W, 3) float
+        array in [0, 1], or ``min_weight`` <= 0.
     """
     cont = check_image_array("content", content)
     sty = check_image_array("style", style)
@@ -265,6 +272,12 @@ def pitie_idt(content: Any, style: Any, iterations: int = DEFAULT_IDT_ITERATIONS
         the style's range on each rotated axis, but the rotated box can poke out of
         the RGB cube).
 
+    Raises
+    ------
+    PhotostyleError
+        If an image is not an (H, W, 3) float array in [0, 1], ``iterations`` < 1,
+        ``seed`` < 0, ``regrain`` is not a bool or ``regrain_lambda`` < 0.
+
     Notes
     -----
     The 1-D match: with numba (the [fast] extra) each axis is matched on histograms
@@ -344,7 +357,9 @@ def masked_idt(image: Any, style: Any, content_masks: Any = None, style_masks: A
     Raises
     ------
     PhotostyleError
-        When only one of the mask stacks is given, or their shapes do not fit the images.
+        When only one of the mask stacks is given, their shapes do not fit the images,
+        they hold negative or non-finite values, an image is not an (H, W, 3) float
+        array in [0, 1], ``iterations`` or ``min_pixels`` < 1, or ``seed`` < 0.
     """
     img = check_image_array("image", image)
     sty = check_image_array("style", style)
