@@ -54,21 +54,21 @@ def _pixel_rows(features: torch.Tensor) -> torch.Tensor:
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of a feature map, ``G = F F^T / (C * H * W)`` (eq. 3's G_l, normalised).
 
-        Parameters
-        ----------
-        features : torch.Tensor, (1, C, H, W) or (C, H, W), float
-            VGG feature map F of one layer, in any memory format (channels-last is read
-            without a transpose).
+    Parameters
+    ----------
+    features : torch.Tensor, (1, C, H, W) or (C, H, W), float
+        VGG feature map F of one layer, in any memory format (channels-last is read
+        without a transpose).
 
-        Returns
-        -------
-        torch.Tensor, (C, C), features' dtype
-            Symmetric positive semi-definite; differentiable (a one-product backward).
+    Returns
+    -------
+    torch.Tensor, (C, C), features' dtype
+        Symmetric positive semi-definite; differentiable (a one-product backward).
 
-        Raises
-        ------
-        PhotostyleError
-            If ``features`` is not (1, C, H, W) or (C, H, W).
+    Raises
+    ------
+    PhotostyleError
+        If ``features`` is not (1, C, H, W) or (C, H, W).
     """
     _as_matrix(features)  # shape checks
     rows = _pixel_rows(features)
@@ -78,23 +78,23 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Content loss, eq. (2): mean squared error between output and content features.
 
-        Parameters
-        ----------
-        output : torch.Tensor, (1, C, H, W) or (C, H, W), float
-            Features F_l[O] of the output at one content layer.
-        target : torch.Tensor, same shape as ``output``
-            Features F_l[I] of the content image at that layer.
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W) or (C, H, W), float
+        Features F_l[O] of the output at one content layer.
+    target : torch.Tensor, same shape as ``output``
+        Features F_l[I] of the content image at that layer.
 
-        Returns
-        -------
-        torch.Tensor, scalar
-            ``mean((output - target)^2)``: a mean, not eq. (2)'s 1/(2 N_l D_l) sum
-            (a constant factor absorbed into alpha; see the module docstring).
+    Returns
+    -------
+    torch.Tensor, scalar
+        ``mean((output - target)^2)``: a mean, not eq. (2)'s 1/(2 N_l D_l) sum
+        (a constant factor absorbed into alpha; see the module docstring).
 
-        Raises
-        ------
-        PhotostyleError
-            If the two shapes differ.
+    Raises
+    ------
+    PhotostyleError
+        If the two shapes differ.
     """
     _same_shape("output features", output, "content features", target)
     return F.mse_loss(output, target)
@@ -103,22 +103,22 @@ def content_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def style_loss(output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """Style loss, eq. (3): mean squared error between the Gram matrices of output and style features.
 
-        Parameters
-        ----------
-        output : torch.Tensor, (1, C, H, W) or (C, H, W), float
-            Features F_l[O] of the output at one style layer.
-        style : torch.Tensor, (1, C, Hs, Ws) or (C, Hs, Ws), float
-            Features F_l[S] of the style image; the spatial size may differ from ``output``'s.
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W) or (C, H, W), float
+        Features F_l[O] of the output at one style layer.
+    style : torch.Tensor, (1, C, Hs, Ws) or (C, Hs, Ws), float
+        Features F_l[S] of the style image; the spatial size may differ from ``output``'s.
 
-        Returns
-        -------
-        torch.Tensor, scalar
-            ``mean((G[O] - G[S])^2)`` over the C x C entries, with :func:`gram_matrix`.
+    Returns
+    -------
+    torch.Tensor, scalar
+        ``mean((G[O] - G[S])^2)`` over the C x C entries, with :func:`gram_matrix`.
 
-        Raises
-        ------
-        PhotostyleError
-            If a feature map is not (1, C, H, W) or (C, H, W), or the channel counts differ.
+    Raises
+    ------
+    PhotostyleError
+        If a feature map is not (1, C, H, W) or (C, H, W), or the channel counts differ.
     """
     if _as_matrix(output).shape[0] != _as_matrix(style).shape[0]:
         raise PhotostyleError("output and style features have different channel counts")
@@ -128,23 +128,23 @@ def style_loss(output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 def similarity_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Similarity loss, eq. (8): mean absolute (L1) error between output and content features.
 
-        Parameters
-        ----------
-        output : torch.Tensor, (1, C, H, W) or (C, H, W), float
-            Output features at the similarity layer.
-        target : torch.Tensor, same shape as ``output``
-            Content features; detached (it gets no gradient).
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W) or (C, H, W), float
+        Output features at the similarity layer.
+    target : torch.Tensor, same shape as ``output``
+        Content features; detached (it gets no gradient).
 
-        Returns
-        -------
-        torch.Tensor, scalar
-            ``mean(|output - target|)`` (eq. (8)'s sum up to a constant factor); the
-            subgradient at a zero difference is 0.
+    Returns
+    -------
+    torch.Tensor, scalar
+        ``mean(|output - target|)`` (eq. (8)'s sum up to a constant factor); the
+        subgradient at a zero difference is 0.
 
-        Raises
-        ------
-        PhotostyleError
-            If the two shapes differ.
+    Raises
+    ------
+    PhotostyleError
+        If the two shapes differ.
     """
     _same_shape("output features", output, "content features", target)
     return _MeanAbsoluteError.apply(output, target.detach())
@@ -153,27 +153,27 @@ def similarity_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Luan et al.'s total-variation term: a *sum* of squared neighbour differences.
 
-        ``TV(x) = sum_c sum_{i < H-1, j < W-1} (x[c,i,j] - x[c,i,j+1])^2 + (x[c,i,j] - x[c,i+1,j])^2``
+    ``TV(x) = sum_c sum_{i < H-1, j < W-1} (x[c,i,j] - x[c,i,j+1])^2 + (x[c,i,j] - x[c,i+1,j])^2``
 
-        Parameters
-        ----------
-        image : torch.Tensor, (1, 3, H, W) or (3, H, W), float in [0, 1]
-            The output image.
+    Parameters
+    ----------
+    image : torch.Tensor, (1, 3, H, W) or (3, H, W), float in [0, 1]
+        The output image.
 
-        Returns
-        -------
-        torch.Tensor, scalar >= 0
-            TV(x) in squared image-value units ([0, 1] scale).
+    Returns
+    -------
+    torch.Tensor, scalar >= 0
+        TV(x) in squared image-value units ([0, 1] scale).
 
-        Notes
-        -----
-        Their ``TVLoss`` (``neuralstyle_seg.lua``, ``updateGradInput``; the same in
-        ``deepmatting_seg.lua``) has no forward value; its backward, ``strength`` times
-        the differences above, is the gradient of ``strength / 2 * TV`` of the 0-255
-        Caffe image: a sum over pixels (not a mean), squared, and over the top-left
-        (H-1) x (W-1) pixels only (the last row's horizontal and the last column's
-        vertical differences are left out). The 1/2 and the 256^2 of their image scale
-        go into the weight (``presets``).
+    Notes
+    -----
+    Their ``TVLoss`` (``neuralstyle_seg.lua``, ``updateGradInput``; the same in
+    ``deepmatting_seg.lua``) has no forward value; its backward, ``strength`` times
+    the differences above, is the gradient of ``strength / 2 * TV`` of the 0-255
+    Caffe image: a sum over pixels (not a mean), squared, and over the top-left
+    (H-1) x (W-1) pixels only (the last row's horizontal and the last column's
+    vertical differences are left out). The 1/2 and the 256^2 of their image scale
+    go into the weight (``presets``).
     """
     core = image[..., :-1, :-1]
     dx = core - image[..., :-1, 1:]
@@ -214,20 +214,20 @@ class MaskIndex:
     def from_masks(masks: torch.Tensor) -> "MaskIndex":
         """Prepare a stack of masks for :func:`masked_gram_matrices`.
 
-            Parameters
-            ----------
-            masks : torch.Tensor, (L, H, W), float in [0, 1]
-                One mask per label at the resolution of the feature map it will be used with.
+        Parameters
+        ----------
+        masks : torch.Tensor, (L, H, W), float in [0, 1]
+            One mask per label at the resolution of the feature map it will be used with.
 
-            Returns
-            -------
-            MaskIndex
-                With ``weights`` None when every value is exactly 0 or 1 (binary masks).
+        Returns
+        -------
+        MaskIndex
+            With ``weights`` None when every value is exactly 0 or 1 (binary masks).
 
-            Raises
-            ------
-            PhotostyleError
-                If ``masks`` is not 3-dimensional.
+        Raises
+        ------
+        PhotostyleError
+            If ``masks`` is not 3-dimensional.
         """
         if masks.ndim != 3:
             raise PhotostyleError(f"masks must have shape (L, H, W), got {tuple(masks.shape)}")
@@ -251,10 +251,10 @@ class MaskIndex:
     def sums(self) -> torch.Tensor:
         """Sum of the mask values per label.
 
-            Returns
-            -------
-            torch.Tensor, (L,)
-                ``sum_p m_l(p)`` in pixels (``areas`` sums their squares; the two are equal for binary masks).
+        Returns
+        -------
+        torch.Tensor, (L,)
+            ``sum_p m_l(p)`` in pixels (``areas`` sums their squares; the two are equal for binary masks).
         """
         if self.weights is None:
             return self.areas.clone()
@@ -265,25 +265,25 @@ class MaskIndex:
     def segments(self) -> list[tuple[int, int]]:
         """Bounds of each label's rows in the gathered matrix.
 
-            Returns
-            -------
-            list of (int, int), length L
-                (start, stop) of label l's rows in the output of :meth:`gather`.
+        Returns
+        -------
+        list of (int, int), length L
+            (start, stop) of label l's rows in the output of :meth:`gather`.
         """
         return list(zip(self.offsets[:-1], self.offsets[1:]))
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Gather pixel rows label by label, times the mask values.
 
-            Parameters
-            ----------
-            rows : torch.Tensor, (P, C), P = H * W
-                Feature rows, pixel p = y * W + x.
+        Parameters
+        ----------
+        rows : torch.Tensor, (P, C), P = H * W
+            Feature rows, pixel p = y * W + x.
 
-            Returns
-            -------
-            torch.Tensor, (N, C), rows' dtype
-                Row k is ``weights[k] * rows[order[k]]`` (no multiplication for binary masks).
+        Returns
+        -------
+        torch.Tensor, (N, C), rows' dtype
+            Row k is ``weights[k] * rows[order[k]]`` (no multiplication for binary masks).
         """
         out = rows.index_select(0, self.order)
         if self.weights is not None:
@@ -294,21 +294,21 @@ class MaskIndex:
                      segment: tuple[int, int] | None = None) -> torch.Tensor:
         """Adjoint of :meth:`gather`: ``target[order] += alpha * weights * gathered`` in place.
 
-            Parameters
-            ----------
-            target : torch.Tensor, (P, C)
-                Accumulated into and returned.
-            gathered : torch.Tensor, (N, C), or (stop - start, C) with ``segment``
-                Rows in the gathered order.
-            alpha : float
-                Scale of the added rows.
-            segment : (int, int) or None
-                (start, stop) of the gathered rows given; None: all N rows.
+        Parameters
+        ----------
+        target : torch.Tensor, (P, C)
+            Accumulated into and returned.
+        gathered : torch.Tensor, (N, C), or (stop - start, C) with ``segment``
+            Rows in the gathered order.
+        alpha : float
+            Scale of the added rows.
+        segment : (int, int) or None
+            (start, stop) of the gathered rows given; None: all N rows.
 
-            Returns
-            -------
-            torch.Tensor
-                ``target``.
+        Returns
+        -------
+        torch.Tensor
+            ``target``.
         """
         a, b = segment if segment is not None else (0, self.order.numel())
         if self.weights is not None:
@@ -319,25 +319,25 @@ class MaskIndex:
                           mats: Sequence[torch.Tensor] | torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         """``target += alpha * adjoint-gather(R_l @ M_l)`` for each given label l, in place.
 
-            The backward of per-label Grams (eq. 7).
+        The backward of per-label Grams (eq. 7).
 
-            Parameters
-            ----------
-            target : torch.Tensor, (P, C)
-                Accumulated into and returned.
-            gathered : torch.Tensor, (N, C)
-                Output of :meth:`gather`.
-            labels : sequence of int
-                Labels l to add.
-            mats : sequence of torch.Tensor or torch.Tensor (len(labels), C, C)
-                One symmetric (C, C) matrix M_l per entry of ``labels``.
-            alpha : float
-                Scale of the added rows.
+        Parameters
+        ----------
+        target : torch.Tensor, (P, C)
+            Accumulated into and returned.
+        gathered : torch.Tensor, (N, C)
+            Output of :meth:`gather`.
+        labels : sequence of int
+            Labels l to add.
+        mats : sequence of torch.Tensor or torch.Tensor (len(labels), C, C)
+            One symmetric (C, C) matrix M_l per entry of ``labels``.
+        alpha : float
+            Scale of the added rows.
 
-            Returns
-            -------
-            torch.Tensor
-                ``target``.
+        Returns
+        -------
+        torch.Tensor
+            ``target``.
         """
         bounds = self.segments()
         for lab, mat in zip(labels, mats):
@@ -367,14 +367,14 @@ def _as_map(rows: torch.Tensor) -> torch.Tensor:
 def rows_gram(rows: torch.Tensor) -> torch.Tensor:
     """``rows^T rows`` of (N, C) rows, unnormalised.
 
-        Parameters
-        ----------
-        rows : torch.Tensor, (N, C), float
+    Parameters
+    ----------
+    rows : torch.Tensor, (N, C), float
 
-        Returns
-        -------
-        torch.Tensor, (C, C)
-            Symmetric (symmetrised exactly on the oneDNN path, CPU float32 with N >= 4096).
+    Returns
+    -------
+    torch.Tensor, (C, C)
+        Symmetric (symmetrised exactly on the oneDNN path, CPU float32 with N >= 4096).
     """
     if _use_onednn(rows):
         m = _as_map(rows)
@@ -388,15 +388,15 @@ def rows_gram(rows: torch.Tensor) -> torch.Tensor:
 def rows_times(rows: torch.Tensor, sym: torch.Tensor) -> torch.Tensor:
     """``rows @ sym`` for (N, C) rows and a symmetric (C, C) matrix.
 
-        Parameters
-        ----------
-        rows : torch.Tensor, (N, C), float
-        sym : torch.Tensor, (C, C)
-            Assumed symmetric (the oneDNN path uses it as a 1x1 convolution weight).
+    Parameters
+    ----------
+    rows : torch.Tensor, (N, C), float
+    sym : torch.Tensor, (C, C)
+        Assumed symmetric (the oneDNN path uses it as a 1x1 convolution weight).
 
-        Returns
-        -------
-        torch.Tensor, (N, C), contiguous
+    Returns
+    -------
+    torch.Tensor, (N, C), contiguous
     """
     if _use_onednn(rows):
         m = _as_map(rows)
@@ -440,39 +440,39 @@ class _SegmentGrams(torch.autograd.Function):
 def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
     """Per-label Gram matrices of eq. (7): ``G_c = (F M_c)(F M_c)^T``, area-normalised.
 
-        ``G_c = sum_p m_c(p)^2 f(p) f(p)^T / (C * sum_p m_c(p)^2)``, i.e. the Gram of
-        the masked features divided by C times the label's (squared-mask) area
-        instead of by C * H * W. A label's Gram is then the feature statistics
-        *of its region*, whatever the region's size, so a small region of the
-        content is pushed toward its style region's statistics, not toward a
-        smaller copy of them. With one all-ones mask this is exactly
-        :func:`gram_matrix`; hard masks and one-hot soft masks give the same result.
-        Labels with zero area get an all-zero Gram.
+    ``G_c = sum_p m_c(p)^2 f(p) f(p)^T / (C * sum_p m_c(p)^2)``, i.e. the Gram of
+    the masked features divided by C times the label's (squared-mask) area
+    instead of by C * H * W. A label's Gram is then the feature statistics
+    *of its region*, whatever the region's size, so a small region of the
+    content is pushed toward its style region's statistics, not toward a
+    smaller copy of them. With one all-ones mask this is exactly
+    :func:`gram_matrix`; hard masks and one-hot soft masks give the same result.
+    Labels with zero area get an all-zero Gram.
 
-        Parameters
-        ----------
-        features : torch.Tensor, (1, C, H, W), float
-            In any memory format (channels-last features, as the engine uses on the
-            CPU, are gathered without a transpose).
-        masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
-            At the features' resolution, or a :class:`MaskIndex` prepared from such a
-            stack (do that once per run).
+    Parameters
+    ----------
+    features : torch.Tensor, (1, C, H, W), float
+        In any memory format (channels-last features, as the engine uses on the
+        CPU, are gathered without a transpose).
+    masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
+        At the features' resolution, or a :class:`MaskIndex` prepared from such a
+        stack (do that once per run).
 
-        Returns
-        -------
-        torch.Tensor, (L, C, C), features' dtype
+    Returns
+    -------
+    torch.Tensor, (L, C, C), features' dtype
 
-        Raises
-        ------
-        PhotostyleError
-            If ``features`` is not (1, C, H, W) or (C, H, W), ``masks`` is not (L, H, W),
-            or the masks' H x W differ from the features'.
+    Raises
+    ------
+    PhotostyleError
+        If ``features`` is not (1, C, H, W) or (C, H, W), ``masks`` is not (L, H, W),
+        or the masks' H x W differ from the features'.
 
-        Notes
-        -----
-        The area normalisation departs from the authors' code, which divides every
-        label by the whole map's size (:func:`authors_masked_grams`) or, in Luan et
-        al.'s Lua code, by the sum of the mask values (:func:`luan_masked_grams`).
+    Notes
+    -----
+    The area normalisation departs from the authors' code, which divides every
+    label by the whole map's size (:func:`authors_masked_grams`) or, in Luan et
+    al.'s Lua code, by the sum of the mask values (:func:`luan_masked_grams`).
     """
     _as_matrix(features)  # shape checks
     index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
@@ -527,28 +527,28 @@ def masked_style_loss(output: torch.Tensor, style: torch.Tensor,
                       output_masks: torch.Tensor | MaskIndex, style_masks: torch.Tensor | MaskIndex) -> torch.Tensor:
     """Masked style loss, eqs. (6)-(7): sum over labels of the MSE between per-label Gram matrices.
 
-        Parameters
-        ----------
-        output : torch.Tensor, (1, C, H, W), float
-            Features of the output (masked with the content's masks).
-        style : torch.Tensor, (1, C, Hs, Ws), float
-            Features of the style image.
-        output_masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
-            Content masks at this layer (hard or soft).
-        style_masks : torch.Tensor (L, Hs, Ws) in [0, 1], or MaskIndex
-            Style masks at this layer, the same L labels.
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W), float
+        Features of the output (masked with the content's masks).
+    style : torch.Tensor, (1, C, Hs, Ws), float
+        Features of the style image.
+    output_masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
+        Content masks at this layer (hard or soft).
+    style_masks : torch.Tensor (L, Hs, Ws) in [0, 1], or MaskIndex
+        Style masks at this layer, the same L labels.
 
-        Returns
-        -------
-        torch.Tensor, scalar
-            ``sum_l mean_CxC((G_l[O] - G_l[S])^2)`` with :func:`masked_gram_matrices`;
-            labels empty in either image contribute nothing.
+    Returns
+    -------
+    torch.Tensor, scalar
+        ``sum_l mean_CxC((G_l[O] - G_l[S])^2)`` with :func:`masked_gram_matrices`;
+        labels empty in either image contribute nothing.
 
-        Raises
-        ------
-        PhotostyleError
-            If a shape is wrong, masks and features differ in size, or the two mask
-            stacks have different numbers of labels.
+    Raises
+    ------
+    PhotostyleError
+        If a shape is wrong, masks and features differ in size, or the two mask
+        stacks have different numbers of labels.
     """
     g_out = masked_gram_matrices(output, output_masks)
     g_sty = masked_gram_matrices(style, style_masks)
@@ -559,23 +559,23 @@ def gram_loss(g_out: torch.Tensor, g_target: torch.Tensor,
               out_areas: torch.Tensor | None = None, target_areas: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over labels of the mean squared Gram difference, skipping labels of zero area.
 
-        Parameters
-        ----------
-        g_out, g_target : torch.Tensor, (L, C, C)
-            Per-label Grams of the output and the target (style).
-        out_areas, target_areas : torch.Tensor (L,) or None
-            Label areas (any positive measure) in each image; a label whose area is 0 in
-            either is skipped. None (either one): all labels are used.
+    Parameters
+    ----------
+    g_out, g_target : torch.Tensor, (L, C, C)
+        Per-label Grams of the output and the target (style).
+    out_areas, target_areas : torch.Tensor (L,) or None
+        Label areas (any positive measure) in each image; a label whose area is 0 in
+        either is skipped. None (either one): all labels are used.
 
-        Returns
-        -------
-        torch.Tensor, scalar
-            ``sum_l mean_CxC((g_out[l] - g_target[l])^2)`` over the used labels.
+    Returns
+    -------
+    torch.Tensor, scalar
+        ``sum_l mean_CxC((g_out[l] - g_target[l])^2)`` over the used labels.
 
-        Raises
-        ------
-        PhotostyleError
-            If the two stacks differ in shape (content and style masks with different labels).
+    Raises
+    ------
+    PhotostyleError
+        If the two stacks differ in shape (content and style masks with different labels).
     """
     if g_out.shape != g_target.shape:
         raise PhotostyleError(f"Gram stacks differ in shape: {tuple(g_out.shape)} vs {tuple(g_target.shape)}; "
@@ -590,31 +590,31 @@ def gram_loss(g_out: torch.Tensor, g_target: torch.Tensor,
 def authors_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mask stacks whose per-label Grams are the blocks of the authors' (L*C) x (L*C) Gram.
 
-        The paper's public code (``model.py``) multiplies (1, C, H, W) features by
-        (L, 1, H, W) masks and takes the Gram of the (L*C) x (H*W) result: block
-        (l, l') is ``sum_p m_l(p) m_l'(p) f(p) f(p)^T``. That is the Gram of the
-        features masked by ``sqrt(m_l m_l')`` -- so the blocks are per-label Grams of
-        an augmented stack: the L labels themselves, then one "pair label" per
-        l < l' whose masks overlap in either image (soft masks; hard masks after
-        max-pooling overlap at borders). Pairs that overlap in neither image have
-        zero blocks on both sides and are left out.
+    The paper's public code (``model.py``) multiplies (1, C, H, W) features by
+    (L, 1, H, W) masks and takes the Gram of the (L*C) x (H*W) result: block
+    (l, l') is ``sum_p m_l(p) m_l'(p) f(p) f(p)^T``. That is the Gram of the
+    features masked by ``sqrt(m_l m_l')`` -- so the blocks are per-label Grams of
+    an augmented stack: the L labels themselves, then one "pair label" per
+    l < l' whose masks overlap in either image (soft masks; hard masks after
+    max-pooling overlap at borders). Pairs that overlap in neither image have
+    zero blocks on both sides and are left out.
 
-        Parameters
-        ----------
-        content : torch.Tensor, (L, H, W), float in [0, 1]
-            Content masks at one layer.
-        style : torch.Tensor, (L, Hs, Ws), float in [0, 1]
-            Style masks at that layer.
+    Parameters
+    ----------
+    content : torch.Tensor, (L, H, W), float in [0, 1]
+        Content masks at one layer.
+    style : torch.Tensor, (L, Hs, Ws), float in [0, 1]
+        Style masks at that layer.
 
-        Returns
-        -------
-        content_aug : torch.Tensor, (K, H, W)
-            K = L + number of overlapping pairs.
-        style_aug : torch.Tensor, (K, Hs, Ws)
-        weights : torch.Tensor, (K,), float64
-            1 / L^2 for a label's own block and 2 / L^2 for a pair (its block appears
-            twice), so that ``sum_k weights_k mean_CxC((G_k - T_k)^2)`` is the mean over
-            all (L*C)^2 entries -- the authors' loss.
+    Returns
+    -------
+    content_aug : torch.Tensor, (K, H, W)
+        K = L + number of overlapping pairs.
+    style_aug : torch.Tensor, (K, Hs, Ws)
+    weights : torch.Tensor, (K,), float64
+        1 / L^2 for a label's own block and 2 / L^2 for a pair (its block appears
+        twice), so that ``sum_k weights_k mean_CxC((G_k - T_k)^2)`` is the mean over
+        all (L*C)^2 entries -- the authors' loss.
     """
     num = content.shape[0]
     pairs = [(a, b) for a in range(num) for b in range(a + 1, num)
@@ -631,17 +631,17 @@ def authors_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[tor
 def authors_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex, num_labels: int) -> torch.Tensor:
     """Per-label Grams normalised as the authors' code: ``(F M_k)(F M_k)^T / (L * C * H * W)``.
 
-        Parameters
-        ----------
-        features : torch.Tensor, (1, C, H, W), float
-        masks : torch.Tensor (K, H, W) in [0, 1], or MaskIndex
-            E.g. the augmented stack of :func:`authors_label_masks`, at the features' size.
-        num_labels : int
-            L, the number of base labels.
+    Parameters
+    ----------
+    features : torch.Tensor, (1, C, H, W), float
+    masks : torch.Tensor (K, H, W) in [0, 1], or MaskIndex
+        E.g. the augmented stack of :func:`authors_label_masks`, at the features' size.
+    num_labels : int
+        L, the number of base labels.
 
-        Returns
-        -------
-        torch.Tensor, (K, C, C)
+    Returns
+    -------
+    torch.Tensor, (K, C, C)
     """
     index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
     c, h, w = features.shape[-3:]
@@ -653,21 +653,21 @@ def authors_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
                               output_masks: torch.Tensor, style_masks: torch.Tensor) -> torch.Tensor:
     """The masked style loss exactly as the paper's public code computes it (a dense reference).
 
-        ``X = features * masks`` -> (L, C, H, W) viewed as (L*C, H*W); ``G = X X^T / (L*C*H*W)``;
-        loss = mean over the (L*C)^2 entries of ``(G_out - G_style)^2``. Every label is
-        normalised by the whole map's size, not its own area, and with soft masks the
-        cross-label blocks count too. Cost O((L*C)^2 H W): for tests and small maps.
+    ``X = features * masks`` -> (L, C, H, W) viewed as (L*C, H*W); ``G = X X^T / (L*C*H*W)``;
+    loss = mean over the (L*C)^2 entries of ``(G_out - G_style)^2``. Every label is
+    normalised by the whole map's size, not its own area, and with soft masks the
+    cross-label blocks count too. Cost O((L*C)^2 H W): for tests and small maps.
 
-        Parameters
-        ----------
-        output : torch.Tensor, (1, C, H, W), float
-        style : torch.Tensor, (1, C, Hs, Ws), float
-        output_masks : torch.Tensor, (L, H, W), float in [0, 1]
-        style_masks : torch.Tensor, (L, Hs, Ws), float in [0, 1]
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W), float
+    style : torch.Tensor, (1, C, Hs, Ws), float
+    output_masks : torch.Tensor, (L, H, W), float in [0, 1]
+    style_masks : torch.Tensor, (L, Hs, Ws), float in [0, 1]
 
-        Returns
-        -------
-        torch.Tensor, scalar
+    Returns
+    -------
+    torch.Tensor, scalar
     """
     def gram(f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         x = (f.reshape(1, *f.shape[-3:]) * m.unsqueeze(1).to(f.dtype)).reshape(m.shape[0] * f.shape[-3], -1)
@@ -678,21 +678,21 @@ def authors_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
 def luan_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
     """Per-label Grams normalised as Luan et al.'s code: ``(F M_l)(F M_l)^T / (C * sum_p m_l(p))``.
 
-        Their ``StyleLossWithSeg`` (``neuralstyle_seg.lua``) divides the Gram of the masked
-        (C, H, W) features by ``nElement * mean(mask) = C * H * W * sum_p m_l(p) / (H W)``:
-        the label's *sum* of mask values, where :func:`masked_gram_matrices` takes the sum of
-        squares (the same for binary masks). An empty label gets an all-zero Gram (theirs
-        skips the division; its masked features are zero).
+    Their ``StyleLossWithSeg`` (``neuralstyle_seg.lua``) divides the Gram of the masked
+    (C, H, W) features by ``nElement * mean(mask) = C * H * W * sum_p m_l(p) / (H W)``:
+    the label's *sum* of mask values, where :func:`masked_gram_matrices` takes the sum of
+    squares (the same for binary masks). An empty label gets an all-zero Gram (theirs
+    skips the division; its masked features are zero).
 
-        Parameters
-        ----------
-        features : torch.Tensor, (1, C, H, W), float
-        masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
-            At the features' resolution.
+    Parameters
+    ----------
+    features : torch.Tensor, (1, C, H, W), float
+    masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
+        At the features' resolution.
 
-        Returns
-        -------
-        torch.Tensor, (L, C, C)
+    Returns
+    -------
+    torch.Tensor, (L, C, C)
     """
     index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
     c = features.shape[-3]
@@ -704,16 +704,16 @@ def luan_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -
 def luan_label_weights(masks: torch.Tensor) -> torch.Tensor:
     """Luan et al.'s weight of each label's style term: the mean of its content mask at the layer.
 
-        Parameters
-        ----------
-        masks : torch.Tensor, (L, H, W), float in [0, 1]
-            Content (output) masks at one layer.
+    Parameters
+    ----------
+    masks : torch.Tensor, (L, H, W), float in [0, 1]
+        Content (output) masks at one layer.
 
-        Returns
-        -------
-        torch.Tensor, (L,), float64, in [0, 1]
-            ``sum_p m_l(p) / (H W)`` (``loss_j * strength * l_content_mean`` in their
-            ``StyleLossWithSeg``): the label's share of the map, not normalised over labels.
+    Returns
+    -------
+    torch.Tensor, (L,), float64, in [0, 1]
+        ``sum_p m_l(p) / (H W)`` (``loss_j * strength * l_content_mean`` in their
+        ``StyleLossWithSeg``): the label's share of the map, not normalised over labels.
     """
     return masks.reshape(masks.shape[0], -1).to(torch.float64).mean(1)
 
@@ -722,21 +722,21 @@ def luan_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
                            output_masks: torch.Tensor, style_masks: torch.Tensor) -> torch.Tensor:
     """The masked style loss as Luan et al.'s code computes it (a dense, per-label reference).
 
-        ``sum_l a_l mean_CxC((G_l[O] - G_l[S])^2)`` with ``a_l`` = :func:`luan_label_weights` of the
-        output masks and ``G_l`` = :func:`luan_masked_grams` (output with the content masks, style
-        with the style masks). Every label present in the output counts, also one empty in the
-        style (its target Gram is zero).
+    ``sum_l a_l mean_CxC((G_l[O] - G_l[S])^2)`` with ``a_l`` = :func:`luan_label_weights` of the
+    output masks and ``G_l`` = :func:`luan_masked_grams` (output with the content masks, style
+    with the style masks). Every label present in the output counts, also one empty in the
+    style (its target Gram is zero).
 
-        Parameters
-        ----------
-        output : torch.Tensor, (1, C, H, W), float
-        style : torch.Tensor, (1, C, Hs, Ws), float
-        output_masks : torch.Tensor, (L, H, W), float in [0, 1]
-        style_masks : torch.Tensor, (L, Hs, Ws), float in [0, 1]
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W), float
+    style : torch.Tensor, (1, C, Hs, Ws), float
+    output_masks : torch.Tensor, (L, H, W), float in [0, 1]
+    style_masks : torch.Tensor, (L, Hs, Ws), float in [0, 1]
 
-        Returns
-        -------
-        torch.Tensor, scalar
+    Returns
+    -------
+    torch.Tensor, scalar
     """
     g_out = luan_masked_grams(output, output_masks)
     g_sty = luan_masked_grams(style, style_masks)

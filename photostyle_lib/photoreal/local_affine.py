@@ -165,6 +165,12 @@ def smooth_local_affine(output: Any, content: Any, radius: int = DEFAULT_RADIUS,
     array (H, W, 3), float64
         Ohat of eq. (4); in [0, 1] when ``clip`` (the affine reconstruction itself
         can leave [0, 1] slightly).
+
+    Raises
+    ------
+    PhotostyleError
+        If an image is not an (H, W, 3) float array in [0, 1], the two differ in
+        size, ``radius`` < 1, ``patch_radius`` < 0, or ``edge`` or ``epsilon`` <= 0.
     """
     out = check_image_array("output", output)
     guide = check_image_array("content", content)
@@ -297,9 +303,29 @@ def smooth_local_affine_torch(output: torch.Tensor, content: torch.Tensor, radiu
                               epsilon: float = DEFAULT_EPSILON, clip: bool = True) -> torch.Tensor:
     """:func:`smooth_local_affine` in torch operations, on the tensors' device (CPU, CUDA, ...).
 
-    output, content: (1, 3, H, W) float in [0, 1] on one device (the engine's layout).
-    Computes in float64 where the device has it (float32 on Apple MPS) and returns
-    (1, 3, H, W) in ``output``'s dtype. Same parameters and result as the numpy version.
+    Computes in float64 where the device has it (float32 on Apple MPS). Same
+    parameters and result as the numpy version (up to the float32 rounding on MPS).
+
+    Parameters
+    ----------
+    output : torch.Tensor, (1, 3, H, W), float in [0, 1]
+        The image to smooth O (the engine's layout).
+    content : torch.Tensor, (1, 3, H, W), float in [0, 1]
+        The guide I, on ``output``'s device.
+    radius, edge, patch_radius, epsilon, clip
+        As :func:`smooth_local_affine`.
+
+    Returns
+    -------
+    torch.Tensor, (1, 3, H, W), ``output``'s dtype and device
+        In [0, 1] when ``clip``.
+
+    Raises
+    ------
+    PhotostyleError
+        If a tensor is not a finite floating-point (1, 3, H, W) tensor in [0, 1], the two
+        differ in size or device, ``radius`` < 1, ``patch_radius`` < 0, or ``edge`` or
+        ``epsilon`` <= 0.
     """
     out = _check_tensor("output", output)
     guide = _check_tensor("content", content)

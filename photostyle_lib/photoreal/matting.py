@@ -91,6 +91,12 @@ def matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> scipy.s
         2r of each other in both axes (every such pair shares a window); column
         indices are sorted and int32 (int64 if they would overflow).
 
+    Raises
+    ------
+    PhotostyleError
+        If ``image`` is not an (H, W, 3) float array in [0, 1], ``eps`` <= 0,
+        ``radius`` < 1, or the image is smaller than one (2r+1) x (2r+1) window.
+
     Notes
     -----
     With numba (the [fast] extra) a compiled kernel
@@ -247,9 +253,27 @@ _LAPLACIAN_CACHE: OrderedDict[tuple, scipy.sparse.csr_matrix] = OrderedDict()
 def laplacian_cache_key(image: Any, eps: float = 1e-7, radius: int = 1) -> tuple[str, tuple[int, ...], float, int]:
     """Key under which :func:`cached_matting_laplacian` stores a Laplacian.
 
-    ``(sha1 hex digest of the image as C-contiguous float64 bytes, image shape, eps, radius)``.
     The Laplacian depends on nothing else: two images with equal float64 values
     (e.g. the same picture given as float32 and float64) share an entry.
+
+    Parameters
+    ----------
+    image : array (H, W, 3), float in [0, 1]
+        The content image I.
+    eps : float > 0
+        As :func:`matting_laplacian` (squared image-value units).
+    radius : int >= 1
+        As :func:`matting_laplacian` (pixels).
+
+    Returns
+    -------
+    tuple (str, tuple of int, float, int)
+        ``(sha1 hex digest of the image as C-contiguous float64 bytes, image shape, eps, radius)``.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``image`` is not an (H, W, 3) float array in [0, 1], ``eps`` <= 0 or ``radius`` < 1.
     """
     arr = check_image_array("image", image)
     eps = check_number("eps", eps, low=0.0, low_inclusive=False)
@@ -263,9 +287,23 @@ def cached_matting_laplacian(image: Any, eps: float = 1e-7, radius: int = 1) -> 
 
     The key is :func:`laplacian_cache_key` ``(sha1 of the float64 image bytes, shape, eps,
     radius)``; the last :data:`LAPLACIAN_CACHE_SIZE` Laplacians are kept, in this process
-    only. The returned matrix is shared between callers, so its arrays are made
-    read-only; copy it (``L.copy()``) before modifying it in place.
-    :func:`clear_laplacian_cache` empties the cache.
+    only. :func:`clear_laplacian_cache` empties the cache.
+
+    Parameters
+    ----------
+    image, eps, radius
+        As :func:`matting_laplacian`.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (H*W, H*W), float64
+        As :func:`matting_laplacian`. The matrix is shared between callers, so its
+        arrays are made read-only; copy it (``L.copy()``) before modifying it in place.
+
+    Raises
+    ------
+    PhotostyleError
+        As :func:`matting_laplacian`.
     """
     key = laplacian_cache_key(image, eps, radius)
     hit = _LAPLACIAN_CACHE.get(key)
@@ -308,6 +346,12 @@ def laplacian_to_torch(laplacian: scipy.sparse.spmatrix | scipy.sparse.sparray, 
     torch.Tensor, sparse CSR layout, shape (N, N)
         int32 indices when they fit (the fastest CSR product on CPU; CUDA uses
         cuSPARSE). Convert once per content image, outside the optimisation loop.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``laplacian`` is not a square scipy sparse matrix, or ``dtype`` is not
+        torch.float32 or torch.float64.
     """
     if not scipy.sparse.issparse(laplacian):
         raise PhotostyleError(
@@ -373,6 +417,12 @@ def photorealism_loss(image: torch.Tensor, laplacian: torch.Tensor) -> torch.Ten
         Unnormalised (no division by N); weight it in the total loss (the
         regularisation weight lambda = 1e4 of Luan et al. is for this scale).
 
+    Raises
+    ------
+    PhotostyleError
+        If ``image`` is not a float32/float64 tensor (1, 3, H, W), or ``laplacian`` is
+        not a torch sparse (H*W, H*W) tensor on the image's device with its dtype.
+
     Notes
     -----
     Implemented as a ``torch.autograd.Function``: the forward computes L V once
@@ -427,6 +477,13 @@ def laplacian_energy(output: Any, laplacian_or_content: Any, *, eps: float = 1e-
         The energy; >= 0 up to rounding (L is positive semi-definite) and 0 exactly
         when every window's output colours are an affine function of its content
         colours (in the limit eps -> 0).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``output`` is not a real finite (H, W, C) array, the content is not an
+        (H, W, 3) float array in [0, 1] of the output's size, or the Laplacian is not
+        (H*W, H*W).
     """
     out = np.asarray(output)
     if out.ndim != 3 or not np.issubdtype(out.dtype, np.number) or np.issubdtype(out.dtype, np.complexfloating):

@@ -80,6 +80,13 @@ def recursive_filter(image: Any, sigma_s: float, sigma_r: float, num_iterations:
         The filtered image. Each output pixel is a convex combination of input
         pixels, so values stay in [0, 1].
 
+    Raises
+    ------
+    PhotostyleError
+        If ``image`` or ``joint`` is not a float array in [0, 1] ((H, W, C); a joint
+        may be (H, W)), the two differ in size, ``sigma_s`` or ``sigma_r`` <= 0, or
+        ``num_iterations`` < 1.
+
     Notes
     -----
     As in Gastal and Oliveira's reference code: the transform's derivative between
@@ -201,6 +208,12 @@ def refine(output: Any, content: Any, sigma_s: float = DEFAULT_SIGMA_S, sigma_r:
         O_p, clipped to [0, 1]: adding the content's detail layer to the smoothed
         output can overshoot where O is darker or brighter than I, and the result
         is an image to display and save.
+
+    Raises
+    ------
+    PhotostyleError
+        If an image is not an (H, W, 3) float array in [0, 1], the two differ in size,
+        ``sigma_s`` or ``sigma_r`` <= 0, or ``num_iterations`` < 1.
     """
     out = check_image_array("output", output)
     cont = check_image_array("content", content)
@@ -249,6 +262,12 @@ def screened_poisson(output: Any, content: Any, lam: float = DEFAULT_POISSON_LAM
     array (H, W, 3), float64 in [0, 1]
         O, clipped to [0, 1] (the unconstrained solution can leave the range where
         S and I disagree strongly near edges).
+
+    Raises
+    ------
+    PhotostyleError
+        If an image is not an (H, W, 3) float array in [0, 1], the two differ in size,
+        or ``lam`` < 0.
     """
     out = check_image_array("output", output)
     cont = check_image_array("content", content)
