@@ -51,10 +51,22 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
     """Read an image file as an (H, W, 3) float32 array in [0, 1].
 
     Greyscale, palette, RGBA (composited on white) and 16-bit files are all
-    converted to RGB. 16-bit PNGs keep their full precision.
+    converted to RGB; 16-bit files are scaled by 65535 and keep their full
+    precision. The EXIF orientation is applied (pixels as the camera was held).
 
-    Raises:
-        PhotostyleError: the file is missing, a directory, or not a readable image.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An image file PIL can read (PNG, JPEG, TIFF, BMP, ...).
+
+    Returns
+    -------
+    numpy.ndarray, (H, W, 3), float32 in [0, 1]
+
+    Raises
+    ------
+    PhotostyleError
+        If the file is missing, a directory, not a readable image, or 48-bit RGB.
     """
     p = Path(path)
     if not p.exists():
@@ -77,7 +89,22 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
 
 
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) array in [0, 1] -> (1, 3, H, W) float32 tensor."""
+    """Convert an array image to the tensor layout.
+
+    Parameters
+    ----------
+    array : array_like, (H, W, 3), float in [0, 1]
+        Values are converted, not checked (see :func:`as_image_tensor` for the checked form).
+
+    Returns
+    -------
+    torch.Tensor, (1, 3, H, W), float32, contiguous, on the CPU
+
+    Raises
+    ------
+    PhotostyleError
+        If the array is not (H, W, 3).
+    """
     arr = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise PhotostyleError(f"expected an array of shape (H, W, 3), got {arr.shape}")
@@ -97,7 +124,22 @@ def _hwc64(tensor: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) or (3, H, W) tensor -> (H, W, 3) float64 numpy array (clipped to [0, 1])."""
+    """Convert a tensor image to the array layout.
+
+    Parameters
+    ----------
+    tensor : torch.Tensor, (1, 3, H, W) or (3, H, W), float
+        On any device; detached.
+
+    Returns
+    -------
+    numpy.ndarray, (H, W, 3), float64, clipped to [0, 1]
+
+    Raises
+    ------
+    PhotostyleError
+        If the tensor is not (1, 3, H, W) or (3, H, W) (e.g. a batch of several images).
+    """
     return _hwc64(tensor, "the image").clamp(0, 1).numpy()
 
 
@@ -183,7 +225,25 @@ def as_image_tensor(name: str, image: torch.Tensor | np.ndarray, *, min_side: in
 
 
 def scaled_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
-    """(H, W) scaled so that the long side is at most ``max_size`` (never upscaled)."""
+    """Size (H, W) scaled so that the long side is at most ``max_size`` (never upscaled).
+
+    Parameters
+    ----------
+    height, width : int
+        The image's size in pixels.
+    max_size : int >= 8 or None
+        Largest long side in pixels; None keeps the size.
+
+    Returns
+    -------
+    (int, int)
+        (H', W'), the aspect ratio kept up to rounding, each side >= 1.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``max_size`` is not an integer >= 8.
+    """
     if max_size is None:
         return height, width
     max_size = check_int("max_size", max_size, low=8)
@@ -195,7 +255,19 @@ def scaled_size(height: int, width: int, max_size: int | None) -> tuple[int, int
 
 
 def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a (1, 3, H, W) image to ``size`` = (H, W) (bilinear, antialiased)."""
+    """Resize a tensor image to ``size`` (bilinear, antialiased).
+
+    Parameters
+    ----------
+    t : torch.Tensor, (1, 3, H, W), float in [0, 1]
+    size : (int, int)
+        Target (H', W') in pixels.
+
+    Returns
+    -------
+    torch.Tensor, (1, 3, H', W'), clamped to [0, 1]
+        ``t`` itself when it already has that size.
+    """
     if tuple(t.shape[-2:]) == tuple(size):
         return t
     out = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -205,10 +277,23 @@ def resize_tensor(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def load_image(path: PathLike, max_size: int | None = None) -> torch.Tensor:
     """Load an image file as a float32 tensor (1, 3, H, W) with values in [0, 1].
 
-    Args:
-        path: image file (PNG, JPEG, ...; greyscale, palette, RGBA, 16-bit).
-        max_size: if given, the long side in pixels after downscaling
-            (aspect ratio kept; images are never upscaled).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file (PNG, JPEG, ...; greyscale, palette, RGBA, 16-bit), read by
+        :func:`read_rgb_array`.
+    max_size : int >= 8 or None
+        If given, the long side in pixels after downscaling (aspect ratio kept;
+        images are never upscaled).
+
+    Returns
+    -------
+    torch.Tensor, (1, 3, H, W), float32 in [0, 1], on the CPU
+
+    Raises
+    ------
+    PhotostyleError
+        As :func:`read_rgb_array`, or if ``max_size`` is not an integer >= 8.
     """
     t = array_to_tensor(read_rgb_array(path))
     return resize_tensor(t, scaled_size(t.shape[2], t.shape[3], max_size))
@@ -227,8 +312,16 @@ WEIGHTS_TEXT_KEY = "photostyle:weights"
 def weights_text(warning: str | None) -> dict[str, str] | None:
     """The PNG text chunk for an image made under a weights banner, or None for the real network.
 
-    warning: a banner (:data:`RANDOM_WEIGHTS_BANNER`, :data:`STAND_IN_BANNER`)
-    or None. The em dash becomes " - " so the chunk is a plain Latin-1 tEXt.
+    Parameters
+    ----------
+    warning : str or None
+        A banner (:data:`RANDOM_WEIGHTS_BANNER`, :data:`STAND_IN_BANNER`) or None.
+
+    Returns
+    -------
+    dict or None
+        ``{WEIGHTS_TEXT_KEY: banner}`` with the em dash as " - ", so the chunk is a
+        plain Latin-1 tEXt; None when ``warning`` is empty or None.
     """
     if not warning:
         return None
@@ -238,9 +331,17 @@ def weights_text(warning: str | None) -> dict[str, str] | None:
 def merge_warnings(warnings: Iterable[str | None]) -> str | None:
     """One banner for something made from several runs: random first, then the others, distinct.
 
-    A figure with any random-weights run says :data:`RANDOM_WEIGHTS_BANNER`
-    (the strongest claim: not a style transfer); otherwise the distinct
-    banners of its runs joined by "; " (one, in practice); None when no run has one.
+    Parameters
+    ----------
+    warnings : iterable of str or None
+        The runs' banners (None or "" for a run with the real network).
+
+    Returns
+    -------
+    str or None
+        :data:`RANDOM_WEIGHTS_BANNER` if any run has it (the strongest claim: not a
+        style transfer); otherwise the distinct banners joined by "; " (one, in
+        practice); None when no run has one.
     """
     found = list(dict.fromkeys(w for w in warnings if w))
     if RANDOM_WEIGHTS_BANNER in found:
@@ -271,11 +372,26 @@ FILE_MODE = _default_file_mode()
 def stage_file(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file's new content beside ``path`` without touching ``path``; return the temp file.
 
-    ``write(f)`` fills the binary file ``f``; the temp file (``.<name>.*.tmp``
-    in ``path``'s folder, so the rename is within one file system) gets
-    :data:`FILE_MODE`, is flushed and fsync'ed, then handed to
-    :func:`commit_files`. If ``write`` fails (full disk, a signal) the temp
-    file is removed and ``path`` is as it was.
+    The temp file (``.<name>.*.tmp`` in ``path``'s folder, so the rename is within
+    one file system) gets :data:`FILE_MODE`, is flushed and fsync'ed, then handed
+    to :func:`commit_files`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The final path; its folder must exist.
+    write : callable (binary file) -> None
+        Fills the binary file it is given.
+
+    Returns
+    -------
+    pathlib.Path
+        The staged temp file.
+
+    Notes
+    -----
+    If ``write`` fails (full disk, a signal) the temp file is removed, ``path`` is
+    as it was and the exception propagates unchanged.
     """
     p = Path(path)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
@@ -299,6 +415,11 @@ def commit_files(staged: Iterable[tuple[Path, Path]]) -> None:
     back to back, the metadata last; a crash between two renames (a window of
     microseconds) is detectable because the metadata records its image's
     sha256. Temp files not renamed (an error mid-way) are removed.
+
+    Parameters
+    ----------
+    staged : iterable of (pathlib.Path, pathlib.Path)
+        (temp file from :func:`stage_file`, final path) pairs.
     """
     staged = list(staged)
     try:
@@ -326,7 +447,19 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_file_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """:func:`stage_file` then :func:`commit_files`: ``path`` holds the old bytes or all the new ones."""
+    """:func:`stage_file` then :func:`commit_files`: ``path`` holds the old bytes or all the new ones.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    write : callable (binary file) -> None
+        As :func:`stage_file`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     p = Path(path)
     commit_files([(stage_file(p, write), p)])
     return p
@@ -336,9 +469,25 @@ def stage_image(image: torch.Tensor | np.ndarray, path: PathLike, *,
                 text: dict[str, str] | None = None) -> Path:
     """Encode an image for ``path`` (format from its suffix) into a staged temp file (:func:`stage_file`).
 
-    ``image``: tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1],
-    written as 8-bit. ``text``: PNG text chunks. Errors (unknown suffix, full
-    disk, unwritable folder) are PhotostyleErrors naming the file.
+    Parameters
+    ----------
+    image : torch.Tensor (1, 3, H, W) or array (H, W, 3), float in [0, 1]
+        Clipped to [0, 1] and written as 8-bit (rounded, times 255).
+    path : str or os.PathLike
+        The final path; its folder is created if needed.
+    text : dict of str to str, optional, keyword-only
+        PNG text chunks (ignored for other formats).
+
+    Returns
+    -------
+    pathlib.Path
+        The staged temp file, for :func:`commit_files`.
+
+    Raises
+    ------
+    PhotostyleError
+        Naming the file: the image is not (H, W, 3), the suffix is unknown, the
+        path is a folder or not writable, or the disk is full.
     """
     p = Path(path)
     arr = tensor_to_array(image) if isinstance(image, torch.Tensor) else np.asarray(image, dtype=np.float64)
@@ -368,15 +517,32 @@ def stage_image(image: torch.Tensor | np.ndarray, path: PathLike, *,
 
 def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: bool = False,
                text: dict[str, str] | None = None) -> Path:
-    """Write an image (tensor (1, 3, H, W) or array (H, W, 3), values in [0, 1]) as 8-bit, atomically.
+    """Write an image as 8-bit, atomically.
 
-    The format follows the suffix (PNG recommended). Refuses to replace an
-    existing file unless ``overwrite=True``. ``text``: key/value pairs stored
-    as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT` or :data:`STAND_IN_TEXT`, so the
-    file itself says it came from random or stand-in weights). Written to a temp file in the same
-    folder, fsync'ed and renamed (:func:`stage_image`, :func:`commit_files`):
-    a kill or a full disk mid-write leaves the old file (or none), never a
-    truncated one. Returns the path written.
+    The format follows the suffix (PNG recommended). Written to a temp file in the
+    same folder, fsync'ed and renamed (:func:`stage_image`, :func:`commit_files`): a
+    kill or a full disk mid-write leaves the old file (or none), never a truncated one.
+
+    Parameters
+    ----------
+    image : torch.Tensor (1, 3, H, W) or array (H, W, 3), float in [0, 1]
+    path : str or os.PathLike
+    overwrite : bool, keyword-only
+        Replace an existing file; refused otherwise.
+    text : dict of str to str, optional, keyword-only
+        Key/value pairs stored as PNG text chunks (e.g. :data:`RANDOM_WEIGHTS_TEXT`
+        or :data:`STAND_IN_TEXT`, so the file itself says it came from random or
+        stand-in weights).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``path`` exists and not ``overwrite``, or as :func:`stage_image`.
     """
     p = Path(path)
     if p.exists() and not overwrite:
@@ -396,11 +562,23 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def refuse_overwriting_inputs(outputs: Iterable[PathLike], inputs: Mapping[str, PathLike | None]) -> None:
-    """Raise PhotostyleError if any output path is one of the input files (``inputs``: role -> path).
+    """Refuse output paths that are one of the input files.
 
     Paths are compared after resolving symlinks and ``..`` (and by inode, for
     hard links), so ``-o ./x/../content.png`` or a link to the style photo is
     caught. ``--overwrite`` never allows it: it would destroy what the user gave.
+
+    Parameters
+    ----------
+    outputs : iterable of str or os.PathLike
+        Paths about to be written (``~`` expanded).
+    inputs : mapping of str to path or None
+        Role ("content", "style", ...) -> input path; None entries are skipped.
+
+    Raises
+    ------
+    PhotostyleError
+        If an output is an input file, naming its role.
     """
     for out in outputs:
         o = Path(out).expanduser()
@@ -414,7 +592,22 @@ def refuse_overwriting_inputs(outputs: Iterable[PathLike], inputs: Mapping[str, 
 
 
 def check_writable(path: PathLike) -> Path:
-    """Make ``path``'s folder if needed; raise PhotostyleError if ``path`` cannot be written as a file."""
+    """Make ``path``'s folder if needed and check that ``path`` can be written as a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``path`` is a directory, its folder cannot be created, or the folder is not writable.
+    """
     p = Path(path)
     if p.is_dir():
         raise PhotostyleError(f"{p} is a directory; give a file path such as {p / 'out.png'}")
