@@ -93,20 +93,49 @@ class SemanticMasks:
 
     @property
     def num_labels(self) -> int:
+        """L, the number of shared labels (mask channels)."""
         return len(self.labels)
 
     def resized(self, content_size: tuple[int, int], style_size: tuple[int, int],
                 mode: Downsample = "avg") -> "SemanticMasks":
-        """The same masks brought to image sizes (H, W) of content and style."""
+        """The same masks brought to the images' sizes.
+
+        Parameters
+        ----------
+        content_size, style_size : (int, int)
+            (H, W) in pixels of the content and the style image.
+        mode : {"avg", "max"}
+            As :func:`resize_masks`.
+
+        Returns
+        -------
+        SemanticMasks
+            A copy with (L, H, W) content and (L, Hs, Ws) style stacks, other fields kept.
+
+        Raises
+        ------
+        PhotostyleError
+            If ``mode`` is not "avg" or "max".
+        """
         return dataclasses.replace(self, content=resize_masks(self.content, content_size, mode),
                                    style=resize_masks(self.style, style_size, mode))
 
     def to(self, device: torch.device | str) -> "SemanticMasks":
+        """The same masks with both stacks on ``device``.
+
+        Parameters
+        ----------
+        device : torch.device or str
+
+        Returns
+        -------
+        SemanticMasks
+        """
         return dataclasses.replace(self, content=self.content.to(device), style=self.style.to(device))
 
 
 def resize_masks(masks: torch.Tensor, size: tuple[int, int], mode: Downsample = "avg") -> torch.Tensor:
-    """Bring a (C, H, W) mask stack to ``size`` = (h, w).
+    """Bring a mask stack to ``size``.
 
     ``mode="avg"`` is area averaging: each output pixel is the mean of the input
     pixels it covers, so per-pixel label sums (1 for a partition) and each
@@ -114,6 +143,23 @@ def resize_masks(masks: torch.Tensor, size: tuple[int, int], mode: Downsample = 
     paper's public code does alongside the network's pooling layers: a label
     is kept wherever any covered pixel has it (regions grow at boundaries).
     Upsampling (rare: a mask smaller than its image) is bilinear in both modes.
+
+    Parameters
+    ----------
+    masks : torch.Tensor, (C, H, W), float in [0, 1]
+    size : (int, int)
+        Target (h, w) in pixels.
+    mode : {"avg", "max"}
+
+    Returns
+    -------
+    torch.Tensor, (C, h, w), float32 in [0, 1]
+        ``masks`` itself when it already has that size.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``mode`` is not "avg" or "max".
     """
     check_choice("mask downsampling mode", mode, ("avg", "max"))
     h, w = int(size[0]), int(size[1])
@@ -132,7 +178,7 @@ def resize_masks(masks: torch.Tensor, size: tuple[int, int], mode: Downsample = 
 def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] | None = None,
                     tolerance: float = 100.0, max_outlier_fraction: float = 0.02,
                     min_core_pixels: int = 30, erosion: int = 2) -> tuple[torch.Tensor, tuple[str, ...]]:
-    """Read a colour-coded mask into a one-hot stack (C, H, W) and its label names.
+    """Read a colour-coded mask into a one-hot stack and its label names.
 
     Every pixel takes the nearest palette colour (Euclidean distance in 0-255
     RGB). Hand-painted masks are noisy at region edges (blended or JPEG-era
@@ -150,9 +196,34 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
       has an interior; a blend seam does not). The pixels of dropped labels
       go to the nearest kept label.
 
-    Returns:
-        masks: (C, H, W) float32 one-hot, C = number of labels present.
-        labels: their palette names, in palette order.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The mask image (read by ``io.images.read_rgb_array``).
+    palette : dict of str to (int, int, int), optional, keyword-only
+        Label name -> 0-255 RGB colour; default :data:`PALETTE`.
+    tolerance : float >= 0
+        Largest distance to a palette colour, in 0-255 RGB units, of a pixel that is
+        not an outlier.
+    max_outlier_fraction : float in [0, 1]
+        Largest share of outlier pixels.
+    min_core_pixels : int >= 1
+        Interior pixels a label needs (see :func:`core_threshold`).
+    erosion : int in [0, 10]
+        3x3 erosions that define the interior.
+
+    Returns
+    -------
+    masks : torch.Tensor, (C, H, W), float32 one-hot
+        C = number of labels kept.
+    labels : tuple of str
+        Their palette names, in palette order.
+
+    Raises
+    ------
+    PhotostyleError
+        If the palette is empty, an argument is out of range, the file cannot be
+        read, or too many pixels are outside the palette.
     """
     pal = PALETTE if palette is None else palette
     if not pal:
@@ -191,16 +262,38 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
 def core_threshold(height: int, width: int, min_core_pixels: int = 30) -> int:
     """Interior pixels a painted region needs to count as a label (:func:`read_color_mask`'s rule).
 
-    ``min_core_pixels``, but at most 1% of the image and at least 1: tiny
-    masks (tests, thumbnails) cannot have 30 interior pixels per region.
+    Parameters
+    ----------
+    height, width : int
+        The mask's size in pixels.
+    min_core_pixels : int
+        The wanted threshold.
+
+    Returns
+    -------
+    int
+        ``min_core_pixels``, but at most 1% of the image and at least 1: tiny masks
+        (tests, thumbnails) cannot have 30 interior pixels per region.
     """
     return max(1, min(int(min_core_pixels), int(0.01 * height * width)))
 
 
 def core_sizes(label_img: np.ndarray, num_labels: int, erosion: int = 2) -> np.ndarray:
-    """(num_labels,) int: pixels of each label of an (H, W) int map left after ``erosion`` 3x3 erosions.
+    """Pixels of each label left after ``erosion`` 3x3 erosions.
 
     Pixels at the image border erode too (scipy's ``border_value=0``).
+
+    Parameters
+    ----------
+    label_img : numpy.ndarray, (H, W), int
+        Label index per pixel, in 0..num_labels-1.
+    num_labels : int
+    erosion : int >= 0
+        Number of erosions by a 3x3 square (0: plain pixel counts).
+
+    Returns
+    -------
+    numpy.ndarray, (num_labels,), int64
     """
     square = np.ones((3, 3), dtype=bool)
     core = np.zeros(num_labels, dtype=np.int64)
@@ -225,13 +318,27 @@ def readable_label_map(scores: torch.Tensor | np.ndarray, allowed: "list[int] | 
     remaining label. Removing a label only adds pixels to the others, so the
     loop ends after at most C rounds.
 
-    Args:
-        scores: (C, H, W) scores per label (probabilities, or a one-hot stack).
-        allowed: indices of the labels a pixel may take.
-        max_labels: at most this many labels in the map, in [1, 9].
+    Parameters
+    ----------
+    scores : torch.Tensor or numpy.ndarray, (C, H, W), float
+        Scores per label (probabilities, or a one-hot stack).
+    allowed : sequence of int, optional
+        Indices (in 0..C-1) of the labels a pixel may take; default all.
+    max_labels : int in [1, 9], keyword-only
+        At most this many labels in the map.
+    min_core_pixels, erosion : int, keyword-only
+        As :func:`read_color_mask`.
 
-    Returns:
-        (H, W) int64 with values in ``allowed``.
+    Returns
+    -------
+    numpy.ndarray, (H, W), int64
+        Values in ``allowed``.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``max_labels`` is outside [1, 9], ``scores`` is not (C, H, W) with C >= 1,
+        or ``allowed`` is empty or has indices outside 0..C-1.
     """
     max_labels = check_int("max_labels", max_labels, low=1, high=len(PALETTE))
     s = torch.as_tensor(np.asarray(scores, dtype=np.float32) if isinstance(scores, np.ndarray) else scores)
@@ -260,7 +367,24 @@ def readable_label_map(scores: torch.Tensor | np.ndarray, allowed: "list[int] | 
 
 
 def palette_image(label_img: np.ndarray, colours: "list[str] | tuple[str, ...]") -> np.ndarray:
-    """(H, W) int labels -> (H, W, 3) uint8 RGB, label k painted ``PALETTE[colours[k]]``."""
+    """Paint a label map in palette colours.
+
+    Parameters
+    ----------
+    label_img : numpy.ndarray, (H, W), int
+        Values in 0..len(colours)-1.
+    colours : sequence of str
+        :data:`PALETTE` names; label k is painted ``PALETTE[colours[k]]``.
+
+    Returns
+    -------
+    numpy.ndarray, (H, W, 3), uint8 RGB
+
+    Raises
+    ------
+    PhotostyleError
+        If a colour is not in the palette or a label is outside 0..len(colours)-1.
+    """
     unknown = [c for c in colours if c not in PALETTE]
     if unknown:
         raise PhotostyleError(f"colours {unknown} are not in the palette; choose from {', '.join(PALETTE)}")
@@ -278,7 +402,19 @@ PALETTE_FILES = {"content": "content_mask.png", "style": "style_mask.png", "lege
 
 
 def legend_image(colours: "list[str] | tuple[str, ...]", labels: "list[str] | tuple[str, ...]") -> np.ndarray:
-    """(H, W, 3) uint8: one row per label, its palette swatch (outlined) and ``colour = label`` in black."""
+    """A legend: one row per label, its palette swatch (outlined) and ``colour = label`` in black.
+
+    Parameters
+    ----------
+    colours : sequence of str
+        :data:`PALETTE` names, one per label.
+    labels : sequence of str
+        The label names.
+
+    Returns
+    -------
+    numpy.ndarray, (6 + 24 * len(labels), 320, 3), uint8 RGB
+    """
     from PIL import Image, ImageDraw
 
     row, pad = 24, 6
@@ -296,15 +432,35 @@ def write_palette_masks(content: np.ndarray, style: np.ndarray, labels: "list[st
                         source: dict | None = None) -> list:
     """Write two label maps as palette PNGs with a legend, for a user to repaint and pass back as gold masks.
 
-    Args:
-        content, style: (H, W) int label maps, values index ``labels``
-            (``masks.readable_label_map`` makes maps that read back unchanged).
-        labels: the label names; ``colours[k]`` (a :data:`PALETTE` name) paints ``labels[k]``.
-        folder: gets :data:`PALETTE_FILES`: the two masks (lossless PNG,
-            exact palette colours), ``legend.json`` (``{"colours": {colour: label}``,
-            the file names and ``source``) and ``legend.png``.
-    Returns:
-        the written paths. Existing files are refused unless ``overwrite``.
+    Parameters
+    ----------
+    content, style : numpy.ndarray, (H, W) and (Hs, Ws), int
+        Label maps whose values index ``labels`` (:func:`readable_label_map` makes
+        maps that read back unchanged).
+    labels : sequence of str
+        The label names.
+    colours : sequence of str
+        One distinct :data:`PALETTE` name per label; ``colours[k]`` paints ``labels[k]``.
+    folder : str or os.PathLike
+        Gets :data:`PALETTE_FILES`: the two masks (lossless PNG, exact palette
+        colours), ``legend.json`` (``{"colours": {colour: label}``, the file names
+        and ``source``) and ``legend.png``; written together (staged, then renamed).
+    overwrite : bool, keyword-only
+        Replace existing files; refused otherwise.
+    source : dict, optional, keyword-only
+        Provenance recorded in ``legend.json``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written paths.
+
+    Raises
+    ------
+    PhotostyleError
+        If colours and labels do not pair one to one, a file exists and not
+        ``overwrite``, the folder is not writable, or a label map has values
+        outside the labels.
     """
     from pathlib import Path
 
@@ -355,8 +511,27 @@ def align_labels(content: torch.Tensor, content_labels: tuple[str, ...] | list[s
     memberships to sum to what it summed to before (probabilities), so pixels
     keep their total weight. Pixels whose only labels were dropped get no style.
 
-    Returns:
-        SemanticMasks with labels ordered as in ``style_labels``.
+    Parameters
+    ----------
+    content : torch.Tensor, (Cc, H, W), float in [0, 1]
+    content_labels : sequence of str, length Cc
+    style : torch.Tensor, (Cs, Hs, Ws), float in [0, 1]
+    style_labels : sequence of str, length Cs
+    kind : str, keyword-only
+        :attr:`SemanticMasks.kind` of the result ("gold", ...).
+    unmatched : {"error", "drop"}, keyword-only
+    renormalize : bool, keyword-only
+
+    Returns
+    -------
+    SemanticMasks
+        With labels ordered as in ``style_labels``; the dropped labels recorded.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``unmatched`` is unknown, a stack and its names differ in length, content
+        labels are unmatched under ``"error"``, or no label is shared.
     """
     check_choice("unmatched", unmatched, ("error", "drop"))
     content_labels, style_labels = tuple(content_labels), tuple(style_labels)
@@ -390,9 +565,28 @@ def load_gold_masks(content_mask: PathLike, style_mask: PathLike, *,
                     **read_kwargs) -> SemanticMasks:
     """Read a pair of colour-coded masks (content, style) and align their labels.
 
-    ``read_kwargs`` go to :func:`read_color_mask` (palette, tolerance, ...).
     The stacks keep the masks' own resolutions; the engine resizes them to the
     images' sizes and to each layer's.
+
+    Parameters
+    ----------
+    content_mask, style_mask : str or os.PathLike
+        Colour-coded mask images.
+    unmatched : {"error", "drop"}, keyword-only
+        As :func:`align_labels`.
+    kind : str, keyword-only
+        As :func:`align_labels`.
+    **read_kwargs
+        Go to :func:`read_color_mask` (palette, tolerance, ...).
+
+    Returns
+    -------
+    SemanticMasks
+
+    Raises
+    ------
+    PhotostyleError
+        As :func:`read_color_mask` and :func:`align_labels`.
     """
     c, cl = read_color_mask(content_mask, **read_kwargs)
     s, sl = read_color_mask(style_mask, **read_kwargs)
@@ -400,6 +594,16 @@ def load_gold_masks(content_mask: PathLike, style_mask: PathLike, *,
 
 
 def label_map(masks: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) stack -> (H, W) int64 index of the strongest label per pixel (-1 where all are 0)."""
+    """Index of the strongest label per pixel.
+
+    Parameters
+    ----------
+    masks : torch.Tensor, (C, H, W), float in [0, 1]
+
+    Returns
+    -------
+    torch.Tensor, (H, W), int64
+        In 0..C-1, and -1 where every mask is 0.
+    """
     idx = masks.argmax(0)
     return torch.where(masks.amax(0) > 0, idx, torch.full_like(idx, -1))
