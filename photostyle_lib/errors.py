@@ -41,15 +41,21 @@ class OneLineParser(argparse.ArgumentParser):
 def require_extra(module: str, extra: str, feature: str) -> ModuleType:
     """Import ``module`` (a package of the optional extra ``extra``) for ``feature``, or say how to install it.
 
-    Args:
-        module: the importable name, e.g. "transformers".
-        extra: the extra of pyproject.toml that installs it (a key of :data:`EXTRAS`).
-        feature: what needs it, as the start of the error's sentence ("the ADE20K segmenter").
+    Parameters
+    ----------
+    module
+        the importable name, e.g. "transformers".
+    extra
+        the extra of pyproject.toml that installs it (a key of :data:`EXTRAS`).
+    feature
+        what needs it, as the start of the error's sentence ("the ADE20K segmenter").
 
-    Raises:
-        PhotostyleError: one line, ``<feature> needs <module>, which is not installed:
-            pip install 'photostyle[<extra>]'`` (naming the missing module when it is a
-            dependency of ``module`` rather than ``module`` itself).
+    Raises
+    ------
+    PhotostyleError
+        one line, ``<feature> needs <module>, which is not installed:
+        pip install 'photostyle[<extra>]'`` (naming the missing module when it is a
+        dependency of ``module`` rather than ``module`` itself).
     """
     try:
         return importlib.import_module(module)

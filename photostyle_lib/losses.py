@@ -194,14 +194,20 @@ class MaskIndex:
     of L full-size ones. Binary masks (hard, gold) need no multiplication by
     the mask values.
 
-    Attributes:
-        order: (N,) long, flat pixel indices (row-major over H x W), label 0's
-            pixels first, then label 1's, ...
-        weights: (N,) the mask values at those pixels, or None when all are 1.
-        offsets: L + 1 segment bounds: label l's pixels are
-            ``order[offsets[l]:offsets[l + 1]]``.
-        areas: (L,) sum of squared mask values per label (the Gram's normaliser).
-        size: (H, W) the masks were prepared at.
+    Attributes
+    ----------
+    order
+        (N,) long, flat pixel indices (row-major over H x W), label 0's
+        pixels first, then label 1's, ...
+    weights
+        (N,) the mask values at those pixels, or None when all are 1.
+    offsets
+        L + 1 segment bounds: label l's pixels are
+        ``order[offsets[l]:offsets[l + 1]]``.
+    areas
+        (L,) sum of squared mask values per label (the Gram's normaliser).
+    size
+        (H, W) the masks were prepared at.
     """
 
     order: torch.Tensor

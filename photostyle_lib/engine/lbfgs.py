@@ -334,15 +334,23 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
     points are ordinary evaluations (the closure counts them). A step that
     finds no decrease clears the history once; a second in a row ends the run.
 
-    Args:
-        x: the variable, any shape and device, updated in place (leaf tensor).
-        closure: evaluates the loss at x, back-propagates into ``x.grad`` and
-            returns the loss (0-dim tensor); it may raise to stop the run.
-        history: pairs kept. low, high: the box. armijo: sufficient-decrease
-            constant. max_backtracks: halvings per step. max_steps: optional
-            bound on accepted steps (None: until the closure stops the run).
-        on_step: called with the loss of each accepted iterate.
-    Returns:
+    Parameters
+    ----------
+    x
+        the variable, any shape and device, updated in place (leaf tensor).
+    closure
+        evaluates the loss at x, back-propagates into ``x.grad`` and
+        returns the loss (0-dim tensor); it may raise to stop the run.
+    history
+        pairs kept. low, high: the box. armijo: sufficient-decrease
+        constant. max_backtracks: halvings per step. max_steps: optional
+        bound on accepted steps (None: until the closure stops the run).
+    on_step
+        called with the loss of each accepted iterate.
+
+    Returns
+    -------
+    str
         a stop reason: "converged: ..." (no decrease possible, or the projected
         gradient is zero) or "steps" (max_steps reached).
     """

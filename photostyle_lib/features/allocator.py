@@ -33,7 +33,9 @@ _state: dict[str, bool] = {}
 def keep_freed_memory() -> bool:
     """Configure glibc malloc as described above, once per process.
 
-    Returns:
+    Returns
+    -------
+    bool
         True when the setting is in effect (glibc, not switched off by
         ``$PHOTOSTYLE_KEEP_FREED_MEMORY=0``), False otherwise; nothing else changes.
     """

@@ -46,24 +46,35 @@ TERMS = ("content", "style", "similarity")
 class LayerTerms:
     """The loss terms on one layer, each with its weight (alpha, beta, gamma) folded in.
 
-    Attributes:
-        content_target: (1, C, H, W) content features, or None (no content term).
-        content_weight: alpha.
-        style_target: (L, C, C) target Gram matrices, area-normalised as
-            :func:`losses.masked_gram_matrices` (L = 1 and ``style_index`` None:
-            the plain Gram of :func:`losses.gram_matrix`), or None.
-        style_index: the output's masks at this layer, or None for the plain Gram.
-        style_valid: (L,) 1.0 for labels present in both images, 0.0 otherwise
-            (their terms are skipped, as in :func:`losses.gram_loss`).
-        style_weight: beta.
-        style_norm: (L,) the divisor of each output label Gram, or None for ``C * area``
-            (:func:`losses.masked_gram_matrices`); the ``authors`` normalisation passes
-            ``L_base * C * H * W`` (:func:`losses.authors_label_masks`).
-        style_label_weights: (L,) weight of each label's mean squared Gram difference,
-            or None for 1 (the ``authors`` normalisation: 1 / L_base^2 for a label's own
-            block, 2 / L_base^2 for a cross-label block, which appears twice).
-        similarity_target: (1, C, H, W) content features for the L1 term, or None.
-        similarity_weight: gamma.
+    Attributes
+    ----------
+    content_target
+        (1, C, H, W) content features, or None (no content term).
+    content_weight
+        alpha.
+    style_target
+        (L, C, C) target Gram matrices, area-normalised as
+        :func:`losses.masked_gram_matrices` (L = 1 and ``style_index`` None:
+        the plain Gram of :func:`losses.gram_matrix`), or None.
+    style_index
+        the output's masks at this layer, or None for the plain Gram.
+    style_valid
+        (L,) 1.0 for labels present in both images, 0.0 otherwise
+        (their terms are skipped, as in :func:`losses.gram_loss`).
+    style_weight
+        beta.
+    style_norm
+        (L,) the divisor of each output label Gram, or None for ``C * area``
+        (:func:`losses.masked_gram_matrices`); the ``authors`` normalisation passes
+        ``L_base * C * H * W`` (:func:`losses.authors_label_masks`).
+    style_label_weights
+        (L,) weight of each label's mean squared Gram difference,
+        or None for 1 (the ``authors`` normalisation: 1 / L_base^2 for a label's own
+        block, 2 / L_base^2 for a cross-label block, which appears twice).
+    similarity_target
+        (1, C, H, W) content features for the L1 term, or None.
+    similarity_weight
+        gamma.
     """
 
     content_target: torch.Tensor | None = None
@@ -176,13 +187,20 @@ def layer_losses(features: torch.Tensor, terms: LayerTerms,
                  apply_relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Pass ``features`` through and compute its layer's loss terms.
 
-    Args:
-        features: (1, C, H, W) float, any memory format.
-        terms: what to compute on this layer.
-        apply_relu: return ``relu(features)`` instead, taking over the ReLU
-            that follows a convolution (its backward is then fused with the
-            terms' gradients; the caller skips its own ReLU module).
-    Returns:
+    Parameters
+    ----------
+    features
+        (1, C, H, W) float, any memory format.
+    terms
+        what to compute on this layer.
+    apply_relu
+        return ``relu(features)`` instead, taking over the ReLU
+        that follows a convolution (its backward is then fused with the
+        terms' gradients; the caller skips its own ReLU module).
+
+    Returns
+    -------
+    tuple[torch.Tensor, torch.Tensor]
         (out, values): ``features`` itself (or its ReLU), now carrying the
         terms' gradient in its backward; and (3,) weighted values in
         :data:`TERMS` order (0 for absent terms): alpha * mse, beta * sum over

@@ -445,28 +445,41 @@ def _load(weights: str | os.PathLike, seed: int, download: bool, convention: str
 class VGGFeatures(nn.Module):
     """VGG-16 / VGG-19 features at named layers, for RGB images in [0, 1].
 
-    Args:
-        weights: one of :data:`NAMED_WEIGHTS` or a path (see the module docstring).
-        layers: names (from :func:`layer_names` of the network) this extractor
-            returns; the network is cut after the deepest of them.
-        seed: seed of the random initialisation (random weights only).
-        download: allow torch hub to download ImageNet files that are not cached
-            (it fails fast and clearly when offline).
-        convention: "auto" (the network's own, or what its file says), "torch"
-            or "caffe": how the network wants its input (module docstring).
+    Parameters
+    ----------
+    weights
+        one of :data:`NAMED_WEIGHTS` or a path (see the module docstring).
+    layers
+        names (from :func:`layer_names` of the network) this extractor
+        returns; the network is cut after the deepest of them.
+    seed
+        seed of the random initialisation (random weights only).
+    download
+        allow torch hub to download ImageNet files that are not cached
+        (it fails fast and clearly when offline).
+    convention
+        "auto" (the network's own, or what its file says), "torch"
+        or "caffe": how the network wants its input (module docstring).
+
 
     Input: (B, 3, H, W) float RGB in [0, 1]; the network's convention is
     applied inside. Output: dict layer name -> (B, C_l, H_l, W_l) features, in
     torchvision-VGG-19 units (activations divided by :attr:`feature_scale`).
     Parameters are frozen (``requires_grad=False``); gradients flow to the input.
 
-    Attributes:
-        architecture: "vgg19" or "vgg16"; ``network``: "VGG-19" / "VGG-16".
-        weights_label: human-readable provenance -- carried into metadata.
-        is_random: True for random weights; ``is_stand_in``: True for HED's.
-        feature_scale: the network's raw activations over the returned ones.
+    Attributes
+    ----------
+    architecture
+        "vgg19" or "vgg16"; ``network``: "VGG-19" / "VGG-16".
+    weights_label
+        human-readable provenance -- carried into metadata.
+    is_random
+        True for random weights; ``is_stand_in``: True for HED's.
+    feature_scale
+        the network's raw activations over the returned ones.
         weights_file / weights_digest: the file read (and its sha256), or None.
-        weights_choice: what ``"auto"`` resolved to and why, else None.
+    weights_choice
+        what ``"auto"`` resolved to and why, else None.
     """
 
     def __init__(self, weights: str | os.PathLike = "imagenet", layers: tuple[str, ...] | list[str] = ("conv3_1",),

@@ -76,9 +76,11 @@ def default_data_dirs() -> list[Path]:
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     """Resolve the data directory: argument, then $PHOTOSTYLE_DATA, then :func:`default_data_dirs`.
 
-    Raises:
-        PhotostyleError: the chosen folder (or, with neither argument nor variable, every default
-            place) lacks input/ and style/; the message names the folders and the fix.
+    Raises
+    ------
+    PhotostyleError
+        the chosen folder (or, with neither argument nor variable, every default
+        place) lacks input/ and style/; the message names the folders and the fix.
     """
     fix = (f"run `python data/download_luan2017.py --dest DIR` (from the project's repository) and set "
            f"{ENV_VAR}=DIR, or set {ENV_VAR} to a folder that has them")

@@ -65,12 +65,17 @@ def file_name(text: str) -> str:
 class Panel:
     """One image of a figure.
 
-    Attributes:
-        name: file stem of the panel's own PNG (``panels/<figure>_<name>.png``).
-        title: the panel's title, as in the paper ("Content", "Full model", ...).
-        image: (H, W, 3) float64 in [0, 1] (tensors and other arrays are converted).
-        source: cache key of the run the image comes from (None for inputs
-            drawn from files or images computed from another panel).
+    Attributes
+    ----------
+    name
+        file stem of the panel's own PNG (``panels/<figure>_<name>.png``).
+    title
+        the panel's title, as in the paper ("Content", "Full model", ...).
+    image
+        (H, W, 3) float64 in [0, 1] (tensors and other arrays are converted).
+    source
+        cache key of the run the image comes from (None for inputs
+        drawn from files or images computed from another panel).
     """
 
     name: str
@@ -87,17 +92,25 @@ class Panel:
 class Grid:
     """A figure as a grid of panels.
 
-    Attributes:
-        name: file stem of the figure ("figure4").
-        title: first title line ("Figure 4: ablation study").
-        rows: rows of panels, all of the same length; a None cell is left blank.
-        row_labels: one label per row (drawn left of the row), or empty.
-        weights_warning: the weights banner (:data:`RANDOM_WEIGHTS_BANNER`,
-            :data:`STAND_IN_BANNER`) added to the title and stamped on saved
-            panels, or None for the paper's network.
-        notes: further title lines (e.g. the pair ids, a setting).
-        legend: mask labels whose colours panels show (label maps, :func:`label_map_image`):
-            drawn as a legend of swatches under the grid (mask_views.add_label_legend); empty: none.
+    Attributes
+    ----------
+    name
+        file stem of the figure ("figure4").
+    title
+        first title line ("Figure 4: ablation study").
+    rows
+        rows of panels, all of the same length; a None cell is left blank.
+    row_labels
+        one label per row (drawn left of the row), or empty.
+    weights_warning
+        the weights banner (:data:`RANDOM_WEIGHTS_BANNER`,
+        :data:`STAND_IN_BANNER`) added to the title and stamped on saved
+        panels, or None for the paper's network.
+    notes
+        further title lines (e.g. the pair ids, a setting).
+    legend
+        mask labels whose colours panels show (label maps, :func:`label_map_image`):
+        drawn as a legend of swatches under the grid (mask_views.add_label_legend); empty: none.
     """
 
     name: str
@@ -227,16 +240,26 @@ def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str
                     legend: Sequence[str] = ()) -> Grid:
     """A grid of examples x methods, as the paper's Figures 1 and 4-6.
 
-    Args:
-        name: file stem of the figure.
-        title: first title line.
-        rows: one (row label, {column key: image}) per example; a column key
-            missing from a row leaves that cell blank.
-        columns: (column key, title) in the figure's column order.
-        sources: optional {(row label, column key): cache key of the run}.
-        weights_warning: the weights banner of the runs (Grid), or None.
-        notes: extra title lines.
-        legend: mask labels drawn as a legend under the grid (Grid.legend), e.g. of user masks.
+    Parameters
+    ----------
+    name
+        file stem of the figure.
+    title
+        first title line.
+    rows
+        one (row label, {column key: image}) per example; a column key
+        missing from a row leaves that cell blank.
+    columns
+        (column key, title) in the figure's column order.
+    sources
+        optional {(row label, column key): cache key of the run}.
+    weights_warning
+        the weights banner of the runs (Grid), or None.
+    notes
+        extra title lines.
+    legend
+        mask labels drawn as a legend under the grid (Grid.legend), e.g. of user masks.
+
 
     Panel names are ``<row label>_<column key>``.
     """
@@ -264,7 +287,9 @@ def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
     stylised image's distortions and a post-process's effect show. Ties: the
     first in row-major order.
 
-    Returns:
+    Returns
+    -------
+    tuple[int, int, int, int]
         (top, left, height, width) in pixels.
     """
     arr = as_image_array("image", image)
@@ -312,13 +337,19 @@ def postprocess_grid(name: str, title: str,
                      weights_warning: str | None = None, notes: Sequence[str] = ()) -> Grid:
     """The paper's Figure 7: per example, a row of full images and a row of zoomed crops.
 
-    Args:
-        rows: (row label, {column key: image}); every row must have the key
-            ``"content"``, whose structure picks the zoom window (:func:`zoom_box`).
-        columns: (column key, title), e.g. content, before, after (two sigma_r), screened Poisson.
-        zoom_fraction: side of the zoom window as a fraction of the short side.
+    Parameters
+    ----------
+    rows
+        (row label, {column key: image}); every row must have the key
+        ``"content"``, whose structure picks the zoom window (:func:`zoom_box`).
+    columns
+        (column key, title), e.g. content, before, after (two sigma_r), screened Poisson.
+    zoom_fraction
+        side of the zoom window as a fraction of the short side.
 
-    Returns:
+    Returns
+    -------
+    Grid
         A Grid of 2 * len(rows) rows: the full images with the zoom window
         outlined, then the crops (row label "<label> (zoom)", panel names
         "<label>_<key>_zoom", titles those of their columns).
@@ -375,11 +406,14 @@ FIGURE_FORMATS = ("png", "pdf", "svg")
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100, format: str | None = None) -> Path:
     """Write ``fig`` to ``path`` (folders created), atomically (images.write_file_atomically).
 
-    Args:
-        dpi: dots per inch, in [10, 1200] (a 6.4-inch figure at 100 dpi is 640 px wide);
-            for PDF and SVG it sets the resolution of embedded images only.
-        format: "png", "pdf" or "svg"; default: the path's suffix when it is
-            one of them, else "png". A format that contradicts the suffix is an error.
+    Parameters
+    ----------
+    dpi
+        dots per inch, in [10, 1200] (a 6.4-inch figure at 100 dpi is 640 px wide);
+        for PDF and SVG it sets the resolution of embedded images only.
+    format
+        "png", "pdf" or "svg"; default: the path's suffix when it is
+        one of them, else "png". A format that contradicts the suffix is an error.
     """
     from photostyle_lib.checks import check_choice, check_int
 

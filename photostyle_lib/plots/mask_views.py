@@ -269,11 +269,16 @@ def per_label_figure(masks: SemanticMasks, *, labels: Sequence[str] | None = Non
                      title: str | None = None, weights_note: str | None = None) -> Figure:
     """The paper's Figure 8 view: for each label, its content mask above its style mask.
 
-    Args:
-        masks: any SemanticMasks.
-        labels: which labels to show, in this order (default: the
-            ``max_labels`` largest by area, :func:`top_labels_by_area`).
-        max_labels: cap when ``labels`` is None.
+    Parameters
+    ----------
+    masks
+        any SemanticMasks.
+    labels
+        which labels to show, in this order (default: the
+        ``max_labels`` largest by area, :func:`top_labels_by_area`).
+    max_labels
+        cap when ``labels`` is None.
+
 
     One column per label, titled with its name; 2 axes per label and a colour
     bar. Values are drawn in :data:`PROBABILITY_CMAP` on [0, 1] (the colour

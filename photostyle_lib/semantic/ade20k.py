@@ -61,10 +61,14 @@ assert len(ADE20K_LABELS) == NUM_ADE20K_LABELS and len(set(ADE20K_LABELS)) == NU
 class MergeGroup:
     """Labels merged into one: their probabilities are added into channel ``name``.
 
-    Attributes:
-        name: the merged label's name (may equal one of the members).
-        members: the original label names merged, at least two.
-        reason: one line saying why these belong together.
+    Attributes
+    ----------
+    name
+        the merged label's name (may equal one of the members).
+    members
+        the original label names merged, at least two.
+    reason
+        one line saying why these belong together.
     """
 
     name: str

@@ -131,25 +131,36 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
     Hard masks (``mode="hard"``) always follow the ``"merged"`` steps and take
     the argmax (``soft_pipeline`` is ignored for them).
 
-    Args:
-        content_prob: (K, Hc, Wc) softmax probabilities of the content (tensor or array).
-        style_prob: (K, Hs, Ws) softmax probabilities of the style.
-        mode: "hard" or "soft".
-        theta_s: the soft cutoff, in (0, 1]: values below it become 0, values
-            equal to it are kept. The paper gives no value; the default
-            :data:`DEFAULT_THETA_S`, 0.2, is the default ``cutoff`` of the
-            authors' ``segment_img``.
-        soft_pipeline: "authors" or "merged" (above); soft masks only.
-        merge: groups of labels to merge: ``"pipeline"`` (default) for the
-            pipeline's own table (``AUTHORS_MERGES`` for "authors",
-            ``DEFAULT_MERGES`` for "merged" and for hard masks), a sequence of
-            ``ade20k.MergeGroup``, a mapping ``{name: [labels]}``, or ``()`` /
-            None for none.
-        label_names: the K label names (default the 150 ADE20K labels).
-        min_style_fraction: in [0, 1); the ``"merged"`` pipeline's presence
-            rule (see :func:`_merged_masks`); unused by ``"authors"``.
+    Parameters
+    ----------
+    content_prob
+        (K, Hc, Wc) softmax probabilities of the content (tensor or array).
+    style_prob
+        (K, Hs, Ws) softmax probabilities of the style.
+    mode
+        "hard" or "soft".
+    theta_s
+        the soft cutoff, in (0, 1]: values below it become 0, values
+        equal to it are kept. The paper gives no value; the default
+        :data:`DEFAULT_THETA_S`, 0.2, is the default ``cutoff`` of the
+        authors' ``segment_img``.
+    soft_pipeline
+        "authors" or "merged" (above); soft masks only.
+    merge
+        groups of labels to merge: ``"pipeline"`` (default) for the
+        pipeline's own table (``AUTHORS_MERGES`` for "authors",
+        ``DEFAULT_MERGES`` for "merged" and for hard masks), a sequence of
+        ``ade20k.MergeGroup``, a mapping ``{name: [labels]}``, or ``()`` /
+        None for none.
+    label_names
+        the K label names (default the 150 ADE20K labels).
+    min_style_fraction
+        in [0, 1); the ``"merged"`` pipeline's presence
+        rule (see :func:`_merged_masks`); unused by ``"authors"``.
 
-    Returns:
+    Returns
+    -------
+    SemanticMasks
         SemanticMasks of kind ``mode`` whose ``pipeline`` names the maths
         ("authors" or "merged"; "merged" for hard masks), float32 stacks in [0, 1].
     """
@@ -204,23 +215,33 @@ def _authors_soft_masks(content_prob: torch.Tensor, style_prob: torch.Tensor, *,
     merge; per-pixel sums of the style masks lie in [0, 1] and the merged
     channels of both images can exceed any single class's value.
 
-    Args:
-        content_prob: (K, Hc, Wc) float32 probabilities (pixels sum to 1).
-        style_prob: (K, Hs, Ws) float32 probabilities.
-        theta_s: the cutoff, in (0, 1].
-        merge: groups to merge, ``members[0]`` receiving the sum; () for none.
-        label_names: the K names.
+    Parameters
+    ----------
+    content_prob
+        (K, Hc, Wc) float32 probabilities (pixels sum to 1).
+    style_prob
+        (K, Hs, Ws) float32 probabilities.
+    theta_s
+        the cutoff, in (0, 1].
+    merge
+        groups to merge, ``members[0]`` receiving the sum; () for none.
+    label_names
+        the K names.
 
-    Returns:
+    Returns
+    -------
+    SemanticMasks
         SemanticMasks (kind "soft", pipeline "authors"); ``dropped_content_labels``
         lists the labels that pass the presence rule in the content but not in
         the style; ``dropped_style_labels`` is empty (nothing present in the
         style is dropped).
 
-    Raises:
-        PhotostyleError: no class reaches theta_s anywhere in the style (their
-            code would then have no masks and a NaN style loss), or no kept
-            label is non-empty in the content.
+    Raises
+    ------
+    PhotostyleError
+        no class reaches theta_s anywhere in the style (their
+        code would then have no masks and a NaN style loss), or no kept
+        label is non-empty in the content.
     """
     names = tuple(label_names)
     groups = checked_groups(names, merge)
@@ -293,15 +314,24 @@ def _merged_masks(content_prob: torch.Tensor, style_prob: torch.Tensor, mode: Ma
     theta_s <= 1 / (number of kept labels), since the cutoff never removes a
     pixel's largest value then.
 
-    Args:
-        content_prob, style_prob: (K, H, W) float32 probabilities.
-        mode: "hard" or "soft".
-        theta_s: the soft cutoff, in (0, 1].
-        merge: groups to merge; ``()`` or None for none.
-        label_names: the K names.
-        min_style_fraction: in [0, 1); see step 2.
+    Parameters
+    ----------
+    content_prob, style_prob
+        (K, H, W) float32 probabilities.
+    mode
+        "hard" or "soft".
+    theta_s
+        the soft cutoff, in (0, 1].
+    merge
+        groups to merge; ``()`` or None for none.
+    label_names
+        the K names.
+    min_style_fraction
+        in [0, 1); see step 2.
 
-    Returns:
+    Returns
+    -------
+    SemanticMasks
         SemanticMasks of kind ``mode`` (pipeline "merged"): ``content`` (C, Hc, Wc)
         and ``style`` (C, Hs, Ws) float32 in [0, 1], the C shared (merged) label
         names, ``dropped_content_labels`` (content labels the style lacks: those

@@ -149,13 +149,20 @@ def boundary_shift(masks: Any, k: int, *, label: int | None = None, seed: int = 
     label takes the label of its nearest such pixel (its neighbour). A
     straight boundary thus moves by exactly ``|k|`` rows or columns.
 
-    Args:
-        masks: (C, H, W) one-hot stack (0/1; all-zero columns = unlabelled, left as they are).
-        k: signed shift in pixels; 0 returns the masks unchanged.
-        label: the label moved; None: a seeded choice, probability proportional to area.
-        seed: seeds the choice of label.
+    Parameters
+    ----------
+    masks
+        (C, H, W) one-hot stack (0/1; all-zero columns = unlabelled, left as they are).
+    k
+        signed shift in pixels; 0 returns the masks unchanged.
+    label
+        the label moved; None: a seeded choice, probability proportional to area.
+    seed
+        seeds the choice of label.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         (C, H, W) float32 one-hot stack, the same unlabelled pixels.
     """
     lab = label_map(masks)
@@ -189,14 +196,22 @@ def region_swap(masks: Any, fraction: float, *, label: int | None = None, to: in
     long as it fits in that component (further components are then taken
     whole or in part, largest first).
 
-    Args:
-        masks: (C, H, W) one-hot stack.
-        fraction: in [0, 1]; exactly ``round(fraction * area)`` pixels change label.
-        label: the region (None: seeded, probability proportional to area).
-        to: the wrong label (None: seeded, uniform among the other present labels).
-        seed: seeds the choices and the direction.
+    Parameters
+    ----------
+    masks
+        (C, H, W) one-hot stack.
+    fraction
+        in [0, 1]; exactly ``round(fraction * area)`` pixels change label.
+    label
+        the region (None: seeded, probability proportional to area).
+    to
+        the wrong label (None: seeded, uniform among the other present labels).
+    seed
+        seeds the choices and the direction.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         (C, H, W) float32 one-hot stack.
     """
     lab = label_map(masks)
@@ -253,12 +268,18 @@ def _flood_slice(region: np.ndarray, score: np.ndarray, n: int, chosen: np.ndarr
 def speckle(masks: Any, fraction: float, *, seed: int = 0) -> np.ndarray:
     """Relabel ``fraction`` of the labelled pixels, each to a label drawn uniformly among the other present ones.
 
-    Args:
-        masks: (C, H, W) one-hot stack with at least two labels present.
-        fraction: in [0, 1]; exactly ``round(fraction * labelled pixels)`` pixels change label.
-        seed: seeds which pixels and their new labels.
+    Parameters
+    ----------
+    masks
+        (C, H, W) one-hot stack with at least two labels present.
+    fraction
+        in [0, 1]; exactly ``round(fraction * labelled pixels)`` pixels change label.
+    seed
+        seeds which pixels and their new labels.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         (C, H, W) float32 one-hot stack.
     """
     lab = label_map(masks)
@@ -344,11 +365,16 @@ def soft_from_hard(masks: Any, temperature: float) -> np.ndarray:
     d_c; unlabelled pixels (all-zero columns) stay all zero. Near a straight
     two-label boundary ``p = sigmoid(2 s / T)`` at signed distance s px.
 
-    Args:
-        masks: (C, H, W) one-hot stack.
-        temperature: T > 0, pixels (the width of the transition); T -> 0 gives the hard mask back.
+    Parameters
+    ----------
+    masks
+        (C, H, W) one-hot stack.
+    temperature
+        T > 0, pixels (the width of the transition); T -> 0 gives the hard mask back.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         (C, H, W) float32 in [0, 1], each labelled pixel summing to 1 (unlabelled: 0).
     """
     temperature = check_number("temperature (pixels)", temperature, low=0, low_inclusive=False)
@@ -381,13 +407,20 @@ def soft_masks_from_hard(content: Any, style: Any, label_names: tuple[str, ...] 
     Unlabelled pixels ride along in an extra channel (:data:`UNLABELLED`),
     removed afterwards, so they get no label, as with gold masks.
 
-    Args:
-        content, style: (C, Hc, Wc) and (C, Hs, Ws) one-hot stacks over the same labels.
-        label_names: the C names.
-        temperature: pixels (:func:`soft_from_hard`).
-        theta_s: the cutoff, in (0, 1].
+    Parameters
+    ----------
+    content, style
+        (C, Hc, Wc) and (C, Hs, Ws) one-hot stacks over the same labels.
+    label_names
+        the C names.
+    temperature
+        pixels (:func:`soft_from_hard`).
+    theta_s
+        the cutoff, in (0, 1].
 
-    Returns:
+    Returns
+    -------
+    SemanticMasks
         SemanticMasks of kind "soft" (float32 in [0, 1], per-pixel sums <= 1), labels in
         ``label_names`` order (those the cut leaves in the style).
     """
@@ -429,16 +462,23 @@ def masks_with_errors(gold: SemanticMasks, content_size: tuple[int, int], style_
                       params: Mapping[str, Any], *, theta_s: float) -> SemanticMasks:
     """Gold masks brought to the images' sizes, corrupted, rendered hard or soft: what an error run uses.
 
-    Args:
-        gold: aligned gold masks (``masks.load_gold_masks(..., unmatched="drop")``).
-        content_size, style_size: (H, W) of the run's images; errors are applied at these sizes,
-            so boundary shifts and temperatures are pixels of the run's images.
-        params: ``kind``, ``severity`` (:func:`check_error_spec`), ``seed`` (int), ``target``
-            (:data:`TARGETS`: which image's masks get the error; "both" seeds the style with seed + 1),
-            ``render`` (:data:`RENDERS`) and, for "soft", ``temperature`` (px).
-        theta_s: the soft cutoff (soft renders).
+    Parameters
+    ----------
+    gold
+        aligned gold masks (``masks.load_gold_masks(..., unmatched="drop")``).
+    content_size, style_size
+        (H, W) of the run's images; errors are applied at these sizes,
+        so boundary shifts and temperatures are pixels of the run's images.
+    params
+        ``kind``, ``severity`` (:func:`check_error_spec`), ``seed`` (int), ``target``
+        (:data:`TARGETS`: which image's masks get the error; "both" seeds the style with seed + 1),
+        ``render`` (:data:`RENDERS`) and, for "soft", ``temperature`` (px).
+    theta_s
+        the soft cutoff (soft renders).
 
-    Returns:
+    Returns
+    -------
+    SemanticMasks
         SemanticMasks of kind "hard" (one-hot, labels empty in either image dropped) or "soft".
     """
     p = dict(params)

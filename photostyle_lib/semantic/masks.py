@@ -47,20 +47,28 @@ Downsample = Literal["avg", "max"]
 class SemanticMasks:
     """Aligned content and style mask stacks.
 
-    Attributes:
-        content: (C, Hc, Wc) float32 in [0, 1], masks of the content image.
-        style: (C, Hs, Ws) float32 in [0, 1], masks of the style image.
-        labels: the C label names, shared by both stacks.
-        kind: "gold" (hand-made colour masks), "hard" (segmenter argmax),
-            "soft" (segmenter probabilities) or "user" (drawn by the user).
-        dropped_content_labels: labels found in the content only, removed
-            (their pixels receive no style loss) -- the paper's rule.
-        dropped_style_labels: labels found in the style only, removed (no
-            content region would take their style).
-        pipeline: for segmenter masks, the probability -> masks maths that
-            made them ("authors" or "merged", see
-            ``cut.semantic_masks``), for figure captions and
-            metadata; None for gold and user masks.
+    Attributes
+    ----------
+    content
+        (C, Hc, Wc) float32 in [0, 1], masks of the content image.
+    style
+        (C, Hs, Ws) float32 in [0, 1], masks of the style image.
+    labels
+        the C label names, shared by both stacks.
+    kind
+        "gold" (hand-made colour masks), "hard" (segmenter argmax),
+        "soft" (segmenter probabilities) or "user" (drawn by the user).
+    dropped_content_labels
+        labels found in the content only, removed
+        (their pixels receive no style loss) -- the paper's rule.
+    dropped_style_labels
+        labels found in the style only, removed (no
+        content region would take their style).
+    pipeline
+        for segmenter masks, the probability -> masks maths that
+        made them ("authors" or "merged", see
+        ``cut.semantic_masks``), for figure captions and
+        metadata; None for gold and user masks.
     """
 
     content: torch.Tensor

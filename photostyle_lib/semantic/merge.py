@@ -69,13 +69,19 @@ def merge_labels(prob: torch.Tensor, label_names: Sequence[str],
                  merge: MergeSpec = DEFAULT_MERGES) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Merge similar labels by adding their probabilities (the ``"merged"`` pipeline's merge).
 
-    Args:
-        prob: (K, H, W) probabilities (any float dtype), K = len(label_names).
-        label_names: the K names.
-        merge: groups to merge (:data:`photostyle_lib.semantic.ade20k.DEFAULT_MERGES`, a
-            mapping ``{merged name: [member labels]}``, or None / () for none).
+    Parameters
+    ----------
+    prob
+        (K, H, W) probabilities (any float dtype), K = len(label_names).
+    label_names
+        the K names.
+    merge
+        groups to merge (:data:`photostyle_lib.semantic.ade20k.DEFAULT_MERGES`, a
+        mapping ``{merged name: [member labels]}``, or None / () for none).
 
-    Returns:
+    Returns
+    -------
+    tuple[torch.Tensor, tuple[str, ...]]
         (K', H, W) probabilities and the K' names: a group's channel, named after
         the group, sits where its first member in label order was; unmerged
         labels keep their order. Per-pixel sums are unchanged.

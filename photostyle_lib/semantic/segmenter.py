@@ -228,38 +228,56 @@ def _cached_commit(checkpoint: str, revision: str | None, cache_dir: PathLike | 
 class ADE20KSegmenter:
     """A 150-class ADE20K segmentation model returning softmax probabilities.
 
-    Args:
-        checkpoint: a Hugging Face hub id, a local directory saved with
-            ``save_pretrained``, or ``"random"`` for random weights (tests, CI,
-            timing). ``None``: ``$PHOTOSTYLE_SEGMENTER`` if set, else
-            :data:`DEFAULT_CHECKPOINT`.
-        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
-        scales: short sides (pixels) at which the image is segmented; softmax
-            probabilities are averaged over them, as the authors' code did over
-            :data:`PAPER_SCALES` (the paper profile's ``"paper-scales"``).
-            ``None``: one pass at the image's own size.
-        max_long_side: cap on a scaled input's long side (pixels).
-        revision: hub revision (branch, tag or commit) to load.
-        cache_dir: Hugging Face cache directory (default: the library's, under ``$HF_HOME``).
-        local_files_only: ``True`` never touches the network; ``False`` downloads
-            into the cache when the weights are missing; ``None`` (default)
-            downloads unless ``HF_HUB_OFFLINE=1`` is set.
-        config: with ``checkpoint="random"`` only: the ``transformers`` config to
-            build (default :func:`architecture_config`, the default checkpoint's
-            architecture; ``architecture_config(tiny=True)`` for tests).
-        seed: with ``checkpoint="random"`` only: seeds the random weights.
-        mean, std: per-channel input normalisation of the checkpoint (ImageNet's).
+    Parameters
+    ----------
+    checkpoint
+        a Hugging Face hub id, a local directory saved with
+        ``save_pretrained``, or ``"random"`` for random weights (tests, CI,
+        timing). ``None``: ``$PHOTOSTYLE_SEGMENTER`` if set, else
+        :data:`DEFAULT_CHECKPOINT`.
+    device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+    scales
+        short sides (pixels) at which the image is segmented; softmax
+        probabilities are averaged over them, as the authors' code did over
+        :data:`PAPER_SCALES` (the paper profile's ``"paper-scales"``).
+        ``None``: one pass at the image's own size.
+    max_long_side
+        cap on a scaled input's long side (pixels).
+    revision
+        hub revision (branch, tag or commit) to load.
+    cache_dir
+        Hugging Face cache directory (default: the library's, under ``$HF_HOME``).
+    local_files_only
+        ``True`` never touches the network; ``False`` downloads
+        into the cache when the weights are missing; ``None`` (default)
+        downloads unless ``HF_HUB_OFFLINE=1`` is set.
+    config
+        with ``checkpoint="random"`` only: the ``transformers`` config to
+        build (default :func:`architecture_config`, the default checkpoint's
+        architecture; ``architecture_config(tiny=True)`` for tests).
+    seed
+        with ``checkpoint="random"`` only: seeds the random weights.
+    mean, std
+        per-channel input normalisation of the checkpoint (ImageNet's).
 
-    Attributes:
-        checkpoint: the checkpoint as resolved (hub id, directory or "random").
-        weights: ``"pretrained"`` or ``"random"`` -- metadata and figures should say which.
-        identity: a string naming the exact weights (hub id @ commit, directory
-            digest, or ``random:seed=S:config=DIGEST``); part of the cache key.
-        label_names: the 150 ADE20K label names, index = output channel.
+    Attributes
+    ----------
+    checkpoint
+        the checkpoint as resolved (hub id, directory or "random").
+    weights
+        ``"pretrained"`` or ``"random"`` -- metadata and figures should say which.
+    identity
+        a string naming the exact weights (hub id @ commit, directory
+        digest, or ``random:seed=S:config=DIGEST``); part of the cache key.
+    label_names
+        the 150 ADE20K label names, index = output channel.
 
-    Raises:
-        PhotostyleError: weights not available (the message says how to get them),
-            a checkpoint that is not a 150-class segmentation model, bad options.
+    Raises
+    ------
+    PhotostyleError
+        weights not available (the message says how to get them),
+        a checkpoint that is not a 150-class segmentation model, bad options.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, device: str | torch.device = "auto",
