@@ -32,7 +32,13 @@ REQUIRED_COLUMNS = ("content", "style")
 
 
 def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
-    """``"1,2,5-8"`` -> [1, 2, 5, 6, 7, 8], each checked against ``available``; None -> all of them."""
+    """``"1,2,5-8"`` -> [1, 2, 5, 6, 7, 8], each checked against ``available``; None -> all of them.
+
+    Raises
+    ------
+    PhotostyleError
+        If a part is not a pair id or a range like 5-8, or names pairs not in ``available``.
+    """
     if text is None:
         return list(available)
     ids: list[int] = []
@@ -50,7 +56,13 @@ def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
 
 
 def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
-    """Rows of a dataset-like folder: one per pair, with its gold masks unless ``masks == "segmenter"``."""
+    """Rows of a dataset-like folder: one per pair, with its gold masks unless ``masks == "segmenter"``.
+
+    Raises
+    ------
+    PhotostyleError
+        If the folder holds no pair, or a pair has no gold masks while ``masks`` is "gold".
+    """
     from photostyle_lib.io.data import get_pair, list_pairs
 
     rows = []
@@ -69,7 +81,14 @@ def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
 
 
 def csv_rows(path: Path, parser: argparse.ArgumentParser) -> list[dict]:
-    """Rows of a CSV: ``{column: value}`` without empty cells, checked by ``cli.option_values``."""
+    """Rows of a CSV: ``{column: value}`` without empty cells, checked by ``cli.option_values``.
+
+    Raises
+    ------
+    PhotostyleError
+        If the CSV cannot be read, has no rows, lacks the content and style columns, or has a row
+        with an empty required cell, or a row's options fail ``cli.option_values``.
+    """
     from photostyle_lib.cli import option_values
 
     try:
@@ -137,7 +156,13 @@ def _rows(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
 
 
 def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]:
-    """Every row as ``(row number, its transfer options, already finished)``, all checked before any run."""
+    """Every row as ``(row number, its transfer options, already finished)``, all checked before any run.
+
+    Raises
+    ------
+    PhotostyleError
+        If two rows write the same output, or a row's options fail the CLI's checks (naming the row).
+    """
     from photostyle_lib.cli import build_parser, check_transfer
 
     parser = build_parser().subcommand_parsers["transfer"]
@@ -168,7 +193,13 @@ def summary_table(records: list[dict]):
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    """Run every row not yet finished; print and write the summary. 0 if every row succeeded, else 2."""
+    """Run every row not yet finished; print and write the summary. 0 if every row succeeded, else 2.
+
+    Raises
+    ------
+    PhotostyleError
+        If any row failed (after every row has run and the summary is written).
+    """
     from tqdm import tqdm
 
     from photostyle_lib.cli import check_transfer, run_transfer

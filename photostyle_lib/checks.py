@@ -19,7 +19,26 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
                  low_inclusive: bool = True, high_inclusive: bool = True) -> float:
     """Return ``value`` as a float after checking it is finite and in range.
 
-    Raises PhotostyleError naming ``name``, the allowed range and the value.
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : object
+        Anything ``float()`` accepts.
+    low, high : float or None, keyword-only
+        Bounds; None: unbounded on that side.
+    low_inclusive, high_inclusive : bool, keyword-only
+        Whether a bound itself is allowed.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    PhotostyleError
+        If ``value`` is not a number, not finite, or out of range; the message names
+        ``name``, the allowed range and the value.
     """
     try:
         v = float(value)
@@ -36,7 +55,26 @@ def check_number(name: str, value: Any, *, low: float | None = None, high: float
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
-    """Return ``value`` as an int after checking it is an integer in ``[low, high]``."""
+    """Return ``value`` as an int after checking it is an integer in ``[low, high]``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : object
+        An int, a numpy integer or an integral float (``2.0``); bools are refused.
+    low, high : int or None, keyword-only
+        Inclusive bounds; None: unbounded on that side.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    PhotostyleError
+        If ``value`` is not an integer or is out of range.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -49,7 +87,25 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
-    """Return ``value`` if it is one of ``choices``; otherwise raise listing them."""
+    """Return ``value`` if it is one of ``choices``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : object
+    choices : sequence of str
+
+    Returns
+    -------
+    str
+        ``value``, unchanged.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``value`` is not one of ``choices``, listing them.
+    """
     if value not in choices:
         raise PhotostyleError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
@@ -58,9 +114,26 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) ->
 def check_image_array(name: str, image: Any, *, channels: int | None = 3) -> np.ndarray:
     """Check an image array (H, W, C) float with values in [0, 1]; return it as float64.
 
-    Accepts any real floating dtype; raises PhotostyleError for integer or complex
-    dtypes (an 8-bit image is 0-255: divide by 255), wrong rank, channel count,
-    non-finite values or values outside [0, 1] (beyond 1e-6 slack).
+    Parameters
+    ----------
+    name : str
+        The image's role ("content", "style", ...), for the message.
+    image : array_like, (H, W, C)
+        Any real floating dtype.
+    channels : int or None, keyword-only
+        Required C; None: any.
+
+    Returns
+    -------
+    numpy.ndarray, (H, W, C), float64 in [0, 1]
+        No copy when ``image`` is already float64.
+
+    Raises
+    ------
+    PhotostyleError
+        For integer or complex dtypes (an 8-bit image is 0-255: divide by 255), wrong
+        rank, channel count, an empty image, non-finite values or values outside
+        [0, 1] (beyond 1e-6 slack).
     """
     arr = np.asarray(image)
     if arr.ndim != 3 or (channels is not None and arr.shape[2] != channels):
@@ -83,7 +156,20 @@ def check_image_array(name: str, image: Any, *, channels: int | None = 3) -> np.
 
 
 def check_same_size(name_a: str, a_shape: tuple[int, ...], name_b: str, b_shape: tuple[int, ...]) -> None:
-    """Raise if the spatial sizes (H, W) of two arrays differ."""
+    """Check that the spatial sizes (H, W) of two arrays agree.
+
+    Parameters
+    ----------
+    name_a, name_b : str
+        The arrays' roles, for the message.
+    a_shape, b_shape : tuple of int
+        Shapes starting with (H, W).
+
+    Raises
+    ------
+    PhotostyleError
+        If the (H, W) differ.
+    """
     if tuple(a_shape[:2]) != tuple(b_shape[:2]):
         raise PhotostyleError(
             f"{name_a} is {a_shape[0]}x{a_shape[1]} (HxW) but {name_b} is {b_shape[0]}x{b_shape[1]}; "
@@ -103,7 +189,23 @@ def _describe_range(low, high, low_inclusive, high_inclusive) -> str:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> CUDA if available, else Apple MPS, else CPU; otherwise checked as given."""
+    """Resolve a device: "auto" -> CUDA if available, else Apple MPS, else CPU; others checked as given.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        "auto", "cpu", "cuda", "cuda:N", "mps", or a torch.device.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    PhotostyleError
+        If the name is unknown, or names CUDA (or a CUDA index) or MPS that this
+        machine does not have.
+    """
     if isinstance(device, torch.device):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise PhotostyleError(f"device {str(device)!r} asked for but CUDA is not available here; "

@@ -35,6 +35,13 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse with usage errors as one line and exit status 2 (shared by the doors)."""
 
     def error(self, message: str):  # argparse's own usage errors: one line, status 2
+        """Print ``message`` as one line (pointing to --help) and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's usage error.
+        """
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 

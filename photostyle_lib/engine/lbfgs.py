@@ -56,9 +56,21 @@ class TwoLoopHistory:
         return len(self.pairs)
 
     def clear(self) -> None:
+        """Forget every stored pair (after a restart of the search)."""
         self.pairs.clear()
 
     def append(self, s: torch.Tensor, y: torch.Tensor, ys: torch.Tensor) -> None:
+        """Store a pair, dropping the oldest beyond ``m``.
+
+        Parameters
+        ----------
+        s : torch.Tensor, (n,)
+            Step x_{k+1} - x_k.
+        y : torch.Tensor, (n,)
+            Gradient change g_{k+1} - g_k.
+        ys : torch.Tensor, 0-dim
+            y^T s (> 0 for a pair worth keeping); rho = 1 / ys is stored.
+        """
         self.pairs.append((s, y, ys.reciprocal()))
 
     def direction(self, g: torch.Tensor, gamma: torch.Tensor | float) -> torch.Tensor:
@@ -108,6 +120,7 @@ class CompactHistory:
         return self.count
 
     def clear(self) -> None:
+        """Forget every stored pair (the buffers are kept for reuse)."""
         self.count, self.newest = 0, -1
         self._pending.clear()
 

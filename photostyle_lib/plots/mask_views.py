@@ -92,6 +92,11 @@ def top_labels_by_area(masks: SemanticMasks, k: int) -> tuple[str, ...]:
 
     Means are area fractions of each image, so a label matters as much in a
     small style image as in a large content image. Ties keep label order.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``k`` is not an integer >= 1.
     """
     k = check_int("top_k", k, low=1)
     area = masks.content.float().flatten(1).mean(1) + masks.style.float().flatten(1).mean(1)
@@ -178,6 +183,11 @@ def probability_maps_figure(masks: SemanticMasks, *, top_k: int = 4,
     Columns are labels (named in their titles), values on [0, 1] with one
     shared colour bar. With both images given, they lead their rows. Axes:
     2 * min(top_k, C) (+ 2 with images) + 1 colour bar.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``top_k`` is not an integer >= 1, or only one of the two images is given (or they are not images).
     """
     with_images = _check_image_pair(content_image, style_image)
     labels = top_labels_by_area(masks, min(check_int("top_k", top_k, low=1), masks.num_labels))
@@ -224,6 +234,11 @@ def hard_soft_figure(content_image: torch.Tensor | np.ndarray, style_image: torc
     Rows: content, style. Columns: the image, its hard label map (legend of
     label names below), then the soft masks of the ``top_k`` labels with the
     largest soft area, as probability maps. Axes: 2 * (2 + min(top_k, C_soft)) + 1 colour bar.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``top_k`` is not an integer >= 1.
     """
     labels = top_labels_by_area(soft, min(check_int("top_k", top_k, low=1), soft.num_labels))
     colours = label_colours(hard.labels)
@@ -285,6 +300,11 @@ def per_label_figure(masks: SemanticMasks, *, labels: Sequence[str] | None = Non
     map of the saved panels, ``figures.probability_image``). The figure is at
     least :data:`MIN_FIGURE_WIDTH` inches wide and its title and note are
     wrapped to that width, so one or two labels still show them whole.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``max_labels`` is not an integer >= 1, ``labels`` is empty or names labels not in the masks.
     """
     if labels is None:
         labels = top_labels_by_area(masks, min(check_int("max_labels", max_labels, low=1), masks.num_labels))

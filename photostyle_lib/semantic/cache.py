@@ -101,12 +101,31 @@ class SegmentationCache:
 
     @staticmethod
     def key_parts(segmenter: "ADE20KSegmenter", image: torch.Tensor | np.ndarray) -> dict[str, Any]:
+        """What a cached probability map depends on.
+
+        Parameters
+        ----------
+        segmenter : ADE20KSegmenter
+        image : torch.Tensor (1, 3, H, W) or array (H, W, 3), float in [0, 1]
+
+        Returns
+        -------
+        dict
+            ``format`` (of the cache files), ``image_sha1``, ``shape`` [H, W] and
+            ``segmenter`` (its ``describe()``): hashed by :meth:`key_from_parts`.
+
+        Raises
+        ------
+        PhotostyleError
+            If ``image`` is not an image in [0, 1] (``io.images.as_image_tensor``).
+        """
         t = as_image_tensor("image", image).cpu()
         return {"format": _CACHE_FORMAT, "image_sha1": image_digest(t), "shape": list(t.shape[-2:]),
                 "segmenter": segmenter.describe()}
 
     @staticmethod
     def key_from_parts(parts: dict[str, Any]) -> str:
+        """The sha1 hex digest of ``parts`` as sorted-key JSON: the cache key."""
         return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def key(self, segmenter: "ADE20KSegmenter", image: torch.Tensor | np.ndarray) -> str:
@@ -114,6 +133,7 @@ class SegmentationCache:
         return self.key_from_parts(self.key_parts(segmenter, image))
 
     def path(self, key: str) -> Path | None:
+        """The ``<key>.npz`` file of ``key`` in the cache folder, or None for a memory-only cache."""
         return None if self.directory is None else self.directory / f"{key}.npz"
 
     def probabilities(self, segmenter: "ADE20KSegmenter", image: torch.Tensor | np.ndarray) -> torch.Tensor:

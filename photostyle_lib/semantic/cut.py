@@ -163,6 +163,14 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
     SemanticMasks
         SemanticMasks of kind ``mode`` whose ``pipeline`` names the maths
         ("authors" or "merged"; "merged" for hard masks), float32 stacks in [0, 1].
+
+    Raises
+    ------
+    PhotostyleError
+        If ``mode``, ``soft_pipeline``, ``theta_s``, ``min_style_fraction`` or ``merge``
+        is invalid, ``label_names`` has duplicates, or a probability stack is not
+        a finite (len(label_names), H, W) stack of probabilities (>= 0, summing to 1
+        per pixel within 1e-2).
     """
     mode = check_choice("mode", mode, ("hard", "soft"))
     soft_pipeline = check_choice("soft_pipeline", soft_pipeline, SOFT_PIPELINES)

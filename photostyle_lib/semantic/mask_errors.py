@@ -99,6 +99,12 @@ def label_map(masks: Any) -> np.ndarray:
     """(C, H, W) one-hot stack (array or tensor, values 0/1) -> (H, W) int64 labels, -1 where no label.
 
     Raises PhotostyleError when a pixel has more than one label or values other than 0 and 1.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``masks`` is not a (C, H, W) stack with C >= 1, or not hard (values other than 0 and 1,
+        or a pixel with two labels).
     """
     m = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
     if m.ndim != 3 or m.shape[0] < 1:
@@ -164,6 +170,11 @@ def boundary_shift(masks: Any, k: int, *, label: int | None = None, seed: int = 
     -------
     np.ndarray
         (C, H, W) float32 one-hot stack, the same unlabelled pixels.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``k`` is not an integer, or as :func:`label_map`.
     """
     lab = label_map(masks)
     c = masks.shape[0]
@@ -213,6 +224,12 @@ def region_swap(masks: Any, fraction: float, *, label: int | None = None, to: in
     -------
     np.ndarray
         (C, H, W) float32 one-hot stack.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``fraction`` is not in [0, 1], ``to`` is not a label index or is the region's own label,
+        or as :func:`label_map`.
     """
     lab = label_map(masks)
     c = masks.shape[0]
@@ -281,6 +298,11 @@ def speckle(masks: Any, fraction: float, *, seed: int = 0) -> np.ndarray:
     -------
     np.ndarray
         (C, H, W) float32 one-hot stack.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``fraction`` is not in [0, 1], fewer than two labels are present, or as :func:`label_map`.
     """
     lab = label_map(masks)
     c = masks.shape[0]
@@ -309,6 +331,12 @@ def check_error_spec(kind: str, severity: float) -> tuple[str, float]:
 
     Severity units: ``boundary`` pixels (an integer, the signed shift k);
     ``swap`` and ``speckle`` a fraction in [0, 1].
+
+    Raises
+    ------
+    PhotostyleError
+        If ``kind`` is not one of :data:`ERROR_KINDS`, or the severity is not an integer (boundary)
+        or in [0, 1] (swap, speckle).
     """
     kind = check_choice("error kind", kind, ERROR_KINDS)
     if kind == "boundary":
@@ -376,6 +404,11 @@ def soft_from_hard(masks: Any, temperature: float) -> np.ndarray:
     -------
     np.ndarray
         (C, H, W) float32 in [0, 1], each labelled pixel summing to 1 (unlabelled: 0).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``temperature`` <= 0, or as :func:`label_map`.
     """
     temperature = check_number("temperature (pixels)", temperature, low=0, low_inclusive=False)
     lab = label_map(masks)
@@ -423,6 +456,11 @@ def soft_masks_from_hard(content: Any, style: Any, label_names: tuple[str, ...] 
     SemanticMasks
         SemanticMasks of kind "soft" (float32 in [0, 1], per-pixel sums <= 1), labels in
         ``label_names`` order (those the cut leaves in the style).
+
+    Raises
+    ------
+    PhotostyleError
+        If no label survives the cut at ``theta_s``, or as :func:`soft_from_hard`.
     """
     from photostyle_lib.semantic.cut import SOFT_PIPELINE, semantic_masks
 
@@ -480,6 +518,12 @@ def masks_with_errors(gold: SemanticMasks, content_size: tuple[int, int], style_
     -------
     SemanticMasks
         SemanticMasks of kind "hard" (one-hot, labels empty in either image dropped) or "soft".
+
+    Raises
+    ------
+    PhotostyleError
+        If ``params`` has unknown keys or invalid values (kind, severity, seed,
+        target, render, temperature), or the corrupted masks share no label.
     """
     p = dict(params)
     unknown = sorted(set(p) - {"kind", "severity", "seed", "target", "render", "temperature"})

@@ -40,7 +40,14 @@ def _normalise_groups(merge: MergeSpec) -> tuple[MergeGroup, ...]:
 
 
 def checked_groups(names: tuple[str, ...], merge: MergeSpec) -> tuple[MergeGroup, ...]:
-    """The merge groups, each member a label name of ``names`` and in one group at most."""
+    """The merge groups, each member a label name of ``names`` and in one group at most.
+
+    Raises
+    ------
+    PhotostyleError
+        If a group has no members, names a label not among the label names, or a
+        label is in two groups.
+    """
     groups = _normalise_groups(merge)
     owner: dict[str, MergeGroup] = {}
     for g in groups:
@@ -59,6 +66,18 @@ def checked_groups(names: tuple[str, ...], merge: MergeSpec) -> tuple[MergeGroup
 
 
 def check_unique_names(out_names: Sequence[str]) -> None:
+    """Check that the label names after merging are distinct.
+
+    Parameters
+    ----------
+    out_names : sequence of str
+        Merge group names and the labels left unmerged.
+
+    Raises
+    ------
+    PhotostyleError
+        If a name appears twice, naming the duplicates.
+    """
     if len(set(out_names)) != len(out_names):
         dup = sorted({n for n in out_names if list(out_names).count(n) > 1})
         raise PhotostyleError(f"merged label names clash with other labels: {', '.join(dup)}; "

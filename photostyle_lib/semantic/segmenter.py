@@ -95,6 +95,11 @@ def architecture_config(*, tiny: bool = False) -> Any:
     channels (about 40 k parameters), for fast tests and CI; its head is
     initialised wider (``initializer_range=0.3``) so its random probabilities
     are peaked like a trained model's rather than uniform.
+
+    Raises
+    ------
+    PhotostyleError
+        If transformers (the [segmentation] extra) is not installed.
     """
     require_extra("transformers", "segmentation", "the ADE20K segmenter")
     from transformers import ConvNextConfig, UperNetConfig
