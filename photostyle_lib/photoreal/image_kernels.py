@@ -321,10 +321,25 @@ if AVAILABLE:
 def laplacian_csr(image: np.ndarray, eps: float, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR arrays (data, indices, indptr) of the matting Laplacian (Levin et al. 2008, eq. 12).
 
-    image: (H, W, 3) float64 C-contiguous, H and W >= 2r+1; eps > 0; r >= 1. Row
-    y*W + x holds the columns of the pixels within 2r in both axes, sorted; indices
-    are int32 (int64 if H*W*(4r+1)^2 would overflow int32), data float64. Same
-    definition and per-window arithmetic as :func:`photostyle_lib.photoreal.matting._laplacian_diagonals`.
+    Same definition and per-window arithmetic as
+    :func:`photostyle_lib.photoreal.matting._laplacian_diagonals`; arguments are not checked
+    (:func:`photostyle_lib.photoreal.matting.matting_laplacian` checks them).
+
+    Parameters
+    ----------
+    image : numpy.ndarray, (H, W, 3), float64, C-contiguous
+        The content image in [0, 1]; H and W >= 2r+1.
+    eps : float > 0
+        Covariance regulariser, squared image-value units.
+    r : int >= 1
+        Window radius in pixels.
+
+    Returns
+    -------
+    data : numpy.ndarray, (nnz,), float64
+    indices : numpy.ndarray, (nnz,), int32 (int64 if H*W*(4r+1)^2 would overflow int32)
+        Row y*W + x holds the columns of the pixels within 2r in both axes, sorted.
+    indptr : numpy.ndarray, (H*W + 1,), indices' dtype
     """
     h, w, _ = image.shape
     n = h * w
@@ -340,10 +355,21 @@ def laplacian_csr(image: np.ndarray, eps: float, r: int) -> tuple[np.ndarray, np
 
 
 def transform_derivatives(joint: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Domain-transform derivatives (d_h, d_v), each (H, W) float64, of a joint image (H, W, C) float64.
+    """Domain-transform derivatives (d_h, d_v) of a joint image (Gastal and Oliveira 2011).
 
-    d_h[y, x] = 1 + ratio * sum_c |J_c(y, x) - J_c(y, x-1)| (1 at x = 0), d_v likewise
-    along columns; ratio = sigma_s / sigma_r.
+    ``d_h[y, x] = 1 + ratio * sum_c |J_c(y, x) - J_c(y, x-1)|`` (1 at x = 0), d_v likewise
+    along columns.
+
+    Parameters
+    ----------
+    joint : numpy.ndarray, (H, W, C), float
+        The joint (guide) image J in [0, 1]; converted to contiguous float64.
+    ratio : float > 0
+        sigma_s / sigma_r (pixels per image-value unit).
+
+    Returns
+    -------
+    d_h, d_v : numpy.ndarray, (H, W), float64, >= 1
     """
     h, w = joint.shape[:2]
     d_h = np.empty((h, w))
@@ -355,11 +381,17 @@ def transform_derivatives(joint: np.ndarray, ratio: float) -> tuple[np.ndarray, 
 def recursive_filter_iteration(image: np.ndarray, v_h: np.ndarray, v_v: np.ndarray) -> None:
     """One iteration of the recursive filter, in place: all rows, then all columns.
 
-    image: (H, W, C) float64 C-contiguous; v_h, v_v: (H, W) float64 link weights,
-    v_h[y, x] between (y, x-1) and (y, x), v_v[y, x] between (y-1, x) and (y, x).
-    Each 1-D pass runs Y(n) += V(n) (Y(n-1) - Y(n)) forwards, then
-    Y(n) += V(n+1) (Y(n+1) - Y(n)) backwards, the arithmetic of
+    Each 1-D pass runs ``Y(n) += V(n) (Y(n-1) - Y(n))`` forwards, then
+    ``Y(n) += V(n+1) (Y(n+1) - Y(n))`` backwards, the arithmetic of
     :func:`photostyle_lib.photoreal.postprocess._recursive_pass`.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, (H, W, C), float64, C-contiguous
+        Filtered in place.
+    v_h, v_v : numpy.ndarray, (H, W), float64 in [0, 1]
+        Link weights: v_h[y, x] between (y, x-1) and (y, x), v_v[y, x] between
+        (y-1, x) and (y, x).
     """
     _rf_iteration(image, v_h, v_v)
 
@@ -368,9 +400,6 @@ def idt_iterations(colours: np.ndarray, reference: np.ndarray, rotations: np.nda
                    n_bins: int = IDT_BINS) -> None:
     """Pitie et al.'s IDT rotations, in place on ``colours``.
 
-    colours: (3, N) float64 C-contiguous, updated; reference: (3, M) float64;
-    rotations: (K, 3, 3) float64, columns the rotated axes, applied in order.
-
     For each rotation R, on each axis a (coordinates x = R[:, a]^T colours and
     r = R[:, a]^T reference), on n_bins equal bins spanning [min(x, r), max(x, r)]:
     the content values in a bin hold a range of the content's quantiles; they are
@@ -378,7 +407,22 @@ def idt_iterations(colours: np.ndarray, reference: np.ndarray, rotations: np.nda
     stretch where the reference holds the same quantiles (the reference's values
     in turn taken spread linearly between the smallest and largest of each of its
     bins). A bin holding a single value goes where the reference holds the
-    middle of its quantiles, as by its mid-rank. This departs from the exact match of
+    middle of its quantiles, as by its mid-rank.
+
+    Parameters
+    ----------
+    colours : numpy.ndarray, (3, N), float64, C-contiguous
+        The content's colours (RGB in [0, 1] at the start), updated.
+    reference : numpy.ndarray, (3, M), float64
+        The style's colours.
+    rotations : numpy.ndarray, (K, 3, 3), float64
+        Columns the rotated axes, applied in order.
+    n_bins : int >= 1
+        Histogram bins per axis (default :data:`IDT_BINS`).
+
+    Notes
+    -----
+    This departs from the exact match of
     :func:`photostyle_lib.baselines._match_1d` (mid-ranks and the sorted
     reference) only inside a bin holding several distinct values, where a value
     lands by its position between them rather than by its rank; with bins fine
