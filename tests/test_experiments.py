@@ -411,3 +411,53 @@ def test_soft_mask_captions_name_the_pipeline(monkeypatch):
     assert "authors' pipeline" in recipes.soft_pipeline_caption()
     monkeypatch.setattr(segmentation, "SOFT_PIPELINE", "merged")
     assert "'merged' pipeline" in recipes.soft_pipeline_caption()
+
+
+# --------------------------------------------------------------------------- one symbol table, results under the cwd
+
+
+def test_settings_weights_go_through_the_symbol_table(data_dir):
+    from photostyle_lib.engine.symbols import WEIGHT_FIELDS
+
+    values = {"alpha": 2.0, "beta": 5e6, "gamma": 0.5}
+    s = Settings("x", data_dir=str(data_dir), size=32, iterations=2, weights="random", **values)
+    cfg = s.spec(1, "full").config()
+    for symbol, field in WEIGHT_FIELDS.items():
+        assert getattr(cfg, field) == values[symbol], symbol
+    # Gatys et al. keep their own weights; colour transfers take no overrides.
+    plain = Settings("x", data_dir=str(data_dir), size=32, iterations=2, weights="random")
+    assert s.spec(1, "gatys") == plain.spec(1, "gatys")
+    assert s.spec(1, "full", extra={"rf_sigma_r": 0.5}).config().rf_sigma_r == 0.5
+    with pytest.raises(PhotostyleError, match="not an engine preset"):
+        s.spec(1, "reinhard", extra={"rf_sigma_r": 0.5})
+
+
+def test_results_default_to_the_working_directory(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings("01_ablation", data_dir=str(data_dir))
+    assert s.out == tmp_path / "results" / "custom" / "01_ablation" and s.cache == tmp_path / "results" / "cache"
+    assert Settings("x", data_dir=str(data_dir), output_dir="elsewhere").out == tmp_path / "elsewhere"
+
+
+def test_missing_notebook_folder_names_the_option(tmp_path, capsys):
+    with pytest.raises(PhotostyleError, match="--notebooks-dir"):
+        runner.discover_notebooks(tmp_path / "none")
+    assert runner.discover_notebooks() and all(p.parent == runner.NOTEBOOKS_DIR for p in runner.discover_notebooks())
+    rc = cli.main(["figures", "list", "--notebooks-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--notebooks-dir" in err[0]
+
+
+def test_figures_list_prints_each_notebook_and_its_parameters(capsys):
+    assert cli.main(["figures", "list", "--profile", "paper"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":", 1)[0] for ln in lines] == [p.stem for p in runner.discover_notebooks()]
+    first = json.loads(lines[1].split(": ", 1)[1])
+    assert first == profile_parameters("paper", "01_ablation", runner.declared_parameters(
+        runner.NOTEBOOKS_DIR / "01_ablation.ipynb"))
+
+
+def test_cli_choices_match_the_library():
+    """The door names the profiles and formats without importing the library; they must agree."""
+    assert set(cli.PROFILE_NAMES) == set(PROFILES)
+    assert tuple(cli.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)

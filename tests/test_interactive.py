@@ -387,3 +387,26 @@ def test_build_app_checks_the_new_options(tiny_app):
         tiny_app(preview_every=0)
     with pytest.raises(PhotostyleError, match="strip_size"):
         tiny_app(strip_size=0)
+
+
+def test_app_spec_is_the_settings_spec(tiny_app):
+    """The app and the notebooks turn alpha, beta, gamma, theta_s into a run in one place (Settings.spec)."""
+    from photostyle_lib.engine.symbols import WEIGHT_FIELDS
+
+    app = tiny_app()
+    for change in ({}, {"alpha": 2.5, "gamma": 0.0}, {"beta": 3e6, "masks": "hard"},
+                   {"theta_s": 0.35, "masks": "soft"}, {"masks": "none",
+                                                        "postprocess": "screened Poisson"}):
+        v = {**app.values(), **change}
+        expected = Settings("00_interactive", profile=app.settings.profile, data_dir=app.settings.data_dir,
+                            cache_dir=app.settings.cache_dir, output_dir=app.settings.output_dir,
+                            size=v["size"], iterations=v["iterations"], weights=app.settings.weights,
+                            segmenter=app.settings.segmenter, theta_s=v["theta_s"], alpha=v["alpha"],
+                            beta=v["beta"], gamma=v["gamma"], seed=app.settings.seed
+                            ).spec(v["pair_id"], "full", v["masks"],
+                                   extra=interactive.POSTPROCESS_CHOICES[v["postprocess"]])
+        got = app.spec(v)
+        assert got == expected and got.key() == expected.key()
+        cfg = got.config()
+        for symbol, field in WEIGHT_FIELDS.items():
+            assert getattr(cfg, field) == pytest.approx(v[symbol]), symbol

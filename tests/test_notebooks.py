@@ -193,3 +193,21 @@ def test_rerun_computes_nothing_new(ci_suite, tmp_path):
     md = json.loads((tmp_path / "ci" / "04_postprocess" / "metadata.json").read_text())
     assert md["runs"] and not any(r["computed_this_session"] for r in md["runs"])
     assert md["cache_keys"] == _metadata(ci_suite, "04_postprocess")["cache_keys"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_import_modules_by_their_names(path):
+    """No aliases of library modules (``recipes as experiments``): a reader finds the module by its name."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in _code_cells(nb):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = getattr(node, "module", None) or ""
+                aliased = [a.name for a in node.names if a.asname and (module + a.name).startswith("photostyle_lib")]
+                assert not aliased, f"{path.name}: import {aliased} by their own names"
+
+
+def test_postprocess_notebook_takes_sigma_r_from_the_library():
+    nb = nbformat.read(str(runner.NOTEBOOKS_DIR / "04_postprocess.ipynb"), as_version=4)
+    sources = "\n".join(c.source for c in _code_cells(nb))
+    assert "0.392156" not in sources and "postprocess.DEFAULT_SIGMA_R" in sources
