@@ -44,4 +44,4 @@ clean-venv:
 # Every notebook through papermill: PROFILE=ci (tiny, the hed-vgg16 stand-in, minutes) or paper (the paper's settings).
 PROFILE ?= ci
 figures: install
-	$(PY) -m photostyle_lib.experiments.recipes run --profile $(PROFILE)
+	$(VENV)/bin/photostyle figures run --profile $(PROFILE)

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from photostyle_lib.experiments import recipes as experiments, soft_vs_hard
+from photostyle_lib.experiments import recipes, soft_vs_hard
+from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.errors import PhotostyleError
 
 #: Held-out pairs measured by default: every fourth id of 21-60 (nothing was tuned on them).
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                       if parse_values(getattr(args, k))}
         severities = {k: [int(v) for v in vs] if k == "boundary" else vs for k, vs in severities.items()}
         thetas = parse_values(args.theta_s)
-        settings = experiments.Settings(
+        settings = Settings(
             "soft_vs_hard", data_dir=args.data, output_dir=str(args.out.resolve()),
             cache_dir=str(args.cache.resolve()), pair_ids=tuple(parse_pairs(args.pairs)), size=args.size,
             iterations=args.iterations, weights=args.weights, device=args.device, theta_s=thetas[0],
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_soft_vs_hard: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    experiments.save_outputs(settings, result.outputs, extra={
+    recipes.save_outputs(settings, result.outputs, extra={
         "severities": severities, "thetas": thetas, "temperature": args.temperature, "target": args.target,
         "left_out": {str(p): why for p, why in result.left_out.items()}})
     result.table.to_csv(args.out / "soft_vs_hard.csv", index=False)

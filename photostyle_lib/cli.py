@@ -7,6 +7,10 @@
 * ``segment CONTENT STYLE -o DIR``: the segmenter's masks as palette PNGs to
   repaint and pass back with ``--content-mask`` / ``--style-mask``.
 * ``report results/<profile>``: a static HTML page (photostyle_lib.experiments.report).
+* ``figures run --profile ci|paper [--only NAME ...]``: every notebook of the
+  paper's figures through papermill (photostyle_lib.experiments.runner), into
+  ``results/<profile>/`` of the current directory; ``figures list`` shows the
+  notebooks and the parameters a profile gives them.
 
 Bad input (missing or unreadable files, mask colours outside the palette,
 bad numbers, missing weights) ends with one line on stderr and exit status 2;
@@ -18,8 +22,9 @@ A result of random weights or of the VGG-16 stand-in (``--weights hed-vgg16``,
 or ``auto`` offline) says so in the final line, in the PNG's text chunk and in
 the metadata (``weights_warning``, ``network``, ``weights_choice``).
 
-Only the standard library is imported at module level: the engine (torch)
-loads inside :func:`main`, where an interrupt is caught.
+Only the standard library (and the torch-free errors and engine.symbols) is
+imported at module level: the engine (torch) loads inside :func:`main`, where
+an interrupt is caught.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import socket
 import sys
 from pathlib import Path
 
+from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS, weight_overrides
 from photostyle_lib.errors import OneLineParser, PhotostyleError, require_extra
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -63,6 +69,7 @@ examples:
   photostyle batch data/luan2017 -o results/batch              # every pair of a dataset-like folder
   photostyle batch pairs.csv -o results/batch --iterations 200 # rows: content,style[,masks,preset,...]
   photostyle segment in1.png tar1.png -o masks/                # editable palette masks
+  photostyle figures run --profile ci                           # every notebook, tiny: minutes on a CPU
 """
 
 TRANSFER_EXAMPLES = """\
@@ -99,9 +106,9 @@ def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> Non
                    help="the network's input convention: auto (the network's own or what its file says; "
                         "default), torch (RGB, ImageNet mean/std) or caffe (BGR, 0-255, mean subtracted)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--alpha", type=_number, help="content weight (paper: 1)")
-    t.add_argument("--beta", type=_number, help="style weight (paper: 1e7)")
-    t.add_argument("--gamma", type=_number, help="similarity weight (paper: 3)")
+    for symbol, meaning in (("alpha", "content weight (paper: 1)"), ("beta", "style weight (paper: 1e7)"),
+                            ("gamma", "similarity weight (paper: 3)")):
+        t.add_argument(f"--{symbol}", type=_number, help=f"{meaning}; sets {WEIGHT_FIELDS[symbol]}")
     t.add_argument("--theta-s", type=_number, help="soft segmentation cutoff in (0, 1] (default 0.2)")
     t.add_argument("--seed", type=int, help="random seed")
     t.add_argument("--segmenter", default=None,
@@ -155,8 +162,83 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write a static HTML page of a results/<profile> folder")
     r.add_argument("profile_dir", type=Path, help="results/<profile> (its <notebook>/metadata.json files)")
     r.add_argument("-o", "--output", type=Path, help="the page (default: PROFILE_DIR/index.html)")
+    _add_figures_parser(sub, raw)
     p.subcommand_parsers = {"transfer": t, "batch": b, "segment": g, "report": r}  # for --config defaults
     return p
+
+
+#: The suite's profiles (settings.PROFILES), named here so that --help needs no torch.
+PROFILE_NAMES = ("ci", "paper")
+#: Figure file formats (figures.FIGURE_FORMATS), likewise.
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+FIGURES_HELP = """\
+Runs every notebooks/NN_*.ipynb with papermill on the Jupyter kernel
+"photostyle" and writes OUTPUT/<profile>/<notebook>/: the executed notebook,
+the figures, panels/*.png and metadata.json. OUTPUT is results/ in the current
+directory unless --output-dir says otherwise; runs are cached in OUTPUT/cache,
+so a rerun computes only what is missing.
+
+examples:
+  photostyle figures run --profile ci                      # tiny, the hed-vgg16 stand-in: minutes on 2 cores
+  photostyle figures run --profile paper --only 01 --only 04
+  photostyle figures run --profile paper --weights hed-vgg16 --output-dir results/hed   # offline
+  photostyle figures list --profile paper                  # the parameters each notebook gets
+"""
+
+
+def _add_figures_parser(sub, formatter) -> None:
+    """``photostyle figures run | list``: the notebook suite (photostyle_lib.experiments.runner)."""
+    f = sub.add_parser("figures", help="run the notebooks of the paper's figures (papermill)",
+                       formatter_class=formatter, epilog=FIGURES_HELP)
+    fsub = f.add_subparsers(dest="figures_command", required=True, parser_class=OneLineParser)
+    r = fsub.add_parser("run", help="execute the notebooks under a profile", formatter_class=formatter,
+                        epilog=FIGURES_HELP)
+    r.add_argument("--profile", required=True, choices=PROFILE_NAMES,
+                   help="ci: tiny, the hed-vgg16 stand-in, minutes on a CPU; paper: the paper's settings")
+    r.add_argument("--only", action="append", metavar="NAME",
+                   help="run only this notebook (01_ablation, 01 or ablation); repeatable")
+    r.add_argument("--data-dir", type=Path, help="the Luan et al. set (default: $PHOTOSTYLE_DATA or data/luan2017)")
+    r.add_argument("--output-dir", type=Path, help="results root (default: results/ in the current directory)")
+    r.add_argument("--cache-dir", type=Path, help="run cache (default: OUTPUT/cache)")
+    r.add_argument("--notebooks-dir", type=Path, help="folder of NN_*.ipynb notebooks (default: the project's "
+                                                      "notebooks/)")
+    r.add_argument("--timeout", type=_number, help="seconds allowed per cell (default: none)")
+    r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. hed-vgg16 (the trained VGG-16 "
+                                     "stand-in) for the paper profile without ImageNet VGG-19; every figure says so")
+    r.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
+    r.add_argument("--figure-format", choices=FIGURE_FORMATS,
+                   help="file format of the figures (default png; pdf and svg are vector figures)")
+    r.add_argument("--dpi", type=_positive_int, help="figure resolution in dots per inch (default 100)")
+    ls = fsub.add_parser("list", help="list the notebooks and a profile's parameters")
+    ls.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="default: ci")
+    ls.add_argument("--notebooks-dir", type=Path, help="folder of NN_*.ipynb notebooks")
+
+
+def _absolute(value: Path | None) -> Path | None:
+    """A command-line path against the current directory (the notebooks run elsewhere)."""
+    return None if value is None else value.expanduser().resolve()
+
+
+def _run_figures(args: argparse.Namespace) -> int:
+    """``photostyle figures run | list`` (see FIGURES_HELP); one line per notebook, then a summary."""
+    import json
+
+    from photostyle_lib.experiments import runner
+
+    if args.figures_command == "list":
+        for name, params in runner.list_notebooks(args.profile, _absolute(args.notebooks_dir)):
+            print(f"{name}: {json.dumps(params, default=str)}")
+        return 0
+    runs = runner.run_suite(args.profile, only=args.only, data_dir=_absolute(args.data_dir),
+                            output_dir=_absolute(args.output_dir), cache_dir=_absolute(args.cache_dir),
+                            notebooks_dir=_absolute(args.notebooks_dir), timeout=args.timeout,
+                            progress=args.progress, echo=print, weights=args.weights,
+                            figure_format=args.figure_format, dpi=args.dpi)
+    total = sum(r.seconds for r in runs)
+    warn = "".join("  [" + b.replace(" \u2014 ", ": ") + "]" for b in runner.suite_warnings(runs))
+    print(f"{len(runs)} notebook(s) in {total:.1f} s under profile {args.profile}{warn}")
+    return 0
 
 
 BATCH_HELP = """\
@@ -190,8 +272,9 @@ DIR/legend.png naming each colour's label. Repaint them in any paint program
 """
 
 
-#: Config-file keys that are TransferConfig fields with a flag of their own.
-FIELD_FLAGS = {"content_weight": "alpha", "style_weight": "beta", "similarity_weight": "gamma"}
+#: Config-file keys that are TransferConfig fields with a flag of their own: the loss weights,
+#: whose flags are the paper's symbols (engine.symbols, the one table).
+FIELD_FLAGS = SYMBOL_OF
 #: Options that name files (resolved against the config file's folder).
 PATH_OPTIONS = ("content", "style", "output", "content_mask", "style_mask")
 #: Options a config file may not set (the file itself, one-shot switches).
@@ -394,9 +477,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     """TransferConfig overrides: the config file's extra fields, then the flags (which win)."""
     overrides = dict(args.config_fields)
     overrides.update({"weights": args.weights, "weights_convention": args.weights_convention, "device": args.device})
-    for field, value in (("iterations", args.iterations), ("content_weight", args.alpha),
-                         ("style_weight", args.beta), ("similarity_weight", args.gamma),
-                         ("seed", args.seed)):
+    overrides.update(weight_overrides(vars(args)))  # --alpha, --beta, --gamma
+    for field, value in (("iterations", args.iterations), ("seed", args.seed)):
         if value is not None:
             overrides[field] = value
     return overrides
@@ -557,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
             from photostyle_lib.experiments.report import build_report
             print(f"wrote {build_report(args.profile_dir, args.output)}")
             return 0
+        if args.command == "figures":
+            return _run_figures(args)
     except PhotostyleError as exc:
         print(f"photostyle: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, always
         return 2

@@ -19,6 +19,9 @@ three things it argues about, one function each:
 :func:`gram_distance`       the masked Gram (style-loss) distance in VGG-19 space,
                             only meaningful with ImageNet weights; NaN when they
                             are missing (:func:`load_gram_vgg` says why)
+:func:`structure_error`     mean absolute difference of the output's and the
+                            content's forward differences (Figure 7's table);
+                            0 = exactly the content's edges and texture
 :func:`edge_transition`     mean colour-gradient magnitude of the output in a band
                             around given label boundaries, relative to the
                             content's there; 1 = the content's own edges,
@@ -57,6 +60,7 @@ from photostyle_lib.features.vgg import VGGFeatures, layer_size
 __all__ = [
     "photorealism_score",
     "structure_score",
+    "structure_error",
     "style_distance",
     "region_style_distances",
     "gram_distance",
@@ -178,6 +182,40 @@ def photorealism_score(output: Any, content: Any, *, eps: float = 1e-7, radius: 
 def _luminance(image: np.ndarray) -> np.ndarray:
     """CIELab lightness L* / 100: (H, W) in [0, 1], perceptually uniform."""
     return rgb2lab(image)[..., 0] / 100.0
+
+
+def structure_error(image: Any, content: Any) -> float:
+    """Mean absolute difference of image and content gradients (forward differences, all channels).
+
+    With D_x, D_y the forward differences along columns and rows,
+    ``(mean |D_x I - D_x C| + mean |D_y I - D_y C|) / 2`` over every pixel and
+    channel: 0 when the image has exactly the content's structure (edges and
+    texture) whatever a constant colour offset, a measure of the distortions a
+    post-process removes (Figure 7's table). Not scale-free: a global contrast
+    change counts, unlike :func:`structure_score`.
+
+    Parameters
+    ----------
+    image, content : array (H, W, 3) or tensor (1, 3, H, W) / (3, H, W), float in [0, 1]
+        Same size, at least 2 x 2 pixels.
+
+    Returns
+    -------
+    float
+        >= 0, in image-value units (per pixel step).
+
+    Raises
+    ------
+    PhotostyleError
+        Not an image, or the two sizes differ.
+    """
+    a, b = as_image_array("image", image), as_image_array("content", content)
+    check_same_size("image", a.shape, "content", b.shape)
+    if min(a.shape[:2]) < 2:
+        raise PhotostyleError(f"structure_error needs images of at least 2x2 pixels, got {a.shape[0]}x{a.shape[1]}")
+    gx = np.abs(np.diff(a, axis=1) - np.diff(b, axis=1)).mean()
+    gy = np.abs(np.diff(a, axis=0) - np.diff(b, axis=0)).mean()
+    return float((gx + gy) / 2.0)
 
 
 def structure_score(output: Any, content: Any, *, kind: str = "gradient", match_tone: bool = True) -> float:

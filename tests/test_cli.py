@@ -488,3 +488,26 @@ def test_cli_segment_round_trip(small_pair):
     assert np.array_equal(np.array(s_names)[label_map(style_back.content).numpy()], expected.style)
     assert cli.main(argv) == 2  # refuses to overwrite
     assert cli.main(argv + ["--overwrite"]) == 0
+
+
+def test_weight_flags_and_config_keys_go_through_the_symbol_table(tmp_path):
+    """--alpha/--beta/--gamma and the config file's content_weight/... land on engine.symbols' fields."""
+    from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS
+
+    assert cli.FIELD_FLAGS == SYMBOL_OF
+    args = cli.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--alpha", "2", "--gamma", "0.5"])
+    over = cli._overrides(args)
+    assert over["content_weight"] == 2.0 and over["similarity_weight"] == 0.5 and "style_weight" not in over
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("style_weight = 3e6\n")
+    args = cli.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--config", str(cfg)])
+    assert args.beta == 3e6 and cli._overrides(args)[WEIGHT_FIELDS["beta"]] == 3e6
+
+
+def test_figures_usage_errors_are_one_line(capsys):
+    for argv in (["figures"], ["figures", "run"], ["figures", "run", "--profile", "fast"],
+                 ["figures", "run", "--profile", "ci", "--dpi", "0"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert info.value.code == 2, argv
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1, argv

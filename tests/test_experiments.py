@@ -20,11 +20,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib.experiments import recipes as experiments
+from photostyle_lib.experiments import recipes, runner
+from photostyle_lib import cli
+from photostyle_lib.experiments.settings import PROFILES, Settings, canonical_spec, profile_parameters, results_dir
 from photostyle_lib.plots import figures
 from photostyle_lib.io import images
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.experiments.recipes import Settings, canonical_spec
 from photostyle_lib.engine.presets import ABLATION, PRESETS
 from photostyle_lib.experiments.runs import RunSpec
 
@@ -41,7 +42,7 @@ def ci_cache(tmp_path_factory) -> Path:
 
 
 def ci_settings(notebook: str, cache: Path, out: Path, data_dir: Path, **changes) -> Settings:
-    params = {**experiments.PROFILES["ci"]["*"], **changes}
+    params = {**PROFILES["ci"]["*"], **changes}
     return Settings(notebook, profile="ci", data_dir=str(data_dir), cache_dir=str(cache), output_dir=str(out),
                     **params)
 
@@ -52,10 +53,10 @@ def ci_settings(notebook: str, cache: Path, out: Path, data_dir: Path, **changes
 def test_settings_defaults_and_checks(data_dir, tmp_path):
     s = Settings("01_ablation", data_dir=str(data_dir))
     assert (s.size, s.iterations, s.weights, s.theta_s, s.mask_downsample) == (700, 500, "imagenet", 0.2, "max")
-    assert s.out == experiments.RESULTS_DIR / "custom" / "01_ablation"
-    assert s.cache == experiments.RESULTS_DIR / "cache"
+    assert s.out == Path.cwd() / "results" / "custom" / "01_ablation" == results_dir() / "custom" / "01_ablation"
+    assert s.cache == Path.cwd() / "results" / "cache"
     assert Settings("x", data_dir=str(data_dir), output_dir="results/elsewhere").out == \
-        experiments.PROJECT_ROOT / "results" / "elsewhere"
+        Path.cwd() / "results" / "elsewhere"
     assert Settings("x", data_dir=str(data_dir), pair_ids=5).pair_ids == (5,)
     assert not s.random_weights and Settings("x", data_dir=str(data_dir), weights="random").random_weights
     assert s.weights_warning is None
@@ -147,11 +148,11 @@ def _check_grid_output(o, shape, titles, banner=figures.RANDOM_WEIGHTS_BANNER):
 
 def test_figure4_and_its_metadata(ci):
     s = ci("01_ablation", pair_ids=[8, 16])
-    o = experiments.figure4(s)
-    _check_grid_output(o, (2, 7), ["Content", "Style"] + [experiments.ABLATION_TITLES[p] for p in ABLATION])
+    o = recipes.figure4(s)
+    _check_grid_output(o, (2, 7), ["Content", "Style"] + [recipes.ABLATION_TITLES[p] for p in ABLATION])
     assert [r.spec.method for r in o.records[:5]] == list(ABLATION)
     assert len(o.records) == 10 and all(r.image_path.exists() for r in o.records)
-    meta_path = experiments.save_outputs(s, [o])
+    meta_path = recipes.save_outputs(s, [o])
     md = json.loads(meta_path.read_text())
     assert md["random_weights"] is True and md["warning"] == figures.RANDOM_WEIGHTS_BANNER
     assert md["weights"] == {"vgg": "hed-vgg16", "segmenter": "random-tiny"}
@@ -166,61 +167,61 @@ def test_figure4_and_its_metadata(ci):
     assert {p["source"] for p in fig["panels"] if p["source"]} == set(md["cache_keys"])
     assert md["timings"]["notebook_seconds"] > 0 and len(md["runs"]) == 10
     with pytest.raises(PhotostyleError, match="unique"):
-        experiments.save_outputs(s, [o, o])
+        recipes.save_outputs(s, [o, o])
 
 
 def test_figures_in_another_format_and_dpi(ci, monkeypatch):
     """$PHOTOSTYLE_FIGURE_FORMAT / _DPI (what `run --figure-format pdf --dpi N` sets for the kernels)."""
     s = ci("03_baselines")
-    o = experiments.figure1(s, 8)
-    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "pdf")
-    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "150")
-    md = json.loads(experiments.save_outputs(s, [o]).read_text())
+    o = recipes.figure1(s, 8)
+    monkeypatch.setenv(recipes.FIGURE_FORMAT_ENV, "pdf")
+    monkeypatch.setenv(recipes.FIGURE_DPI_ENV, "150")
+    md = json.loads(recipes.save_outputs(s, [o]).read_text())
     (fig,) = md["figures"]
     assert fig["file"] == "figure1.pdf" and (s.out / "figure1.pdf").read_bytes().startswith(b"%PDF")
-    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "150")
-    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "png")
-    experiments.save_outputs(s, [o])
+    monkeypatch.setenv(recipes.FIGURE_DPI_ENV, "150")
+    monkeypatch.setenv(recipes.FIGURE_FORMAT_ENV, "png")
+    recipes.save_outputs(s, [o])
     from PIL import Image
     with Image.open(s.out / "figure1.png") as im:
         wide = im.size[0]
-    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "100")
-    experiments.save_outputs(s, [o])
+    monkeypatch.setenv(recipes.FIGURE_DPI_ENV, "100")
+    recipes.save_outputs(s, [o])
     with Image.open(s.out / "figure1.png") as im:
         assert wide == pytest.approx(1.5 * im.size[0], rel=0.02)
-    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "tiff")
+    monkeypatch.setenv(recipes.FIGURE_FORMAT_ENV, "tiff")
     with pytest.raises(PhotostyleError, match="PHOTOSTYLE_FIGURE_FORMAT='tiff': use one of png, pdf, svg"):
-        experiments.save_outputs(s, [o])
-    monkeypatch.setenv(experiments.FIGURE_FORMAT_ENV, "png")
-    monkeypatch.setenv(experiments.FIGURE_DPI_ENV, "lots")
+        recipes.save_outputs(s, [o])
+    monkeypatch.setenv(recipes.FIGURE_FORMAT_ENV, "png")
+    monkeypatch.setenv(recipes.FIGURE_DPI_ENV, "lots")
     with pytest.raises(PhotostyleError, match="dots per inch"):
-        experiments.save_outputs(s, [o])
+        recipes.save_outputs(s, [o])
 
 
 def test_figures_1_and_6(ci):
     s = ci("03_baselines")
-    _check_grid_output(experiments.figure1(s, 8), (1, 4), ["Content", "Style", "Gatys et al.", "Ours"])
-    o = experiments.figure6(s)
-    _check_grid_output(o, (1, 9), ["Content", "Style"] + [t for _, t, _, _ in experiments.BASELINE_COLUMNS])
-    assert [r.spec.method for r in o.records] == [m for _, _, m, _ in experiments.BASELINE_COLUMNS]
+    _check_grid_output(recipes.figure1(s, 8), (1, 4), ["Content", "Style", "Gatys et al.", "Ours"])
+    o = recipes.figure6(s)
+    _check_grid_output(o, (1, 9), ["Content", "Style"] + [t for _, t, _, _ in recipes.BASELINE_COLUMNS])
+    assert [r.spec.method for r in o.records] == [m for _, _, m, _ in recipes.BASELINE_COLUMNS]
 
 
 def test_segmentation_figures(ci):
     s = ci("02_segmentation")
-    o5 = experiments.figure5(s)
+    o5 = recipes.figure5(s)
     _check_grid_output(o5, (1, 5), ["Content", "Style", "Hard segmentation", "Soft segmentation",
                                     "Gold segmentation"])
     assert [r.spec.mask_mode() for r in o5.records] == ["hard", "soft", "gold"]
-    user = experiments.user_masks_figure(s, 16)
+    user = recipes.user_masks_figure(s, 16)
     _check_grid_output(user, (1, 5), ["Content", "Style", "Content mask (user)", "Style mask (user)",
                                       "Result (full model)"], banner=figures.STAND_IN_BANNER)
     assert user.grid.legend and [t.get_text() for t in user.figure.legends[0].get_texts()] == list(user.grid.legend)
-    o3 = experiments.figure3(s, 8, top_k=2)
+    o3 = recipes.figure3(s, 8, top_k=2)
     assert o3.grid is None and o3.shape is None
     assert "RANDOM segmentation weights" in o3.figure.get_suptitle()
     names = [p.name for p in o3.panels]
     assert names[:4] == ["content", "style", "hard_content", "hard_style"] and len(names) >= 6
-    meta = json.loads(experiments.save_outputs(s, [o3, o5, user]).read_text())
+    meta = json.loads(recipes.save_outputs(s, [o3, o5, user]).read_text())
     assert [f["name"] for f in meta["figures"]] == ["figure3", "figure5", "figure5_user_masks"]
     assert meta["figures"][0]["title"][0].startswith("Figure 3")
     assert [f["weights_warning"] for f in meta["figures"]] == [figures.RANDOM_WEIGHTS_BANNER] * 2 + [
@@ -232,20 +233,20 @@ def test_segmentation_figures(ci):
 
 def test_figure7_compares_both_sigma_r(ci):
     s = ci("04_postprocess")
-    o = experiments.figure7(s, zoom_fraction=0.4)
+    o = recipes.figure7(s, zoom_fraction=0.4)
     _check_grid_output(o, (2, 5), ["Content", "Before post-processing", "After: \u03c3_r = 100/255 (paper and authors' code)",
                                    "After: \u03c3_r = 100 on [0, 1] (ablation)", "Screened Poisson [8]"])
     assert [r.spec.method for r in o.records] == ["no_postprocess"]
     t = o.table
     assert list(t.columns) == ["pair", "column", "structure_error", "change_from_before"] and len(t) == 4
     assert t.loc[0, "change_from_before"] == 0.0
-    meta = json.loads(experiments.save_outputs(s, [o]).read_text())
+    meta = json.loads(recipes.save_outputs(s, [o]).read_text())
     assert meta["figures"][0]["table"] == "figure7.csv" and (s.out / "figure7.csv").exists()
 
 
 def test_figure8_results_and_masks(ci):
     s = ci("05_failure_cases")
-    outs = experiments.figure8(s, max_labels=3)
+    outs = recipes.figure8(s, max_labels=3)
     assert [o.name for o in outs] == ["figure8_pair8", "figure8_pair8_masks"]
     _check_grid_output(outs[0], (1, 3), ["Content", "Style", "Result"])
     masks = outs[1]
@@ -255,38 +256,27 @@ def test_figure8_results_and_masks(ci):
     assert {p.name.rsplit("_", 1)[1] for p in masks.panels} == {"content", "style"}
 
 
-def test_structure_error():
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    img = rng.random((8, 9, 3))
-    assert experiments.structure_error(img, img) == 0.0
-    assert experiments.structure_error(np.full_like(img, 0.3), img) > 0.1
-    # Colours may change freely: a shift keeps the structure.
-    assert experiments.structure_error(0.5 * img + 0.35, 0.5 * img + 0.25) < 1e-12
-
-
 # --------------------------------------------------------------------------- profiles and the runner
 
 
 def test_profiles_are_data_with_the_required_settings():
-    ci, paper = experiments.PROFILES["ci"]["*"], experiments.PROFILES["paper"]["*"]
+    ci, paper = PROFILES["ci"]["*"], PROFILES["paper"]["*"]
     assert (ci["weights"], ci["segmenter"]) == ("hed-vgg16", "random-tiny")  # real features in CI's figures
     assert ci["size"] <= 96 and ci["iterations"] <= 40  # enough for the stand-in's style to show, still minutes
     assert (paper["size"], paper["iterations"], paper["weights"], paper["segmenter"], paper["theta_s"],
             paper["mask_downsample"]) == (700, 500, "imagenet", "paper-scales", 0.2, "max")
-    for name, entry in experiments.PROFILES["ci"].items():
+    for name, entry in PROFILES["ci"].items():
         assert len(entry.get("pair_ids", [1])) <= (3 if name == "06_metrics" else 2), name
-    assert experiments.PROFILES["paper"]["06_metrics"]["pair_ids"] is None  # all 60 pairs
+    assert PROFILES["paper"]["06_metrics"]["pair_ids"] is None  # all 60 pairs
 
 
 def test_profile_parameters_filter_to_declared():
-    p = experiments.profile_parameters("ci", "01_ablation", declared={"size", "pair_ids", "other"})
+    p = profile_parameters("ci", "01_ablation", declared={"size", "pair_ids", "other"})
     assert p == {"size": 64, "pair_ids": [8, 16]}
     with pytest.raises(PhotostyleError, match="no such parameters"):
-        experiments.profile_parameters("ci", "01_ablation", declared={"size"})
+        profile_parameters("ci", "01_ablation", declared={"size"})
     with pytest.raises(PhotostyleError, match="unknown profile"):
-        experiments.profile_parameters("fast", "01_ablation")
+        profile_parameters("fast", "01_ablation")
 
 
 def _write_notebook(path: Path, cells) -> Path:
@@ -299,37 +289,37 @@ def _write_notebook(path: Path, cells) -> Path:
 def test_discover_and_select(tmp_path):
     for name in ("01_ablation.ipynb", "00_interactive.ipynb", "notes.ipynb", "1_bad.ipynb"):
         _write_notebook(tmp_path / name, [])
-    found = experiments.discover_notebooks(tmp_path)
+    found = runner.discover_notebooks(tmp_path)
     assert [p.name for p in found] == ["00_interactive.ipynb", "01_ablation.ipynb"]
     for key in ("01_ablation", "01", "ablation", "01_ablation.ipynb"):
-        assert [p.stem for p in experiments.select_notebooks(found, [key])] == ["01_ablation"]
-    assert experiments.select_notebooks(found, None) == found
+        assert [p.stem for p in runner.select_notebooks(found, [key])] == ["01_ablation"]
+    assert runner.select_notebooks(found, None) == found
     with pytest.raises(PhotostyleError, match="available: 00_interactive, 01_ablation"):
-        experiments.select_notebooks(found, ["07"])
+        runner.select_notebooks(found, ["07"])
     with pytest.raises(PhotostyleError, match="does not exist"):
-        experiments.discover_notebooks(tmp_path / "none")
+        runner.discover_notebooks(tmp_path / "none")
 
 
 def test_declared_parameters_need_a_tagged_cell(tmp_path):
     bare = _write_notebook(tmp_path / "01_x.ipynb", [new_code_cell("size = 3")])
     with pytest.raises(PhotostyleError, match="tagged 'parameters'"):
-        experiments.declared_parameters(bare)
+        runner.declared_parameters(bare)
     tagged = _write_notebook(tmp_path / "02_x.ipynb",
                              [new_code_cell("size = 3\nname = 'a'", metadata={"tags": ["parameters"]})])
-    assert set(experiments.declared_parameters(tagged)) == {"size", "name"}
+    assert set(runner.declared_parameters(tagged)) == {"size", "name"}
 
 
 def test_ensure_kernel(monkeypatch):
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    assert (experiments.ensure_kernel() / "kernel.json").exists()
+    assert (runner.ensure_kernel() / "kernel.json").exists()
 
     def missing(self, name):
         raise NoSuchKernel(name)
 
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", missing)
     with pytest.raises(PhotostyleError, match="make install"):
-        experiments.ensure_kernel(install=False)
+        runner.ensure_kernel(install=False)
     calls = []
 
     def failing_install(**kwargs):
@@ -338,7 +328,7 @@ def test_ensure_kernel(monkeypatch):
 
     monkeypatch.setattr("ipykernel.kernelspec.install", failing_install)
     with pytest.raises(PhotostyleError, match="registering it for .* failed .*read-only.*make install"):
-        experiments.ensure_kernel()
+        runner.ensure_kernel()
     import sys
 
     assert calls == [{"kernel_name": "photostyle", "display_name": "Python (photostyle)", "prefix": sys.prefix}]
@@ -349,10 +339,10 @@ def test_kernel_running_another_environment_is_refused(monkeypatch, tmp_path):
 
     fake = KernelSpec(argv=["/bin/true"], display_name="x", language="python", resource_dir=str(tmp_path))
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", lambda self, name: fake)
-    monkeypatch.setattr(experiments.subprocess, "run",
+    monkeypatch.setattr(runner.subprocess, "run",
                         lambda *a, **k: dataclasses.make_dataclass("R", ["returncode"])(1))
     with pytest.raises(PhotostyleError, match="cannot import photostyle_lib"):
-        experiments.ensure_kernel()
+        runner.ensure_kernel()
 
 
 def test_failing_cell_is_one_clear_error(tmp_path, data_dir, capsys):
@@ -365,18 +355,18 @@ def test_failing_cell_is_one_clear_error(tmp_path, data_dir, capsys):
     ])
     out = tmp_path / "results"
     with pytest.raises(PhotostyleError) as info:
-        experiments.run_suite("ci", notebooks_dir=nbs, output_dir=out, data_dir=data_dir)
+        runner.run_suite("ci", notebooks_dir=nbs, output_dir=out, data_dir=data_dir)
     msg = str(info.value)
     # Cell [3]: papermill's injected-parameters cell comes second.
     assert "notebook 01_boom failed in cell [3] `raise PhotostyleError(f'boom: " in msg
     assert "PhotostyleError: boom: profile ci, value 1" in msg
     assert (out / "ci" / "01_boom" / "01_boom.ipynb").exists()
     # The CLI: one line on stderr, non-zero exit.
-    rc = experiments.main(["run", "--profile", "ci", "--notebooks-dir", str(nbs), "--output-dir", str(out),
+    rc = cli.main(["figures", "run", "--profile", "ci", "--notebooks-dir", str(nbs), "--output-dir", str(out),
                            "--data-dir", str(data_dir)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and err[0].startswith("photostyle-experiments: error: notebook 01_boom failed")
-    rc = experiments.main(["run", "--profile", "ci", "--notebooks-dir", str(nbs), "--only", "nope",
+    assert rc == 2 and len(err) == 1 and err[0].startswith("photostyle: error: notebook 01_boom failed")
+    rc = cli.main(["figures", "run", "--profile", "ci", "--notebooks-dir", str(nbs), "--only", "nope",
                            "--data-dir", str(data_dir)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no notebook matches 'nope'" in err[0]
@@ -391,12 +381,12 @@ def test_runner_weights_replace_the_profiles(tmp_path, data_dir, capsys):
         new_code_cell("print(weights, size)"),
     ])
     out = tmp_path / "results"
-    rc = experiments.main(["run", "--profile", "paper", "--weights", "hed-vgg16", "--notebooks-dir", str(nbs),
+    rc = cli.main(["figures", "run", "--profile", "paper", "--weights", "hed-vgg16", "--notebooks-dir", str(nbs),
                            "--output-dir", str(out), "--data-dir", str(data_dir)])
     assert rc == 0
     md = json.loads((out / "paper" / "01_echo" / "metadata.json").read_text())
     injected = md["runner"]["injected_parameters"]
-    assert injected["weights"] == "hed-vgg16" and injected["size"] == experiments.PROFILES["paper"]["*"]["size"]
+    assert injected["weights"] == "hed-vgg16" and injected["size"] == PROFILES["paper"]["*"]["size"]
     assert capsys.readouterr().out.strip().splitlines()[-1].endswith("under profile paper")  # no figures: no banner
 
 
@@ -404,20 +394,70 @@ def test_failing_line_is_the_one_ipython_marks():
     tb = ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mValueError\x1b[0m   Traceback",
           "Cell \x1b[0;32mIn[4], line 2\x1b[0m\n      1 a = 1\n\x1b[0;32m----> 2\x1b[0m b = f(a,\n      3   c)\n",
           "File lib.py:3, in f(a, c)\n----> 3 raise ValueError"]
-    assert experiments._failing_line(tb, "a = 1\nb = f(a,\n  c)") == "b = f(a,"
-    assert experiments._failing_line([], "# comment\nx = 1\ny") == "x = 1"
-    assert experiments._failing_line(None, "x = '" + "a" * 100 + "'", limit=20) == "x = 'aaaaaaaaaaaa..."
+    assert runner._failing_line(tb, "a = 1\nb = f(a,\n  c)") == "b = f(a,"
+    assert runner._failing_line([], "# comment\nx = 1\ny") == "x = 1"
+    assert runner._failing_line(None, "x = '" + "a" * 100 + "'", limit=20) == "x = 'aaaaaaaaaaaa..."
 
 
 def test_cli_usage_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as info:
-        experiments.main(["run", "--profile", "fast"])
+        cli.main(["figures", "run", "--profile", "fast"])
     assert info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_soft_mask_captions_name_the_pipeline(monkeypatch):
     from photostyle_lib.semantic import cut
-    assert "authors' pipeline" in experiments.soft_pipeline_caption()
+    assert "authors' pipeline" in recipes.soft_pipeline_caption()
     monkeypatch.setattr(cut, "SOFT_PIPELINE", "merged")
-    assert "'merged' pipeline" in experiments.soft_pipeline_caption()
+    assert "'merged' pipeline" in recipes.soft_pipeline_caption()
+
+
+# --------------------------------------------------------------------------- one symbol table, results under the cwd
+
+
+def test_settings_weights_go_through_the_symbol_table(data_dir):
+    from photostyle_lib.engine.symbols import WEIGHT_FIELDS
+
+    values = {"alpha": 2.0, "beta": 5e6, "gamma": 0.5}
+    s = Settings("x", data_dir=str(data_dir), size=32, iterations=2, weights="random", **values)
+    cfg = s.spec(1, "full").config()
+    for symbol, field in WEIGHT_FIELDS.items():
+        assert getattr(cfg, field) == values[symbol], symbol
+    # Gatys et al. keep their own weights; colour transfers take no overrides.
+    plain = Settings("x", data_dir=str(data_dir), size=32, iterations=2, weights="random")
+    assert s.spec(1, "gatys") == plain.spec(1, "gatys")
+    assert s.spec(1, "full", extra={"rf_sigma_r": 0.5}).config().rf_sigma_r == 0.5
+    with pytest.raises(PhotostyleError, match="not an engine preset"):
+        s.spec(1, "reinhard", extra={"rf_sigma_r": 0.5})
+
+
+def test_results_default_to_the_working_directory(data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings("01_ablation", data_dir=str(data_dir))
+    assert s.out == tmp_path / "results" / "custom" / "01_ablation" and s.cache == tmp_path / "results" / "cache"
+    assert Settings("x", data_dir=str(data_dir), output_dir="elsewhere").out == tmp_path / "elsewhere"
+
+
+def test_missing_notebook_folder_names_the_option(tmp_path, capsys):
+    with pytest.raises(PhotostyleError, match="--notebooks-dir"):
+        runner.discover_notebooks(tmp_path / "none")
+    assert runner.discover_notebooks() and all(p.parent == runner.NOTEBOOKS_DIR for p in runner.discover_notebooks())
+    rc = cli.main(["figures", "list", "--notebooks-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--notebooks-dir" in err[0]
+
+
+def test_figures_list_prints_each_notebook_and_its_parameters(capsys):
+    assert cli.main(["figures", "list", "--profile", "paper"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":", 1)[0] for ln in lines] == [p.stem for p in runner.discover_notebooks()]
+    first = json.loads(lines[1].split(": ", 1)[1])
+    assert first == profile_parameters("paper", "01_ablation", runner.declared_parameters(
+        runner.NOTEBOOKS_DIR / "01_ablation.ipynb"))
+
+
+def test_cli_choices_match_the_library():
+    """The door names the profiles and formats without importing the library; they must agree."""
+    assert set(cli.PROFILE_NAMES) == set(PROFILES)
+    assert tuple(cli.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)

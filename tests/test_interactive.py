@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib.experiments import recipes as experiments, interactive
+from photostyle_lib.experiments import interactive
+from photostyle_lib.experiments.settings import PROFILES, Settings, canonical_spec
 from photostyle_lib.plots import figures
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.engine.presets import get_preset
@@ -32,7 +33,7 @@ def data_dir(pair_data_dir):
 
 @pytest.fixture
 def make_app(tmp_path_factory, tmp_path, data_dir, _hed_present):
-    ci = experiments.PROFILES["ci"]["*"]
+    ci = PROFILES["ci"]["*"]
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
 
     def make(**kw):
@@ -46,7 +47,7 @@ def make_app(tmp_path_factory, tmp_path, data_dir, _hed_present):
 
 
 def ci_weights() -> str:
-    return experiments.PROFILES["ci"]["*"]["weights"]
+    return PROFILES["ci"]["*"]["weights"]
 
 
 def _png(value: bytes) -> np.ndarray:
@@ -71,8 +72,8 @@ def test_widgets_and_defaults(make_app):
     assert "RANDOM WEIGHTS" in w["banner"].value
     assert app.record is None and app.message is None
     # The defaults are the paper's full model: the same cached run as the notebooks'.
-    ci_iterations = experiments.PROFILES["ci"]["*"]["iterations"]
-    assert app.spec() == experiments.Settings("x", data_dir=app.settings.data_dir, size=64, iterations=ci_iterations,
+    ci_iterations = PROFILES["ci"]["*"]["iterations"]
+    assert app.spec() == Settings("x", data_dir=app.settings.data_dir, size=64, iterations=ci_iterations,
                                               weights=ci_weights(), segmenter="random-tiny").spec(8, "full")
     # theta_s acts on soft masks only, and says so.
     w["masks"].value = "gold"
@@ -257,7 +258,7 @@ def test_live_preview_and_progress_bar(tiny_app):
 
 
 def test_evaluations_of_a_two_stage_run():
-    spec = experiments.canonical_spec(interactive.RunSpec(1, "luan", iterations=7, weights="random"))
+    spec = canonical_spec(interactive.RunSpec(1, "luan", iterations=7, weights="random"))
     assert spec.config().two_stage and interactive.evaluations_of(spec) == 14
     assert interactive.evaluations_of(interactive.RunSpec(1, "full", iterations=7, weights="random")) == 7
 
@@ -386,3 +387,26 @@ def test_build_app_checks_the_new_options(tiny_app):
         tiny_app(preview_every=0)
     with pytest.raises(PhotostyleError, match="strip_size"):
         tiny_app(strip_size=0)
+
+
+def test_app_spec_is_the_settings_spec(tiny_app):
+    """The app and the notebooks turn alpha, beta, gamma, theta_s into a run in one place (Settings.spec)."""
+    from photostyle_lib.engine.symbols import WEIGHT_FIELDS
+
+    app = tiny_app()
+    for change in ({}, {"alpha": 2.5, "gamma": 0.0}, {"beta": 3e6, "masks": "hard"},
+                   {"theta_s": 0.35, "masks": "soft"}, {"masks": "none",
+                                                        "postprocess": "screened Poisson"}):
+        v = {**app.values(), **change}
+        expected = Settings("00_interactive", profile=app.settings.profile, data_dir=app.settings.data_dir,
+                            cache_dir=app.settings.cache_dir, output_dir=app.settings.output_dir,
+                            size=v["size"], iterations=v["iterations"], weights=app.settings.weights,
+                            segmenter=app.settings.segmenter, theta_s=v["theta_s"], alpha=v["alpha"],
+                            beta=v["beta"], gamma=v["gamma"], seed=app.settings.seed
+                            ).spec(v["pair_id"], "full", v["masks"],
+                                   extra=interactive.POSTPROCESS_CHOICES[v["postprocess"]])
+        got = app.spec(v)
+        assert got == expected  # the same spec: the same cache key
+        cfg = got.config()
+        for symbol, field in WEIGHT_FIELDS.items():
+            assert getattr(cfg, field) == pytest.approx(v[symbol]), symbol

@@ -352,3 +352,35 @@ def test_edge_transition_takes_stacks_and_semantic_masks(two_label_masks):
     assert np.isnan(metrics.edge_transition(out, np.full_like(con, 0.5), two_label_masks))
     with pytest.raises(PhotostyleError, match="label map"):
         metrics.edge_transition(out, con, np.zeros((3, 3), np.int64))
+
+
+# --------------------------------------------------------------------------- structure_error (Figure 7's table)
+
+
+def test_structure_error_closed_forms():
+    from photostyle_lib.metrics import structure_error
+
+    rng = np.random.default_rng(0)
+    img = rng.random((8, 9, 3))
+    assert structure_error(img, img) == 0.0
+    # Colours may change by a constant: the structure is kept exactly.
+    assert structure_error(0.5 * img + 0.35, 0.5 * img + 0.25) < 1e-12
+    # A horizontal ramp of slope s against a flat image: |D_x| = s everywhere, D_y = 0 -> s / 2.
+    ramp = np.repeat(np.repeat((0.05 * np.arange(9))[None, :, None], 8, axis=0), 3, axis=2)
+    assert structure_error(ramp, np.full_like(ramp, 0.3)) == pytest.approx(0.05 / 2, rel=1e-12)
+    # Brute force over every pixel step and channel.
+    other = rng.random((8, 9, 3))
+    gx = [abs((img[i, j + 1, c] - img[i, j, c]) - (other[i, j + 1, c] - other[i, j, c]))
+          for i in range(8) for j in range(8) for c in range(3)]
+    gy = [abs((img[i + 1, j, c] - img[i, j, c]) - (other[i + 1, j, c] - other[i, j, c]))
+          for i in range(7) for j in range(9) for c in range(3)]
+    assert structure_error(img, other) == pytest.approx((np.mean(gx) + np.mean(gy)) / 2, rel=1e-12)
+
+
+def test_structure_error_bad_input():
+    from photostyle_lib.metrics import structure_error
+
+    with pytest.raises(PhotostyleError, match="resize"):
+        structure_error(np.zeros((8, 9, 3)), np.zeros((8, 8, 3)))
+    with pytest.raises(PhotostyleError, match="2x2"):
+        structure_error(np.zeros((1, 9, 3)), np.zeros((1, 9, 3)))

@@ -1,8 +1,8 @@
 """The notebooks: committed clean, and executed end to end by the runner under the ``ci`` profile.
 
 The suite runs ONCE per test session (session-scoped fixture), through the
-same command a user types (``python -m photostyle_lib.experiments.recipes run
---profile ci``), into a temporary folder; the tests then read what it wrote.
+same command a user types (``photostyle figures run --profile ci``, the
+console script's ``photostyle_lib.cli``), into a temporary folder; the tests then read what it wrote.
 Its run cache is the session's shared CI cache, also used by
 tests/test_experiments.py and tests/test_interactive.py, so no run is
 computed twice.
@@ -23,12 +23,13 @@ import nbformat
 import pytest
 from conftest import require_hed
 
-from photostyle_lib.experiments import recipes as experiments
+from photostyle_lib.experiments import runner
+from photostyle_lib.experiments.settings import PROFILES, profile_parameters
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
 
-NOTEBOOKS = experiments.discover_notebooks()
+NOTEBOOKS = runner.discover_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
 
@@ -67,16 +68,16 @@ def test_the_paper_notebooks_exist():
 def test_committed_notebook_is_clean(path):
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.get("kernelspec", {}).get("name") == experiments.KERNEL_NAME
+    assert nb.metadata.get("kernelspec", {}).get("name") == runner.KERNEL_NAME
     for cell in _code_cells(nb):
         assert cell.outputs == [] and cell.execution_count is None, "commit notebooks without outputs"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].cell_type == "code"
-    declared = experiments.declared_parameters(path)
+    declared = runner.declared_parameters(path)
     assert {"profile", "data_dir", "output_dir", "cache_dir"} <= set(declared)
     # Every profile's entries for this notebook name declared parameters only.
-    for profile in experiments.PROFILES:
-        experiments.profile_parameters(profile, path.stem, declared)
+    for profile in PROFILES:
+        profile_parameters(profile, path.stem, declared)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -105,7 +106,7 @@ def ci_suite(tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
     env = {**os.environ, "MPLBACKEND": "Agg"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.experiments.recipes", "run", "--profile", "ci",
+    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.cli", "figures", "run", "--profile", "ci",
                            "--data-dir", str(data), "--output-dir", str(out), "--cache-dir", str(cache)],
                           capture_output=True, text=True, env=env, timeout=1800)
     seconds = time.perf_counter() - t0
@@ -134,7 +135,7 @@ def test_executed_notebook_has_no_errors(ci_suite, name):
     assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and 'profile = "ci"' in injected[0].source
-    assert 'weights = "hed-vgg16"' in injected[0].source or "weights" not in experiments.declared_parameters(
+    assert 'weights = "hed-vgg16"' in injected[0].source or "weights" not in runner.declared_parameters(
         NOTEBOOKS[IDS.index(name)])
 
 
@@ -186,9 +187,27 @@ def test_executed_notebooks_show_their_figures(ci_suite, name):
 
 def test_rerun_computes_nothing_new(ci_suite, tmp_path):
     """Re-running a notebook only reads the cache: no run is computed again."""
-    runs = experiments.run_suite("ci", only=["04"], data_dir=ci_suite.data, output_dir=tmp_path,
+    runs = runner.run_suite("ci", only=["04"], data_dir=ci_suite.data, output_dir=tmp_path,
                                  cache_dir=ci_suite.cache)
     assert [r.name for r in runs] == ["04_postprocess"]
     md = json.loads((tmp_path / "ci" / "04_postprocess" / "metadata.json").read_text())
     assert md["runs"] and not any(r["computed_this_session"] for r in md["runs"])
     assert md["cache_keys"] == _metadata(ci_suite, "04_postprocess")["cache_keys"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_import_modules_by_their_names(path):
+    """No aliases of library modules (``recipes as experiments``): a reader finds the module by its name."""
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in _code_cells(nb):
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = getattr(node, "module", None) or ""
+                aliased = [a.name for a in node.names if a.asname and (module + a.name).startswith("photostyle_lib")]
+                assert not aliased, f"{path.name}: import {aliased} by their own names"
+
+
+def test_postprocess_notebook_takes_sigma_r_from_the_library():
+    nb = nbformat.read(str(runner.NOTEBOOKS_DIR / "04_postprocess.ipynb"), as_version=4)
+    sources = "\n".join(c.source for c in _code_cells(nb))
+    assert "0.392156" not in sources and "postprocess.DEFAULT_SIGMA_R" in sources

@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import require_hed
 
-from photostyle_lib.experiments import recipes as experiments, soft_vs_hard
+from photostyle_lib.experiments import recipes, runner, soft_vs_hard
+from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.semantic import mask_errors
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
@@ -26,7 +27,7 @@ def tiny(pair_data_dir, tmp_path_factory):
     """The recipe once: two synthetic pairs, 24 px, 4 evaluations, RANDOM weights (a smoke test of the
     plumbing, explicitly not a style transfer), a strong style weight so the images move."""
     root = tmp_path_factory.mktemp("svh")
-    settings = experiments.Settings("07_soft_vs_hard", data_dir=str(pair_data_dir), output_dir=str(root / "out"),
+    settings = Settings("07_soft_vs_hard", data_dir=str(pair_data_dir), output_dir=str(root / "out"),
                                     cache_dir=str(root / "cache"), pair_ids=(1, 2), size=24, iterations=4,
                                     weights="random", device="cpu", beta=1e12, progress=False)
     result = soft_vs_hard.soft_vs_hard(settings, SEVERITIES, [0.2], temperature=3.0)
@@ -101,7 +102,7 @@ def test_scores_summary_and_figures(tiny):
     assert names == ["soft_vs_hard_boundary", "examples_boundary_2"]
     ex = result.outputs[1]
     assert ex.shape == (2, 6) and ex.weights_warning == RANDOM_WEIGHTS_BANNER
-    path = experiments.save_outputs(settings, result.outputs)
+    path = recipes.save_outputs(settings, result.outputs)
     md = json.loads(path.read_text())
     assert {f["name"] for f in md["figures"]} == set(names)
     assert all(RANDOM_WEIGHTS_BANNER in f["title"] for f in md["figures"])
@@ -129,7 +130,7 @@ def test_bad_input_is_one_error(tiny):
 def test_notebook_07_under_the_ci_profile(pair_data_dir, tmp_path):
     """The notebook through the runner (papermill), ci profile, on the synthetic pairs 8 and 16."""
     require_hed()
-    runs = experiments.run_suite("ci", only=["07"], data_dir=pair_data_dir, output_dir=tmp_path,
+    runs = runner.run_suite("ci", only=["07"], data_dir=pair_data_dir, output_dir=tmp_path,
                                  cache_dir=tmp_path / "cache")
     assert [r.name for r in runs] == ["07_soft_vs_hard"]
     d = tmp_path / "ci" / "07_soft_vs_hard"

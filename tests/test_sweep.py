@@ -1,5 +1,6 @@
-"""Tests for photostyle_lib.experiments.sweep: executors (serial, process pool, an in-process Dask cluster),
-scoring of cached runs, intervals, figures, files, and the metrics notebook run by papermill."""
+"""Tests for the metrics sweep: photostyle_lib.experiments.executors (serial, process pool, an in-process
+Dask cluster), sweep (scoring of cached runs, intervals, files), sweep_plots (figures), metrics_table
+(notebook 06's computation, run directly), and the metrics notebook run by papermill."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from photostyle_lib.experiments import sweep
+from photostyle_lib.experiments import executors, metrics_table, sweep, sweep_plots
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.metrics import METRICS
 from photostyle_lib.experiments import runs
+from photostyle_lib.experiments import runner
 from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
+from photostyle_lib.experiments.settings import Settings, profile_parameters
 
 # Tiny specs: synthetic pairs (conftest.pair_data_dir), 48 px, 2 iterations, random VGG weights.
 TINY = dict(size=48, iterations=2, weights="random")
@@ -50,23 +53,23 @@ def _images_equal(a, b) -> bool:
 
 
 def test_make_executor_serial_and_bad_arguments():
-    with sweep.make_executor("serial") as ex:
+    with executors.make_executor("serial") as ex:
         assert ex is None
     with pytest.raises(PhotostyleError, match="executor kind"):
-        with sweep.make_executor("gpu"):
+        with executors.make_executor("gpu"):
             pass
     with pytest.raises(PhotostyleError, match="kind='dask'"):
-        with sweep.make_executor("process", address="tcp://127.0.0.1:8786"):
+        with executors.make_executor("process", address="tcp://127.0.0.1:8786"):
             pass
     with pytest.raises(PhotostyleError, match="workers"):
-        with sweep.make_executor("process", workers=0):
+        with executors.make_executor("process", workers=0):
             pass
 
 
 def test_unreachable_dask_scheduler_is_a_clear_error():
     pytest.importorskip("distributed")
     with pytest.raises(PhotostyleError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        with sweep.make_executor("dask", address="tcp://127.0.0.1:9", timeout=1):
+        with executors.make_executor("dask", address="tcp://127.0.0.1:9", timeout=1):
             pass
 
 
@@ -76,7 +79,7 @@ def test_dask_local_cluster_fills_the_cache_like_a_serial_run(shared_data, tmp_p
     serial = run_many(specs, cache_dir=tmp_path / "serial", data_dir=shared_data, device="cpu", progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        with sweep.make_executor("dask", address=cluster.scheduler_address) as client:
+        with executors.make_executor("dask", address=cluster.scheduler_address) as client:
             assert isinstance(client, distributed.Client)
             records = run_many(specs, cache_dir=tmp_path / "dask", data_dir=shared_data, device="cpu",
                                executor=client, progress=False)
@@ -127,7 +130,7 @@ def test_dask_worker_processes_survive_a_killed_worker(shared_data, tmp_path):
 def test_process_pool_fills_the_cache_like_a_serial_run(shared_data, tmp_path):
     specs = [RunSpec(1, "reinhard", **TINY)]
     serial = run_many(specs, cache_dir=tmp_path / "serial", data_dir=shared_data, device="cpu", progress=False)
-    with sweep.make_executor("process", workers=1) as pool:
+    with executors.make_executor("process", workers=1) as pool:
         records = run_many(specs, cache_dir=tmp_path / "pool", data_dir=shared_data, device="cpu",
                            executor=pool, progress=False)
     assert (tmp_path / "pool" / "runs" / records[0].key / "metadata.json").is_file()
@@ -269,22 +272,22 @@ def test_summary_table_and_paired_differences():
 def test_figures_carry_the_random_weights_banner_when_it_applies(scored):
     _, table, _ = scored
     summary = sweep.summarize(table)
-    boxes = sweep.plot_metric_boxes(table)
+    boxes = sweep_plots.plot_metric_boxes(table)
     assert sweep.RANDOM_WEIGHTS_BANNER in boxes.get_suptitle()
     assert len([ax for ax in boxes.axes if ax.get_visible()]) == 4
     skipped = boxes.axes[3]
     assert any("skipped" in t.get_text() for t in skipped.texts)
-    trade = sweep.plot_tradeoff(table, summary)
+    trade = sweep_plots.plot_tradeoff(table, summary)
     assert sweep.RANDOM_WEIGHTS_BANNER in trade.get_suptitle()
     assert trade.axes[0].get_yscale() == "log"
     colour_only = table[table["method"].isin(["content", "reinhard", "pitie_idt", "luan_published"])]
-    assert sweep.RANDOM_WEIGHTS_BANNER not in sweep.plot_metric_boxes(colour_only).get_suptitle()
+    assert sweep.RANDOM_WEIGHTS_BANNER not in sweep_plots.plot_metric_boxes(colour_only).get_suptitle()
 
 
 def test_save_sweep_writes_tables_figures_and_metadata(scored, tmp_path):
     records, table, _ = scored
     summary = sweep.summarize(table)
-    figs = {"metrics_boxes": sweep.plot_metric_boxes(table)}
+    figs = {"metrics_boxes": sweep_plots.plot_metric_boxes(table)}
     paths = sweep.save_sweep(tmp_path / "out", table, summary, figs, records=records, parameters={"size": 48})
     assert all(p.is_file() for p in paths.values())
     back = pd.read_csv(paths["table"])
@@ -299,22 +302,75 @@ def test_save_sweep_writes_tables_figures_and_metadata(scored, tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# metrics_table: the notebook's computation, run directly
+
+
+def test_metrics_sweep_runs_scores_summarises_and_saves(shared_data, tmp_path):
+    methods = ("gatys", "reinhard", "pitie_idt")
+    settings = Settings("06_metrics", profile="ci", data_dir=str(shared_data), cache_dir=str(tmp_path / "cache"),
+                        output_dir=str(tmp_path / "out"), pair_ids=(1, 8), progress=False, device="cpu", **TINY)
+    result = metrics_table.metrics_sweep(settings, methods, gram_weights=None)
+    # The runs are the settings' own specs, pairs outer: the figure notebooks' cache entries.
+    assert [r.spec for r in result.records] == [settings.spec(p, m) for p in (1, 8) for m in methods]
+    assert all((tmp_path / "cache" / "runs" / r.key / "metadata.json").is_file() for r in result.records)
+    t = result.table
+    assert len(t) == 2 * (len(methods) + 1) and list(pd.unique(t["method"])) == ["content", *methods]
+    # The summary: n = 2 pairs per method; the mean is the mean of the two rows.
+    row = result.summary[(result.summary["method"] == "reinhard") & (result.summary["metric"] == "structure")]
+    assert int(row["n"].iloc[0]) == 2
+    assert math.isclose(row["mean"].iloc[0], t.loc[t["method"] == "reinhard", "structure"].mean(), rel_tol=1e-12)
+    # Paired: each method minus the content on the same pair; the content itself is exactly 0.
+    content = result.paired[(result.paired["method"] == "content") & (result.paired["metric"] != "gram_distance")]
+    assert len(content) == len(METRICS) - 1 and np.allclose(content["mean"].to_numpy(dtype=float), 0.0)
+    diff = (t[t["method"] == "gatys"].set_index("pair_id")["photorealism"]
+            - t[t["method"] == "content"].set_index("pair_id")["photorealism"]).mean()
+    got = result.paired[(result.paired["method"] == "gatys") & (result.paired["metric"] == "photorealism")]
+    assert math.isclose(got["mean"].iloc[0], diff, rel_tol=1e-9, abs_tol=1e-15)
+    # Files and real metadata: the notebook, profile, the settings' parameters and the sweep's options.
+    out = tmp_path / "out"
+    for name in ("metrics.csv", "metrics_summary.csv", "metrics_vs_content.csv", "metrics_boxes.png",
+                 "metrics_tradeoff.png", "metadata.json"):
+        assert (out / name).is_file(), name
+    md = json.loads((out / "metadata.json").read_text())
+    assert (md["notebook"], md["profile"]) == ("06_metrics", "ci")
+    assert md["parameters"]["size"] == 48 and md["parameters"]["pair_ids"] == [1, 8]
+    assert md["parameters"]["methods"] == list(methods) and md["parameters"]["executor"] == "serial"
+    assert md["cache_keys"] == [r.key for r in result.records] and md["random_weights"] is True
+    assert sweep.RANDOM_WEIGHTS_BANNER in result.figures["metrics_boxes"].get_suptitle()
+    # A second sweep reads the cache: no run is computed again.
+    again = metrics_table.metrics_sweep(settings, methods, gram_weights=None, save=False)
+    assert again.paths == {}
+    assert [r.metadata["created"] for r in again.records] == [r.metadata["created"] for r in result.records]
+
+
+def test_metrics_sweep_refuses_bad_options(shared_data, tmp_path):
+    settings = Settings("06_metrics", data_dir=str(shared_data), cache_dir=str(tmp_path / "c"),
+                        output_dir=str(tmp_path / "o"), progress=False, **TINY)
+    with pytest.raises(PhotostyleError, match="interval"):
+        metrics_table.metrics_sweep(settings, ("reinhard",), interval="normal")
+    with pytest.raises(PhotostyleError, match="executor"):
+        metrics_table.metrics_sweep(settings, ("reinhard",), executor="gpu")
+    with pytest.raises(PhotostyleError, match="method"):
+        metrics_table.metrics_sweep(settings, ("nope",))
+    assert not (tmp_path / "c").exists()  # nothing ran
+
+
+# ---------------------------------------------------------------------------
 # The notebook (the runner's door for the sweep)
 
 
 @pytest.mark.slow
 def test_metrics_notebook_ci_profile(shared_data, tmp_path):
     papermill = pytest.importorskip("papermill")
-    from photostyle_lib.experiments import recipes as experiments
 
-    experiments.ensure_kernel()
-    nb = experiments.NOTEBOOKS_DIR / "06_metrics.ipynb"
-    declared = experiments.declared_parameters(nb)
-    params = experiments.profile_parameters("ci", nb.stem, declared)
+    runner.ensure_kernel()
+    nb = runner.NOTEBOOKS_DIR / "06_metrics.ipynb"
+    declared = runner.declared_parameters(nb)
+    params = profile_parameters("ci", nb.stem, declared)
     params.update(profile="ci", data_dir=str(shared_data), output_dir=str(tmp_path / "out"),
                   cache_dir=str(tmp_path / "cache"), pair_ids=[8, 16, 1])
     # A run a figure notebook made earlier, under the same settings: the sweep must reuse it.
-    settings = experiments.Settings(notebook="03_baselines", profile="ci", data_dir=str(shared_data),
+    settings = Settings(notebook="03_baselines", profile="ci", data_dir=str(shared_data),
                                     cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "fig"),
                                     **{k: params[k] for k in ("pair_ids", "size", "iterations", "weights",
                                                               "segmenter", "device", "seed")})

@@ -37,6 +37,7 @@ gamma 3, theta_s 0.2).
 from __future__ import annotations
 
 import html
+import dataclasses
 import io
 import os
 import threading
@@ -49,7 +50,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from photostyle_lib.experiments import recipes as experiments
+from photostyle_lib.experiments import recipes
+from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.plots import figures
 from photostyle_lib.io.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError, require_extra
@@ -63,9 +65,9 @@ from photostyle_lib.semantic.cut import DEFAULT_THETA_S
 #: Post-process choices: label -> TransferConfig overrides.
 POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
     "recursive filter, \u03c3_r = 100/255 (paper's text)": {"postprocess": "recursive_filter",
-                                                             "rf_sigma_r": experiments.SIGMA_R_TEXT},
+                                                             "rf_sigma_r": recipes.SIGMA_R_TEXT},
     "recursive filter, \u03c3_r = 100 on [0, 1] (ablation)": {"postprocess": "recursive_filter",
-                                                              "rf_sigma_r": experiments.SIGMA_R_PLAIN},
+                                                              "rf_sigma_r": recipes.SIGMA_R_PLAIN},
     "screened Poisson": {"postprocess": "screened_poisson"},
     "none": {"postprocess": "none"},
 }
@@ -148,7 +150,7 @@ class App:
     """The widgets, their layout and the buttons' methods. Build it with :func:`build_app`.
 
     Attributes:
-        settings: the experiments.Settings the app runs under (data, cache,
+        settings: the Settings the app runs under (data, cache,
             weights, segmenter, device, output folder).
         widgets: by name -- "pair", "alpha", "beta", "gamma", "theta_s",
             "masks", "postprocess", "size", "iterations", "run", "stop",
@@ -167,7 +169,7 @@ class App:
             (None once it shows a run's final result).
     """
 
-    def __init__(self, settings: experiments.Settings, widgets: dict[str, Any], output: Any, container: Any, *,
+    def __init__(self, settings: Settings, widgets: dict[str, Any], output: Any, container: Any, *,
                  background: bool = True, preview_every: int = PREVIEW_EVERY, strip_size: int = STRIP_SIZE) -> None:
         self.settings = settings
         self.widgets = widgets
@@ -208,8 +210,23 @@ class App:
     def spec(self, values: dict[str, Any] | None = None) -> RunSpec:
         """The run ``values`` (default: the widgets') describe: the full model with their overrides, canonical.
 
-        Raises:
-            PhotostyleError: a combination that cannot give a meaningful run.
+        Parameters
+        ----------
+        values : dict, optional
+            As :meth:`values` returns them (default: the widgets' current values).
+
+        Returns
+        -------
+        RunSpec
+            ``Settings.spec(pair, "full", masks, extra=post-process choice)`` of
+            :meth:`settings_for`: the same canonical spec (and cache key) a
+            notebook gets for the same parameters.
+
+        Raises
+        ------
+        PhotostyleError
+            A combination that cannot give a meaningful run (alpha and gamma both
+            0, beta 0, gold masks for a pair without them, an unknown post-process).
         """
         v = self.values() if values is None else values
         if v["alpha"] == 0 and v["gamma"] == 0:
@@ -225,14 +242,19 @@ class App:
         if v["postprocess"] not in POSTPROCESS_CHOICES:
             raise PhotostyleError(f"unknown post-process {v['postprocess']!r}; "
                                   f"choose one of {', '.join(POSTPROCESS_CHOICES)}")
-        overrides = {"content_weight": v["alpha"], "style_weight": v["beta"], "similarity_weight": v["gamma"],
-                     **POSTPROCESS_CHOICES[v["postprocess"]]}
-        if v["masks"] == "soft":
-            overrides["theta_s"] = v["theta_s"]
-        s = self.settings
-        spec = RunSpec(v["pair_id"], "full", masks=v["masks"], size=v["size"], iterations=v["iterations"],
-                       weights=s.weights, segmenter=s.segmenter, overrides=tuple(overrides.items()), seed=s.seed)
-        return experiments.canonical_spec(spec)
+        return self.settings_for(v).spec(v["pair_id"], "full", v["masks"],
+                                         extra=POSTPROCESS_CHOICES[v["postprocess"]])
+
+    def settings_for(self, values: dict[str, Any]) -> Settings:
+        """The app's :class:`Settings` with the sliders' size, iterations, alpha, beta, gamma and theta_s.
+
+        :meth:`spec` asks it for the run, so the app and the notebooks turn the
+        paper's symbols into overrides in one place (``Settings.spec``, through
+        :mod:`photostyle_lib.engine.symbols`).
+        """
+        return dataclasses.replace(self.settings, size=values["size"], iterations=values["iterations"],
+                                   theta_s=values["theta_s"], alpha=values["alpha"], beta=values["beta"],
+                                   gamma=values["gamma"])
 
     # ------------------------------------------------------------------ running
 
@@ -424,7 +446,7 @@ class App:
 
     # ------------------------------------------------------------------ figures and saving
 
-    def figure(self) -> experiments.FigureOutput:
+    def figure(self) -> recipes.FigureOutput:
         """The last run as a figure: content, style, before post-processing, result."""
         rec = self.record
         if rec is None:
@@ -440,7 +462,7 @@ class App:
             sources={(label, "before"): rec.key, (label, "result"): rec.key}, weights_warning=rec.weights_warning,
             notes=[f"alpha {v['alpha']:g}, beta {v['beta']:g}, gamma {v['gamma']:g}, theta_s {v['theta_s']:g}, "
                    f"masks {v['masks']}, post-process {v['postprocess']}"])
-        return experiments.grid_output(grid, [rec], caption="The last run of the interactive notebook.")
+        return recipes.grid_output(grid, [rec], caption="The last run of the interactive notebook.")
 
     def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
         """Save the last run; return the metadata file's path.
@@ -458,7 +480,7 @@ class App:
         if rec is None:
             raise PhotostyleError("nothing to save yet: press Run first")
         if path is None:
-            return experiments.save_outputs(self.settings, [self.figure()],
+            return recipes.save_outputs(self.settings, [self.figure()],
                                             extra={"widgets": self.record_values or self.values()})
         out = Path(path).expanduser()
         if out.suffix.lower() != ".png":
@@ -534,7 +556,7 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         masks: initial mask mode, "soft" (the paper's), "hard", "gold" or "none".
         postprocess: initial post-process (a key of :data:`POSTPROCESS_CHOICES`;
             None: the recursive filter with the library's default sigma_r, 100/255).
-        cache_dir, output_dir, profile: as :class:`experiments.Settings` (notebook "00_interactive").
+        cache_dir, output_dir, profile: as :class:`Settings` (notebook "00_interactive").
         progress: show the runs' tqdm progress bars in the output area (runs in the kernel
             thread: :meth:`App.run`, ``auto_run``; a background run has the app's own bar).
         auto_run: run once with the initial values, in this thread, and save the figure and
@@ -556,7 +578,7 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
     beta = full.style_weight if beta is None else beta
     gamma = full.similarity_weight if gamma is None else gamma
     theta_s = DEFAULT_THETA_S if theta_s is None else theta_s  # a setting of the masks, not of the config
-    settings = experiments.Settings("00_interactive", profile=profile, data_dir=None if data_dir is None else str(data_dir),
+    settings = Settings("00_interactive", profile=profile, data_dir=None if data_dir is None else str(data_dir),
                                     output_dir=None if output_dir is None else str(output_dir),
                                     cache_dir=None if cache_dir is None else str(cache_dir),
                                     pair_ids=(pair_id if pair_id is not None else 1,), size=size,

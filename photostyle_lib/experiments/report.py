@@ -87,7 +87,7 @@ def build_report(profile_dir: str | Path, output: str | Path | None = None) -> P
     found = sorted(root.glob("*/metadata.json"))
     if not found:
         raise PhotostyleError(f"{root} holds no <notebook>/metadata.json; run "
-                              "`python -m photostyle_lib.experiments.recipes run --profile ci` first, or give results/<profile>")
+                              "`photostyle figures run --profile ci` first, or give results/<profile>")
     sections, warnings = [], []
     for path in found:
         try:

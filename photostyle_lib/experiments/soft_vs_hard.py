@@ -46,7 +46,8 @@ from photostyle_lib import metrics
 from photostyle_lib.checks import check_choice, check_number
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.experiments.recipes import FigureOutput, Settings, canonical_spec, grid_output
+from photostyle_lib.experiments.recipes import FigureOutput, grid_output
+from photostyle_lib.experiments.settings import Settings, canonical_spec
 from photostyle_lib.semantic.masks import load_gold_masks
 from photostyle_lib.experiments.runs import RunRecord, RunSpec
 

@@ -6,17 +6,23 @@ One sweep is:
    (pair, method), with the same fields the figure notebooks use, so runs they
    already made come from the cache (``runs.run_cached``, same ``cache_dir``);
 2. ``runs.run_many(specs, executor=...)`` -- every run an independent task
-   writing its own cached result, on the executor :func:`make_executor` gives:
+   writing its own cached result, on the executor
+   :func:`~photostyle_lib.experiments.executors.make_executor` gives:
    here, one after another (``"serial"``); a local process pool
    (``"process"``); or a Dask ``distributed`` cluster (``"dask"``, a local one
    or the scheduler at ``address``), whose client is a ``concurrent.futures``
    executor. A lost worker loses only its task (Dask reschedules it); a rerun
-   computes only what is missing;
+   computes only what is missing (:mod:`photostyle_lib.experiments.executors`);
 3. :func:`score_runs` -- the metrics of :mod:`photostyle_lib.metrics` for every
    run, one task per pair on the same executor, with the runtime and peak memory
    the run recorded: one row per (pair, method);
 4. :func:`summarize` -- mean and a 95% interval per method and metric;
-5. :func:`plot_metric_boxes`, :func:`plot_tradeoff` and :func:`save_sweep`.
+5. :func:`~photostyle_lib.experiments.sweep_plots.plot_metric_boxes`,
+   :func:`~photostyle_lib.experiments.sweep_plots.plot_tradeoff` (the figures) and
+   :func:`save_sweep` (tables, figures, metadata).
+
+:func:`photostyle_lib.experiments.metrics_table.metrics_sweep` does all five for a
+notebook's :class:`~photostyle_lib.experiments.settings.Settings` (notebook 06_metrics).
 
 Regions: the style distance and the Gram distance are measured per region of
 the pair's *gold* masks (the dataset's hand-made masks), whatever masks a
@@ -25,16 +31,13 @@ method used, so every method is judged on the same regions.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -53,20 +56,17 @@ from photostyle_lib.checks import resolve_device
 
 __all__ = [
     "SWEEP_METHODS",
-    "EXECUTORS",
     "INTERVALS",
     "SUMMARY_COLUMNS",
     "RANDOM_WEIGHTS_BANNER",
     "resolve_pair_ids",
     "sweep_specs",
-    "make_executor",
     "score_pair",
     "score_runs",
     "summarize",
     "summary_table",
     "relative_to",
-    "plot_metric_boxes",
-    "plot_tradeoff",
+    "table_warning",
     "save_sweep",
 ]
 
@@ -75,30 +75,12 @@ __all__ = [
 SWEEP_METHODS: tuple[str, ...] = tuple(ABLATION) + ("gatys", "reinhard", "pitie_idt", "luan", "luan_published")
 #: Reference row added by :func:`score_runs`: the content itself (no transfer).
 CONTENT_ROW = "content"
-EXECUTORS = ("serial", "process", "dask")
 INTERVALS = ("t", "bootstrap")
 #: Columns :func:`summarize` summarises: the metrics, then the runs' cost.
 SUMMARY_COLUMNS: tuple[str, ...] = metrics.METRICS + ("runtime_s", "peak_rss_mb")
 
-_LABELS = {"photorealism": "photorealism (Laplacian energy, lower = more photo-like)",
-           "structure": "structure (gradient SSIM, higher = better)",
-           "style_distance": "style distance, gold regions (\u0394E, lower = closer)",
-           "style_distance_global": "style distance, whole image (\u0394E)",
-           "gram_distance": "Gram distance, VGG (lower = closer)",
-           "runtime_s": "runtime (s)", "peak_rss_mb": "peak memory (MB, RSS during the run)"}
-_LOG_SCALE = ("photorealism", "gram_distance", "runtime_s")
-# Energies are >= 0 up to rounding (-1e-12 for an exactly affine output); drawn on a log axis from here.
-_LOG_FLOOR = 1e-12
-
-
-def _plotted(col: str, values: Any) -> np.ndarray:
-    """Values as drawn: floored at _LOG_FLOOR on log-scale axes."""
-    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
-    return np.maximum(v, _LOG_FLOOR) if col in _LOG_SCALE else v
-
-
 # ---------------------------------------------------------------------------
-# Specs and executors
+# Specs
 
 
 def resolve_pair_ids(pair_ids: Sequence[int] | int | None, data_dir: str | os.PathLike | None = None
@@ -117,7 +99,7 @@ def resolve_pair_ids(pair_ids: Sequence[int] | int | None, data_dir: str | os.Pa
 def sweep_specs(settings: Any, methods: Sequence[str] = SWEEP_METHODS) -> list[RunSpec]:
     """One RunSpec per (pair, method), pairs outer: the sweep's tasks.
 
-    ``settings`` is the notebooks' :class:`photostyle_lib.experiments.recipes.Settings`
+    ``settings`` is the notebooks' :class:`photostyle_lib.experiments.settings.Settings`
     (anything with ``pair_ids`` and ``spec(pair_id, method)``): the specs are the
     very ones the figure notebooks ask for under the same parameters, so the runs
     those notebooks made are cache hits and the sweep's runs serve the figures.
@@ -128,74 +110,6 @@ def sweep_specs(settings: Any, methods: Sequence[str] = SWEEP_METHODS) -> list[R
     for m in methods:
         check_choice("method", m, METHODS)
     return [settings.spec(int(p), m) for p in settings.pair_ids for m in methods]
-
-
-def _init_worker(threads: int) -> None:
-    """Process-pool initializer: share the cores between workers instead of oversubscribing them."""
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def make_executor(kind: str = "serial", *, address: str | None = None, workers: int | None = None,
-                  timeout: float = 30.0) -> Iterator[Any]:
-    """A ``concurrent.futures``-style executor for ``runs.run_many`` / :func:`score_runs`, as a context manager.
-
-    Parameters
-    ----------
-    kind : "serial" | "process" | "dask"
-        ``"serial"`` yields None (tasks run one after another in this process).
-        ``"process"`` yields a ``ProcessPoolExecutor`` of ``workers`` processes
-        (default: half the cores, at least 1), started with "spawn" (torch is not
-        fork-safe) and with the cores shared between them.
-        ``"dask"`` yields a ``distributed.Client``: connected to the scheduler
-        at ``address`` (e.g. "tcp://10.0.0.5:8786"; an existing cluster, used
-        as it is), or, without an address, to a new local cluster of
-        ``workers`` processes that is shut down on exit.
-    address : str, optional
-        Dask scheduler address (``kind="dask"`` only).
-    workers : int, optional
-        Number of local worker processes (not used with an address).
-    timeout : float
-        Seconds to wait for the scheduler at ``address``.
-
-    Every task writes its own cached result, so work done before an
-    interruption or a lost worker is kept. Raises PhotostyleError for an unknown
-    kind or a scheduler that cannot be reached.
-    """
-    check_choice("executor kind", kind, EXECUTORS)
-    if address is not None and kind != "dask":
-        raise PhotostyleError(f"a scheduler address is for kind='dask', got kind={kind!r}")
-    cores = os.cpu_count() or 1
-    n = check_int("workers", workers, low=1) if workers is not None else max(1, cores // 2)
-    if kind == "serial":
-        yield None
-        return
-    if kind == "process":
-        import multiprocessing
-
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(max(1, cores // n),))
-        try:
-            yield pool
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return
-    distributed = require_extra("distributed", "dask", "the Dask executor (kind='dask')")
-    if address is not None:
-        try:
-            client = distributed.Client(address, timeout=timeout)
-        except (OSError, TimeoutError) as exc:
-            raise PhotostyleError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); "
-                                  "check the address (dask scheduler prints it) and that it is running") from None
-        with client:
-            yield client
-        return
-    with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        client.run(_init_worker, max(1, cores // n))
-        yield client
 
 
 # ---------------------------------------------------------------------------
@@ -405,104 +319,17 @@ def relative_to(table: pd.DataFrame, reference: str, columns: Sequence[str] = me
 
 
 # ---------------------------------------------------------------------------
-# Figures
+# Weights banners of a table
 
 
 def _random(table: pd.DataFrame) -> bool:
     return bool(table.get("random_weights", pd.Series(dtype=bool)).fillna(False).astype(bool).any())
 
 
-def _warning(table: pd.DataFrame) -> str | None:
+def table_warning(table: pd.DataFrame) -> str | None:
     """The table's runs' weights banner (images.merge_warnings: random first, then the stand-in's)."""
     found = table["weights_warning"].dropna().tolist() if "weights_warning" in table else []
     return merge_warnings([RANDOM_WEIGHTS_BANNER if _random(table) else None, *found])
-
-
-def _title(fig: Figure, title: str, table: pd.DataFrame) -> None:
-    warning = _warning(table)
-    lines = [title] + ([warning] if warning else [])
-    fig.suptitle("\n".join(lines), color="firebrick" if warning else "black")
-
-
-def plot_metric_boxes(table: pd.DataFrame, columns: Sequence[str] = ("photorealism", "structure",
-                      "style_distance", "gram_distance"), *, title: str = "Metrics per method over pairs"
-                      ) -> Figure:
-    """One box plot per metric: a box per method over pairs, each pair a dot.
-
-    Energies and runtimes are drawn on a log axis. A metric that is NaN
-    everywhere (the Gram distance without ImageNet weights) gets an empty panel
-    that says it was skipped. Built without pyplot: save it or show it.
-    """
-    methods = list(pd.unique(table["method"]))
-    fig = Figure(figsize=(max(6.0, 0.55 * len(methods)) * min(2, len(columns)),
-                          3.6 * math.ceil(len(columns) / 2) + 0.8), layout="constrained")
-    axes = fig.subplots(math.ceil(len(columns) / 2), min(2, len(columns)), squeeze=False).ravel()
-    for ax, col in zip(axes, columns):
-        data = [_plotted(col, table.loc[table["method"] == m, col]) for m in methods]
-        data = [d[np.isfinite(d)] for d in data]
-        ax.set_title(_LABELS.get(col, col), fontsize=9)
-        if not any(d.size for d in data):
-            note = table["gram_note"].iloc[0] if col == "gram_distance" and "gram_note" in table else "no values"
-            note = note.split(". ")[0]     # the reason; the fix is in metadata.json
-            ax.text(0.5, 0.5, _wrap(f"{col}: {note}", 60), ha="center", va="center", fontsize=7,
-                    transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
-        log = col in _LOG_SCALE
-        ax.boxplot([d if d.size else [np.nan] for d in data], showfliers=False)
-        rng = np.random.default_rng(0)
-        for i, d in enumerate(data, start=1):
-            ax.plot(i + rng.uniform(-0.12, 0.12, d.size), d, ".", color="0.3", markersize=3)
-        if log:
-            ax.set_yscale("log")
-        ax.set_xticks(range(1, len(methods) + 1), methods, rotation=45, ha="right", fontsize=8)
-    for ax in axes[len(columns):]:
-        ax.set_visible(False)
-    _title(fig, title, table)
-    return fig
-
-
-def plot_tradeoff(table: pd.DataFrame, summary: pd.DataFrame | None = None, *, x: str = "style_distance",
-                  y: str = "photorealism", title: str = "Photorealism vs style distance") -> Figure:
-    """Scatter of two metrics: every (pair, method) a small dot, every method's mean a large
-    marker with its interval (from :func:`summarize`) as error bars. Lower-left is better
-    for the defaults (close to the style and photo-like); the ``content`` row marks where no
-    transfer at all lands."""
-    methods = list(pd.unique(table["method"]))
-    fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-    ax = fig.subplots()
-    cmap = matplotlib.colormaps["tab20"]
-    for i, m in enumerate(methods):
-        sub = table[table["method"] == m]
-        colour = "black" if m == CONTENT_ROW else cmap(i % 20)
-        xs, ys = _plotted(x, sub[x]), _plotted(y, sub[y])
-        ax.scatter(xs, ys, s=10, alpha=0.35, color=colour)
-        mx, my = _plotted(x, [sub[x].mean()])[0], _plotted(y, [sub[y].mean()])[0]
-        err = {}
-        if summary is not None:
-            for axis, col in (("xerr", x), ("yerr", y)):
-                r = summary[(summary["method"] == m) & (summary["metric"] == col)]
-                if len(r) and np.isfinite(r["low"].iloc[0]):
-                    err[axis] = [[max(0.0, r["mean"].iloc[0] - r["low"].iloc[0])],
-                                 [max(0.0, r["high"].iloc[0] - r["mean"].iloc[0])]]
-        ax.errorbar([mx], [my], fmt="*" if m == CONTENT_ROW else "o", markersize=9, color=colour,
-                    capsize=3, elinewidth=0.8, alpha=0.9, label=m, **err)
-    if x in _LOG_SCALE:
-        ax.set_xscale("log")
-    if y in _LOG_SCALE:
-        ax.set_yscale("log")
-    ax.set_xlabel(_LABELS.get(x, x))
-    ax.set_ylabel(_LABELS.get(y, y))
-    ax.legend(fontsize=7, loc="best", ncols=2)
-    _title(fig, title, table)
-    return fig
-
-
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
 
 
 # ---------------------------------------------------------------------------
@@ -512,7 +339,7 @@ def _wrap(text: str, width: int) -> str:
 def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.DataFrame,
                figures: dict[str, Figure], *, tables: dict[str, pd.DataFrame] | None = None,
                records: Sequence[RunRecord] = (), parameters: dict[str, Any] | None = None,
-               dpi: int = 120) -> dict[str, Path]:
+               dpi: int = 120, notebook: str | None = None, profile: str | None = None) -> dict[str, Path]:
     """Write the sweep into ``output_dir``, next to the notebook's other outputs.
 
     Files: ``metrics.csv`` (one row per pair and method), ``metrics_summary.csv``
@@ -522,7 +349,13 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
     reads and extends): parameters, figures (file, title lines, random
     weights), tables, the runs used (cache key, spec, wall time), the interval
     kind, the Gram note, whether random weights were used, versions and git
-    revision. Returns the paths by name.
+    revision; with ``notebook`` and ``profile``, those too (as the figure
+    notebooks' metadata has them). Returns the paths by name.
+
+    Raises
+    ------
+    PhotostyleError
+        The folder cannot be written (from write_json).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -538,9 +371,13 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
         paths[name] = out / f"{name}.png"
         fig.savefig(paths[name], dpi=dpi)
         listing.append({"name": name, "file": paths[name].name, "title": fig.get_suptitle().split("\n"),
-                        "random_weights": random, "weights_warning": _warning(table),
+                        "random_weights": random, "weights_warning": table_warning(table),
                         "table": paths["table"].name})
     md = base_metadata()
+    if notebook is not None:
+        md["notebook"] = notebook
+    if profile is not None:
+        md["profile"] = profile
     md.update({
         "parameters": dict(parameters or {}), "random_weights": random, "figures": listing,
         "tables": {"metrics": paths["table"].name, "summary": paths["summary"].name,
@@ -554,7 +391,7 @@ def save_sweep(output_dir: str | os.PathLike, table: pd.DataFrame, summary: pd.D
                   "random_weights": r.random_weights, "wall_seconds": r.metadata.get("wall_seconds")}
                  for r in records],
     })
-    if _warning(table):
-        md["warning"] = _warning(table)
+    if table_warning(table):
+        md["warning"] = table_warning(table)
     paths["metadata"] = write_json(md, out / "metadata.json")
     return paths
