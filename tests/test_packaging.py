@@ -135,13 +135,13 @@ _WITHOUT_EXTRAS = textwrap.dedent("""
         except PhotostyleError as exc:
             errors[key] = str(exc)
     from photostyle_lib.semantic import segmenter
-    from photostyle_lib.experiments import interactive, recipes, sweep
+    from photostyle_lib.experiments import executors, interactive, runner
     attempt("segmentation", lambda: segmenter.ADE20KSegmenter("random-tiny", device="cpu"))
-    attempt("notebooks", lambda: recipes.declared_parameters(Path("any.ipynb")))
-    attempt("notebooks_kernel", lambda: recipes.ensure_kernel(install=False))
+    attempt("notebooks", lambda: runner.declared_parameters(Path("any.ipynb")))
+    attempt("notebooks_kernel", lambda: runner.ensure_kernel(install=False))
     attempt("notebooks_app", lambda: interactive.build_app())
     def dask():
-        with sweep.make_executor("dask", workers=1):
+        with executors.make_executor("dask", workers=1):
             pass
     attempt("dask", dask)
     stderr = io.StringIO()
