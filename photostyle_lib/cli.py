@@ -125,6 +125,18 @@ def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``photostyle`` argument parser: sub-commands transfer, batch, segment, report and figures.
+
+    Imports the engine's presets for ``--preset``'s choices (and with them torch), so it is called
+    (through :func:`parse_args`) inside :func:`main`, where an interrupt is caught.
+
+    Returns
+    -------
+    OneLineParser
+        The top-level parser (bad arguments: one line on stderr, exit status 2). Its
+        ``subcommand_parsers`` attribute maps "transfer", "batch", "segment" and "report" to
+        their sub-parsers, whose defaults :func:`parse_args` replaces with a ``--config`` file's.
+    """
     from photostyle_lib import __version__
     from photostyle_lib.engine.presets import PRESETS
 
@@ -319,6 +331,34 @@ def option_values(raw: dict, parser: argparse.ArgumentParser, source: str,
     as their flags (``content_weight`` is ``--alpha``). Values are checked as
     the flag checks them; keys in ``ignore`` are skipped. Returns
     ``(options by dest, extra config fields)``.
+
+    Parameters
+    ----------
+    raw : dict
+        ``{key: value}`` as read from a TOML file, a result's metadata or a CSV row.
+    parser : argparse.ArgumentParser
+        The sub-command's parser whose options the keys name.
+    source : str
+        What the values came from (``--config FILE``, a CSV row), quoted in error messages.
+    base : Path or None
+        Folder that relative path options (content, style, output, masks) are read from when
+        the file exists there; None leaves them as given.
+    ignore : tuple of str
+        Option dests to skip.
+
+    Returns
+    -------
+    options : dict
+        Parsed option values by argparse dest.
+    fields : dict
+        TransferConfig fields without a flag of their own (lists turned into tuples).
+
+    Raises
+    ------
+    PhotostyleError
+        If a key is neither an option of the sub-command nor a TransferConfig field, or a value
+        fails the flag's own parsing (not true / false for a switch, not a number, not one of the
+        choices), naming ``source`` and the key.
     """
     import dataclasses as _dc
     from photostyle_lib.engine.config import TransferConfig
@@ -358,7 +398,28 @@ def _metadata_options(md: dict) -> dict:
 
 
 def read_config(path: Path, parser: argparse.ArgumentParser, ignore: tuple[str, ...] = ()) -> tuple[dict, dict]:
-    """Options and TransferConfig fields from a TOML file or a result's metadata JSON (see :func:`option_values`)."""
+    """Options and TransferConfig fields from a TOML file or a result's metadata JSON (see :func:`option_values`).
+
+    Parameters
+    ----------
+    path : Path
+        A TOML file, or a result's metadata (``.json``, e.g. ``OUT.png.json``) to rerun it.
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    ignore : tuple of str
+        Option dests to skip (batch ignores one run's content, style and output).
+
+    Returns
+    -------
+    tuple of dict
+        ``(options by dest, extra TransferConfig fields)``, as :func:`option_values`.
+
+    Raises
+    ------
+    PhotostyleError
+        If the file does not exist, is JSON without a ``config`` object, cannot be decoded as
+        TOML / JSON / UTF-8, or holds a key or value that :func:`option_values` rejects.
+    """
     import json
     import tomllib
 
@@ -495,6 +556,26 @@ def check_transfer(args: argparse.Namespace) -> dict:
     """Every check of one run that needs no network: PhotostyleError before minutes of work.
 
     Returns the TransferConfig overrides (:func:`_overrides`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``transfer`` options (after any ``--config`` file).
+
+    Returns
+    -------
+    dict
+        TransferConfig overrides: the config file's extra fields, then the flags.
+
+    Raises
+    ------
+    PhotostyleError
+        If CONTENT, STYLE or ``-o`` is missing; the output has no image suffix, would overwrite
+        an input, already exists (without ``--overwrite``) or is not writable; the device is
+        unavailable; only one of ``--content-mask`` / ``--style-mask`` is given; an input file
+        does not exist; the ``--weights`` file is missing or not a weights file; the preset or a
+        config value is invalid; the mask request (``--theta-s``, the masks) is invalid; or the
+        preset needs the segmenter and it is neither installed, cached, local nor downloadable.
     """
     from photostyle_lib.checks import resolve_device
     from photostyle_lib.engine.presets import get_preset
@@ -626,6 +707,22 @@ def _run_segment(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``photostyle`` command: parse ``argv``, run the sub-command, return the exit status.
+
+    A PhotostyleError becomes one line on stderr (``photostyle: error: ...``); Ctrl-C becomes
+    "photostyle: interrupted".
+
+    Parameters
+    ----------
+    argv : list of str or None
+        The arguments after the program name; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on bad input (a PhotostyleError, or a failed batch row),
+        :data:`EXIT_INTERRUPTED` (130) after Ctrl-C, 1 for an unknown command.
+    """
     try:
         args = parse_args(argv)
         if args.command == "transfer":

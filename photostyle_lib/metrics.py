@@ -168,6 +168,11 @@ def photorealism_score(output: Any, content: Any, *, eps: float = 1e-7, radius: 
         affine recolouring of it; about ``8 sigma^2`` in flat regions for added
         pixel noise of standard deviation sigma. 8-bit quantisation of a saved
         image alone gives about 1e-6.
+
+    Raises
+    ------
+    PhotostyleError
+        Not an image, or the two sizes differ.
     """
     out = as_image_array("output", output)
     con = as_image_array("content", content)
@@ -250,6 +255,12 @@ def structure_score(output: Any, content: Any, *, kind: str = "gradient", match_
     Returns
     -------
     float in [-1, 1]; 1 exactly when ``output`` equals ``content``. Higher is better.
+
+    Raises
+    ------
+    PhotostyleError
+        ``kind`` is not "gradient" or "luminance", an input is not an image, the two sizes
+        differ, or a side is shorter than the 11 px SSIM window.
     """
     check_choice("kind", kind, STRUCTURE_KINDS)
     out = as_image_array("output", output)
@@ -335,7 +346,25 @@ def region_style_distances(output: Any, style: Any, content_masks: Any = None, s
     label present (non-zero area) in both images; the weight is the label's
     share of the output's labelled area (mask sums), the weights summing to 1.
     Labels missing from either image are left out (they have no target).
-    Raises PhotostyleError when no label is present in both.
+
+    Parameters
+    ----------
+    output, style, content_masks, style_masks, levels, max_pixels, seed
+        As in :func:`style_distance`; ``seed`` draws the output's subsample, ``seed + 1``
+        the style's.
+
+    Returns
+    -------
+    list of (int, float, float)
+        ``(label index, sliced Wasserstein-2 distance in Delta-E units, area weight in (0, 1])``.
+
+    Raises
+    ------
+    PhotostyleError
+        When no label is present in both; also when an input is not an image, ``levels`` < 2,
+        ``max_pixels`` < 16, or the masks are malformed (not (C, H, W) in [0, 1], one stack
+        given without the other, a SemanticMasks with ``style_masks`` too, or label counts
+        that differ).
     """
     out = as_image_array("output", output)
     sty = as_image_array("style", style)
@@ -420,9 +449,12 @@ def style_distance(output: Any, style: Any, content_masks: Any = None, style_mas
 class GramVGG:
     """The network of :func:`gram_distance`, or None with the reason it is missing.
 
-    Attributes:
-        features: a :class:`VGGFeatures` on :data:`GRAM_LAYERS`, or None.
-        note: its weights' provenance, or "skipped: <why>" when ``features`` is None.
+    Attributes
+    ----------
+    features : VGGFeatures or None
+        A :class:`VGGFeatures` on :data:`GRAM_LAYERS`, or None.
+    note : str
+        Its weights' provenance, or "skipped: <why>" when ``features`` is None.
     """
 
     features: VGGFeatures | None
@@ -430,6 +462,7 @@ class GramVGG:
 
     @property
     def available(self) -> bool:
+        """Whether the network is loaded (else :func:`gram_distance` gives NaN and ``note`` says why)."""
         return self.features is not None
 
 
@@ -476,6 +509,12 @@ def gram_distance(output: Any, style: Any, content_masks: Any = None, style_mask
     Returns
     -------
     float >= 0 (squared VGG-activation units), NaN when skipped. Lower is better.
+
+    Raises
+    ------
+    PhotostyleError
+        The VGG given lacks one of :data:`GRAM_LAYERS`, an input is not an image, or the masks
+        are malformed (as in :func:`region_style_distances`).
     """
     net = vgg.features if isinstance(vgg, GramVGG) else vgg
     if net is None:
@@ -582,6 +621,13 @@ def edge_transition(output: Any, content: Any, masks: Any, *, width: float = 2.0
     -------
     float >= 0 (dimensionless); NaN when the masks have no boundary or the
     content is flat in the band (nothing to compare with).
+
+    Raises
+    ------
+    PhotostyleError
+        An input is not an image, the two sizes differ, ``width`` is not a finite number >= 0,
+        or the masks are malformed (a label map not of integers or not H x W, a stack not
+        (C, H, W) in [0, 1]).
     """
     out = as_image_array("output", output)
     con = as_image_array("content", content)

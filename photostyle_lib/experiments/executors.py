@@ -51,8 +51,19 @@ def make_executor(kind: str = "serial", *, address: str | None = None, workers: 
         Seconds to wait for the scheduler at ``address``.
 
     Every task writes its own cached result, so work done before an
-    interruption or a lost worker is kept. Raises PhotostyleError for an unknown
-    kind or a scheduler that cannot be reached.
+    interruption or a lost worker is kept.
+
+    Yields
+    ------
+    None, ProcessPoolExecutor or distributed.Client
+        As ``kind`` says; the pool or local cluster is shut down when the ``with`` block ends.
+
+    Raises
+    ------
+    PhotostyleError
+        For an unknown kind, an ``address`` with a kind other than "dask", ``workers`` < 1,
+        ``kind="dask"`` without the ``[dask]`` extra (distributed), or a scheduler that cannot
+        be reached.
     """
     check_choice("executor kind", kind, EXECUTORS)
     if address is not None and kind != "dask":

@@ -131,12 +131,18 @@ def knob_caption(values: dict[str, Any], stop_reason: str | None = None, evaluat
 class StripEntry:
     """One earlier run in the comparison strip.
 
-    Attributes:
-        key: the run's cache key.
-        values: the widgets' values it ran with (:meth:`App.values`).
-        caption: :func:`knob_caption` of them.
-        stop_reason: the run's stop reason ("iterations", "stopped by user", ...).
-        thumbnail: the result as PNG bytes, long side at most :data:`THUMBNAIL_PX`.
+    Attributes
+    ----------
+    key
+        the run's cache key.
+    values
+        the widgets' values it ran with (:meth:`App.values`).
+    caption
+        :func:`knob_caption` of them.
+    stop_reason
+        the run's stop reason ("iterations", "stopped by user", ...).
+    thumbnail
+        the result as PNG bytes, long side at most :data:`THUMBNAIL_PX`.
     """
 
     key: str
@@ -149,24 +155,36 @@ class StripEntry:
 class App:
     """The widgets, their layout and the buttons' methods. Build it with :func:`build_app`.
 
-    Attributes:
-        settings: the Settings the app runs under (data, cache,
-            weights, segmenter, device, output folder).
-        widgets: by name -- "pair", "alpha", "beta", "gamma", "theta_s",
-            "masks", "postprocess", "size", "iterations", "run", "stop",
-            "progress" (loss evaluations done / planned), "status", "banner",
-            "content", "style", "result" (live during a run), "save_path",
-            "overwrite", "save", "strip".
-        output: the output area (progress bars of a run in the kernel thread; messages).
-        container: the whole app, for display.
-        record: the last run (finished, or stopped by the user; None before the first).
-        record_values: the widgets' values that run used (the sliders may have moved since).
-        message: the last message shown for a setting that could not run (None after a success).
-        history: the strip's runs, newest first, at most ``strip_size``.
-        background: whether the Run button runs in a background thread (:meth:`start`).
-        preview_every: the live preview's period, in loss evaluations.
-        preview_iteration: the evaluation the "result" widget shows while a run computes
-            (None once it shows a run's final result).
+    Attributes
+    ----------
+    settings
+        the Settings the app runs under (data, cache,
+        weights, segmenter, device, output folder).
+    widgets
+        by name -- "pair", "alpha", "beta", "gamma", "theta_s",
+        "masks", "postprocess", "size", "iterations", "run", "stop",
+        "progress" (loss evaluations done / planned), "status", "banner",
+        "content", "style", "result" (live during a run), "save_path",
+        "overwrite", "save", "strip".
+    output
+        the output area (progress bars of a run in the kernel thread; messages).
+    container
+        the whole app, for display.
+    record
+        the last run (finished, or stopped by the user; None before the first).
+    record_values
+        the widgets' values that run used (the sliders may have moved since).
+    message
+        the last message shown for a setting that could not run (None after a success).
+    history
+        the strip's runs, newest first, at most ``strip_size``.
+    background
+        whether the Run button runs in a background thread (:meth:`start`).
+    preview_every
+        the live preview's period, in loss evaluations.
+    preview_iteration
+        the evaluation the "result" widget shows while a run computes
+        (None once it shows a run's final result).
     """
 
     def __init__(self, settings: Settings, widgets: dict[str, Any], output: Any, container: Any, *,
@@ -447,7 +465,18 @@ class App:
     # ------------------------------------------------------------------ figures and saving
 
     def figure(self) -> recipes.FigureOutput:
-        """The last run as a figure: content, style, before post-processing, result."""
+        """The last run as a figure: content, style, before post-processing, result.
+
+        Returns
+        -------
+        recipes.FigureOutput
+            The 1 x 4 comparison grid with the run's knob values as a note and its weights banner.
+
+        Raises
+        ------
+        PhotostyleError
+            If nothing has run yet (press Run first).
+        """
         rec = self.record
         if rec is None:
             raise PhotostyleError("nothing to show yet: press Run first")
@@ -475,6 +504,24 @@ class App:
         CLI's ``transfer`` writes a result (pipeline.save_run): both staged and
         renamed together; an existing file is refused unless ``overwrite``; a
         path that is one of the pair's input files is refused always.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None
+            Where the result image goes (must end in .png); None: the settings' output folder.
+        overwrite : bool
+            Replace an existing image / metadata file at ``path``.
+
+        Returns
+        -------
+        Path
+            The metadata file written (``path + '.json'``, or the folder's metadata.json).
+
+        Raises
+        ------
+        PhotostyleError
+            If nothing has run yet, ``path`` does not end in .png, ``path`` or its ``.json`` is
+            one of the pair's input files, or either exists and ``overwrite`` is False.
         """
         rec = self.record
         if rec is None:
@@ -539,32 +586,63 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
               preview_every: int = PREVIEW_EVERY, strip_size: int = STRIP_SIZE) -> App:
     """Build the interactive app (widgets + callbacks); nothing runs unless ``auto_run``.
 
-    Args:
-        data_dir: the Luan et al. set (None: ``$PHOTOSTYLE_DATA`` or data/luan2017).
-        pair_id: the pair selected first (default: the first available).
-        size, iterations: initial image size (long side, px) and loss evaluations.
-        weights: VGG weights (vgg.NAMED_WEIGHTS or a file: "imagenet"; "hed-vgg16", the trained
-            stand-in; "random" for tests). With random or stand-in weights the app shows the
-            banner above its controls (after each run: the run's own banner).
-        segmenter: ADE20K segmenter for hard / soft masks (None: the default checkpoint;
-            "random-tiny" for tests).
-        device: "auto", "cpu", "cuda", ...
-        alpha, beta, gamma: initial slider values (None: the full preset's for the
-            weights -- the paper's 1, 1e7, 3, or the network's from presets.NETWORK_WEIGHTS).
-        theta_s: the soft cutoff slider's initial value (None: the masks' default, 0.2); the run's
-            mask request carries it (RunSpec override -> RunSpec.mask_request).
-        masks: initial mask mode, "soft" (the paper's), "hard", "gold" or "none".
-        postprocess: initial post-process (a key of :data:`POSTPROCESS_CHOICES`;
-            None: the recursive filter with the library's default sigma_r, 100/255).
-        cache_dir, output_dir, profile: as :class:`Settings` (notebook "00_interactive").
-        progress: show the runs' tqdm progress bars in the output area (runs in the kernel
-            thread: :meth:`App.run`, ``auto_run``; a background run has the app's own bar).
-        auto_run: run once with the initial values, in this thread, and save the figure and
-            metadata (what the notebook suite does).
-        background: the Run button runs in a background thread, so Stop can be clicked
-            (False: in the kernel thread, as :meth:`App.run`).
-        preview_every: the live preview's period, in loss evaluations (>= 1).
-        strip_size: how many earlier runs the strip shows (>= 1).
+    Parameters
+    ----------
+    data_dir : str, os.PathLike or None
+        The Luan et al. set (None: ``$PHOTOSTYLE_DATA`` or data/luan2017).
+    pair_id : int or None
+        The pair selected first (default: the first available).
+    size, iterations : int
+        Initial image size (long side, px) and loss evaluations.
+    weights : str
+        VGG weights (vgg.NAMED_WEIGHTS or a file: "imagenet"; "hed-vgg16", the trained
+        stand-in; "random" for tests). With random or stand-in weights the app shows the
+        banner above its controls (after each run: the run's own banner).
+    segmenter : str or None
+        ADE20K segmenter for hard / soft masks (None: the default checkpoint;
+        "random-tiny" for tests).
+    device : str
+        "auto", "cpu", "cuda", ...
+    alpha, beta, gamma : float or None
+        Initial slider values (None: the full preset's for the
+        weights -- the paper's 1, 1e7, 3, or the network's from presets.NETWORK_WEIGHTS).
+    theta_s : float or None
+        The soft cutoff slider's initial value (None: the masks' default, 0.2); the run's
+        mask request carries it (RunSpec override -> RunSpec.mask_request).
+    masks : str
+        Initial mask mode, "soft" (the paper's), "hard", "gold" or "none".
+    postprocess : str or None
+        Initial post-process (a key of :data:`POSTPROCESS_CHOICES`;
+        None: the recursive filter with the library's default sigma_r, 100/255).
+    cache_dir, output_dir, profile
+        As :class:`Settings` (notebook "00_interactive").
+    seed : int
+        Random seed of the runs.
+    progress : bool
+        Show the runs' tqdm progress bars in the output area (runs in the kernel
+        thread: :meth:`App.run`, ``auto_run``; a background run has the app's own bar).
+    auto_run : bool
+        Run once with the initial values, in this thread, and save the figure and
+        metadata (what the notebook suite does).
+    background : bool
+        The Run button runs in a background thread, so Stop can be clicked
+        (False: in the kernel thread, as :meth:`App.run`).
+    preview_every : int
+        The live preview's period, in loss evaluations (>= 1).
+    strip_size : int
+        How many earlier runs the strip shows (>= 1).
+
+    Returns
+    -------
+    App
+        The app; display it in a notebook.
+
+    Raises
+    ------
+    PhotostyleError
+        If ipywidgets (the ``[notebooks]`` extra) is missing, ``preview_every`` or ``strip_size``
+        is < 1, the data folder holds no pairs, ``pair_id`` is not among them, or ``masks`` /
+        ``postprocess`` is not one of its choices.
     """
     W = require_extra("ipywidgets", "notebooks", "the interactive app")
 

@@ -137,11 +137,16 @@ def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, pres
 class EditableMasks:
     """Segmenter masks as palette label maps, for a user to repaint (``photostyle segment``).
 
-    Attributes:
-        content: (Hc, Wc) int64 indices into ``labels``.
-        style: (Hs, Ws) int64 indices into ``labels``.
-        labels: the merged ADE20K label names in use (at most 9: the palette's size).
-        colours: ``colours[k]`` is the palette colour (``masks.PALETTE`` name) of ``labels[k]``.
+    Attributes
+    ----------
+    content
+        (Hc, Wc) int64 indices into ``labels``.
+    style
+        (Hs, Ws) int64 indices into ``labels``.
+    labels
+        the merged ADE20K label names in use (at most 9: the palette's size).
+    colours
+        ``colours[k]`` is the palette colour (``masks.PALETTE`` name) of ``labels[k]``.
     """
 
     content: Any
@@ -166,9 +171,12 @@ def editable_masks(content: torch.Tensor, style: torch.Tensor, *, segmenter: Any
     (``masks.readable_label_map``). Colours are given in palette order, the
     style's largest label first.
 
-    Args:
-        content, style: (1, 3, H, W) float in [0, 1].
-        segmenter: an ADE20KSegmenter, a name (``segmenter.segmenter_from_name``) or None.
+    Parameters
+    ----------
+    content, style : torch.Tensor
+        (1, 3, H, W) float in [0, 1].
+    segmenter : ADE20KSegmenter, str or None
+        An ADE20KSegmenter, a name (``segmenter.segmenter_from_name``) or None.
     """
     from photostyle_lib.semantic.masks import PALETTE, readable_label_map
 
@@ -241,6 +249,26 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) ->
     ``image_sha256`` is the image file's digest, so a pair torn by a crash
     between the two renames is detectable. Both get the mode of a plain file
     (images.FILE_MODE, 0644 under the usual umask).
+
+    Parameters
+    ----------
+    run : Run
+        A finished run (its result, preset, inputs and weights banner).
+    output : str or os.PathLike
+        The image path; the metadata goes to ``output + '.json'``.
+    overwrite : bool
+        Replace existing files at those paths.
+
+    Returns
+    -------
+    tuple of Path
+        ``(image path, metadata path)``.
+
+    Raises
+    ------
+    PhotostyleError
+        If the image or metadata path is one of the run's input files (content, style, masks,
+        weights file), or exists and ``overwrite`` is False.
     """
     out = Path(output)
     meta = out.with_name(out.name + ".json")

@@ -45,16 +45,25 @@ from photostyle_lib.engine.presets import ABLATION
 class FigureOutput:
     """One figure of a notebook: what is drawn, from which runs.
 
-    Attributes:
-        name: file stem ("figure4").
-        figure: the matplotlib Figure (built without pyplot).
-        panels: every image of the figure, saved to ``panels/`` by :func:`save_outputs`.
-        records: the cached runs the figure uses (their keys go to the metadata).
-        weights_warning: the runs' weights banner (images.merge_warnings: random
-            weights first, then the stand-in VGG's), or None.
-        grid: the Grid drawn (None for mask views, whose axes include colour bars).
-        caption: what the figure shows (the paper's caption, and our choices).
-        table: optional numbers shown with the figure, saved as ``<name>.csv``.
+    Attributes
+    ----------
+    name
+        file stem ("figure4").
+    figure
+        the matplotlib Figure (built without pyplot).
+    panels
+        every image of the figure, saved to ``panels/`` by :func:`save_outputs`.
+    records
+        the cached runs the figure uses (their keys go to the metadata).
+    weights_warning
+        the runs' weights banner (images.merge_warnings: random
+        weights first, then the stand-in VGG's), or None.
+    grid
+        the Grid drawn (None for mask views, whose axes include colour bars).
+    caption
+        what the figure shows (the paper's caption, and our choices).
+    table
+        optional numbers shown with the figure, saved as ``<name>.csv``.
     """
 
     name: str
@@ -122,9 +131,11 @@ def method_figure(settings: Settings, name: str, title: str, pair_ids: Sequence[
                   notes: Sequence[str] = ()) -> FigureOutput:
     """Examples (rows) x methods (columns), led by the content and style columns.
 
-    Args:
-        columns: (column key, title, method, masks) per result column; the
-            method is a preset, "reinhard", "pitie_idt" or "luan_published".
+    Parameters
+    ----------
+    columns : sequence of (str, str, str, str or None)
+        (column key, title, method, masks) per result column; the
+        method is a preset, "reinhard", "pitie_idt" or "luan_published".
     """
     specs = {(p, key): settings.spec(p, method, masks) for p in pair_ids for key, _, method, masks in columns}
     records = dict(zip(specs, settings.run(list(specs.values()))))
@@ -414,7 +425,19 @@ FIGURE_DPI_ENV = "PHOTOSTYLE_FIGURE_DPI"
 
 
 def figure_options() -> tuple[str, int]:
-    """(format, dpi) of saved figures: from $PHOTOSTYLE_FIGURE_FORMAT / $PHOTOSTYLE_FIGURE_DPI, else ("png", 100)."""
+    """(format, dpi) of saved figures: from $PHOTOSTYLE_FIGURE_FORMAT / $PHOTOSTYLE_FIGURE_DPI, else ("png", 100).
+
+    Returns
+    -------
+    tuple of (str, int)
+        The file format ("png", "pdf" or "svg") and the resolution in dots per inch.
+
+    Raises
+    ------
+    PhotostyleError
+        If $PHOTOSTYLE_FIGURE_FORMAT is not one of figures.FIGURE_FORMATS, or
+        $PHOTOSTYLE_FIGURE_DPI is not a whole number in [10, 1200].
+    """
     fmt = os.environ.get(FIGURE_FORMAT_ENV, "png").strip().lower() or "png"
     if fmt not in figures.FIGURE_FORMATS:
         raise PhotostyleError(f"${FIGURE_FORMAT_ENV}={fmt!r}: use one of {', '.join(figures.FIGURE_FORMATS)}")
@@ -434,6 +457,26 @@ def save_outputs(settings: Settings, outputs: Iterable[FigureOutput | Iterable[F
     the runs used (cache keys, whether computed in this session, their
     timings), the notebook's elapsed time, git revision and versions.
     Returns the metadata path.
+
+    Parameters
+    ----------
+    settings : Settings
+        The notebook's settings (its output folder, parameters, weights).
+    outputs : FigureOutput or iterables of them
+        The figures to write (nested iterables are flattened).
+    extra : mapping, optional
+        More parameters recorded as ``extra_parameters`` (the interactive app's widget values).
+
+    Returns
+    -------
+    Path
+        The ``metadata.json`` written.
+
+    Raises
+    ------
+    PhotostyleError
+        If two figures share a name, or the figure format / dpi environment variables are
+        invalid (:func:`figure_options`).
     """
     outs = _flatten(outputs)
     names = [o.name for o in outs]

@@ -78,8 +78,22 @@ def notebook_section(folder: Path, md: dict[str, Any], root: Path) -> str:
 def build_report(profile_dir: str | Path, output: str | Path | None = None) -> Path:
     """Write the profile's report (default ``profile_dir/index.html``); return its path.
 
-    Raises:
-        PhotostyleError: no ``*/metadata.json`` under ``profile_dir``.
+    Parameters
+    ----------
+    profile_dir : str or Path
+        A ``results/<profile>`` folder of ``<notebook>/metadata.json`` files.
+    output : str, Path or None
+        The page to write (None: ``profile_dir/index.html``).
+
+    Returns
+    -------
+    Path
+        The HTML page written.
+
+    Raises
+    ------
+    PhotostyleError
+        No ``*/metadata.json`` under ``profile_dir``, or one of them cannot be read as JSON.
     """
     from photostyle_lib.io.images import write_file_atomically
 

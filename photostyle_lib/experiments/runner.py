@@ -84,7 +84,25 @@ def list_notebooks(profile: str, notebooks_dir: str | Path | None = None) -> lis
 
 
 def select_notebooks(paths: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
-    """Notebooks named by ``only``: a full stem ("01_ablation"), its number ("01") or the rest ("ablation")."""
+    """Notebooks named by ``only``: a full stem ("01_ablation"), its number ("01") or the rest ("ablation").
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        The suite's notebooks (:func:`discover_notebooks`).
+    only : sequence of str or None
+        Names to pick (a ``.ipynb`` suffix is ignored); None or empty: every notebook.
+
+    Returns
+    -------
+    list of Path
+        The chosen notebooks, sorted, each once.
+
+    Raises
+    ------
+    PhotostyleError
+        A name matches no notebook (the message lists the available ones).
+    """
     if not only:
         return list(paths)
     chosen: list[Path] = []
@@ -99,7 +117,24 @@ def select_notebooks(paths: Sequence[Path], only: Sequence[str] | None) -> list[
 
 
 def declared_parameters(path: Path) -> dict[str, Any]:
-    """The parameters a notebook's ``parameters`` cell declares (name -> papermill's description)."""
+    """The parameters a notebook's ``parameters`` cell declares (name -> papermill's description).
+
+    Parameters
+    ----------
+    path : Path
+        A notebook file.
+
+    Returns
+    -------
+    dict
+        Parameter name -> papermill's description (its inferred type, default, help).
+
+    Raises
+    ------
+    PhotostyleError
+        nbformat or papermill (the ``[notebooks]`` extra) is missing, or the notebook has no
+        cell tagged ``parameters``.
+    """
     nbformat = require_extra("nbformat", "notebooks", "running the notebooks")
     papermill = require_extra("papermill", "notebooks", "running the notebooks")
 
@@ -114,9 +149,27 @@ def ensure_kernel(name: str = KERNEL_NAME, *, install: bool = True) -> Path:
     """The kernel spec folder of ``name``, registering it for this interpreter when missing.
 
     The kernel must run an interpreter that can import ``photostyle_lib``
-    (the project's environment), checked by starting it once. Raises
-    PhotostyleError (saying to run ``make install``) when the kernel is
-    missing and cannot be registered, or runs another environment.
+    (the project's environment), checked by starting it once.
+
+    Parameters
+    ----------
+    name : str
+        The Jupyter kernel's name ("photostyle").
+    install : bool
+        Register a missing kernel for this interpreter (False: a missing kernel is an error).
+
+    Returns
+    -------
+    Path
+        The kernel spec's folder.
+
+    Raises
+    ------
+    PhotostyleError
+        (saying to run ``make install``) when jupyter_client (the ``[notebooks]`` extra) is
+        missing, the kernel is missing and cannot be registered (or ``install`` is False), its
+        interpreter does not exist or cannot be started, or it runs another environment (cannot
+        import ``photostyle_lib``).
     """
     require_extra("jupyter_client", "notebooks", "running the notebooks")
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -201,9 +254,12 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     ``weights`` (e.g. "hed-vgg16" for the paper profile offline) replaces the
     profile's VGG weights in notebooks that declare a ``weights`` parameter.
 
-    Raises:
-        PhotostyleError: a cell failed (naming the notebook, the cell and its
-            error), the kernel could not start, or the parameters are wrong.
+    Raises
+    ------
+    PhotostyleError
+        A cell failed (naming the notebook, the cell and its
+        error), the kernel could not start, or the parameters are wrong
+        (also: papermill missing, or no ``parameters`` cell).
     """
     papermill = require_extra("papermill", "notebooks", "running the notebooks")
     from papermill.exceptions import PapermillException, PapermillExecutionError

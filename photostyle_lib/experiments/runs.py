@@ -81,31 +81,42 @@ MASK_OVERRIDES = ("theta_s",)
 class RunSpec:
     """What one cached run computes.
 
-    Attributes:
-        pair_id: example id in the dataset (1-60).
-        method: one of :data:`METHODS`.
-        masks: for presets that use masks: "gold", "hard", "soft" (overrides
-            the preset's own mode) or None (the preset's own); ignored otherwise.
-        size: long side in pixels the images are brought to.
-        iterations: loss evaluations (presets only).
-        weights: VGG weights, "imagenet" | "random" | path.
-        segmenter: ADE20K checkpoint for hard/soft masks: None (the default
-            checkpoint), "paper-scales" (the default, averaged over the authors'
-            four scales, short sides 300-600), "random" (random weights, the default architecture),
-            "random-tiny" (random weights, a tiny model: CI), or a hub id / path
-            (see segmenter.segmenter_from_name).
-        overrides: extra settings as sorted (name, value) pairs: TransferConfig
-            fields, e.g. (("lr", 0.2),), and ``theta_s``, the soft cutoff, which
-            goes to the mask request (:meth:`mask_request`), not the config. A
-            theta_s is kept only where it acts (soft masks, or gold masks with
-            errors rendered soft) and dropped elsewhere, so it never splits
-            one run into two keys.
-        seed: seeds the engine and IDT.
-        mask_errors: with ``masks="gold"`` only: the gold masks corrupted by
-            ``mask_errors.masks_with_errors`` (sorted (name, value) pairs: kind,
-            severity, seed, target, render "hard" | "soft", temperature) at the
-            images' sizes; () for the gold masks as they are. Part of the key
-            only when given, so every other run keeps its key.
+    Attributes
+    ----------
+    pair_id
+        example id in the dataset (1-60).
+    method
+        one of :data:`METHODS`.
+    masks
+        for presets that use masks: "gold", "hard", "soft" (overrides
+        the preset's own mode) or None (the preset's own); ignored otherwise.
+    size
+        long side in pixels the images are brought to.
+    iterations
+        loss evaluations (presets only).
+    weights
+        VGG weights, "imagenet" | "random" | path.
+    segmenter
+        ADE20K checkpoint for hard/soft masks: None (the default
+        checkpoint), "paper-scales" (the default, averaged over the authors'
+        four scales, short sides 300-600), "random" (random weights, the default architecture),
+        "random-tiny" (random weights, a tiny model: CI), or a hub id / path
+        (see segmenter.segmenter_from_name).
+    overrides
+        extra settings as sorted (name, value) pairs: TransferConfig
+        fields, e.g. (("lr", 0.2),), and ``theta_s``, the soft cutoff, which
+        goes to the mask request (:meth:`mask_request`), not the config. A
+        theta_s is kept only where it acts (soft masks, or gold masks with
+        errors rendered soft) and dropped elsewhere, so it never splits
+        one run into two keys.
+    seed
+        seeds the engine and IDT.
+    mask_errors
+        with ``masks="gold"`` only: the gold masks corrupted by
+        ``mask_errors.masks_with_errors`` (sorted (name, value) pairs: kind,
+        severity, seed, target, render "hard" | "soft", temperature) at the
+        images' sizes; () for the gold masks as they are. Part of the key
+        only when given, so every other run keeps its key.
     """
 
     pair_id: int
@@ -136,6 +147,7 @@ class RunSpec:
 
     @property
     def uses_engine(self) -> bool:
+        """Whether the method is one of the engine's presets (else a colour transfer or a published result)."""
         return self.method in PRESETS
 
     @property
@@ -163,8 +175,10 @@ class RunSpec:
         """The masks this run asks for (None: it uses none): mode, segmenter, theta_s, the paper
         profile's soft pipeline, gold labels the style lacks dropped, the spec's mask errors.
 
-        Raises:
-            PhotostyleError: a theta_s outside (0, 1] (the request's check).
+        Raises
+        ------
+        PhotostyleError
+            A theta_s outside (0, 1] (the request's check).
         """
         mode = self.mask_mode()
         if mode is None:
@@ -262,22 +276,28 @@ class RunRecord:
 
     @property
     def image_path(self) -> Path:
+        """The final image's file, ``<directory>/image.png``."""
         return self.directory / "image.png"
 
     def image(self) -> torch.Tensor:
+        """The final image (after any post-process): (1, 3, H, W) float32 in [0, 1]."""
         return load_image(self.image_path)
 
     def raw_image(self) -> torch.Tensor:
+        """The image before post-processing, (1, 3, H, W) float32 in [0, 1]; the final one for runs without it."""
         p = self.directory / "raw.png"
         return load_image(p if p.exists() else self.image_path)
 
     def content(self) -> torch.Tensor:
+        """The content photo at the run's size: (1, 3, H, W) float32 in [0, 1]."""
         return load_image(self.directory / "content.png")
 
     def style(self) -> torch.Tensor:
+        """The style photo at the run's size: (1, 3, Hs, Ws) float32 in [0, 1]."""
         return load_image(self.directory / "style.png")
 
     def masks(self) -> SemanticMasks | None:
+        """The masks the run used (stored as float16, read back as float32 in [0, 1]); None without masks."""
         p = self.directory / "masks.npz"
         if not p.exists():
             return None
@@ -288,11 +308,13 @@ class RunRecord:
                                  pipeline=str(z["pipeline"]) or None if "pipeline" in z.files else None)
 
     def losses(self) -> pd.DataFrame | None:
+        """The engine's loss log (one row per evaluation, ``optimise.LOSS_COLUMNS``); None for other methods."""
         p = self.directory / "losses.csv"
         return pd.read_csv(p) if p.exists() else None
 
     @property
     def random_weights(self) -> bool:
+        """Whether the run used random VGG or segmenter weights (a smoke test, not a result)."""
         return bool(self.metadata.get("random_weights"))
 
     @property
@@ -382,6 +404,33 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     KeyboardInterrupt raised again: it is never returned, nor found later, as done.
     A run a callback stopped (``StopRun``) is moved there too and its record
     returned (``metadata["stop_reason"] == "stopped by user"``): never found later as done.
+
+    Parameters
+    ----------
+    spec : RunSpec
+        The run.
+    cache_dir : str or os.PathLike
+        The run cache's root.
+    data_dir : str, os.PathLike or None
+        The Luan et al. set (None: ``$PHOTOSTYLE_DATA`` or data/luan2017).
+    device : str
+        "auto", "cpu", "cuda", ... (not part of the cache key).
+    progress : bool
+        Show the engine's progress bar.
+
+    Returns
+    -------
+    RunRecord
+        The stored run.
+
+    Raises
+    ------
+    PhotostyleError
+        If the pair is not in the data directory, the run's inputs or settings are bad (from
+        the library calls that compute it), or the cache entry is damaged right after it was
+        written.
+    KeyboardInterrupt
+        If the run was interrupted (its partial result kept under ``cache_dir/interrupted``).
     """
     cache = Path(cache_dir)
     pair = get_pair(spec.pair_id, data_dir)
@@ -593,6 +642,27 @@ def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: st
     ``cache_dir`` and ``data_dir`` (the same paths on a shared file system),
     and the VGG / segmenter weights caches, or have their own copies at the
     same paths.
+
+    Parameters
+    ----------
+    specs : list of RunSpec
+        The runs.
+    cache_dir, data_dir, device, progress
+        As :func:`run_cached`.
+    executor : None or a ``concurrent.futures``-style executor
+        Where the tasks run (:func:`executors.make_executor`).
+    retries : int >= 0
+        Reruns of a task that raised (Dask only).
+
+    Returns
+    -------
+    list of RunRecord
+        In the order of ``specs``.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``retries`` < 0, or (re-raised from its task) a run fails as :func:`run_cached` says.
     """
     from tqdm.auto import tqdm
 

@@ -163,10 +163,12 @@ class Settings:
 
     @property
     def out(self) -> Path:
+        """The notebook's output folder (``output_dir``; default ``results/<profile>/<notebook>``)."""
         return Path(self.output_dir)
 
     @property
     def cache(self) -> Path:
+        """The run cache's folder (``cache_dir``; default ``results/cache``)."""
         return Path(self.cache_dir)
 
     @property
@@ -176,6 +178,7 @@ class Settings:
 
     @property
     def random_segmenter(self) -> bool:
+        """True when the segmenter's weights are random ("random", "random-tiny"): masks are smoke tests."""
         return str(self.segmenter).startswith("random")
 
     @property

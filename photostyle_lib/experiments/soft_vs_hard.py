@@ -81,6 +81,37 @@ def error_spec(settings: Settings, pair_id: int, kind: str, severity: float, ren
     ``render`` "hard" or "soft" (then ``theta_s``, default the settings', and
     ``temperature`` px apply); the error is seeded by ``settings.seed``.
     Severity 0 gives the same spec for every kind.
+
+    Parameters
+    ----------
+    settings : Settings
+        The notebook's settings (size, iterations, weights, seed, theta_s).
+    pair_id : int
+        The pair.
+    kind : str
+        An error kind of ``mask_errors.ERROR_KINDS`` ("boundary", "swap", "speckle", "none").
+    severity : float >= 0
+        In the kind's unit: boundary shift in px, fraction of a region swapped, or fraction of
+        pixels relabelled.
+    render : "hard" or "soft"
+        How the corrupted masks reach the engine.
+    theta_s : float in (0, 1] or None
+        Soft cutoff (soft render only; None: ``settings.theta_s``).
+    temperature : float > 0
+        Soft masks' temperature in pixels of the run's images (soft render only).
+    target : "content", "style" or "both"
+        Which side's gold masks are corrupted.
+
+    Returns
+    -------
+    RunSpec
+        The canonical spec (the same for equal conditions).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``render``, ``kind`` or ``target`` is not one of its choices, ``severity`` is out of
+        the kind's range, ``temperature`` <= 0, or ``theta_s`` is outside (0, 1].
     """
     check_choice("render", render, mask_errors.RENDERS)
     kind, severity = mask_errors.check_error_spec(kind, severity)
@@ -101,17 +132,29 @@ def plan(settings: Settings, severities: Mapping[str, Sequence[float]] | None = 
          target: str = "content") -> pd.DataFrame:
     """Every (pair, kind, severity, masks) condition and its RunSpec: one row each.
 
-    Args:
-        severities: {kind: severities} (default :data:`DEFAULT_SEVERITIES`); kinds of
-            ``mask_errors.ERROR_KINDS`` but "none".
-        thetas: theta_s of the soft runs (default: ``settings.theta_s`` alone).
+    Parameters
+    ----------
+    severities : mapping of str to sequence of float, optional
+        {kind: severities} (default :data:`DEFAULT_SEVERITIES`); kinds of
+        ``mask_errors.ERROR_KINDS`` but "none".
+    thetas : sequence of float, optional
+        theta_s of the soft runs (default: ``settings.theta_s`` alone).
 
-    Returns:
+    Returns
+    -------
+    pandas.DataFrame
         DataFrame ``pair_id, kind, severity, mask, theta_s, condition, spec``; the gold
         run appears at every (kind, severity) as the reference. Pairs whose gold masks
         (of the corrupted side, ``target``) hold fewer than two labels admit no error
         between labels: they are left out, listed in ``table.attrs["left_out"]``
         ({pair: reason}); all pairs left out is an error.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``severities`` is empty, names an unknown kind or a kind without severities,
+        ``thetas`` is empty, a pair has no gold masks, a condition is invalid
+        (:func:`error_spec`), or no pair's gold masks hold two labels.
     """
     sev = dict(DEFAULT_SEVERITIES if severities is None else severities)
     if not sev:
@@ -176,6 +219,29 @@ def score(table: pd.DataFrame, records: Sequence[RunRecord], settings: Settings,
     ``records`` are the runs of ``table["spec"]`` in order. ``width``: the
     edge-transition band, px either side of a boundary. Adds ``key`` and
     ``stop_reason`` columns. Each distinct run is scored once.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The plan (:func:`plan`).
+    records : sequence of RunRecord
+        The runs of ``table["spec"]``, in order.
+    settings : Settings
+        For the data directory (the true gold masks).
+    width : float > 0
+        Edge-transition band half-width in pixels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The plan's rows without ``spec``, with the :data:`SCORES` columns, ``key``,
+        ``stop_reason`` and ``weights_warning``.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``records`` and ``table`` differ in length, a pair has no gold masks, or a metric
+        rejects its inputs.
     """
     if len(records) != len(table):
         raise PhotostyleError(f"{len(records)} records for {len(table)} planned runs; run table['spec'] first")
@@ -227,7 +293,29 @@ def summarize(scored: pd.DataFrame, columns: Sequence[str] = tuple(SCORES)) -> p
 
 def plot_vs_severity(summary: pd.DataFrame, kind: str, *, weights_warning: str | None = None,
                      columns: Sequence[str] = tuple(SCORES)) -> Figure:
-    """One panel per metric: mean score vs severity of ``kind``, one line per mask condition, 95% bands."""
+    """One panel per metric: mean score vs severity of ``kind``, one line per mask condition, 95% bands.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        The long table of :func:`summarize`.
+    kind : str
+        The error kind to plot.
+    weights_warning : str or None
+        Banner for the title (random or stand-in weights).
+    columns : sequence of str
+        The metrics, one panel each.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        1 x len(columns) panels; x in the kind's unit (:data:`_UNITS`).
+
+    Raises
+    ------
+    PhotostyleError
+        If the summary has no rows for ``kind``.
+    """
     sub = summary[summary["kind"] == kind]
     if sub.empty:
         raise PhotostyleError(f"the summary has no rows for error kind {kind!r}")
@@ -260,6 +348,29 @@ def examples_figure(table: pd.DataFrame, records: Sequence[RunRecord], kind: str
     """Figure 5 under a controlled error: per pair, content, style, corrupted mask, hard, soft and gold results.
 
     ``theta_s``: which soft condition (default the first planned).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The plan (:func:`plan`), or rows of it.
+    records : sequence of RunRecord
+        The runs of ``table``'s rows, in order.
+    kind : str
+        The error kind.
+    severity : float
+        The severity shown (matched with ``numpy.isclose``).
+    theta_s : float or None
+        Which soft condition (None: the first planned).
+
+    Returns
+    -------
+    FigureOutput
+        One row per pair: content, style, the corrupted content mask, hard, soft and gold results.
+
+    Raises
+    ------
+    PhotostyleError
+        If no planned run has ``kind`` at ``severity``.
     """
     rec_of = {i: r for i, r in zip(table.index, records)}
     sel = table[(table["kind"] == kind) & np.isclose(table["severity"], severity)]

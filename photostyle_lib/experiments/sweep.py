@@ -85,7 +85,25 @@ SUMMARY_COLUMNS: tuple[str, ...] = metrics.METRICS + ("runtime_s", "peak_rss_mb"
 
 def resolve_pair_ids(pair_ids: Sequence[int] | int | None, data_dir: str | os.PathLike | None = None
                      ) -> list[int]:
-    """``pair_ids`` as a list of ints; None means every pair of the dataset (the paper profile's 60)."""
+    """``pair_ids`` as a list of ints; None means every pair of the dataset (the paper profile's 60).
+
+    Parameters
+    ----------
+    pair_ids : int, sequence of int or None
+        Example ids (>= 0); one int is a list of one.
+    data_dir : str, os.PathLike or None
+        The dataset, for None (None: ``$PHOTOSTYLE_DATA`` or data/luan2017).
+
+    Returns
+    -------
+    list of int
+        The ids, in the order given (the dataset's for None).
+
+    Raises
+    ------
+    PhotostyleError
+        If an id is not a whole number >= 0, or ``pair_ids`` is empty.
+    """
     if pair_ids is None:
         return list_pairs(data_dir)
     if isinstance(pair_ids, (int, np.integer)):
@@ -104,6 +122,16 @@ def sweep_specs(settings: Any, methods: Sequence[str] = SWEEP_METHODS) -> list[R
     very ones the figure notebooks ask for under the same parameters, so the runs
     those notebooks made are cache hits and the sweep's runs serve the figures.
     ``methods`` are names from ``runs.METHODS`` (default :data:`SWEEP_METHODS`).
+
+    Returns
+    -------
+    list of RunSpec
+        ``len(settings.pair_ids) * len(methods)`` specs.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``methods`` is a string or empty, or holds a name not in ``runs.METHODS``.
     """
     if isinstance(methods, str) or not methods:
         raise PhotostyleError(f"methods must be a non-empty list of method names, got {methods!r}")
@@ -155,6 +183,23 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
     The content's matting Laplacian is built once for all methods of the pair.
     With ``include_content`` a row for the content itself (method ``"content"``)
     comes first: the no-transfer reference.
+
+    Parameters
+    ----------
+    records : sequence of RunRecord
+        Runs of one pair (empty: no rows).
+    data_dir, gram_weights, device, include_content
+        As :func:`score_runs`.
+
+    Returns
+    -------
+    list of dict
+        One row per method (the columns of :func:`score_runs`).
+
+    Raises
+    ------
+    PhotostyleError
+        If the records belong to more than one pair, or the device is unavailable.
     """
     if not records:
         return []
@@ -209,6 +254,11 @@ def score_runs(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
     ``runtime_s, wall_s, peak_rss_mb, cuda_peak_mb`` (the run's own cost, from its
     metadata), ``height, width, iterations, weights, random_weights, regions,
     gram_note, key, device``; rows ordered by pair, then method as given.
+
+    Raises
+    ------
+    PhotostyleError
+        If there are no runs to score, or a :func:`score_pair` task raises it.
     """
     from tqdm.auto import tqdm
 
@@ -262,6 +312,12 @@ def summarize(table: pd.DataFrame, columns: Sequence[str] = SUMMARY_COLUMNS, *, 
 
     Returns a long table: ``method, metric, n, mean, low, high, interval, level``,
     methods in the table's order.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``interval`` is not "t" or "bootstrap", ``level`` is not in (0, 1), ``n_boot`` < 10,
+        or the table lacks ``method`` or one of ``columns``.
     """
     check_choice("interval", interval, INTERVALS)
     level = check_number("level", level, low=0, high=1, low_inclusive=False, high_inclusive=False)
@@ -305,6 +361,25 @@ def relative_to(table: pd.DataFrame, reference: str, columns: Sequence[str] = me
     every pair; :func:`summarize` of this table gives paired intervals instead.
     Rows of pairs without a reference row are dropped; the reference's own
     rows become 0.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The metrics table (:func:`score_runs`).
+    reference : str
+        The method subtracted.
+    columns : sequence of str
+        The columns differenced (default: ``metrics.METRICS``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of pairs with a reference row, ``columns`` replaced by the differences.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``reference`` is not a method of the table, or has several rows for one pair.
     """
     if reference not in set(table["method"]):
         raise PhotostyleError(f"reference method {reference!r} is not in the table "
