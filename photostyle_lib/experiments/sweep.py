@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 from photostyle_lib import metrics
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.io.data import get_pair, list_pairs
-from photostyle_lib.errors import PhotostyleError, require_extra
+from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
 from photostyle_lib.io.images import merge_warnings
 from photostyle_lib.semantic.masks import load_gold_masks

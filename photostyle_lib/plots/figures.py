@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from photostyle_lib.checks import check_image_array, check_number
+from photostyle_lib.checks import check_number
 from photostyle_lib.errors import PhotostyleError
 # The banners, their colour and merge_warnings are re-exported here for the figure makers.
 from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, as_image_array, STAND_IN_BANNER, merge_warnings,  # noqa: F401
-                                   save_image, tensor_to_array, weights_text, write_file_atomically)
+                                   save_image, weights_text, write_file_atomically)
 from photostyle_lib.plots.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, add_label_legend, label_map_rgb
 
 #: Colour of the zoom rectangle drawn on full-size panels (RGB in [0, 1]).

@@ -31,9 +31,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from photostyle_lib.checks import check_image_array, check_int
+from photostyle_lib.checks import check_int
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import as_image_array, tensor_to_array
+from photostyle_lib.io.images import as_image_array
 from photostyle_lib.semantic.masks import PALETTE, SemanticMasks, label_map
 
 #: Colour map of soft probability maps.
