@@ -20,6 +20,7 @@ import torch
 from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata
+from photostyle_lib.engine.lbfgs import LINE_SEARCHES
 from photostyle_lib.features.vgg import LAYER_NAMES, NAMED_WEIGHTS
 from photostyle_lib.photoreal import local_affine
 from photostyle_lib.photoreal.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S, DEFAULT_SMOOTH_LAMBDA
@@ -71,6 +72,9 @@ def postprocess_steps(postprocess: str) -> tuple[str, ...]:
 #: to [0, 1] inside the closure); "projected_lbfgs": bounds [0, 1] by projection, steps by a
 #: backtracking line search (lbfgs.projected_lbfgs; lr unused); "adam".
 OPTIMIZERS = ("lbfgs", "projected_lbfgs", "adam")
+# Line searches of "projected_lbfgs" (lbfgs.LINE_SEARCHES): "adaptive" (the default: quadratic-
+# interpolation cuts, first trial twice the last accepted fraction), "interpolate", "halve" (the
+# earlier engine's: t = 1, 1/2, ...; it reproduces the runs stored before the field existed).
 #: Masked style loss normalisation: "authors" -- the paper's public code (every label's Gram
 #: divided by L * C * H * W, cross-label blocks counted, mean over the (L*C)^2 entries;
 #: losses.authors_masked_style_loss); "area" -- this project's own (each label divided by
@@ -110,7 +114,9 @@ class TransferConfig:
     ("recursive_filter", "screened_poisson", "local_affine" or "none").
 
     Other fields: layer names (see ``vgg.LAYER_NAMES``); ``lr``; ``iterations``
-    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "projected_lbfgs" | "adam"); ``seed``;
+    (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "projected_lbfgs" | "adam");
+    ``line_search`` (projected_lbfgs only: "adaptive" | "interpolate" | "halve",
+    :data:`LINE_SEARCHES`); ``seed``;
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
     "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
     code, max-pooled alongside the network; "avg": area average, keeps
@@ -163,6 +169,7 @@ class TransferConfig:
     matting_eps: float = 1e-7
     matting_radius: int = 1
     optimizer: str = "lbfgs"
+    line_search: str = "adaptive"
     lr: float = 0.1
     iterations: int = 500
     divergence_factor: float = 1e3
@@ -185,6 +192,7 @@ class TransferConfig:
         check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
         postprocess_steps(self.postprocess)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("line_search", self.line_search, LINE_SEARCHES)
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
         check_choice("style_normalization", self.style_normalization, STYLE_NORMALIZATIONS)
         check_choice("init", self.init, INITS)

@@ -31,6 +31,7 @@ tensors (flattened together, as torch does), all on one device and one dtype.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -320,9 +321,50 @@ class LBFGS(torch.optim.Optimizer):
         return first_loss
 
 
+#: Line searches of :func:`projected_lbfgs`: (cut of a rejected trial, first trial of a quasi-Newton step).
+#: "halve": halving, t = 1 (this project's first version); "interpolate": quadratic interpolation, t = 1;
+#: "adaptive": quadratic interpolation, t = min(1, 2 t_prev) after a step that needed a cut.
+LINE_SEARCHES = ("halve", "interpolate", "adaptive")
+
+
+def backtrack_factor(rule: str, f0: float, slope: float, f_t: float) -> float:
+    """The factor of the next trial step after a rejected one: t_next = factor * t.
+
+    Parameters
+    ----------
+    rule : str
+        "halve": 1/2 whatever the values. "interpolate" or "adaptive": the
+        minimiser of the quadratic q through q(0) = f0, q'(0) t = slope and
+        q(t) = f_t, i.e. -slope / (2 (f_t - f0 - slope)), safeguarded into
+        [0.1, 0.5] (Nocedal & Wright, Numerical Optimization, 2nd ed., 3.5):
+        a trial 1000x above f0 is cut tenfold in one evaluation, where halving
+        takes three or four. A NaN or infinite trial, or slope >= 0, gives 0.1.
+    f0 : float
+        The loss at the current iterate.
+    slope : float
+        g^T (x(t) - x): the directional derivative times the trial step (< 0 for descent).
+    f_t : float
+        The loss at the rejected trial point.
+
+    Returns
+    -------
+    float
+        The factor, in [0.1, 0.5].
+    """
+    if rule == "halve":
+        return 0.5
+    if not (slope < 0.0 and math.isfinite(f_t)):
+        return 0.1
+    curvature = f_t - f0 - slope
+    if curvature <= 0.0:
+        return 0.5
+    return min(0.5, max(0.1, -slope / (2.0 * curvature)))
+
+
 def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, history: int = 100,
                     low: float = 0.0, high: float = 1.0, armijo: float = 1e-4, max_backtracks: int = 12,
-                    max_steps: int | None = None, on_step: Callable[[float], None] | None = None) -> str:
+                    max_steps: int | None = None, on_step: Callable[[float], None] | None = None,
+                    line_search: str = "adaptive") -> str:
     """Minimise the closure's loss over ``x`` in the box [low, high]: projected L-BFGS with backtracking.
 
     The paper's code runs plain L-BFGS at a fixed step (lr 0.1, no line search)
@@ -338,9 +380,14 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
     2. d = -H g on the free set (two-loop recursion, H_0 = (s^T y / y^T y) I),
        0 elsewhere; if d is no descent direction the history is cleared and
        d = -g (free set);
-    3. backtracking along the projected path x(t) = clip(x + t d), t = 1, 1/2,
-       ... (the first step after a reset scaled as torch's, min(1, 1/|g|_1)),
-       until the Armijo condition f(x(t)) <= f(x) + armijo g^T (x(t) - x);
+    3. backtracking along the projected path x(t) = clip(x + t d) until the
+       Armijo condition f(x(t)) <= f(x) + armijo g^T (x(t) - x) holds
+       (``line_search``, :data:`LINE_SEARCHES`): "adaptive" (the default) first
+       tries t = min(1, 2 t_prev), t_prev the fraction of its first trial the
+       previous step accepted, and cuts a rejected t by quadratic interpolation
+       (:func:`backtrack_factor`); "interpolate" the same cuts from t = 1;
+       "halve" t = 1, 1/2, 1/4, ... The first step after a reset is scaled as
+       torch's, min(1, 1/|g|_1), and then cut the same way;
     4. the pair (x(t) - x, g(t) - g) is stored if its curvature is positive.
 
     Every accepted iterate lies in the box and lowers the loss; rejected trial
@@ -360,19 +407,34 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
         bound on accepted steps (None: until the closure stops the run).
     on_step
         called with the loss of each accepted iterate.
+    line_search
+        "adaptive" | "interpolate" | "halve" (step 3). Measured with the
+        stand-in's trained features (full preset, 256 px, tuning pairs 1, 2, 5,
+        7, 9, 10, 16, 500 evaluations): halving spends up to 80% of the
+        evaluations on rejected trials where the Gram loss's quartic growth
+        makes full quasi-Newton steps overshoot 10-1000x; "adaptive" ends lower
+        on 6 of the 7 pairs (README, "line search").
 
     Returns
     -------
     str
         a stop reason: "converged: ..." (no decrease possible, or the projected
         gradient is zero) or "steps" (max_steps reached).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``line_search`` is not one of :data:`LINE_SEARCHES`.
     """
+    if line_search not in LINE_SEARCHES:
+        raise PhotostyleError(f"line_search: {line_search!r} is not one of {', '.join(LINE_SEARCHES)}")
     hist = TwoLoopHistory(history)
     flat = x.detach().view(-1)
     f = float(closure().detach())
     g = x.grad.detach().reshape(-1).clone()
     failures = 0
     steps = 0
+    t_last = 1.0
     while max_steps is None or steps < max_steps:
         free = ~(((flat <= low) & (g > 0)) | ((flat >= high) & (g < 0)))
         gf = g * free
@@ -382,21 +444,23 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
             s_new, y_new, rho = hist.pairs[-1]
             d = hist.direction(gf, 1.0 / (rho * y_new.dot(y_new)))
             d.mul_(free)
-            t = 1.0
+            t = min(1.0, 2.0 * t_last) if line_search == "adaptive" else 1.0
             if float(g.dot(d)) >= 0.0:
                 hist.clear()
         if not len(hist):
             d = gf.neg()
             t = min(1.0, 1.0 / float(gf.abs().sum()))
         start = flat.clone()
+        t0 = t
         for _ in range(max_backtracks + 1):
             with torch.no_grad():
                 torch.clamp(start + t * d, low, high, out=flat)
             f_new = float(closure().detach())
             step = flat - start
-            if f_new <= f + armijo * float(g.dot(step)) and f_new < f:
+            slope = float(g.dot(step))
+            if f_new <= f + armijo * slope and f_new < f:
                 break
-            t *= 0.5
+            t *= backtrack_factor(line_search, f, slope, f_new)
         else:
             with torch.no_grad():
                 flat.copy_(start)
@@ -407,6 +471,7 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
             continue
         failures = 0
         steps += 1
+        t_last = t / t0
         if on_step is not None:
             on_step(f_new)
         g_new = x.grad.detach().reshape(-1).clone()

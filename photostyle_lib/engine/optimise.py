@@ -221,7 +221,8 @@ def optimise(objective: Objective, x: torch.Tensor, cfg: TransferConfig, *, prog
     try:
         stalled = 0
         if cfg.optimizer == "projected_lbfgs":
-            reason = projected_lbfgs(x, run.closure, history=cfg.lbfgs_history)
+            reason = projected_lbfgs(x, run.closure, history=cfg.lbfgs_history,
+                                     line_search=cfg.line_search)
         while cfg.optimizer != "projected_lbfgs":
             before = len(run.rows)
             optimizer.step(run.closure)

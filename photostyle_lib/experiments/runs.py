@@ -230,10 +230,12 @@ _CONDITIONAL_FIELDS = (
     ("affine_radius", "postprocess", ("local_affine",)),
     ("affine_edge", "postprocess", ("local_affine",)),
     ("smooth_lambda", "postprocess", ("matting_smooth",)),
+    ("line_search", "optimizer", ("projected_lbfgs",)),
 )
 #: Fields added to the engine after runs were stored, with the value that reproduces the
 #: earlier engine: left out of keys at that value, so stored runs keep their keys.
-_LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0}
+_LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
+                 "line_search": "halve"}
 #: Fields that matter only when another is not at its "off" value: (field, switch, off value).
 _IDLE_FIELDS = (("plateau_tol", "plateau_window", 0),)
 
