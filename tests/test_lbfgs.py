@@ -211,7 +211,7 @@ def _box_quadratic(n=40, seed=0):
     return a, b
 
 
-def _run_projected(a, b, x0, history=10, evaluations=400):
+def _run_projected(a, b, x0, history=10, evaluations=400, line_search="adaptive"):
     from photostyle_lib.engine.lbfgs import projected_lbfgs
     x = x0.clone().requires_grad_(True)
     values = []
@@ -229,15 +229,19 @@ def _run_projected(a, b, x0, history=10, evaluations=400):
         return f
 
     try:
-        reason = projected_lbfgs(x, closure, history=history)
+        reason = projected_lbfgs(x, closure, history=history, line_search=line_search)
     except Enough:
         reason = "evaluations"
     return x.detach(), values, reason
 
 
-def test_projected_lbfgs_meets_the_box_kkt_conditions():
+LINE_SEARCHES = ("adaptive", "interpolate", "halve")
+
+
+@pytest.mark.parametrize("line_search", LINE_SEARCHES)
+def test_projected_lbfgs_meets_the_box_kkt_conditions(line_search):
     a, b = _box_quadratic()
-    x, values, _ = _run_projected(a, b, torch.full((40,), 0.5, dtype=torch.float64))
+    x, values, _ = _run_projected(a, b, torch.full((40,), 0.5, dtype=torch.float64), line_search=line_search)
     g = a @ x - b
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     inside = (x > 1e-9) & (x < 1 - 1e-9)
@@ -252,7 +256,8 @@ def test_projected_lbfgs_meets_the_box_kkt_conditions():
     assert torch.allclose(x, ref, atol=1e-6)
 
 
-def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
+@pytest.mark.parametrize("line_search", LINE_SEARCHES)
+def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box(line_search):
     """On a non-convex function (Rosenbrock, whose minimiser is the box's corner (1, ..., 1)) full quasi-Newton
     steps overshoot: trial points are rejected, and every accepted iterate satisfies the Armijo decrease."""
     from photostyle_lib.engine.lbfgs import projected_lbfgs
@@ -269,7 +274,7 @@ def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
         return f
 
     try:
-        projected_lbfgs(x, closure, history=5, on_step=accepted.append)
+        projected_lbfgs(x, closure, history=5, on_step=accepted.append, line_search=line_search)
     except StopIteration:
         pass
     assert all(float(v.min()) >= 0.0 and float(v.max()) <= 1.0 for _, v in evaluated)
@@ -279,10 +284,81 @@ def test_projected_lbfgs_accepts_only_decreasing_points_inside_the_box():
     assert torch.allclose(x.detach(), torch.ones(6, dtype=torch.float64), atol=1e-3)
 
 
-def test_projected_lbfgs_ends_when_nothing_decreases():
+@pytest.mark.parametrize("line_search", LINE_SEARCHES)
+def test_projected_lbfgs_ends_when_nothing_decreases(line_search):
     """At the box-constrained minimiser the projected gradient is zero: the run ends by itself."""
     a = torch.eye(3, dtype=torch.float64)
     b = torch.tensor([-1.0, 2.0, 0.5], dtype=torch.float64)  # minimiser of the box problem: (0, 1, 0.5)
-    x, values, reason = _run_projected(a, b, torch.tensor([0.2, 0.9, 0.1], dtype=torch.float64))
+    x, values, reason = _run_projected(a, b, torch.tensor([0.2, 0.9, 0.1], dtype=torch.float64),
+                                       line_search=line_search)
     assert reason.startswith("converged")
     assert torch.allclose(x, torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64), atol=1e-8)
+
+
+def test_backtrack_factor_is_the_quadratic_minimiser_safeguarded():
+    """On q(t) = f0 + a t + c t^2 a trial at t = 1 gives f_t = f0 + a + c: the cut is q's minimiser -a / (2c)
+    while that lies in [0.1, 0.5], else the nearer end; halving is 1/2 whatever the values."""
+    from photostyle_lib.engine.lbfgs import backtrack_factor
+    f0, a = 3.0, -2.0
+    for c, expected in [(2.5, 0.4), (5.0, 0.2), (1e4, 0.1), (1.5, 0.5)]:
+        for rule in ("interpolate", "adaptive"):
+            assert backtrack_factor(rule, f0, a, f0 + a + c) == pytest.approx(expected, rel=1e-12)
+    # the trial point above the start by 1000x its value: one tenfold cut
+    assert backtrack_factor("interpolate", 1.0, -1.0, 1000.0) == 0.1
+    for bad in (float("nan"), float("inf")):
+        assert backtrack_factor("adaptive", f0, a, bad) == 0.1
+    assert backtrack_factor("adaptive", f0, 0.5, f0 + 1.0) == 0.1  # not a descent direction
+    assert backtrack_factor("adaptive", f0, a, f0 + a - 1.0) == 0.5  # no positive curvature along the path
+    assert backtrack_factor("halve", f0, a, 1e9) == 0.5
+
+
+def test_projected_lbfgs_trials_follow_the_line_search():
+    """Recording every trial point on a Rosenbrock valley inside the box: within a step, each cut is
+    backtrack_factor of the rejected trial (checked on the steps whose trials were not clipped), and with
+    "adaptive" no first trial exceeds twice the previous step's accepted fraction."""
+    from photostyle_lib.engine.lbfgs import backtrack_factor, projected_lbfgs
+
+    def f_of(v):  # y = 4 (v - 0.5): minimiser v = 0.75, start v = 0.2 (y = -1.2), inside (0, 1)
+        y = 4.0 * (v - 0.5)
+        return (100.0 * (y[1:] - y[:-1] ** 2) ** 2 + (1.0 - y[:-1]) ** 2).sum()
+
+    for rule in ("adaptive", "interpolate", "halve"):
+        x = torch.full((4,), 0.2, dtype=torch.float64).requires_grad_(True)
+        trials, accepted = [], []
+
+        def closure():
+            x.grad = None
+            f = f_of(x)
+            f.backward()
+            trials.append((float(f.detach()), x.detach().clone(), x.grad.detach().clone()))
+            if len(trials) >= 150:
+                raise StopIteration
+            return f
+
+        try:
+            projected_lbfgs(x, closure, history=5, on_step=accepted.append, line_search=rule)
+        except StopIteration:
+            pass
+        # group the evaluations into steps: a step ends at its accepted trial (its loss is on_step's)
+        steps, current, acc = [], [], iter(accepted)
+        nxt = next(acc, None)
+        for f, v, g in trials[1:]:
+            current.append((f, v, g))
+            if nxt is not None and f == nxt:
+                steps.append(current)
+                current, nxt = [], next(acc, None)
+        assert len(steps) >= 10
+        start, cuts = trials[0], 0
+        for step in steps:
+            f0, x0, g0 = start
+            start = step[-1]
+            if f0 < 1e-8:  # at the minimiser the steps are at the rounding level
+                break
+            if any(float(v.min()) <= 0 or float(v.max()) >= 1 for _, v, _ in step):
+                continue  # a clipped trial: its length is not t |d|
+            lengths = [float((v - x0).norm()) for _, v, _ in step]
+            for (ft, vt, _), t_prev, t_next in zip(step, lengths, lengths[1:]):
+                want = backtrack_factor(rule, f0, float(g0 @ (vt - x0)), ft)
+                assert t_next / t_prev == pytest.approx(want, rel=1e-6)
+                cuts += 1
+        assert cuts >= 3, rule  # full steps overshot in the valley: the cuts were exercised

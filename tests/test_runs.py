@@ -238,6 +238,20 @@ def test_cache_key_ignores_parameters_of_unused_parts():
     assert relevant_config(full.replace(init="reinhard"))["init"] == "reinhard"
 
 
+def test_line_search_is_in_the_key_only_for_the_projected_optimiser():
+    """The projected L-BFGS's line search changes its result (in the key, left out at "halve", the earlier
+    engine's); the paper's plain L-BFGS (luan) has none, so the field leaves its key alone."""
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.runs import relevant_config
+    full = get_preset("full", weights="random")
+    assert full.optimizer == "projected_lbfgs" and relevant_config(full)["line_search"] == "adaptive"
+    assert "line_search" not in relevant_config(full.replace(line_search="halve"))
+    assert relevant_config(full) != relevant_config(full.replace(line_search="interpolate"))
+    luan = get_preset("luan", weights="random")
+    assert "line_search" not in relevant_config(luan)
+    assert relevant_config(luan) == relevant_config(luan.replace(line_search="interpolate"))
+
+
 def test_schedule_fields_keep_stored_keys_at_their_off_values():
     """pyramid_levels 1, level_iterations None, plateau_window 0 (the paper's run) are not in the key, nor
     plateau_tol while the plateau stop is off; the fast preset's schedule is."""
