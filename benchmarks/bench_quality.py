@@ -196,7 +196,9 @@ def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, .
         return
     cols = ("content", "style", *(f"ours ({m})" for m in methods), "Luan et al. (published)")
     n = len(cols)
-    fig, axes = plt.subplots(len(pairs), n, figsize=(n * width / 100, len(pairs) * width * 0.7 / 100 + 0.6),
+    lines = textwrap.wrap(title, 95)
+    top = 0.25 + 0.13 * len(lines)  # inches kept for the title (7 pt lines) above the column titles
+    fig, axes = plt.subplots(len(pairs), n, figsize=(n * width / 100, len(pairs) * width * 0.7 / 100 + 0.4 + top),
                              squeeze=False, dpi=100)
     for i, p in enumerate(pairs):
         first, theirs = by[(p, methods[0])], by[(p, REFERENCE)]
@@ -210,8 +212,9 @@ def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, .
                 ax.set_title(cols[j], fontsize=7)
             if j == 0:
                 ax.set_ylabel(f"pair {p}", fontsize=7)
-    fig.suptitle("\n".join(textwrap.wrap(title, 95)), fontsize=7, color="red" if "stand-in" in title or "RANDOM" in title else "black")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    fig.suptitle("\n".join(lines), fontsize=7, color="red" if "stand-in" in title or "RANDOM" in title else "black",
+                 y=1 - 0.1 / fig.get_figheight(), va="top")  # a fixed margin, not 2% of a tall sheet
+    fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_figheight()))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
