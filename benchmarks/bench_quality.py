@@ -34,7 +34,8 @@ mean structure >= theirs, mean style distance <= 1.25x theirs, no run stopped
 by the divergence guard.
 
     python benchmarks/bench_quality.py [--pairs 21-60] [--size 256] [--weights hed-vgg16]
-        [--methods full no_postprocess gatys luan reinhard pitie_idt] [--out results/quality]
+        [--methods full no_postprocess gatys luan reinhard pitie_idt] [--line-search adaptive|interpolate|halve]
+        [--out results/quality]
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from photostyle_lib.experiments import sweep
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.lbfgs import LINE_SEARCHES
 from photostyle_lib.engine.presets import PRESETS, get_preset
 from photostyle_lib.experiments.runs import METHODS, RunRecord, RunSpec, run_many
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
@@ -121,8 +123,12 @@ def as_postprocessed(record: RunRecord, method: str) -> PostprocessedRecord:
 
 
 def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: str,
-                  iterations: int | None = None) -> list[RunSpec]:
-    """One RunSpec per (pair, method) with gold masks, plus Luan et al.'s published result per pair."""
+                  iterations: int | None = None, line_search: str | None = None) -> list[RunSpec]:
+    """One RunSpec per (pair, method) with gold masks, plus Luan et al.'s published result per pair.
+
+    ``line_search`` (None: the presets') replaces the projected L-BFGS's line search of every
+    method that uses that optimiser (README, "Line search"); ``luan`` keeps its plain L-BFGS.
+    """
     specs = []
     derived = derived_methods(methods, weights)
     for p in pairs:
@@ -132,6 +138,8 @@ def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: s
             extra = {} if iterations is None else {"iterations": iterations}
             if m == "luan" and iterations is None:
                 extra = {"iterations": 1000}  # per stage, as their code
+            if line_search is not None and m in PRESETS and PRESETS[m].optimizer == "projected_lbfgs":
+                extra["overrides"] = (("line_search", line_search),)
             specs.append(RunSpec(p, m, masks="gold", size=size, weights=weights, **extra))
         specs.append(RunSpec(p, REFERENCE, size=size))
     return specs
@@ -235,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default="hed-vgg16")
     ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     ap.add_argument("--iterations", type=int, default=None, help="override every preset's evaluations (smoke runs)")
+    ap.add_argument("--line-search", choices=LINE_SEARCHES, default=None,
+                    help="the projected L-BFGS's line search for every method using it (default: the presets')")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("results/cache"))
     ap.add_argument("--out", type=Path, default=Path("results/quality"))
@@ -248,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             raise PhotostyleError(f"unknown method(s) {bad}; choose from {', '.join(m for m in METHODS if m != REFERENCE)}")
         data_dir = resolve_data_dir(args.data)
         specs = quality_specs(pairs, list(args.methods), size=args.size, weights=args.weights,
-                              iterations=args.iterations)
+                              iterations=args.iterations, line_search=args.line_search)
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, device=args.device,
                            progress=not args.no_progress)
         for m in derived_methods(list(args.methods), args.weights):

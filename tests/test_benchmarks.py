@@ -160,6 +160,23 @@ def test_bench_quality_derives_only_post_process_variants():
     assert bq.derived_methods(["enhanced", "no_postprocess"], "hed-vgg16") == []    # no full run to read
 
 
+def test_bench_quality_line_search_reaches_only_projected_runs(data_dir):
+    """--line-search becomes an override of the runs that use the projected L-BFGS (their config and key
+    change), not of luan's plain L-BFGS nor of the colour transfers; without it the specs are the presets'."""
+    from photostyle_lib.io.data import get_pair
+    bq = _bench_module("bench_quality")
+    methods = ["full", "gatys", "luan", "reinhard"]
+    plain = bq.quality_specs([1], methods, size=64, weights="random")
+    halve = bq.quality_specs([1], methods, size=64, weights="random", line_search="halve")
+    by = {s.method: s for s in halve}
+    assert by["full"].config("cpu").line_search == "halve" and by["gatys"].config("cpu").line_search == "halve"
+    assert by["luan"].overrides == () and by["reinhard"].overrides == ()
+    assert all(s.overrides == () for s in plain)
+    pair = get_pair(1, data_dir)
+    keys = {s.method: s.key(pair) for s in plain}
+    assert by["full"].key(pair) != keys["full"] and by["luan"].key(pair) == keys["luan"]
+
+
 def test_bench_quality_summary_counts_pairs_won():
     import pandas as pd
     bq = _bench_module("bench_quality")
