@@ -388,6 +388,9 @@ def _metadata_options(md: dict) -> dict:
     """A result's metadata (OUT.png.json) as config keys: its preset, inputs and every config field."""
     raw = {"preset": md.get("preset") or "full"}
     inputs = md.get("inputs") or {}
+    # a field the engine gained after this result was written: the value that reproduces it
+    from photostyle_lib.experiments.runs import LATER_FIELDS
+    raw.update({name: earlier for name, earlier in LATER_FIELDS.items() if name not in md["config"]})
     raw.update(md["config"])  # results written before theta_s left the config carry it here
     for key in ("content", "style", "content_mask", "style_mask", "size", "unmatched", "theta_s"):
         if inputs.get(key) is not None:

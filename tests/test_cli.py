@@ -448,6 +448,24 @@ def test_cli_rerun_from_metadata(small_pair):
     assert third["config"]["iterations"] == 2 and third["config"]["content_weight"] == 2.0
 
 
+def test_cli_rerun_of_older_metadata_uses_the_earlier_engine(small_pair):
+    """Metadata written before a field existed (here curvature_cosine and line_search, stripped) reruns with
+    the value that reproduces the earlier engine (runs.LATER_FIELDS), not today's default; present fields win."""
+    from photostyle_lib.experiments.runs import LATER_FIELDS
+    d = small_pair
+    assert cli.main(_args(d, "--iterations", "2")) == 0
+    md = json.loads((d / "out.png.json").read_text())
+    assert md["config"]["curvature_cosine"] == 1e-2 and md["config"]["line_search"] == "adaptive"
+    old = dict(md, config={k: v for k, v in md["config"].items() if k not in ("curvature_cosine", "line_search")})
+    (d / "old.png.json").write_text(json.dumps(old))
+    assert cli.main(["transfer", "-o", str(d / "again.png"), "--config", str(d / "old.png.json"),
+                     "--no-progress"]) == 0
+    again = json.loads((d / "again.png.json").read_text())["config"]
+    assert again["curvature_cosine"] == LATER_FIELDS["curvature_cosine"] == 0.0
+    assert again["line_search"] == LATER_FIELDS["line_search"] == "halve"
+    assert {k: again[k] for k in old["config"]} == old["config"]
+
+
 def test_cli_save_every_writes_labelled_iterates(small_pair, capsys):
     d = small_pair
     assert cli.main(_args(d, "--iterations", "5", "--save-every", "2")) == 0

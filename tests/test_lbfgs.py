@@ -1,5 +1,6 @@
 """photostyle_lib.engine.lbfgs against torch.optim.LBFGS (line_search_fn=None), an independent implementation."""
 
+import math
 import pytest
 import torch
 
@@ -362,3 +363,81 @@ def test_projected_lbfgs_trials_follow_the_line_search():
                 assert t_next / t_prev == pytest.approx(want, rel=1e-6)
                 cuts += 1
         assert cuts >= 3, rule  # full steps overshot in the valley: the cuts were exercised
+
+
+def test_keeps_pair_is_a_cosine_test():
+    """keeps_pair on closed forms: s = (1, 0), y = r (cos th, sin th) has s^T y = r cos th and cosine cos th;
+    kept iff s^T y > 1e-10 and cos th > min_cosine; min_cosine 0 is the plain positive-curvature test."""
+    from photostyle_lib.engine.lbfgs import CURVATURE_MIN, keeps_pair
+    s = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    for r in (1e-3, 1.0, 1e3):
+        for cos in (-0.5, 7e-4, 9.9e-3, 1.01e-2, 0.3, 1.0):
+            y = r * torch.tensor([cos, math.sqrt(1.0 - cos * cos)], dtype=torch.float64)
+            ys = y.dot(s)
+            assert keeps_pair(s, y, ys, 1e-2) == (cos > 1e-2)
+            assert keeps_pair(s, y, ys, 0.0) == (r * cos > CURVATURE_MIN)
+    tiny = torch.tensor([1e-11, 0.0], dtype=torch.float64)  # cosine 1 but curvature below torch's floor
+    assert not keeps_pair(s, tiny, tiny.dot(s), 0.0) and not keeps_pair(s, tiny, tiny.dot(s), 1e-2)
+
+
+def _record_pairs(monkeypatch):
+    """Make projected_lbfgs's history record the cosine of every pair it stores."""
+    from photostyle_lib.engine import lbfgs
+    cosines = []
+
+    class Recording(lbfgs.TwoLoopHistory):
+        def append(self, s, y, ys):
+            cosines.append(float(ys / (s.norm() * y.norm())))
+            super().append(s, y, ys)
+
+    monkeypatch.setattr(lbfgs, "TwoLoopHistory", Recording)
+    return cosines
+
+
+@pytest.mark.parametrize("line_search", LINE_SEARCHES)
+def test_projected_lbfgs_stores_no_pair_below_the_curvature_cosine(monkeypatch, line_search):
+    """f = 1/2 x^T A x - b^T x, A = diag(1e-6, 1), started where g = (1, 1e-3): the first (steepest-descent)
+    pair has cosine g^T A g / (|g| |A g|) ~ 2e-3 (closed form). With curvature_cosine 0 it is stored; with
+    1e-2 no stored pair is below 1e-2; both reach the minimiser A^-1 b (inside a wide box)."""
+    from photostyle_lib.engine.lbfgs import projected_lbfgs
+    a = torch.diag(torch.tensor([1e-6, 1.0], dtype=torch.float64))
+    x0 = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    g0 = torch.tensor([1.0, 1e-3], dtype=torch.float64)
+    b = a @ x0 - g0
+    expected_cos = float(g0 @ a @ g0 / (g0.norm() * (a @ g0).norm()))
+    assert 1e-3 < expected_cos < 3e-3
+    cosines = _record_pairs(monkeypatch)
+    for min_cos in (0.0, 1e-2):
+        cosines.clear()
+        x = x0.clone().requires_grad_(True)
+        evaluations = []
+
+        def closure():
+            x.grad = None
+            f = 0.5 * x @ a @ x - b @ x
+            f.backward()
+            evaluations.append(float(f.detach()))
+            if len(evaluations) >= 3000:
+                raise StopIteration
+            return f
+
+        try:
+            projected_lbfgs(x, closure, history=5, low=-1e7, high=1e7, line_search=line_search,
+                            curvature_cosine=min_cos)
+        except StopIteration:
+            pass
+        if min_cos == 0.0:
+            assert cosines[0] == pytest.approx(expected_cos, rel=1e-6)
+        else:
+            assert cosines and min(cosines) > 1e-2
+        x_star = torch.linalg.solve(a, b)
+        f_star = float(-0.5 * b @ x_star)
+        assert min(evaluations) - f_star <= 1e-9 * abs(f_star)
+
+
+def test_projected_lbfgs_rejects_a_bad_curvature_cosine():
+    from photostyle_lib.engine.lbfgs import projected_lbfgs
+    x = torch.zeros(3, requires_grad=True)
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(PhotostyleError, match="curvature_cosine"):
+            projected_lbfgs(x, lambda: (x ** 2).sum(), curvature_cosine=bad)

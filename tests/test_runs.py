@@ -252,6 +252,19 @@ def test_line_search_is_in_the_key_only_for_the_projected_optimiser():
     assert relevant_config(luan) == relevant_config(luan.replace(line_search="interpolate"))
 
 
+def test_curvature_cosine_is_in_the_key_only_for_the_projected_optimiser():
+    """curvature_cosine (the projected L-BFGS's pair test) is in full's key, left out at 0 (the earlier
+    engine's plain test, so runs stored before it keep their keys) and for the plain L-BFGS (luan)."""
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.runs import relevant_config
+    full = get_preset("full", weights="random")
+    assert relevant_config(full)["curvature_cosine"] == 1e-2
+    assert "curvature_cosine" not in relevant_config(full.replace(curvature_cosine=0.0))
+    assert relevant_config(full) != relevant_config(full.replace(curvature_cosine=0.1))
+    luan = get_preset("luan", weights="random")
+    assert relevant_config(luan) == relevant_config(luan.replace(curvature_cosine=0.1))
+
+
 def test_schedule_fields_keep_stored_keys_at_their_off_values():
     """pyramid_levels 1, level_iterations None, plateau_window 0 (the paper's run) are not in the key, nor
     plateau_tol while the plateau stop is off; the fast preset's schedule is."""

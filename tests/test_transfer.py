@@ -145,7 +145,8 @@ def test_interrupt_keeps_best(pair):
 @pytest.mark.parametrize("bad", [dict(style_weight=-1),
                                  dict(iterations=0), dict(optimizer="sgd"), dict(lr=float("nan")),
                                  dict(segmentation="fuzzy"), dict(content_layers=("conv9_1",)),
-                                 dict(postprocess="blur"), dict(line_search="golden")])
+                                 dict(postprocess="blur"), dict(line_search="golden"),
+                                 dict(curvature_cosine=1.0), dict(curvature_cosine=-0.01)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(PhotostyleError):
         TransferConfig(**bad)

@@ -116,7 +116,9 @@ class TransferConfig:
     Other fields: layer names (see ``vgg.LAYER_NAMES``); ``lr``; ``iterations``
     (loss evaluations, >= 1); ``optimizer`` ("lbfgs" | "projected_lbfgs" | "adam");
     ``line_search`` (projected_lbfgs only: "adaptive" | "interpolate" | "halve",
-    :data:`LINE_SEARCHES`); ``seed``;
+    :data:`LINE_SEARCHES`); ``curvature_cosine`` (projected_lbfgs only: a curvature
+    pair (s, y) is stored only when s^T y > curvature_cosine |s| |y|, in [0, 1);
+    0 reproduces the earlier engine, :func:`~photostyle_lib.engine.lbfgs.keeps_pair`); ``seed``;
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
     "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
     code, max-pooled alongside the network; "avg": area average, keeps
@@ -170,6 +172,7 @@ class TransferConfig:
     matting_radius: int = 1
     optimizer: str = "lbfgs"
     line_search: str = "adaptive"
+    curvature_cosine: float = 1e-2
     lr: float = 0.1
     iterations: int = 500
     divergence_factor: float = 1e3
@@ -193,6 +196,7 @@ class TransferConfig:
         postprocess_steps(self.postprocess)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("line_search", self.line_search, LINE_SEARCHES)
+        check_number("curvature_cosine", self.curvature_cosine, low=0, high=1, high_inclusive=False)
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))
         check_choice("style_normalization", self.style_normalization, STYLE_NORMALIZATIONS)
         check_choice("init", self.init, INITS)

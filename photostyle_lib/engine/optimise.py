@@ -222,7 +222,7 @@ def optimise(objective: Objective, x: torch.Tensor, cfg: TransferConfig, *, prog
         stalled = 0
         if cfg.optimizer == "projected_lbfgs":
             reason = projected_lbfgs(x, run.closure, history=cfg.lbfgs_history,
-                                     line_search=cfg.line_search)
+                                     line_search=cfg.line_search, curvature_cosine=cfg.curvature_cosine)
         while cfg.optimizer != "projected_lbfgs":
             before = len(run.rows)
             optimizer.step(run.closure)

@@ -231,11 +231,13 @@ _CONDITIONAL_FIELDS = (
     ("affine_edge", "postprocess", ("local_affine",)),
     ("smooth_lambda", "postprocess", ("matting_smooth",)),
     ("line_search", "optimizer", ("projected_lbfgs",)),
+    ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
 )
 #: Fields added to the engine after runs were stored, with the value that reproduces the
-#: earlier engine: left out of keys at that value, so stored runs keep their keys.
-_LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
-                 "line_search": "halve"}
+#: earlier engine: left out of keys at that value, so stored runs keep their keys (and a
+#: result's metadata written before a field existed reruns with that value, ``cli``).
+LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
+                 "line_search": "halve", "curvature_cosine": 0.0}
 #: Fields that matter only when another is not at its "off" value: (field, switch, off value).
 _IDLE_FIELDS = (("plateau_tol", "plateau_window", 0),)
 
@@ -258,7 +260,7 @@ def relevant_config(cfg) -> dict[str, Any]:
     for name, switch, off in _IDLE_FIELDS:
         if config.get(switch) == off:
             config.pop(name, None)
-    for name, earlier in _LATER_FIELDS.items():
+    for name, earlier in LATER_FIELDS.items():
         if config.get(name) == earlier:
             config.pop(name)
     return config
