@@ -123,11 +123,13 @@ def as_postprocessed(record: RunRecord, method: str) -> PostprocessedRecord:
 
 
 def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: str,
-                  iterations: int | None = None, line_search: str | None = None) -> list[RunSpec]:
+                  iterations: int | None = None, line_search: str | None = None,
+                  curvature_cosine: float | None = None) -> list[RunSpec]:
     """One RunSpec per (pair, method) with gold masks, plus Luan et al.'s published result per pair.
 
-    ``line_search`` (None: the presets') replaces the projected L-BFGS's line search of every
-    method that uses that optimiser (README, "Line search"); ``luan`` keeps its plain L-BFGS.
+    ``line_search`` and ``curvature_cosine`` (None: the presets') replace the projected L-BFGS's
+    line search and curvature test of every method that uses that optimiser (README, "Line
+    search", "Curvature test"); ``luan`` keeps its plain L-BFGS.
     """
     specs = []
     derived = derived_methods(methods, weights)
@@ -138,8 +140,11 @@ def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: s
             extra = {} if iterations is None else {"iterations": iterations}
             if m == "luan" and iterations is None:
                 extra = {"iterations": 1000}  # per stage, as their code
-            if line_search is not None and m in PRESETS and PRESETS[m].optimizer == "projected_lbfgs":
-                extra["overrides"] = (("line_search", line_search),)
+            overrides = (("line_search", line_search), ("curvature_cosine", curvature_cosine))
+            if m in PRESETS and PRESETS[m].optimizer == "projected_lbfgs":
+                overrides = tuple((k, v) for k, v in overrides if v is not None)
+                if overrides:
+                    extra["overrides"] = overrides
             specs.append(RunSpec(p, m, masks="gold", size=size, weights=weights, **extra))
         specs.append(RunSpec(p, REFERENCE, size=size))
     return specs
@@ -245,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=None, help="override every preset's evaluations (smoke runs)")
     ap.add_argument("--line-search", choices=LINE_SEARCHES, default=None,
                     help="the projected L-BFGS's line search for every method using it (default: the presets')")
+    ap.add_argument("--curvature-cosine", type=float, default=None,
+                    help="the projected L-BFGS's curvature test for every method using it, in [0, 1) "
+                         "(0: the earlier engine's; default: the presets')")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("results/cache"))
     ap.add_argument("--out", type=Path, default=Path("results/quality"))
@@ -258,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             raise PhotostyleError(f"unknown method(s) {bad}; choose from {', '.join(m for m in METHODS if m != REFERENCE)}")
         data_dir = resolve_data_dir(args.data)
         specs = quality_specs(pairs, list(args.methods), size=args.size, weights=args.weights,
-                              iterations=args.iterations, line_search=args.line_search)
+                              iterations=args.iterations, line_search=args.line_search,
+                              curvature_cosine=args.curvature_cosine)
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, device=args.device,
                            progress=not args.no_progress)
         for m in derived_methods(list(args.methods), args.weights):

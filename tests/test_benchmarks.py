@@ -177,6 +177,25 @@ def test_bench_quality_line_search_reaches_only_projected_runs(data_dir):
     assert by["full"].key(pair) != keys["full"] and by["luan"].key(pair) == keys["luan"]
 
 
+def test_bench_quality_curvature_cosine_reaches_only_projected_runs(data_dir):
+    """--curvature-cosine, alone or with --line-search, overrides only the projected L-BFGS's runs; at 0
+    their key is the one stored before the field existed (runs.LATER_FIELDS)."""
+    from photostyle_lib.io.data import get_pair
+    from photostyle_lib.experiments.runs import relevant_config
+    bq = _bench_module("bench_quality")
+    methods = ["full", "luan", "reinhard"]
+    plain = {s.method: s for s in bq.quality_specs([1], methods, size=64, weights="random")}
+    both = {s.method: s for s in bq.quality_specs([1], methods, size=64, weights="random",
+                                                  line_search="halve", curvature_cosine=0.0)}
+    cfg = both["full"].config("cpu")
+    assert cfg.curvature_cosine == 0.0 and cfg.line_search == "halve"
+    assert "curvature_cosine" not in relevant_config(cfg) and "line_search" not in relevant_config(cfg)
+    assert both["luan"].overrides == () and both["reinhard"].overrides == ()
+    pair = get_pair(1, data_dir)
+    assert both["full"].key(pair) != plain["full"].key(pair)
+    assert both["luan"].key(pair) == plain["luan"].key(pair)
+
+
 def test_bench_quality_summary_counts_pairs_won():
     import pandas as pd
     bq = _bench_module("bench_quality")
