@@ -30,7 +30,7 @@ preset's schedule (to tune it: on pairs 1-20 only); ``--iterations N`` gives ful
 evaluations and fast N per level (smoke runs).
 
     python benchmarks/bench_time_to_quality.py [--pairs 21-60] [--size 512] [--weights hed-vgg16]
-        [--level-iterations 100,60,100] [--plateau-window 30] [--plateau-tol 3e-3] [--out results/time_to_quality]
+        [--level-iterations 150,100,90] [--plateau-window 30] [--plateau-tol 3e-3] [--out results/time_to_quality]
 """
 
 from __future__ import annotations

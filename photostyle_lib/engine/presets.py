@@ -101,11 +101,13 @@ _LUAN_SCALE = 256.0 * float(np.mean(IMAGENET_STD))
 
 #: The ``fast`` preset's schedule on top of ``full``: octaves 1/4, 1/2, 1 of the long side, evaluations
 #: per level (coarsest first), each level stopped early once the best loss fell < 0.3% over 30 evaluations.
-#: Chosen by ``benchmarks/bench_time_to_quality.py`` on tuning pairs 1 and 8 only (256 px, hed-vgg16,
-#: 2026-12-01): (120, 80, 60) left pair 8's style distance 11.5% worse than full's (its last level was
-#: still falling); (100, 60, 100) kept every metric within 2.5% of full's on both pairs at 0.24x full's
-#: work (full-size-equivalent evaluations). Times on that busy CPU were not comparable (README).
-FAST_SCHEDULE = {"pyramid_levels": 3, "level_iterations": (100, 60, 100), "plateau_window": 30, "plateau_tol": 3e-3}
+#: Chosen by ``benchmarks/bench_time_to_quality.py`` on tuning pairs 1, 5 and 8 only (512 px, hed-vgg16,
+#: adaptive line search with the curvature test, 2026-12-02), of four schedules at 0.24-0.28x full's work
+#: (full-size-equivalent evaluations): (100, 60, 100) left pair 5's style distance 20.8% worse than full's,
+#: (200, 90) on two levels 14.2%, (100, 60, 120) 19.0%; (150, 100, 90) kept every metric of every pair
+#: within 2.3% of full's or better (means: photorealism -11.6%, structure -0.8%, style distance -14.2%, i.e.
+#: better) at 0.25x the work. The earlier (100, 60, 100) was chosen at 256 px (pairs 1 and 8).
+FAST_SCHEDULE = {"pyramid_levels": 3, "level_iterations": (150, 100, 90), "plateau_window": 30, "plateau_tol": 3e-3}
 
 #: The ``enhanced`` preset's post-process on top of ``full``'s optimisation: eq. (9), then every semantic
 #: region's colours given its style region's distribution (baselines.masked_idt), then
