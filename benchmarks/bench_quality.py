@@ -25,8 +25,8 @@ the optimisation: see :class:`PostprocessedRecord`).
 Methods: the engine's presets (``full``, ``enhanced``, ``no_postprocess``,
 ``gatys``, ``luan`` by default), the colour transfers ``reinhard`` and ``pitie_idt``, and
 ``luan_published`` (always scored: the reference). ``luan`` (two stages of 1000
-evaluations to relu5_1) costs about 8x ``full``; ``--methods`` leaves it out on
-a CPU.
+evaluations to relu5_1) costs about 10x ``full`` (508-684 s a pair at 256 px
+on two CPU cores, against about 60 s); ``--methods`` leaves it out on a CPU.
 
 Target (issue "photorealistic results with trained features"): ``full`` with
 ``hed-vgg16`` at 256 px on pairs 21-60: mean photorealism <= Luan et al.'s,

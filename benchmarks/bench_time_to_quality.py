@@ -25,12 +25,13 @@ Target (issue "time to quality"): at 512 px on the CPU, the fast schedule's metr
 within 3% of full's (degradation <= 3%), no pair worse by more than 10% on any metric, in
 <= 0.3x full's time (ratio of the total times).
 
-``--level-iterations``, ``--plateau-window`` and ``--plateau-tol`` replace the fast
+``--level-iterations``, ``--plateau-window``, ``--plateau-tol`` and ``--level-start`` replace the fast
 preset's schedule (to tune it: on pairs 1-20 only); ``--iterations N`` gives full N
 evaluations and fast N per level (smoke runs).
 
     python benchmarks/bench_time_to_quality.py [--pairs 21-60] [--size 512] [--weights hed-vgg16]
-        [--level-iterations 150,100,90] [--plateau-window 30] [--plateau-tol 3e-3] [--out results/time_to_quality]
+        [--level-iterations 150,100,90] [--plateau-window 30] [--plateau-tol 3e-3]
+        [--level-start bilinear|content_detail] [--out results/time_to_quality]
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from photostyle_lib.experiments import sweep
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.engine.config import LEVEL_STARTS
 from photostyle_lib.engine.presets import FAST_SCHEDULE
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
 from photostyle_lib.engine.schedule import pyramid_sizes
@@ -60,7 +61,8 @@ TARGET = {"mean": 0.03, "pair": 0.10, "time": 0.3}
 
 
 def fast_overrides(*, level_iterations: tuple[int, ...] | None = None, plateau_window: int | None = None,
-                   plateau_tol: float | None = None, iterations: int | None = None) -> dict[str, Any]:
+                   plateau_tol: float | None = None, iterations: int | None = None,
+                   level_start: str | None = None) -> dict[str, Any]:
     """RunSpec overrides of the fast preset: its schedule's fields that differ from FAST_SCHEDULE."""
     out: dict[str, Any] = {}
     if level_iterations is not None:
@@ -72,6 +74,8 @@ def fast_overrides(*, level_iterations: tuple[int, ...] | None = None, plateau_w
         out["plateau_window"] = plateau_window
     if plateau_tol is not None:
         out["plateau_tol"] = plateau_tol
+    if level_start is not None:
+        out["level_start"] = level_start
     return {k: v for k, v in out.items() if FAST_SCHEDULE.get(k) != v}
 
 
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level-iterations", default=None, help="fast's evaluations per level, coarsest first, e.g. 100,60,100")
     ap.add_argument("--plateau-window", type=int, default=None)
     ap.add_argument("--plateau-tol", type=float, default=None)
+    ap.add_argument("--level-start", default=None, choices=LEVEL_STARTS,
+                    help="how each finer level starts (TransferConfig.level_start)")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("results/cache"))
     ap.add_argument("--out", type=Path, default=Path("results/time_to_quality"))
@@ -178,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 raise PhotostyleError(f"bad --level-iterations {args.level_iterations!r}; write e.g. 100,60,100") from None
         overrides = fast_overrides(level_iterations=levels, plateau_window=args.plateau_window,
-                                   plateau_tol=args.plateau_tol, iterations=args.iterations)
+                                   plateau_tol=args.plateau_tol, iterations=args.iterations,
+                                   level_start=args.level_start)
         data_dir = resolve_data_dir(args.data)
         specs = specs_for(pairs, size=args.size, weights=args.weights, iterations=args.iterations,
                           overrides=overrides)

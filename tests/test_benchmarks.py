@@ -329,6 +329,9 @@ def test_bench_time_to_quality_verdict_and_bad_input():
                            "time <= 0.3x full": True}
     assert ttq.degradation(0.8, 1.0, +1) == pytest.approx(0.2) and ttq.degradation(0.8, 1.0, -1) == pytest.approx(-0.2)
     assert ttq.fast_overrides(iterations=4) == {"level_iterations": (4, 4, 4)}
+    other = "content_detail" if ttq.FAST_SCHEDULE["level_start"] == "bilinear" else "bilinear"
+    assert ttq.fast_overrides(level_start=other) == {"level_start": other}
+    assert ttq.fast_overrides(level_start=ttq.FAST_SCHEDULE["level_start"]) == {}   # the preset's own: no override
     out = subprocess.run([sys.executable, "benchmarks/bench_time_to_quality.py", "--level-iterations", "a,b"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "level-iterations" in out.stderr and "Traceback" not in out.stderr

@@ -270,10 +270,10 @@ def test_schedule_fields_keep_stored_keys_at_their_off_values():
     plateau_tol while the plateau stop is off; the fast preset's schedule is."""
     from photostyle_lib.engine.presets import get_preset
     from photostyle_lib.experiments.runs import relevant_config
-    new = {"pyramid_levels", "level_iterations", "plateau_window", "plateau_tol"}
+    new = {"pyramid_levels", "level_iterations", "plateau_window", "plateau_tol", "level_start"}
     full = get_preset("full", weights="random")
     assert not new & set(relevant_config(full))
-    assert relevant_config(full) == relevant_config(full.replace(plateau_tol=0.5))
+    assert relevant_config(full) == relevant_config(full.replace(plateau_tol=0.5, level_start="content_detail"))
     fast = relevant_config(get_preset("fast", weights="random"))
-    assert new <= set(fast) and fast["level_iterations"] == get_preset("fast").level_iterations
+    assert new - {"level_start"} <= set(fast) and fast["level_iterations"] == get_preset("fast").level_iterations
     assert relevant_config(full.replace(plateau_window=10))["plateau_tol"] == full.plateau_tol

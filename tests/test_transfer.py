@@ -468,6 +468,41 @@ def test_each_level_starts_from_the_upsampled_previous_result(pair, two_label_ma
     assert r.timings["per_step"] == pytest.approx(r.timings["optimise"] / n)
 
 
+def test_level_start_content_detail_adds_the_content_band_the_coarse_level_lacks():
+    """content_detail: U(coarse) + content - U(D(content)), clamped; a coarse result equal to D(content)
+    gives the content back; bilinear is U alone. D and U written out independently of the engine."""
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(3)
+    content = torch.rand(1, 3, 40, 64, generator=g)
+    coarse = torch.rand(1, 3, 20, 32, generator=g)
+    up = lambda t: F.interpolate(t, size=(40, 64), mode="bilinear", align_corners=False)  # noqa: E731
+    down = F.interpolate(content, size=(20, 32), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.allclose(schedule.level_start(coarse, content, (20, 32), "bilinear"), up(coarse), atol=1e-6)
+    expected = (up(coarse) + content - up(down)).clamp(0, 1)
+    got = schedule.level_start(coarse, content, (20, 32), "content_detail")
+    assert torch.allclose(got, expected, atol=1e-5) and got.min() >= 0 and got.max() <= 1
+    assert not torch.allclose(got, up(coarse), atol=1e-2)           # the detail is really added
+    assert torch.allclose(schedule.level_start(down, content, (20, 32), "content_detail"), content, atol=1e-5)
+    with pytest.raises(PhotostyleError, match="level_start"):
+        TransferConfig(level_start="sharp")
+
+
+def test_a_level_with_content_detail_starts_from_the_sharpened_upsample(pair, two_label_masks):
+    """In the schedule: level 2's first image is level_start(level 1's kept image, content at level 2)."""
+    from photostyle_lib.io.images import resize_tensor
+
+    content, style = pair
+    seen = []
+    r = stylize(content, style, _pyramid_cfg(level_iterations=(3, 1), level_start="content_detail"),
+                masks=two_label_masks, progress=False, image_callback=lambda it, im: seen.append(im.detach().clone()))
+    n1 = int((r.losses.level == 1).sum())
+    best1 = int(r.losses.loc[r.losses.level == 1, "total"].idxmin())
+    expected = schedule.level_start(seen[best1].clamp(0, 1), resize_tensor(content, (40, 64)), (20, 32),
+                                    "content_detail")
+    assert torch.allclose(seen[n1], expected, atol=1e-6)
+    assert not torch.allclose(seen[n1], schedule.level_start(seen[best1].clamp(0, 1), content, (20, 32)), atol=1e-3)
+
+
 def test_the_coarsest_level_starts_from_the_requested_start_downsampled(pair, two_label_masks):
     from photostyle_lib.baselines import masked_reinhard
     from photostyle_lib.io.images import array_to_tensor, resize_tensor, tensor_to_array

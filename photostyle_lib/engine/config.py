@@ -2,7 +2,7 @@
 
 The settings of a run (:class:`TransferConfig`, defaults the paper's section 4), the
 choices its fields take (:data:`SEGMENTATION_MODES`, :data:`OPTIMIZERS`,
-:data:`STYLE_NORMALIZATIONS`, :data:`INITS`, :data:`POSTPROCESS_STEP_NAMES` and
+:data:`STYLE_NORMALIZATIONS`, :data:`INITS`, :data:`LEVEL_STARTS`, :data:`POSTPROCESS_STEP_NAMES` and
 :func:`postprocess_steps`), what a run produced (:class:`TransferResult`), and the
 cooperative stop a callback raises (:class:`StopRun`, :data:`STOPPED_BY_USER`).
 Nothing here computes a loss; :mod:`photostyle_lib.engine.transfer` runs a config.
@@ -90,6 +90,10 @@ STYLE_NORMALIZATIONS = ("authors", "area", "luan")
 #: the run's masks, global without masks), so the losses refine matched colours instead of
 #: pulling them out of the content's.
 INITS = ("content", "reinhard")
+#: How a coarse-to-fine level starts from the coarser level's result
+#: (:func:`photostyle_lib.engine.schedule.level_start`): "bilinear" (the result upsampled)
+#: or "content_detail" (upsampled, plus the content's band the coarser level cannot hold).
+LEVEL_STARTS = ("bilinear", "content_detail")
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,9 @@ class TransferConfig:
     ``iterations`` at every level); ``plateau_window`` / ``plateau_tol`` (0: off; W > 0:
     stop, reason "plateau", once the best loss fell by less than ``plateau_tol`` of
     itself over the last W evaluations, :func:`photostyle_lib.engine.schedule.plateaued`;
-    per level in a pyramid).
+    per level in a pyramid); ``level_start`` (how each level after the coarsest starts
+    from the coarser result, one of LEVEL_STARTS,
+    :func:`photostyle_lib.engine.schedule.level_start`).
 
     Raises
     ------
@@ -188,6 +194,7 @@ class TransferConfig:
     level_iterations: tuple[int, ...] | None = None
     plateau_window: int = 0
     plateau_tol: float = 1e-3
+    level_start: str = "bilinear"
 
     def __post_init__(self) -> None:
         for name in ("content_weight", "style_weight", "similarity_weight", "regularization_weight", "tv_weight"):
@@ -250,6 +257,7 @@ class TransferConfig:
                                   "(pyramid_levels=1 for Luan et al.'s two stages)")
         check_int("plateau_window", self.plateau_window, low=0)
         check_number("plateau_tol", self.plateau_tol, low=0)
+        check_choice("level_start", self.level_start, LEVEL_STARTS)
 
     @property
     def uses_pyramid(self) -> bool:

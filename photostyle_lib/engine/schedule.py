@@ -113,6 +113,53 @@ def _upsampled(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
 
 
+def level_start(coarse_result: torch.Tensor, content: torch.Tensor, coarse_size: tuple[int, int],
+                mode: str = "bilinear") -> torch.Tensor:
+    """Where a coarse-to-fine level starts: the coarser level's result brought to this level's size.
+
+    With ``U`` bilinear upsampling to this level's (H, W) and ``D`` the antialiased resize
+    to the coarser level's size (the one that made the coarser level's content):
+
+    * ``"bilinear"``: ``x0 = U(coarse_result)``;
+    * ``"content_detail"``: ``x0 = U(coarse_result) + (content - U(D(content)))``, clamped to
+      [0, 1]: the content's band above the coarser level's resolution (the detail layer of
+      a Laplacian pyramid) added back, so the level starts as sharp as the content
+      instead of as blurred as the upsampling, and spends its evaluations on the style.
+      Where the coarse result equals ``D(content)`` (no style change) it gives
+      ``content`` itself, up to the clamp.
+
+    Not in the paper (one level) nor in Luan et al.'s code.
+
+    Parameters
+    ----------
+    coarse_result : tensor (1, 3, h, w) float32 in [0, 1]
+        The coarser level's kept image.
+    content : tensor (1, 3, H, W) float32 in [0, 1]
+        The content at this level's size.
+    coarse_size : (int, int)
+        (h, w), the coarser level's size in pixels.
+    mode : str
+        One of :data:`~photostyle_lib.engine.config.LEVEL_STARTS`.
+
+    Returns
+    -------
+    tensor (1, 3, H, W) float32 in [0, 1]
+
+    Raises
+    ------
+    PhotostyleError
+        When ``mode`` is not one of LEVEL_STARTS.
+    """
+    size = tuple(content.shape[-2:])
+    x = _upsampled(coarse_result, size)
+    if mode == "bilinear":
+        return x
+    if mode != "content_detail":
+        raise PhotostyleError(f"level_start must be one of bilinear, content_detail, got {mode!r}")
+    detail = content - _upsampled(resize_tensor(content, coarse_size), size)
+    return (x + detail).clamp_(0.0, 1.0)
+
+
 def two_stage(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig, *,
               masks: SemanticMasks | None, extractor: VGGFeatures | None, progress: bool,
               init: torch.Tensor | None, callback: Callable[[int, dict[str, float]], None] | None,
@@ -173,7 +220,8 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
     so the style targets, the layer masks and (with the regularisation) the matting Laplacian are
     built at that level. The coarsest level starts from the requested start (``init``, else
     ``cfg.init``'s image) downsampled; every later one from the previous level's kept image
-    upsampled bilinearly. ``cfg.level_iterations[k]`` evaluations per level (default ``iterations``),
+    brought up by :func:`level_start` (``cfg.level_start``: upsampled bilinearly, or with the
+    content's finer band added back). ``cfg.level_iterations[k]`` evaluations per level (default ``iterations``),
     each level with its own plateau and divergence stops. The post-process runs once, on the last
     level's image at full size.
 
@@ -183,7 +231,7 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
         The single-level run (``stylize``).
     content, style : tensor (1, 3, H, W), (1, 3, Hs, Ws) float32 in [0, 1]
     cfg : TransferConfig
-        ``pyramid_levels``, ``level_iterations``.
+        ``pyramid_levels``, ``level_iterations``, ``level_start``.
     masks, extractor, progress, init, callback, image_callback
         As ``stylize``'s (masks already checked).
     notes : tuple of str
@@ -234,7 +282,8 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
     offset = 0
     for k, (size, style_size, budget) in enumerate(zip(sizes, style_sizes, budgets)):
         if k:
-            x = _upsampled(results[-1].raw_image, size)
+            x = level_start(results[-1].raw_image, resize_tensor(content, size).to("cpu", torch.float32),
+                            sizes[k - 1], cfg.level_start)
         t_level = time.perf_counter() - t_start
         r = run(resize_tensor(content, size), resize_tensor(style, style_size), level_cfg.replace(iterations=budget),
                 masks=None if masks is None else masks.resized(size, style_size, "avg"), extractor=extractor,
