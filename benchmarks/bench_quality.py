@@ -14,7 +14,8 @@ missing), scores every result and Luan et al.'s published image with
 * ``summary.csv``: per method, mean and 95% Student-t interval of each metric,
   the ratio of the mean to Luan et al.'s, and the pairs won against theirs;
 * ``contact_sheet.png``: every pair as a row (content, style, ours ``full``,
-  Luan et al. published), titled with the weights that made it;
+  ``enhanced`` and ``luan`` where run, Luan et al. published), titled with the
+  weights that made it;
 * ``metadata.json``: the parameters, weights, git revision, cache keys.
 
 Presets that differ from ``full`` only in the post-process (``no_postprocess``,
@@ -182,6 +183,10 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Methods shown on the contact sheet beside those the target judges (``full``, ``enhanced``), when run.
+SHEET_EXTRA = ("luan",)
+
+
 def target_verdict(summary: pd.DataFrame, method: str = "full") -> dict[str, bool]:
     """The issue's target for ``method`` against the published results."""
     r = summary.set_index("method")
@@ -288,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "quality.csv", index=False)
     summary.to_csv(args.out / "summary.csv", index=False)
-    shown = [m for m in ("full", "enhanced") if m in args.methods] or [args.methods[0]]
+    judged = [m for m in ("full", "enhanced") if m in args.methods] or [args.methods[0]]
+    shown = judged + [m for m in SHEET_EXTRA if m in args.methods and m not in judged]
     contact_sheet(records, args.out / "contact_sheet.png", methods=shown, title=title)
-    verdict = {f"{m}: {k}": v for m in shown for k, v in target_verdict(summary, m).items()}
+    verdict = {f"{m}: {k}": v for m in judged for k, v in target_verdict(summary, m).items()}
     write_json({
         **base_metadata(), "pairs": pairs, "size": args.size, "weights": args.weights, "weights_label": weights_line,
         "weights_warning": warning, "methods": list(args.methods), "tuning_pairs_included": tuned,

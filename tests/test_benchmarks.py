@@ -111,13 +111,18 @@ def _bench_module(name):
 def test_bench_quality_end_to_end(tmp_path, data_dir):
     out = tmp_path / "q"
     text = _run("benchmarks/bench_quality.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
-                "--weights", "random", "--methods", "full", "enhanced", "no_postprocess", "gatys", "reinhard",
-                "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
+                "--weights", "random", "--methods", "full", "enhanced", "no_postprocess", "gatys", "luan",
+                "reinhard", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
+                "--no-progress")
     import pandas as pd
+    from PIL import Image
     table = pd.read_csv(out / "quality.csv")
-    assert sorted(table.method.unique()) == ["enhanced", "full", "gatys", "luan_published", "no_postprocess",
+    assert sorted(table.method.unique()) == ["enhanced", "full", "gatys", "luan", "luan_published", "no_postprocess",
                                              "reinhard"]
-    assert len(table) == 12 and set(table.pair_id) == {1, 2}
+    assert len(table) == 14 and set(table.pair_id) == {1, 2}
+    # the sheet: content, style, full, enhanced, luan, Luan et al.'s published: six 160 px columns
+    assert Image.open(out / "contact_sheet.png").size[0] == 6 * 160
+    assert "target luan" not in text                                   # the target judges full and enhanced only
     # enhanced is full's optimisation with its own post-process: the same run, its chain applied to raw.png
     from photostyle_lib.engine.presets import get_preset
     from photostyle_lib.experiments.runs import RunRecord, RunSpec
