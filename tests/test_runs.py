@@ -265,6 +265,18 @@ def test_curvature_cosine_is_in_the_key_only_for_the_projected_optimiser():
     assert relevant_config(luan) == relevant_config(luan.replace(curvature_cosine=0.1))
 
 
+def test_clamp_iterates_is_in_the_key_only_where_it_acts():
+    """True (the engine before the field) leaves stored keys as they were; False splits a plain-L-BFGS
+    run's key and not a projected one's (it always stays in the box)."""
+    from photostyle_lib.engine.presets import get_preset
+    from photostyle_lib.experiments.runs import relevant_config
+    luan, full = get_preset("luan", weights="random"), get_preset("full", weights="random")
+    assert "clamp_iterates" not in relevant_config(luan.replace(clamp_iterates=True))
+    assert relevant_config(luan.replace(clamp_iterates=False))["clamp_iterates"] is False
+    assert full.optimizer == "projected_lbfgs"
+    assert relevant_config(full.replace(clamp_iterates=False)) == relevant_config(full)
+
+
 def test_schedule_fields_keep_stored_keys_at_their_off_values():
     """pyramid_levels 1, level_iterations None, plateau_window 0 (the paper's run) are not in the key, nor
     plateau_tol while the plateau stop is off; the fast preset's schedule is."""

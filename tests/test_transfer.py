@@ -36,6 +36,28 @@ def test_transfer_lowers_loss_and_stays_in_range(pair, two_label_masks):
     assert md["device"] == "cpu" and md["device_name"].endswith(f"{torch.get_num_threads()} torch threads")
 
 
+def test_clamp_iterates_false_leaves_x_unbounded_and_returns_it_clamped(pair):
+    """The plain optimisers clamp x into [0, 1] before every evaluation (the paper's code); with
+    clamp_iterates=False (Luan et al.'s code) x leaves the box -- Adam's first step moves every pixel
+    by lr = 0.5 from a content in [0.1, 0.9] -- and only the returned image is clamped."""
+    content, style = pair
+    runs = {}
+    for clamp in (True, False):
+        seen = []
+        r = stylize(content, style, _cfg(optimizer="adam", lr=0.5, segmentation="none", iterations=4,
+                                         clamp_iterates=clamp), progress=False,
+                    image_callback=lambda it, im: seen.append(im.detach().clone()))
+        runs[clamp] = (r, seen)
+    r, seen = runs[True]
+    assert all(float(im.min()) >= 0 and float(im.max()) <= 1 for im in seen)
+    r, seen = runs[False]
+    assert float(seen[1].min()) < 0 or float(seen[1].max()) > 1
+    assert torch.allclose(r.raw_image, seen[r.best_iteration - 1].clamp(0, 1), atol=1e-6)
+    assert 0 <= float(r.image.min()) and float(r.image.max()) <= 1
+    with pytest.raises(PhotostyleError, match="clamp_iterates"):
+        TransferConfig(clamp_iterates="no")
+
+
 def test_adam_and_no_segmentation(pair):
     content, style = pair
     r = stylize(content, style, _cfg(optimizer="adam", segmentation="none", lr=0.01), progress=False)

@@ -122,7 +122,11 @@ class TransferConfig:
     ``line_search`` (projected_lbfgs only: "adaptive" | "interpolate" | "halve",
     :data:`LINE_SEARCHES`); ``curvature_cosine`` (projected_lbfgs only: a curvature
     pair (s, y) is stored only when s^T y > curvature_cosine |s| |y|, in [0, 1);
-    0 reproduces the earlier engine, :func:`~photostyle_lib.engine.lbfgs.keeps_pair`); ``seed``;
+    0 reproduces the earlier engine, :func:`~photostyle_lib.engine.lbfgs.keeps_pair`);
+    ``clamp_iterates`` ("lbfgs" and "adam" only: True clamps x into [0, 1] at every
+    evaluation, behind the optimiser's back, as the paper's code does; False leaves x
+    unbounded while it is optimised, as Luan et al.'s code does, and only the returned
+    image is clamped); ``seed``;
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
     "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
     code, max-pooled alongside the network; "avg": area average, keeps
@@ -177,6 +181,7 @@ class TransferConfig:
     matting_eps: float = 1e-7
     matting_radius: int = 1
     optimizer: str = "lbfgs"
+    clamp_iterates: bool = True
     line_search: str = "adaptive"
     curvature_cosine: float = 1e-2
     lr: float = 0.1
@@ -202,6 +207,8 @@ class TransferConfig:
         check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
         postprocess_steps(self.postprocess)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not isinstance(self.clamp_iterates, bool):
+            raise PhotostyleError(f"clamp_iterates must be True or False, got {self.clamp_iterates!r}")
         check_choice("line_search", self.line_search, LINE_SEARCHES)
         check_number("curvature_cosine", self.curvature_cosine, low=0, high=1, high_inclusive=False)
         check_choice("mask_downsample", self.mask_downsample, ("max", "avg"))

@@ -48,8 +48,9 @@ class Optimised:
     Attributes
     ----------
     best_image : tensor (1, 3, H, W) float32, on the run's device
-        The iterate of the lowest loss seen (not clamped: the projected optimiser keeps it
-        in [0, 1], the others are clamped at their next evaluation).
+        The iterate of the lowest loss seen, as evaluated: the projected optimiser keeps it
+        in [0, 1], the others are clamped before each evaluation (``clamp_iterates``; without
+        it the values may leave [0, 1], and the caller clamps the image it returns).
     best_iteration : int >= 1
         Its evaluation number.
     stop_reason : str
@@ -112,8 +113,9 @@ class _Evaluations:
         self.bests: list[float] = []  # the best loss after each evaluation (plateau stop)
         self.high = 0  # consecutive evaluations far above the best (divergence guard)
         # the paper's code: x is clamped behind the optimiser's back (see the
-        # "projected_lbfgs" optimizer for why that breaks L-BFGS's curvature pairs)
-        self.clamp = cfg.optimizer != "projected_lbfgs"
+        # "projected_lbfgs" optimizer for why that breaks L-BFGS's curvature pairs);
+        # Luan et al.'s code leaves x unbounded (clamp_iterates=False)
+        self.clamp = cfg.optimizer != "projected_lbfgs" and cfg.clamp_iterates
         self.best_loss, self.best_image, self.best_iteration = math.inf, x.detach().clone(), 0
         self.optimizer: torch.optim.Optimizer | _NoGrad | None = None
         self.t0 = time.perf_counter()
@@ -198,8 +200,8 @@ def optimise(objective: Objective, x: torch.Tensor, cfg: TransferConfig, *, prog
     callback : callable (iteration, row) or None
         Called after each evaluation with its row of the losses table.
     image_callback : callable (iteration, image) or None
-        Called after each evaluation with the evaluated x, (1, 3, H, W) in [0, 1] on the
-        run's device: a view the optimiser goes on changing. Either callback may raise
+        Called after each evaluation with the evaluated x, (1, 3, H, W) in [0, 1] (outside
+        it only with ``clamp_iterates=False``) on the run's device: a view the optimiser goes on changing. Either callback may raise
         :class:`~photostyle_lib.engine.config.StopRun`.
 
     Returns

@@ -44,6 +44,8 @@ optimizer, lr           "lbfgs", 1.0                        ns:192-195 ``optim_s
                                                             learningRate (optim.lbfgs: 1) and no
                                                             lineSearch (fixed step); tolX 0,
                                                             tolFun -1: no early stop
+clamp_iterates          False                               ns and dm: ``feval`` never bounds
+                                                            ``img`` (optim.lbfgs on it directly)
 iterations, two_stage   1000 per stage, two stages          ns:29, dm:30; gen_all.py:19, 21 (stage
                                                             2 starts from stage 1's out_t_1000)
 layers                  content relu4_2, style relu1_1 ...  ns:45-46
@@ -71,8 +73,11 @@ are different functions, so s is a typical ratio, not an identity.
 
 Not matched (engine or mask reading, not data): their first stage starts from
 ``randn * 1e-4`` in Caffe units (ns:183, the mean colour plus noise), ours from the
-content; they never clamp the image and keep the last iterate, the engine clamps in
-the closure and keeps the best; their first L-BFGS step is min(1, 1/|g|_1) in Caffe
+content; they keep the last iterate, the engine the best (with the unbounded iterates
+the loss falls nearly monotonically, so the two nearly coincide; clamped, the same
+plain L-BFGS oscillated on tuning pair 1 and ended in a NaN at evaluation 479); their
+stage 1 image is saved min-max normalised to [0, 1] (``image.minmax``) and stage 2
+starts from that file, ours from the image clamped to [0, 1]; their first L-BFGS step is min(1, 1/|g|_1) in Caffe
 units (ours the same rule in [0, 1] units); masks: their 9 colours with a per-channel
 tolerance of 0.1 (ns:387-428; unmatched pixels unlabelled), then per layer a 3x3
 average pool at every convolution and a bilinear halving (ceil) at every pooling
@@ -137,6 +142,7 @@ PRESETS: dict[str, TransferConfig] = {
                          content_weight=5.0, style_weight=100.0 * _LUAN_SCALE ** 2,
                          style_normalization="luan", tv_weight=1e-3 / 2 * (256.0 / _LUAN_SCALE) ** 2,
                          regularization_weight=1e4 / _LUAN_SCALE ** 2, optimizer="lbfgs", lr=1.0,
+                         clamp_iterates=False,
                          postprocess="local_affine", affine_radius=15, affine_edge=0.01, mask_downsample="avg",
                          iterations=1000, content_layers=("relu4_2",),
                          style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
