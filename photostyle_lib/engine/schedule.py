@@ -281,11 +281,12 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
     tables, results, offsets = [], [], []
     offset = 0
     for k, (size, style_size, budget) in enumerate(zip(sizes, style_sizes, budgets)):
+        level_content = resize_tensor(content, size)
         if k:
-            x = level_start(results[-1].raw_image, resize_tensor(content, size).to("cpu", torch.float32),
-                            sizes[k - 1], cfg.level_start)
+            x = level_start(results[-1].raw_image, level_content.to("cpu", torch.float32), sizes[k - 1],
+                            cfg.level_start)
         t_level = time.perf_counter() - t_start
-        r = run(resize_tensor(content, size), resize_tensor(style, style_size), level_cfg.replace(iterations=budget),
+        r = run(level_content, resize_tensor(style, style_size), level_cfg.replace(iterations=budget),
                 masks=None if masks is None else masks.resized(size, style_size, "avg"), extractor=extractor,
                 progress=progress, init=x, callback=_shifted(callback, offset),
                 image_callback=_shifted(image_callback, offset))
