@@ -292,6 +292,19 @@ def test_network_weights_apply_to_the_paper_weight_presets_only(monkeypatch):
     assert presets.get_preset("full", weights="random").style_weight == presets.BASE.style_weight
     assert presets.get_preset("luan", weights="random-vgg16").style_weight == presets.PRESETS["luan"].style_weight
     assert presets.get_preset("gatys", weights="random-vgg16").style_weight == 5.0
+    assert presets.get_preset("regularization", weights="random-vgg16") == \
+        presets.PRESETS["regularization"].replace(weights="random-vgg16")
+
+
+def test_luan_network_weights_apply_to_luan_only(monkeypatch):
+    monkeypatch.setitem(presets.LUAN_NETWORK_WEIGHTS, "random-vgg16", {"tv_weight": 1e-5})
+    luan = presets.get_preset("luan", weights="random-vgg16")
+    assert luan == presets.PRESETS["luan"].replace(tv_weight=1e-5, weights="random-vgg16")
+    assert presets.get_preset("luan", weights="random-vgg16", tv_weight=2e-5).tv_weight == 2e-5  # explicit wins
+    assert presets.get_preset("full", weights="random-vgg16").tv_weight == presets.BASE.tv_weight
+    # ImageNet VGG-19 keeps the translation of their code's weight; the stand-in has its own, smaller one
+    assert presets.get_preset("luan", weights="imagenet").tv_weight == presets.PRESETS["luan"].tv_weight
+    assert 0 < presets.get_preset("luan", weights="hed-vgg16").tv_weight < presets.PRESETS["luan"].tv_weight
 
 
 def test_local_affine_postprocess_is_smooth_local_affine(pair):
@@ -386,6 +399,35 @@ def test_reinhard_init_starts_from_the_per_region_recolouring(pair, two_label_ma
     stylize(content, style, _cfg(init="reinhard", iterations=2), masks=two_label_masks, progress=False, init=content,
             image_callback=lambda it, im: seen.append(im.detach().clone()) if it == 1 else None)
     assert torch.allclose(seen[0], content)
+
+
+def test_mean_noise_init_is_the_caffe_mean_colour_plus_tiny_seeded_noise(pair):
+    """init="mean_noise" (Luan et al.'s first stage): the first evaluated image is the Caffe mean
+    pixel (BGR 103.939, 116.779, 123.68 over 256, in RGB order) within a few noise stds of 1e-4 / 256,
+    not constant, the same for the same seed and different for another; stage 2 of the two-stage
+    schedule starts from stage 1's image, not from the noise again."""
+    from photostyle_lib.engine.inputs import mean_noise_start
+
+    content, style = pair
+    seen = []
+    grab = lambda it, im: seen.append(im.detach().clone()) if it in (1, 3) else None  # noqa: E731
+    stylize(content, style, _cfg(init="mean_noise", iterations=2, segmentation="none", seed=5), progress=False,
+            image_callback=grab)
+    first = seen[0].double()
+    mean = torch.tensor([123.68, 116.779, 103.939], dtype=torch.float64).view(1, 3, 1, 1) / 256
+    dev = first - mean
+    assert dev.abs().max() < 6e-4 / 256 and 0.5e-4 / 256 < dev.std() < 2e-4 / 256
+    a, b = mean_noise_start(content, 5), mean_noise_start(content, 6)
+    assert torch.equal(a, mean_noise_start(content, 5)) and not torch.equal(a, b)
+    assert torch.allclose(seen[0], a)
+    seen.clear()
+    grab = lambda it, im: seen.append(im.detach().clone()) if it in (1, 6) else None  # noqa: E731
+    stylize(content, style, _cfg(init="mean_noise", iterations=5, segmentation="none", two_stage=True,
+                                 use_regularization=True, postprocess="none"), progress=False, image_callback=grab)
+    noise = mean_noise_start(content, 0)
+    assert torch.allclose(seen[0], noise)
+    stage1_kept = seen[1]  # evaluation 6 is stage 2's first: stage 1's kept image (clamped)
+    assert (stage1_kept - noise).abs().max() > 1e-5  # the noise std is 4e-7
 
 
 def test_init_choice_is_checked():

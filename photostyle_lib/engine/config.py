@@ -89,7 +89,9 @@ STYLE_NORMALIZATIONS = ("authors", "area", "luan")
 #: -- this project's: the content recoloured per semantic region (baselines.masked_reinhard with
 #: the run's masks, global without masks), so the losses refine matched colours instead of
 #: pulling them out of the content's.
-INITS = ("content", "reinhard")
+#: "mean_noise" -- Luan et al.'s first stage (neuralstyle_seg.lua: ``randn * 1e-4`` in their
+#: mean-subtracted Caffe input, i.e. the ImageNet mean colour plus noise of 1e-4 / 256).
+INITS = ("content", "reinhard", "mean_noise")
 #: How a coarse-to-fine level starts from the coarser level's result
 #: (:func:`photostyle_lib.engine.schedule.level_start`): "bilinear" (the result upsampled)
 #: or "content_detail" (upsampled, plus the content's band the coarser level cannot hold).

@@ -131,6 +131,47 @@ def reinhard_start(content: torch.Tensor, style: torch.Tensor, masks: SemanticMa
     return array_to_tensor(recoloured).to(content.device, torch.float32)
 
 
+#: Caffe VGG's mean pixel in RGB on the [0, 1] scale of an input fed as 256 * x (Luan et al.'s
+#: ``preprocess``: BGR 103.939, 116.779, 123.68).
+CAFFE_MEAN_RGB = (123.68 / 256.0, 116.779 / 256.0, 103.939 / 256.0)
+
+
+def mean_noise_start(content: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Luan et al.'s first-stage start: the Caffe mean colour plus Gaussian noise of std 1e-4 / 256.
+
+    Their ``img = torch.randn(...):mul(0.0001)`` lives in the mean-subtracted input of a network
+    fed 256 * x, so on the [0, 1] image it is the mean colour (``CAFFE_MEAN_RGB``) plus noise of
+    std 1e-4 / 256 (about 4e-7): a near-constant image, from which the losses build the picture.
+
+    Parameters
+    ----------
+    content : tensor (1, 3, H, W) float32 (only its shape and device are used)
+    seed : seeds the noise (torch.Generator on the CPU, so every device gets the same start)
+
+    Returns
+    -------
+    tensor (1, 3, H, W) float32 on the content's device, values within 1e-5 of the mean colour.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(tuple(content.shape), generator=gen, dtype=torch.float32) * (1e-4 / 256.0)
+    mean = torch.tensor(CAFFE_MEAN_RGB, dtype=torch.float32).view(1, 3, 1, 1)
+    return (mean + noise).to(content.device)
+
+
+def initial_image(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig,
+                  masks: SemanticMasks | None) -> torch.Tensor:
+    """The start ``cfg.init`` names, (1, 3, H, W) float32 in [0, 1] (not a leaf).
+
+    "content": the content (the paper's code); "reinhard": :func:`reinhard_start` (this
+    project's); "mean_noise": :func:`mean_noise_start` (Luan et al.'s first stage).
+    """
+    if cfg.init == "reinhard":
+        return reinhard_start(content, style, masks)
+    if cfg.init == "mean_noise":
+        return mean_noise_start(content, cfg.seed)
+    return content
+
+
 def starting_image(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig, masks: SemanticMasks | None,
                    init: torch.Tensor | None) -> torch.Tensor:
     """The optimisation's first iterate x_0, a leaf that requires grad.
@@ -140,8 +181,7 @@ def starting_image(content: torch.Tensor, style: torch.Tensor, cfg: TransferConf
     content : tensor (1, 3, H, W) float32 in [0, 1], on the run's device
     style : tensor (1, 3, Hs, Ws) float32 in [0, 1], on the run's device
     cfg : TransferConfig
-        ``cfg.init`` chooses the start when ``init`` is None: "content" (the paper's
-        code) or "reinhard" (:func:`reinhard_start`, this project's).
+        ``cfg.init`` chooses the start when ``init`` is None (:func:`initial_image`).
     masks : SemanticMasks or None
     init : tensor (1, 3, H, W) or None
         An explicit start (e.g. a previous stage's image); it wins over ``cfg.init``.
@@ -159,10 +199,8 @@ def starting_image(content: torch.Tensor, style: torch.Tensor, cfg: TransferConf
     """
     if init is not None:
         start = init.to(content.device, torch.float32)
-    elif cfg.init == "reinhard":
-        start = reinhard_start(content, style, masks)
     else:
-        start = content
+        start = initial_image(content, style, cfg, masks)
     if tuple(start.shape) != tuple(content.shape):
         raise PhotostyleError(f"init has shape {tuple(start.shape)} but content {tuple(content.shape)}")
     return start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)

@@ -29,7 +29,7 @@ from photostyle_lib.features.vgg import VGGFeatures
 from photostyle_lib.io.images import resize_tensor
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.engine.config import STOPPED_BY_USER, TransferConfig, TransferResult
-from photostyle_lib.engine.inputs import reinhard_start
+from photostyle_lib.engine.inputs import initial_image
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
 #: The single-level run a schedule repeats: ``stylize``'s signature.
@@ -270,12 +270,7 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
                                   f"every level needs at least 16x16 px: use fewer levels or larger images")
     if init is not None and tuple(init.shape) != tuple(content.shape):
         raise PhotostyleError(f"init has shape {tuple(init.shape)} but content {tuple(content.shape)}")
-    if init is not None:
-        start = init
-    elif cfg.init == "reinhard":
-        start = reinhard_start(content, style, masks)
-    else:
-        start = content
+    start = init if init is not None else initial_image(content, style, cfg, masks)
     x = resize_tensor(start.detach().to("cpu", torch.float32).clamp(0, 1), sizes[0])
     level_cfg = cfg.replace(pyramid_levels=1, level_iterations=None, postprocess="none")
     tables, results, offsets = [], [], []
