@@ -35,8 +35,8 @@ style_normalization     "luan"                              ns:148-153 target Gr
                                                             mask mean); ns:463-472 output Gram the
                                                             same, ``loss_j * strength * mean``
 tv_weight               1e-3 / 2 * (256 / s)^2              ns:28 ``-tv_weight 1e-3``; ns:512-521
-                                                            backward of strength/2 * sum of squared
-                                                            differences (losses.total_variation)
+                        (hed-vgg16: 0.1x that,              backward of strength/2 * sum of squared
+                        LUAN_NETWORK_WEIGHTS)               differences (losses.total_variation)
 regularization_weight   1e4 / s^2                           dm:33 ``-lambda 1e4``; dm:253, 283-293
                                                             (cuda_utils.cu: ``2 * val * input`` on
                                                             the [0, 1] image: lambda * V^T L V)
