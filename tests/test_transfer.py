@@ -427,7 +427,7 @@ def test_mean_noise_init_is_the_caffe_mean_colour_plus_tiny_seeded_noise(pair):
     noise = mean_noise_start(content, 0)
     assert torch.allclose(seen[0], noise)
     stage1_kept = seen[1]  # evaluation 6 is stage 2's first: stage 1's kept image (clamped)
-    assert (stage1_kept - noise).abs().max() > 1e-5  # the noise std is 4e-7
+    assert (stage1_kept - noise).abs().max() > 1e-5  # the noise std is 4e-7; measured 8.7e-4 here
 
 
 def test_init_choice_is_checked():

@@ -76,8 +76,8 @@ published image): its own TV weight, chosen on tuning pairs, is in
 :data:`LUAN_NETWORK_WEIGHTS`; VGG-19 keeps the translation.
 
 Not matched (engine or mask reading, not data): their first stage starts from
-``randn * 1e-4`` in Caffe units (ns:183, the mean colour plus noise), ours from the
-content; they keep the last iterate, the engine the best (with the unbounded iterates
+``randn * 1e-4`` in Caffe units (ns:183, the mean colour plus noise: ``init="mean_noise"``),
+ours from the content (tuning pair 1, hed-vgg16: the same result from either); they keep the last iterate, the engine the best (with the unbounded iterates
 the loss falls nearly monotonically, so the two nearly coincide; clamped, the same
 plain L-BFGS oscillated on tuning pair 1 and ended in a NaN at evaluation 479); their
 stage 1 image is saved min-max normalised to [0, 1] (``image.minmax``) and stage 2
@@ -184,17 +184,16 @@ LUAN_NETWORK_WEIGHTS: dict[str, dict[str, float]] = {
 }
 
 
-def network_weights(name: str, network: str) -> dict[str, float]:
-    """The loss weights preset ``name`` takes for ``network`` (an empty dict: the preset's own).
+#: Which per-network table each preset reads: :data:`NETWORK_WEIGHTS` for :data:`NETWORK_TUNED`,
+#: :data:`LUAN_NETWORK_WEIGHTS` for ``luan``; the others (``regularization``: the paper's code's weights
+#: for that variant) have none.
+_NETWORK_TABLES: dict[str, dict[str, dict[str, float]]] = {
+    **{name: NETWORK_WEIGHTS for name in NETWORK_TUNED}, "luan": LUAN_NETWORK_WEIGHTS}
 
-    :data:`NETWORK_WEIGHTS` for the presets of :data:`NETWORK_TUNED`, :data:`LUAN_NETWORK_WEIGHTS`
-    for ``luan``, none for the others (``regularization`` keeps the paper's code's weights).
-    """
-    if name in NETWORK_TUNED:
-        return dict(NETWORK_WEIGHTS.get(network, {}))
-    if name == "luan":
-        return dict(LUAN_NETWORK_WEIGHTS.get(network, {}))
-    return {}
+
+def network_weights(name: str, network: str) -> dict[str, float]:
+    """The loss weights preset ``name`` takes for ``network`` (an empty dict: the preset's own)."""
+    return dict(_NETWORK_TABLES.get(name, {}).get(network, {}))
 
 
 @functools.lru_cache(maxsize=1)
@@ -218,7 +217,7 @@ def get_preset(name: str, **overrides) -> TransferConfig:
     if name not in PRESETS:
         raise PhotostyleError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     network = str(overrides.get("weights"))
-    if network == "auto" and (name in NETWORK_TUNED or name == "luan"):
+    if network == "auto" and name in _NETWORK_TABLES:
         network = _auto_network()
     tuned = network_weights(name, network)
     changes = {**tuned, **overrides}
