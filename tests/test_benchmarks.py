@@ -340,3 +340,44 @@ def test_bench_time_to_quality_verdict_and_bad_input():
     out = subprocess.run([sys.executable, "benchmarks/bench_time_to_quality.py", "--level-iterations", "a,b"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "level-iterations" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bench_loss_at_references_end_to_end(tmp_path, data_dir):
+    """eq. (10) per layer at the content, full's raw and final images and Luan et al.'s published image."""
+    import pandas as pd
+    from photostyle_lib import metrics
+    from photostyle_lib.io.images import load_image, resize_tensor
+    from photostyle_lib.semantic.masks import SemanticMasks
+    import numpy as np
+    import torch
+    out = tmp_path / "lr"
+    text = _run("benchmarks/bench_loss_at_references.py", "--pairs", "1", "2", "--size", "48", "--iterations", "3",
+                "--weights", "random", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
+                "--no-progress")
+    table = pd.read_csv(out / "loss_at_references.csv")
+    assert list(table.image) == ["content", "full_raw", "full", "luan_published"] * 2
+    layers = [c for c in table.columns if c.startswith("style_conv")]
+    assert layers == ["style_conv1_1", "style_conv1_2", "style_conv2_1", "style_conv2_2", "style_conv3_1"]
+    assert np.allclose(table[layers].sum(axis=1), table["style"], rtol=1e-9)
+    assert np.allclose(table.content + table.similarity + table["style"], table.total, rtol=1e-12)
+    start = table[table.image == "content"]
+    assert (start.content == 0).all() and (start.similarity == 0).all() and (start["style"] > 0).all()
+    assert (table[table.image == "luan_published"].similarity > 0).all()  # the tinted content: not the start
+    md = json.loads((out / "metadata.json").read_text())
+    assert "RANDOM" in md["weights_warning"] and md["pairs"] == [1, 2] and "RANDOM" in text
+    # the published image's style distance, recomputed here from the run's own files
+    entry = tmp_path / "cache" / "runs" / md["runs"]["1"]["full"]
+    with np.load(entry / "masks.npz") as z:
+        masks = SemanticMasks(torch.from_numpy(z["content"].astype(np.float32)),
+                              torch.from_numpy(z["style"].astype(np.float32)), tuple(str(x) for x in z["labels"]))
+    content = load_image(entry / "content.png")
+    published = resize_tensor(load_image(tmp_path / "cache" / "runs" / md["runs"]["1"]["luan_published"] / "image.png"),
+                              content.shape[-2:])
+    row = table[(table.pair_id == 1) & (table.image == "luan_published")].iloc[0]
+    assert row.style_distance == pytest.approx(metrics.style_distance(published, load_image(entry / "style.png"),
+                                                                      masks), rel=1e-6)
+    assert "times full's raw optimum: pair 1:" in text
+    bad = subprocess.run([sys.executable, "benchmarks/bench_loss_at_references.py", "--pairs", "99", "--data",
+                          str(data_dir), "--cache", str(tmp_path / "cache")], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "pair 99" in bad.stderr and "Traceback" not in bad.stderr

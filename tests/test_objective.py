@@ -88,6 +88,35 @@ def test_at_the_content_the_content_terms_vanish(setup):
     assert total.item() == pytest.approx(expected["style"] + expected["regularization"] + expected["tv"], rel=1e-12)
 
 
+def test_layer_terms_are_each_layers_reference_terms_and_sum_to_evaluate(setup):
+    """Objective.layer_terms_at: every layer's weighted terms against the reference definitions
+    of that layer alone, and their sums against evaluate()'s terms."""
+    content, style, masks, vgg, objective = setup
+    g = torch.Generator().manual_seed(6)
+    x = (content + 0.1 * torch.randn(content.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    per_layer = objective.layer_terms_at(x)
+    assert list(per_layer) == [n for n in vgg.names if n in CFG.all_layers()]
+    with torch.no_grad():
+        fx, fc, fs = vgg(x), vgg(content), vgg(style)
+        _, terms = objective.evaluate(x)
+    h, w = content.shape[-2:]
+    m = masks.resized((h, w), tuple(style.shape[-2:]), "avg")
+    for n, t in per_layer.items():
+        if n in CFG.style_layers:
+            mc = resize_masks(m.content, layer_size(n, h, w), CFG.mask_downsample).double()
+            ms = resize_masks(m.style, layer_size(n, *style.shape[-2:]), CFG.mask_downsample).double()
+            ref = CFG.style_weight * losses.authors_masked_style_loss(fx[n], fs[n], mc, ms).item()
+            assert ref > 0 and t["style"] == pytest.approx(ref, rel=1e-9), n
+        else:
+            assert t["style"] == 0.0, n
+        ref_c = CFG.content_weight * losses.content_loss(fx[n], fc[n]).item() if n in CFG.content_layers else 0.0
+        ref_s = CFG.similarity_weight * losses.similarity_loss(fx[n], fc[n]).item() if n in CFG.similarity_layers else 0.0
+        assert t["content"] == pytest.approx(ref_c, rel=1e-9, abs=0.0), n
+        assert t["similarity"] == pytest.approx(ref_s, rel=1e-9, abs=0.0), n
+    for name in ("content", "style", "similarity"):
+        assert sum(t[name] for t in per_layer.values()) == pytest.approx(terms[name].item(), rel=1e-12), name
+
+
 def test_gradient_equals_central_differences(setup):
     content, _, _, _, objective = setup
     g = torch.Generator().manual_seed(5)

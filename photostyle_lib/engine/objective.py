@@ -121,6 +121,28 @@ class Objective:
         total = sum(terms.values())
         return total, terms
 
+    def layer_terms_at(self, x: torch.Tensor) -> dict[str, dict[str, float]]:
+        """The network's weighted terms of eq. (10) at x, layer by layer (a diagnostic).
+
+        Parameters
+        ----------
+        x : tensor (1, 3, H, W) float in [0, 1], the content's size, on the network's device
+
+        Returns
+        -------
+        dict of layer name to {"content", "style", "similarity"}: floats
+            alpha * L_c^l (eq. 2), beta * L_s+^l (eqs. 3, 6) and gamma * L_sim^l (eq. 8) of
+            each layer in use (0 where a layer has no such term), in the network's order.
+            Summed over the layers they are :meth:`evaluate`'s "content", "style" and
+            "similarity" terms; the image-space terms (regularisation, TV) are not per layer.
+        """
+        collected: list[torch.Tensor] = []
+        with torch.no_grad():
+            self.vgg(x, taps={n: _tap(t, self.fused_relu[n], collected) for n, t in self.layer_terms.items()})
+        order = [n for n in self.vgg.names if n in self.layer_terms]  # the taps fire in the network's order
+        return {n: {"content": float(v[0]), "style": float(v[1]), "similarity": float(v[2])}
+                for n, v in zip(order, collected)}
+
 
 def _tap(terms: LayerTerms, apply_relu: bool, collected: list[torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
     """A VGG tap that runs one layer's fused loss node and appends its (3,) values to ``collected``."""
