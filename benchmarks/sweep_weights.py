@@ -18,7 +18,8 @@ the lowest style distance. Pairs 21-60 are held out for ``bench_quality.py``
 and are refused here.
 
     python benchmarks/sweep_weights.py [--weights hed-vgg16] [--pairs 1 3 6 8 11 13 16 19]
-        [--betas 3e6 1e7 3e7] [--gammas 3] [--size 256] [--iterations 500] [--out results/sweep_hed-vgg16]
+        [--betas 3e6 1e7 3e7] [--gammas 3] [--size 256] [--iterations 500] [--style-normalization area]
+        [--out results/sweep_hed-vgg16]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from photostyle_lib.engine.config import STYLE_NORMALIZATIONS
 from photostyle_lib.experiments import sweep
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
@@ -39,12 +41,17 @@ from photostyle_lib.experiments.runs import RunSpec, run_many
 TUNING_PAIRS = range(1, 21)
 
 
-def sweep_specs(pairs, betas, gammas, *, weights, size, iterations, method="full"):
-    """One RunSpec per (pair, beta, gamma) plus Luan et al.'s published result per pair."""
+def sweep_specs(pairs, betas, gammas, *, weights, size, iterations, method="full", style_normalization=None):
+    """One RunSpec per (pair, beta, gamma) plus Luan et al.'s published result per pair.
+
+    ``style_normalization`` (None: the preset's) sets the masked style loss's normalisation of
+    every swept run (``TransferConfig.style_normalization``); its beta scale differs, see README.
+    """
+    extra = () if style_normalization is None else (("style_normalization", style_normalization),)
     specs = []
     for p, (b, g) in itertools.product(pairs, itertools.product(betas, gammas)):
         specs.append(RunSpec(p, method, masks="gold", size=size, iterations=iterations, weights=weights,
-                             overrides=(("style_weight", float(b)), ("similarity_weight", float(g)))))
+                             overrides=(("style_weight", float(b)), ("similarity_weight", float(g))) + extra))
     specs += [RunSpec(p, "luan_published", size=size) for p in pairs]
     return specs
 
@@ -77,6 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--gammas", type=float, nargs="+", default=[3.0])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
+    ap.add_argument("--style-normalization", default=None, choices=STYLE_NORMALIZATIONS,
+                    help="the masked style loss's normalisation for every run (default: the preset's, 'authors')")
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("results/cache"))
     ap.add_argument("--out", type=Path, default=None)
@@ -88,7 +97,7 @@ def main(argv=None) -> int:
             raise PhotostyleError(f"pairs {held} are held out for evaluation (bench_quality.py); tune on 1-20 only")
         data_dir = resolve_data_dir(args.data)
         specs = sweep_specs(args.pairs, args.betas, args.gammas, weights=args.weights, size=args.size,
-                            iterations=args.iterations)
+                            iterations=args.iterations, style_normalization=args.style_normalization)
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, progress=not args.no_progress)
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress)
         over = {r.key: dict(r.spec.overrides) for r in records}
@@ -108,6 +117,7 @@ def main(argv=None) -> int:
     write_json({**base_metadata(), "weights": args.weights, "pairs": args.pairs,
                                        "betas": args.betas, "gammas": args.gammas, "size": args.size,
                                        "iterations": args.iterations, "rule": choose.__doc__,
+                                       "style_normalization": args.style_normalization or "preset",
                                        "stop_reasons": table.stop_reason.value_counts().to_dict()}, out / "metadata.json")
     print(f"written: {out}/sweep.csv, summary.csv")
     return 0

@@ -381,3 +381,18 @@ def test_bench_loss_at_references_end_to_end(tmp_path, data_dir):
                           str(data_dir), "--cache", str(tmp_path / "cache")], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "pair 99" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_sweep_weights_style_normalization_reaches_every_swept_run():
+    sw = _bench_module("sweep_weights")
+    kw = dict(weights="random", size=48, iterations=3)
+    plain = sw.sweep_specs([1, 2], [1e4], [3.0], **kw)
+    area = sw.sweep_specs([1, 2], [1e4], [3.0], style_normalization="area", **kw)
+    runs = [s for s in area if s.method == "full"]
+    assert len(runs) == 2 and all(s.config("cpu").style_normalization == "area" for s in runs)
+    assert all(s.config("cpu").style_weight == 1e4 for s in runs)
+    assert all(s.config("cpu").style_normalization == "authors" for s in plain if s.method == "full")
+    assert [s for s in area if s.method == "luan_published"] == [s for s in plain if s.method == "luan_published"]
+    out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--style-normalization", "pixels"], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "invalid choice: 'pixels'" in out.stderr and "Traceback" not in out.stderr
