@@ -114,7 +114,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "sweep.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    write_json({**base_metadata(), "weights": args.weights, "pairs": args.pairs,
+    warning = next((r.weights_warning for r in records if r.weights_warning), None)
+    write_json({**base_metadata(), "weights": args.weights, "weights_warning": warning, "pairs": args.pairs,
                                        "betas": args.betas, "gammas": args.gammas, "size": args.size,
                                        "iterations": args.iterations, "rule": choose.__doc__,
                                        "style_normalization": args.style_normalization or "preset",

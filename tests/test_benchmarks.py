@@ -396,3 +396,15 @@ def test_sweep_weights_style_normalization_reaches_every_swept_run():
     out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--style-normalization", "pixels"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "invalid choice: 'pixels'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sweep_weights_end_to_end_labels_its_weights(tmp_path, data_dir):
+    import pandas as pd
+    out = tmp_path / "sw"
+    _run("benchmarks/sweep_weights.py", "--pairs", "1", "--betas", "1e4", "1e5", "--size", "48", "--iterations", "3",
+         "--weights", "random", "--style-normalization", "area", "--data", str(data_dir), "--cache",
+         str(tmp_path / "cache"), "--out", str(out), "--no-progress")
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.style_weight) == [1e4, 1e5] and summary.chosen.sum() == 1
+    md = json.loads((out / "metadata.json").read_text())
+    assert "RANDOM" in md["weights_warning"] and md["style_normalization"] == "area"
