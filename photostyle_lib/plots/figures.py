@@ -43,7 +43,7 @@ from photostyle_lib.checks import check_number
 from photostyle_lib.errors import PhotostyleError
 # The banners, their colour and merge_warnings are re-exported here for the figure makers.
 from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, as_image_array, STAND_IN_BANNER, merge_warnings,  # noqa: F401
-                                   save_image, weights_text, write_file_atomically)
+                                      is_caution, ORIGINAL_VGG19_BANNER, save_image, weights_text, write_file_atomically)
 from photostyle_lib.plots.mask_views import PROBABILITY_CMAP, WARNING_COLOUR, add_label_legend, label_map_rgb
 
 #: Colour of the zoom rectangle drawn on full-size panels (RGB in [0, 1]).
@@ -189,7 +189,7 @@ def set_title(fig: Figure, lines: Sequence[str], weights_warning: str | None, **
     """
     if not lines:
         return
-    style = {"color": WARNING_COLOUR, "fontweight": "bold"} if weights_warning else {}
+    style = {"color": WARNING_COLOUR, "fontweight": "bold"} if is_caution(weights_warning) else {}
     fig.suptitle("\n".join(lines), **style, **kwargs)
 
 
@@ -481,12 +481,14 @@ def stamp_warning(image: Any, weights_warning: str | None, *, font_px: int = 10)
     image: (H, W, 3) array or (1, 3, H, W) tensor in [0, 1]. Returns
     (H + strip, W, 3) float64 in [0, 1]; the image's own pixels are unchanged
     (rows 0..H-1), the strip is ``font_px`` + 4 px per line of text, the text
-    wrapped at word boundaries to the image's width. No banner: the image unchanged.
+    wrapped at word boundaries to the image's width. No banner, or a banner that only
+    names the network (:func:`is_caution` false: the original VGG-19's): the image
+    unchanged (its PNG text chunk still names the network).
     """
     from PIL import Image, ImageDraw, ImageFont
 
     arr = as_image_array("image", image)
-    if not weights_warning:
+    if not is_caution(weights_warning):
         return arr
     font = ImageFont.load_default(size=font_px)
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
