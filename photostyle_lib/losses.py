@@ -11,8 +11,12 @@ what makes beta = 1e7 a sensible style weight):
   *mean* absolute error.
 
 .. note:: Eqs. (2), (3) and (8) write sums with 1/(2 N D) and 1/(2 N^2)
-   factors; the means used here differ from them by constant factors only,
-   absorbed into alpha, beta and gamma.
+   factors (N = C filters, D = H*W positions, G = F F^T unnormalised). The
+   content and similarity means here are 2 times eqs. (2) and (8), a constant.
+   The Gram MSE is not a constant multiple of eq. (3): it is
+   ``2 / (C * H * W)^2`` times it, a factor that differs per layer and with the
+   image size. beta = 1e7 belongs to the code's form (the authors' run script),
+   which this project keeps; eq. (3) literally would need another beta per layer.
 """
 
 from __future__ import annotations
@@ -477,8 +481,8 @@ def masked_gram_matrices(features: torch.Tensor, masks: torch.Tensor | MaskIndex
     Notes
     -----
     The area normalisation departs from the authors' code, which divides every
-    label by the whole map's size (:func:`authors_masked_grams`) or, in Luan et
-    al.'s Lua code, by the sum of the mask values (:func:`luan_masked_grams`).
+    label by the whole map's size (:func:`authors_masked_grams`), and from Luan et
+    al.'s Lua code, which divides by the sum of the mask values (:func:`luan_masked_grams`).
     """
     _as_matrix(features)  # shape checks
     index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
@@ -593,11 +597,67 @@ def gram_loss(g_out: torch.Tensor, g_target: torch.Tensor,
     return per_label.sum()
 
 
-def authors_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mask stacks whose per-label Grams are the blocks of the authors' (L*C) x (L*C) Gram.
+def authors_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex) -> torch.Tensor:
+    """Per-label Grams as the authors' final code: ``G_l = (F m_l)(F m_l)^T / (C * H * W)``.
 
-    The paper's public code (``model.py``) multiplies (1, C, H, W) features by
-    (L, 1, H, W) masks and takes the Gram of the (L*C) x (H*W) result: block
+    Their ``model.py`` (master, since commit 91c7fb2): (1, C, H, W) features times
+    (L, 1, H, W) masks, viewed as (L, C, H*W), ``torch.bmm`` with its transpose: one
+    C x C Gram per label, every label divided by the *whole map's* C * H * W, not by
+    its own area (so a label's Gram carries its area fraction).
+
+    Parameters
+    ----------
+    features : torch.Tensor, (1, C, H, W), float
+    masks : torch.Tensor (L, H, W) in [0, 1], or MaskIndex
+        At the features' resolution.
+
+    Returns
+    -------
+    torch.Tensor, (L, C, C)
+    """
+    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
+    c, h, w = features.shape[-3:]
+    grams = _SegmentGrams.apply(_pixel_rows(features), index)
+    return grams / float(c * h * w)
+
+
+def authors_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
+                              output_masks: torch.Tensor, style_masks: torch.Tensor) -> torch.Tensor:
+    """The masked style loss of eqs. (6)-(7) as the authors' final code computes it (a dense reference).
+
+    ``X = features * masks`` -> (L, C, H*W); ``G = bmm(X, X^T) / (C * H * W)`` per image
+    (each with its own H, W); loss = ``F.mse_loss`` over the L * C * C entries, i.e.
+    ``(1 / L) sum_l mean_CxC((G_l[O] - G_l[S])^2)``. No cross-label blocks; every label
+    counts, also one empty in either image (its Gram is zero there). For hard masks
+    exactly L^3 times the joint-Gram form of their earlier code
+    (:func:`joint_gram_masked_style_loss`).
+
+    Parameters
+    ----------
+    output : torch.Tensor, (1, C, H, W), float
+    style : torch.Tensor, (1, C, Hs, Ws), float
+    output_masks : torch.Tensor, (L, H, W), float in [0, 1]
+    style_masks : torch.Tensor, (L, Hs, Ws), float in [0, 1]
+
+    Returns
+    -------
+    torch.Tensor, scalar
+    """
+    def grams(f: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        c, h, w = f.shape[-3:]
+        x = (f.reshape(1, c, h, w) * m.unsqueeze(1).to(f.dtype)).reshape(m.shape[0], c, h * w)
+        return torch.bmm(x, x.transpose(1, 2)) / (c * h * w)
+    return F.mse_loss(grams(output, output_masks), grams(style, style_masks))
+
+
+def joint_gram_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mask stacks whose per-label Grams are the blocks of one joint (L*C) x (L*C) Gram.
+
+    The form of ``style_normalization="authors_joint"``: the paper's public code
+    *before* its commit 91c7fb2 ("bugs fix", 4 Dec 2018), not what the paper's
+    results used (:func:`authors_masked_style_loss` is their final form). That code
+    multiplied (1, C, H, W) features by (L, 1, H, W) masks and took the Gram of the
+    (L*C) x (H*W) result: block
     (l, l') is ``sum_p m_l(p) m_l'(p) f(p) f(p)^T``. That is the Gram of the
     features masked by ``sqrt(m_l m_l')`` -- so the blocks are per-label Grams of
     an augmented stack: the L labels themselves, then one "pair label" per
@@ -620,7 +680,7 @@ def authors_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[tor
     weights : torch.Tensor, (K,), float64
         1 / L^2 for a label's own block and 2 / L^2 for a pair (its block appears
         twice), so that ``sum_k weights_k mean_CxC((G_k - T_k)^2)`` is the mean over
-        all (L*C)^2 entries -- the authors' loss.
+        all (L*C)^2 entries -- the joint-Gram loss.
     """
     num = content.shape[0]
     pairs = [(a, b) for a in range(num) for b in range(a + 1, num)
@@ -634,14 +694,14 @@ def authors_label_masks(content: torch.Tensor, style: torch.Tensor) -> tuple[tor
     return torch.cat(c_rows), torch.cat(s_rows), weights
 
 
-def authors_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex, num_labels: int) -> torch.Tensor:
-    """Per-label Grams normalised as the authors' code: ``(F M_k)(F M_k)^T / (L * C * H * W)``.
+def joint_gram_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex, num_labels: int) -> torch.Tensor:
+    """Per-label Grams of the joint-Gram form (pre-fix code): ``(F M_k)(F M_k)^T / (L * C * H * W)``.
 
     Parameters
     ----------
     features : torch.Tensor, (1, C, H, W), float
     masks : torch.Tensor (K, H, W) in [0, 1], or MaskIndex
-        E.g. the augmented stack of :func:`authors_label_masks`, at the features' size.
+        E.g. the augmented stack of :func:`joint_gram_label_masks`, at the features' size.
     num_labels : int
         L, the number of base labels.
 
@@ -655,14 +715,15 @@ def authors_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIndex
     return grams / float(num_labels * c * h * w)
 
 
-def authors_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
+def joint_gram_masked_style_loss(output: torch.Tensor, style: torch.Tensor,
                               output_masks: torch.Tensor, style_masks: torch.Tensor) -> torch.Tensor:
-    """The masked style loss exactly as the paper's public code computes it (a dense reference).
+    """The joint-Gram masked style loss of the authors' code before their fix (a dense reference).
 
     ``X = features * masks`` -> (L, C, H, W) viewed as (L*C, H*W); ``G = X X^T / (L*C*H*W)``;
     loss = mean over the (L*C)^2 entries of ``(G_out - G_style)^2``. Every label is
     normalised by the whole map's size, not its own area, and with soft masks the
-    cross-label blocks count too. Cost O((L*C)^2 H W): for tests and small maps.
+    cross-label blocks count too. For hard masks exactly 1 / L^3 of the final form
+    (:func:`authors_masked_style_loss`). Cost O((L*C)^2 H W): for tests and small maps.
 
     Parameters
     ----------

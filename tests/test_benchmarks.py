@@ -232,7 +232,7 @@ def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     for beta, pr, st, sd in [(1e6, 0.5, 0.9, 20.0), (1e7, 0.9, 0.8, 12.0), (1e8, 2.0, 0.7, 9.0), (3e7, 0.91, 0.85, 12.4)]:
         rows.append(dict(method="full", style_weight=beta, similarity_weight=3.0, photorealism=pr, structure=st,
                          style_distance=sd))
-    summary = sw.choose(pd.DataFrame(rows))
+    summary = sw.choose(pd.DataFrame(rows), "colour")
     chosen = summary[summary.chosen]
     # 1e6 is too far from the style (2x); among 1e7, 3e7, 1e8 the lowest energy is 1e7, and 3e7 is within 2%
     # of it with a higher structure: the tie-break picks 3e7
@@ -240,10 +240,31 @@ def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     # nothing within 1.25x of the style: the setting closest to it
     far = pd.DataFrame([r if r["method"] == "luan_published" else {**r, "style_distance": r["style_distance"] * 3}
                         for r in rows])
-    assert list(sw.choose(far)[lambda t: t.chosen].style_weight) == [1e8]
+    assert list(sw.choose(far, "colour")[lambda t: t.chosen].style_weight) == [1e8]
     out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--pairs", "25"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "held out" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sweep_weights_judge_rule():
+    """Both style ratios (colour distance, the judge's Gram distance) within 1.5x Luan et al.'s: the lowest
+    photorealism energy, ties to the higher edge SSIM; none within: the lowest larger ratio."""
+    import pandas as pd
+    sw = _bench_module("sweep_weights")
+    ref = dict(method="luan_published", style_weight=None, similarity_weight=None, photorealism=1.0, structure=0.5,
+               style_distance=10.0, judge_gram=0.2, edge_ssim=0.6)
+    settings = [(1e5, 0.5, 20.0, 0.25, 0.9), (1e6, 0.9, 14.0, 0.28, 0.7), (3e6, 0.91, 14.5, 0.29, 0.8),
+                (1e7, 2.0, 12.0, 0.4, 0.5)]
+    rows = [ref] + [dict(method="full", style_weight=b, similarity_weight=3.0, photorealism=pr, structure=0.5,
+                         style_distance=sd, judge_gram=jg, edge_ssim=es) for b, pr, sd, jg, es in settings]
+    summary = sw.choose(pd.DataFrame(rows))
+    # 1e5: colour 2x; 1e7: judge 2x; 1e6 and 3e6 within both, 3e6 within 2% of 1e6's energy with a higher SSIM
+    assert list(summary[summary.chosen].style_weight) == [3e6]
+    assert summary.set_index("style_weight").loc[1e7, "judge_gram_vs_luan"] == pytest.approx(2.0)
+    far = pd.DataFrame([r if r["method"] == "luan_published" else {**r, "judge_gram": r["judge_gram"] * 3}
+                        for r in rows])
+    # judge ratios 3.75 / 4.2 / 4.35 / 6; colour 2 / 1.4 / 1.45 / 1.2: the lowest worse ratio is 1e5's 3.75
+    assert list(sw.choose(far)[lambda t: t.chosen].style_weight) == [1e5]
 
 
 def test_sweep_postprocess_rule():

@@ -264,55 +264,100 @@ def test_engine_in_gpu_form_equals_cpu_form(monkeypatch):
     assert runs[0]["style"].iloc[0] > 0
 
 
-def _authors_terms(feats, style, masks_out, masks_sty, beta):
-    """LayerTerms for the authors' normalisation, built as stylize builds them."""
-    mc, ms, weights = losses.authors_label_masks(masks_out, masks_sty)
+def _joint_terms(feats, style, masks_out, masks_sty, beta):
+    """LayerTerms for the joint-Gram normalisation ("authors_joint"), built as stylize builds them."""
+    mc, ms, weights = losses.joint_gram_label_masks(masks_out, masks_sty)
     index, sty_index = losses.MaskIndex.from_masks(mc), losses.MaskIndex.from_masks(ms)
     num = masks_out.shape[0]
     c, h, w = feats.shape[1:]
-    target = losses.authors_masked_grams(style, sty_index, num)
+    target = losses.joint_gram_masked_grams(style, sty_index, num)
     norm = torch.full((index.num_labels,), float(num * c * h * w), dtype=torch.float64)
     return LayerTerms(style_target=target, style_index=index, style_weight=beta, style_norm=norm,
                       style_label_weights=weights)
 
 
-@pytest.mark.parametrize("kind", ["hard", "soft"])
-@pytest.mark.parametrize("gpu_form", [False, True])
-def test_authors_normalisation_equals_their_dense_formula(monkeypatch, kind, gpu_form):
-    """The (L*C) x (L*C) Gram of the masked features, / (L*C*H*W), mean over all entries: value and gradient,
-    cross-label blocks included (soft masks overlap; the hard case has an empty label)."""
+def _authors_terms(feats, style, masks_out, masks_sty, beta):
+    """LayerTerms for the authors' final normalisation ("authors"), built as stylize builds them."""
+    index, sty_index = losses.MaskIndex.from_masks(masks_out), losses.MaskIndex.from_masks(masks_sty)
+    num = masks_out.shape[0]
+    c, h, w = feats.shape[1:]
+    target = losses.authors_masked_grams(style, sty_index)
+    norm = torch.full((num,), float(c * h * w), dtype=torch.float64)
+    return LayerTerms(style_target=target, style_index=index, style_weight=beta, style_norm=norm,
+                      style_label_weights=torch.full((num,), 1.0 / num, dtype=torch.float64))
+
+
+def _master_style_loss(output, style, output_masks, style_masks):
+    """Their final model.py's StyleLoss, restated: input * mask (L, 1, H, W) -> (L, C, H*W); bmm with the
+    transpose, divided by C*H*W; F.mse_loss against the style's, built the same way."""
+    def gram(f, m):
+        x = (f * m.unsqueeze(1)).contiguous()     # (1, C, H, W) * (L, 1, H, W) -> (L, C, H, W)
+        a, b, c, d = x.size()
+        x = x.view(a, b, c * d)
+        return torch.bmm(x, x.transpose(1, 2)).div(b * c * d)
+    return torch.nn.functional.mse_loss(gram(output, output_masks), gram(style, style_masks))
+
+
+def _check_against(monkeypatch, kind, gpu_form, build, reference):
     monkeypatch.setitem(layer_loss.GPU_FORM, "on_cpu", gpu_form)
     feats, _, _, style, masks_out, masks_sty = _case(kind, False)
-    if kind == "soft":
-        assert len(losses.authors_label_masks(masks_out, masks_sty)[2]) > masks_out.shape[0]  # pairs present
-    terms = _authors_terms(feats, style, masks_out, masks_sty, 40.0)
+    terms = build(feats, style, masks_out, masks_sty, 40.0)
     x = feats.clone().requires_grad_(True)
     out, values = layer_losses(x, terms)
     down = torch.randn(feats.shape, generator=torch.Generator().manual_seed(3), dtype=feats.dtype)
     ((out.relu() * down).sum() + values[1] * 2.0).backward()
     y = feats.clone().requires_grad_(True)
-    ref = 40.0 * losses.authors_masked_style_loss(y, style, masks_out, masks_sty)
+    ref = 40.0 * reference(y, style, masks_out, masks_sty)
     ((y.relu() * down).sum() + ref * 2.0).backward()
+    assert float(ref) > 0
     assert torch.allclose(values[1], ref, rtol=1e-10)
     assert torch.allclose(x.grad, y.grad, rtol=1e-9, atol=1e-12)
+    return masks_out, masks_sty
 
 
-def test_authors_and_area_normalisations_differ_by_the_area_fractions():
-    """One label covering the whole map: both are the plain Gram loss. Two hard labels: the authors' per-label term
-    is the area one times (a_out / (L H W))^2 when the style fractions match (a closed form)."""
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+@pytest.mark.parametrize("gpu_form", [False, True])
+def test_authors_normalisation_equals_their_final_model_py(monkeypatch, kind, gpu_form):
+    """Per-label C x C Grams / (C*H*W), MSE over L*C*C entries, as their master's model.py: value and gradient,
+    for the fused engine node and for the library's dense reference (the hard case has an empty label)."""
+    _check_against(monkeypatch, kind, gpu_form, _authors_terms, _master_style_loss)
+    feats, _, _, style, masks_out, masks_sty = _case(kind, False)
+    assert torch.allclose(losses.authors_masked_style_loss(feats, style, masks_out, masks_sty),
+                          _master_style_loss(feats, style, masks_out, masks_sty), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+@pytest.mark.parametrize("gpu_form", [False, True])
+def test_joint_gram_normalisation_equals_its_dense_formula(monkeypatch, kind, gpu_form):
+    """The (L*C) x (L*C) Gram of the masked features, / (L*C*H*W), mean over all entries (the authors' code before
+    their fix): value and gradient, cross-label blocks included (soft masks overlap)."""
+    masks_out, masks_sty = _check_against(monkeypatch, kind, gpu_form, _joint_terms,
+                                          losses.joint_gram_masked_style_loss)
+    if kind == "soft":
+        assert len(losses.joint_gram_label_masks(masks_out, masks_sty)[2]) > masks_out.shape[0]  # pairs present
+
+
+def test_authors_joint_and_area_normalisations_in_closed_form():
+    """One label covering the whole map: every form is the plain Gram loss. Two hard labels: the joint form's
+    per-label term is the area one times (a / (L H W))^2 when both images share the masks, and the final form
+    is exactly L^3 times the joint one (no cross-label blocks for hard masks)."""
     g = torch.Generator().manual_seed(0)
     f = torch.randn(1, 4, 6, 8, generator=g, dtype=torch.float64)
     s = torch.randn(1, 4, 6, 8, generator=g, dtype=torch.float64)
     ones = torch.ones(1, 6, 8, dtype=torch.float64)
-    assert torch.allclose(losses.authors_masked_style_loss(f, s, ones, ones), losses.style_loss(f, s), rtol=1e-12)
+    for form in (losses.joint_gram_masked_style_loss, losses.authors_masked_style_loss):
+        assert torch.allclose(form(f, s, ones, ones), losses.style_loss(f, s), rtol=1e-12)
     left = torch.zeros(2, 6, 8, dtype=torch.float64)
     left[0, :, :2], left[1, :, 2:] = 1, 1
-    # both images with the same masks: each label's Gram differs from the area form by area / (L H W) on both sides
-    auth = losses.authors_masked_style_loss(f, s, left, left)
+    joint = losses.joint_gram_masked_style_loss(f, s, left, left)
     g_f, g_s = losses.masked_gram_matrices(f, left), losses.masked_gram_matrices(s, left)
     frac = torch.tensor([12.0, 36.0], dtype=torch.float64) / (2 * 48)
     expected = sum(((frac[k] * (g_f[k] - g_s[k])) ** 2).sum() for k in range(2)) / (2 * 4) ** 2
-    assert torch.allclose(auth, expected, rtol=1e-12)
+    assert torch.allclose(joint, expected, rtol=1e-12)
+    three = torch.zeros(3, 6, 8, dtype=torch.float64)
+    three[0, :2], three[1, 2:4], three[2, 4:] = 1, 1, 1
+    assert torch.allclose(losses.authors_masked_style_loss(f, s, three, three),
+                          27 * losses.joint_gram_masked_style_loss(f, s, three, three), rtol=1e-12)
 
 
 def _luan_terms(feats, style, masks_out, masks_sty, beta):

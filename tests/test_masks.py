@@ -145,3 +145,21 @@ def test_every_dataset_pair_reads_with_matching_labels(data_dir):
             assert "grey" not in m.labels, n
     assert "blue" in load_gold_masks(data_dir / "segmentation" / "in27.png",
                                      data_dir / "segmentation" / "tar27.png").labels  # two small blobs
+
+
+def test_masks_pooled_like_the_network_on_odd_sizes():
+    """Their code's nn.MaxPool2d(2, 2) per pooling layer: floor sizes, last odd row dropped; adaptive max-pooling
+    to the same size differs near the edge (why the engine pools, not resizes, under mask_downsample="max")."""
+    from photostyle_lib.semantic.masks import pool_masks_like_network
+
+    g = torch.Generator().manual_seed(0)
+    m = (torch.rand(2, 23, 13, generator=g) > 0.8).float()
+    pool = torch.nn.MaxPool2d(2, 2)
+    ref = pool(pool(m.unsqueeze(0)))[0]
+    got = pool_masks_like_network(m, 2)
+    assert got.shape == (2, 5, 3) and torch.equal(got, ref)
+    assert torch.equal(pool_masks_like_network(m, 0), m)
+    m[:, 22, :] = 0
+    m[0, 22, 0] = 1  # only in the row the network drops
+    assert pool_masks_like_network(m, 2)[0, 4, 0] == ref[0, 4, 0]
+    assert resize_masks(m, (5, 3), "max")[0, 4, 0] == 1

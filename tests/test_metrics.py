@@ -295,8 +295,9 @@ def test_image_metrics_with_masks(real_pair):
     row = image_metrics(reinhard(content, style), content, style, masks)
     assert tuple(row) == METRICS
     assert row["style_distance"] != row["style_distance_global"]
-    assert np.isnan(row["gram_distance"])
-    assert all(np.isfinite(row[k]) for k in METRICS if k != "gram_distance")
+    skipped = ("gram_distance", "judge_gram", "edge_ssim")  # no network asked for
+    assert all(np.isnan(row[k]) for k in skipped)
+    assert all(np.isfinite(row[k]) for k in METRICS if k not in skipped)
     assert metrics.LOWER_IS_BETTER.keys() == set(METRICS)
 
 
@@ -384,3 +385,66 @@ def test_structure_error_bad_input():
         structure_error(np.zeros((8, 9, 3)), np.zeros((8, 8, 3)))
     with pytest.raises(PhotostyleError, match="2x2"):
         structure_error(np.zeros((1, 9, 3)), np.zeros((1, 9, 3)))
+
+
+# --------------------------------------------------------------------------- the judge (HED's network)
+
+from conftest import needs_hed  # noqa: E402
+
+
+def _brute_relative_gram(fo, fs, mo, ms):
+    """||G_o - G_s||_F / ||G_s||_F per label with G = sum_p m(p)^2 f(p) f(p)^T / (C sum_p m(p)^2), in numpy."""
+    out = []
+    for k in range(mo.shape[0]):
+        def gram(f, m):
+            c = f.shape[0]
+            x = f.reshape(c, -1) * m[k].reshape(1, -1)
+            return x @ x.T / (c * (m[k] ** 2).sum())
+        go, gs = gram(fo, mo), gram(fs, ms)
+        out.append(np.linalg.norm(go - gs) / np.linalg.norm(gs))
+    return np.array(out)
+
+
+def test_judge_gram_distance_equals_brute_force_and_vanishes_on_the_style():
+    from photostyle_lib.features.vgg import layer_size
+    from photostyle_lib.semantic.masks import resize_masks
+
+    net = VGGFeatures("random", metrics.GRAM_LAYERS, seed=1).double()
+    judge = metrics.Judge(net, None, "test")
+    rng = np.random.default_rng(4)
+    out, sty = rng.random((32, 40, 3)), rng.random((24, 24, 3))
+    mo, ms = torch.zeros(2, 32, 40), torch.zeros(2, 24, 24)
+    mo[0, :12], mo[1, 12:] = 1, 1
+    ms[0, :, :10], ms[1, :, 10:] = 1, 1
+    got = metrics.judge_gram_distance(out, sty, mo, ms, judge=judge)
+    with torch.no_grad():
+        fo = net(torch.from_numpy(out.transpose(2, 0, 1)).unsqueeze(0))
+        fs = net(torch.from_numpy(sty.transpose(2, 0, 1)).unsqueeze(0))
+    d = np.mean([_brute_relative_gram(fo[n][0].numpy(), fs[n][0].numpy(),
+                                      resize_masks(mo, layer_size(n, 32, 40), "avg").double().numpy(),
+                                      resize_masks(ms, layer_size(n, 24, 24), "avg").double().numpy())
+                 for n in metrics.GRAM_LAYERS], axis=0)
+    area = np.array([12 * 40, 20 * 40])
+    assert got == pytest.approx(float((d * area).sum() / area.sum()), rel=1e-6)  # float32 images inside
+    assert metrics.judge_gram_distance(sty, sty, ms, ms, judge=judge) == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(metrics.judge_gram_distance(out, sty, mo, ms, judge=metrics.Judge(None, None, "skipped")))
+
+
+@needs_hed
+def test_edge_ssim_is_one_on_the_content_and_drops_when_edges_are_lost():
+    judge = metrics.load_judge("hed-vgg16")
+    assert judge.available and "HED" in judge.note
+    y, x = np.mgrid[0:64, 0:80] / 80.0
+    content = np.stack([0.2 + 0.6 * (x > 0.5), 0.3 + 0.4 * (y > 0.4), 0.5 + 0 * x], -1)
+    assert metrics.edge_ssim(content, content, judge=judge) == pytest.approx(1.0, abs=1e-9)
+    recoloured = content[..., ::-1].copy()  # the same edges in other colours: still high
+    blurred = gaussian(content, sigma=4, channel_axis=-1)
+    s_re, s_blur = (metrics.edge_ssim(im, content, judge=judge) for im in (recoloured, blurred))
+    assert s_blur < s_re and s_blur < 0.9
+    with pytest.raises(PhotostyleError, match="differ in size"):
+        metrics.edge_ssim(content[:32], content, judge=judge)
+    row = metrics.image_metrics(blurred, content, content, judge=judge)
+    assert row["edge_ssim"] == pytest.approx(s_blur) and row["judge_gram"] >= 0
+    assert np.isnan(metrics.image_metrics(blurred, content, content)["edge_ssim"])
+    with pytest.raises(PhotostyleError, match="hed-vgg16"):
+        metrics.load_judge("imagenet")

@@ -9,7 +9,8 @@ from photostyle_lib import losses
 from photostyle_lib.engine.config import TransferConfig
 from photostyle_lib.engine.inputs import starting_image
 from photostyle_lib.engine.objective import build_objective, fused_relus
-from photostyle_lib.features.vgg import VGGFeatures, layer_size
+from photostyle_lib.features.vgg import LAYER_NAMES, VGGFeatures, layer_size
+import torchvision
 from photostyle_lib.io.images import tensor_to_array
 from photostyle_lib.photoreal import matting
 from photostyle_lib.semantic.masks import SemanticMasks, resize_masks
@@ -37,6 +38,16 @@ def setup():
     return content, style, masks, vgg, build_objective(content, style, CFG, masks, vgg)
 
 
+def _pooled_like_their_code(masks, layer):
+    """The masks as their code brings them to ``layer``: every nn.MaxPool2d(2, 2) of VGG-19 before it, applied."""
+    pools = [m for m in torchvision.models.vgg19(weights=None).features[:LAYER_NAMES.index(layer)]
+             if isinstance(m, torch.nn.MaxPool2d)]
+    x = masks.unsqueeze(0).float()
+    for pool in pools:
+        x = pool(x)
+    return x[0]
+
+
 def _reference_terms(x, content, style, masks, vgg):
     """Every weighted term of eq. (10) from the reference definitions (losses, scipy's Laplacian)."""
     with torch.no_grad():
@@ -45,8 +56,7 @@ def _reference_terms(x, content, style, masks, vgg):
     m = masks.resized((h, w), tuple(style.shape[-2:]), "avg")
     style_term = 0.0
     for n in CFG.style_layers:
-        mc = resize_masks(m.content, layer_size(n, h, w), CFG.mask_downsample).double()
-        ms = resize_masks(m.style, layer_size(n, *style.shape[-2:]), CFG.mask_downsample).double()
+        mc, ms = _pooled_like_their_code(m.content, n).double(), _pooled_like_their_code(m.style, n).double()
         style_term += losses.authors_masked_style_loss(fx[n], fs[n], mc, ms).item()
     lap = matting.matting_laplacian(tensor_to_array(content), eps=CFG.matting_eps, radius=CFG.matting_radius)
     v = x[0].reshape(3, -1).numpy().T  # (H*W, 3): V_c as columns
@@ -103,8 +113,7 @@ def test_layer_terms_are_each_layers_reference_terms_and_sum_to_evaluate(setup):
     m = masks.resized((h, w), tuple(style.shape[-2:]), "avg")
     for n, t in per_layer.items():
         if n in CFG.style_layers:
-            mc = resize_masks(m.content, layer_size(n, h, w), CFG.mask_downsample).double()
-            ms = resize_masks(m.style, layer_size(n, *style.shape[-2:]), CFG.mask_downsample).double()
+            mc, ms = _pooled_like_their_code(m.content, n).double(), _pooled_like_their_code(m.style, n).double()
             ref = CFG.style_weight * losses.authors_masked_style_loss(fx[n], fs[n], mc, ms).item()
             assert ref > 0 and t["style"] == pytest.approx(ref, rel=1e-9), n
         else:

@@ -722,3 +722,37 @@ def test_a_run_with_the_colour_match_chain_ends_nearer_the_style_colours(pair, t
     raw = metrics.style_distance(r.raw_image, style, two_label_masks)
     final = metrics.style_distance(r.image, style, two_label_masks)
     assert final < raw
+
+
+# --------------------------------------------------------------------------- when the plain optimisers clamp
+
+
+class _PullTo:
+    """An objective f(x) = sum (x - target)^2 with the Objective's evaluate() interface."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+
+    def evaluate(self, x):
+        total = ((x - self.target) ** 2).sum()
+        return total, {"content": total, "style": total * 0}
+
+
+@pytest.mark.parametrize("clamp_at", ["evaluation", "step"])
+def test_clamp_at_evaluation_or_after_each_step(clamp_at):
+    """'evaluation' (the authors' code before 1f5b657): every evaluated x is in [0, 1]; 'step' (their final
+    main.py): x may leave [0, 1] inside a step of up to 20 L-BFGS iterations, and is clamped after it."""
+    from photostyle_lib.engine.config import TransferConfig
+    from photostyle_lib.engine.optimise import optimise
+
+    cfg = TransferConfig(weights="random", device="cpu", optimizer="lbfgs", lr=1.0, iterations=30, clamp_at=clamp_at)
+    x = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
+    seen = []
+    optimise(_PullTo(1.5), x, cfg, progress=False, image_callback=lambda it, im: seen.append(float(im.max())))
+    assert float(x.detach().max()) <= 1.0
+    if clamp_at == "evaluation":
+        assert max(seen) <= 1.0
+    else:
+        assert max(seen) > 1.0
+    with pytest.raises(Exception, match="clamp_at"):
+        TransferConfig(clamp_at="never")

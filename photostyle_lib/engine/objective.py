@@ -23,11 +23,11 @@ import torch
 
 from photostyle_lib import losses
 from photostyle_lib.features.layer_loss import LayerTerms, layer_losses
-from photostyle_lib.features.vgg import VGGFeatures, layer_size
+from photostyle_lib.features.vgg import VGGFeatures, layer_pools, layer_size
 from photostyle_lib.io.images import tensor_to_array
 from photostyle_lib.losses import MaskIndex
 from photostyle_lib.photoreal import matting
-from photostyle_lib.semantic.masks import SemanticMasks, resize_masks
+from photostyle_lib.semantic.masks import SemanticMasks, pool_masks_like_network, resize_masks
 from photostyle_lib.engine.config import TransferConfig
 
 
@@ -39,17 +39,19 @@ class StyleTargets:
     ----------
     grams : dict of layer name to tensor (K, C, C)
         Target Gram matrices: K = 1 for the plain Gram (eq. 3, no masks), else one per
-        label (eq. 7) in the config's ``style_normalization`` (with "authors", the pair
-        labels of :func:`losses.authors_label_masks` too).
+        label (eq. 7) in the config's ``style_normalization`` (with "authors_joint", the pair
+        labels of :func:`losses.joint_gram_label_masks` too).
     index : dict of layer name to MaskIndex
         The output's masks at each layer (empty without masks).
     valid : dict of layer name to tensor (K,)
         "area" only: 1.0 for labels present in both images, else 0.0 (their terms skipped).
     norms : dict of layer name to tensor (K,) float64
-        "authors": ``L * C * H_l * W_l`` for every label; "luan": C times each label's mask
-        sum; absent for "area" (C times the label's own area, inside the loss node).
+        "authors": ``C * H_l * W_l`` for every label; "authors_joint": ``L * C * H_l * W_l``;
+        "luan": C times each label's mask sum; absent for "area" (C times the label's own
+        area, inside the loss node).
     label_weights : dict of layer name to tensor (K,)
-        "authors": each block's weight; "luan": each label's mean content mask.
+        "authors": 1 / L (the MSE over L * C * C entries); "authors_joint": each block's
+        weight; "luan": each label's mean content mask.
     """
 
     grams: dict[str, torch.Tensor]
@@ -231,8 +233,15 @@ def style_targets(c_feats: Mapping[str, torch.Tensor], s_feats: Mapping[str, tor
     out_index, sty_index = layer_masks(m.content, m.style, cfg, (h, w), style_size, device, label_weights)
     valid: dict[str, torch.Tensor] = {}
     if cfg.style_normalization == "authors":
+        grams = {n: losses.authors_masked_grams(s_feats[n], sty_index[n]) for n in cfg.style_layers}
+        for n in cfg.style_layers:
+            c_l, (h_l, w_l) = c_feats[n].shape[1], layer_size(n, h, w)
+            norms[n] = torch.full((out_index[n].num_labels,), float(c_l * h_l * w_l), dtype=torch.float64,
+                                  device=device)
+        # their rule, no ``valid``: every label counts (one empty in the style pulls its region's Gram to 0)
+    elif cfg.style_normalization == "authors_joint":
         num = m.content.shape[0]
-        grams = {n: losses.authors_masked_grams(s_feats[n], sty_index[n], num) for n in cfg.style_layers}
+        grams = {n: losses.joint_gram_masked_grams(s_feats[n], sty_index[n], num) for n in cfg.style_layers}
         for n in cfg.style_layers:
             c_l, (h_l, w_l) = c_feats[n].shape[1], layer_size(n, h, w)
             norms[n] = torch.full((out_index[n].num_labels,), float(num * c_l * h_l * w_l),
@@ -253,8 +262,9 @@ def layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig,
                 label_weights: dict[str, torch.Tensor]) -> tuple[dict[str, MaskIndex], dict[str, MaskIndex]]:
     """Content and style masks at each style layer's resolution, prepared for masked Grams.
 
-    With ``style_normalization="authors"`` each layer's stacks gain the pair labels of
-    :func:`losses.authors_label_masks` (their loss weights go to ``label_weights``); with
+    With ``style_normalization="authors"`` each label weighs 1 / L; with "authors_joint" each
+    layer's stacks gain the pair labels of :func:`losses.joint_gram_label_masks` (their loss
+    weights go to ``label_weights``); with
     ``"luan"`` each label's weight is the mean of its content mask at the layer
     (:func:`losses.luan_label_weights`).
 
@@ -268,7 +278,8 @@ def layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig,
         The images' sizes, pixels (each layer's size follows from them, ``vgg.layer_size``).
     device : torch.device
     label_weights : dict
-        Filled in place: layer name -> (K,) weights ("authors", "luan"); left as is for "area".
+        Filled in place: layer name -> (K,) weights ("authors", "authors_joint", "luan"); left as
+        is for "area".
 
     Returns
     -------
@@ -277,10 +288,16 @@ def layer_masks(content: torch.Tensor, style: torch.Tensor, cfg: TransferConfig,
     """
     out, sty = {}, {}
     for name in cfg.style_layers:
-        mc = resize_masks(content, layer_size(name, *content_size), cfg.mask_downsample)
-        ms = resize_masks(style, layer_size(name, *style_size), cfg.mask_downsample)
+        if cfg.mask_downsample == "max":  # pooled with the network, as the authors' code
+            mc = pool_masks_like_network(content, layer_pools(name))
+            ms = pool_masks_like_network(style, layer_pools(name))
+        else:
+            mc = resize_masks(content, layer_size(name, *content_size), cfg.mask_downsample)
+            ms = resize_masks(style, layer_size(name, *style_size), cfg.mask_downsample)
         if cfg.style_normalization == "authors":
-            mc, ms, label_weights[name] = losses.authors_label_masks(mc, ms)
+            label_weights[name] = torch.full((mc.shape[0],), 1.0 / mc.shape[0], dtype=torch.float64, device=device)
+        elif cfg.style_normalization == "authors_joint":
+            mc, ms, label_weights[name] = losses.joint_gram_label_masks(mc, ms)
             label_weights[name] = label_weights[name].to(device)
         elif cfg.style_normalization == "luan":
             label_weights[name] = losses.luan_label_weights(mc).to(device)

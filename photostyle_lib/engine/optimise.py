@@ -49,8 +49,10 @@ class Optimised:
     ----------
     best_image : tensor (1, 3, H, W) float32, on the run's device
         The iterate of the lowest loss seen, as evaluated: the projected optimiser keeps it
-        in [0, 1], the others are clamped before each evaluation (``clamp_iterates``; without
-        it the values may leave [0, 1], and the caller clamps the image it returns).
+        in [0, 1], the others are clamped before each evaluation (``clamp_iterates`` with
+        ``clamp_at="evaluation"``); with ``clamp_at="step"`` (clamped after each step) or
+        without ``clamp_iterates`` the values may leave [0, 1], and the caller clamps the
+        image it returns.
     best_iteration : int >= 1
         Its evaluation number.
     stop_reason : str
@@ -115,7 +117,8 @@ class _Evaluations:
         # the paper's code: x is clamped behind the optimiser's back (see the
         # "projected_lbfgs" optimizer for why that breaks L-BFGS's curvature pairs);
         # Luan et al.'s code leaves x unbounded (clamp_iterates=False)
-        self.clamp = cfg.optimizer != "projected_lbfgs" and cfg.clamp_iterates
+        self.clamp = cfg.optimizer != "projected_lbfgs" and cfg.clamp_iterates and cfg.clamp_at == "evaluation"
+        self.clamp_after_step = cfg.optimizer != "projected_lbfgs" and cfg.clamp_iterates and cfg.clamp_at == "step"
         self.best_loss, self.best_image, self.best_iteration = math.inf, x.detach().clone(), 0
         self.optimizer: torch.optim.Optimizer | _NoGrad | None = None
         self.t0 = time.perf_counter()
@@ -228,6 +231,9 @@ def optimise(objective: Objective, x: torch.Tensor, cfg: TransferConfig, *, prog
         while cfg.optimizer != "projected_lbfgs":
             before = len(run.rows)
             optimizer.step(run.closure)
+            if run.clamp_after_step:  # the authors' final main.py: after each step, not each evaluation
+                with torch.no_grad():
+                    x.clamp_(0.0, 1.0)
             if cfg.optimizer == "lbfgs" and len(run.rows) - before <= 1:
                 stalled += 1
                 if stalled >= 3:
@@ -241,6 +247,9 @@ def optimise(objective: Objective, x: torch.Tensor, cfg: TransferConfig, *, prog
         reason = "interrupted"
     finally:
         bar.close()
+    if run.clamp_after_step:  # their "last correction", also when a stop ends a step early
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
     seconds = time.perf_counter() - run.t0
     if run.best_iteration == 0:
         if reason == "interrupted":  # Ctrl-C before the first evaluation finished: nothing to return

@@ -238,10 +238,10 @@ _CONDITIONAL_FIELDS = (
 #: result's metadata written before a field existed reruns with that value, ``cli``).
 LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
                  "line_search": "halve", "curvature_cosine": 0.0, "level_start": "bilinear",
-                 "clamp_iterates": True}
+                 "clamp_iterates": True, "clamp_at": "evaluation"}
 #: Fields that matter only when another is not at its "off" value: (field, switch, off value).
 _IDLE_FIELDS = (("plateau_tol", "plateau_window", 0), ("level_start", "pyramid_levels", 1),
-                ("clamp_iterates", "optimizer", "projected_lbfgs"))
+                ("clamp_iterates", "optimizer", "projected_lbfgs"), ("clamp_at", "optimizer", "projected_lbfgs"))
 
 
 def relevant_config(cfg) -> dict[str, Any]:

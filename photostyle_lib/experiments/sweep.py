@@ -176,8 +176,8 @@ def _gold_masks(pair_id: int, data_dir: str | None):
 
 
 def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | None = None,
-               gram_weights: str = "imagenet", device: str = "auto", include_content: bool = True
-               ) -> list[dict[str, Any]]:
+               gram_weights: str = "imagenet", device: str = "auto", include_content: bool = True,
+               judge_weights: str | None = None) -> list[dict[str, Any]]:
     """Metric rows of the runs of one pair (one task of :func:`score_runs`).
 
     The content's matting Laplacian is built once for all methods of the pair.
@@ -188,7 +188,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
     ----------
     records : sequence of RunRecord
         Runs of one pair (empty: no rows).
-    data_dir, gram_weights, device, include_content
+    data_dir, gram_weights, device, include_content, judge_weights
         As :func:`score_runs`.
 
     Returns
@@ -210,6 +210,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
     data_dir = None if data_dir is None else str(data_dir)
     masks, regions = _gold_masks(pair_id, data_dir)
     vgg = metrics.load_gram_vgg(gram_weights, device=str(resolve_device(device)))
+    judge = metrics.load_judge(judge_weights, device=str(resolve_device(device)))
     rows = []
     todo: list[tuple[str, RunRecord, Any]] = [(r.spec.method, r, None) for r in records]
     if include_content:
@@ -218,7 +219,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
         content, style = rec.content(), rec.style()
         output = content if which == "content" else rec.image()
         row: dict[str, Any] = {"pair_id": pair_id, "method": method}
-        row.update(metrics.image_metrics(output, content, style, masks, vgg=vgg))
+        row.update(metrics.image_metrics(output, content, style, masks, vgg=vgg, judge=judge))
         nan = float("nan")
         row.update({"runtime_s": nan, "wall_s": nan, "peak_rss_mb": nan, "cuda_peak_mb": nan}
                    if which == "content" else _cost_columns(rec))
@@ -226,7 +227,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
                     "iterations": rec.spec.iterations, "weights": rec.spec.weights,
                     "random_weights": False if which == "content" else rec.random_weights,
                     "weights_warning": None if which == "content" else rec.weights_warning,
-                    "regions": regions, "gram_note": vgg.note,
+                    "regions": regions, "gram_note": vgg.note, "judge_note": judge.note,
                     "key": None if which == "content" else rec.key,
                     "device": None if which == "content" else rec.metadata.get("device")})
         rows.append(row)
@@ -235,7 +236,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
 
 def score_runs(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | None = None,
                gram_weights: str = "imagenet", device: str = "auto", executor: Any = None,
-               include_content: bool = True, progress: bool = True) -> pd.DataFrame:
+               include_content: bool = True, progress: bool = True, judge_weights: str | None = None) -> pd.DataFrame:
     """The metrics table: one row per (pair, method), one :func:`score_pair` task per pair.
 
     Parameters
@@ -245,6 +246,8 @@ def score_runs(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
     gram_weights : VGG weights of the Gram distance ("imagenet"); where they are
         missing the column is NaN and ``gram_note`` says why.
     device : where the Gram distance's VGG runs ("cpu", "cuda", "auto").
+    judge_weights : the judge of ``judge_gram`` and ``edge_ssim`` ("hed-vgg16", a network no
+        method optimises: :func:`metrics.load_judge`); None (default) leaves them NaN.
     executor : None (here) or a ``concurrent.futures``-style executor.
     include_content : add the content itself as method ``"content"`` (reference).
 
@@ -266,7 +269,7 @@ def score_runs(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
     for r in records:
         by_pair.setdefault(r.spec.pair_id, []).append(r)
     kwargs = {"data_dir": None if data_dir is None else str(data_dir), "gram_weights": gram_weights,
-              "device": device, "include_content": include_content}
+              "device": device, "include_content": include_content, "judge_weights": judge_weights}
     groups = list(by_pair.values())
     if executor is None:
         parts = [score_pair(g, **kwargs) for g in tqdm(groups, desc="metrics", disable=not progress)]

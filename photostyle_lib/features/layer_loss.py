@@ -66,11 +66,11 @@ class LayerTerms:
     style_norm
         (L,) the divisor of each output label Gram, or None for ``C * area``
         (:func:`losses.masked_gram_matrices`); the ``authors`` normalisation passes
-        ``L_base * C * H * W`` (:func:`losses.authors_label_masks`).
+        ``C * H * W``, ``authors_joint`` ``L_base * C * H * W`` (:func:`losses.joint_gram_label_masks`).
     style_label_weights
         (L,) weight of each label's mean squared Gram difference,
-        or None for 1 (the ``authors`` normalisation: 1 / L_base^2 for a label's own
-        block, 2 / L_base^2 for a cross-label block, which appears twice).
+        or None for 1 (the ``authors`` normalisation: 1 / L; ``authors_joint``: 1 / L_base^2
+        for a label's own block, 2 / L_base^2 for a cross-label block, which appears twice).
     similarity_target
         (1, C, H, W) content features for the L1 term, or None.
     similarity_weight

@@ -183,6 +183,32 @@ def resize_masks(masks: torch.Tensor, size: tuple[int, int], mode: Downsample = 
     return out[0].clamp_(0.0, 1.0)
 
 
+def pool_masks_like_network(masks: torch.Tensor, pools: int) -> torch.Tensor:
+    """Masks max-pooled ``pools`` times by 2x2 windows of stride 2, as VGG pools its features.
+
+    What the authors' code does to its masks on the way down the network (each
+    ``nn.MaxPool2d`` of the network applied to the masks too): a layer after k
+    poolings sees ``floor(H / 2^k) x floor(W / 2^k)`` masks, a last odd row or
+    column dropped at each pooling as the network drops it. (``resize_masks(...,
+    "max")`` to the same size uses adaptive windows, which differ from this near the
+    edges when a side is not divisible by 2^k.)
+
+    Parameters
+    ----------
+    masks : torch.Tensor, (L, H, W), float in [0, 1]
+        At the image's size.
+    pools : int >= 0
+
+    Returns
+    -------
+    torch.Tensor, (L, H // 2^pools, W // 2^pools), float32 in [0, 1]
+    """
+    x = masks.unsqueeze(0).float()
+    for _ in range(int(pools)):
+        x = F.max_pool2d(x, kernel_size=2, stride=2)
+    return x[0]
+
+
 def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] | None = None,
                     tolerance: float = 100.0, max_outlier_fraction: float = 0.02,
                     min_core_pixels: int = 30, erosion: int = 2) -> tuple[torch.Tensor, tuple[str, ...]]:
