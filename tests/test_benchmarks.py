@@ -121,7 +121,10 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
                                              "reinhard"]
     assert len(table) == 14 and set(table.pair_id) == {1, 2}
     # the sheet: content, style, full, enhanced, luan, Luan et al.'s published: six 160 px columns
-    assert Image.open(out / "contact_sheet.png").size[0] == 6 * 160
+    with Image.open(out / "contact_sheet.jpg") as sheet:  # full colour, no palette
+        assert sheet.size[0] == 6 * 160 and sheet.mode == "RGB" and sheet.format == "JPEG"
+    assert (out / "tradeoff.png").stat().st_size > 1000
+    assert table.judge_gram.notna().all() and table.edge_ssim.notna().all()  # the judge scored every image
     assert "target luan" not in text                                   # the target judges full and enhanced only
     # enhanced is full's optimisation with its own post-process: the same run, its chain applied to raw.png
     from photostyle_lib.engine.presets import get_preset
@@ -147,10 +150,11 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
         assert raw.loc[pair_id, "photorealism"] == pytest.approx(expected, rel=1e-9)
     summary = pd.read_csv(out / "summary.csv")
     assert {"photorealism_mean", "structure_ci95", "style_distance_won", "diverged"} <= set(summary.columns)
-    assert (out / "contact_sheet.png").stat().st_size > 1000
+    assert {"judge_gram_mean", "edge_ssim_won"} <= set(summary.columns)
     md = json.loads((out / "metadata.json").read_text())
-    assert md["tuning_pairs_included"] == [1, 2] and "RANDOM" in md["weights_warning"]
-    assert "target full: photorealism <= Luan" in text and "target enhanced: style distance" in text
+    assert md["tuning_pairs_included"] == [1, 2] and "RANDOM" in md["weights_warning"] and md["judge"] == "hed-vgg16"
+    assert "target full: photorealism <= 1.5x Luan" in text and "target full: judge Gram distance" in text
+    assert "target enhanced: edge_ssim better than Luan" in text
 
 
 def metrics_photorealism(image, content):
@@ -160,9 +164,9 @@ def metrics_photorealism(image, content):
 
 def test_bench_quality_derives_only_post_process_variants():
     bq = _bench_module("bench_quality")
-    assert bq.derived_methods(["full", "enhanced", "no_postprocess", "gatys", "fast"], "hed-vgg16") == [
+    assert bq.derived_methods(["full", "enhanced", "no_postprocess", "gatys", "fast"], "imagenet-vgg19-caffe") == [
         "enhanced", "no_postprocess"]
-    assert bq.derived_methods(["enhanced", "no_postprocess"], "hed-vgg16") == []    # no full run to read
+    assert bq.derived_methods(["enhanced", "no_postprocess"], "imagenet-vgg19-caffe") == []  # no full run to read
 
 
 def test_bench_quality_line_search_reaches_only_projected_runs(data_dir):
@@ -216,8 +220,16 @@ def test_bench_quality_summary_counts_pairs_won():
     assert s.loc["full", "photorealism_mean"] == pytest.approx(5 / 3)
     assert s.loc["full", "photorealism_vs_luan"] == pytest.approx((5 / 3) / (5.5 / 3))
     verdict = bq.target_verdict(bq.summarise(table))
-    assert verdict == {"photorealism <= Luan": True, "structure >= Luan": False,
-                       "style distance <= 1.25x Luan": True, "no divergence stop": False}
+    assert verdict == {"photorealism <= 1.5x Luan": True, "structure >= Luan": False,
+                       "style distance <= 1.5x Luan": True, "no divergence stop": False}
+    # another method must beat theirs on every measure
+    other = table.assign(method=table.method.replace({"full": "enhanced"}))
+    assert bq.target_verdict(bq.summarise(other), "enhanced") == {
+        "photorealism better than Luan": True, "structure better than Luan": False,
+        "style_distance better than Luan": False, "no divergence stop": False}  # mean 6 vs 17/3
+    # luan on a subset of the pairs only
+    specs = bq.quality_specs([21, 22, 23], ["full", "luan"], size=64, weights="random", luan_pairs=[22])
+    assert [(s.pair_id, s.method) for s in specs if s.method == "luan"] == [(22, "luan")]
     assert bq.parse_pairs("21-23,30") == [21, 22, 23, 30]
     from photostyle_lib.errors import PhotostyleError
     with pytest.raises(PhotostyleError, match="bad pair"):
