@@ -37,6 +37,7 @@ from pathlib import Path
 
 from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS, weight_overrides
 from photostyle_lib.errors import OneLineParser, PhotostyleError, require_extra
+from photostyle_lib.io.outputs import check_outputs
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -573,8 +574,9 @@ def check_transfer(args: argparse.Namespace) -> dict:
     Raises
     ------
     PhotostyleError
-        If CONTENT, STYLE or ``-o`` is missing; the output has no image suffix, would overwrite
-        an input, already exists (without ``--overwrite``) or is not writable; the device is
+        If CONTENT, STYLE or ``-o`` is missing; the output has no image suffix, or it, its
+        metadata or a ``--save-every`` snapshot would overwrite an input, is a folder, already
+        exists (without ``--overwrite``) or is not writable (``outputs.check_outputs``); the device is
         unavailable; only one of ``--content-mask`` / ``--style-mask`` is given; an input file
         does not exist; the ``--weights`` file is missing or not a weights file; the preset or a
         config value is invalid; the mask request (``--theta-s``, the masks) is invalid; or the
@@ -583,21 +585,14 @@ def check_transfer(args: argparse.Namespace) -> dict:
     from photostyle_lib.checks import resolve_device
     from photostyle_lib.engine.presets import get_preset
     from photostyle_lib.experiments.pipeline import files_mask_request
-    from photostyle_lib.io.images import check_writable, refuse_overwriting_inputs
 
     if args.content is None or args.style is None:
         raise PhotostyleError("give CONTENT and STYLE (or a --config file that names them)")
     out = args.output
     if out is None:
         raise PhotostyleError("give the output path with -o OUT.png")
-    meta = out.with_name(out.name + ".json")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise PhotostyleError(f"output {out} needs an image suffix such as .png")
-    refuse_overwriting_inputs((out, meta), _inputs(args))  # even with --overwrite
-    for p in (out, meta):
-        if p.exists() and not args.overwrite:
-            raise PhotostyleError(f"{p} already exists; choose another output path or pass --overwrite")
-        check_writable(p)  # before a run of minutes, not after
     resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
@@ -607,10 +602,30 @@ def check_transfer(args: argparse.Namespace) -> dict:
             raise PhotostyleError(f"image file not found: {given}; check the path")
     _check_weights_file(args.weights)
     config = get_preset(args.preset, **overrides)
+    check_outputs(transfer_outputs(args, config), _inputs(args), overwrite=args.overwrite)  # before minutes of work
     files_mask_request(config, masks_given=args.content_mask is not None, segmenter=args.segmenter,
                        theta_s=theta_s_of(args), unmatched=args.unmatched)  # theta_s and the masks, checked now
     _check_segmenter_available(args, config)
     return overrides
+
+
+def evaluation_budget(config) -> int:
+    """The most loss evaluations a run of ``config`` can make (its iterations across stages or levels)."""
+    if config.two_stage:
+        return 2 * config.iterations
+    if config.uses_pyramid:
+        return sum(config.level_iterations or (config.iterations,) * config.pyramid_levels)
+    return config.iterations
+
+
+def transfer_outputs(args: argparse.Namespace, config) -> list[Path]:
+    """Every file a ``transfer`` of ``config`` may write: OUT, OUT.json and each ``--save-every`` snapshot."""
+    out = args.output
+    paths = [out, out.with_name(out.name + ".json")]
+    if args.save_every:
+        paths += [iterate_path(out, i) for i in range(args.save_every, evaluation_budget(config) + 1,
+                                                       args.save_every)]
+    return paths
 
 
 def iterate_path(output: Path, iteration: int) -> Path:
@@ -635,34 +650,41 @@ def _snapshot_callback(every: int | None, kept: list):
     return callback
 
 
-def _write_snapshots(kept: list, out: Path, warning: str | None, overwrite: bool) -> list[Path]:
-    from photostyle_lib.io.images import save_image, weights_text
+def _stage_snapshots(kept: list, out: Path, warning: str | None) -> list[tuple[Path, Path]]:
+    """The kept iterates as staged files (temp file, ``OUT.iterNNNN.png``), renamed with the result."""
+    from photostyle_lib.io.images import stage_image, weights_text
 
-    written = []
-    for iteration, img in kept:
-        path = iterate_path(out, iteration)
-        save_image(img.astype("float32") / 255.0, path, overwrite=overwrite, text=weights_text(warning))
-        written.append(path)
-    return written
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for iteration, img in kept:
+            path = iterate_path(out, iteration)
+            staged.append((stage_image(img.astype("float32") / 255.0, path, text=weights_text(warning)), path))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    return staged
 
 
 def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -> dict:
     """One checked run (:func:`check_transfer`) through ``pipeline.transfer_files``, saved with ``save_run``.
 
+    The metadata records the run's inputs and settings (``pipeline.request_record``); the
+    ``--save-every`` snapshots are renamed into place with the image and its metadata.
     Returns ``{"output", "stop_reason", "seconds", "evaluations", "device", "banner"}``.
     """
     from photostyle_lib.experiments import pipeline
 
     kept: list = []
-    run = pipeline.transfer_files(args.content, args.style, preset=args.preset, size=args.size,
-                                  content_mask=args.content_mask, style_mask=args.style_mask,
-                                  unmatched=args.unmatched, segmenter=args.segmenter, theta_s=theta_s_of(args),
-                                  progress=progress, image_callback=_snapshot_callback(args.save_every, kept),
-                                  **overrides)
+    settings = dict(preset=args.preset, size=args.size, content_mask=args.content_mask, style_mask=args.style_mask,
+                    unmatched=args.unmatched, segmenter=args.segmenter, theta_s=theta_s_of(args))
+    record = pipeline.request_record(args.content, args.style, **settings, **overrides)
+    run = pipeline.transfer_files(args.content, args.style, **settings, progress=progress,
+                                  image_callback=_snapshot_callback(args.save_every, kept), **overrides)
     if run.interrupted:
         raise KeyboardInterrupt  # stylize kept its best image; the CLI writes no partial result
-    pipeline.save_run(run, args.output, overwrite=args.overwrite)
-    _write_snapshots(kept, args.output, run.weights_warning, args.overwrite)
+    pipeline.save_run(run, args.output, overwrite=args.overwrite, record=record,
+                      also=_stage_snapshots(kept, args.output, run.weights_warning))
     r = run.result
     return {"output": args.output, "stop_reason": r.stop_reason, "seconds": r.timings["total"],
             "evaluations": len(r.losses), "device": r.device, "banner": run.weights_warning}
