@@ -262,9 +262,12 @@ seed, rf_sigma_r, ...); an empty cell takes the command line's value.
 Relative paths are read from the CSV's folder. Precedence: row, then flag,
 then --config, then the default.
 
-A rerun skips every row whose output and metadata are complete (the
-metadata's image_sha256 matches the image), so an interrupted batch resumes
-where it stopped. The summary (row, output, stop reason, seconds) is printed
+A rerun skips every row whose output and metadata are a complete result of
+the same inputs and settings (the metadata records them), so an interrupted
+batch resumes where it stopped. Any other existing output -- your own file, an
+image without metadata, a result of other inputs or settings -- stops the
+batch before it starts unless --overwrite (which runs every row again); an
+output that is any row's input is never replaced. The summary (row, output, stop reason, seconds) is printed
 and written to DIR/batch_summary.csv.
 
 examples:
