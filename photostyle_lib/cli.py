@@ -30,6 +30,7 @@ an interrupt is caught.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import sys
@@ -53,11 +54,27 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _size(text: str) -> int:
+    """A long side in pixels: a whole number >= 8 (the smallest image the engine takes)."""
+    v = _positive_int(text)
+    if v < 8:
+        raise argparse.ArgumentTypeError(f"expected a long side of at least 8 pixels, got {v}")
+    return v
+
+
 def _number(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    return v
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds: a finite number > 0 (not nan, inf, 0 or negative)."""
+    v = _number(text)
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
     return v
 
 
@@ -95,7 +112,7 @@ def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> Non
     t.add_argument("--content-mask", type=Path, help="colour-coded mask of the content (gold / user masks)")
     t.add_argument("--style-mask", type=Path, help="colour-coded mask of the style, same colours")
     t.add_argument("--preset", default="full", choices=presets, help="model variant (default: full)")
-    t.add_argument("--size", type=_positive_int, default=512, help="long side in pixels (default 512)")
+    t.add_argument("--size", type=_size, default=512, help="long side in pixels (default 512)")
     t.add_argument("--iterations", type=_positive_int, help="loss evaluations (default: the preset's, 500)")
     t.add_argument("--weights", default="imagenet", metavar="WEIGHTS",
                    help="VGG weights: imagenet (the paper's ImageNet VGG-19; default), imagenet-vgg16, "
@@ -167,14 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("content", type=Path, help="content photo")
     g.add_argument("style", type=Path, help="style photo")
     g.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the masks and legend")
-    g.add_argument("--size", type=_positive_int, default=512,
+    g.add_argument("--size", type=_size, default=512,
                    help="long side in pixels, as for transfer (default 512; the masks are drawn at this size)")
     g.add_argument("--segmenter", default=None, help="ADE20K segmenter checkpoint (random-tiny for a smoke test)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--overwrite", action="store_true", help="replace existing mask files")
     r = sub.add_parser("report", help="write a static HTML page of a results/<profile> folder")
     r.add_argument("profile_dir", type=Path, help="results/<profile> (its <notebook>/metadata.json files)")
-    r.add_argument("-o", "--output", type=Path, help="the page (default: PROFILE_DIR/index.html)")
+    r.add_argument("-o", "--output", type=Path, help="the page, .html (default: PROFILE_DIR/index.html)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing file that is not an earlier report (an earlier one is refreshed)")
     _add_figures_parser(sub, raw)
     p.subcommand_parsers = {"transfer": t, "batch": b, "segment": g, "report": r}  # for --config defaults
     return p
@@ -216,7 +235,7 @@ def _add_figures_parser(sub, formatter) -> None:
     r.add_argument("--cache-dir", type=Path, help="run cache (default: OUTPUT/cache)")
     r.add_argument("--notebooks-dir", type=Path, help="folder of NN_*.ipynb notebooks (default: the project's "
                                                       "notebooks/)")
-    r.add_argument("--timeout", type=_number, help="seconds allowed per cell (default: none)")
+    r.add_argument("--timeout", type=_seconds, help="seconds allowed per cell, > 0 (default: none)")
     r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. hed-vgg16 (the trained VGG-16 "
                                      "stand-in) for the paper profile without ImageNet VGG-19; every figure says so")
     r.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
@@ -514,13 +533,26 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
     loader would retry the hub for tens of seconds; the CLI fails at once
     with its own options.
     """
-    from photostyle_lib.semantic import segmenter
-
     if not config.uses_masks or config.segmentation == "gold" or args.content_mask is not None:
         return
     require_extra("transformers", "segmentation",
                   f"preset {args.preset!r} without --content-mask / --style-mask (masks from the ADE20K segmenter)")
-    name = args.segmenter
+    _check_segmenter_reachable(args.segmenter, f"preset {args.preset!r}",
+                               "mask files (--content-mask and --style-mask), or --segmenter random-tiny "
+                               "for a smoke test")
+
+
+def _check_segmenter_reachable(name: str | None, who: str, instead: str) -> None:
+    """The segmenter ``name`` is random, a local folder, in the Hugging Face cache, or the hub answers.
+
+    Raises
+    ------
+    PhotostyleError
+        Saying that ``who`` needs the segmenter, that it is neither cached nor reachable,
+        and what to give ``instead``.
+    """
+    from photostyle_lib.semantic import segmenter
+
     if name in ("random", "random-tiny"):
         return
     if name in (None, "paper-scales"):
@@ -535,10 +567,9 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
         return
     if not segmenter.hub_offline() and _hub_reachable():
         return
-    raise PhotostyleError(f"preset {args.preset!r} makes masks with the ADE20K segmenter {name!r}, which is "
-                          "not in the Hugging Face cache, and the hub cannot be reached; give mask files "
-                          "(--content-mask and --style-mask), a downloaded checkpoint directory "
-                          "(--segmenter DIR), or --segmenter random-tiny for a smoke test")
+    raise PhotostyleError(f"{who} makes masks with the ADE20K segmenter {name!r}, which is not in the Hugging "
+                          "Face cache, and the hub cannot be reached; give a downloaded checkpoint directory "
+                          f"(--segmenter DIR), {instead}")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -715,11 +746,16 @@ def _run_segment(args: argparse.Namespace) -> int:
     from photostyle_lib.semantic.masks import write_palette_masks
     from photostyle_lib.semantic.segmenter import segmenter_for
 
+    from photostyle_lib.semantic.masks import PALETTE_FILES
+
     require_extra("transformers", "segmentation", "photostyle segment")
     for given in (args.content, args.style):
         if not given.exists():
             raise PhotostyleError(f"image file not found: {given}; check the path")
+    check_outputs([args.output_dir / name for name in PALETTE_FILES.values()],
+                  {"content": args.content, "style": args.style}, overwrite=args.overwrite)  # before segmenting
     resolve_device(args.device)
+    _check_segmenter_reachable(args.segmenter, "photostyle segment", "--segmenter random-tiny for a smoke test")
     c = load_image(args.content, max_size=args.size)
     s = load_image(args.style, max_size=args.size)
     masks = pipeline.editable_masks(c, s, segmenter=args.segmenter, device=args.device)
@@ -762,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_segment(args)
         if args.command == "report":
             from photostyle_lib.experiments.report import build_report
-            print(f"wrote {build_report(args.profile_dir, args.output)}")
+            print(f"wrote {build_report(args.profile_dir, args.output, overwrite=args.overwrite)}")
             return 0
         if args.command == "figures":
             return _run_figures(args)

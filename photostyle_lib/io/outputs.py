@@ -150,8 +150,19 @@ def refuse_overwriting_inputs(outputs: Iterable[PathLike], inputs: Mapping[str, 
                                       "(--overwrite never replaces an input)")
 
 
-def _writable_folder(folder: Path) -> None:
-    """The nearest existing ancestor of ``folder`` is a writable folder (nothing is created)."""
+def check_folder(folder: PathLike) -> None:
+    """Check that ``folder`` is, or can be made as, a writable folder; nothing is created.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Raises
+    ------
+    PhotostyleError
+        If ``folder`` or an ancestor is a file, or the nearest existing ancestor is not writable.
+    """
+    folder = Path(folder).expanduser()
     probe = folder
     while not probe.exists():
         if probe.is_symlink() or probe.parent == probe:
@@ -209,6 +220,6 @@ def check_outputs(outputs: Iterable[PathLike], inputs: Mapping[str, PathLike | N
             raise PhotostyleError(f"output {p} is a folder; give a file path such as {p / 'out.png'}")
         if (p.exists() or p.is_symlink()) and not overwrite and not (replaceable is not None and replaceable(p)):
             raise PhotostyleError(f"{p} already exists; choose another output path or pass {flag} to replace it")
-        _writable_folder(p.parent)
+        check_folder(p.parent)
         remove_stale_temps(p)
     return paths
