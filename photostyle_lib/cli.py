@@ -14,9 +14,10 @@
 
 Bad input (missing or unreadable files, mask colours outside the palette,
 bad numbers, missing weights) ends with one line on stderr and exit status 2;
-never a traceback. Ctrl-C at any moment -- while torch is imported, or mid-run
--- ends with the line "photostyle: interrupted" and exit status 130, and
-writes nothing (a partial result never takes the output's name).
+never a traceback. Ctrl-C (or SIGTERM) at any moment -- while torch is
+imported, or mid-run -- ends with the line "photostyle: interrupted" and exit
+status 130, and writes nothing (a partial result never takes the output's
+name; temp files are removed, and those of a killed process by the next run).
 
 A result of random weights or of the VGG-16 stand-in (``--weights hed-vgg16``,
 or ``auto`` offline) says so in the final line, in the PNG's text chunk and in
@@ -32,8 +33,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS, weight_overrides
@@ -787,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         0 on success, 2 on bad input (a PhotostyleError, or a failed batch row),
         :data:`EXIT_INTERRUPTED` (130) after Ctrl-C, 1 for an unknown command.
     """
+    previous = _terminate_as_interrupt()
     try:
         args = parse_args(argv)
         if args.command == "transfer":
@@ -808,7 +812,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("photostyle: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 1
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a job scheduler) ends a command like Ctrl-C: temp files removed, nothing half written.
+
+    Returns the previous handler (None when not on the main thread, where handlers cannot be set).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":

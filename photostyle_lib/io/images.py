@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
@@ -67,7 +68,8 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
     Raises
     ------
     PhotostyleError
-        If the file is missing, a directory, not a readable image, or 48-bit RGB.
+        If the file is missing, a directory, not a readable image, 48-bit RGB, or declares more
+        pixels than Pillow's bomb limit (``Image.MAX_IMAGE_PIXELS``).
     """
     p = Path(path)
     if not p.exists():
@@ -75,7 +77,10 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
     if p.is_dir():
         raise PhotostyleError(f"{p} is a directory, not an image file")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # one line, not Pillow's two
+            img = Image.open(p)
+        with img:
             img.load()
             img = ImageOps.exif_transpose(img)  # phone photos: pixels as the camera was held
             if img.mode in ("RGB;16", "RGB;16B"):
@@ -83,6 +88,9 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
             return _pil_to_rgb_array(img)
     except PhotostyleError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotostyleError(f"{p} declares more than {Image.MAX_IMAGE_PIXELS} pixels (a damaged file or a "
+                              "decompression bomb); give a photo of at most ~89 megapixels, downscaled first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise PhotostyleError(
             f"cannot read {p} as an image ({type(exc).__name__}: {exc}); "
