@@ -372,7 +372,6 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     if not notebooks:
         raise PhotostyleError(f"no NN_*.ipynb notebooks in {path_from_cwd(notebooks_dir, NOTEBOOKS_DIR)}; "
                               "give the folder that holds them with --notebooks-dir")
-    data = resolve_data_dir(data_dir)
     saved = {k: os.environ.get(k) for k in (FIGURE_FORMAT_ENV, FIGURE_DPI_ENV)}
     if figure_format is not None:
         os.environ[FIGURE_FORMAT_ENV] = str(figure_format)
@@ -384,6 +383,7 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
         check_folder(root / profile)  # --output-dir FILE: one line before any notebook starts
         if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
             raise PhotostyleError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        data = resolve_data_dir(data_dir)
         ensure_kernel()
         done, t0 = _run_all(notebooks, profile, root, data, cache_dir, timeout, progress, weights, echo)
     finally:
