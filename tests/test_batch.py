@@ -189,3 +189,24 @@ def test_batch_on_a_full_disk_says_so_in_one_line(pairs, capsys, monkeypatch):
     assert "Traceback" not in captured.err
     assert "error: cannot write" in captured.out
     assert [p.name for p in (pairs / "res").iterdir()] == []
+
+
+def test_batch_rerun_removes_temp_files_a_killed_batch_left(pairs):
+    """Issue 37, case 5: SIGTERM / SIGKILL mid-write leaves DIR/.pair1.png.<host>~<pid>~*.tmp; the
+    rerun removes those of dead processes before it starts."""
+    import os
+    import subprocess
+    import sys
+
+    from photostyle_lib.io.outputs import temp_prefix
+
+    out = pairs / "res"
+    out.mkdir()
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout)
+    left = [out / (temp_prefix(n).replace(f"~{os.getpid()}~", f"~{pid}~") + "x.tmp")
+            for n in ("pair1.png", "pair1.png.json", batch.SUMMARY_FILE)]
+    for p in left:
+        p.write_bytes(b"half")
+    assert cli.main(["batch", str(pairs), "-o", str(out), "--pairs", "1", *FAST]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [batch.SUMMARY_FILE, "pair1.png", "pair1.png.json"]
