@@ -622,6 +622,7 @@ def check_transfer(args: argparse.Namespace) -> dict:
     from photostyle_lib.checks import resolve_device
     from photostyle_lib.engine.presets import get_preset
     from photostyle_lib.experiments.pipeline import files_mask_request
+    from photostyle_lib.io.outputs import refuse_overwriting_inputs
 
     if args.content is None or args.style is None:
         raise PhotostyleError("give CONTENT and STYLE (or a --config file that names them)")
@@ -630,6 +631,7 @@ def check_transfer(args: argparse.Namespace) -> dict:
         raise PhotostyleError("give the output path with -o OUT.png")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise PhotostyleError(f"output {out} needs an image suffix such as .png")
+    refuse_overwriting_inputs((out, out.with_name(out.name + ".json")), _inputs(args))  # first: even with --overwrite
     resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
