@@ -7,10 +7,14 @@ giving ``DIR/pair<N>.png``, or a CSV whose rows are runs (columns in
 Every row is checked (files, options, outputs) before the first run starts,
 so a typo in row 40 fails at once, not after an hour.
 
-Resumable: a row whose image and metadata are complete -- the metadata's
-``image_sha256`` is the image's digest, as ``pipeline.save_run`` writes it --
-is skipped; a torn pair (image without metadata, or a digest mismatch) is run
-again. One tqdm bar counts rows; the summary (row, output, stop reason,
+Resumable: a row whose image and metadata are a complete result of the same
+inputs and settings -- the metadata's ``image_sha256`` is the image's digest and
+its ``request`` (``pipeline.request_record``: the input files' bytes, the preset,
+every setting) is the row's -- is skipped. Any other existing output (a user's
+file, an image without metadata, a result of other inputs or settings) is
+refused before the first run, all of them in one message, unless ``--overwrite``
+(which runs every row again); an output that is any row's input is refused
+always (``io.outputs.check_outputs``). A refused batch creates nothing. One tqdm bar counts rows; the summary (row, output, stop reason,
 seconds) is printed and written to ``DIR/batch_summary.csv``. A row that
 fails at run time is reported in the table ("error: ...") and the batch goes
 on; the exit status is then 2.
@@ -27,6 +31,8 @@ from pathlib import Path
 from photostyle_lib.errors import PhotostyleError
 
 SUMMARY_FILE = "batch_summary.csv"
+#: The summary's columns (its header tells a summary this command wrote from a user's file).
+SUMMARY_COLUMNS = ("row", "output", "stop", "seconds")
 #: CSV columns of every row that are not options of ``transfer`` (``output`` is: a file name in DIR).
 REQUIRED_COLUMNS = ("content", "style")
 
@@ -37,7 +43,7 @@ def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
     Raises
     ------
     PhotostyleError
-        If a part is not a pair id or a range like 5-8, or names pairs not in ``available``.
+        If a part is not a pair id or a range like 5-8 (low to high), or names pairs not in ``available``.
     """
     if text is None:
         return list(available)
@@ -46,9 +52,12 @@ def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
         part = part.strip()
         try:
             lo, _, hi = part.partition("-")
-            ids.extend(range(int(lo), int(hi or lo) + 1))
+            lo, hi = int(lo), int(hi or lo)
         except ValueError:
             raise PhotostyleError(f"--pairs {text!r}: {part!r} is not a pair id or a range like 5-8") from None
+        if hi < lo:
+            raise PhotostyleError(f"--pairs {text!r}: {part!r} is an empty range; write it low to high ({hi}-{lo})")
+        ids.extend(range(lo, hi + 1))
     missing = sorted(set(ids) - set(available))
     if missing:
         raise PhotostyleError(f"--pairs: pairs {missing} are not in the folder (it has {len(available)} pairs)")
@@ -131,18 +140,39 @@ def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.Argument
     return ns
 
 
-def finished(output: Path) -> bool:
-    """True if ``output`` and its metadata are a complete pair (the metadata's image_sha256 matches)."""
+def row_record(ns: argparse.Namespace, overrides: dict) -> dict:
+    """The row's inputs and settings as ``pipeline.request_record`` states them (what "done" is checked against)."""
+    from photostyle_lib.cli import theta_s_of
+    from photostyle_lib.experiments.pipeline import request_record
+
+    return request_record(ns.content, ns.style, content_mask=ns.content_mask, style_mask=ns.style_mask,
+                          preset=ns.preset, size=ns.size, unmatched=ns.unmatched, segmenter=ns.segmenter,
+                          theta_s=theta_s_of(ns), **overrides)
+
+
+def output_state(output: Path, record: dict) -> str | None:
+    """None if ``output`` and its metadata are absent; "done" if they are a complete result of ``record``;
+    else why they are not (torn pair, other inputs or settings), for the refusal's message.
+
+    Complete: the metadata's ``image_sha256`` is the image's digest and its ``request`` equals
+    ``record`` (``pipeline.request_record``: the input files' bytes, the preset, every setting).
+    """
+    from photostyle_lib.experiments.pipeline import record_differences
     from photostyle_lib.io.metadata import file_digest
 
     meta = output.with_name(output.name + ".json")
+    if not output.exists() and not meta.exists():
+        return None
     if not output.is_file() or not meta.is_file():
-        return False
+        return "an image without its metadata" if output.is_file() else "not a finished image"
     try:
         md = json.loads(meta.read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(md, dict) and md.get("image_sha256") == file_digest(output)
+        return "its metadata is unreadable"
+    if not isinstance(md, dict) or md.get("image_sha256") != file_digest(output):
+        return "not the image its metadata describes"
+    diff = record_differences(md.get("request"), record)
+    return "done" if not diff else f"made with other {', '.join(diff)}"
 
 
 def _rows(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
@@ -155,33 +185,69 @@ def _rows(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
                           "like the dataset (input/, style/, segmentation/) or a CSV with content,style columns")
 
 
+def _row_inputs(jobs: list[tuple[int, argparse.Namespace]]) -> dict[str, Path]:
+    """Every file any row reads, by "row N content" etc.: no row may write over another's input."""
+    from photostyle_lib.cli import _inputs
+
+    return {f"row {i} {role}": path for i, ns in jobs for role, path in _inputs(ns).items() if path is not None}
+
+
+def _is_summary(path: Path) -> bool:
+    """True for a summary an earlier batch wrote (its header), which a rerun refreshes."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip() == ",".join(SUMMARY_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]:
-    """Every row as ``(row number, its transfer options, already finished)``, all checked before any run.
+    """Every row as ``(row number, its transfer options, already done)``, all checked before any run.
+
+    A row is done when its image and metadata are a complete result of the same inputs and
+    settings (:func:`output_state`); done rows are skipped unless ``--overwrite``. Every
+    other existing output is refused without ``--overwrite``, all of them named in one
+    message; an output that is any row's input is refused always. Nothing is created.
 
     Raises
     ------
     PhotostyleError
-        If two rows write the same output, or a row's options fail the CLI's checks (naming the row).
+        If two rows write the same output, a row writes over an input of any row, outputs
+        exist that are not done (without ``--overwrite``), or a row's options fail the
+        CLI's checks (naming the row).
     """
     from photostyle_lib.cli import build_parser, check_transfer
+    from photostyle_lib.io.outputs import check_outputs
 
     parser = build_parser().subcommand_parsers["transfer"]
-    jobs, outputs = [], {}
-    for i, row in enumerate(_rows(args, parser), start=1):
-        ns = row_namespace(args, row, parser, i, args.source)
+    rows = [(i, row_namespace(args, row, parser, i, args.source)) for i, row in enumerate(_rows(args, parser), 1)]
+    outputs: dict[Path, int] = {}
+    for i, ns in rows:
         key = ns.output.resolve()
         if key in outputs:
             raise PhotostyleError(f"rows {outputs[key]} and {i} both write {ns.output}; give distinct outputs")
         outputs[key] = i
-        done = finished(ns.output) and not args.overwrite
-        if not done:
-            torn = ns.output.exists() or ns.output.with_name(ns.output.name + ".json").exists()
-            ns.overwrite = ns.overwrite or torn  # a torn pair from an interrupted batch is run again
-            try:
-                check_transfer(ns)
-            except PhotostyleError as exc:
-                raise PhotostyleError(f"{args.source} row {i} ({ns.output.name}): {exc}") from None
-        jobs.append((i, ns, done))
+    summary = args.output_dir / SUMMARY_FILE
+    every = [p for _, ns in rows for p in (ns.output, ns.output.with_name(ns.output.name + ".json"))]
+    check_outputs([*every, summary], _row_inputs(rows), overwrite=True)  # inputs and folders, whatever --overwrite
+    check_outputs([summary], overwrite=args.overwrite, replaceable=_is_summary)
+    jobs, taken = [], []
+    for i, ns in rows:
+        try:
+            ns.overwrite = True  # whether the outputs may be replaced is judged here, against the row's record
+            state = output_state(ns.output, row_record(ns, check_transfer(ns)))
+            ns.overwrite = args.overwrite
+            if state not in (None, "done") and not args.overwrite:
+                taken.append(f"{ns.output} ({state})")
+                continue
+            if state is None or args.overwrite:
+                check_transfer(ns)  # the snapshots of --save-every too
+        except PhotostyleError as exc:
+            raise PhotostyleError(f"{args.source} row {i} ({ns.output.name}): {exc}") from None
+        jobs.append((i, ns, state == "done" and not args.overwrite))
+    if taken:
+        raise PhotostyleError(f"{len(taken)} output(s) exist that this batch did not make with these inputs and "
+                              f"settings: {'; '.join(taken)}; pass --overwrite to replace them, or choose another -o")
     return jobs
 
 
@@ -189,7 +255,7 @@ def summary_table(records: list[dict]):
     """The batch's summary as a pandas DataFrame: row, output, stop reason, seconds."""
     import pandas as pd
 
-    return pd.DataFrame(records, columns=["row", "output", "stop", "seconds"])
+    return pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
 
 
 def run_batch(args: argparse.Namespace) -> int:

@@ -14,9 +14,10 @@
 
 Bad input (missing or unreadable files, mask colours outside the palette,
 bad numbers, missing weights) ends with one line on stderr and exit status 2;
-never a traceback. Ctrl-C at any moment -- while torch is imported, or mid-run
--- ends with the line "photostyle: interrupted" and exit status 130, and
-writes nothing (a partial result never takes the output's name).
+never a traceback. Ctrl-C (or SIGTERM) at any moment -- while torch is
+imported, or mid-run -- ends with the line "photostyle: interrupted" and exit
+status 130, and writes nothing (a partial result never takes the output's
+name; temp files are removed, and those of a killed process by the next run).
 
 A result of random weights, of the VGG-16 stand-in (``--weights hed-vgg16``) or
 of the original VGG-19 (``--weights imagenet-vgg19-caffe``, or ``auto`` offline)
@@ -31,13 +32,17 @@ an interrupt is caught.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS, weight_overrides
 from photostyle_lib.errors import OneLineParser, PhotostyleError, require_extra
+from photostyle_lib.io.outputs import check_outputs
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -53,11 +58,27 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _size(text: str) -> int:
+    """A long side in pixels: a whole number >= 8 (the smallest image the engine takes)."""
+    v = _positive_int(text)
+    if v < 8:
+        raise argparse.ArgumentTypeError(f"expected a long side of at least 8 pixels, got {v}")
+    return v
+
+
 def _number(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    return v
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds: a finite number > 0 (not nan, inf, 0 or negative)."""
+    v = _number(text)
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
     return v
 
 
@@ -95,7 +116,7 @@ def _add_transfer_options(t: argparse.ArgumentParser, presets: list[str]) -> Non
     t.add_argument("--content-mask", type=Path, help="colour-coded mask of the content (gold / user masks)")
     t.add_argument("--style-mask", type=Path, help="colour-coded mask of the style, same colours")
     t.add_argument("--preset", default="full", choices=presets, help="model variant (default: full)")
-    t.add_argument("--size", type=_positive_int, default=512, help="long side in pixels (default 512)")
+    t.add_argument("--size", type=_size, default=512, help="long side in pixels (default 512)")
     t.add_argument("--iterations", type=_positive_int, help="loss evaluations (default: the preset's, 500)")
     t.add_argument("--weights", default="imagenet", metavar="WEIGHTS",
                    help="VGG weights: imagenet (torchvision's ImageNet VGG-19, the paper's; default), "
@@ -168,14 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("content", type=Path, help="content photo")
     g.add_argument("style", type=Path, help="style photo")
     g.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the masks and legend")
-    g.add_argument("--size", type=_positive_int, default=512,
+    g.add_argument("--size", type=_size, default=512,
                    help="long side in pixels, as for transfer (default 512; the masks are drawn at this size)")
     g.add_argument("--segmenter", default=None, help="ADE20K segmenter checkpoint (random-tiny for a smoke test)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--overwrite", action="store_true", help="replace existing mask files")
     r = sub.add_parser("report", help="write a static HTML page of a results/<profile> folder")
     r.add_argument("profile_dir", type=Path, help="results/<profile> (its <notebook>/metadata.json files)")
-    r.add_argument("-o", "--output", type=Path, help="the page (default: PROFILE_DIR/index.html)")
+    r.add_argument("-o", "--output", type=Path, help="the page, .html (default: PROFILE_DIR/index.html)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing file that is not an earlier report (an earlier one is refreshed)")
     _add_figures_parser(sub, raw)
     p.subcommand_parsers = {"transfer": t, "batch": b, "segment": g, "report": r}  # for --config defaults
     return p
@@ -217,7 +240,7 @@ def _add_figures_parser(sub, formatter) -> None:
     r.add_argument("--cache-dir", type=Path, help="run cache (default: OUTPUT/cache)")
     r.add_argument("--notebooks-dir", type=Path, help="folder of NN_*.ipynb notebooks (default: the project's "
                                                       "notebooks/)")
-    r.add_argument("--timeout", type=_number, help="seconds allowed per cell (default: none)")
+    r.add_argument("--timeout", type=_seconds, help="seconds allowed per cell, > 0 (default: none)")
     r.add_argument("--weights", help="VGG weights instead of the profile's, e.g. imagenet-vgg19-caffe (the original "
                                      "VGG-19, offline) for the paper profile without torchvision's VGG-19, or "
                                      "hed-vgg16 (the VGG-16 stand-in); every figure names its network")
@@ -264,9 +287,12 @@ seed, rf_sigma_r, ...); an empty cell takes the command line's value.
 Relative paths are read from the CSV's folder. Precedence: row, then flag,
 then --config, then the default.
 
-A rerun skips every row whose output and metadata are complete (the
-metadata's image_sha256 matches the image), so an interrupted batch resumes
-where it stopped. The summary (row, output, stop reason, seconds) is printed
+A rerun skips every row whose output and metadata are a complete result of
+the same inputs and settings (the metadata records them), so an interrupted
+batch resumes where it stopped. Any other existing output -- your own file, an
+image without metadata, a result of other inputs or settings -- stops the
+batch before it starts unless --overwrite (which runs every row again); an
+output that is any row's input is never replaced. The summary (row, output, stop reason, seconds) is printed
 and written to DIR/batch_summary.csv.
 
 examples:
@@ -514,13 +540,26 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
     loader would retry the hub for tens of seconds; the CLI fails at once
     with its own options.
     """
-    from photostyle_lib.semantic import segmenter
-
     if not config.uses_masks or config.segmentation == "gold" or args.content_mask is not None:
         return
     require_extra("transformers", "segmentation",
                   f"preset {args.preset!r} without --content-mask / --style-mask (masks from the ADE20K segmenter)")
-    name = args.segmenter
+    _check_segmenter_reachable(args.segmenter, f"preset {args.preset!r}",
+                               "mask files (--content-mask and --style-mask), or --segmenter random-tiny "
+                               "for a smoke test")
+
+
+def _check_segmenter_reachable(name: str | None, who: str, instead: str) -> None:
+    """The segmenter ``name`` is random, a local folder, in the Hugging Face cache, or the hub answers.
+
+    Raises
+    ------
+    PhotostyleError
+        Saying that ``who`` needs the segmenter, that it is neither cached nor reachable,
+        and what to give ``instead``.
+    """
+    from photostyle_lib.semantic import segmenter
+
     if name in ("random", "random-tiny"):
         return
     if name in (None, "paper-scales"):
@@ -535,10 +574,9 @@ def _check_segmenter_available(args: argparse.Namespace, config) -> None:
         return
     if not segmenter.hub_offline() and _hub_reachable():
         return
-    raise PhotostyleError(f"preset {args.preset!r} makes masks with the ADE20K segmenter {name!r}, which is "
-                          "not in the Hugging Face cache, and the hub cannot be reached; give mask files "
-                          "(--content-mask and --style-mask), a downloaded checkpoint directory "
-                          "(--segmenter DIR), or --segmenter random-tiny for a smoke test")
+    raise PhotostyleError(f"{who} makes masks with the ADE20K segmenter {name!r}, which is not in the Hugging "
+                          "Face cache, and the hub cannot be reached; give a downloaded checkpoint directory "
+                          f"(--segmenter DIR), {instead}")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -577,8 +615,9 @@ def check_transfer(args: argparse.Namespace) -> dict:
     Raises
     ------
     PhotostyleError
-        If CONTENT, STYLE or ``-o`` is missing; the output has no image suffix, would overwrite
-        an input, already exists (without ``--overwrite``) or is not writable; the device is
+        If CONTENT, STYLE or ``-o`` is missing; the output has no image suffix, or it, its
+        metadata or a ``--save-every`` snapshot would overwrite an input, is a folder, already
+        exists (without ``--overwrite``) or is not writable (``outputs.check_outputs``); the device is
         unavailable; only one of ``--content-mask`` / ``--style-mask`` is given; an input file
         does not exist; the ``--weights`` file is missing or not a weights file; the preset or a
         config value is invalid; the mask request (``--theta-s``, the masks) is invalid; or the
@@ -587,21 +626,16 @@ def check_transfer(args: argparse.Namespace) -> dict:
     from photostyle_lib.checks import resolve_device
     from photostyle_lib.engine.presets import get_preset
     from photostyle_lib.experiments.pipeline import files_mask_request
-    from photostyle_lib.io.images import check_writable, refuse_overwriting_inputs
+    from photostyle_lib.io.outputs import refuse_overwriting_inputs
 
     if args.content is None or args.style is None:
         raise PhotostyleError("give CONTENT and STYLE (or a --config file that names them)")
     out = args.output
     if out is None:
         raise PhotostyleError("give the output path with -o OUT.png")
-    meta = out.with_name(out.name + ".json")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
         raise PhotostyleError(f"output {out} needs an image suffix such as .png")
-    refuse_overwriting_inputs((out, meta), _inputs(args))  # even with --overwrite
-    for p in (out, meta):
-        if p.exists() and not args.overwrite:
-            raise PhotostyleError(f"{p} already exists; choose another output path or pass --overwrite")
-        check_writable(p)  # before a run of minutes, not after
+    refuse_overwriting_inputs((out, out.with_name(out.name + ".json")), _inputs(args))  # first: even with --overwrite
     resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
@@ -611,10 +645,30 @@ def check_transfer(args: argparse.Namespace) -> dict:
             raise PhotostyleError(f"image file not found: {given}; check the path")
     _check_weights_file(args.weights)
     config = get_preset(args.preset, **overrides)
+    check_outputs(transfer_outputs(args, config), _inputs(args), overwrite=args.overwrite)  # before minutes of work
     files_mask_request(config, masks_given=args.content_mask is not None, segmenter=args.segmenter,
                        theta_s=theta_s_of(args), unmatched=args.unmatched)  # theta_s and the masks, checked now
     _check_segmenter_available(args, config)
     return overrides
+
+
+def evaluation_budget(config) -> int:
+    """The most loss evaluations a run of ``config`` can make (its iterations across stages or levels)."""
+    if config.two_stage:
+        return 2 * config.iterations
+    if config.uses_pyramid:
+        return sum(config.level_iterations or (config.iterations,) * config.pyramid_levels)
+    return config.iterations
+
+
+def transfer_outputs(args: argparse.Namespace, config) -> list[Path]:
+    """Every file a ``transfer`` of ``config`` may write: OUT, OUT.json and each ``--save-every`` snapshot."""
+    out = args.output
+    paths = [out, out.with_name(out.name + ".json")]
+    if args.save_every:
+        paths += [iterate_path(out, i) for i in range(args.save_every, evaluation_budget(config) + 1,
+                                                       args.save_every)]
+    return paths
 
 
 def iterate_path(output: Path, iteration: int) -> Path:
@@ -639,34 +693,41 @@ def _snapshot_callback(every: int | None, kept: list):
     return callback
 
 
-def _write_snapshots(kept: list, out: Path, warning: str | None, overwrite: bool) -> list[Path]:
-    from photostyle_lib.io.images import save_image, weights_text
+def _stage_snapshots(kept: list, out: Path, warning: str | None) -> list[tuple[Path, Path]]:
+    """The kept iterates as staged files (temp file, ``OUT.iterNNNN.png``), renamed with the result."""
+    from photostyle_lib.io.images import stage_image, weights_text
 
-    written = []
-    for iteration, img in kept:
-        path = iterate_path(out, iteration)
-        save_image(img.astype("float32") / 255.0, path, overwrite=overwrite, text=weights_text(warning))
-        written.append(path)
-    return written
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for iteration, img in kept:
+            path = iterate_path(out, iteration)
+            staged.append((stage_image(img.astype("float32") / 255.0, path, text=weights_text(warning)), path))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    return staged
 
 
 def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -> dict:
     """One checked run (:func:`check_transfer`) through ``pipeline.transfer_files``, saved with ``save_run``.
 
+    The metadata records the run's inputs and settings (``pipeline.request_record``); the
+    ``--save-every`` snapshots are renamed into place with the image and its metadata.
     Returns ``{"output", "stop_reason", "seconds", "evaluations", "device", "banner"}``.
     """
     from photostyle_lib.experiments import pipeline
 
     kept: list = []
-    run = pipeline.transfer_files(args.content, args.style, preset=args.preset, size=args.size,
-                                  content_mask=args.content_mask, style_mask=args.style_mask,
-                                  unmatched=args.unmatched, segmenter=args.segmenter, theta_s=theta_s_of(args),
-                                  progress=progress, image_callback=_snapshot_callback(args.save_every, kept),
-                                  **overrides)
+    settings = dict(preset=args.preset, size=args.size, content_mask=args.content_mask, style_mask=args.style_mask,
+                    unmatched=args.unmatched, segmenter=args.segmenter, theta_s=theta_s_of(args))
+    record = pipeline.request_record(args.content, args.style, **settings, **overrides)
+    run = pipeline.transfer_files(args.content, args.style, **settings, progress=progress,
+                                  image_callback=_snapshot_callback(args.save_every, kept), **overrides)
     if run.interrupted:
         raise KeyboardInterrupt  # stylize kept its best image; the CLI writes no partial result
-    pipeline.save_run(run, args.output, overwrite=args.overwrite)
-    _write_snapshots(kept, args.output, run.weights_warning, args.overwrite)
+    pipeline.save_run(run, args.output, overwrite=args.overwrite, record=record,
+                      also=_stage_snapshots(kept, args.output, run.weights_warning))
     r = run.result
     return {"output": args.output, "stop_reason": r.stop_reason, "seconds": r.timings["total"],
             "evaluations": len(r.losses), "device": r.device, "banner": run.weights_warning}
@@ -694,11 +755,16 @@ def _run_segment(args: argparse.Namespace) -> int:
     from photostyle_lib.semantic.masks import write_palette_masks
     from photostyle_lib.semantic.segmenter import segmenter_for
 
+    from photostyle_lib.semantic.masks import PALETTE_FILES
+
     require_extra("transformers", "segmentation", "photostyle segment")
     for given in (args.content, args.style):
         if not given.exists():
             raise PhotostyleError(f"image file not found: {given}; check the path")
+    check_outputs([args.output_dir / name for name in PALETTE_FILES.values()],
+                  {"content": args.content, "style": args.style}, overwrite=args.overwrite)  # before segmenting
     resolve_device(args.device)
+    _check_segmenter_reachable(args.segmenter, "photostyle segment", "--segmenter random-tiny for a smoke test")
     c = load_image(args.content, max_size=args.size)
     s = load_image(args.style, max_size=args.size)
     masks = pipeline.editable_masks(c, s, segmenter=args.segmenter, device=args.device)
@@ -730,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         0 on success, 2 on bad input (a PhotostyleError, or a failed batch row),
         :data:`EXIT_INTERRUPTED` (130) after Ctrl-C, 1 for an unknown command.
     """
+    previous = _terminate_as_interrupt()
     try:
         args = parse_args(argv)
         if args.command == "transfer":
@@ -741,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_segment(args)
         if args.command == "report":
             from photostyle_lib.experiments.report import build_report
-            print(f"wrote {build_report(args.profile_dir, args.output)}")
+            print(f"wrote {build_report(args.profile_dir, args.output, overwrite=args.overwrite)}")
             return 0
         if args.command == "figures":
             return _run_figures(args)
@@ -751,7 +818,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("photostyle: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 1
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a job scheduler) ends a command like Ctrl-C: temp files removed, nothing half written.
+
+    Returns the previous handler (None when not on the main thread, where handlers cannot be set).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":

@@ -51,13 +51,21 @@ def test_batch_csv_runs_resumes_and_summarises(pairs, capsys):
     assert b["config"]["iterations"] == 3 and b["config"]["content_weight"] == 2.5 and b["preset"] == "gatys"
     summary = (out / batch.SUMMARY_FILE).read_text().splitlines()
     assert summary[0] == "row,output,stop,seconds" and len(summary) == 3
-    # a rerun skips both; a torn pair (metadata lost) is run again
+    # a rerun skips both; a torn pair (metadata lost) is refused, not replaced, until --overwrite
     before = (out / "a.png").stat().st_mtime_ns
-    (out / "row2_in2.png.json").unlink()
     assert cli.main(argv) == 0
     rows = (out / batch.SUMMARY_FILE).read_text().splitlines()
-    assert "skipped" in rows[1] and "skipped" not in rows[2]
-    assert (out / "a.png").stat().st_mtime_ns == before and (out / "row2_in2.png.json").exists()
+    assert "skipped" in rows[1] and "skipped" in rows[2]
+    (out / "row2_in2.png.json").unlink()
+    image = (out / "row2_in2.png").read_bytes()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "row2_in2.png (an image without its metadata)" in err and "--overwrite" in err and err.count("\n") == 1
+    assert (out / "row2_in2.png").read_bytes() == image
+    assert cli.main(argv + ["--overwrite"]) == 0
+    rows = (out / batch.SUMMARY_FILE).read_text().splitlines()
+    assert "skipped" not in rows[1] and "skipped" not in rows[2] and (out / "row2_in2.png.json").exists()
+    assert (out / "a.png").stat().st_mtime_ns != before
 
 
 def test_batch_folder_of_pairs(pairs):
@@ -98,3 +106,107 @@ def test_parse_pair_ids():
     assert batch.parse_pair_ids(None, [2, 4]) == [2, 4]
     with pytest.raises(Exception, match="range like"):
         batch.parse_pair_ids("a-b", [1])
+
+
+def test_batch_never_replaces_a_users_file_nor_a_later_rows_input(pairs, capsys, monkeypatch):
+    """Issue 37, case 1: a user's own DIR/pair1.png is refused (exit 2, one line, file intact, nothing run);
+    a CSV row whose output is a later row's content is refused even with --overwrite."""
+    import photostyle_lib.experiments.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before refusing"))
+    out = pairs / "res"
+    out.mkdir()
+    (out / "pair1.png").write_bytes(b"my own picture")
+    assert cli.main(["batch", str(pairs), "-o", str(out), "--pairs", "1", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "pair1.png (an image without its metadata)" in err and err.count("\n") == 1
+    assert (out / "pair1.png").read_bytes() == b"my own picture"
+    shutil.copy(pairs / "input" / "in2.png", pairs / "later.png")
+    (pairs / "rows.csv").write_text("content,style,output\n"
+                                    f"input/in1.png,style/tar1.png,{pairs / 'later.png'}\n"
+                                    "later.png,style/tar2.png,b.png\n")
+    before = (pairs / "later.png").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert cli.main(["batch", str(pairs / "rows.csv"), "-o", str(out), *FAST, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "is the row 2 content file" in err and "never replaces an input" in err
+    assert (pairs / "later.png").read_bytes() == before
+
+
+def test_batch_done_means_same_inputs_and_settings(pairs, capsys):
+    """Issue 37, case 4: after a row's iterations, preset or style changed, the rerun does not say
+    "done before": it refuses, naming what changed, and --overwrite runs it again."""
+    out = pairs / "res"
+    argv = ["batch", str(pairs), "-o", str(out), "--pairs", "1", "--preset", "gatys", *FAST]
+    assert cli.main(argv) == 0
+    md = json.loads((out / "pair1.png.json").read_text())
+    assert md["request"]["preset"] == "gatys" and len(md["request_sha256"]) == 64
+    assert cli.main(argv) == 0
+    assert "skipped" in (out / batch.SUMMARY_FILE).read_text()
+    capsys.readouterr()
+    image = (out / "pair1.png").read_bytes()
+    for changed, named in ((["--iterations", "3"], "iterations"), (["--preset", "no_postprocess"], "preset")):
+        assert cli.main(argv + changed) == 2
+        err = capsys.readouterr().err
+        assert f"made with other {named}" in err or named in err.split("made with other")[1], err
+    shutil.copy(pairs / "style" / "tar2.png", pairs / "style" / "tar1.png")   # the style file changed
+    assert cli.main(argv) == 2
+    assert "made with other style" in capsys.readouterr().err
+    assert (out / "pair1.png").read_bytes() == image
+    assert cli.main(argv + ["--overwrite"]) == 0
+    assert "skipped" not in (out / batch.SUMMARY_FILE).read_text()
+    assert cli.main(argv) == 0 and "skipped" in (out / batch.SUMMARY_FILE).read_text()
+
+
+def test_refused_batch_creates_no_folder_and_reversed_range_is_named(pairs, capsys):
+    """Issue 37, case 8: a refused batch leaves no empty output folder; --pairs 5-3 says it is reversed."""
+    out = pairs / "new" / "res"
+    assert cli.main(["batch", str(pairs), "-o", str(out), "--pairs", "2-1", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "empty range" in err and "1-2" in err
+    (pairs / "bad.csv").write_text("content,style\ninput/in1.png,style/nothere.png\n")
+    assert cli.main(["batch", str(pairs / "bad.csv"), "-o", str(out), *FAST]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not (pairs / "new").exists()
+
+
+def test_batch_on_a_full_disk_says_so_in_one_line(pairs, capsys, monkeypatch):
+    """Issue 37, case 7: every write fails with ENOSPC: each row is an error in the table, the summary
+    cannot be written, and the command ends with one line and exit 2, no traceback, no temp file left."""
+    import errno
+    import os
+
+    real = os.replace
+
+    def full(src, dst):
+        if str(dst).startswith(str(pairs / "res")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+    monkeypatch.setattr(os, "replace", full)
+    assert cli.main(["batch", str(pairs), "-o", str(pairs / "res"), "--pairs", "1", *FAST]) == 2
+    captured = capsys.readouterr()
+    assert "No space left on device" in captured.err and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert "error: cannot write" in captured.out
+    assert [p.name for p in (pairs / "res").iterdir()] == []
+
+
+def test_batch_rerun_removes_temp_files_a_killed_batch_left(pairs):
+    """Issue 37, case 5: SIGTERM / SIGKILL mid-write leaves DIR/.pair1.png.<host>~<pid>~*.tmp; the
+    rerun removes those of dead processes before it starts."""
+    import os
+    import subprocess
+    import sys
+
+    from photostyle_lib.io.outputs import temp_prefix
+
+    out = pairs / "res"
+    out.mkdir()
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout)
+    left = [out / (temp_prefix(n).replace(f"~{os.getpid()}~", f"~{pid}~") + "x.tmp")
+            for n in ("pair1.png", "pair1.png.json", batch.SUMMARY_FILE)]
+    for p in left:
+        p.write_bytes(b"half")
+    assert cli.main(["batch", str(pairs), "-o", str(out), "--pairs", "1", *FAST]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [batch.SUMMARY_FILE, "pair1.png", "pair1.png.json"]

@@ -155,10 +155,12 @@ def test_cli_unwritable_output_fails_before_the_run(small_pair, capsys, monkeypa
     (small_pair / "afile").write_text("x")
     argv = _args(small_pair)
     argv[argv.index("-o") + 1] = str(small_pair / "afile" / "out.png")
-    assert "cannot create the folder" in _err(capsys, argv)
+    assert "is a file, not a folder" in _err(capsys, argv)
     (small_pair / "adir.png").mkdir()
     argv[argv.index("-o") + 1] = str(small_pair / "adir.png")
-    assert "is a directory" in _err(capsys, argv + ["--overwrite"])
+    for extra in ([], ["--overwrite"]):  # a folder is not "already exists; pass --overwrite"
+        err = _err(capsys, argv + extra)
+        assert "is a folder; give a file path" in err and "already exists" not in err
     assert "not available" in _err(capsys, _args(small_pair, "--device", "mps")) or torch_has_mps()
 
 
@@ -536,3 +538,116 @@ def test_figures_usage_errors_are_one_line(capsys):
             cli.main(argv)
         assert info.value.code == 2, argv
         assert len(capsys.readouterr().err.strip().splitlines()) == 1, argv
+
+
+def test_cli_save_every_never_writes_over_an_input_and_checks_snapshots_first(small_pair, capsys, monkeypatch):
+    """Issue 37, case 2: a snapshot name that is the content file is refused even with --overwrite; an
+    existing snapshot is refused before the run (not after it, naming overwrite=True)."""
+    import shutil
+
+    import photostyle_lib.experiments.pipeline as pipeline
+
+    d = small_pair
+    shutil.copy(d / "c.png", d / "snap.iter0002.png")
+    before = (d / "snap.iter0002.png").read_bytes()
+    argv = _args(d, "--iterations", "5", "--save-every", "2", "--overwrite")
+    argv[1] = str(d / "snap.iter0002.png")
+    argv[argv.index("-o") + 1] = str(d / "snap.png")
+    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking snapshots"))
+    err = _err(capsys, argv)
+    assert "is the content file" in err and "never replaces an input" in err
+    assert (d / "snap.iter0002.png").read_bytes() == before and not (d / "snap.png").exists()
+    (d / "out.iter0004.png").write_bytes(b"mine")
+    err = _err(capsys, _args(d, "--iterations", "5", "--save-every", "2"))
+    assert "out.iter0004.png already exists" in err and "--overwrite" in err and "overwrite=True" not in err
+    assert not (d / "out.png").exists() and (d / "out.iter0004.png").read_bytes() == b"mine"
+
+
+def test_cli_one_line_for_numbers_out_of_range(small_pair, capsys):
+    """Issue 37, case 7/8: a seed beyond 64 bits, content_layers = 5 in --config, --size 1: one line
+    naming the option, exit 2, no traceback."""
+    cfg = small_pair / "bad.toml"
+    cfg.write_text("content_layers = 5\n")
+    for extra, expected in ((["--seed", "99999999999999999999999"], "seed must be an integer in [0, "),
+                            (["--config", str(cfg)], "content_layers must be a tuple of layer names, got 5"),
+                            (["--size", "1"], "--size: expected a long side of at least 8 pixels")):
+        err = _err(capsys, _args(small_pair, *extra))  # the last --size wins
+        assert expected in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_cli_full_disk_while_the_metadata_is_written(small_pair, capsys, monkeypatch):
+    """Issue 37, case 7: ENOSPC while the metadata's temp file is written: one line, exit 2, neither the
+    image nor the metadata appears, no temp file is left."""
+    import errno
+
+    real = os.fsync
+
+    def full(fd):
+        if ".png.json." in os.readlink(f"/proc/self/fd/{fd}"):  # the metadata's temp file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", full)
+    err = _err(capsys, _args(small_pair))
+    assert "No space left on device" in err and "out.png.json" in err
+    assert sorted(p.name for p in small_pair.iterdir()) == ["c.png", "cm.png", "s.png", "sm.png"]
+
+
+def test_cli_sigterm_writes_nothing_and_leaves_no_temp(small_pair):
+    """Issue 37, case 5: SIGTERM mid-run ends like Ctrl-C (exit 130, one line, nothing written); a temp
+    file a killed process left beside the output is removed by the next run."""
+    import signal
+    import time
+
+    from photostyle_lib.io.outputs import temp_prefix
+
+    argv = _args(small_pair, "--iterations", "100000")
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; from photostyle_lib.cli import main; "
+                             f"sys.exit(main({argv!r}))"], stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "photostyle: interrupted", err
+    assert sorted(p.name for p in small_pair.iterdir()) == ["c.png", "cm.png", "s.png", "sm.png"]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = small_pair / (temp_prefix("out.png").replace(f"~{os.getpid()}~", f"~{int(dead.stdout)}~") + "x.tmp")
+    left.write_bytes(b"half an image")
+    assert cli.main(_args(small_pair)) == 0
+    assert not left.exists() and (small_pair / "out.png").exists()
+
+
+def test_cli_segment_never_overwrites_its_input_and_fails_fast_offline(small_pair, capsys, monkeypatch, tmp_path):
+    """Issue 37, cases 3 and 8: segment -o DIR --overwrite with DIR/content_mask.png as the content is
+    refused before segmenting; offline without the checkpoint it fails at once in one line."""
+    import time
+
+    import huggingface_hub.constants
+
+    d = small_pair
+    (d / "m").mkdir()
+    (d / "c.png").rename(d / "m" / "content_mask.png")
+    before = (d / "m" / "content_mask.png").read_bytes()
+    argv = ["segment", str(d / "m" / "content_mask.png"), str(d / "s.png"), "-o", str(d / "m"), "--segmenter",
+            "random-tiny", "--size", "48", "--device", "cpu", "--overwrite"]
+    err = _err(capsys, argv)
+    assert "is the content file" in err and (d / "m" / "content_mask.png").read_bytes() == before
+    assert sorted(p.name for p in (d / "m").iterdir()) == ["content_mask.png"]
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
+    t = time.perf_counter()
+    err = _err(capsys, ["segment", str(d / "m" / "content_mask.png"), str(d / "s.png"), "-o", str(d / "n"),
+                        "--device", "cpu"])
+    assert time.perf_counter() - t < 5 and "photostyle segment" in err and "random-tiny" in err
+    assert not (d / "n").exists()
+
+
+def test_figures_bad_timeout_and_output_file_are_one_line(capsys, tmp_path, monkeypatch):
+    """Issue 37, cases 7 and 8: --timeout nan / -5 / 0 refused by the parser; --output-dir FILE one line."""
+    for value in ("nan", "-5", "0", "inf"):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["figures", "run", "--profile", "ci", f"--timeout={value}"])
+        assert info.value.code == 2 and "seconds > 0" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["figures", "run", "--profile", "ci", "--output-dir", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and err.count("\n") == 1

@@ -470,3 +470,45 @@ def test_cli_choices_match_the_library():
     """The door names the profiles and formats without importing the library; they must agree."""
     assert set(cli.PROFILE_NAMES) == set(PROFILES)
     assert tuple(cli.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)
+
+
+def test_report_after_a_failed_rerun_shows_the_failure(tmp_path, data_dir, capsys):
+    """Issue 37, case 6: a notebook that ran, then failed on a rerun: its run_status.json says "failed",
+    and ``photostyle report`` puts a notice over the earlier figures and exits 2 naming it."""
+    from photostyle_lib.experiments.report import RUN_STATUS_FILE
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    flag = tmp_path / "fail.flag"
+    _write_notebook(nbs / "01_flip.ipynb", [
+        new_code_cell('profile = "custom"', metadata={"tags": ["parameters"]}),
+        new_code_cell(f"import pathlib\nif pathlib.Path({str(flag)!r}).exists():\n    raise RuntimeError('rerun broke')"),
+    ])
+    out = tmp_path / "results"
+    argv = ["figures", "run", "--profile", "ci", "--notebooks-dir", str(nbs), "--output-dir", str(out),
+            "--data-dir", str(data_dir)]
+    assert cli.main(argv) == 0
+    status = out / "ci" / "01_flip" / RUN_STATUS_FILE
+    assert json.loads(status.read_text())["status"] == "ok"
+    assert cli.main(["report", str(out / "ci")]) == 0
+    flag.write_text("x")
+    assert cli.main(argv) == 2
+    assert json.loads(status.read_text())["status"] == "failed"
+    capsys.readouterr()
+    assert cli.main(["report", str(out / "ci")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "01_flip (failed: notebook 01_flip failed in cell" in err and "rerun broke" in err
+    assert "The last run of this notebook failed" in (out / "ci" / "index.html").read_text()
+
+
+def test_project_notebooks_parameters_parse_without_warnings():
+    """Issue 37, case 8: papermill skips (with an "Unable to parse line" warning on every figures command)
+    a parameters line holding two '=' signs; no project notebook has one."""
+    import nbformat
+
+    for path in runner.discover_notebooks():
+        nb = nbformat.read(str(path), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        bad = [line for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#")
+               and line.count("=") > 1]
+        assert not bad, (path.name, bad)

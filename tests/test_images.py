@@ -193,3 +193,22 @@ def test_one_image_check_for_arrays_and_tensors():
         as_image_tensor("content", torch.zeros(2, 3, 8, 8))
     with pytest.raises(PhotostyleError, match="at least 16x16"):
         as_image_tensor("content", torch.zeros(1, 3, 8, 20), min_side=16)
+
+
+@pytest.mark.parametrize("side", [100_000, 12_000])
+def test_decompression_bomb_is_one_line(tmp_path, side, recwarn):
+    """Issue 37, case 7: a PNG declaring 100000 x 100000 px (Pillow's DecompressionBombError) or 144 MP
+    (its two-line warning, then a failure): one PhotostyleError naming the file, no warning printed."""
+    import struct
+    import zlib
+
+    from photostyle_lib.io.images import read_rgb_array
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    with pytest.raises(PhotostyleError, match="bomb.png declares more than .* pixels"):
+        read_rgb_array(path)
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]

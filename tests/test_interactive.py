@@ -331,7 +331,7 @@ def test_save_writes_png_and_json_and_refuses_existing_files(tiny_app, tmp_path,
         assert np.array_equal(saved, np.asarray(im.convert("RGB")))  # the run's result, pixel for pixel
     # An existing file is refused (both files unchanged) unless overwrite=True
     before = (out.read_bytes(), meta.read_bytes())
-    with pytest.raises(PhotostyleError, match="already exists; choose another path or tick overwrite"):
+    with pytest.raises(PhotostyleError, match="already exists; choose another output path or pass overwrite \\(tick it"):
         app.save(out)
     assert (out.read_bytes(), meta.read_bytes()) == before
     json_only = tmp_path / "other.png"

@@ -163,3 +163,29 @@ def test_masks_pooled_like_the_network_on_odd_sizes():
     m[0, 22, 0] = 1  # only in the row the network drops
     assert pool_masks_like_network(m, 2)[0, 4, 0] == ref[0, 4, 0]
     assert resize_masks(m, (5, 3), "max")[0, 4, 0] == 1
+
+
+def test_mask_enlarged_by_nearest_neighbour_reads_like_the_drawn_one(tmp_path):
+    """Issue 37, case 8: a gold mask with 2 px grey seams where black meets white (edge noise), enlarged
+    3x by nearest neighbour (no new colours): its 6 px seams used to survive the erosions and make
+    "labels grey appear in the content mask"; now it reads as the drawn mask, enlarged."""
+    from photostyle_lib.semantic.masks import block_factor, load_gold_masks, read_color_mask
+
+    cm = np.zeros((80, 120, 3), np.uint8)
+    cm[:, 60:] = 255
+    cm[:, 59:61] = (128, 128, 128)   # the seam
+    sm = np.zeros((80, 80, 3), np.uint8)
+    sm[:, 40:] = 255
+    Image.fromarray(cm).save(tmp_path / "cm.png")
+    Image.fromarray(sm).save(tmp_path / "sm.png")
+    big = np.repeat(np.repeat(cm, 3, 0), 3, 1)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    drawn, labels = read_color_mask(tmp_path / "cm.png")
+    enlarged, big_labels = read_color_mask(tmp_path / "big.png")
+    assert labels == big_labels == ("black", "white")
+    assert torch.equal(enlarged, drawn.repeat_interleave(3, 1).repeat_interleave(3, 2))
+    masks = load_gold_masks(tmp_path / "big.png", tmp_path / "sm.png")
+    assert masks.labels == ("black", "white")
+    assert block_factor(np.arange(6).reshape(2, 3), min_side=1) == 1
+    assert block_factor(np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 4, 1), min_side=1) == 4
+    assert block_factor(np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 4, 1)) == 1  # too small a drawing

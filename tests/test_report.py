@@ -87,3 +87,48 @@ def test_report_in_headless_chromium(profile, tmp_path):
     assert probe_out["imgs"] == [30, 30]  # both figures decoded at their width
     with Image.open(tmp_path / "shot.png") as im:
         assert im.size == (1200, 900)
+
+
+def test_report_never_replaces_a_figure_nor_a_hand_written_page(profile, capsys):
+    """Issue 37, case 3: -o FIG.png is refused (a figure never becomes HTML); a hand-written index.html
+    is refused without --overwrite (an earlier report is refreshed freely); a page over a file the
+    report reads is refused even with --overwrite. Each: one line, exit 2, the file intact."""
+    fig = profile / "01_a" / "figure1.png"
+    before = fig.read_bytes()
+    for argv in (["report", str(profile), "-o", str(fig)], ["report", str(profile), "-o", str(fig), "--overwrite"]):
+        assert cli.main(argv) == 2
+        assert "must end in .html" in capsys.readouterr().err
+    assert fig.read_bytes() == before
+    page = profile / "index.html"
+    page.write_text("<html>my own notes</html>")
+    assert cli.main(["report", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err and err.count("\n") == 1
+    assert page.read_text() == "<html>my own notes</html>"
+    assert cli.main(["report", str(profile), "--overwrite"]) == 0
+    assert cli.main(["report", str(profile)]) == 0          # our own page: refreshed without --overwrite
+    (profile / "01_a" / "figure1.html").write_text("x")
+    md = json.loads((profile / "01_a" / "metadata.json").read_text())
+    md["figures"].append({"name": "f", "file": "figure1.html"})
+    (profile / "01_a" / "metadata.json").write_text(json.dumps(md))
+    assert cli.main(["report", str(profile), "-o", str(profile / "01_a" / "figure1.html"), "--overwrite"]) == 2
+    assert "never replaces an input" in capsys.readouterr().err
+
+
+def test_report_after_a_failed_rerun_says_so_and_exits_2(profile, capsys):
+    """Issue 37, case 6: a notebook whose last run failed (runner's run_status.json) keeps its earlier
+    figures on the page under a notice naming the failure, and the command ends with one line, exit 2."""
+    from photostyle_lib.experiments.report import RUN_STATUS_FILE
+
+    (profile / "01_a" / RUN_STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "cell [3] boom"}))
+    (profile / "02_b" / RUN_STATUS_FILE).write_text(json.dumps({"status": "ok"}))
+    assert cli.main(["report", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "01_a (failed: cell [3] boom)" in err and "02_b" not in err
+    page = (profile / "index.html").read_text()
+    assert "The last run of this notebook failed: cell [3] boom" in page and page.count("earlier run") == 1
+    (profile / "01_a" / RUN_STATUS_FILE).write_text(json.dumps({"status": "running"}))
+    assert cli.main(["report", str(profile)]) == 2
+    assert "did not finish" in capsys.readouterr().err
+    (profile / "01_a" / RUN_STATUS_FILE).write_text(json.dumps({"status": "ok"}))
+    assert cli.main(["report", str(profile)]) == 0

@@ -289,3 +289,54 @@ def test_schedule_fields_keep_stored_keys_at_their_off_values():
     fast = relevant_config(get_preset("fast", weights="random"))
     assert new - {"level_start"} <= set(fast) and fast["level_iterations"] == get_preset("fast").level_iterations
     assert relevant_config(full.replace(plateau_window=10))["plateau_tol"] == full.plateau_tol
+
+
+def test_entry_without_manifest_or_image_is_recomputed(data_dir, tmp_path, capsys):
+    """Issue 37, case 5: manifest and image.png deleted: not accepted and re-manifested (which then
+    failed on every call) but discarded with one warning and computed again."""
+    spec = _spec(masks="gold")
+    rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    (rec.directory / "manifest.json").unlink()
+    (rec.directory / "image.png").unlink()
+    capsys.readouterr()
+    again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "image.png is missing" in err
+    assert again.image().shape[1] == 3 and (again.directory / "manifest.json").exists()
+    assert run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False).image().shape == again.image().shape
+    assert capsys.readouterr().err == ""
+
+
+def test_entry_path_replaced_by_a_file_is_recomputed(data_dir, tmp_path, capsys):
+    """Issue 37, case 5: a file in the entry's place: one warning, removed, the run computed and stored
+    (it used to fail every rerun with "damaged as soon as it was written")."""
+    spec = _spec(method="gatys")
+    rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    import shutil
+    shutil.rmtree(rec.directory)
+    rec.directory.write_text("not a folder")
+    capsys.readouterr()
+    again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a folder" in err
+    assert again.directory.is_dir() and again.image().shape[1] == 3
+
+
+def test_killed_writers_temp_folder_is_removed_by_the_next_run(data_dir, tmp_path):
+    """Issue 37, case 5: SIGTERM mid-run leaves runs/.<key>.<host>~<pid>~*; the next run of that key
+    removes it (its writer is dead) and stores the entry."""
+    import os
+    import subprocess
+    import sys
+
+    from photostyle_lib.io.outputs import temp_prefix
+
+    spec = _spec(method="gatys")
+    key = spec.key(get_pair(1, data_dir))
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout)
+    left = tmp_path / "runs" / (temp_prefix(key).replace(f"~{os.getpid()}~", f"~{pid}~") + "k1")
+    left.mkdir(parents=True)
+    (left / "image.png").write_bytes(b"half")
+    run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [key]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -601,3 +603,51 @@ def test_corrupt_cache_entry_is_recomputed(image, tmp_path):
     assert calls[0] == 2 and torch.equal(first, second)
     with pytest.raises(PhotostyleError, match="directory"):
         SegmentationCache(None, memory=False)
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "flipped", "truncated"])
+def test_damaged_cache_entry_is_discarded_with_one_warning(image, tmp_path, capsys, damage):
+    """Issue 37, case 5: a zeroed .npz (EOFError), flipped bytes in its compressed data (zlib.error)
+    or a cut file: one warning line naming the entry, then a recomputation that rewrites it, so the
+    next call reads it back silently."""
+    stub = _StubSegmenter(torch.softmax(torch.randn(150, 32, 48, generator=torch.Generator().manual_seed(0)), 0))
+    cache = SegmentationCache(tmp_path, memory=False)
+    first = cache.probabilities(stub, image)
+    path = cache.path(cache.key(stub, image))
+    data = bytearray(path.read_bytes())
+    if damage == "zeroed":
+        data = bytearray(len(data))
+    elif damage == "flipped":
+        for i in range(200, len(data) - 200, 97):  # inside the deflate stream, not the zip directory
+            data[i] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert torch.equal(cache.probabilities(stub, image), first) and stub.calls == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "recomputing" in err
+    assert torch.equal(SegmentationCache(tmp_path, memory=False).probabilities(stub, image), first)
+    assert stub.calls == 2 and capsys.readouterr().err == ""
+
+
+def test_killed_writers_temp_file_is_removed_by_the_next_write(image, tmp_path):
+    """Issue 37, case 5: a temp file of a dead process (its pid in the name) is removed when the
+    entry is next written; a live writer's is left alone."""
+    import subprocess
+    import sys
+
+    from photostyle_lib.io.outputs import temp_prefix
+
+    stub = _StubSegmenter(torch.softmax(torch.randn(150, 32, 48, generator=torch.Generator().manual_seed(1)), 0))
+    cache = SegmentationCache(tmp_path, memory=False)
+    name = cache.path(cache.key(stub, image)).name
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / temp_prefix(name).replace(f"~{os.getpid()}~", f"~{pid}~")
+    stale = stale.with_name(stale.name + "abc.tmp")
+    live = tmp_path / f"{temp_prefix(name)}xyz.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"mine")
+    cache.probabilities(stub, image)
+    assert not stale.exists() and live.exists()

@@ -243,7 +243,7 @@ class TransferConfig:
         check_number("divergence_factor", self.divergence_factor, low=1, low_inclusive=False)
         check_int("divergence_patience", self.divergence_patience, low=1)
         check_int("lbfgs_history", self.lbfgs_history, low=1, high=1000)
-        check_int("seed", self.seed, low=0)
+        check_int("seed", self.seed, low=0, high=2 ** 63 - 1)  # torch's generators take 64-bit seeds
         self._check_schedule()
         if not isinstance(self.weights, str) or not self.weights:
             raise PhotostyleError(f"weights must be one of {', '.join(NAMED_WEIGHTS)} or a file path, "
@@ -253,7 +253,8 @@ class TransferConfig:
             raise PhotostyleError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for name in ("content_layers", "style_layers", "similarity_layers"):
             layers = getattr(self, name)
-            if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
+            if isinstance(layers, str) or not isinstance(layers, (tuple, list)) \
+                    or not all(isinstance(n, str) for n in layers):
                 raise PhotostyleError(f"{name} must be a tuple of layer names, got {layers!r}")
             object.__setattr__(self, name, tuple(layers))
             bad = [n for n in layers if n not in LAYER_NAMES]

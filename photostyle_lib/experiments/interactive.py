@@ -55,7 +55,8 @@ from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.plots import figures
 from photostyle_lib.io.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError, require_extra
-from photostyle_lib.io.images import as_image_array, commit_files, refuse_overwriting_inputs, stage_image, weights_text
+from photostyle_lib.io.images import as_image_array, commit_files, stage_image, weights_text
+from photostyle_lib.io.outputs import check_outputs
 from photostyle_lib.io.metadata import base_metadata, file_digest, stage_json
 from photostyle_lib.engine.presets import get_preset
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_cached
@@ -534,13 +535,9 @@ class App:
             raise PhotostyleError(f"save path {out} must end in .png")
         meta = out.with_name(out.name + ".json")
         pair = get_pair(rec.spec.pair_id, self.settings.data_dir)
-        refuse_overwriting_inputs((out, meta), {"content": pair.content, "style": pair.style,
-                                                "content mask": pair.content_mask, "style mask": pair.style_mask})
-        if not overwrite:
-            for p in (out, meta):
-                if p.exists():
-                    raise PhotostyleError(f"{p} already exists; choose another path or tick overwrite "
-                                          "(save(..., overwrite=True))")
+        check_outputs((out, meta), {"content": pair.content, "style": pair.style, "content mask": pair.content_mask,
+                                    "style mask": pair.style_mask}, overwrite=overwrite,
+                      flag="overwrite (tick it, or save(..., overwrite=True))")
         image_tmp = stage_image(rec.image(), out, text=weights_text(rec.weights_warning))
         try:
             md = base_metadata()

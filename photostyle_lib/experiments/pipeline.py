@@ -7,6 +7,8 @@ masks and record provenance the same way.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,8 @@ import numpy as np
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, commit_files, load_image, refuse_overwriting_inputs,
-                                   stage_image, weights_text)
+from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, commit_files, load_image, stage_image, weights_text
+from photostyle_lib.io.outputs import check_outputs
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.semantic.merge import merge_labels
@@ -239,7 +241,69 @@ def mask_size_notes(masks: SemanticMasks | None, content: str | os.PathLike, sty
     return tuple(notes)
 
 
-def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
+def request_record(content: Any, style: Any, *, content_mask: Any = None, style_mask: Any = None,
+                   preset: str = "full", size: int | None = 512, unmatched: str = "error", segmenter: Any = None,
+                   theta_s: float = DEFAULT_THETA_S, **overrides: Any) -> dict[str, Any]:
+    """What a run from files depends on: its input files' bytes and every setting that changes the image.
+
+    Written into a result's metadata (``request``, with its digest ``request_sha256``) so
+    that "done" means done *with these inputs and settings* (``photostyle batch`` skips a
+    row only when the record matches). The device, progress and snapshots are left out:
+    they do not change the image.
+
+    Parameters
+    ----------
+    content, style, content_mask, style_mask : path or None
+        The files (their sha256 is recorded, not their names).
+    preset, size, unmatched, segmenter, theta_s
+        As :func:`transfer_files`.
+    **overrides
+        TransferConfig fields, as :func:`transfer_files` takes them.
+
+    Returns
+    -------
+    dict
+        ``{"content", "style", "content_mask", "style_mask"}`` -> sha256 or None, the
+        weights file's sha256 (or its name), the preset, size, mask settings and
+        ``config``: the resolved TransferConfig's fields the image depends on
+        (``runs.relevant_config``).
+
+    Raises
+    ------
+    PhotostyleError
+        As ``get_preset`` (an unknown preset or a bad field).
+    """
+    from photostyle_lib.experiments.runs import relevant_config
+
+    config = get_preset(preset, **overrides)
+    files = {"content": content, "style": style, "content_mask": content_mask, "style_mask": style_mask}
+    record: dict[str, Any] = {k: None if v is None else file_digest(v) for k, v in files.items()}
+    weights = input_files(content, style, weights=config.weights)["weights"]
+    record["weights"] = file_digest(weights) if weights is not None and Path(weights).is_file() else config.weights
+    record.update(preset=preset, size=size, unmatched=unmatched,
+                  segmenter=None if segmenter is None else str(segmenter),
+                  theta_s=theta_s if config.uses_masks and content_mask is None else None,
+                  config=relevant_config(config))
+    return json.loads(json.dumps(record, sort_keys=True, default=str))
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """sha256 of a :func:`request_record` as sorted-key JSON."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record_differences(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """The names of what differs between two :func:`request_record` values (config fields by name)."""
+    if not isinstance(old, dict):
+        return ["no record of its inputs and settings"]
+    diff = [k for k in new if k != "config" and old.get(k) != new.get(k)]
+    oc, nc = old.get("config") or {}, new.get("config") or {}
+    diff += [k for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+    return diff
+
+
+def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False,
+             record: dict[str, Any] | None = None, also: list[tuple[Path, Path]] | None = None) -> tuple[Path, Path]:
     """Write the image to ``output`` and its metadata to ``output + '.json'``, together and atomically.
 
     Refuses (PhotostyleError) an output that is one of the run's input files
@@ -258,6 +322,14 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) ->
         The image path; the metadata goes to ``output + '.json'``.
     overwrite : bool
         Replace existing files at those paths.
+    record : dict or None
+        The run's :func:`request_record`, written as ``request`` with its digest
+        ``request_sha256``.
+    also : list of (Path, Path) or None
+        Further staged files (``images.stage_file``: temp file, final path), e.g.
+        ``--save-every`` snapshots, renamed with the image, before the metadata; they
+        must have been checked (``outputs.check_outputs``) by the caller. Removed if
+        anything fails.
 
     Returns
     -------
@@ -268,26 +340,33 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False) ->
     ------
     PhotostyleError
         If the image or metadata path is one of the run's input files (content, style, masks,
-        weights file), or exists and ``overwrite`` is False.
+        weights file), or exists and ``overwrite`` is False, or cannot be written.
     """
     out = Path(output)
     meta = out.with_name(out.name + ".json")
     i = run.inputs
-    refuse_overwriting_inputs((out, meta), input_files(i.get("content"), i.get("style"), i.get("content_mask"),
-                                                       i.get("style_mask"), run.result.config.weights))
-    if not overwrite:
-        for p in (out, meta):
-            if p.exists():
-                raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True")
-    image_tmp = stage_image(run.result.image, out, text=weights_text(run.weights_warning))
+    also = list(also or [])
+    try:
+        check_outputs((out, meta), input_files(i.get("content"), i.get("style"), i.get("content_mask"),
+                                               i.get("style_mask"), run.result.config.weights),
+                      overwrite=overwrite, flag="overwrite=True (--overwrite)")
+        image_tmp = stage_image(run.result.image, out, text=weights_text(run.weights_warning))
+    except BaseException:
+        for tmp, _ in also:
+            tmp.unlink(missing_ok=True)
+        raise
     try:
         md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
         md["random_weights"] = run.random_weights
         md["weights_warning"] = run.weights_warning
         md["image_sha256"] = file_digest(image_tmp)
+        if record is not None:
+            md["request"] = record
+            md["request_sha256"] = record_digest(record)
         meta_tmp = stage_json(md, meta)
     except BaseException:
-        image_tmp.unlink(missing_ok=True)
+        for tmp in [image_tmp, *(t for t, _ in also)]:
+            tmp.unlink(missing_ok=True)
         raise
-    commit_files([(image_tmp, out), (meta_tmp, meta)])
+    commit_files([(image_tmp, out), *also, (meta_tmp, meta)])
     return out, meta

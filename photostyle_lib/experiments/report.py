@@ -7,6 +7,15 @@ with them), then per notebook a link to the executed notebook, its parameters,
 a table of its runs (pair, method, masks, weights, stop reason, seconds) and
 every figure with its caption. Images are linked by relative paths, so the
 folder can be moved or served as it is; nothing is fetched from elsewhere.
+
+A notebook whose last run failed or did not finish (its :data:`RUN_STATUS_FILE`,
+written by the notebook runner, says so) gets a red notice above its earlier
+figures, and :func:`build_report` raises after writing the page, so the command
+exits non-zero: a stale figure never passes as the latest.
+
+The page replaces an earlier report (recognised by :data:`GENERATOR`) freely;
+any other existing file only with ``overwrite`` (``--overwrite``), and never a
+file the report reads (``io.outputs.check_outputs``).
 """
 
 from __future__ import annotations
@@ -20,6 +29,11 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import is_caution
 
 REPORT_FILE = "index.html"
+#: A notebook folder's record of its last run (written by ``runner.run_notebook``):
+#: ``{"status": "running" | "failed" | "ok", "error": ..., "time": ...}``.
+RUN_STATUS_FILE = "run_status.json"
+#: The mark of a page this module wrote (an earlier report is refreshed without --overwrite).
+GENERATOR = '<meta name="generator" content="photostyle report">'
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1200px; }
@@ -48,11 +62,43 @@ def _run_rows(md: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def last_run_problem(folder: Path) -> str | None:
+    """Why a notebook folder's figures are not from its last run (it failed or did not finish), or None.
+
+    Parameters
+    ----------
+    folder : Path
+        A ``results/<profile>/<notebook>`` folder.
+
+    Returns
+    -------
+    str or None
+        "failed: <error>" or "did not finish" from its :data:`RUN_STATUS_FILE`; None
+        when the last run succeeded or the folder has no status file (written by hand or
+        by an earlier version).
+    """
+    try:
+        status = json.loads((folder / RUN_STATUS_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "left an unreadable run status"
+    if not isinstance(status, dict) or status.get("status") == "ok":
+        return None
+    if status.get("status") == "failed":
+        return f"failed: {status.get('error') or 'no message'}"
+    return "did not finish (stopped or killed)"
+
+
 def notebook_section(folder: Path, md: dict[str, Any], root: Path) -> str:
     """The HTML of one notebook: link, parameters, runs table, figures (paths relative to ``root``)."""
     name = str(md.get("notebook") or folder.name)
     rel = folder.relative_to(root).as_posix()
     parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(name)}</h2>']
+    problem = last_run_problem(folder)
+    if problem:
+        parts.append(f'<p class="banner stale">The last run of this notebook {html.escape(problem)}. '
+                     "The figures below are from an earlier run.</p>")
     nb = folder / f"{name}.ipynb"
     if nb.exists():
         parts.append(f'<p><a href="{html.escape(f"{rel}/{nb.name}")}">executed notebook</a></p>')
@@ -77,7 +123,31 @@ def notebook_section(folder: Path, md: dict[str, Any], root: Path) -> str:
     return "\n".join(parts)
 
 
-def build_report(profile_dir: str | Path, output: str | Path | None = None) -> Path:
+def _figure_files(found: list[Path]) -> dict[str, Path]:
+    """The files a report reads (metadata and figures), by role: never its output."""
+    inputs: dict[str, Path] = {}
+    for path in found:
+        inputs[f"metadata {path}"] = path
+        try:
+            figures = json.loads(path.read_text()).get("figures", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for f in figures if isinstance(figures, list) else []:
+            if isinstance(f, dict) and f.get("file"):
+                inputs[f"figure {f['file']}"] = path.parent / str(f["file"])
+    return inputs
+
+
+def _is_report(path: Path) -> bool:
+    """True for a page this module wrote (:data:`GENERATOR`), which a new report replaces."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return GENERATOR in f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def build_report(profile_dir: str | Path, output: str | Path | None = None, *, overwrite: bool = False) -> Path:
     """Write the profile's report (default ``profile_dir/index.html``); return its path.
 
     Parameters
@@ -85,7 +155,10 @@ def build_report(profile_dir: str | Path, output: str | Path | None = None) -> P
     profile_dir : str or Path
         A ``results/<profile>`` folder of ``<notebook>/metadata.json`` files.
     output : str, Path or None
-        The page to write (None: ``profile_dir/index.html``).
+        The page to write (None: ``profile_dir/index.html``); must end in .html or .htm.
+    overwrite : bool, keyword-only
+        Replace an existing file that is not an earlier report (an earlier report is
+        always refreshed; a file the report reads is never replaced).
 
     Returns
     -------
@@ -95,16 +168,25 @@ def build_report(profile_dir: str | Path, output: str | Path | None = None) -> P
     Raises
     ------
     PhotostyleError
-        No ``*/metadata.json`` under ``profile_dir``, or one of them cannot be read as JSON.
+        No ``*/metadata.json`` under ``profile_dir``, or one of them cannot be read as JSON;
+        the output is not .html, is one of the report's own files, or exists and is not an
+        earlier report (without ``overwrite``); or -- after the page is written -- a
+        notebook's last run failed or did not finish (its earlier figures are shown under a
+        notice).
     """
     from photostyle_lib.io.images import write_file_atomically
+    from photostyle_lib.io.outputs import check_outputs
 
     root = Path(profile_dir)
     found = sorted(root.glob("*/metadata.json"))
     if not found:
         raise PhotostyleError(f"{root} holds no <notebook>/metadata.json; run "
                               "`photostyle figures run --profile ci` first, or give results/<profile>")
-    sections, warnings = [], []
+    out = Path(output) if output is not None else root / REPORT_FILE
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise PhotostyleError(f"report output {out} must end in .html (the page is HTML); e.g. {root / REPORT_FILE}")
+    check_outputs([out], _figure_files(found), overwrite=overwrite, replaceable=_is_report)
+    sections, warnings, stale = [], [], []
     for path in found:
         try:
             md = json.loads(path.read_text())
@@ -112,11 +194,18 @@ def build_report(profile_dir: str | Path, output: str | Path | None = None) -> P
             raise PhotostyleError(f"{path} cannot be read ({exc}); rerun its notebook") from None
         sections.append(notebook_section(path.parent, md, root))
         warnings += [md.get("warning")] + [f.get("weights_warning") for f in md.get("figures", [])]
+        problem = last_run_problem(path.parent)
+        if problem:
+            stale.append(f"{path.parent.name} ({problem})")
     banners = list(dict.fromkeys(w for w in warnings if w))
     banner = "".join(f'<div class="banner" id="weights-banner">{html.escape(w)}</div>' for w in banners) or \
         '<div id="weights-banner">Weights: the paper\'s networks (no random or stand-in weights).</div>'
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>photostyle: {html.escape(root.name)}"
-            f"</title><style>{_STYLE}</style></head><body><h1>photostyle results: {html.escape(root.name)}</h1>"
-            f"{banner}\n" + "\n".join(sections) + "</body></html>\n")
-    out = Path(output) if output is not None else root / REPORT_FILE
-    return write_file_atomically(out, lambda f: f.write(page.encode()))
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{GENERATOR}<title>photostyle: "
+            f"{html.escape(root.name)}</title><style>{_STYLE}</style></head><body><h1>photostyle results: "
+            f"{html.escape(root.name)}</h1>{banner}\n" + "\n".join(sections) + "</body></html>\n")
+    write_file_atomically(out, lambda f: f.write(page.encode()))
+    if stale:
+        raise PhotostyleError(f"wrote {out}, but the last run of {len(stale)} notebook(s) did not succeed: "
+                              f"{'; '.join(stale)}; their figures are from an earlier run: fix and rerun them "
+                              "(photostyle figures run --only NAME)")
+    return out

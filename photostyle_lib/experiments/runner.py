@@ -19,6 +19,7 @@ The notebooks are looked up in the project's ``notebooks/`` folder
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -32,9 +33,11 @@ from typing import Any
 
 from photostyle_lib.errors import PhotostyleError, require_extra
 from photostyle_lib.experiments.recipes import FIGURE_DPI_ENV, FIGURE_FORMAT_ENV, figure_options
+from photostyle_lib.experiments.report import RUN_STATUS_FILE
 from photostyle_lib.experiments.settings import PROFILES, path_from_cwd, profile_parameters, results_dir
 from photostyle_lib.io.data import PROJECT_ROOT, data_dir as resolve_data_dir
 from photostyle_lib.io.metadata import base_metadata, write_json
+from photostyle_lib.io.outputs import check_folder
 from photostyle_lib.plots import figures
 
 #: Where the notebooks live: the project's notebooks/ folder.
@@ -254,11 +257,15 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     ``weights`` (e.g. "hed-vgg16" for the paper profile offline) replaces the
     profile's VGG weights in notebooks that declare a ``weights`` parameter.
 
+    The folder's ``run_status.json`` (report.RUN_STATUS_FILE) says "running" while
+    it runs, then "ok" or "failed" with the error, so ``photostyle report`` never
+    shows the figures of an earlier run as this one's.
+
     Raises
     ------
     PhotostyleError
-        A cell failed (naming the notebook, the cell and its
-        error), the kernel could not start, or the parameters are wrong
+        The output folder cannot be made (a file in its place), a cell failed (naming the
+        notebook, the cell and its error), the kernel could not start, or the parameters are wrong
         (also: papermill missing, or no ``parameters`` cell).
     """
     papermill = require_extra("papermill", "notebooks", "running the notebooks")
@@ -277,8 +284,11 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     runner_values = {"profile": profile, "notebook": name, "data_dir": str(data), "output_dir": str(out_dir),
                      "cache_dir": str(cache)}
     params.update({k: v for k, v in runner_values.items() if k in declared})
+    check_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{name}.ipynb"
+    status = out_dir / RUN_STATUS_FILE
+    write_json({"status": "running", "time": base_metadata()["created"]}, status)  # killed: stays "running"
     t0 = time.perf_counter()
     try:
         # The kernel's own log (a TCP-transport warning at start, an interrupt notice at
@@ -288,10 +298,10 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
                                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         code = _failing_line(exc.traceback, exc.source)
-        raise PhotostyleError(f"notebook {name} failed in cell [{exc.exec_count}] `{code}`: {exc.ename}: "
+        raise _failed(status, f"notebook {name} failed in cell [{exc.exec_count}] `{code}`: {exc.ename}: "
                               f"{_one_line(exc.evalue)} (executed notebook with the traceback: {executed})") from None
     except (PapermillException, RuntimeError, TimeoutError, KeyError) as exc:
-        raise PhotostyleError(f"notebook {name} could not be run: {type(exc).__name__}: {_one_line(exc)} "
+        raise _failed(status, f"notebook {name} could not be run: {type(exc).__name__}: {_one_line(exc)} "
                               f"(partial output: {executed})") from None
     seconds = time.perf_counter() - t0
     meta_path = out_dir / "metadata.json"
@@ -301,7 +311,14 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     md["runner"] = {"profile": profile, "kernel": kernel_name, "executed_notebook": executed.name,
                     "wall_seconds": seconds, "injected_parameters": params}
     write_json(md, meta_path)
+    write_json({"status": "ok", "time": base_metadata()["created"], "wall_seconds": seconds}, status)
     return NotebookRun(name, src, executed, out_dir, seconds, tuple(f["file"] for f in md.get("figures", [])))
+
+
+def _failed(status: Path, message: str) -> PhotostyleError:
+    """Record a failed run in the notebook folder's status file (the report shows it); the error to raise."""
+    write_json({"status": "failed", "error": message, "time": base_metadata()["created"]}, status)
+    return PhotostyleError(message)
 
 
 def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str | Path | None = None,
@@ -346,7 +363,8 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     ------
     PhotostyleError
         An unknown profile or notebook name, no notebooks, a bad figure format
-        or dpi, a missing kernel, or a failing cell (:func:`run_notebook`).
+        or dpi, a timeout that is not a number of seconds > 0, an output folder that is a
+        file, a missing kernel, or a failing cell (:func:`run_notebook`).
     """
     if profile not in PROFILES:
         raise PhotostyleError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -354,7 +372,6 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
     if not notebooks:
         raise PhotostyleError(f"no NN_*.ipynb notebooks in {path_from_cwd(notebooks_dir, NOTEBOOKS_DIR)}; "
                               "give the folder that holds them with --notebooks-dir")
-    data = resolve_data_dir(data_dir)
     saved = {k: os.environ.get(k) for k in (FIGURE_FORMAT_ENV, FIGURE_DPI_ENV)}
     if figure_format is not None:
         os.environ[FIGURE_FORMAT_ENV] = str(figure_format)
@@ -362,8 +379,12 @@ def run_suite(profile: str, *, only: Sequence[str] | None = None, data_dir: str 
         os.environ[FIGURE_DPI_ENV] = str(dpi)
     try:
         figure_options()  # one clear line for a bad format or dpi, before any notebook starts
-        ensure_kernel()
         root = path_from_cwd(output_dir, results_dir())
+        check_folder(root / profile)  # --output-dir FILE: one line before any notebook starts
+        if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            raise PhotostyleError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        data = resolve_data_dir(data_dir)
+        ensure_kernel()
         done, t0 = _run_all(notebooks, profile, root, data, cache_dir, timeout, progress, weights, echo)
     finally:
         for k, v in saved.items():

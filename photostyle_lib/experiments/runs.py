@@ -17,10 +17,13 @@ the interactive app's Stop button; ``stop_reason == "stopped by user"``) is
 kept there too and its record returned, pointing at ``interrupted/<key>``.
 
 Each folder carries ``manifest.json``: every file's size and sha256. Reading
-an entry checks them; an entry with a missing, truncated or altered file is
+an entry checks them and that every file its kind needs is there; an entry with
+a missing, truncated or altered file -- or a file in the entry's place -- is
 discarded (one warning line on stderr naming it) and computed again. Entries
 written before manifests existed are checked by reading each file and then
-given one.
+given one. Temp folders carry their writer's host and pid
+(``io.outputs.temp_prefix``): those of a killed writer are removed by the next
+run of the same key.
 
 Methods: the engine's presets (:data:`photostyle_lib.engine.presets.PRESETS`), the
 colour-transfer baselines ``reinhard`` and ``pitie_idt``, and
@@ -53,6 +56,7 @@ from photostyle_lib.io.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
+from photostyle_lib.io.outputs import remove_stale_temps, temp_prefix
 from photostyle_lib.semantic.cache import SegmentationCache
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S, SOFT_PIPELINE
 from photostyle_lib.semantic.masks import SemanticMasks
@@ -446,7 +450,8 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     if found is not None:
         return RunRecord(spec, key, final, found)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
+    remove_stale_temps(final)  # folders of killed writers (SIGTERM, SIGKILL) of this key
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=temp_prefix(key)))
     try:
         md = _compute(spec, pair, tmp, cache, device, progress, callback, image_callback)
         md.update(key=key, spec=dataclasses.asdict(spec), pair=dataclasses.asdict(pair))
@@ -501,17 +506,46 @@ def _write_manifest(folder: Path) -> None:
     write_json({"format": 1, "files": files}, folder / MANIFEST)
 
 
+def _required_files(md: dict[str, Any]) -> list[str]:
+    """The files every complete entry of this run's kind holds (``RunRecord``'s docstring)."""
+    names = ["metadata.json", "image.png", "content.png", "style.png"]
+    if md.get("method") in PRESETS:
+        names += ["raw.png", "losses.csv"]
+        config = md.get("config")
+        if isinstance(config, dict) and config.get("segmentation", "none") != "none":
+            names.append("masks.npz")
+    return names
+
+
+def _missing_file(folder: Path) -> str | None:
+    """The first file a complete entry needs that ``folder`` lacks, as a problem; None if all are there."""
+    try:
+        md = json.loads((folder / "metadata.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"metadata.json is unreadable ({type(exc).__name__})"
+    if not isinstance(md, dict):
+        return "metadata.json is not an object"
+    for name in _required_files(md):
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+    return None
+
+
 def _entry_problem(folder: Path) -> str | None:
-    """What is wrong with a cache entry, or None if every file matches its manifest."""
+    """What is wrong with a cache entry, or None if every file matches its manifest and none is missing."""
     man = folder / MANIFEST
     if not man.exists():
         return _legacy_entry_problem(folder)
     try:
         files = json.loads(man.read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        files.items()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"{MANIFEST} is unreadable"
     if "metadata.json" not in files:
         return "metadata.json is not in the manifest"
+    missing = _missing_file(folder)
+    if missing is not None:
+        return missing
     for name, want in files.items():
         p = folder / name
         if not p.is_file():
@@ -524,11 +558,11 @@ def _entry_problem(folder: Path) -> str | None:
 
 
 def _legacy_entry_problem(folder: Path) -> str | None:
-    """An entry without a manifest (written before manifests): every file must read back whole."""
-    try:
-        md = json.loads((folder / "metadata.json").read_text())
-    except (OSError, ValueError) as exc:
-        return f"metadata.json is unreadable ({type(exc).__name__})"
+    """An entry without a manifest (written before manifests): every file it needs is there and reads back whole."""
+    missing = _missing_file(folder)
+    if missing is not None:
+        return missing
+    md = json.loads((folder / "metadata.json").read_text())
     for p in _entry_files(folder):
         try:
             if p.suffix == ".png":
@@ -549,6 +583,14 @@ def _legacy_entry_problem(folder: Path) -> str | None:
 def _read_entry(final: Path) -> dict[str, Any] | None:
     """The metadata of the intact entry ``final``; None if there is none (a damaged one is discarded,
     with one warning line on stderr naming it, and a legacy one given a manifest)."""
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        print(f"photostyle: warning: cache entry {final} is not a folder; removing it and recomputing the run",
+              file=sys.stderr, flush=True)
+        try:
+            final.unlink()
+        except OSError:
+            pass  # another process removed it first
+        return None
     if not (final / "metadata.json").exists() and not (final / MANIFEST).exists():
         if final.is_dir() and not any(final.iterdir()):
             final.rmdir()
@@ -562,7 +604,7 @@ def _read_entry(final: Path) -> dict[str, Any] | None:
             return json.loads((final / "metadata.json").read_text())
         print(f"photostyle: warning: cache entry {final} is damaged ({problem}); discarding and recomputing it",
               file=sys.stderr, flush=True)
-        trash = final.with_name(f".damaged.{final.name}.{os.getpid()}.{time.monotonic_ns()}")
+        trash = final.with_name(f"{temp_prefix(final.name)}damaged{time.monotonic_ns()}")  # stale if we die
         try:
             os.replace(final, trash)
         except OSError:

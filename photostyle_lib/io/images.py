@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
@@ -22,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from photostyle_lib.checks import check_image_array, check_int
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.io.outputs import refuse_overwriting_inputs, temp_prefix  # noqa: F401 (re-exported)
 
 PathLike = str | os.PathLike
 
@@ -66,7 +68,8 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
     Raises
     ------
     PhotostyleError
-        If the file is missing, a directory, not a readable image, or 48-bit RGB.
+        If the file is missing, a directory, not a readable image, 48-bit RGB, or declares more
+        pixels than Pillow's bomb limit (``Image.MAX_IMAGE_PIXELS``).
     """
     p = Path(path)
     if not p.exists():
@@ -74,7 +77,10 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
     if p.is_dir():
         raise PhotostyleError(f"{p} is a directory, not an image file")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # one line, not Pillow's two
+            img = Image.open(p)
+        with img:
             img.load()
             img = ImageOps.exif_transpose(img)  # phone photos: pixels as the camera was held
             if img.mode in ("RGB;16", "RGB;16B"):
@@ -82,6 +88,9 @@ def read_rgb_array(path: PathLike) -> np.ndarray:
             return _pil_to_rgb_array(img)
     except PhotostyleError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotostyleError(f"{p} declares more than {Image.MAX_IMAGE_PIXELS} pixels (a damaged file or a "
+                              "decompression bomb); give a photo of at most ~89 megapixels, downscaled first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise PhotostyleError(
             f"cannot read {p} as an image ({type(exc).__name__}: {exc}); "
@@ -395,8 +404,9 @@ FILE_MODE = _default_file_mode()
 def stage_file(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file's new content beside ``path`` without touching ``path``; return the temp file.
 
-    The temp file (``.<name>.*.tmp`` in ``path``'s folder, so the rename is within
-    one file system) gets :data:`FILE_MODE`, is flushed and fsync'ed, then handed
+    The temp file (``.<name>.<host>~<pid>~*.tmp`` in ``path``'s folder, so the rename is
+    within one file system, and a later run can tell it was left by a dead process:
+    ``outputs.remove_stale_temps``) gets :data:`FILE_MODE`, is flushed and fsync'ed, then handed
     to :func:`commit_files`.
 
     Parameters
@@ -411,23 +421,36 @@ def stage_file(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     pathlib.Path
         The staged temp file.
 
-    Notes
-    -----
-    If ``write`` fails (full disk, a signal) the temp file is removed, ``path`` is
-    as it was and the exception propagates unchanged.
+    Raises
+    ------
+    PhotostyleError
+        If the file cannot be written (full disk, read-only folder): the temp file is
+        removed and ``path`` is as it was. Any other exception of ``write`` (a signal)
+        propagates unchanged, after the same clean-up.
     """
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=temp_prefix(p.name), suffix=".tmp")
+    except OSError as exc:
+        raise write_error(p, exc) from None
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(p, exc) from None
         raise
     return Path(tmp)
+
+
+def write_error(path: Path, exc: OSError) -> PhotostyleError:
+    """One line for a failed write (full disk, read-only folder): what happened and what to do."""
+    return PhotostyleError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose a "
+                           "writable path (the old file, if any, is unchanged)")
 
 
 def commit_files(staged: Iterable[tuple[Path, Path]]) -> None:
@@ -443,11 +466,19 @@ def commit_files(staged: Iterable[tuple[Path, Path]]) -> None:
     ----------
     staged : iterable of (pathlib.Path, pathlib.Path)
         (temp file from :func:`stage_file`, final path) pairs.
+
+    Raises
+    ------
+    PhotostyleError
+        If a rename fails (the final path is a folder, the file system refuses).
     """
     staged = list(staged)
     try:
         for tmp, final in staged:
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                raise write_error(final, exc) from None
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -572,46 +603,6 @@ def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: b
         raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True (--overwrite)")
     commit_files([(stage_image(image, p, text=text), p)])
     return p
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """True if ``a`` and ``b`` name one file: equal after resolving symlinks and ``..``, or one inode."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def refuse_overwriting_inputs(outputs: Iterable[PathLike], inputs: Mapping[str, PathLike | None]) -> None:
-    """Refuse output paths that are one of the input files.
-
-    Paths are compared after resolving symlinks and ``..`` (and by inode, for
-    hard links), so ``-o ./x/../content.png`` or a link to the style photo is
-    caught. ``--overwrite`` never allows it: it would destroy what the user gave.
-
-    Parameters
-    ----------
-    outputs : iterable of str or os.PathLike
-        Paths about to be written (``~`` expanded).
-    inputs : mapping of str to path or None
-        Role ("content", "style", ...) -> input path; None entries are skipped.
-
-    Raises
-    ------
-    PhotostyleError
-        If an output is an input file, naming its role.
-    """
-    for out in outputs:
-        o = Path(out).expanduser()
-        for role, given in inputs.items():
-            if given is None:
-                continue
-            i = Path(given).expanduser()
-            if _same_file(o, i):
-                raise PhotostyleError(f"output {o} is the {role} file {i}; choose another output path "
-                                      "(--overwrite never replaces an input)")
 
 
 def check_writable(path: PathLike) -> Path:

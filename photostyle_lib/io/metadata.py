@@ -104,11 +104,20 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
 
 
 def stage_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``data`` as indented JSON in a staged temp file beside ``path`` (images.stage_file; folders made)."""
-    from photostyle_lib.io.images import stage_file
+    """``data`` as indented JSON in a staged temp file beside ``path`` (images.stage_file; folders made).
+
+    Raises
+    ------
+    PhotostyleError
+        If the folder cannot be made or the file written (full disk, read-only folder).
+    """
+    from photostyle_lib.io.images import write_error, stage_file
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(p, exc) from None
     blob = _json_bytes(data)
     return stage_file(p, lambda f: f.write(blob))
 

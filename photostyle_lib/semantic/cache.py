@@ -13,8 +13,8 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ import torch
 from photostyle_lib.checks import check_int
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import PathLike, as_image_tensor
+from photostyle_lib.io.outputs import remove_stale_temps, temp_prefix
 from photostyle_lib.semantic.ade20k import NUM_ADE20K_LABELS
 
 if TYPE_CHECKING:
@@ -74,8 +75,10 @@ class SegmentationCache:
 
     Disk writes go to a temporary file in ``directory`` that is then renamed
     over the entry (atomic on POSIX and Windows), so an interrupted run leaves
-    either the old entry or none; an unreadable entry counts as a miss and is
-    rewritten.
+    either the old entry or none (a killed writer's temp file is removed by the
+    next write of that entry). A damaged entry (zeroed, truncated, flipped bytes,
+    another key) is discarded with one warning line on stderr, counts as a miss
+    and is rewritten.
 
     Raises
     ------
@@ -175,19 +178,31 @@ class SegmentationCache:
             with np.load(p, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 q = torch.from_numpy(np.array(z["log_probabilities"], dtype=np.float16))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
-            return None
-        if meta != parts or tuple(q.shape) != (NUM_ADE20K_LABELS, *parts["shape"]):
+            problem = None if meta == parts and tuple(q.shape) == (NUM_ADE20K_LABELS, *parts["shape"]) \
+                else "its key or shape does not match"
+        except Exception as exc:  # noqa: BLE001 -- zeroed or flipped bytes fail in zipfile, zlib, numpy, json
+            problem = f"unreadable: {type(exc).__name__}"
+        if problem is not None:
+            self._discard(p, problem)
             return None
         self._remember(key, q)
         return q
+
+    @staticmethod
+    def _discard(path: Path, problem: str) -> None:
+        """Remove a damaged entry with one warning line, so the next call recomputes and rewrites it."""
+        print(f"photostyle: warning: segmentation cache entry {path} is damaged ({problem}); discarding and "
+              "recomputing it", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     def _store(self, key: str, parts: dict[str, Any], q: torch.Tensor) -> None:
         self._remember(key, q)
         p = self.path(key)
         if p is None:
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=p.parent)
+        remove_stale_temps(p)  # left by a killed writer
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(p.name), suffix=".tmp", dir=p.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, log_probabilities=q.numpy(), meta=np.array(json.dumps(parts, sort_keys=True)))

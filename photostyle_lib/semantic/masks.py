@@ -283,14 +283,52 @@ def read_color_mask(path: PathLike, *, palette: dict[str, tuple[int, int, int]] 
             f"{path}: {far.mean():.1%} of the mask's pixels have colours outside the palette "
             f"(most common: {listed}); repaint those regions with palette colours: {allowed}")
     label_img = nearest.reshape(h, w)
-    core = core_sizes(label_img, len(names), erosion)
-    keep = np.flatnonzero(core >= core_threshold(h, w, min_core_pixels))
+    k = block_factor(rgb.astype(np.int64).reshape(h, w, 3) @ np.array([65536, 256, 1]))  # enlarged: judge as drawn
+    drawn = label_img[::k, ::k]
+    core = core_sizes(drawn, len(names), erosion)
+    keep = np.flatnonzero(core >= core_threshold(*drawn.shape, min_core_pixels))
     if keep.size == 0:
         keep = np.array([int(np.bincount(nearest, minlength=len(names)).argmax())])
     if keep.size < len(names):
         nearest = keep[dist[:, keep].argmin(1)]
     onehot = (nearest[None, :] == keep[:, None]).reshape(len(keep), h, w)
     return torch.from_numpy(onehot.astype(np.float32)), tuple(names[i] for i in keep)
+
+
+def block_factor(label_img: np.ndarray, largest: int = 8, min_side: int = 64) -> int:
+    """The largest k <= ``largest`` such that ``label_img`` is made of k x k blocks of one value, else 1.
+
+    Only factors that leave at least ``min_side`` pixels on the short side count: a
+    photo's mask is drawn at the photo's size, while tiny blocky masks (tests,
+    thumbnails) are judged as they are.
+
+    A mask enlarged by nearest neighbour (no new colours) is such an image: its
+    edge seams are k times wider than drawn, so :func:`read_color_mask` judges
+    which regions have an interior at the drawn size (every k-th pixel), and
+    the result is the drawn mask's, enlarged.
+
+    Parameters
+    ----------
+    label_img : numpy.ndarray, (H, W), int
+        Labels, or colours packed as one integer per pixel.
+    largest : int
+        The largest factor tried.
+    min_side : int
+        The smallest short side, in pixels, of the drawn mask.
+
+    Returns
+    -------
+    int
+        k >= 1.
+    """
+    h, w = label_img.shape
+    for k in range(min(largest, min(h, w) // max(min_side, 1)), 1, -1):
+        if h % k or w % k:
+            continue
+        small = label_img[::k, ::k]
+        if np.array_equal(np.repeat(np.repeat(small, k, 0), k, 1), label_img):
+            return k
+    return 1
 
 
 def core_threshold(height: int, width: int, min_core_pixels: int = 30) -> int:
