@@ -10,7 +10,9 @@ Fetches, for each pair id N (1..60), from github.com/luanfujun/deep-photo-stylet
 into ``--dest`` (default: data/luan2017 beside this script, where the project
 looks unless PHOTOSTYLE_DATA says otherwise). Existing files are kept; each
 download goes to a temporary file first, so an interrupted run leaves no
-partial image. Standard library only.
+partial image, and folders this run made that stay empty (offline) are removed.
+Without network access it says, in one message, how to point the project at a
+copy of the set instead. Standard library only.
 
     python data/download_luan2017.py                # all 60 pairs
     python data/download_luan2017.py --ids 1 8 23   # some pairs
@@ -48,6 +50,30 @@ def fetch(url: str, dest: Path, timeout: float = 60.0) -> None:
         raise
 
 
+#: What to do without network access: the two ways to point the project at a copy of the set.
+OFFLINE_HINT = ("Offline? Point the project at a copy of the set: PHOTOSTYLE_DATA=/path/to/luan2017 make demo, "
+                "or make demo DATA=/path/to/luan2017 (PHOTOSTYLE_DATA also serves every other command; "
+                "to make the copy by hand from the repository's examples/ folder, see data/README.md).")
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_if_empty(dirs: list[Path]) -> None:
+    """Remove the folders this run created that are still empty, deepest first (nothing half-made left behind)."""
+    for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()
+        except OSError:  # not empty (a file arrived) or already gone
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dest", type=Path, default=Path(__file__).resolve().parent / "luan2017")
@@ -59,20 +85,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: pair ids must be 1..60, got {bad}", file=sys.stderr)
         return 2
     todo = [(local.format(n=n), remote.format(n=n)) for n in args.ids for local, remote in FILES.items()]
-    failed = []
+    failed, created = [], []
     for i, (local, remote) in enumerate(todo, 1):
         target = args.dest / local
         if target.exists():
             continue
         print(f"[{i}/{len(todo)}] {local}", flush=True)
+        created += _missing_dirs(target.parent)
         try:
             fetch(args.base_url + remote, target)
-        except (urllib.error.URLError, OSError) as exc:
-            failed.append(f"{local}: {exc}")
+        except urllib.error.HTTPError as exc:  # this file (a 404): the others may still come
+            failed.append((local, f"HTTP {exc.code}"))
+        except (urllib.error.URLError, OSError) as exc:  # no network: every other file would fail alike
+            failed.append((local, str(getattr(exc, "reason", exc))))
+            unreached = sum(not (args.dest / rest).exists() for rest, _ in todo[i:])
+            break
+    else:
+        unreached = 0
+    _remove_if_empty(created)
     if failed:
-        print("could not download:\n  " + "\n  ".join(failed[:10]) +
-              "\nCheck the network, or copy the repository's examples/ folder by hand "
-              "(see data/README.md).", file=sys.stderr)
+        reasons = "; ".join(sorted({reason for _, reason in failed})[:3])
+        names = ", ".join(local for local, _ in failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        rest = f" ({unreached} more not tried)" if unreached else ""
+        print(f"error: could not download {names}{rest} from {args.base_url}: {reasons}\n{OFFLINE_HINT}",
+              file=sys.stderr)
         return 1
     print(f"data ready in {args.dest}; the project finds it there (or set PHOTOSTYLE_DATA={args.dest})")
     return 0

@@ -6,11 +6,17 @@ import importlib.util
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# Idle OpenMP threads sleep instead of spinning, here and in every process the tests start (notebook
+# kernels, Dask and pool workers, CLI subprocesses): on a busy machine spinning threads multiplied
+# some tests' time tenfold (photostyle_lib.experiments.executors). Read when torch loads: set first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                 else os.cpu_count() or 1)))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
 

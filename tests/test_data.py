@@ -1,4 +1,8 @@
-"""Locating the dataset through the argument / PHOTOSTYLE_DATA."""
+"""Locating the dataset through the argument / PHOTOSTYLE_DATA; the download script offline."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +82,38 @@ def test_source_root_is_this_checkout():
 
     assert data.SOURCE_ROOT == Path(__file__).resolve().parents[1]
     assert data.PROJECT_ROOT == data.SOURCE_ROOT
+
+
+DOWNLOAD = Path(__file__).resolve().parents[1] / "data" / "download_luan2017.py"
+#: A URL that refuses at once, as a machine without network does (no DNS, no route).
+UNREACHABLE = "http://127.0.0.1:9/"
+
+
+def _download(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(DOWNLOAD), "--base-url", UNREACHABLE, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_download_offline_names_both_ways_to_a_copy_and_leaves_nothing(tmp_path):
+    """What ``make demo`` shows on a machine without network: one message naming PHOTOSTYLE_DATA and
+    ``make demo DATA=``, after one try (not one per file), and no folder left behind."""
+    dest = tmp_path / "data" / "luan2017"
+    done = _download("--dest", str(dest), "--ids", "1", "8")
+    assert done.returncode == 1
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("error: could not download input/in1.png (9 more not tried)")
+    assert "PHOTOSTYLE_DATA=/path/to/luan2017" in err[1] and "make demo DATA=/path/to/luan2017" in err[1]
+    assert "data/README.md" in err[1]
+    assert done.stdout.count("\n") == 1  # one progress line: it stopped at the first network error
+    assert not (tmp_path / "data").exists()  # nothing half-made: no empty input/, style/, ... nor dest
+
+
+def test_download_offline_keeps_what_was_there(tmp_path):
+    """Folders and files that existed before the run stay; only what it made and left empty goes."""
+    dest = tmp_path / "luan2017"
+    (dest / "input").mkdir(parents=True)
+    (dest / "input" / "in1.png").write_bytes(b"kept")
+    (dest / "notes").mkdir()
+    done = _download("--dest", str(dest), "--ids", "1")
+    assert done.returncode == 1 and "style/tar1.png" in done.stderr
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["input", "input/in1.png", "notes"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,34 @@ def test_dask_worker_processes_survive_a_killed_worker(shared_data, tmp_path):
         assert rec.directory == tmp_path / "cache" / "runs" / rec.key == re.directory
         assert runs._entry_problem(rec.directory) is None and rec.metadata["created"] == re.metadata["created"]
         assert rec.image().shape[-1] == 48
+
+
+def _worker_threads() -> tuple[str | None, str | None, int]:
+    import torch
+
+    return os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+
+
+def test_child_threads_sets_the_environment_for_children_and_restores_it(monkeypatch):
+    """Children get the thread counts and the passive wait policy; a value set by the user wins."""
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "7")
+    assert 1 <= executors.available_cores() <= (os.cpu_count() or 1)
+    with executors.child_threads(3) as added:
+        assert added == {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OMP_WAIT_POLICY": "PASSIVE"}
+        assert os.environ["NUMBA_NUM_THREADS"] == "7" and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["NUMBA_NUM_THREADS"] == "7"
+    with pytest.raises(PhotostyleError, match="threads"):
+        executors.thread_environment(0)
+
+
+def test_process_pool_workers_share_the_cores_and_sleep_when_idle(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cores = executors.available_cores()
+    with executors.make_executor("process", workers=1) as pool:
+        policy, omp, threads = pool.submit(_worker_threads).result(timeout=600)
+    assert policy == "PASSIVE" and omp == str(cores) and threads == cores
 
 
 def test_process_pool_fills_the_cache_like_a_serial_run(shared_data, tmp_path):
@@ -376,8 +405,11 @@ def test_metrics_notebook_ci_profile(shared_data, tmp_path):
                                                               "segmenter", "device", "seed")})
     earlier = run_cached(settings.spec(8, "gatys"), cache_dir=settings.cache_dir, data_dir=shared_data,
                          device="cpu", progress=False)
-    papermill.execute_notebook(str(nb), str(tmp_path / "executed.ipynb"), parameters=params,
-                               kernel_name="photostyle", cwd=str(nb.parent), progress_bar=False)
+    # As the runner starts kernels: threads from the cores there are, idle OpenMP threads asleep
+    # (without, a busy 2-core machine took this test from 37 s to over 900 s).
+    with executors.child_threads(executors.available_cores()):
+        papermill.execute_notebook(str(nb), str(tmp_path / "executed.ipynb"), parameters=params,
+                                   kernel_name="photostyle", cwd=str(nb.parent), progress_bar=False)
     out = tmp_path / "out"
     table = pd.read_csv(out / "metrics.csv")
     assert len(table) == 3 * (len(sweep.SWEEP_METHODS) + 1)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from photostyle_lib.errors import PhotostyleError, require_extra
+from photostyle_lib.experiments.executors import available_cores, child_threads
 from photostyle_lib.experiments.recipes import FIGURE_DPI_ENV, FIGURE_FORMAT_ENV, figure_options
 from photostyle_lib.experiments.report import RUN_STATUS_FILE
 from photostyle_lib.experiments.settings import PROFILES, path_from_cwd, profile_parameters, results_dir
@@ -293,9 +294,11 @@ def run_notebook(path: str | Path, profile: str, *, output_root: str | Path | No
     try:
         # The kernel's own log (a TCP-transport warning at start, an interrupt notice at
         # shutdown) would break the one-line output; cell errors come through papermill.
-        papermill.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
-                                   progress_bar=progress, cwd=str(src.parent), execution_timeout=timeout,
-                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        # The kernel computes on the cores there are, its idle OpenMP threads asleep (executors.child_threads).
+        with child_threads(available_cores()):
+            papermill.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
+                                       progress_bar=progress, cwd=str(src.parent), execution_timeout=timeout,
+                                       extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         code = _failing_line(exc.traceback, exc.source)
         raise _failed(status, f"notebook {name} failed in cell [{exc.exec_count}] `{code}`: {exc.ename}: "
