@@ -6,8 +6,11 @@ Variants (cumulative, in the order the fixes were made):
 1. ``before``: the project's earlier engine -- each label's Gram divided by its own
    area (``style_normalization="area"``) and the paper's plain fixed-step L-BFGS
    (``optimizer="lbfgs"``, lr 0.1, x clamped inside the closure);
-2. ``+authors_norm``: the authors' masked-style normalisation (``"authors"``);
-3. ``+projected_lbfgs``: the projected L-BFGS with backtracking (today's ``full``).
+2. ``+authors_norm``: the masked-style normalisation the project then took for the
+   authors' (their code before its fix, today's ``"authors_joint"``);
+3. ``+projected_lbfgs``: the projected L-BFGS with backtracking (``full`` as it was
+   until 2026-12-05; today's ``full`` has the authors' final loss, see
+   ``bench_changes.py``).
 
 Each runs on tuning pairs (default 1, 8, 16; never the held-out 21-60) with gold
 masks through the run cache and is scored with ``photostyle_lib.metrics``
@@ -34,10 +37,8 @@ from photostyle_lib.experiments.runs import RunSpec, run_many
 
 VARIANTS: dict[str, tuple[tuple[str, object], ...]] = {
     "before": (("optimizer", "lbfgs"), ("style_normalization", "area")),
-    "+authors_norm": (("optimizer", "lbfgs"), ("style_normalization", "authors")),
-    # today's defaults (projected L-BFGS, authors' normalisation), spelled as sweep_weights.py spells its
-    # runs, so the run is shared with the sweep's beta = 1e7 run (one cache entry)
-    "+projected_lbfgs": (),
+    "+authors_norm": (("optimizer", "lbfgs"), ("style_normalization", "authors_joint")),
+    "+projected_lbfgs": (("style_normalization", "authors_joint"),),
 }
 #: every variant at the paper's weights, stated explicitly (independent of per-network presets)
 PAPER_WEIGHTS = (("similarity_weight", 3.0), ("style_weight", 1e7))

@@ -441,3 +441,44 @@ def test_sweep_weights_end_to_end_labels_its_weights(tmp_path, data_dir):
     assert list(summary.style_weight) == [1e4, 1e5] and summary.chosen.sum() == 1
     md = json.loads((out / "metadata.json").read_text())
     assert "RANDOM" in md["weights_warning"] and md["style_normalization"] == "area"
+
+
+def test_bench_changes_end_to_end(tmp_path, data_dir):
+    """Five cumulative steps, each scored against Luan et al.'s published result; the enhanced step is the tuned
+    run's image with the enhanced post-process (the same cache entry)."""
+    import pandas as pd
+    out = tmp_path / "ch"
+    _run("benchmarks/bench_changes.py", "--beta", "1e6", "--pairs", "1", "--size", "48", "--iterations", "2",
+         "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.step) == ["hed-vgg16, joint Gram", "+ original VGG-19", "+ final loss", "+ tuned beta",
+                                  "+ enhanced"]
+    assert summary.filter(like="_vs_luan").notna().all().all()
+    table = pd.read_csv(out / "changes.csv").set_index("step")
+    assert table.loc["+ enhanced", "key"] == table.loc["+ tuned beta", "key"]
+    assert table.loc["+ original VGG-19", "weights"] == "imagenet-vgg19-caffe"
+    assert table.loc["hed-vgg16, joint Gram", "weights"] == "hed-vgg16"
+    out2 = subprocess.run([sys.executable, "benchmarks/bench_changes.py", "--beta", "1e6", "--pairs", "30"], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert out2.returncode == 2 and "held out" in out2.stderr and "Traceback" not in out2.stderr
+
+
+def test_bench_quantisation_parts():
+    """quantised_state: at most 256 values per kernel, biases untouched; feature_cosines: 1 for one network with
+    itself, below 1 against a perturbed copy."""
+    import torch
+    from photostyle_lib.features import vgg
+    bq = _bench_module("bench_quantisation")
+    net = vgg.VGGFeatures("random", ("conv1_1", "conv2_1"), seed=0)
+    state = {k: v.clone() for k, v in vgg._build_features("vgg19").state_dict().items()}
+    q = bq.quantised_state(state, levels=16)
+    for k, v in state.items():
+        if k.endswith("weight"):
+            assert torch.unique(q[k]).numel() <= 16 and not torch.equal(q[k], v)
+        else:
+            assert torch.equal(q[k], v)
+    images = [torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    same = bq.feature_cosines(net, net, images)
+    assert set(same) == {"conv1_1", "conv2_1"} and all(v == pytest.approx(1.0, abs=1e-9) for v in same.values())
+    other = vgg.VGGFeatures("random", ("conv1_1", "conv2_1"), seed=1)
+    assert all(v < 0.99 for v in bq.feature_cosines(net, other, images).values())
