@@ -591,6 +591,11 @@ def load_judge(weights: str | None = "hed-vgg16", *, device: str = "cpu") -> Jud
     """The judge networks (HED's VGG-16 and its edge detector); a missing package gives NaN measures.
 
     ``weights`` None skips the judge on purpose; only ``"hed-vgg16"`` has an edge head.
+
+    Raises
+    ------
+    PhotostyleError
+        If ``weights`` is neither None nor ``"hed-vgg16"``.
     """
     if weights is None:
         return Judge(None, None, "skipped: not requested (judge=None)")

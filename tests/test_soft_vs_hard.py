@@ -8,14 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import require_hed
 
 from photostyle_lib.experiments import recipes, runner, soft_vs_hard
 from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.semantic import mask_errors
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
+from photostyle_lib.plots.figures import ORIGINAL_VGG19_BANNER, RANDOM_WEIGHTS_BANNER
 from photostyle_lib.semantic.masks import load_gold_masks
 from photostyle_lib.experiments.runs import RunSpec
 
@@ -128,15 +127,16 @@ def test_bad_input_is_one_error(tiny):
 
 
 def test_notebook_07_under_the_ci_profile(pair_data_dir, tmp_path):
-    """The notebook through the runner (papermill), ci profile, on the synthetic pairs 8 and 16."""
-    require_hed()
+    """The notebook through the runner (papermill), ci profile (weights auto: the original VGG-19 offline), on the
+    synthetic pairs 8 and 16."""
     runs = runner.run_suite("ci", only=["07"], data_dir=pair_data_dir, output_dir=tmp_path,
                                  cache_dir=tmp_path / "cache")
     assert [r.name for r in runs] == ["07_soft_vs_hard"]
     d = tmp_path / "ci" / "07_soft_vs_hard"
     md = json.loads((d / "metadata.json").read_text())
-    assert md["parameters"]["weights"] == "hed-vgg16" and md["parameters"]["pair_ids"] == [8, 16]
+    assert md["parameters"]["weights"] == "auto" and md["parameters"]["pair_ids"] == [8, 16]
     assert {f["name"] for f in md["figures"]} == {"soft_vs_hard_boundary", "examples_boundary_4"}
-    assert all(f["weights_warning"] == STAND_IN_BANNER and STAND_IN_BANNER in f["title"] for f in md["figures"])
+    assert all(f["weights_warning"] == ORIGINAL_VGG19_BANNER and ORIGINAL_VGG19_BANNER in f["title"]
+               for f in md["figures"])
     assert (d / "soft_vs_hard.csv").exists() and (d / "soft_vs_hard_summary.csv").exists()
     assert md["random_weights"] is False

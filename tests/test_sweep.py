@@ -349,8 +349,9 @@ def test_metrics_sweep_runs_scores_summarises_and_saves(shared_data, tmp_path):
     assert int(row["n"].iloc[0]) == 2
     assert math.isclose(row["mean"].iloc[0], t.loc[t["method"] == "reinhard", "structure"].mean(), rel_tol=1e-12)
     # Paired: each method minus the content on the same pair; the content itself is exactly 0.
-    content = result.paired[(result.paired["method"] == "content") & (result.paired["metric"] != "gram_distance")]
-    assert len(content) == len(METRICS) - 1 and np.allclose(content["mean"].to_numpy(dtype=float), 0.0)
+    skipped = ("gram_distance", "judge_gram", "edge_ssim")  # no network asked for: NaN
+    content = result.paired[(result.paired["method"] == "content") & ~result.paired["metric"].isin(skipped)]
+    assert len(content) == len(METRICS) - 3 and np.allclose(content["mean"].to_numpy(dtype=float), 0.0)
     diff = (t[t["method"] == "gatys"].set_index("pair_id")["photorealism"]
             - t[t["method"] == "content"].set_index("pair_id")["photorealism"]).mean()
     got = result.paired[(result.paired["method"] == "gatys") & (result.paired["metric"] == "photorealism")]

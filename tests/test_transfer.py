@@ -292,8 +292,10 @@ def test_network_weights_apply_to_the_paper_weight_presets_only(monkeypatch):
     assert presets.get_preset("full", weights="random").style_weight == presets.BASE.style_weight
     assert presets.get_preset("luan", weights="random-vgg16").style_weight == presets.PRESETS["luan"].style_weight
     assert presets.get_preset("gatys", weights="random-vgg16").style_weight == 5.0
-    assert presets.get_preset("regularization", weights="random-vgg16") == \
-        presets.PRESETS["regularization"].replace(weights="random-vgg16")
+    # regularization takes full's beta and gamma (its branch's run.sh) and so follows the network too
+    reg = presets.get_preset("regularization", weights="random-vgg16")
+    assert (reg.style_weight, reg.similarity_weight, reg.regularization_weight) == (5.0, 0.5, 1e2)
+    assert reg.use_regularization and reg.postprocess == "none"
 
 
 def test_luan_network_weights_apply_to_luan_only(monkeypatch):

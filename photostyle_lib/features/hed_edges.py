@@ -86,7 +86,13 @@ class HEDEdges(nn.Module):
         self.weights_label = "HED (BSDS500) edges, " + self.trunk.weights_label
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) edge probabilities in [0, 1]."""
+        """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) edge probabilities in [0, 1].
+
+        Raises
+        ------
+        PhotostyleError
+            If the image is smaller than 16 x 16 pixels (four poolings deep).
+        """
         h, w = image.shape[-2:]
         if h < 16 or w < 16:
             raise PhotostyleError(f"HED edges need images of at least 16 x 16 pixels, got {h} x {w}")

@@ -158,6 +158,11 @@ def quantise_kmeans(values: np.ndarray, levels: int = LEVELS, *, iterations: int
     -------
     codes : ndarray of uint8, ``values``' shape
     table : ndarray (levels,) float32, ascending
+
+    Raises
+    ------
+    PhotostyleError
+        If ``levels`` is outside 1..256.
     """
     if not 1 <= levels <= 256:
         raise PhotostyleError(f"levels must be in 1..256 (uint8 codes), got {levels}")
