@@ -74,18 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             raise PhotostyleError("pairs 21-60 are held out for bench_quality.py; use tuning pairs 1-20")
         data_dir = resolve_data_dir(args.data)
         named = steps(args.beta)
-        specs, step_of = [], {}
+        specs, step_specs = [], {name: [] for name in named}
         for p in args.pairs:
             for name, (weights, over) in named.items():
                 s = RunSpec(p, "full", masks="gold", size=args.size, iterations=args.iterations, weights=weights,
                             overrides=over)
                 specs.append(s)
-                step_of[(p, weights, s.overrides)] = name
+                step_specs[name].append(s)  # two steps may share one run (the tuned beta = the paper's)
             specs.append(RunSpec(p, "luan_published", size=args.size))
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, progress=not args.no_progress)
-        last = named["+ tuned beta"]
-        tuned = [r for r in records if r.spec.method == "full" and (r.spec.weights, r.spec.overrides)
-                 == (last[0], RunSpec(1, "full", overrides=last[1]).overrides)]
+        key_of = {r.spec: r.key for r in records}
+        tuned = [r for r in records if r.spec in step_specs["+ tuned beta"]]
         enhanced = [_Enhanced(r.spec, r.key, r.directory, r.metadata) for r in tuned]
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress,
                                  judge_weights="hed-vgg16")
@@ -94,11 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except PhotostyleError as exc:
         print(f"bench_changes: {exc}", file=sys.stderr)
         return 2
-    by_key = {r.key: r for r in records}
-    table["step"] = [step_of.get((by_key[k].spec.pair_id, by_key[k].spec.weights, by_key[k].spec.overrides),
-                                 "luan_published") for k in table.key]
-    extra["step"] = "+ enhanced"
-    table = pd.concat([table, extra], ignore_index=True)
+    published = table[table.method == "luan_published"].assign(step="luan_published")
+    parts = [published] + [table[table.key.isin([key_of[x] for x in step_specs[name]]) & (table.method == "full")]
+                           .assign(step=name) for name in named]
+    table = pd.concat(parts + [extra.assign(step="+ enhanced")], ignore_index=True)
     ref = table[table.step == "luan_published"].set_index("pair_id")
     rows = []
     for name in [*named, "+ enhanced"]:

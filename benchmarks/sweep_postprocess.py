@@ -21,8 +21,11 @@ Rule: among the ``rf+cm+ms`` settings whose mean photorealism energy is at most 
 of Luan et al.'s and whose mean structure is at least theirs, the one with the lowest
 mean style distance. Pairs 21-60 are held out for ``bench_quality.py`` and refused.
 
-    python benchmarks/sweep_postprocess.py [--weights hed-vgg16] [--pairs 1-10,16] [--lambdas 1 3 10 30]
-        [--size 256] [--iterations 500] [--out results/sweep_postprocess_hed-vgg16]
+    python benchmarks/sweep_postprocess.py [--weights imagenet-vgg19-caffe] [--pairs 1-10,16] [--lambdas 1 3 10 30]
+        [--size 256] [--iterations 500] [--out results/sweep_postprocess_imagenet-vgg19-caffe]
+
+Every variant is also scored by the judge (HED's VGG-16, ``metrics.load_judge``): its Gram
+distance to the style and the edge SSIM with the content, reported beside the rule's three.
 """
 
 from __future__ import annotations
@@ -61,8 +64,10 @@ def variants(lambdas: list[float]) -> list[tuple[str, str, float | None, bool]]:
     return out
 
 
-def score_pair(full_record, luan_record, lambdas: list[float], weights: str, data_dir) -> list[dict]:
-    """Metric rows of every variant of one pair, and of Luan et al.'s published result."""
+def score_pair(full_record, luan_record, lambdas: list[float], weights: str, data_dir,
+               judge: metrics.Judge | None = None) -> list[dict]:
+    """Metric rows of every variant of one pair, and of Luan et al.'s published result (with the judge's two
+    measures when a ``judge`` is given, else NaN)."""
     pair_id = full_record.spec.pair_id
     masks, _ = _gold_masks(pair_id, None if data_dir is None else str(data_dir))
     content, style, raw = full_record.content(), full_record.style(), full_record.raw_image()
@@ -72,6 +77,7 @@ def score_pair(full_record, luan_record, lambdas: list[float], weights: str, dat
         cfg = base.replace(postprocess=chain, **({} if lam is None else {"smooth_lambda": lam}))
         images[label] = apply_postprocess(content if from_content else raw, content, cfg, style=style, masks=masks)
     c, s = tensor_to_array(content), tensor_to_array(style)
+    judge = judge if judge is not None else metrics.Judge(None, None, "skipped")
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # rgb2lab at the gamut's edge
@@ -79,7 +85,9 @@ def score_pair(full_record, luan_record, lambdas: list[float], weights: str, dat
             a = tensor_to_array(im)
             rows.append({"pair_id": pair_id, "variant": label, "photorealism": metrics.photorealism_score(a, c),
                          "structure": metrics.structure_score(a, c),
-                         "style_distance": metrics.style_distance(a, s, masks)})
+                         "style_distance": metrics.style_distance(a, s, masks),
+                         "judge_gram": metrics.judge_gram_distance(a, s, masks, judge=judge),
+                         "edge_ssim": metrics.edge_ssim(a, c, judge=judge)})
     return rows
 
 
@@ -88,9 +96,10 @@ def choose(table: pd.DataFrame) -> pd.DataFrame:
     rule's verdict (column ``chosen``)."""
     ref = table[table.variant == "luan_published"].set_index("pair_id")
     ours = table[table.variant != "luan_published"]
-    means = ours.groupby("variant", sort=False)[["photorealism", "structure", "style_distance"]].mean()
-    r = ref[["photorealism", "structure", "style_distance"]].mean()
-    summary = pd.DataFrame({f"{m}_vs_luan": means[m] / r[m] for m in ("photorealism", "structure", "style_distance")})
+    cols = [m for m in ("photorealism", "structure", "style_distance", "judge_gram", "edge_ssim") if m in table]
+    means = ours.groupby("variant", sort=False)[cols].mean()
+    r = ref[cols].mean()
+    summary = pd.DataFrame({f"{m}_vs_luan": means[m] / r[m] for m in cols})
     within = ours.assign(ok=lambda d: d.style_distance.to_numpy() <= 1.25 * ref.loc[d.pair_id, "style_distance"].to_numpy())
     summary["style_within_1.25x"] = within.groupby("variant", sort=False).ok.mean()
     summary = summary.reset_index()
@@ -104,7 +113,7 @@ def choose(table: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default="hed-vgg16")
+    ap.add_argument("--weights", default="imagenet-vgg19-caffe")
     ap.add_argument("--pairs", default="1-10,16", help="tuning pairs, e.g. 1-10,16 (1-20 only)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
     ap.add_argument("--size", type=int, default=256)
@@ -128,8 +137,9 @@ def main(argv=None) -> int:
                               weights=args.weights), RunSpec(p, "luan_published", size=args.size)]
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, progress=not args.no_progress)
         rows = []
+        judge = metrics.load_judge("hed-vgg16")
         for full_record, luan_record in zip(records[::2], records[1::2]):
-            rows += score_pair(full_record, luan_record, args.lambdas, args.weights, data_dir)
+            rows += score_pair(full_record, luan_record, args.lambdas, args.weights, data_dir, judge)
     except PhotostyleError as exc:
         print(f"sweep_postprocess: {exc}", file=sys.stderr)
         return 2
