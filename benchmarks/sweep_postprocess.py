@@ -15,6 +15,10 @@ same size. The chains:
 * ``content+cm+ms``: the *content* through colour matching and the smoothing -- no
   neural optimisation at all: what the optimisation adds is measured against it;
 
+* ``rf+cm+sp{mu}+ms``: eq. (9), colour matching, a screened Poisson step that takes the
+  content's gradients back at pixel scale (``screened_poisson`` at each ``--poisson-lambdas``
+  mu: Pitie et al.'s "regrain" idea), then the smoothing;
+
 each smoothing at every lambda of ``--lambdas``.
 
 Rule: among the ``rf+cm+ms`` settings whose mean photorealism energy is at most half
@@ -22,7 +26,8 @@ of Luan et al.'s and whose mean structure is at least theirs, the one with the l
 mean style distance. Pairs 21-60 are held out for ``bench_quality.py`` and refused.
 
     python benchmarks/sweep_postprocess.py [--weights imagenet-vgg19-caffe] [--pairs 1-10,16] [--lambdas 1 3 10 30]
-        [--size 256] [--iterations 500] [--out results/sweep_postprocess_imagenet-vgg19-caffe]
+        [--poisson-lambdas 0.5 1 2] [--size 256] [--iterations 500]
+        [--out results/sweep_postprocess_imagenet-vgg19-caffe]
 
 Every variant is also scored by the judge (HED's VGG-16, ``metrics.load_judge``): its Gram
 distance to the style and the edge SSIM with the content, reported beside the rule's three.
@@ -55,17 +60,23 @@ CHAINS = {"rf+ms": "recursive_filter+matting_smooth", "cm+ms": "colour_match+mat
 ENHANCED = "rf+cm+ms"
 
 
-def variants(lambdas: list[float]) -> list[tuple[str, str, float | None, bool]]:
-    """(label, post-process chain, lambda or None, start from the content instead of the raw image)."""
-    out = [("full", "recursive_filter", None, False), ("rf+cm+la", "recursive_filter+colour_match+local_affine",
-                                                       None, False)]
+REGRAIN = "recursive_filter+colour_match+screened_poisson+matting_smooth"
+
+
+def variants(lambdas: list[float], poisson_lambdas: list[float] = ()) -> list[tuple[str, str, dict, bool]]:
+    """(label, post-process chain, its parameters, start from the content instead of the raw image)."""
+    out = [("full", "recursive_filter", {}, False), ("rf+cm+la", "recursive_filter+colour_match+local_affine",
+                                                     {}, False)]
     for lam in lambdas:
-        out += [(f"{name} lambda={lam:g}", chain, lam, name.startswith("content")) for name, chain in CHAINS.items()]
+        out += [(f"{name} lambda={lam:g}", chain, {"smooth_lambda": lam}, name.startswith("content"))
+                for name, chain in CHAINS.items()]
+        out += [(f"rf+cm+sp{mu:g}+ms lambda={lam:g}", REGRAIN, {"smooth_lambda": lam, "poisson_lambda": mu}, False)
+                for mu in poisson_lambdas]
     return out
 
 
 def score_pair(full_record, luan_record, lambdas: list[float], weights: str, data_dir,
-               judge: metrics.Judge | None = None) -> list[dict]:
+               judge: metrics.Judge | None = None, poisson_lambdas: list[float] = ()) -> list[dict]:
     """Metric rows of every variant of one pair, and of Luan et al.'s published result (with the judge's two
     measures when a ``judge`` is given, else NaN)."""
     pair_id = full_record.spec.pair_id
@@ -73,8 +84,8 @@ def score_pair(full_record, luan_record, lambdas: list[float], weights: str, dat
     content, style, raw = full_record.content(), full_record.style(), full_record.raw_image()
     base = get_preset("full", weights=weights, segmentation="gold")
     images = {"luan_published": luan_record.image()}
-    for label, chain, lam, from_content in variants(lambdas):
-        cfg = base.replace(postprocess=chain, **({} if lam is None else {"smooth_lambda": lam}))
+    for label, chain, params, from_content in variants(lambdas, poisson_lambdas):
+        cfg = base.replace(postprocess=chain, **params)
         images[label] = apply_postprocess(content if from_content else raw, content, cfg, style=style, masks=masks)
     c, s = tensor_to_array(content), tensor_to_array(style)
     judge = judge if judge is not None else metrics.Judge(None, None, "skipped")
@@ -116,6 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default="imagenet-vgg19-caffe")
     ap.add_argument("--pairs", default="1-10,16", help="tuning pairs, e.g. 1-10,16 (1-20 only)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])
+    ap.add_argument("--poisson-lambdas", type=float, nargs="*", default=[],
+                    help="screened Poisson weights of the rf+cm+sp+ms variants (none by default)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
     ap.add_argument("--data", type=Path, default=None)
@@ -128,8 +141,8 @@ def main(argv=None) -> int:
         held = [p for p in pairs if p not in TUNING_PAIRS]
         if held:
             raise PhotostyleError(f"pairs {held} are held out for evaluation (bench_quality.py); tune on 1-20 only")
-        if any(lam < 0 for lam in args.lambdas):
-            raise PhotostyleError("--lambdas must be >= 0")
+        if any(lam < 0 for lam in args.lambdas) or any(mu <= 0 for mu in args.poisson_lambdas):
+            raise PhotostyleError("--lambdas must be >= 0 and --poisson-lambdas > 0")
         data_dir = resolve_data_dir(args.data)
         specs = []
         for p in pairs:
@@ -139,7 +152,8 @@ def main(argv=None) -> int:
         rows = []
         judge = metrics.load_judge("hed-vgg16")
         for full_record, luan_record in zip(records[::2], records[1::2]):
-            rows += score_pair(full_record, luan_record, args.lambdas, args.weights, data_dir, judge)
+            rows += score_pair(full_record, luan_record, args.lambdas, args.weights, data_dir, judge,
+                               args.poisson_lambdas)
     except PhotostyleError as exc:
         print(f"sweep_postprocess: {exc}", file=sys.stderr)
         return 2
@@ -156,7 +170,8 @@ def main(argv=None) -> int:
     write_json({**base_metadata(), "weights": args.weights, "pairs": pairs, "lambdas": args.lambdas,
                 "size": args.size, "iterations": args.iterations, "rule": choose.__doc__ + " " + __doc__.split(
                     "Rule: ")[1].split("\n\n")[0], "runs": {str(r.spec.pair_id): r.key for r in records[::2]},
-                "variants": [list(v) for v in variants(args.lambdas)]}, out / "metadata.json")
+                "poisson_lambdas": args.poisson_lambdas,
+                "variants": [list(v) for v in variants(args.lambdas, args.poisson_lambdas)]}, out / "metadata.json")
     print(f"written: {out}/sweep.csv, summary.csv, metadata.json")
     return 0
 

@@ -303,16 +303,17 @@ def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
     import pandas as pd
     out = tmp_path / "sp"
     text = _run("benchmarks/sweep_postprocess.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
-                "--weights", "random", "--lambdas", "0", "10", "--data", str(data_dir), "--cache",
-                str(tmp_path / "cache"), "--out", str(out), "--no-progress")
+                "--weights", "random", "--lambdas", "0", "10", "--poisson-lambdas", "1", "--data", str(data_dir),
+                "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
     table = pd.read_csv(out / "sweep.csv")
-    assert set(table.pair_id) == {1, 2} and len(table) == 2 * (1 + 2 + 2 * 4)
+    assert set(table.pair_id) == {1, 2} and len(table) == 2 * (1 + 2 + 2 * 5)
+    assert table.judge_gram.notna().all() and table.edge_ssim.notna().all()  # the judge scores every variant
     t = table.set_index(["pair_id", "variant"])
     # lambda 0: no smoothing, so rf+ms equals the paper's post-process exactly
     for p in (1, 2):
         assert t.loc[(p, "rf+ms lambda=0"), "photorealism"] == pytest.approx(t.loc[(p, "full"), "photorealism"])
         assert t.loc[(p, "rf+ms lambda=10"), "photorealism"] < t.loc[(p, "full"), "photorealism"]
-    assert "rf+cm+ms lambda=10" in text and (out / "metadata.json").exists()
+    assert "rf+cm+ms lambda=10" in text and "rf+cm+sp1+ms lambda=10" in text and (out / "metadata.json").exists()
     bad = subprocess.run([sys.executable, "benchmarks/sweep_postprocess.py", "--pairs", "19-22"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "held out" in bad.stderr and "Traceback" not in bad.stderr
