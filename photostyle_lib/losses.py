@@ -709,10 +709,7 @@ def joint_gram_masked_grams(features: torch.Tensor, masks: torch.Tensor | MaskIn
     -------
     torch.Tensor, (K, C, C)
     """
-    index = masks if isinstance(masks, MaskIndex) else MaskIndex.from_masks(masks.to(features.dtype))
-    c, h, w = features.shape[-3:]
-    grams = _SegmentGrams.apply(_pixel_rows(features), index)
-    return grams / float(num_labels * c * h * w)
+    return authors_masked_grams(features, masks) / float(num_labels)  # the final form's Grams, / L
 
 
 def joint_gram_masked_style_loss(output: torch.Tensor, style: torch.Tensor,

@@ -499,6 +499,20 @@ def load_gram_vgg(weights: str | None = "imagenet", *, device: str = "cpu") -> G
     return GramVGG(vgg, note)
 
 
+def _features_and_masks(net: VGGFeatures, output: Any, style: Any, content_masks: Any, style_masks: Any):
+    """Both images as arrays, their aligned mask stacks (one all-ones label each without masks) and ``net``'s
+    features of both (no grad): what :func:`gram_distance` and :func:`judge_gram_distance` start from."""
+    out = as_image_array("output", output)
+    sty = as_image_array("style", style)
+    masks = _aligned_masks(content_masks, style_masks, out.shape[:2], sty.shape[:2])
+    if masks is None:
+        masks = (torch.ones(1, *out.shape[:2]), torch.ones(1, *sty.shape[:2]))
+    device = next(net.buffers()).device
+    with torch.no_grad():
+        fo, fs = net(_tensor(out, device)), net(_tensor(sty, device))
+    return out, sty, masks, fo, fs
+
+
 def gram_distance(output: Any, style: Any, content_masks: Any = None, style_masks: Any = None, *,
                   vgg: GramVGG | VGGFeatures | None) -> float:
     """Masked Gram distance in VGG-19 space: the paper's style loss, unweighted.
@@ -534,14 +548,9 @@ def gram_distance(output: Any, style: Any, content_masks: Any = None, style_mask
     missing = [n for n in GRAM_LAYERS if n not in net.layers]
     if missing:
         raise PhotostyleError(f"the VGG given lacks layers {missing}; build it with load_gram_vgg()")
-    out = as_image_array("output", output)
-    sty = as_image_array("style", style)
-    masks = _aligned_masks(content_masks, style_masks, out.shape[:2], sty.shape[:2])
-    if masks is None:
-        masks = (torch.ones(1, *out.shape[:2]), torch.ones(1, *sty.shape[:2]))
+    out, sty, masks, fo, fs = _features_and_masks(net, output, style, content_masks, style_masks)
     device = next(net.buffers()).device
     with torch.no_grad():
-        fo, fs = net(_tensor(out, device)), net(_tensor(sty, device))
         total = 0.0
         for name in GRAM_LAYERS:
             mo = resize_masks(masks[0], layer_size(name, *out.shape[:2]), "avg").to(device)
@@ -634,14 +643,9 @@ def judge_gram_distance(output: Any, style: Any, content_masks: Any = None, styl
     if not judge.available:
         return float("nan")
     net = judge.features
-    out = as_image_array("output", output)
-    sty = as_image_array("style", style)
-    masks = _aligned_masks(content_masks, style_masks, out.shape[:2], sty.shape[:2])
-    if masks is None:
-        masks = (torch.ones(1, *out.shape[:2]), torch.ones(1, *sty.shape[:2]))
+    out, sty, masks, fo, fs = _features_and_masks(net, output, style, content_masks, style_masks)
     device = next(net.buffers()).device
     with torch.no_grad():
-        fo, fs = net(_tensor(out, device)), net(_tensor(sty, device))
         per_label = []
         for name in GRAM_LAYERS:
             mo = resize_masks(masks[0], layer_size(name, *out.shape[:2]), "avg").to(device)

@@ -738,10 +738,7 @@ def layer_size(name: str, height: int, width: int) -> tuple[int, int]:
     PhotostyleError
         If ``name`` is not a VGG layer name.
     """
-    if name not in LAYER_NAMES:
-        raise PhotostyleError(f"unknown VGG layer {name!r}")
-    block = int(name[4]) if not name.startswith("pool") else int(name[4]) + 1
     h, w = height, width
-    for _ in range(block - 1):
+    for _ in range(layer_pools(name)):
         h, w = h // 2, w // 2
     return h, w
