@@ -90,7 +90,7 @@ def test_relative_links_resolve(page):
     assert not missing, f"{page.relative_to(ROOT)} links to missing paths: {missing}"
 
 
-def test_link_check_finds_a_missing_target(tmp_path):
+def test_links_leave_out_web_addresses_anchors_and_code(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("[here](there.md) [web](https://example.org) [anchor](#x)\n```\n[code](no.md)\n```\n")
     assert links(page) == ["there.md"]
