@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from photostyle_lib import losses
+from photostyle_lib.losses import gram as gram_module
 from photostyle_lib.errors import PhotostyleError
 
 
@@ -243,8 +244,8 @@ def test_memory_format_does_not_change_grams(binary):
 def test_onednn_products_equal_blas():
     """The CPU kernels (1x1-convolution gradients) against plain matrix products, float32."""
     g = torch.Generator().manual_seed(8)
-    rows = torch.randn(losses._ONEDNN_MIN_ROWS + 37, 24, generator=g)
-    assert losses._use_onednn(rows) == torch.backends.mkldnn.is_available()
+    rows = torch.randn(gram_module._ONEDNN_MIN_ROWS + 37, 24, generator=g)
+    assert gram_module._use_onednn(rows) == torch.backends.mkldnn.is_available()
     sym = torch.randn(24, 24, generator=g)
     sym = sym + sym.T
     ref_gram = rows.double().T @ rows.double()
@@ -255,4 +256,4 @@ def test_onednn_products_equal_blas():
     assert out.shape == rows.shape and out.is_contiguous()
     assert torch.allclose(out.double(), rows.double() @ sym.double(), rtol=1e-4, atol=1e-3)
     # float64 and short inputs take the BLAS path
-    assert not losses._use_onednn(rows.double()) and not losses._use_onednn(rows[:10])
+    assert not gram_module._use_onednn(rows.double()) and not gram_module._use_onednn(rows[:10])
