@@ -41,8 +41,6 @@ def feature_matrix(features: torch.Tensor) -> torch.Tensor:
     return features.reshape(features.shape[-3], -1)
 
 
-
-
 def pixel_rows(features: torch.Tensor) -> torch.Tensor:
     """(1, C, H, W) or (C, H, W) -> (H*W, C) without copying, in either memory format.
 
@@ -64,7 +62,6 @@ def pixel_rows(features: torch.Tensor) -> torch.Tensor:
     if features.ndim == 4 and features.is_contiguous(memory_format=torch.channels_last):
         return features.permute(0, 2, 3, 1).reshape(-1, c)
     return feature_matrix(features).T
-
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -89,7 +86,6 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     feature_matrix(features)  # shape checks
     rows = pixel_rows(features)
     return _Gram.apply(rows) / rows.numel()
-
 
 
 # oneDNN's 1x1-convolution kernels beat BLAS on tall, narrow float32 products

@@ -43,7 +43,6 @@ class _SegmentGrams(torch.autograd.Function):
         return ctx.index.scatter_products_(out, gathered, range(ctx.index.num_labels), sym), None
 
 
-
 def segment_grams(rows: torch.Tensor, index: MaskIndex) -> torch.Tensor:
     """Unnormalised per-label Grams ``G_l = R_l^T R_l`` of the rows each label's mask keeps.
 

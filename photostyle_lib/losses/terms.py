@@ -120,7 +120,6 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     return (dx * dx).sum() + (dy * dy).sum()
 
 
-
 class _MeanAbsoluteError(torch.autograd.Function):
     """mean |a - b| with a fused forward (torch.dist) and a 3-pass backward.
 
@@ -140,7 +139,6 @@ class _MeanAbsoluteError(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         a, b = ctx.saved_tensors
         return torch.sub(a, b).sign_().mul_(grad / a.numel()), None
-
 
 
 def _same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
