@@ -199,7 +199,7 @@ def test_hed_vgg16_equals_direct_computation_from_the_h5_arrays():
         assert np.allclose(got, r, rtol=1e-5, atol=1e-5 * np.abs(r).max()), name
     # deeper layers: the same network built from torch modules on the raw (unscaled) weights
     sd = vgg.read_keras_vgg16(path)
-    net = vgg._build_features("vgg16")
+    net = vgg.build_features("vgg16")
     net.load_state_dict(sd)
     x = torch.from_numpy(rgb.transpose(2, 0, 1)).unsqueeze(0).double()
     caffe = x[:, [2, 1, 0]] * 255 - torch.tensor(vgg.HED_MEAN_BGR, dtype=torch.float64).view(1, 3, 1, 1)
@@ -213,16 +213,16 @@ def test_hed_vgg16_equals_direct_computation_from_the_h5_arrays():
 def test_feature_scale_is_divided_out_exactly():
     """ReLU and max-pooling are positively homogeneous: dividing the first kernel and every bias by s divides
     every activation by s."""
-    net = vgg._build_features("vgg16")
-    vgg._random_init(net, 0)
+    net = vgg.build_features("vgg16")
+    vgg.random_init(net, 0)
     with torch.no_grad():
         for m in net:
             if isinstance(m, torch.nn.Conv2d):
                 m.bias.normal_()
-    scaled = vgg._build_features("vgg16")
+    scaled = vgg.build_features("vgg16")
     scaled.load_state_dict(net.state_dict())
     scaled, net = scaled.double(), net.double()  # the division itself in float64
-    vgg._divide_activations(scaled, 57.6)
+    vgg.divide_activations(scaled, 57.6)
     x = torch.randn(1, 3, 36, 36, dtype=torch.float64)
     with torch.no_grad():
         ref = net(x)
