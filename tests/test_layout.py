@@ -86,9 +86,9 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     assert RANK[_key("photostyle_lib.engine.transfer")] > RANK[_key("photostyle_lib.io.images")]
 
 
-#: Within ``semantic/``, lowest first: label tables, mask stacks, the maths (merge, cut), the model,
-#: its cache, controlled errors, and the request that ties them together.
-SEMANTIC_ORDER = ("ade20k", "masks", "merge", "cut", "segmenter", "cache", "mask_errors", "request")
+#: Within ``semantic/``, lowest first: label tables, painted masks, mask stacks, the maths (merge, cut),
+#: the model, its cache, controlled errors, and the request that ties them together.
+SEMANTIC_ORDER = ("ade20k", "palette", "masks", "merge", "cut", "segmenter", "cache", "mask_errors", "request")
 
 
 def test_semantic_modules_import_down_their_order():
