@@ -320,3 +320,31 @@ def test_random_vgg16_is_labelled():
     ext = vgg.VGGFeatures("random-vgg16", ("conv3_1",), seed=2)
     assert ext.is_random and ext.architecture == "vgg16" and "VGG-16" in ext.weights_label
     assert ext.weights_warning.startswith("RANDOM WEIGHTS")
+
+
+def test_conventions_by_name_and_weights_that_must_be_resolved_first():
+    from photostyle_lib.features import weights
+
+    assert weights.convention_named(None, vgg.HED_CONVENTION, "x") is vgg.HED_CONVENTION
+    assert weights.convention_named("auto", vgg.TORCH_CONVENTION, "x") is vgg.TORCH_CONVENTION
+    assert weights.convention_named("caffe", vgg.TORCH_CONVENTION, "x") is vgg.CAFFE_CONVENTION
+    with pytest.raises(PhotostyleError, match="unknown input convention 'bgr'"):
+        weights.convention_named("bgr", vgg.TORCH_CONVENTION, "x")
+    with pytest.raises(PhotostyleError, match="must be resolved first"):
+        weights.load_weights("auto", 0, False, "auto")
+    loaded = weights.load_weights("random-vgg16", 3, False, "auto")
+    assert (loaded.architecture, loaded.state, loaded.kind) == ("vgg16", None, "random")
+    assert loaded.label == "random (seed 3, VGG-16)"
+
+
+def test_vgg_re_exports_the_architecture_and_weights_names():
+    """Callers keep importing from ``features.vgg``: every public name of the two split-off modules is there
+    (but the loading steps, private before the split, which only ``VGGFeatures`` uses)."""
+    from photostyle_lib.features import architecture, weights
+
+    loading_steps = {"LoadedWeights", "convention_named", "imagenet_source", "missing_weights_error", "read_state_dict"}
+    for module in (architecture, weights):
+        public = [n for n, v in vars(module).items() if not n.startswith("_") and n not in loading_steps
+                  and (n.isupper() or getattr(v, "__module__", None) == module.__name__)]
+        missing = [n for n in public if getattr(vgg, n, None) is not getattr(module, n)]
+        assert public and not missing, (module.__name__, missing)
