@@ -471,7 +471,7 @@ def test_bench_quantisation_parts():
     from photostyle_lib.features import vgg
     bq = _bench_module("bench_quantisation")
     net = vgg.VGGFeatures("random", ("conv1_1", "conv2_1"), seed=0)
-    state = {k: v.clone() for k, v in vgg._build_features("vgg19").state_dict().items()}
+    state = {k: v.clone() for k, v in vgg.build_features("vgg19").state_dict().items()}
     q = bq.quantised_state(state, levels=16)
     for k, v in state.items():
         if k.endswith("weight"):

@@ -339,11 +339,12 @@ def test_cli_auto_offline_takes_the_original_vgg19_and_says_why(small_pair, caps
     from photostyle_lib.io import images
     from photostyle_lib.engine import extractor
     from photostyle_lib.features import original_vgg19, vgg
+    from photostyle_lib.features import weights as vgg_weights  # where resolve_weights looks the probe up
     from photostyle_lib.io.metadata import file_digest
 
     monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
-    monkeypatch.setattr(vgg, "imagenet_available", lambda *a, **k: (False, "offline (test probe)"))
+    monkeypatch.setattr(vgg_weights, "imagenet_available", lambda *a, **k: (False, "offline (test probe)"))
     extractor._cached_extractor.cache_clear()  # as in a fresh process: earlier tests built "auto" extractors
     assert cli.main(_stand_in_args(small_pair, "auto", "auto.png")) == 0
     captured = capsys.readouterr()
@@ -365,6 +366,7 @@ def test_cli_auto_takes_cached_imagenet_without_a_banner(small_pair, capsys, mon
     import torchvision
 
     from photostyle_lib.features import vgg
+    from photostyle_lib.features import weights as vgg_weights  # where resolve_weights looks the probe up
 
     monkeypatch.delenv(vgg.WEIGHTS_ENV_VAR, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub-home"))
@@ -376,7 +378,7 @@ def test_cli_auto_takes_cached_imagenet_without_a_banner(small_pair, capsys, mon
         assert not download or cached.is_file()
         return True, f"{cached} is present"
 
-    monkeypatch.setattr(vgg, "imagenet_available", no_network)
+    monkeypatch.setattr(vgg_weights, "imagenet_available", no_network)
     assert cli.main(_stand_in_args(small_pair, "auto", "auto19.png")) == 0
     captured = capsys.readouterr()
     assert "auto -> " not in captured.err and "[" not in captured.out.split("on cpu")[-1]

@@ -212,3 +212,13 @@ def test_decompression_bomb_is_one_line(tmp_path, side, recwarn):
     with pytest.raises(PhotostyleError, match="bomb.png declares more than .* pixels"):
         read_rgb_array(path)
     assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_images_re_exports_the_atomic_writes_and_the_banners():
+    """Callers keep importing writes and banners from ``io.images``."""
+    from photostyle_lib.io import atomic, images, provenance
+
+    for module in (atomic, provenance):
+        public = [n for n, v in vars(module).items() if not n.startswith("_") and n not in ("PathLike", "IO")
+                  and (n.isupper() or getattr(v, "__module__", None) == module.__name__)]
+        assert public and [n for n in public if getattr(images, n, None) is not getattr(module, n)] == []

@@ -80,9 +80,9 @@ def test_numba_kernel_equals_offset_loop(images):
     if not la._HAVE_NUMBA:
         pytest.skip("numba not installed")
     content, output = images
-    models = la._fit_models_np(output, content, 1, 1e-3)
-    np.testing.assert_allclose(la._bilateral_numba(models, content, 4, 4 / 3, 0.07),
-                               la._bilateral_offsets_np(models, content, 4, 4 / 3, 0.07), rtol=0, atol=1e-12)
+    models = la.fit_models_np(output, content, 1, 1e-3)
+    np.testing.assert_allclose(la.bilateral_numba(models, content, 4, 4 / 3, 0.07),
+                               la.bilateral_offsets_np(models, content, 4, 4 / 3, 0.07), rtol=0, atol=1e-12)
 
 
 def test_constant_output_is_returned_exactly(images):

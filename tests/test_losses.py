@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from photostyle_lib import losses
+from photostyle_lib.losses import gram as gram_module
 from photostyle_lib.errors import PhotostyleError
 
 
@@ -243,8 +244,8 @@ def test_memory_format_does_not_change_grams(binary):
 def test_onednn_products_equal_blas():
     """The CPU kernels (1x1-convolution gradients) against plain matrix products, float32."""
     g = torch.Generator().manual_seed(8)
-    rows = torch.randn(losses._ONEDNN_MIN_ROWS + 37, 24, generator=g)
-    assert losses._use_onednn(rows) == torch.backends.mkldnn.is_available()
+    rows = torch.randn(gram_module._ONEDNN_MIN_ROWS + 37, 24, generator=g)
+    assert gram_module._use_onednn(rows) == torch.backends.mkldnn.is_available()
     sym = torch.randn(24, 24, generator=g)
     sym = sym + sym.T
     ref_gram = rows.double().T @ rows.double()
@@ -255,4 +256,40 @@ def test_onednn_products_equal_blas():
     assert out.shape == rows.shape and out.is_contiguous()
     assert torch.allclose(out.double(), rows.double() @ sym.double(), rtol=1e-4, atol=1e-3)
     # float64 and short inputs take the BLAS path
-    assert not losses._use_onednn(rows.double()) and not losses._use_onednn(rows[:10])
+    assert not gram_module._use_onednn(rows.double()) and not gram_module._use_onednn(rows[:10])
+
+
+def test_pixel_rows_are_the_feature_matrix_transposed_in_either_memory_format():
+    g = torch.Generator().manual_seed(11)
+    f = torch.randn(1, 5, 4, 3, generator=g, dtype=torch.float64)
+    for features in (f, f.contiguous(memory_format=torch.channels_last), f[0]):
+        rows = losses.pixel_rows(features)
+        assert rows.shape == (12, 5) and torch.equal(rows, losses.feature_matrix(features).T)
+    with pytest.raises(PhotostyleError, match="batch of one"):
+        losses.feature_matrix(torch.zeros(2, 5, 4, 3))
+
+
+def test_segment_grams_are_the_dense_per_label_sums():
+    """sum_p m_l(p)^2 f(p) f(p)^T per label, soft masks with an empty label; a gradcheck of the backward."""
+    g = torch.Generator().manual_seed(12)
+    f = torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64)
+    masks = torch.rand(3, 4, 5, generator=g, dtype=torch.float64)
+    masks[1] = 0.0
+    idx = losses.MaskIndex.from_masks(masks)
+    rows = losses.pixel_rows(f)
+    dense = torch.stack([(rows * m.reshape(-1, 1) ** 2).T @ rows for m in masks])
+    assert torch.allclose(losses.segment_grams(rows, idx), dense, rtol=1e-12, atol=1e-14)
+    x = rows.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a: losses.segment_grams(a, idx), (x,), eps=1e-6, atol=1e-6)
+
+
+def test_the_package_re_exports_every_concept_module_name():
+    """``photostyle_lib.losses`` is the one import callers need: each module's public names are the package's."""
+    import importlib
+
+    for name in ("gram", "terms", "mask_index", "masked", "variants"):
+        module = importlib.import_module(f"photostyle_lib.losses.{name}")
+        public = [n for n, v in vars(module).items() if not n.startswith("_") and getattr(v, "__module__", None)
+                  == module.__name__]
+        assert public and all(getattr(losses, n) is getattr(module, n) for n in public), name
+        assert set(public) <= set(losses.__all__), name

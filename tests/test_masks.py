@@ -189,3 +189,13 @@ def test_mask_enlarged_by_nearest_neighbour_reads_like_the_drawn_one(tmp_path):
     assert block_factor(np.arange(6).reshape(2, 3), min_side=1) == 1
     assert block_factor(np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 4, 1), min_side=1) == 4
     assert block_factor(np.repeat(np.repeat(np.arange(6).reshape(2, 3), 4, 0), 4, 1)) == 1  # too small a drawing
+
+
+def test_masks_re_exports_the_palette_names():
+    """Callers keep importing painted-mask helpers from ``semantic.masks``."""
+    from photostyle_lib.semantic import masks, palette
+
+    public = [n for n, v in vars(palette).items() if not n.startswith("_")
+              and (n.isupper() or getattr(v, "__module__", None) == palette.__name__)]
+    assert "read_color_mask" in public and "PALETTE" in public
+    assert [n for n in public if getattr(masks, n, None) is not getattr(palette, n)] == []

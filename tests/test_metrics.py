@@ -448,3 +448,35 @@ def test_edge_ssim_is_one_on_the_content_and_drops_when_edges_are_lost():
     assert np.isnan(metrics.image_metrics(blurred, content, content)["edge_ssim"])
     with pytest.raises(PhotostyleError, match="hed-vgg16"):
         metrics.load_judge("imagenet")
+
+
+def test_mask_inputs_are_checked_and_aligned_to_the_images():
+    from photostyle_lib.metrics.inputs import aligned_masks, image_tensor, mask_stack
+
+    ones = np.ones((2, 4, 6), dtype=np.float32)
+    assert mask_stack("m", ones).dtype == torch.float32 and mask_stack("m", ones).shape == (2, 4, 6)
+    with pytest.raises(PhotostyleError, match=r"in \[0, 1\]"):
+        mask_stack("m", ones * 2)
+    with pytest.raises(PhotostyleError, match=r"\(C, H, W\)"):
+        mask_stack("m", ones[0])
+    assert aligned_masks(None, None, (4, 6), (8, 12)) is None
+    with pytest.raises(PhotostyleError, match="give both"):
+        aligned_masks(ones, None, (4, 6), (8, 12))
+    cm, sm = aligned_masks(ones, ones, (2, 3), (8, 12))           # each stack at its image's size
+    assert cm.shape == (2, 2, 3) and sm.shape == (2, 8, 12) and torch.all(cm == 1) and torch.all(sm == 1)
+    img = np.random.default_rng(0).random((4, 6, 3))
+    t = image_tensor(img, torch.device("cpu"))
+    assert t.shape == (1, 3, 4, 6) and t.dtype == torch.float32
+    assert torch.equal(t[0, 1], torch.from_numpy(img[..., 1].astype(np.float32)))
+
+
+def test_the_package_re_exports_every_measure():
+    """``photostyle_lib.metrics`` is the one import callers need: its ``__all__`` covers each module's public names."""
+    import importlib
+
+    for name in ("photorealism", "structure", "colour_distance", "gram", "judge", "boundaries", "summary"):
+        module = importlib.import_module(f"photostyle_lib.metrics.{name}")
+        public = [n for n, v in vars(module).items() if not n.startswith("_") and getattr(v, "__module__", None)
+                  == module.__name__ and n not in ("features_and_masks",)]
+        assert public and all(getattr(metrics, n) is getattr(module, n) for n in public), name
+        assert set(public) <= set(metrics.__all__), name

@@ -10,6 +10,7 @@ import torchvision
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.features import original_vgg19 as ov
 from photostyle_lib.features import vgg
+from photostyle_lib.features import weights as vgg_weights
 from photostyle_lib.io.images import ORIGINAL_VGG19_BANNER, is_caution, RANDOM_WEIGHTS_BANNER, STAND_IN_BANNER
 
 
@@ -181,10 +182,10 @@ def test_provenance_names_the_network_without_a_warning():
 def test_dequantised_once_per_process(monkeypatch):
     calls = []
     real = ov.read_quantised_vgg19
-    vgg._original_state.cache_clear()
+    vgg_weights._original_state.cache_clear()
     monkeypatch.setattr(ov, "read_quantised_vgg19", lambda p: calls.append(p) or real(p))
     a = vgg.VGGFeatures("imagenet-vgg19-caffe", ("conv1_1",))
     b = vgg.VGGFeatures("imagenet-vgg19-caffe", ("conv2_1",))
     assert len(calls) == 1
     assert torch.equal(a.body[0].weight, b.body[0].weight)
-    vgg._original_state.cache_clear()
+    vgg_weights._original_state.cache_clear()

@@ -199,7 +199,7 @@ def test_hed_vgg16_equals_direct_computation_from_the_h5_arrays():
         assert np.allclose(got, r, rtol=1e-5, atol=1e-5 * np.abs(r).max()), name
     # deeper layers: the same network built from torch modules on the raw (unscaled) weights
     sd = vgg.read_keras_vgg16(path)
-    net = vgg._build_features("vgg16")
+    net = vgg.build_features("vgg16")
     net.load_state_dict(sd)
     x = torch.from_numpy(rgb.transpose(2, 0, 1)).unsqueeze(0).double()
     caffe = x[:, [2, 1, 0]] * 255 - torch.tensor(vgg.HED_MEAN_BGR, dtype=torch.float64).view(1, 3, 1, 1)
@@ -213,16 +213,16 @@ def test_hed_vgg16_equals_direct_computation_from_the_h5_arrays():
 def test_feature_scale_is_divided_out_exactly():
     """ReLU and max-pooling are positively homogeneous: dividing the first kernel and every bias by s divides
     every activation by s."""
-    net = vgg._build_features("vgg16")
-    vgg._random_init(net, 0)
+    net = vgg.build_features("vgg16")
+    vgg.random_init(net, 0)
     with torch.no_grad():
         for m in net:
             if isinstance(m, torch.nn.Conv2d):
                 m.bias.normal_()
-    scaled = vgg._build_features("vgg16")
+    scaled = vgg.build_features("vgg16")
     scaled.load_state_dict(net.state_dict())
     scaled, net = scaled.double(), net.double()  # the division itself in float64
-    vgg._divide_activations(scaled, 57.6)
+    vgg.divide_activations(scaled, 57.6)
     x = torch.randn(1, 3, 36, 36, dtype=torch.float64)
     with torch.no_grad():
         ref = net(x)
@@ -320,3 +320,31 @@ def test_random_vgg16_is_labelled():
     ext = vgg.VGGFeatures("random-vgg16", ("conv3_1",), seed=2)
     assert ext.is_random and ext.architecture == "vgg16" and "VGG-16" in ext.weights_label
     assert ext.weights_warning.startswith("RANDOM WEIGHTS")
+
+
+def test_conventions_by_name_and_weights_that_must_be_resolved_first():
+    from photostyle_lib.features import weights
+
+    assert weights.convention_named(None, vgg.HED_CONVENTION, "x") is vgg.HED_CONVENTION
+    assert weights.convention_named("auto", vgg.TORCH_CONVENTION, "x") is vgg.TORCH_CONVENTION
+    assert weights.convention_named("caffe", vgg.TORCH_CONVENTION, "x") is vgg.CAFFE_CONVENTION
+    with pytest.raises(PhotostyleError, match="unknown input convention 'bgr'"):
+        weights.convention_named("bgr", vgg.TORCH_CONVENTION, "x")
+    with pytest.raises(PhotostyleError, match="must be resolved first"):
+        weights.load_weights("auto", 0, False, "auto")
+    loaded = weights.load_weights("random-vgg16", 3, False, "auto")
+    assert (loaded.architecture, loaded.state, loaded.kind) == ("vgg16", None, "random")
+    assert loaded.label == "random (seed 3, VGG-16)"
+
+
+def test_vgg_re_exports_the_architecture_and_weights_names():
+    """Callers keep importing from ``features.vgg``: every public name of the two split-off modules is there
+    (but the loading steps, private before the split, which only ``VGGFeatures`` uses)."""
+    from photostyle_lib.features import architecture, weights
+
+    loading_steps = {"LoadedWeights", "convention_named", "imagenet_source", "missing_weights_error", "read_state_dict"}
+    for module in (architecture, weights):
+        public = [n for n, v in vars(module).items() if not n.startswith("_") and n not in loading_steps
+                  and (n.isupper() or getattr(v, "__module__", None) == module.__name__)]
+        missing = [n for n in public if getattr(vgg, n, None) is not getattr(module, n)]
+        assert public and not missing, (module.__name__, missing)

@@ -324,6 +324,10 @@ class LBFGS(torch.optim.Optimizer):
 #: Line searches of :func:`projected_lbfgs`: (cut of a rejected trial, first trial of a quasi-Newton step).
 #: "halve": halving, t = 1 (this project's first version); "interpolate": quadratic interpolation, t = 1;
 #: "adaptive": quadratic interpolation, t = min(1, 2 t_prev) after a step that needed a cut.
+#: Measured with the stand-in's trained features (full preset, 256 px, tuning pairs 1, 2, 5, 7, 9, 10, 16,
+#: 500 evaluations): halving spends up to 80% of the evaluations on rejected trials where the Gram loss's
+#: quartic growth makes full quasi-Newton steps overshoot 10-1000x; "adaptive" ends lower on 6 of the 7
+#: pairs (README, "line search").
 LINE_SEARCHES = ("halve", "interpolate", "adaptive")
 
 
@@ -441,12 +445,7 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
     on_step
         called with the loss of each accepted iterate.
     line_search
-        "adaptive" | "interpolate" | "halve" (step 3). Measured with the
-        stand-in's trained features (full preset, 256 px, tuning pairs 1, 2, 5,
-        7, 9, 10, 16, 500 evaluations): halving spends up to 80% of the
-        evaluations on rejected trials where the Gram loss's quartic growth
-        makes full quasi-Newton steps overshoot 10-1000x; "adaptive" ends lower
-        on 6 of the 7 pairs (README, "line search").
+        "adaptive" | "interpolate" | "halve" (step 3; measured: :data:`LINE_SEARCHES`).
     curvature_cosine
         pairs with s^T y <= curvature_cosine |s| |y| are not stored (step 4,
         :func:`keeps_pair`); 0: only s^T y > 1e-10 (the earlier engine). Measured
@@ -464,10 +463,7 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
     PhotostyleError
         If ``line_search`` is not one of :data:`LINE_SEARCHES`, or ``curvature_cosine`` not in [0, 1).
     """
-    if line_search not in LINE_SEARCHES:
-        raise PhotostyleError(f"line_search: {line_search!r} is not one of {', '.join(LINE_SEARCHES)}")
-    if not 0.0 <= curvature_cosine < 1.0:
-        raise PhotostyleError(f"curvature_cosine must be in [0, 1), got {curvature_cosine}")
+    _check_search_options(line_search, curvature_cosine)
     hist = TwoLoopHistory(history)
     flat = x.detach().view(-1)
     f = float(closure().detach())
@@ -476,48 +472,90 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
     steps = 0
     t_last = 1.0
     while max_steps is None or steps < max_steps:
-        free = ~(((flat <= low) & (g > 0)) | ((flat >= high) & (g < 0)))
+        free = ~(((flat <= low) & (g > 0)) | ((flat >= high) & (g < 0)))                   # step 1
         gf = g * free
         if not bool(gf.any()):
             return "converged: projected gradient is zero"
-        if len(hist):
-            s_new, y_new, rho = hist.pairs[-1]
-            d = hist.direction(gf, 1.0 / (rho * y_new.dot(y_new)))
-            d.mul_(free)
-            t = min(1.0, 2.0 * t_last) if line_search == "adaptive" else 1.0
-            if float(g.dot(d)) >= 0.0:
-                hist.clear()
-        if not len(hist):
-            d = gf.neg()
-            t = min(1.0, 1.0 / float(gf.abs().sum()))
-        start = flat.clone()
-        t0 = t
-        for _ in range(max_backtracks + 1):
-            with torch.no_grad():
-                torch.clamp(start + t * d, low, high, out=flat)
-            f_new = float(closure().detach())
-            step = flat - start
-            slope = float(g.dot(step))
-            if f_new <= f + armijo * slope and f_new < f:
-                break
-            t *= backtrack_factor(line_search, f, slope, f_new)
-        else:
-            with torch.no_grad():
-                flat.copy_(start)
+        d, t = _search_direction(hist, g, gf, free, min(1.0, 2.0 * t_last) if line_search == "adaptive" else 1.0)
+        trial = _projected_backtracking(closure, flat, d, t, f, g, low=low, high=high, armijo=armijo,
+                                        max_backtracks=max_backtracks, line_search=line_search)  # step 3
+        if trial is None:
             failures += 1
             if failures >= 2 or not len(hist):
                 return "converged: no decrease along the projected direction"
             hist.clear()
             continue
+        f_new, step, t_last = trial
         failures = 0
         steps += 1
-        t_last = t / t0
         if on_step is not None:
             on_step(f_new)
-        g_new = x.grad.detach().reshape(-1).clone()
-        y = g_new - g
-        ys = y.dot(step)
-        if keeps_pair(step, y, ys, curvature_cosine):
-            hist.append(step, y, ys)
-        f, g = f_new, g_new
+        f, g = f_new, _store_pair(hist, x, g, step, curvature_cosine)                       # step 4
     return "steps"
+
+
+def _check_search_options(line_search: str, curvature_cosine: float) -> None:
+    """Raise the user-facing error for an unknown ``line_search`` or a ``curvature_cosine`` outside [0, 1)."""
+    if line_search not in LINE_SEARCHES:
+        raise PhotostyleError(f"line_search: {line_search!r} is not one of {', '.join(LINE_SEARCHES)}")
+    if not 0.0 <= curvature_cosine < 1.0:
+        raise PhotostyleError(f"curvature_cosine must be in [0, 1), got {curvature_cosine}")
+
+
+def _search_direction(hist: TwoLoopHistory, g: torch.Tensor, gf: torch.Tensor, free: torch.Tensor,
+                      t_first: float) -> tuple[torch.Tensor, float]:
+    """Step 2 of :func:`projected_lbfgs`: the direction d and the first trial step t.
+
+    ``d = -H gf`` on the free set (two-loop recursion, H_0 = (s^T y / y^T y) I) with
+    ``t = t_first``; when the history is empty, or d is no descent direction (the
+    history is then cleared), ``d = -gf`` with torch's first step min(1, 1/|gf|_1).
+    g, gf, free: (N,) the gradient, the gradient on the free set, the free set (bool).
+    """
+    if len(hist):
+        s_new, y_new, rho = hist.pairs[-1]
+        d = hist.direction(gf, 1.0 / (rho * y_new.dot(y_new)))
+        d.mul_(free)
+        t = t_first
+        if float(g.dot(d)) >= 0.0:
+            hist.clear()
+    if not len(hist):
+        d = gf.neg()
+        t = min(1.0, 1.0 / float(gf.abs().sum()))
+    return d, t
+
+
+def _store_pair(hist: TwoLoopHistory, x: torch.Tensor, g: torch.Tensor, step: torch.Tensor,
+                curvature_cosine: float) -> torch.Tensor:
+    """Step 4 of :func:`projected_lbfgs`: store (step, g_new - g) if :func:`keeps_pair`; return g_new (N,)."""
+    g_new = x.grad.detach().reshape(-1).clone()
+    y = g_new - g
+    ys = y.dot(step)
+    if keeps_pair(step, y, ys, curvature_cosine):
+        hist.append(step, y, ys)
+    return g_new
+
+
+def _projected_backtracking(closure: Callable[[], torch.Tensor], flat: torch.Tensor, d: torch.Tensor, t: float,
+                            f: float, g: torch.Tensor, *, low: float, high: float, armijo: float,
+                            max_backtracks: int, line_search: str) -> tuple[float, torch.Tensor, float] | None:
+    """Step 3 of :func:`projected_lbfgs`: backtrack along x(t) = clip(x + t d, low, high) until Armijo holds.
+
+    ``flat`` (N,) is the variable's flat view, moved in place to each trial point;
+    f, g: the loss and (N,) gradient at the start. Returns (f(x(t)), x(t) - x, t / t_first)
+    for the accepted trial, or None (``flat`` restored) when none of the
+    ``max_backtracks + 1`` trials lowers the loss.
+    """
+    start = flat.clone()
+    t0 = t
+    for _ in range(max_backtracks + 1):
+        with torch.no_grad():
+            torch.clamp(start + t * d, low, high, out=flat)
+        f_new = float(closure().detach())
+        step = flat - start
+        slope = float(g.dot(step))
+        if f_new <= f + armijo * slope and f_new < f:
+            return f_new, step, t / t0
+        t *= backtrack_factor(line_search, f, slope, f_new)
+    with torch.no_grad():
+        flat.copy_(start)
+    return None

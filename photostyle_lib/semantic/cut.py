@@ -372,10 +372,24 @@ def _merged_masks(content_prob: torch.Tensor, style_prob: torch.Tensor, mode: Ma
     else:
         cm, sm = _cut(cm, theta_s), _cut(sm, theta_s)
 
+    return _without_empty_labels(cm, sm, aligned.labels, merged, content_present, mode, theta_s)
+
+
+def _without_empty_labels(cm: torch.Tensor, sm: torch.Tensor, labels: tuple[str, ...], merged: tuple[str, ...],
+                          content_present: set[str], mode: MaskMode, theta_s: float) -> SemanticMasks:
+    """Step 4 of :func:`_merged_masks`: drop the labels empty in either cut stack, and say which went.
+
+    ``cm`` (C, Hc, Wc) and ``sm`` (C, Hs, Ws) are the cut stacks over ``labels``; ``merged`` all
+    the merged names and ``content_present`` those present in the content (step 2's rule).
+
+    Raises
+    ------
+    PhotostyleError
+        When no label is left in both images.
+    """
     c_any = cm.flatten(1).amax(1) > 0
     s_any = sm.flatten(1).amax(1) > 0
     keep = c_any & s_any
-    labels = aligned.labels
     if not bool(keep.any()):
         raise PhotostyleError(
             f"no label has a non-empty mask in both images after the cutoff theta_s={theta_s}; "
