@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import batch
-from photostyle_lib import cli
+from photostyle_lib.doors import batch, cli
 
 
 @pytest.fixture

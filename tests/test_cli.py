@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import cli
+from photostyle_lib.doors import arguments, cli, transfer
 
 
 @pytest.fixture
@@ -244,7 +244,7 @@ def test_cli_ctrl_c_during_import_is_one_line(small_pair):
               "        if name == 'torch':\n"
               "            raise KeyboardInterrupt\n"
               "sys.meta_path.insert(0, CtrlC())\n"
-              "from photostyle_lib.cli import main\n"
+              "from photostyle_lib.doors.cli import main\n"
               f"sys.exit(main({_args(small_pair)!r}))\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130 and proc.stderr == "photostyle: interrupted\n", proc.stderr
@@ -280,7 +280,7 @@ def test_cli_offline_without_masks_fails_fast(small_pair, capsys, monkeypatch, t
     import photostyle_lib.experiments.pipeline as pipeline
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
-    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(transfer, "_hub_reachable", lambda timeout=2.0: False)
     monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
     monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("started the run"))
     d = small_pair
@@ -332,7 +332,7 @@ def test_cli_stand_in_weights_say_so_in_the_file_the_metadata_and_the_final_line
 def test_weights_names_and_install_line_agree_with_the_library():
     from photostyle_lib.features import vgg
 
-    assert set(cli.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
+    assert set(transfer.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
 
 
 def test_cli_auto_offline_takes_the_original_vgg19_and_says_why(small_pair, capsys, monkeypatch, tmp_path):
@@ -528,14 +528,14 @@ def test_weight_flags_and_config_keys_go_through_the_symbol_table(tmp_path):
     """--alpha/--beta/--gamma and the config file's content_weight/... land on engine.symbols' fields."""
     from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS
 
-    assert cli.FIELD_FLAGS == SYMBOL_OF
-    args = cli.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--alpha", "2", "--gamma", "0.5"])
-    over = cli._overrides(args)
+    assert arguments.FIELD_FLAGS == SYMBOL_OF
+    args = arguments.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--alpha", "2", "--gamma", "0.5"])
+    over = transfer.config_overrides(args)
     assert over["content_weight"] == 2.0 and over["similarity_weight"] == 0.5 and "style_weight" not in over
     cfg = tmp_path / "run.toml"
     cfg.write_text("style_weight = 3e6\n")
-    args = cli.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--config", str(cfg)])
-    assert args.beta == 3e6 and cli._overrides(args)[WEIGHT_FIELDS["beta"]] == 3e6
+    args = arguments.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--config", str(cfg)])
+    assert args.beta == 3e6 and transfer.config_overrides(args)[WEIGHT_FIELDS["beta"]] == 3e6
 
 
 def test_figures_usage_errors_are_one_line(capsys):
@@ -608,7 +608,7 @@ def test_cli_sigterm_writes_nothing_and_leaves_no_temp(small_pair):
     from photostyle_lib.io.outputs import temp_prefix
 
     argv = _args(small_pair, "--iterations", "100000")
-    proc = subprocess.Popen([sys.executable, "-c", f"import sys; from photostyle_lib.cli import main; "
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; from photostyle_lib.doors.cli import main; "
                              f"sys.exit(main({argv!r}))"], stderr=subprocess.PIPE, text=True)
     time.sleep(12)
     proc.send_signal(signal.SIGTERM)
@@ -639,7 +639,7 @@ def test_cli_segment_never_overwrites_its_input_and_fails_fast_offline(small_pai
     assert "is the content file" in err and (d / "m" / "content_mask.png").read_bytes() == before
     assert sorted(p.name for p in (d / "m").iterdir()) == ["content_mask.png"]
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
-    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(transfer, "_hub_reachable", lambda timeout=2.0: False)
     monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
     t = time.perf_counter()
     err = _err(capsys, ["segment", str(d / "m" / "content_mask.png"), str(d / "s.png"), "-o", str(d / "n"),

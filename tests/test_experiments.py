@@ -20,8 +20,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib.experiments import recipes, runner
-from photostyle_lib import cli
+from photostyle_lib.doors import arguments, runner
+from photostyle_lib.experiments import recipes
 from photostyle_lib.experiments.settings import PROFILES, Settings, canonical_spec, profile_parameters, results_dir
 from photostyle_lib.plots import figures
 from photostyle_lib.io import images
@@ -468,14 +468,14 @@ def test_figures_list_prints_each_notebook_and_its_parameters(capsys):
 
 def test_cli_choices_match_the_library():
     """The door names the profiles and formats without importing the library; they must agree."""
-    assert set(cli.PROFILE_NAMES) == set(PROFILES)
-    assert tuple(cli.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)
+    assert set(arguments.PROFILE_NAMES) == set(PROFILES)
+    assert tuple(arguments.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)
 
 
 def test_report_after_a_failed_rerun_shows_the_failure(tmp_path, data_dir, capsys):
     """Issue 37, case 6: a notebook that ran, then failed on a rerun: its run_status.json says "failed",
     and ``photostyle report`` puts a notice over the earlier figures and exits 2 naming it."""
-    from photostyle_lib.experiments.report import RUN_STATUS_FILE
+    from photostyle_lib.doors.report import RUN_STATUS_FILE
 
     nbs = tmp_path / "notebooks"
     nbs.mkdir()

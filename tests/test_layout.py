@@ -3,7 +3,14 @@
 Each module's imports of ``photostyle_lib`` (module level and inside functions, read from its
 source with ``ast``, so lazy imports count too) are mapped to a layer; a module may import
 its own layer or a lower one, never a higher one. A new module outside the declared places
-fails the test until it is given a layer here and in the README's diagram.
+fails the test until it is given a layer here and in the README's diagram. No two modules
+import each other, directly or through others (no import cycle).
+
+The package root (``photostyle_lib/__init__.py``) is in the lowest layer: it imports only the
+error type, and re-exports the public API (``load_image``, ``stylize``, ...) by name only -- a
+table of module paths as strings that its ``__getattr__`` resolves with
+``importlib.import_module`` on first use -- so no import statement of it reaches up, and
+``import photostyle_lib`` loads no torch.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("semantic", "photoreal"),             # masks and segmentation; matting and post-processes
     ("baselines",),                        # Reinhard, IDT (use photoreal's Poisson step)
     ("engine", "metrics", "plots"),        # the optimisation; scores; figure grids
-    ("experiments",),                      # cached runs, recipes, the notebook runner, sweeps, app
-    ("cli", "batch"),                      # the doors
+    ("experiments",),                      # cached runs, recipes, sweeps, the run from files
+    ("doors",),                            # CLI, batch, the notebook runner, the app, the report
 ]
 RANK = {key: i for i, keys in enumerate(LAYERS) for key in keys}
 
 
 def _key(module: str) -> str:
-    """``photostyle_lib.engine.transfer`` -> ``engine``; ``photostyle_lib.cli`` -> ``cli``."""
+    """``photostyle_lib.engine.transfer`` -> ``engine``; ``photostyle_lib.doors.cli`` -> ``doors``."""
     parts = module.split(".")
     assert parts[0] == "photostyle_lib", module
     return parts[1] if len(parts) > 1 else "__init__"
@@ -75,6 +82,68 @@ def test_imports_go_down(path: Path):
     me = _module_name(path)
     upward = [m for m in sorted(_imports(path)) if RANK[_key(m)] > RANK[_key(me)]]
     assert not upward, f"{me} imports a higher layer: {upward}"
+
+
+def _module_of(name: str) -> str:
+    """An imported name as a module of the graph: a package stands for its ``__init__``."""
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return f"{name}.__init__" if (path / "__init__.py").exists() else name
+
+
+def import_graph(paths: list[Path] = MODULES) -> dict[str, set[str]]:
+    """``{module: the photostyle_lib modules it imports}`` (module level and lazy), packages as ``pkg.__init__``."""
+    names = {_module_name(p) for p in paths}
+    graph = {_module_name(p): {_module_of(m) for m in _imports(p)} for p in paths}
+    return {m: {d for d in deps if d in names and d != m} for m, deps in graph.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan's algorithm): the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycle():
+    cycles = import_cycles(import_graph())
+    assert not cycles, f"modules that import each other (directly or through others): {cycles}"
+
+
+def test_the_cycle_finder_sees_a_lazy_cycle(tmp_path):
+    """The finder itself: a cycle closed by an import inside a function is found; a chain is not a cycle."""
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    fake = tmp_path / "x.py"
+    fake.write_text("def f():\n    from photostyle_lib.doors import cli\n")
+    assert "photostyle_lib.doors.cli" in _imports(fake)
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):

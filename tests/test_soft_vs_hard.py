@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from photostyle_lib.experiments import recipes, runner, soft_vs_hard
+from photostyle_lib.doors import runner
+from photostyle_lib.experiments import recipes, soft_vs_hard
 from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.semantic import mask_errors
 from photostyle_lib.io.data import get_pair

@@ -17,7 +17,7 @@ from photostyle_lib.experiments import executors, metrics_table, sweep, sweep_pl
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.metrics import METRICS
 from photostyle_lib.experiments import runs
-from photostyle_lib.experiments import runner
+from photostyle_lib.doors import runner
 from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
 from photostyle_lib.experiments.settings import Settings, profile_parameters
 

@@ -6,7 +6,7 @@ iterations, weights, device, loss weights, theta_s) and where results go;
 :class:`~photostyle_lib.experiments.runs.RunSpec` of the run cache
 (:func:`canonical_spec`), so every figure, notebook and profile that needs a run
 shares it. :data:`PROFILES` are the parameter sets the notebook runner
-(:mod:`photostyle_lib.experiments.runner`) injects: ``ci`` (tiny, minutes on a
+(:mod:`photostyle_lib.doors.runner`) injects: ``ci`` (tiny, minutes on a
 CPU) and ``paper`` (the paper's settings).
 
 The loss weights are given by the paper's symbols (alpha, beta, gamma); they map

@@ -3,7 +3,7 @@
 SOURCE is a folder laid out like the dataset (``photostyle_lib.io.data``:
 ``input/in<N>.png``, ``style/tar<N>.png``, gold masks in ``segmentation/``),
 giving ``DIR/pair<N>.png``, or a CSV whose rows are runs (columns in
-``cli.BATCH_HELP``), giving ``DIR/<output>`` or ``DIR/row<i>_<content>.png``.
+``arguments.BATCH_HELP``), giving ``DIR/<output>`` or ``DIR/row<i>_<content>.png``.
 Every row is checked (files, options, outputs) before the first run starts,
 so a typo in row 40 fails at once, not after an hour.
 
@@ -90,15 +90,15 @@ def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
 
 
 def csv_rows(path: Path, parser: argparse.ArgumentParser) -> list[dict]:
-    """Rows of a CSV: ``{column: value}`` without empty cells, checked by ``cli.option_values``.
+    """Rows of a CSV: ``{column: value}`` without empty cells, checked by ``arguments.option_values``.
 
     Raises
     ------
     PhotostyleError
         If the CSV cannot be read, has no rows, lacks the content and style columns, or has a row
-        with an empty required cell, or a row's options fail ``cli.option_values``.
+        with an empty required cell, or a row's options fail ``arguments.option_values``.
     """
-    from photostyle_lib.cli import option_values
+    from photostyle_lib.doors.arguments import option_values
 
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -124,7 +124,7 @@ def csv_rows(path: Path, parser: argparse.ArgumentParser) -> list[dict]:
 def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.ArgumentParser, index: int,
                   source: Path) -> argparse.Namespace:
     """The ``transfer`` options of one row: the row's cells over the batch's flags (and --config)."""
-    from photostyle_lib.cli import option_values
+    from photostyle_lib.doors.arguments import option_values
 
     ns = argparse.Namespace(**vars(args))
     out_name = row.get("output")
@@ -142,7 +142,7 @@ def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.Argument
 
 def row_record(ns: argparse.Namespace, overrides: dict) -> dict:
     """The row's inputs and settings as ``pipeline.request_record`` states them (what "done" is checked against)."""
-    from photostyle_lib.cli import theta_s_of
+    from photostyle_lib.doors.transfer import theta_s_of
     from photostyle_lib.experiments.pipeline import request_record
 
     return request_record(ns.content, ns.style, content_mask=ns.content_mask, style_mask=ns.style_mask,
@@ -187,9 +187,9 @@ def _rows(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
 
 def _row_inputs(jobs: list[tuple[int, argparse.Namespace]]) -> dict[str, Path]:
     """Every file any row reads, by "row N content" etc.: no row may write over another's input."""
-    from photostyle_lib.cli import _inputs
+    from photostyle_lib.doors.transfer import run_inputs
 
-    return {f"row {i} {role}": path for i, ns in jobs for role, path in _inputs(ns).items() if path is not None}
+    return {f"row {i} {role}": path for i, ns in jobs for role, path in run_inputs(ns).items() if path is not None}
 
 
 def _is_summary(path: Path) -> bool:
@@ -216,7 +216,8 @@ def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]
         exist that are not done (without ``--overwrite``), or a row's options fail the
         CLI's checks (naming the row).
     """
-    from photostyle_lib.cli import build_parser, check_transfer
+    from photostyle_lib.doors.arguments import build_parser
+    from photostyle_lib.doors.transfer import check_transfer
     from photostyle_lib.io.outputs import check_outputs
 
     parser = build_parser().subcommand_parsers["transfer"]
@@ -268,7 +269,7 @@ def run_batch(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
-    from photostyle_lib.cli import check_transfer, run_transfer
+    from photostyle_lib.doors.transfer import check_transfer, run_transfer
     from photostyle_lib.io.images import write_file_atomically
 
     jobs = plan(args)
