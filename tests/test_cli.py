@@ -113,6 +113,9 @@ def test_console_script_runs(small_pair):
     exe = os.path.join(os.path.dirname(sys.executable), "photostyle")
     if not os.path.exists(exe):
         pytest.skip("console script not installed (pip install -e .)")
+    with open(exe, encoding="utf-8", errors="replace") as f:
+        if "photostyle_lib.doors.cli" not in f.read():
+            pytest.skip("console script installed from an older tree (reinstall: pip install -e .)")
     proc = subprocess.run([exe, *_args(small_pair, "--preset", "gatys")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (small_pair / "out.png").exists()
@@ -151,7 +154,7 @@ def test_cli_random_segmenter_alone_marks_the_result(small_pair, capsys, monkeyp
 def test_cli_unwritable_output_fails_before_the_run(small_pair, capsys, monkeypatch):
     import photostyle_lib.experiments.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking the output"))
     (small_pair / "afile").write_text("x")
     argv = _args(small_pair)
     argv[argv.index("-o") + 1] = str(small_pair / "afile" / "out.png")
@@ -180,7 +183,7 @@ def test_cli_never_writes_over_an_input(small_pair, capsys, monkeypatch):
     --overwrite, before any run; the input's bytes are untouched."""
     import photostyle_lib.experiments.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking the output"))
     d = small_pair
     (d / "sub").mkdir()
     (d / "link.png").symlink_to(d / "cm.png")
@@ -282,7 +285,7 @@ def test_cli_offline_without_masks_fails_fast(small_pair, capsys, monkeypatch, t
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     monkeypatch.setattr(transfer, "_hub_reachable", lambda timeout=2.0: False)
     monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("started the run"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("started the run"))
     d = small_pair
     argv = ["transfer", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "o.png"), "--weights", "random",
             "--device", "cpu", "--no-progress"]
@@ -560,7 +563,7 @@ def test_cli_save_every_never_writes_over_an_input_and_checks_snapshots_first(sm
     argv = _args(d, "--iterations", "5", "--save-every", "2", "--overwrite")
     argv[1] = str(d / "snap.iter0002.png")
     argv[argv.index("-o") + 1] = str(d / "snap.png")
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking snapshots"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking snapshots"))
     err = _err(capsys, argv)
     assert "is the content file" in err and "never replaces an input" in err
     assert (d / "snap.iter0002.png").read_bytes() == before and not (d / "snap.png").exists()

@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib.doors import arguments, runner
+from photostyle_lib.doors import arguments, cli, runner
 from photostyle_lib.experiments import recipes
 from photostyle_lib.experiments.settings import PROFILES, Settings, canonical_spec, profile_parameters, results_dir
 from photostyle_lib.plots import figures

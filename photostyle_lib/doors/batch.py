@@ -9,7 +9,7 @@ so a typo in row 40 fails at once, not after an hour.
 
 Resumable: a row whose image and metadata are a complete result of the same
 inputs and settings -- the metadata's ``image_sha256`` is the image's digest and
-its ``request`` (``pipeline.request_record``: the input files' bytes, the preset,
+its ``request`` (``FileTransfer.record``: the input files' bytes, the preset,
 every setting) is the row's -- is skipped. Any other existing output (a user's
 file, an image without metadata, a result of other inputs or settings) is
 refused before the first run, all of them in one message, unless ``--overwrite``
@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.io.data import parse_pairs
 
 SUMMARY_FILE = "batch_summary.csv"
 #: The summary's columns (its header tells a summary this command wrote from a user's file).
@@ -43,25 +44,16 @@ def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
     Raises
     ------
     PhotostyleError
-        If a part is not a pair id or a range like 5-8 (low to high), or names pairs not in ``available``.
+        If a part is not a pair id or a range like 5-8 (low to high) (``io.data.parse_pairs``), or
+        names pairs not in ``available``.
     """
     if text is None:
         return list(available)
-    ids: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            lo, _, hi = part.partition("-")
-            lo, hi = int(lo), int(hi or lo)
-        except ValueError:
-            raise PhotostyleError(f"--pairs {text!r}: {part!r} is not a pair id or a range like 5-8") from None
-        if hi < lo:
-            raise PhotostyleError(f"--pairs {text!r}: {part!r} is an empty range; write it low to high ({hi}-{lo})")
-        ids.extend(range(lo, hi + 1))
+    ids = parse_pairs(text)
     missing = sorted(set(ids) - set(available))
     if missing:
         raise PhotostyleError(f"--pairs: pairs {missing} are not in the folder (it has {len(available)} pairs)")
-    return list(dict.fromkeys(ids))
+    return ids
 
 
 def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
@@ -140,22 +132,12 @@ def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.Argument
     return ns
 
 
-def row_record(ns: argparse.Namespace, overrides: dict) -> dict:
-    """The row's inputs and settings as ``pipeline.request_record`` states them (what "done" is checked against)."""
-    from photostyle_lib.doors.transfer import theta_s_of
-    from photostyle_lib.experiments.pipeline import request_record
-
-    return request_record(ns.content, ns.style, content_mask=ns.content_mask, style_mask=ns.style_mask,
-                          preset=ns.preset, size=ns.size, unmatched=ns.unmatched, segmenter=ns.segmenter,
-                          theta_s=theta_s_of(ns), **overrides)
-
-
 def output_state(output: Path, record: dict) -> str | None:
     """None if ``output`` and its metadata are absent; "done" if they are a complete result of ``record``;
     else why they are not (torn pair, other inputs or settings), for the refusal's message.
 
     Complete: the metadata's ``image_sha256`` is the image's digest and its ``request`` equals
-    ``record`` (``pipeline.request_record``: the input files' bytes, the preset, every setting).
+    ``record`` (``FileTransfer.record``: the input files' bytes, the preset, every setting).
     """
     from photostyle_lib.experiments.pipeline import record_differences
     from photostyle_lib.io.metadata import file_digest
@@ -236,7 +218,7 @@ def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]
     for i, ns in rows:
         try:
             ns.overwrite = True  # whether the outputs may be replaced is judged here, against the row's record
-            state = output_state(ns.output, row_record(ns, check_transfer(ns)))
+            state = output_state(ns.output, check_transfer(ns).record())
             ns.overwrite = args.overwrite
             if state not in (None, "done") and not args.overwrite:
                 taken.append(f"{ns.output} ({state})")

@@ -73,8 +73,8 @@ def _run_figures(args: argparse.Namespace) -> int:
 
 
 def _run_transfer(args: argparse.Namespace) -> int:
-    overrides = check_transfer(args)
-    done = run_transfer(args, overrides, progress=not args.no_progress)
+    spec = check_transfer(args)
+    done = run_transfer(args, spec, progress=not args.no_progress)
     meta = args.output.with_name(args.output.name + ".json")
     # The banner as random weights have always been said here: "[RANDOM WEIGHTS: smoke test, ...]"
     banner = (done["banner"] or "").replace(" \u2014 ", ": ")

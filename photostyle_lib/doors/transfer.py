@@ -122,17 +122,29 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def theta_s_of(args: argparse.Namespace) -> float:
-    """``--theta-s``, else the masks' default (0.2): it goes to the mask request, not the TransferConfig."""
-    from photostyle_lib.semantic.cut import DEFAULT_THETA_S
+def file_transfer_of(args: argparse.Namespace):
+    """The run the options describe, resolved once (``pipeline.file_transfer``): preset, overrides, mask request.
 
-    return DEFAULT_THETA_S if args.theta_s is None else args.theta_s
+    ``--theta-s`` goes to the mask request as given; without it, the request's default
+    (``semantic.cut.DEFAULT_THETA_S``).
+
+    Raises
+    ------
+    PhotostyleError
+        As ``pipeline.file_transfer`` (an unknown preset, a bad config value, theta_s outside (0, 1]).
+    """
+    from photostyle_lib.experiments.pipeline import file_transfer
+
+    theta = {} if args.theta_s is None else {"theta_s": args.theta_s}
+    return file_transfer(args.content, args.style, preset=args.preset, size=args.size, content_mask=args.content_mask,
+                         style_mask=args.style_mask, unmatched=args.unmatched, segmenter=args.segmenter, **theta,
+                         **config_overrides(args))
 
 
-def check_transfer(args: argparse.Namespace) -> dict:
+def check_transfer(args: argparse.Namespace):
     """Every check of one run that needs no network: PhotostyleError before minutes of work.
 
-    Returns the TransferConfig overrides (:func:`_overrides`).
+    Returns the checked run (``pipeline.FileTransfer``) that :func:`run_transfer` runs.
 
     Parameters
     ----------
@@ -141,8 +153,8 @@ def check_transfer(args: argparse.Namespace) -> dict:
 
     Returns
     -------
-    dict
-        TransferConfig overrides: the config file's extra fields, then the flags.
+    FileTransfer
+        The run: photos, masks, the resolved TransferConfig and the mask request.
 
     Raises
     ------
@@ -156,8 +168,6 @@ def check_transfer(args: argparse.Namespace) -> dict:
         preset needs the segmenter and it is neither installed, cached, local nor downloadable.
     """
     from photostyle_lib.checks import resolve_device
-    from photostyle_lib.engine.presets import get_preset
-    from photostyle_lib.experiments.pipeline import files_mask_request
     from photostyle_lib.io.outputs import refuse_overwriting_inputs
 
     if args.content is None or args.style is None:
@@ -171,17 +181,14 @@ def check_transfer(args: argparse.Namespace) -> dict:
     resolve_device(args.device)  # an unavailable device is an error now, not after loading
     if (args.content_mask is None) != (args.style_mask is None):
         raise PhotostyleError("give both --content-mask and --style-mask, or neither")
-    overrides = config_overrides(args)
     for given in (args.content, args.style, args.content_mask, args.style_mask):
         if given is not None and not given.exists():  # the loader's own message, before the checks below
             raise PhotostyleError(f"image file not found: {given}; check the path")
     _check_weights_file(args.weights)
-    config = get_preset(args.preset, **overrides)
-    check_outputs(transfer_outputs(args, config), run_inputs(args), overwrite=args.overwrite)  # before minutes of work
-    files_mask_request(config, masks_given=args.content_mask is not None, segmenter=args.segmenter,
-                       theta_s=theta_s_of(args), unmatched=args.unmatched)  # theta_s and the masks, checked now
-    _check_segmenter_available(args, config)
-    return overrides
+    spec = file_transfer_of(args)  # the preset, the overrides and the mask request (theta_s), checked once
+    check_outputs(transfer_outputs(args, spec.config), run_inputs(args), overwrite=args.overwrite)  # before the work
+    _check_segmenter_available(args, spec.config)
+    return spec
 
 
 def evaluation_budget(config) -> int:
@@ -241,25 +248,19 @@ def _stage_snapshots(kept: list, out: Path, warning: str | None) -> list[tuple[P
     return staged
 
 
-def run_transfer(args: argparse.Namespace, overrides: dict, *, progress: bool) -> dict:
-    """One checked run (:func:`check_transfer`) through ``pipeline.transfer_files``, saved with ``save_run``.
+def run_transfer(args: argparse.Namespace, spec, *, progress: bool) -> dict:
+    """Run the checked ``spec`` (:func:`check_transfer`) and save it: ``pipeline.run_to_files``.
 
-    The metadata records the run's inputs and settings (``pipeline.request_record``); the
+    The metadata records the run's inputs and settings (``FileTransfer.record``); the
     ``--save-every`` snapshots are renamed into place with the image and its metadata.
     Returns ``{"output", "stop_reason", "seconds", "evaluations", "device", "banner"}``.
     """
-    from photostyle_lib.experiments import pipeline
+    from photostyle_lib.experiments.pipeline import run_to_files
 
     kept: list = []
-    settings = dict(preset=args.preset, size=args.size, content_mask=args.content_mask, style_mask=args.style_mask,
-                    unmatched=args.unmatched, segmenter=args.segmenter, theta_s=theta_s_of(args))
-    record = pipeline.request_record(args.content, args.style, **settings, **overrides)
-    run = pipeline.transfer_files(args.content, args.style, **settings, progress=progress,
-                                  image_callback=_snapshot_callback(args.save_every, kept), **overrides)
-    if run.interrupted:
-        raise KeyboardInterrupt  # stylize kept its best image; the CLI writes no partial result
-    pipeline.save_run(run, args.output, overwrite=args.overwrite, record=record,
-                      also=_stage_snapshots(kept, args.output, run.weights_warning))
+    run = run_to_files(spec, args.output, overwrite=args.overwrite, progress=progress,
+                       image_callback=_snapshot_callback(args.save_every, kept),
+                       also=lambda done: _stage_snapshots(kept, args.output, done.weights_warning))
     r = run.result
     return {"output": args.output, "stop_reason": r.stop_reason, "seconds": r.timings["total"],
             "evaluations": len(r.losses), "device": r.device, "banner": run.weights_warning}

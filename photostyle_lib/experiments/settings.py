@@ -365,7 +365,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "04_postprocess": {"pair_ids": [4, 39]},
         "05_failure_cases": {"pair_ids": [20, 50]},
         "06_metrics": {"pair_ids": None},  # all 60 pairs
-        # tuning pairs only (held-out 21-60: benchmarks/bench_soft_vs_hard.py); soft_vs_hard's default severities
+        # tuning pairs only (held-out 21-60: studies/soft_vs_hard.py); soft_vs_hard's default severities
         "07_soft_vs_hard": {"pair_ids": [1, 4, 8, 13, 16], "severities": None, "thetas": [0.1, 0.2, 0.4]},
     },
 }
