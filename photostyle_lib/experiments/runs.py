@@ -16,12 +16,11 @@ A run ended by its callback (:class:`photostyle_lib.engine.config.StopRun`, e.g.
 the interactive app's Stop button; ``stop_reason == "stopped by user"``) is
 kept there too and its record returned, pointing at ``interrupted/<key>``.
 
-Each folder carries ``manifest.json``: every file's size and sha256. Reading
-an entry checks them and that every file its kind needs is there; an entry with
-a missing, truncated or altered file -- or a file in the entry's place -- is
-discarded (one warning line on stderr naming it) and computed again. Entries
-written before manifests existed are checked by reading each file and then
-given one. Temp folders carry their writer's host and pid
+Each folder carries ``manifest.json``: every file's size and sha256
+(:mod:`photostyle_lib.experiments.cache_store`). Reading an entry checks them and that
+every file its kind needs is there; an entry with a missing, truncated or altered file, no
+manifest, or a file in the entry's place is discarded (one warning line on stderr naming
+it) and computed again. Temp folders carry their writer's host and pid
 (``io.outputs.temp_prefix``): those of a killed writer are removed by the next
 run of the same key.
 
@@ -36,11 +35,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import resource
 import shutil
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +50,12 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.io.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
+from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, resize_tensor,
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
 from photostyle_lib.io.outputs import remove_stale_temps, temp_prefix
 from photostyle_lib.semantic.cache import SegmentationCache
+from photostyle_lib.experiments.cache_store import keep_interrupted, read_entry, was_interrupted, write_manifest
+from photostyle_lib.experiments.executors import PeakRSS
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S, SOFT_PIPELINE
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.semantic.request import MASK_MODES, MaskRequest, make_masks
@@ -76,7 +74,6 @@ _FORMAT = 2
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
 _SEGMENTER_MASKS_FORMAT = 2
-MANIFEST = "manifest.json"
 #: The override that goes to the masks (``MaskRequest.theta_s``), not to the TransferConfig.
 MASK_OVERRIDES = ("theta_s",)
 
@@ -349,57 +346,6 @@ def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.T
                       cache=cache, device=device)
 
 
-class _PeakRSS:
-    """Peak resident memory of this process *during* a block, sampled every 50 ms.
-
-    ``ru_maxrss`` is the process's lifetime peak, which in a long-lived worker
-    includes earlier tasks; sampling /proc/self/statm bounds the run itself.
-    Where /proc is missing (macOS, Windows) the lifetime peak is reported and
-    the field name says so.
-    """
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._proc = Path("/proc/self/statm").exists()
-
-    def _sample(self) -> None:
-        try:
-            rss = int(Path("/proc/self/statm").read_text().split()[1]) * self._page
-        except (OSError, ValueError, IndexError):
-            return
-        self.peak = max(self.peak, rss)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> "_PeakRSS":
-        if self._proc:
-            self._sample()
-            self._thread = threading.Thread(target=self._loop, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc:
-            self._stop.set()
-            self._thread.join()
-            self._sample()
-
-    def report(self, device: torch.device) -> dict[str, float]:
-        if self._proc:
-            out = {"run_peak_rss_mb": self.peak / 2 ** 20}
-        else:
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            out = {"process_peak_rss_mb": rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024}
-        if device.type == "cuda":
-            out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-        return out
-
-
 def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                device: str = "auto", progress: bool = True,
                callback: Callable[[int, dict[str, float]], None] | None = None,
@@ -446,7 +392,7 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     pair = get_pair(spec.pair_id, data_dir)
     key = spec.key(pair)
     final = cache / "runs" / key
-    found = _read_entry(final)
+    found = read_entry(final)
     if found is not None:
         return RunRecord(spec, key, final, found)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -458,13 +404,13 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
         write_json(md, tmp / "metadata.json")
         if md.get("stop_reason") == STOPPED_BY_USER:
             kept = cache / "interrupted" / key
-            _keep_interrupted(tmp, kept)
+            keep_interrupted(tmp, kept)
             return RunRecord(spec, key, kept if kept.is_dir() else tmp, md)
-        if _was_interrupted(md):
-            _keep_interrupted(tmp, cache / "interrupted" / key)
+        if was_interrupted(md):
+            keep_interrupted(tmp, cache / "interrupted" / key)
             raise KeyboardInterrupt(f"run {key} interrupted; its partial result is in "
                                     f"{cache / 'interrupted' / key} (not cached as done)")
-        _write_manifest(tmp)
+        write_manifest(tmp)
         try:
             os.replace(tmp, final)
         except OSError:  # another worker finished the same run first: keep theirs
@@ -472,146 +418,11 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    found = _read_entry(final)
+    found = read_entry(final)
     if found is None:
         raise PhotostyleError(f"the cache entry {final} was damaged as soon as it was written; "
                               "check the disk and the cache folder's other users")
     return RunRecord(spec, key, final, found)
-
-
-def _was_interrupted(md: dict[str, Any]) -> bool:
-    """True if the run (or the first stage of a two-stage one) was stopped by Ctrl-C: not a result."""
-    notes = md.get("notes") or ()
-    return md.get("stop_reason") == "interrupted" or any("stopped: interrupted" in str(n) for n in notes)
-
-
-def _keep_interrupted(tmp: Path, dest: Path) -> None:
-    """Move an interrupted run's folder to ``dest`` (replacing an older one): a partial result to look at."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        shutil.rmtree(dest, ignore_errors=True)
-    try:
-        os.replace(tmp, dest)
-    except OSError:
-        pass  # another process is writing the same key: its copy will do
-
-
-def _entry_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
-
-
-def _write_manifest(folder: Path) -> None:
-    """``manifest.json``: {"format", "files": {name: {"bytes", "sha256"}}} of every file in ``folder``."""
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_digest(p)} for p in _entry_files(folder)}
-    write_json({"format": 1, "files": files}, folder / MANIFEST)
-
-
-def _required_files(md: dict[str, Any]) -> list[str]:
-    """The files every complete entry of this run's kind holds (``RunRecord``'s docstring)."""
-    names = ["metadata.json", "image.png", "content.png", "style.png"]
-    if md.get("method") in PRESETS:
-        names += ["raw.png", "losses.csv"]
-        config = md.get("config")
-        if isinstance(config, dict) and config.get("segmentation", "none") != "none":
-            names.append("masks.npz")
-    return names
-
-
-def _missing_file(folder: Path) -> str | None:
-    """The first file a complete entry needs that ``folder`` lacks, as a problem; None if all are there."""
-    try:
-        md = json.loads((folder / "metadata.json").read_text())
-    except (OSError, ValueError) as exc:
-        return f"metadata.json is unreadable ({type(exc).__name__})"
-    if not isinstance(md, dict):
-        return "metadata.json is not an object"
-    for name in _required_files(md):
-        if not (folder / name).is_file():
-            return f"{name} is missing"
-    return None
-
-
-def _entry_problem(folder: Path) -> str | None:
-    """What is wrong with a cache entry, or None if every file matches its manifest and none is missing."""
-    man = folder / MANIFEST
-    if not man.exists():
-        return _legacy_entry_problem(folder)
-    try:
-        files = json.loads(man.read_text())["files"]
-        files.items()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return f"{MANIFEST} is unreadable"
-    if "metadata.json" not in files:
-        return "metadata.json is not in the manifest"
-    missing = _missing_file(folder)
-    if missing is not None:
-        return missing
-    for name, want in files.items():
-        p = folder / name
-        if not p.is_file():
-            return f"{name} is missing"
-        if p.stat().st_size != want.get("bytes"):
-            return f"{name} has {p.stat().st_size} bytes, the manifest says {want.get('bytes')}"
-        if file_digest(p) != want.get("sha256"):
-            return f"{name} does not match its sha256 in the manifest"
-    return None
-
-
-def _legacy_entry_problem(folder: Path) -> str | None:
-    """An entry without a manifest (written before manifests): every file it needs is there and reads back whole."""
-    missing = _missing_file(folder)
-    if missing is not None:
-        return missing
-    md = json.loads((folder / "metadata.json").read_text())
-    for p in _entry_files(folder):
-        try:
-            if p.suffix == ".png":
-                read_rgb_array(p)
-            elif p.suffix == ".npz":
-                with np.load(p, allow_pickle=False) as z:
-                    for name in z.files:
-                        z[name]
-            elif p.suffix == ".csv":
-                rows = len(pd.read_csv(p))
-                if "evaluations" in md and rows != md["evaluations"]:
-                    return f"{p.name} has {rows} rows, the metadata says {md['evaluations']} evaluations"
-        except Exception as exc:  # noqa: BLE001 -- any failure to read back means a damaged file
-            return f"{p.name} is unreadable ({type(exc).__name__})"
-    return None
-
-
-def _read_entry(final: Path) -> dict[str, Any] | None:
-    """The metadata of the intact entry ``final``; None if there is none (a damaged one is discarded,
-    with one warning line on stderr naming it, and a legacy one given a manifest)."""
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        print(f"photostyle: warning: cache entry {final} is not a folder; removing it and recomputing the run",
-              file=sys.stderr, flush=True)
-        try:
-            final.unlink()
-        except OSError:
-            pass  # another process removed it first
-        return None
-    if not (final / "metadata.json").exists() and not (final / MANIFEST).exists():
-        if final.is_dir() and not any(final.iterdir()):
-            final.rmdir()
-        elif not final.exists():
-            return None
-    if final.is_dir():
-        problem = _entry_problem(final)
-        if problem is None:
-            if not (final / MANIFEST).exists():
-                _write_manifest(final)
-            return json.loads((final / "metadata.json").read_text())
-        print(f"photostyle: warning: cache entry {final} is damaged ({problem}); discarding and recomputing it",
-              file=sys.stderr, flush=True)
-        trash = final.with_name(f"{temp_prefix(final.name)}damaged{time.monotonic_ns()}")  # stale if we die
-        try:
-            os.replace(final, trash)
-        except OSError:
-            return None  # another process moved it first
-        shutil.rmtree(trash, ignore_errors=True)
-    return None
-
 
 def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool,
              callback: Callable[[int, dict[str, float]], None] | None = None,
@@ -619,7 +430,7 @@ def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, pro
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    with _PeakRSS() as mem:
+    with PeakRSS() as mem:
         md = _compute_inner(spec, pair, out, cache, dev, progress, callback, image_callback)
     md["memory"] = mem.report(dev)
     return md
