@@ -11,6 +11,7 @@ from photostyle_lib.experiments import runs
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
+from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER
 
 
 @pytest.fixture
@@ -29,26 +30,26 @@ def test_key_depends_on_spec_and_files(data_dir):
     pair = get_pair(1, data_dir)
     assert _spec().key(pair) == _spec().key(pair)
     assert _spec().key(pair) != _spec(iterations=3).key(pair)
-    assert _spec(overrides=(("theta_s", 0.3),)).key(pair) != _spec().key(pair)
-    assert _spec(overrides={"theta_s": 0.3, "lr": 0.2}).overrides == (("lr", 0.2), ("theta_s", 0.3))
+    assert _spec(theta_s=0.3).key(pair) != _spec().key(pair)
+    assert _spec(overrides={"rf_sigma_r": 0.2, "lr": 0.2}).overrides == (("lr", 0.2), ("rf_sigma_r", 0.2))
     assert _spec(pair_id=2).key(get_pair(2, data_dir)) != _spec().key(pair)
 
 
 def test_theta_s_keys_soft_runs_only(data_dir):
     """theta_s travels on the mask request; it splits soft runs (and soft-rendered error runs), nothing else."""
     pair = get_pair(1, data_dir)
-    soft = {t: _spec(masks="soft", overrides=(("theta_s", t),)) for t in (0.2, 0.3)}
+    soft = {t: _spec(masks="soft", theta_s=t) for t in (0.2, 0.3)}
     assert soft[0.3].key(pair) != soft[0.2].key(pair)
     assert soft[0.3].mask_request().theta_s == 0.3 and soft[0.2].mask_request().theta_s == 0.2
     assert "theta_s" not in {f for f, _ in soft[0.3].config().__dict__.items()}  # not an engine setting
-    gold = {t: _spec(masks="gold", overrides=(("theta_s", t),)) for t in (0.2, 0.3)}
+    gold = {t: _spec(masks="gold", theta_s=t) for t in (0.2, 0.3)}
     assert gold[0.3].key(pair) == gold[0.2].key(pair) == _spec(masks="gold").key(pair)
-    assert gold[0.3].overrides == ()  # dropped where it does not act
-    err = {t: _spec(masks="gold", overrides=(("theta_s", t),), mask_errors=(("kind", "boundary"), ("severity", 2),
+    assert gold[0.3].overrides == () and gold[0.3].theta_s == 0.2  # reset where it does not act
+    err = {t: _spec(masks="gold", theta_s=t, mask_errors=(("kind", "boundary"), ("severity", 2),
                                                                             ("render", "soft"))) for t in (0.2, 0.3)}
     assert err[0.3].key(pair) != err[0.2].key(pair)
     with pytest.raises(PhotostyleError, match="theta_s"):
-        _spec(masks="soft", overrides=(("theta_s", 1.5),))
+        _spec(masks="soft", theta_s=1.5)
 
 
 def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
@@ -62,7 +63,7 @@ def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     from PIL import Image
 
     assert "RANDOM WEIGHTS" in Image.open(rec.image_path).text["photostyle:weights"]
-    assert rec.weights_warning == runs.RANDOM_WEIGHTS_BANNER and rec.metadata["network"]["network"] == "VGG-19"
+    assert rec.weights_warning == RANDOM_WEIGHTS_BANNER and rec.metadata["network"]["network"] == "VGG-19"
     # a second call reads the folder: stylize must not run again
     monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
     again = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
@@ -84,7 +85,7 @@ def test_soft_masks_from_random_tiny_segmenter(data_dir, tmp_path):
     rec = run_cached(_spec(masks="soft"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     m = rec.masks()
     assert m.kind == "soft" and rec.metadata["segmenter_random_weights"] is True
-    assert rec.weights_warning == runs.RANDOM_WEIGHTS_BANNER
+    assert rec.weights_warning == RANDOM_WEIGHTS_BANNER
     assert any((tmp_path / "segmentation").iterdir())
 
 
@@ -116,12 +117,14 @@ def test_stand_in_run_records_its_network_and_banner(data_dir, tmp_path):
     # a random segmenter on top: the stronger banner wins
     soft = run_cached(_spec(masks="soft", weights="hed-vgg16"), cache_dir=tmp_path, data_dir=data_dir,
                       progress=False)
-    assert soft.weights_warning == runs.RANDOM_WEIGHTS_BANNER and soft.metadata["network"]["kind"] == "stand-in"
+    assert soft.weights_warning == RANDOM_WEIGHTS_BANNER and soft.metadata["network"]["kind"] == "stand-in"
 
 
-def test_records_cached_before_banners_fall_back_on_random_weights(tmp_path):
+def test_a_record_says_the_banner_it_was_written_with(tmp_path):
+    """One rule makes the banner (TransferResult.banner), when the run is computed; a record only reads it."""
     record = lambda md: runs.RunRecord(_spec(), "k", tmp_path, md)  # noqa: E731
-    assert record({"random_weights": True}).weights_warning == runs.RANDOM_WEIGHTS_BANNER
+    assert record({"random_weights": True, "weights_warning": RANDOM_WEIGHTS_BANNER}).weights_warning \
+        == RANDOM_WEIGHTS_BANNER
     assert record({"random_weights": False}).weights_warning is None
 
 

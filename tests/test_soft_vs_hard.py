@@ -43,7 +43,7 @@ def test_plan_shares_severity_zero_and_the_gold_run(tiny):
     gold = planned[planned["mask"] == "gold"]
     assert set(gold["spec"]) == {settings.spec(p, "full", "gold") for p in (1, 2)}  # Figure 5's gold runs
     soft = planned[(planned["mask"] == "soft") & (planned["theta_s"] == 0.4)]["spec"].iloc[0]
-    assert dict(soft.overrides)["theta_s"] == 0.4 and dict(soft.mask_errors)["render"] == "soft"
+    assert soft.theta_s == 0.4 and "theta_s" not in dict(soft.overrides) and dict(soft.mask_errors)["render"] == "soft"
 
 
 def test_a_pair_with_one_label_is_left_out_with_its_reason(tiny, monkeypatch):

@@ -39,7 +39,6 @@ from photostyle_lib.experiments.settings import PROFILES, path_from_cwd, profile
 from photostyle_lib.io.data import PROJECT_ROOT, data_dir as resolve_data_dir
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.io.outputs import check_folder
-from photostyle_lib.plots import figures
 
 #: Where the notebooks live: the project's notebooks/ folder.
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -425,7 +424,7 @@ def suite_warnings(runs: Iterable[NotebookRun]) -> list[str]:
         meta = r.directory / "metadata.json"
         md = json.loads(meta.read_text()) if meta.exists() else {}
         for fig in md.get("figures", []):
-            w = fig.get("weights_warning") or (figures.RANDOM_WEIGHTS_BANNER if fig.get("random_weights") else None)
+            w = fig.get("weights_warning")
             if w and w not in found:
                 found.append(w)
     return found

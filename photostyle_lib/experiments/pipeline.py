@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, load_image
+from photostyle_lib.io.images import load_image
 from photostyle_lib.io.results import write_result_files
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S
 from photostyle_lib.semantic.masks import SemanticMasks
@@ -56,7 +56,7 @@ class Run:
     @property
     def weights_warning(self) -> str | None:
         """The run's banner: random weights (VGG or segmenter) first, else the stand-in VGG's, else None."""
-        return RANDOM_WEIGHTS_BANNER if self.random_weights else self.result.weights_warning
+        return self.result.banner(bool(self.inputs.get("segmenter_random_weights")))
 
 
 def files_mask_request(config: TransferConfig, *, masks_given: bool, segmenter: Any = None,

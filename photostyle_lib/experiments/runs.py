@@ -50,7 +50,7 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.io.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, resize_tensor,
+from photostyle_lib.io.images import (array_to_tensor, load_image, resize_tensor,
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
 from photostyle_lib.io.outputs import remove_stale_temps, temp_prefix
 from photostyle_lib.semantic.cache import SegmentationCache
@@ -74,8 +74,6 @@ _FORMAT = 2
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
 _SEGMENTER_MASKS_FORMAT = 2
-#: The override that goes to the masks (``MaskRequest.theta_s``), not to the TransferConfig.
-MASK_OVERRIDES = ("theta_s",)
 
 
 @dataclass(frozen=True)
@@ -104,20 +102,19 @@ class RunSpec:
         "random-tiny" (random weights, a tiny model: CI), or a hub id / path
         (see segmenter.segmenter_from_name).
     overrides
-        extra settings as sorted (name, value) pairs: TransferConfig
-        fields, e.g. (("lr", 0.2),), and ``theta_s``, the soft cutoff, which
-        goes to the mask request (:meth:`mask_request`), not the config. A
-        theta_s is kept only where it acts (soft masks, or gold masks with
-        errors rendered soft) and dropped elsewhere, so it never splits
-        one run into two keys.
+        TransferConfig fields as sorted (name, value) pairs, e.g. (("lr", 0.2),).
     seed
         seeds the engine and IDT.
     mask_errors
         with ``masks="gold"`` only: the gold masks corrupted by
         ``mask_errors.masks_with_errors`` (sorted (name, value) pairs: kind,
         severity, seed, target, render "hard" | "soft", temperature) at the
-        images' sizes; () for the gold masks as they are. Part of the key
-        only when given, so every other run keeps its key.
+        images' sizes; () for the gold masks as they are.
+    theta_s
+        the soft cutoff in (0, 1], on the mask request (:meth:`mask_request`), not the
+        config; kept only where it acts (soft masks, or gold masks with errors rendered
+        soft) and reset to ``cut.DEFAULT_THETA_S`` elsewhere, so it never splits one run
+        into two keys.
     """
 
     pair_id: int
@@ -130,6 +127,7 @@ class RunSpec:
     overrides: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
     mask_errors: tuple[tuple[str, Any], ...] = ()
+    theta_s: float = DEFAULT_THETA_S
 
     def __post_init__(self) -> None:
         check_int("pair_id", self.pair_id, low=0)
@@ -144,23 +142,17 @@ class RunSpec:
             raise PhotostyleError("mask_errors corrupt gold masks: give masks='gold' with a preset that uses masks")
         request = self.mask_request()  # the masks' settings, theta_s included, are checked there, once
         if request is None or not request.uses_theta_s:
-            object.__setattr__(self, "overrides", tuple((k, v) for k, v in self.overrides if k != "theta_s"))
+            object.__setattr__(self, "theta_s", DEFAULT_THETA_S)
 
     @property
     def uses_engine(self) -> bool:
         """Whether the method is one of the engine's presets (else a colour transfer or a published result)."""
         return self.method in PRESETS
 
-    @property
-    def theta_s(self) -> float:
-        """The soft cutoff of this run's masks: its ``theta_s`` override, else the default 0.2."""
-        return dict(self.overrides).get("theta_s", DEFAULT_THETA_S)
-
     def config(self, device: str = "auto"):
-        """The TransferConfig this spec runs (presets only); the mask overrides go to :meth:`mask_request`."""
-        fields = {k: v for k, v in self.overrides if k not in MASK_OVERRIDES}
+        """The TransferConfig this spec runs (presets only); the masks' settings are :meth:`mask_request`'s."""
         cfg = get_preset(self.method, iterations=self.iterations, weights=self.weights, seed=self.seed,
-                         device=device, **fields)
+                         device=device, **dict(self.overrides))
         if self.masks is not None and cfg.uses_masks:
             cfg = cfg.replace(segmentation=self.masks)
         return cfg
@@ -196,10 +188,6 @@ class RunSpec:
         its size and mtime) and, for segmenter masks, the segmenter's name and
         ``$PHOTOSTYLE_SEGMENTER``; and a format number, raised when the
         meaning of a stored run changes.
-
-        theta_s left the TransferConfig for the mask request; it is put back
-        into the key's config, as the config had it (for every engine run), so
-        every stored run keeps its key.
         """
         files = [pair.content, pair.style]
         mode = self.mask_mode()
@@ -208,13 +196,10 @@ class RunSpec:
         if self.method == "luan_published":
             files.append(pair.luan_result)
         spec = dataclasses.asdict(self)
-        if not self.mask_errors:
-            spec.pop("mask_errors")  # runs without errors keep the keys they had before the field
         parts: dict[str, Any] = {"format": _FORMAT, "spec": spec,
                                  "files": [file_digest(p) if p is not None else None for p in files]}
         if self.uses_engine:
             parts["config"] = relevant_config(self.config("cpu"))
-            parts["config"]["theta_s"] = self.theta_s
             parts["weights"] = weights_identity(self.weights, self.seed)
             request = self.mask_request()
             if request is not None and request.uses_segmenter:
@@ -326,12 +311,8 @@ class RunRecord:
 
     @property
     def weights_warning(self) -> str | None:
-        """The run's weights banner (random VGG or segmenter, or the stand-in VGG), else None.
-
-        Records cached before banners were recorded fall back on ``random_weights``.
-        """
-        warning = self.metadata.get("weights_warning")
-        return warning or (RANDOM_WEIGHTS_BANNER if self.random_weights else None)
+        """The run's weights banner as it was recorded (``TransferResult.banner``), else None."""
+        return self.metadata.get("weights_warning")
 
 
 def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, cache_dir: Path,
@@ -457,7 +438,7 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
         result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback,
                          image_callback=image_callback)
         random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
-        warning = RANDOM_WEIGHTS_BANNER if random else result.weights_warning
+        warning = result.banner(bool(seg_md.get("segmenter_random_weights")))
         text = weights_text(warning)
         save_image(result.image, out / "image.png", overwrite=True, text=text)
         save_image(result.raw_image, out / "raw.png", overwrite=True, text=text)

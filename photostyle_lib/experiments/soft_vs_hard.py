@@ -119,12 +119,11 @@ def error_spec(settings: Settings, pair_id: int, kind: str, severity: float, ren
     base = settings.spec(pair_id, "full", "gold")
     params: dict[str, Any] = {"kind": kind, "severity": severity, "seed": settings.seed, "render": render,
                               "target": target if kind != "none" else "content"}
-    overrides = dict(base.overrides)
+    cutoff = base.theta_s
     if render == "soft":
         params["temperature"] = check_number("temperature (pixels)", temperature, low=0, low_inclusive=False)
-        overrides["theta_s"] = settings.theta_s if theta_s is None else theta_s  # checked by the mask request
-    return canonical_spec(dataclasses.replace(base, overrides=tuple(overrides.items()),
-                                              mask_errors=tuple(params.items())))
+        cutoff = settings.theta_s if theta_s is None else theta_s  # checked by the mask request
+    return canonical_spec(dataclasses.replace(base, theta_s=cutoff, mask_errors=tuple(params.items())))
 
 
 def plan(settings: Settings, severities: Mapping[str, Sequence[float]] | None = None,
