@@ -183,8 +183,11 @@ def _is_summary(path: Path) -> bool:
         return False
 
 
-def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]:
-    """Every row as ``(row number, its transfer options, already done)``, all checked before any run.
+def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, object, bool]]:
+    """Every row as ``(row number, its transfer options, its checked run, already done)``, all checked first.
+
+    The checked run (``pipeline.FileTransfer``, from ``transfer.check_transfer``) is what
+    :func:`run_batch` runs: each row is checked once.
 
     A row is done when its image and metadata are a complete result of the same inputs and
     settings (:func:`output_state`); done rows are skipped unless ``--overwrite``. Every
@@ -199,7 +202,7 @@ def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]
         CLI's checks (naming the row).
     """
     from photostyle_lib.doors.arguments import build_parser
-    from photostyle_lib.doors.transfer import check_transfer
+    from photostyle_lib.doors.transfer import check_transfer, run_inputs, transfer_outputs
     from photostyle_lib.io.outputs import check_outputs
 
     parser = build_parser().subcommand_parsers["transfer"]
@@ -218,16 +221,17 @@ def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]
     for i, ns in rows:
         try:
             ns.overwrite = True  # whether the outputs may be replaced is judged here, against the row's record
-            state = output_state(ns.output, check_transfer(ns).record())
+            spec = check_transfer(ns)
+            state = output_state(ns.output, spec.record())
             ns.overwrite = args.overwrite
             if state not in (None, "done") and not args.overwrite:
                 taken.append(f"{ns.output} ({state})")
                 continue
-            if state is None or args.overwrite:
-                check_transfer(ns)  # the snapshots of --save-every too
+            if state is None or args.overwrite:  # the snapshots of --save-every too
+                check_outputs(transfer_outputs(ns, spec.config), run_inputs(ns), overwrite=args.overwrite)
         except PhotostyleError as exc:
             raise PhotostyleError(f"{args.source} row {i} ({ns.output.name}): {exc}") from None
-        jobs.append((i, ns, state == "done" and not args.overwrite))
+        jobs.append((i, ns, spec, state == "done" and not args.overwrite))
     if taken:
         raise PhotostyleError(f"{len(taken)} output(s) exist that this batch did not make with these inputs and "
                               f"settings: {'; '.join(taken)}; pass --overwrite to replace them, or choose another -o")
@@ -251,20 +255,20 @@ def run_batch(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
-    from photostyle_lib.doors.transfer import check_transfer, run_transfer
+    from photostyle_lib.doors.transfer import run_transfer
     from photostyle_lib.io.images import write_file_atomically
 
     jobs = plan(args)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     records = []
     with tqdm(total=len(jobs), desc="batch", unit="run", disable=args.no_progress, file=sys.stderr) as bar:
-        for i, ns, done in jobs:
+        for i, ns, spec, done in jobs:
             if done:
                 records.append({"row": i, "output": str(ns.output), "stop": "done before (skipped)",
                                 "seconds": 0.0})
             else:
                 try:
-                    r = run_transfer(ns, check_transfer(ns), progress=False)
+                    r = run_transfer(ns, spec, progress=False)  # as checked by plan()
                     records.append({"row": i, "output": str(ns.output), "stop": r["stop_reason"],
                                     "seconds": round(r["seconds"], 2)})
                 except PhotostyleError as exc:
