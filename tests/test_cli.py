@@ -470,7 +470,7 @@ def test_cli_rerun_from_metadata(small_pair):
 def test_cli_rerun_of_older_metadata_uses_the_earlier_engine(small_pair):
     """Metadata written before a field existed (here curvature_cosine and line_search, stripped) reruns with
     the value that reproduces the earlier engine (runs.LATER_FIELDS), not today's default; present fields win."""
-    from photostyle_lib.experiments.runs import LATER_FIELDS
+    from photostyle_lib.experiments.pipeline import LATER_FIELDS
     d = small_pair
     assert cli.main(_args(d, "--iterations", "2")) == 0
     md = json.loads((d / "out.png.json").read_text())

@@ -10,6 +10,7 @@ from conftest import needs_hed
 from photostyle_lib.experiments import runs
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.experiments import pipeline
 from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
 from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER
 
@@ -65,7 +66,7 @@ def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     assert "RANDOM WEIGHTS" in Image.open(rec.image_path).text["photostyle:weights"]
     assert rec.weights_warning == RANDOM_WEIGHTS_BANNER and rec.metadata["network"]["network"] == "VGG-19"
     # a second call reads the folder: stylize must not run again
-    monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
+    monkeypatch.setattr(pipeline, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
     again = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     assert again.directory == rec.directory
     assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # no temp leftovers
@@ -75,7 +76,7 @@ def test_interrupted_run_leaves_nothing(data_dir, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "stylize", boom)
+    monkeypatch.setattr(pipeline, "stylize", boom)
     with pytest.raises(KeyboardInterrupt):
         run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     assert list((tmp_path / "runs").iterdir()) == []
@@ -194,8 +195,8 @@ def test_damaged_entry_is_recomputed_with_one_warning(data_dir, tmp_path, monkey
     _truncate(rec.directory / name)
     capsys.readouterr()
     calls = []
-    real = runs.stylize
-    monkeypatch.setattr(runs, "stylize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pipeline.stylize
+    monkeypatch.setattr(pipeline, "stylize", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(rec.directory) in err and name in err and "recomputing" in err

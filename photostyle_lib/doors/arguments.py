@@ -359,7 +359,7 @@ def _metadata_options(md: dict) -> dict:
     raw = {"preset": md.get("preset") or "full"}
     inputs = md.get("inputs") or {}
     # a field the engine gained after this result was written: the value that reproduces it
-    from photostyle_lib.experiments.runs import LATER_FIELDS
+    from photostyle_lib.experiments.pipeline import LATER_FIELDS
     raw.update({name: earlier for name, earlier in LATER_FIELDS.items() if name not in md["config"]})
     raw.update(md["config"])  # results written before theta_s left the config carry it here
     for key in ("content", "style", "content_mask", "style_mask", "size", "unmatched", "theta_s"):

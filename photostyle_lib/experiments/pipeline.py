@@ -27,7 +27,7 @@ from photostyle_lib.semantic.request import MaskRequest, make_masks
 from photostyle_lib.semantic.segmenter import segmenter_for
 from photostyle_lib.io.metadata import file_digest
 from photostyle_lib.engine.presets import get_preset
-from photostyle_lib.engine.config import TransferConfig, TransferResult
+from photostyle_lib.engine.config import TransferConfig, TransferResult, postprocess_steps
 from photostyle_lib.engine.transfer import stylize
 
 
@@ -41,6 +41,7 @@ class Run:
     masks: SemanticMasks | None
     preset: str | None
     inputs: dict[str, Any] = field(default_factory=dict)
+    mask_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -182,13 +183,16 @@ def file_transfer(content: str | os.PathLike, style: str | os.PathLike, *, prese
                         size=size, content_mask=opt(content_mask), style_mask=opt(style_mask))
 
 
-def run_files(spec: FileTransfer, *, segmenter: Any = None, progress: bool = True, callback: Any = None,
-              image_callback: Any = None) -> Run:
-    """Load the two photos (long side ``spec.size``), make ``spec.masks``, run :func:`stylize`.
+def run_files(spec: FileTransfer, *, segmenter: Any = None, cache: Any = None, progress: bool = True,
+              callback: Any = None, image_callback: Any = None) -> Run:
+    """The one run from files: load the two photos (long side ``spec.size``), make ``spec.masks``, :func:`stylize`.
 
-    ``segmenter``: a built ADE20KSegmenter to use instead of the request's name (None: the
-    name's). ``callback``: stylize's, called after each evaluation with (iteration, loss terms);
-    ``image_callback``: stylize's, with (iteration, the evaluated image).
+    Every door computes through it: ``photostyle transfer`` and ``batch`` (:func:`run_to_files`)
+    and the run cache (``runs.run_cached``). ``segmenter``: a built ADE20KSegmenter to use
+    instead of the request's name (None: the name's); ``cache``: a
+    ``semantic.cache.SegmentationCache`` keeping the segmenter's probabilities (None: none
+    kept). ``callback``: stylize's, called after each evaluation with (iteration, loss
+    terms); ``image_callback``: stylize's, with (iteration, the evaluated image).
 
     Raises
     ------
@@ -199,7 +203,7 @@ def run_files(spec: FileTransfer, *, segmenter: Any = None, progress: bool = Tru
     c = load_image(spec.content, max_size=spec.size)
     s = load_image(spec.style, max_size=spec.size)
     masks, mask_md = make_masks(request, c, s, content_mask=spec.content_mask, style_mask=spec.style_mask,
-                                segmenter=segmenter, device=config.device)
+                                segmenter=segmenter, cache=cache, device=config.device)
     text = (lambda p: None if p is None else str(p))
     inputs = {"content": str(spec.content), "style": str(spec.style), "size": spec.size,
               "unmatched": request.unmatched, "segmenter_name": request.segmenter,
@@ -213,7 +217,8 @@ def run_files(spec: FileTransfer, *, segmenter: Any = None, progress: bool = Tru
     notes = mask_size_notes(masks, spec.content, spec.style, spec.content_mask, spec.style_mask)
     if notes:
         result = dataclasses.replace(result, notes=tuple(result.notes) + notes)
-    return Run(result=result, content=c, style=s, masks=masks, preset=spec.preset, inputs=inputs)
+    return Run(result=result, content=c, style=s, masks=masks, preset=spec.preset, inputs=inputs,
+               mask_metadata=mask_md)
 
 
 def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, segmenter: Any = None,
@@ -382,6 +387,50 @@ def mask_size_notes(masks: SemanticMasks | None, content: str | os.PathLike, sty
     return tuple(notes)
 
 
+#: Config fields that only matter when a switch selects them: (field, switch, values that use it);
+#: for ``postprocess`` the values are steps, used when any step of the chain is one of them.
+_CONDITIONAL_FIELDS = (
+    ("affine_radius", "postprocess", ("local_affine",)),
+    ("affine_edge", "postprocess", ("local_affine",)),
+    ("smooth_lambda", "postprocess", ("matting_smooth",)),
+    ("line_search", "optimizer", ("projected_lbfgs",)),
+    ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
+)
+#: Fields added to the engine after runs were stored, with the value that reproduces the
+#: earlier engine: left out of keys at that value, so stored runs keep their keys (and a
+#: result's metadata written before a field existed reruns with that value, ``cli``).
+LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
+                 "line_search": "halve", "curvature_cosine": 0.0, "level_start": "bilinear",
+                 "clamp_iterates": True, "clamp_at": "evaluation"}
+#: Fields that matter only when another is not at its "off" value: (field, switch, off value).
+_IDLE_FIELDS = (("plateau_tol", "plateau_window", 0), ("level_start", "pyramid_levels", 1),
+                ("clamp_iterates", "optimizer", "projected_lbfgs"), ("clamp_at", "optimizer", "projected_lbfgs"))
+
+
+def relevant_config(cfg) -> dict[str, Any]:
+    """The TransferConfig's fields that its result depends on, for cache keys.
+
+    The device is left out (a result does not depend on where it ran), and so are
+    parameters of a part the config does not use (e.g. the local-affine smoothing's
+    radius when another post-process runs): adding such an option to the engine
+    then keeps every stored run's key.
+    """
+    config = dataclasses.asdict(cfg)
+    config.pop("device")
+    for name, switch, used in _CONDITIONAL_FIELDS:
+        value = config.get(switch)
+        parts = postprocess_steps(value) if switch == "postprocess" else (value,)
+        if not any(part in used for part in parts):
+            config.pop(name, None)
+    for name, switch, off in _IDLE_FIELDS:
+        if config.get(switch) == off:
+            config.pop(name, None)
+    for name, earlier in LATER_FIELDS.items():
+        if config.get(name) == earlier:
+            config.pop(name)
+    return config
+
+
 def request_record(spec: FileTransfer) -> dict[str, Any]:
     """What a run from files depends on: its input files' bytes and every setting that changes the image.
 
@@ -396,10 +445,8 @@ def request_record(spec: FileTransfer) -> dict[str, Any]:
         ``{"content", "style", "content_mask", "style_mask"}`` -> sha256 or None, the
         weights file's sha256 (or its name), the preset, size, mask settings and
         ``config``: the resolved TransferConfig's fields the image depends on
-        (``runs.relevant_config``).
+        (:func:`relevant_config`).
     """
-    from photostyle_lib.experiments.runs import relevant_config
-
     files = {"content": spec.content, "style": spec.style, "content_mask": spec.content_mask,
              "style_mask": spec.style_mask}
     record: dict[str, Any] = {k: None if v is None else file_digest(v) for k, v in files.items()}

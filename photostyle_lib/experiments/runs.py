@@ -58,12 +58,13 @@ from photostyle_lib.experiments.cache_store import keep_interrupted, read_entry,
 from photostyle_lib.experiments.executors import PeakRSS
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S, SOFT_PIPELINE
 from photostyle_lib.semantic.masks import SemanticMasks
-from photostyle_lib.semantic.request import MASK_MODES, MaskRequest, make_masks
+from photostyle_lib.semantic.request import MASK_MODES, MaskRequest
 from photostyle_lib.semantic.segmenter import CHECKPOINT_ENV
 from photostyle_lib.io.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.engine.presets import PRESETS, get_preset
-from photostyle_lib.engine.config import STOPPED_BY_USER, postprocess_steps
-from photostyle_lib.engine.transfer import stylize
+from photostyle_lib.engine.config import STOPPED_BY_USER
+from photostyle_lib.experiments.pipeline import (LATER_FIELDS, FileTransfer, Run, relevant_config,  # noqa: F401
+                                                 run_files)
 from photostyle_lib.features.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
@@ -210,50 +211,6 @@ class RunSpec:
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
 
-#: Config fields that only matter when a switch selects them: (field, switch, values that use it);
-#: for ``postprocess`` the values are steps, used when any step of the chain is one of them.
-_CONDITIONAL_FIELDS = (
-    ("affine_radius", "postprocess", ("local_affine",)),
-    ("affine_edge", "postprocess", ("local_affine",)),
-    ("smooth_lambda", "postprocess", ("matting_smooth",)),
-    ("line_search", "optimizer", ("projected_lbfgs",)),
-    ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
-)
-#: Fields added to the engine after runs were stored, with the value that reproduces the
-#: earlier engine: left out of keys at that value, so stored runs keep their keys (and a
-#: result's metadata written before a field existed reruns with that value, ``cli``).
-LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
-                 "line_search": "halve", "curvature_cosine": 0.0, "level_start": "bilinear",
-                 "clamp_iterates": True, "clamp_at": "evaluation"}
-#: Fields that matter only when another is not at its "off" value: (field, switch, off value).
-_IDLE_FIELDS = (("plateau_tol", "plateau_window", 0), ("level_start", "pyramid_levels", 1),
-                ("clamp_iterates", "optimizer", "projected_lbfgs"), ("clamp_at", "optimizer", "projected_lbfgs"))
-
-
-def relevant_config(cfg) -> dict[str, Any]:
-    """The TransferConfig's fields that its result depends on, for cache keys.
-
-    The device is left out (a result does not depend on where it ran), and so are
-    parameters of a part the config does not use (e.g. the local-affine smoothing's
-    radius when another post-process runs): adding such an option to the engine
-    then keeps every stored run's key.
-    """
-    config = dataclasses.asdict(cfg)
-    config.pop("device")
-    for name, switch, used in _CONDITIONAL_FIELDS:
-        value = config.get(switch)
-        parts = postprocess_steps(value) if switch == "postprocess" else (value,)
-        if not any(part in used for part in parts):
-            config.pop(name, None)
-    for name, switch, off in _IDLE_FIELDS:
-        if config.get(switch) == off:
-            config.pop(name, None)
-    for name, earlier in LATER_FIELDS.items():
-        if config.get(name) == earlier:
-            config.pop(name)
-    return config
-
-
 @dataclass(frozen=True)
 class RunRecord:
     """A finished run on disk: ``image.png`` (final), ``raw.png`` (before
@@ -315,16 +272,22 @@ class RunRecord:
         return self.metadata.get("weights_warning")
 
 
-def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, cache_dir: Path,
-                device: str) -> tuple[SemanticMasks, dict[str, Any]]:
-    """The spec's masks by ``semantic.request.make_masks``: the pair's gold files, or the segmenter's
-    probabilities through the run cache's ``segmentation/`` folder."""
-    request = spec.mask_request()
-    if request.mode == "gold" and (pair.content_mask is None or pair.style_mask is None):
+def file_transfer_of(spec: RunSpec, pair: Pair, device: str) -> FileTransfer:
+    """An engine spec as the one run from files (``pipeline.run_files``): the pair's photos, the spec's
+    config on ``device`` and mask request, the pair's gold mask files when the masks are gold.
+
+    Raises
+    ------
+    PhotostyleError
+        If the spec asks for gold masks and the pair has none.
+    """
+    request = spec.mask_request() or MaskRequest("none")
+    gold = request.mode == "gold"
+    if gold and (pair.content_mask is None or pair.style_mask is None):
         raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
-    cache = SegmentationCache(cache_dir / "segmentation") if request.uses_segmenter else None
-    return make_masks(request, content, style, content_mask=pair.content_mask, style_mask=pair.style_mask,
-                      cache=cache, device=device)
+    return FileTransfer(content=pair.content, style=pair.style, config=spec.config(device), masks=request,
+                        preset=spec.method, size=spec.size, content_mask=pair.content_mask if gold else None,
+                        style_mask=pair.style_mask if gold else None)
 
 
 def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
@@ -421,34 +384,24 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
                    callback: Callable[[int, dict[str, float]], None] | None,
                    image_callback: Callable[[int, torch.Tensor], None] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
+    md = base_metadata()
+    md.update(method=spec.method, random_weights=False, weights_warning=None, weights=None)
+    if spec.uses_engine:
+        segmentation = SegmentationCache(cache / "segmentation")
+        run = run_files(file_transfer_of(spec, pair, str(dev)), cache=segmentation, progress=progress,
+                        callback=callback, image_callback=image_callback)
+        _write_engine_run(run, out)
+        md.update(run.result.metadata())
+        md.update(run.mask_metadata)
+        md["random_weights"] = run.random_weights
+        md["weights_warning"] = run.weights_warning  # result.metadata() also gave network and weights_choice
+        md["wall_seconds"] = time.perf_counter() - t0
+        return md
     content = load_image(pair.content, max_size=spec.size)
     style = load_image(pair.style, max_size=spec.size)
     save_image(content, out / "content.png", overwrite=True)
     save_image(style, out / "style.png", overwrite=True)
-    md = base_metadata()
-    md.update(method=spec.method, random_weights=False, weights_warning=None, weights=None)
-    if spec.uses_engine:
-        cfg = spec.config(str(dev))
-        masks, seg_md = None, {}
-        if cfg.uses_masks:
-            masks, seg_md = _make_masks(spec, pair, content, style, cache, str(dev))
-            write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
-                f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
-                labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
-        result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback,
-                         image_callback=image_callback)
-        random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
-        warning = result.banner(bool(seg_md.get("segmenter_random_weights")))
-        text = weights_text(warning)
-        save_image(result.image, out / "image.png", overwrite=True, text=text)
-        save_image(result.raw_image, out / "raw.png", overwrite=True, text=text)
-        csv = result.losses.to_csv(index=False).encode()
-        write_file_atomically(out / "losses.csv", lambda f: f.write(csv))
-        md.update(result.metadata())
-        md.update(seg_md)
-        md["random_weights"] = random
-        md["weights_warning"] = warning  # result.metadata() also gave network and weights_choice
-    elif spec.method in COLOUR_TRANSFER:
+    if spec.method in COLOUR_TRANSFER:
         c, s = tensor_to_array(content), tensor_to_array(style)
         t = time.perf_counter()
         img = baselines.reinhard(c, s) if spec.method == "reinhard" else baselines.pitie_idt(c, s, seed=spec.seed)
@@ -462,6 +415,23 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
         md.update(weights="published result (Luan et al. 2017)", timings={"total": 0.0})
     md["wall_seconds"] = time.perf_counter() - t0
     return md
+
+
+def _write_engine_run(run: Run, out: Path) -> None:
+    """An engine run's files in its cache folder: the inputs at the run's size, the masks (float16), the
+    final and raw images (labelled with the run's banner) and the loss log."""
+    save_image(run.content, out / "content.png", overwrite=True)
+    save_image(run.style, out / "style.png", overwrite=True)
+    masks = run.masks
+    if masks is not None:
+        write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
+            f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
+            labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
+    text = weights_text(run.weights_warning)
+    save_image(run.result.image, out / "image.png", overwrite=True, text=text)
+    save_image(run.result.raw_image, out / "raw.png", overwrite=True, text=text)
+    csv = run.result.losses.to_csv(index=False).encode()
+    write_file_atomically(out / "losses.csv", lambda f: f.write(csv))
 
 
 def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
