@@ -1,7 +1,7 @@
 """The transfer command shared by ``photostyle transfer`` and ``photostyle batch``: check, then run.
 
 :func:`check_transfer` makes every check that needs no network and returns the
-:class:`TransferPlan` that :func:`run_transfer` runs, so what is checked is what runs.
+``experiments.pipeline.FileTransfer`` that :func:`run_transfer` runs, so what is checked is what runs.
 Only the standard library is imported at module level: the engine (torch) loads inside the
 functions, which ``cli.main`` calls where an interrupt is caught.
 """
