@@ -75,8 +75,7 @@ _FORMAT = 3
 #: Raised when segmenter masks change meaning for the same spec; part of the key of hard and soft
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
-_SEGMENTER_MASKS#: Raised when a stored run's meaning or its key's layout changes. 3: theta_s a field of the spec.
-_FORMAT = 3
+_SEGMENTER_MASKS_FORMAT = 2
 
 
 @dataclass(frozen=True)
