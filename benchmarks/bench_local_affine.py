@@ -103,17 +103,17 @@ def torch_runner(output: np.ndarray, content: np.ndarray, device: torch.device) 
 
 
 def timing_table(content: np.ndarray, output: np.ndarray, args: argparse.Namespace) -> pd.DataFrame:
-    models = la._fit_models_np(output, content, PATCH_RADIUS, EPSILON)
+    models = la.fit_models_np(output, content, PATCH_RADIUS, EPSILON)
     sigma_s = RADIUS / 3
     rows = {
-        "fit (eq. 2)": best_time(lambda: la._fit_models_np(output, content, PATCH_RADIUS, EPSILON), args.repeat),
-        "bilateral numba (eq. 3)": best_time(lambda: la._bilateral_numba(models, content, RADIUS, sigma_s, EDGE),
+        "fit (eq. 2)": best_time(lambda: la.fit_models_np(output, content, PATCH_RADIUS, EPSILON), args.repeat),
+        "bilateral numba (eq. 3)": best_time(lambda: la.bilateral_numba(models, content, RADIUS, sigma_s, EDGE),
                                              args.repeat),
         "numpy total": best_time(lambda: la.smooth_local_affine(output, content, RADIUS, EDGE), args.repeat),
     }
     if not args.no_reference:
         rows["bilateral numpy loop (reference)"] = once(
-            lambda: la._bilateral_offsets_np(models, content, RADIUS, sigma_s, EDGE))
+            lambda: la.bilateral_offsets_np(models, content, RADIUS, sigma_s, EDGE))
     for name in args.devices:
         dev = torch.device(name)
         if dev.type == "cuda" and not torch.cuda.is_available():

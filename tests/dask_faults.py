@@ -1,4 +1,4 @@
-"""Fault injection on Dask workers (test_sweep): a worker plugin that wraps ``runs.stylize``.
+"""Fault injection on Dask workers (test_sweep): a worker plugin that wraps ``pipeline.stylize`` (the one run path's engine call).
 
 A plugin, not a monkeypatch: it is set up again on the worker the nanny starts after a kill.
 """
@@ -30,9 +30,9 @@ class StylizeFaults(WorkerPlugin):
         self.folder = folder
 
     def setup(self, worker) -> None:
-        from photostyle_lib.experiments import runs
+        from photostyle_lib.experiments import pipeline
 
-        real = getattr(runs.stylize, "real", runs.stylize)
+        real = getattr(pipeline.stylize, "real", pipeline.stylize)
         folder = Path(self.folder)
 
         def log(word: str) -> None:
@@ -50,4 +50,4 @@ class StylizeFaults(WorkerPlugin):
             return result
 
         stylize.real = real
-        runs.stylize = stylize
+        pipeline.stylize = stylize

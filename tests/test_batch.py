@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import batch
-from photostyle_lib import cli
+from photostyle_lib.doors import batch, cli
 
 
 @pytest.fixture
@@ -79,7 +78,7 @@ def test_batch_folder_of_pairs(pairs):
 def test_batch_bad_rows_fail_before_any_run(pairs, capsys, monkeypatch):
     import photostyle_lib.experiments.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking all rows"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking all rows"))
     d = pairs
     cases = {
         "content,style\ninput/in1.png,style/tar1.png\ninput/in9.png,style/tar1.png\n": "row 2 (row2_in9.png)",
@@ -113,7 +112,7 @@ def test_batch_never_replaces_a_users_file_nor_a_later_rows_input(pairs, capsys,
     a CSV row whose output is a later row's content is refused even with --overwrite."""
     import photostyle_lib.experiments.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before refusing"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before refusing"))
     out = pairs / "res"
     out.mkdir()
     (out / "pair1.png").write_bytes(b"my own picture")

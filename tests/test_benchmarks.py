@@ -1,4 +1,5 @@
-"""The benchmark scripts run end to end on tiny inputs and print their tables (numbers not judged)."""
+"""The scripts run end to end on tiny inputs and print their tables (numbers not judged): the speed
+benchmarks in benchmarks/, the quality studies and tuning sweeps in studies/."""
 
 import json
 import os
@@ -100,17 +101,46 @@ def test_bench_photorealism_prints_ours_and_the_peers(tmp_path, monkeypatch):
         assert "OpenCV ximgproc: not installed" in text
 
 
-def _bench_module(name):
+def _study_module(name):
+    """A script of studies/ imported by its path (scripts are not a package)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"study_{name}", ROOT / "studies" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
+SCRIPTS = sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "studies").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_scripts_edit_no_import_path_and_import_no_other_script(path):
+    """What one script shares with another lives in the library: no sys.path edit, no script imports a study."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ("insert", "append")
+             and isinstance(n.value, ast.Attribute) and n.value.attr == "path"]
+    assert not calls, f"{path.name} edits sys.path"
+    studies = {p.stem for p in (ROOT / "studies").glob("*.py")} | {f"bench_{p.stem}" for p in (ROOT / "studies").glob("*.py")}
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & (studies | {"sweep_weights", "sweep_postprocess"}), f"{path.name} imports another script"
+
+
+def test_studies_share_the_library_split_and_pair_parser():
+    """The tuning / held-out split and the pair parser are io.data's, not copies."""
+    from photostyle_lib.io import data
+
+    assert _study_module("quality").parse_pairs is data.parse_pairs
+    assert _study_module("soft_vs_hard").parse_pairs is data.parse_pairs
+    assert set(_study_module("sweep_weights").TUNING_PAIRS) == set(range(1, 21))
+    assert not set(data.TUNING_PAIRS) & set(data.HELD_OUT_PAIRS)
+
+
 def test_bench_quality_end_to_end(tmp_path, data_dir):
     out = tmp_path / "q"
-    text = _run("benchmarks/bench_quality.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
+    text = _run("studies/quality.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
                 "--weights", "random", "--methods", "full", "enhanced", "no_postprocess", "gatys", "luan",
                 "reinhard", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
                 "--no-progress")
@@ -163,7 +193,7 @@ def metrics_photorealism(image, content):
 
 
 def test_bench_quality_derives_only_post_process_variants():
-    bq = _bench_module("bench_quality")
+    bq = _study_module("quality")
     assert bq.derived_methods(["full", "enhanced", "no_postprocess", "gatys", "fast"], "imagenet-vgg19-caffe") == [
         "enhanced", "no_postprocess"]
     assert bq.derived_methods(["enhanced", "no_postprocess"], "imagenet-vgg19-caffe") == []  # no full run to read
@@ -173,7 +203,7 @@ def test_bench_quality_line_search_reaches_only_projected_runs(data_dir):
     """--line-search becomes an override of the runs that use the projected L-BFGS (their config and key
     change), not of luan's plain L-BFGS nor of the colour transfers; without it the specs are the presets'."""
     from photostyle_lib.io.data import get_pair
-    bq = _bench_module("bench_quality")
+    bq = _study_module("quality")
     methods = ["full", "gatys", "luan", "reinhard"]
     plain = bq.quality_specs([1], methods, size=64, weights="random")
     halve = bq.quality_specs([1], methods, size=64, weights="random", line_search="halve")
@@ -191,7 +221,7 @@ def test_bench_quality_curvature_cosine_reaches_only_projected_runs(data_dir):
     their key is the one stored before the field existed (runs.LATER_FIELDS)."""
     from photostyle_lib.io.data import get_pair
     from photostyle_lib.experiments.runs import relevant_config
-    bq = _bench_module("bench_quality")
+    bq = _study_module("quality")
     methods = ["full", "luan", "reinhard"]
     plain = {s.method: s for s in bq.quality_specs([1], methods, size=64, weights="random")}
     both = {s.method: s for s in bq.quality_specs([1], methods, size=64, weights="random",
@@ -207,7 +237,7 @@ def test_bench_quality_curvature_cosine_reaches_only_projected_runs(data_dir):
 
 def test_bench_quality_summary_counts_pairs_won():
     import pandas as pd
-    bq = _bench_module("bench_quality")
+    bq = _study_module("quality")
     table = pd.DataFrame({
         "pair_id": [1, 1, 2, 2, 3, 3], "method": ["full", "luan_published"] * 3,
         "photorealism": [1.0, 2.0, 3.0, 2.0, 1.0, 1.5],       # lower wins: pairs 1 and 3
@@ -232,13 +262,13 @@ def test_bench_quality_summary_counts_pairs_won():
     assert [(s.pair_id, s.method) for s in specs if s.method == "luan"] == [(22, "luan")]
     assert bq.parse_pairs("21-23,30") == [21, 22, 23, 30]
     from photostyle_lib.errors import PhotostyleError
-    with pytest.raises(PhotostyleError, match="bad pair"):
+    with pytest.raises(PhotostyleError, match="low to high"):
         bq.parse_pairs("30-21")
 
 
 def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     import pandas as pd
-    sw = _bench_module("sweep_weights")
+    sw = _study_module("sweep_weights")
     rows = [dict(method="luan_published", style_weight=None, similarity_weight=None, photorealism=1.0,
                  structure=0.5, style_distance=10.0)]
     for beta, pr, st, sd in [(1e6, 0.5, 0.9, 20.0), (1e7, 0.9, 0.8, 12.0), (1e8, 2.0, 0.7, 9.0), (3e7, 0.91, 0.85, 12.4)]:
@@ -253,7 +283,7 @@ def test_sweep_weights_rule_and_held_out_pairs(tmp_path):
     far = pd.DataFrame([r if r["method"] == "luan_published" else {**r, "style_distance": r["style_distance"] * 3}
                         for r in rows])
     assert list(sw.choose(far, "colour")[lambda t: t.chosen].style_weight) == [1e8]
-    out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--pairs", "25"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "studies/sweep_weights.py", "--pairs", "25"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "held out" in out.stderr and "Traceback" not in out.stderr
 
@@ -262,7 +292,7 @@ def test_sweep_weights_judge_rule():
     """Both style ratios (colour distance, the judge's Gram distance) within 1.5x Luan et al.'s: the lowest
     photorealism energy, ties to the higher edge SSIM; none within: the lowest larger ratio."""
     import pandas as pd
-    sw = _bench_module("sweep_weights")
+    sw = _study_module("sweep_weights")
     ref = dict(method="luan_published", style_weight=None, similarity_weight=None, photorealism=1.0, structure=0.5,
                style_distance=10.0, judge_gram=0.2, edge_ssim=0.6)
     settings = [(1e5, 0.5, 20.0, 0.25, 0.9), (1e6, 0.9, 14.0, 0.28, 0.7), (3e6, 0.91, 14.5, 0.29, 0.8),
@@ -281,7 +311,7 @@ def test_sweep_weights_judge_rule():
 
 def test_sweep_postprocess_rule():
     import pandas as pd
-    sp = _bench_module("sweep_postprocess")
+    sp = _study_module("sweep_postprocess")
     rows = []
     for pair, (luan_pr, luan_sd) in {1: (1.0, 10.0), 2: (2.0, 20.0)}.items():
         rows.append(dict(pair_id=pair, variant="luan_published", photorealism=luan_pr, structure=0.5,
@@ -302,7 +332,7 @@ def test_sweep_postprocess_rule():
 def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
     import pandas as pd
     out = tmp_path / "sp"
-    text = _run("benchmarks/sweep_postprocess.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
+    text = _run("studies/sweep_postprocess.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
                 "--weights", "random", "--lambdas", "0", "10", "--poisson-lambdas", "1", "--data", str(data_dir),
                 "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
     table = pd.read_csv(out / "sweep.csv")
@@ -314,7 +344,7 @@ def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
         assert t.loc[(p, "rf+ms lambda=0"), "photorealism"] == pytest.approx(t.loc[(p, "full"), "photorealism"])
         assert t.loc[(p, "rf+ms lambda=10"), "photorealism"] < t.loc[(p, "full"), "photorealism"]
     assert "rf+cm+ms lambda=10" in text and "rf+cm+sp1+ms lambda=10" in text and (out / "metadata.json").exists()
-    bad = subprocess.run([sys.executable, "benchmarks/sweep_postprocess.py", "--pairs", "19-22"], cwd=ROOT,
+    bad = subprocess.run([sys.executable, "studies/sweep_postprocess.py", "--pairs", "19-22"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "held out" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -324,7 +354,7 @@ def test_bench_time_to_quality_end_to_end(tmp_path, data_dir):
     the degradations are recomputed here from the runs' files and the quality table."""
     import pandas as pd
     out = tmp_path / "ttq"
-    text = _run("benchmarks/bench_time_to_quality.py", "--pairs", "1,2", "--size", "128", "--iterations", "3",
+    text = _run("studies/time_to_quality.py", "--pairs", "1,2", "--size", "128", "--iterations", "3",
                 "--weights", "random", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
                 "--no-progress")
     per_pair = pd.read_csv(out / "time_to_quality.csv")
@@ -351,7 +381,7 @@ def test_bench_time_to_quality_end_to_end(tmp_path, data_dir):
 
 def test_bench_time_to_quality_verdict_and_bad_input():
     import pandas as pd
-    ttq = _bench_module("bench_time_to_quality")
+    ttq = _study_module("time_to_quality")
     per_pair = pd.DataFrame({"full_s": [10.0, 30.0], "fast_s": [2.0, 6.0], "full_evals": [500, 500],
                              "fast_equiv_evals": [80.0, 100.0],
                              "photorealism_full": [1.0, 1.0], "photorealism_fast": [1.02, 1.02],
@@ -371,7 +401,7 @@ def test_bench_time_to_quality_verdict_and_bad_input():
     other = "content_detail" if ttq.FAST_SCHEDULE["level_start"] == "bilinear" else "bilinear"
     assert ttq.fast_overrides(level_start=other) == {"level_start": other}
     assert ttq.fast_overrides(level_start=ttq.FAST_SCHEDULE["level_start"]) == {}   # the preset's own: no override
-    out = subprocess.run([sys.executable, "benchmarks/bench_time_to_quality.py", "--level-iterations", "a,b"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "studies/time_to_quality.py", "--level-iterations", "a,b"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "level-iterations" in out.stderr and "Traceback" not in out.stderr
 
@@ -385,7 +415,7 @@ def test_bench_loss_at_references_end_to_end(tmp_path, data_dir):
     import numpy as np
     import torch
     out = tmp_path / "lr"
-    text = _run("benchmarks/bench_loss_at_references.py", "--pairs", "1", "2", "--size", "48", "--iterations", "3",
+    text = _run("studies/loss_at_references.py", "--pairs", "1", "2", "--size", "48", "--iterations", "3",
                 "--weights", "random", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
                 "--no-progress")
     table = pd.read_csv(out / "loss_at_references.csv")
@@ -411,14 +441,14 @@ def test_bench_loss_at_references_end_to_end(tmp_path, data_dir):
     assert row.style_distance == pytest.approx(metrics.style_distance(published, load_image(entry / "style.png"),
                                                                       masks), rel=1e-6)
     assert "times full's raw optimum: pair 1:" in text
-    bad = subprocess.run([sys.executable, "benchmarks/bench_loss_at_references.py", "--pairs", "99", "--data",
+    bad = subprocess.run([sys.executable, "studies/loss_at_references.py", "--pairs", "99", "--data",
                           str(data_dir), "--cache", str(tmp_path / "cache")], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "pair 99" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_sweep_weights_style_normalization_reaches_every_swept_run():
-    sw = _bench_module("sweep_weights")
+    sw = _study_module("sweep_weights")
     kw = dict(weights="random", size=48, iterations=3)
     plain = sw.sweep_specs([1, 2], [1e4], [3.0], **kw)
     area = sw.sweep_specs([1, 2], [1e4], [3.0], style_normalization="area", **kw)
@@ -427,7 +457,7 @@ def test_sweep_weights_style_normalization_reaches_every_swept_run():
     assert all(s.config("cpu").style_weight == 1e4 for s in runs)
     assert all(s.config("cpu").style_normalization == "authors" for s in plain if s.method == "full")
     assert [s for s in area if s.method == "luan_published"] == [s for s in plain if s.method == "luan_published"]
-    out = subprocess.run([sys.executable, "benchmarks/sweep_weights.py", "--style-normalization", "pixels"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "studies/sweep_weights.py", "--style-normalization", "pixels"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "invalid choice: 'pixels'" in out.stderr and "Traceback" not in out.stderr
 
@@ -435,7 +465,7 @@ def test_sweep_weights_style_normalization_reaches_every_swept_run():
 def test_sweep_weights_end_to_end_labels_its_weights(tmp_path, data_dir):
     import pandas as pd
     out = tmp_path / "sw"
-    _run("benchmarks/sweep_weights.py", "--pairs", "1", "--betas", "1e4", "1e5", "--size", "48", "--iterations", "3",
+    _run("studies/sweep_weights.py", "--pairs", "1", "--betas", "1e4", "1e5", "--size", "48", "--iterations", "3",
          "--weights", "random", "--style-normalization", "area", "--data", str(data_dir), "--cache",
          str(tmp_path / "cache"), "--out", str(out), "--no-progress")
     summary = pd.read_csv(out / "summary.csv")
@@ -449,7 +479,7 @@ def test_bench_changes_end_to_end(tmp_path, data_dir):
     run's image with the enhanced post-process (the same cache entry)."""
     import pandas as pd
     out = tmp_path / "ch"
-    _run("benchmarks/bench_changes.py", "--beta", "1e6", "--pairs", "1", "--size", "48", "--iterations", "2",
+    _run("studies/changes.py", "--beta", "1e6", "--pairs", "1", "--size", "48", "--iterations", "2",
          "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.step) == ["hed-vgg16, joint Gram", "+ original VGG-19", "+ final loss", "+ tuned beta",
@@ -459,7 +489,7 @@ def test_bench_changes_end_to_end(tmp_path, data_dir):
     assert table.loc["+ enhanced", "key"] == table.loc["+ tuned beta", "key"]
     assert table.loc["+ original VGG-19", "weights"] == "imagenet-vgg19-caffe"
     assert table.loc["hed-vgg16, joint Gram", "weights"] == "hed-vgg16"
-    out2 = subprocess.run([sys.executable, "benchmarks/bench_changes.py", "--beta", "1e6", "--pairs", "30"], cwd=ROOT,
+    out2 = subprocess.run([sys.executable, "studies/changes.py", "--beta", "1e6", "--pairs", "30"], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert out2.returncode == 2 and "held out" in out2.stderr and "Traceback" not in out2.stderr
 
@@ -469,7 +499,7 @@ def test_bench_quantisation_parts():
     itself, below 1 against a perturbed copy."""
     import torch
     from photostyle_lib.features import vgg
-    bq = _bench_module("bench_quantisation")
+    bq = _study_module("quantisation")
     net = vgg.VGGFeatures("random", ("conv1_1", "conv2_1"), seed=0)
     state = {k: v.clone() for k, v in vgg.build_features("vgg19").state_dict().items()}
     q = bq.quantised_state(state, levels=16)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import cli
+from photostyle_lib.doors import arguments, cli, transfer
 
 
 @pytest.fixture
@@ -113,6 +113,9 @@ def test_console_script_runs(small_pair):
     exe = os.path.join(os.path.dirname(sys.executable), "photostyle")
     if not os.path.exists(exe):
         pytest.skip("console script not installed (pip install -e .)")
+    with open(exe, encoding="utf-8", errors="replace") as f:
+        if "photostyle_lib.doors.cli" not in f.read():
+            pytest.skip("console script installed from an older tree (reinstall: pip install -e .)")
     proc = subprocess.run([exe, *_args(small_pair, "--preset", "gatys")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (small_pair / "out.png").exists()
@@ -151,7 +154,7 @@ def test_cli_random_segmenter_alone_marks_the_result(small_pair, capsys, monkeyp
 def test_cli_unwritable_output_fails_before_the_run(small_pair, capsys, monkeypatch):
     import photostyle_lib.experiments.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking the output"))
     (small_pair / "afile").write_text("x")
     argv = _args(small_pair)
     argv[argv.index("-o") + 1] = str(small_pair / "afile" / "out.png")
@@ -180,7 +183,7 @@ def test_cli_never_writes_over_an_input(small_pair, capsys, monkeypatch):
     --overwrite, before any run; the input's bytes are untouched."""
     import photostyle_lib.experiments.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking the output"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking the output"))
     d = small_pair
     (d / "sub").mkdir()
     (d / "link.png").symlink_to(d / "cm.png")
@@ -244,7 +247,7 @@ def test_cli_ctrl_c_during_import_is_one_line(small_pair):
               "        if name == 'torch':\n"
               "            raise KeyboardInterrupt\n"
               "sys.meta_path.insert(0, CtrlC())\n"
-              "from photostyle_lib.cli import main\n"
+              "from photostyle_lib.doors.cli import main\n"
               f"sys.exit(main({_args(small_pair)!r}))\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130 and proc.stderr == "photostyle: interrupted\n", proc.stderr
@@ -280,9 +283,9 @@ def test_cli_offline_without_masks_fails_fast(small_pair, capsys, monkeypatch, t
     import photostyle_lib.experiments.pipeline as pipeline
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
-    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(transfer, "_hub_reachable", lambda timeout=2.0: False)
     monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("started the run"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("started the run"))
     d = small_pair
     argv = ["transfer", str(d / "c.png"), str(d / "s.png"), "-o", str(d / "o.png"), "--weights", "random",
             "--device", "cpu", "--no-progress"]
@@ -332,7 +335,7 @@ def test_cli_stand_in_weights_say_so_in_the_file_the_metadata_and_the_final_line
 def test_weights_names_and_install_line_agree_with_the_library():
     from photostyle_lib.features import vgg
 
-    assert set(cli.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
+    assert set(transfer.WEIGHTS_NAMES) == set(vgg.NAMED_WEIGHTS) and HED_INSTALL == vgg.HED_INSTALL
 
 
 def test_cli_auto_offline_takes_the_original_vgg19_and_says_why(small_pair, capsys, monkeypatch, tmp_path):
@@ -469,7 +472,7 @@ def test_cli_rerun_from_metadata(small_pair):
 def test_cli_rerun_of_older_metadata_uses_the_earlier_engine(small_pair):
     """Metadata written before a field existed (here curvature_cosine and line_search, stripped) reruns with
     the value that reproduces the earlier engine (runs.LATER_FIELDS), not today's default; present fields win."""
-    from photostyle_lib.experiments.runs import LATER_FIELDS
+    from photostyle_lib.experiments.pipeline import LATER_FIELDS
     d = small_pair
     assert cli.main(_args(d, "--iterations", "2")) == 0
     md = json.loads((d / "out.png.json").read_text())
@@ -530,14 +533,14 @@ def test_weight_flags_and_config_keys_go_through_the_symbol_table(tmp_path):
     """--alpha/--beta/--gamma and the config file's content_weight/... land on engine.symbols' fields."""
     from photostyle_lib.engine.symbols import SYMBOL_OF, WEIGHT_FIELDS
 
-    assert cli.FIELD_FLAGS == SYMBOL_OF
-    args = cli.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--alpha", "2", "--gamma", "0.5"])
-    over = cli._overrides(args)
+    assert arguments.FIELD_FLAGS == SYMBOL_OF
+    args = arguments.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--alpha", "2", "--gamma", "0.5"])
+    over = transfer.config_overrides(args)
     assert over["content_weight"] == 2.0 and over["similarity_weight"] == 0.5 and "style_weight" not in over
     cfg = tmp_path / "run.toml"
     cfg.write_text("style_weight = 3e6\n")
-    args = cli.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--config", str(cfg)])
-    assert args.beta == 3e6 and cli._overrides(args)[WEIGHT_FIELDS["beta"]] == 3e6
+    args = arguments.parse_args(["transfer", "a.png", "b.png", "-o", "o.png", "--config", str(cfg)])
+    assert args.beta == 3e6 and transfer.config_overrides(args)[WEIGHT_FIELDS["beta"]] == 3e6
 
 
 def test_figures_usage_errors_are_one_line(capsys):
@@ -562,7 +565,7 @@ def test_cli_save_every_never_writes_over_an_input_and_checks_snapshots_first(sm
     argv = _args(d, "--iterations", "5", "--save-every", "2", "--overwrite")
     argv[1] = str(d / "snap.iter0002.png")
     argv[argv.index("-o") + 1] = str(d / "snap.png")
-    monkeypatch.setattr(pipeline, "transfer_files", lambda *a, **k: pytest.fail("ran before checking snapshots"))
+    monkeypatch.setattr(pipeline, "run_files", lambda *a, **k: pytest.fail("ran before checking snapshots"))
     err = _err(capsys, argv)
     assert "is the content file" in err and "never replaces an input" in err
     assert (d / "snap.iter0002.png").read_bytes() == before and not (d / "snap.png").exists()
@@ -610,7 +613,7 @@ def test_cli_sigterm_writes_nothing_and_leaves_no_temp(small_pair):
     from photostyle_lib.io.outputs import temp_prefix
 
     argv = _args(small_pair, "--iterations", "100000")
-    proc = subprocess.Popen([sys.executable, "-c", f"import sys; from photostyle_lib.cli import main; "
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; from photostyle_lib.doors.cli import main; "
                              f"sys.exit(main({argv!r}))"], stderr=subprocess.PIPE, text=True)
     time.sleep(12)
     proc.send_signal(signal.SIGTERM)
@@ -641,7 +644,7 @@ def test_cli_segment_never_overwrites_its_input_and_fails_fast_offline(small_pai
     assert "is the content file" in err and (d / "m" / "content_mask.png").read_bytes() == before
     assert sorted(p.name for p in (d / "m").iterdir()) == ["content_mask.png"]
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
-    monkeypatch.setattr(cli, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(transfer, "_hub_reachable", lambda timeout=2.0: False)
     monkeypatch.delenv("PHOTOSTYLE_SEGMENTER", raising=False)
     t = time.perf_counter()
     err = _err(capsys, ["segment", str(d / "m" / "content_mask.png"), str(d / "s.png"), "-o", str(d / "n"),

@@ -117,3 +117,17 @@ def test_download_offline_keeps_what_was_there(tmp_path):
     done = _download("--dest", str(dest), "--ids", "1")
     assert done.returncode == 1 and "style/tar1.png" in done.stderr
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["input", "input/in1.png", "notes"]
+
+
+def test_parse_pairs_ranges_lists_and_one_line_errors():
+    from photostyle_lib.errors import PhotostyleError
+    from photostyle_lib.io.data import HELD_OUT_PAIRS, TUNING_PAIRS, parse_pairs
+
+    assert parse_pairs("21-23,30") == [21, 22, 23, 30]
+    assert parse_pairs(" 5 , 1-3, 2 ") == [5, 1, 2, 3]            # order kept, repeats dropped
+    for bad, says in (("30-21", "low to high"), ("a-b", "not a pair id"), ("1-", "not a pair id"),
+                      ("", "no pair"), ("0", "start at 1"), ("3,x", "'x'")):
+        with pytest.raises(PhotostyleError, match=says) as err:
+            parse_pairs(bad)
+        assert "\n" not in str(err.value)
+    assert TUNING_PAIRS == tuple(range(1, 21)) and HELD_OUT_PAIRS == tuple(range(21, 61))

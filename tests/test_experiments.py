@@ -20,8 +20,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from matplotlib.colors import same_color
 from PIL import Image
 
-from photostyle_lib.experiments import recipes, runner
-from photostyle_lib import cli
+from photostyle_lib.doors import arguments, cli, runner
+from photostyle_lib.experiments import recipes
 from photostyle_lib.experiments.settings import PROFILES, Settings, canonical_spec, profile_parameters, results_dir
 from photostyle_lib.plots import figures
 from photostyle_lib.io import images
@@ -81,7 +81,7 @@ def test_spec_applies_parameters_where_they_belong(data_dir):
                  mask_downsample="avg")
     full = s.spec(8, "full")
     assert full.method == "full" and full.masks is None
-    assert dict(full.overrides) == {"content_weight": 2.0, "theta_s": 0.3, "mask_downsample": "avg"}
+    assert dict(full.overrides) == {"content_weight": 2.0, "mask_downsample": "avg"} and full.theta_s == 0.3
     # theta_s only acts on soft masks; Luan et al. and Gatys keep their own settings.
     assert dict(s.spec(8, "full", "gold").overrides) == {"content_weight": 2.0, "mask_downsample": "avg"}
     assert s.spec(8, "luan").overrides == ()
@@ -101,7 +101,7 @@ def test_colour_transfer_specs_ignore_engine_settings(data_dir):
 
 
 @pytest.mark.parametrize("spec, expected", [
-    (RunSpec(1, "full", overrides=(("theta_s", 0.2),)), RunSpec(1, "full")),
+    (RunSpec(1, "full", theta_s=0.2), RunSpec(1, "full")),
     (RunSpec(1, "full", masks="soft"), RunSpec(1, "full")),
     (RunSpec(1, "full", masks="none"), RunSpec(1, "no_segmentation")),
     (RunSpec(1, "full", overrides=(("postprocess", "none"),)), RunSpec(1, "no_postprocess")),
@@ -468,14 +468,14 @@ def test_figures_list_prints_each_notebook_and_its_parameters(capsys):
 
 def test_cli_choices_match_the_library():
     """The door names the profiles and formats without importing the library; they must agree."""
-    assert set(cli.PROFILE_NAMES) == set(PROFILES)
-    assert tuple(cli.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)
+    assert set(arguments.PROFILE_NAMES) == set(PROFILES)
+    assert tuple(arguments.FIGURE_FORMATS) == tuple(figures.FIGURE_FORMATS)
 
 
 def test_report_after_a_failed_rerun_shows_the_failure(tmp_path, data_dir, capsys):
     """Issue 37, case 6: a notebook that ran, then failed on a rerun: its run_status.json says "failed",
     and ``photostyle report`` puts a notice over the earlier figures and exits 2 naming it."""
-    from photostyle_lib.experiments.report import RUN_STATUS_FILE
+    from photostyle_lib.doors.report import RUN_STATUS_FILE
 
     nbs = tmp_path / "notebooks"
     nbs.mkdir()

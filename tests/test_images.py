@@ -127,7 +127,7 @@ def test_full_disk_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
 
 
 def test_image_and_metadata_written_together_with_one_mode(tmp_path, monkeypatch):
-    """save_run: PNG and JSON replace the old pair together (a failure while staging the JSON
+    """save_run (io.results.write_result_files): PNG and JSON replace the old pair together (a failure while staging the JSON
     leaves the old pair), both with images.FILE_MODE (0o666 less the umask), and the JSON records
     the PNG's sha256."""
     import json
@@ -153,7 +153,8 @@ def test_image_and_metadata_written_together_with_one_mode(tmp_path, monkeypatch
 
     def fail(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(pipeline, "stage_json", fail)
+    from photostyle_lib.io import results
+    monkeypatch.setattr(results, "stage_json", fail)
     run2 = pipeline.Run(result=stylize(content, content, get_preset("gatys", weights="random", iterations=3,
                                                                      device="cpu"), progress=False),
                         content=content, style=content, masks=None, preset="gatys")

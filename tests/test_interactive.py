@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib.experiments import interactive
+from photostyle_lib.doors import app as doors_app
 from photostyle_lib.experiments.settings import PROFILES, Settings, canonical_spec
 from photostyle_lib.plots import figures
 from photostyle_lib.errors import PhotostyleError
@@ -40,7 +40,7 @@ def make_app(tmp_path_factory, tmp_path, data_dir):
                     weights=ci["weights"], segmenter=ci["segmenter"], device=ci["device"], cache_dir=cache,
                     output_dir=tmp_path / "out", profile="ci", progress=False)
         args.update(kw)
-        return interactive.build_app(args.pop("data_dir"), **args)
+        return doors_app.build_app(args.pop("data_dir"), **args)
 
     return make
 
@@ -66,7 +66,7 @@ def test_widgets_and_defaults(make_app):
     assert isinstance(w["beta"], W.FloatLogSlider) and w["beta"].value == pytest.approx(expected_beta)
     assert (w["alpha"].value, w["gamma"].value, w["theta_s"].value) == (1.0, 3.0, 0.2)
     assert tuple(w["masks"].options) == ("soft", "hard", "gold", "none")
-    assert set(w["postprocess"].options) == set(interactive.POSTPROCESS_CHOICES)
+    assert set(w["postprocess"].options) == set(doors_app.POSTPROCESS_CHOICES)
     assert isinstance(w["run"], W.Button) and isinstance(w["progress"], W.IntProgress)
     assert "RANDOM WEIGHTS" in w["banner"].value
     assert app.record is None and app.message is None
@@ -176,7 +176,7 @@ def test_errors_inside_a_run_are_a_message(make_app, monkeypatch):
     def fail(*args, **kwargs):
         raise PhotostyleError("segmenter weights not found; see photostyle_lib/semantic/segmenter.py")
 
-    monkeypatch.setattr(interactive, "run_cached", fail)
+    monkeypatch.setattr(doors_app, "run_cached", fail)
     app = make_app()
     app.widgets["run"].click()
     app.wait()  # the button runs in a background thread
@@ -229,7 +229,7 @@ def tiny_app(tmp_path, data_dir):
         args = dict(pair_id=8, size=32, iterations=6, weights="random", masks="none", postprocess="none",
                     device="cpu", cache_dir=tmp_path / "cache", output_dir=tmp_path / "out", progress=False)
         args.update(kw)
-        return interactive.build_app(data_dir, **args)
+        return doors_app.build_app(data_dir, **args)
 
     return make
 
@@ -258,9 +258,9 @@ def test_live_preview_and_progress_bar(tiny_app):
 
 
 def test_evaluations_of_a_two_stage_run():
-    spec = canonical_spec(interactive.RunSpec(1, "luan", iterations=7, weights="random"))
-    assert spec.config().two_stage and interactive.evaluations_of(spec) == 14
-    assert interactive.evaluations_of(interactive.RunSpec(1, "full", iterations=7, weights="random")) == 7
+    spec = canonical_spec(doors_app.RunSpec(1, "luan", iterations=7, weights="random"))
+    assert spec.config().two_stage and doors_app.evaluations_of(spec) == 14
+    assert doors_app.evaluations_of(doors_app.RunSpec(1, "full", iterations=7, weights="random")) == 7
 
 
 def test_stop_from_another_thread_keeps_the_best_and_is_not_cached(tiny_app, tmp_path):
@@ -377,9 +377,9 @@ def test_knob_caption_names_theta_s_for_soft_masks_only():
     v = {"alpha": 1.0, "beta": 1e7, "gamma": 3.0, "theta_s": 0.35, "masks": "soft",
          "postprocess": "screened Poisson"}
     expected = "\u03b1 1 \u00b7 \u03b2 1e+07 \u00b7 \u03b3 3 \u00b7 \u03b8s 0.35 | soft masks, Poisson"
-    assert interactive.knob_caption(v) == expected
-    assert "\u03b8s" not in interactive.knob_caption({**v, "masks": "gold"})
-    assert interactive.knob_caption(v, "stopped by user", 12).endswith("| stopped at 12")
+    assert doors_app.knob_caption(v) == expected
+    assert "\u03b8s" not in doors_app.knob_caption({**v, "masks": "gold"})
+    assert doors_app.knob_caption(v, "stopped by user", 12).endswith("| stopped at 12")
 
 
 def test_build_app_checks_the_new_options(tiny_app):
@@ -404,7 +404,7 @@ def test_app_spec_is_the_settings_spec(tiny_app):
                             segmenter=app.settings.segmenter, theta_s=v["theta_s"], alpha=v["alpha"],
                             beta=v["beta"], gamma=v["gamma"], seed=app.settings.seed
                             ).spec(v["pair_id"], "full", v["masks"],
-                                   extra=interactive.POSTPROCESS_CHOICES[v["postprocess"]])
+                                   extra=doors_app.POSTPROCESS_CHOICES[v["postprocess"]])
         got = app.spec(v)
         assert got == expected  # the same spec: the same cache key
         cfg = got.config()

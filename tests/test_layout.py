@@ -3,7 +3,14 @@
 Each module's imports of ``photostyle_lib`` (module level and inside functions, read from its
 source with ``ast``, so lazy imports count too) are mapped to a layer; a module may import
 its own layer or a lower one, never a higher one. A new module outside the declared places
-fails the test until it is given a layer here and in the README's diagram.
+fails the test until it is given a layer here and in the README's diagram. No two modules
+import each other, directly or through others (no import cycle).
+
+The package root (``photostyle_lib/__init__.py``) is in the lowest layer: it imports only the
+error type, and re-exports the public API (``load_image``, ``stylize``, ...) by name only -- a
+table of module paths as strings that its ``__getattr__`` resolves with
+``importlib.import_module`` on first use -- so no import statement of it reaches up, and
+``import photostyle_lib`` loads no torch.
 """
 
 from __future__ import annotations
@@ -23,14 +30,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("semantic", "photoreal"),             # masks and segmentation; matting and post-processes
     ("baselines",),                        # Reinhard, IDT (use photoreal's Poisson step)
     ("engine", "metrics", "plots"),        # the optimisation; scores; figure grids
-    ("experiments",),                      # cached runs, recipes, the notebook runner, sweeps, app
-    ("cli", "batch"),                      # the doors
+    ("experiments",),                      # cached runs, recipes, sweeps, the run from files
+    ("doors",),                            # CLI, batch, the notebook runner, the app, the report
 ]
 RANK = {key: i for i, keys in enumerate(LAYERS) for key in keys}
 
 
 def _key(module: str) -> str:
-    """``photostyle_lib.engine.transfer`` -> ``engine``; ``photostyle_lib.cli`` -> ``cli``."""
+    """``photostyle_lib.engine.transfer`` -> ``engine``; ``photostyle_lib.doors.cli`` -> ``doors``."""
     parts = module.split(".")
     assert parts[0] == "photostyle_lib", module
     return parts[1] if len(parts) > 1 else "__init__"
@@ -77,6 +84,68 @@ def test_imports_go_down(path: Path):
     assert not upward, f"{me} imports a higher layer: {upward}"
 
 
+def _module_of(name: str) -> str:
+    """An imported name as a module of the graph: a package stands for its ``__init__``."""
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return f"{name}.__init__" if (path / "__init__.py").exists() else name
+
+
+def import_graph(paths: list[Path] = MODULES) -> dict[str, set[str]]:
+    """``{module: the photostyle_lib modules it imports}`` (module level and lazy), packages as ``pkg.__init__``."""
+    names = {_module_name(p) for p in paths}
+    graph = {_module_name(p): {_module_of(m) for m in _imports(p)} for p in paths}
+    return {m: {d for d in deps if d in names and d != m} for m, deps in graph.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan's algorithm): the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycle():
+    cycles = import_cycles(import_graph())
+    assert not cycles, f"modules that import each other (directly or through others): {cycles}"
+
+
+def test_the_cycle_finder_sees_a_lazy_cycle(tmp_path):
+    """The finder itself: a cycle closed by an import inside a function is found; a chain is not a cycle."""
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    fake = tmp_path / "x.py"
+    fake.write_text("def f():\n    from photostyle_lib.doors import cli\n")
+    assert "photostyle_lib.doors.cli" in _imports(fake)
+
+
 def test_the_checker_sees_an_upward_import(tmp_path):
     """The checker itself: a function-level import of the engine from io is caught."""
     fake = tmp_path / "x.py"
@@ -105,14 +174,9 @@ def test_semantic_modules_import_down_their_order():
 #: docstrings and comments included (a function from its ``def`` line to its last line).
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 100
-#: Known to exceed the limits: being split on the doors branch (empty this after its merge).
-#: A module is named by its path under ``photostyle_lib/``, a function as ``path::qualname``.
-OVER_THE_LIMITS_ALLOWED: frozenset[str] = frozenset({
-    "cli.py",
-    "experiments/interactive.py",
-    "experiments/runs.py",
-    "experiments/interactive.py::build_app",
-})
+#: Known to exceed the limits (none today). A module is named by its path under ``photostyle_lib/``,
+#: a function as ``path::qualname``.
+OVER_THE_LIMITS_ALLOWED: frozenset[str] = frozenset()
 
 
 def _functions(tree: ast.AST, prefix: str = ""):
@@ -159,3 +223,46 @@ def test_the_length_checker_sees_a_long_function_and_a_nested_one():
     tree = ast.parse(f"def outer():\n    def inner():\n{body}\n    return 1\n")
     lengths = {name: node.end_lineno - node.lineno + 1 for name, node in _functions(tree)}
     assert lengths == {"outer": MAX_FUNCTION_LINES + 3, "outer.inner": MAX_FUNCTION_LINES + 1}
+
+
+def private_reaches(path: Path) -> set[str]:
+    """The ``_private`` names of other ``photostyle_lib`` modules that a file uses: imported by name
+    (``from photostyle_lib.x import _y``) or read off an imported module (``mod._y``). Dunders are public."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    private = (lambda name: name.startswith("_") and not name.startswith("__"))
+    modules: dict[str, str] = {}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "photostyle_lib":
+            for a in node.names:
+                sub = PACKAGE.parent.joinpath(*node.module.split("."), a.name)
+                if sub.with_suffix(".py").exists() or (sub / "__init__.py").exists():
+                    modules[a.asname or a.name] = f"{node.module}.{a.name}"
+                elif private(a.name):
+                    found.add(f"{node.module}.{a.name}")
+        elif isinstance(node, ast.Import):
+            modules.update({a.asname: a.name for a in node.names
+                            if a.asname and a.name.split(".")[0] == "photostyle_lib"})
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and private(node.attr)):
+            found.add(f"{modules[node.value.id]}.{node.attr}")
+    return found
+
+
+#: Private names still reached from outside their module (none today).
+KNOWN_PRIVATE_REACHES: set[str] = set()
+SCRIPTS = sorted([*(PACKAGE.parent / "studies").glob("*.py"), *(PACKAGE.parent / "benchmarks").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", MODULES + SCRIPTS, ids=lambda p: str(p.relative_to(PACKAGE.parent)))
+def test_no_module_reaches_another_modules_private_names(path: Path):
+    reached = private_reaches(path) - KNOWN_PRIVATE_REACHES
+    assert not reached, f"{path.name} uses private names of other modules: {sorted(reached)}; make them public"
+
+
+def test_the_private_reach_finder_sees_both_forms(tmp_path):
+    fake = tmp_path / "x.py"
+    fake.write_text("from photostyle_lib.experiments import sweep\nfrom photostyle_lib.io.data import _holds_pairs\n"
+                    "sweep._gold_masks(1, None)\nsweep.__name__\n")
+    assert private_reaches(fake) == {"photostyle_lib.experiments.sweep._gold_masks", "photostyle_lib.io.data._holds_pairs"}

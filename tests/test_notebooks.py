@@ -2,7 +2,7 @@
 
 The suite runs ONCE per test session (session-scoped fixture), through the
 same command a user types (``photostyle figures run --profile ci``, the
-console script's ``photostyle_lib.cli``), into a temporary folder; the tests then read what it wrote.
+console script's ``photostyle_lib.doors.cli``), into a temporary folder; the tests then read what it wrote.
 Its run cache is the session's shared CI cache, also used by
 tests/test_experiments.py and tests/test_interactive.py, so no run is
 computed twice.
@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 
-from photostyle_lib.experiments import runner
+from photostyle_lib.doors import runner
 from photostyle_lib.experiments.settings import PROFILES, profile_parameters
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
@@ -106,7 +106,7 @@ def ci_suite(tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "photostyle-ci-cache"
     env = {**os.environ, "MPLBACKEND": "Agg"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.cli", "figures", "run", "--profile", "ci",
+    proc = subprocess.run([sys.executable, "-m", "photostyle_lib.doors.cli", "figures", "run", "--profile", "ci",
                            "--data-dir", str(data), "--output-dir", str(out), "--cache-dir", str(cache)],
                           capture_output=True, text=True, env=env, timeout=1800)
     seconds = time.perf_counter() - t0

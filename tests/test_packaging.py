@@ -120,7 +120,7 @@ _WITHOUT_EXTRAS = textwrap.dedent("""
     modules = [m.name for m in pkgutil.walk_packages(photostyle_lib.__path__, "photostyle_lib.")]
     for m in modules:
         importlib.import_module(m)
-    from photostyle_lib import cli
+    from photostyle_lib.doors import cli
     from photostyle_lib.errors import PhotostyleError
     from photostyle_lib.features import kernels
     from photostyle_lib.photoreal import image_kernels, local_affine
@@ -135,7 +135,8 @@ _WITHOUT_EXTRAS = textwrap.dedent("""
         except PhotostyleError as exc:
             errors[key] = str(exc)
     from photostyle_lib.semantic import segmenter
-    from photostyle_lib.experiments import executors, interactive, runner
+    from photostyle_lib.doors import app as interactive, runner
+    from photostyle_lib.experiments import executors
     attempt("segmentation", lambda: segmenter.ADE20KSegmenter("random-tiny", device="cpu"))
     attempt("notebooks", lambda: runner.declared_parameters(Path("any.ipynb")))
     attempt("notebooks_kernel", lambda: runner.ensure_kernel(install=False))

@@ -95,7 +95,7 @@ def test_cli_path_and_cached_run_path_make_the_same_masks(data_dir, tmp_path, mo
 
     pair = get_pair(1, data_dir)
     spec = RunSpec(1, "full", masks=mode, size=40, iterations=1, weights="random", segmenter="random-tiny",
-                   overrides=(("theta_s", 0.3),) if mode == "soft" else ())
+                   theta_s=0.3 if mode == "soft" else 0.2)
     record = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, device="cpu", progress=False)
     files = dict(content_mask=pair.content_mask, style_mask=pair.style_mask) if mode == "gold" else {}
     run = pipeline.transfer_files(pair.content, pair.style, preset="full", size=40, unmatched="drop",

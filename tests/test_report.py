@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photostyle_lib import cli
+from photostyle_lib.doors import cli
 from photostyle_lib.io.images import STAND_IN_BANNER
 
 
@@ -118,7 +118,7 @@ def test_report_never_replaces_a_figure_nor_a_hand_written_page(profile, capsys)
 def test_report_after_a_failed_rerun_says_so_and_exits_2(profile, capsys):
     """Issue 37, case 6: a notebook whose last run failed (runner's run_status.json) keeps its earlier
     figures on the page under a notice naming the failure, and the command ends with one line, exit 2."""
-    from photostyle_lib.experiments.report import RUN_STATUS_FILE
+    from photostyle_lib.doors.report import RUN_STATUS_FILE
 
     (profile / "01_a" / RUN_STATUS_FILE).write_text(json.dumps({"status": "failed", "error": "cell [3] boom"}))
     (profile / "02_b" / RUN_STATUS_FILE).write_text(json.dumps({"status": "ok"}))

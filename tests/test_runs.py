@@ -10,7 +10,9 @@ from conftest import needs_hed
 from photostyle_lib.experiments import runs
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.experiments import pipeline
 from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
+from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER
 
 
 @pytest.fixture
@@ -29,26 +31,26 @@ def test_key_depends_on_spec_and_files(data_dir):
     pair = get_pair(1, data_dir)
     assert _spec().key(pair) == _spec().key(pair)
     assert _spec().key(pair) != _spec(iterations=3).key(pair)
-    assert _spec(overrides=(("theta_s", 0.3),)).key(pair) != _spec().key(pair)
-    assert _spec(overrides={"theta_s": 0.3, "lr": 0.2}).overrides == (("lr", 0.2), ("theta_s", 0.3))
+    assert _spec(theta_s=0.3).key(pair) != _spec().key(pair)
+    assert _spec(overrides={"rf_sigma_r": 0.2, "lr": 0.2}).overrides == (("lr", 0.2), ("rf_sigma_r", 0.2))
     assert _spec(pair_id=2).key(get_pair(2, data_dir)) != _spec().key(pair)
 
 
 def test_theta_s_keys_soft_runs_only(data_dir):
     """theta_s travels on the mask request; it splits soft runs (and soft-rendered error runs), nothing else."""
     pair = get_pair(1, data_dir)
-    soft = {t: _spec(masks="soft", overrides=(("theta_s", t),)) for t in (0.2, 0.3)}
+    soft = {t: _spec(masks="soft", theta_s=t) for t in (0.2, 0.3)}
     assert soft[0.3].key(pair) != soft[0.2].key(pair)
     assert soft[0.3].mask_request().theta_s == 0.3 and soft[0.2].mask_request().theta_s == 0.2
     assert "theta_s" not in {f for f, _ in soft[0.3].config().__dict__.items()}  # not an engine setting
-    gold = {t: _spec(masks="gold", overrides=(("theta_s", t),)) for t in (0.2, 0.3)}
+    gold = {t: _spec(masks="gold", theta_s=t) for t in (0.2, 0.3)}
     assert gold[0.3].key(pair) == gold[0.2].key(pair) == _spec(masks="gold").key(pair)
-    assert gold[0.3].overrides == ()  # dropped where it does not act
-    err = {t: _spec(masks="gold", overrides=(("theta_s", t),), mask_errors=(("kind", "boundary"), ("severity", 2),
+    assert gold[0.3].overrides == () and gold[0.3].theta_s == 0.2  # reset where it does not act
+    err = {t: _spec(masks="gold", theta_s=t, mask_errors=(("kind", "boundary"), ("severity", 2),
                                                                             ("render", "soft"))) for t in (0.2, 0.3)}
     assert err[0.3].key(pair) != err[0.2].key(pair)
     with pytest.raises(PhotostyleError, match="theta_s"):
-        _spec(masks="soft", overrides=(("theta_s", 1.5),))
+        _spec(masks="soft", theta_s=1.5)
 
 
 def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
@@ -62,9 +64,9 @@ def test_engine_run_is_cached_and_complete(data_dir, tmp_path, monkeypatch):
     from PIL import Image
 
     assert "RANDOM WEIGHTS" in Image.open(rec.image_path).text["photostyle:weights"]
-    assert rec.weights_warning == runs.RANDOM_WEIGHTS_BANNER and rec.metadata["network"]["network"] == "VGG-19"
+    assert rec.weights_warning == RANDOM_WEIGHTS_BANNER and rec.metadata["network"]["network"] == "VGG-19"
     # a second call reads the folder: stylize must not run again
-    monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
+    monkeypatch.setattr(pipeline, "stylize", lambda *a, **k: pytest.fail("recomputed a cached run"))
     again = run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     assert again.directory == rec.directory
     assert not [p for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]  # no temp leftovers
@@ -74,7 +76,7 @@ def test_interrupted_run_leaves_nothing(data_dir, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "stylize", boom)
+    monkeypatch.setattr(pipeline, "stylize", boom)
     with pytest.raises(KeyboardInterrupt):
         run_cached(_spec(masks="gold"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     assert list((tmp_path / "runs").iterdir()) == []
@@ -84,7 +86,7 @@ def test_soft_masks_from_random_tiny_segmenter(data_dir, tmp_path):
     rec = run_cached(_spec(masks="soft"), cache_dir=tmp_path, data_dir=data_dir, progress=False)
     m = rec.masks()
     assert m.kind == "soft" and rec.metadata["segmenter_random_weights"] is True
-    assert rec.weights_warning == runs.RANDOM_WEIGHTS_BANNER
+    assert rec.weights_warning == RANDOM_WEIGHTS_BANNER
     assert any((tmp_path / "segmentation").iterdir())
 
 
@@ -116,12 +118,14 @@ def test_stand_in_run_records_its_network_and_banner(data_dir, tmp_path):
     # a random segmenter on top: the stronger banner wins
     soft = run_cached(_spec(masks="soft", weights="hed-vgg16"), cache_dir=tmp_path, data_dir=data_dir,
                       progress=False)
-    assert soft.weights_warning == runs.RANDOM_WEIGHTS_BANNER and soft.metadata["network"]["kind"] == "stand-in"
+    assert soft.weights_warning == RANDOM_WEIGHTS_BANNER and soft.metadata["network"]["kind"] == "stand-in"
 
 
-def test_records_cached_before_banners_fall_back_on_random_weights(tmp_path):
+def test_a_record_says_the_banner_it_was_written_with(tmp_path):
+    """One rule makes the banner (TransferResult.banner), when the run is computed; a record only reads it."""
     record = lambda md: runs.RunRecord(_spec(), "k", tmp_path, md)  # noqa: E731
-    assert record({"random_weights": True}).weights_warning == runs.RANDOM_WEIGHTS_BANNER
+    assert record({"random_weights": True, "weights_warning": RANDOM_WEIGHTS_BANNER}).weights_warning \
+        == RANDOM_WEIGHTS_BANNER
     assert record({"random_weights": False}).weights_warning is None
 
 
@@ -191,8 +195,8 @@ def test_damaged_entry_is_recomputed_with_one_warning(data_dir, tmp_path, monkey
     _truncate(rec.directory / name)
     capsys.readouterr()
     calls = []
-    real = runs.stylize
-    monkeypatch.setattr(runs, "stylize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pipeline.stylize
+    monkeypatch.setattr(pipeline, "stylize", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(rec.directory) in err and name in err and "recomputing" in err
@@ -203,21 +207,15 @@ def test_damaged_entry_is_recomputed_with_one_warning(data_dir, tmp_path, monkey
     assert calls == [1] and capsys.readouterr().err == ""
 
 
-def test_entry_without_manifest_is_checked_then_adopted(data_dir, tmp_path, monkeypatch, capsys):
-    """Entries written before manifests: read back whole -> kept and given a manifest; a losses.csv
-    cut at a line end (which parses) is caught by its row count against the metadata."""
+def test_entry_without_manifest_is_discarded_and_recomputed(data_dir, tmp_path, capsys):
+    """An entry without its manifest cannot be checked: it is discarded (one warning line) and computed again."""
     spec = _spec(masks="gold", iterations=3)
     rec = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
     (rec.directory / "manifest.json").unlink()
-    monkeypatch.setattr(runs, "stylize", lambda *a, **k: pytest.fail("recomputed an intact entry"))
-    run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
-    assert (rec.directory / "manifest.json").exists() and capsys.readouterr().err == ""
-    (rec.directory / "manifest.json").unlink()
-    lines = (rec.directory / "losses.csv").read_text().splitlines(keepends=True)
-    (rec.directory / "losses.csv").write_text("".join(lines[:-1]))
-    monkeypatch.undo()
     again = run_cached(spec, cache_dir=tmp_path, data_dir=data_dir, progress=False)
-    assert "losses.csv has 2 rows" in capsys.readouterr().err and len(again.losses()) == 3
+    err = capsys.readouterr().err
+    assert "manifest.json is missing" in err and err.count("\n") == 1
+    assert (again.directory / "manifest.json").exists() and len(again.losses()) == 3
 
 
 def test_cache_key_ignores_parameters_of_unused_parts():

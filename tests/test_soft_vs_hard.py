@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from photostyle_lib.experiments import recipes, runner, soft_vs_hard
+from photostyle_lib.doors import runner
+from photostyle_lib.experiments import recipes, soft_vs_hard
 from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.semantic import mask_errors
 from photostyle_lib.io.data import get_pair
@@ -42,7 +43,7 @@ def test_plan_shares_severity_zero_and_the_gold_run(tiny):
     gold = planned[planned["mask"] == "gold"]
     assert set(gold["spec"]) == {settings.spec(p, "full", "gold") for p in (1, 2)}  # Figure 5's gold runs
     soft = planned[(planned["mask"] == "soft") & (planned["theta_s"] == 0.4)]["spec"].iloc[0]
-    assert dict(soft.overrides)["theta_s"] == 0.4 and dict(soft.mask_errors)["render"] == "soft"
+    assert soft.theta_s == 0.4 and "theta_s" not in dict(soft.overrides) and dict(soft.mask_errors)["render"] == "soft"
 
 
 def test_a_pair_with_one_label_is_left_out_with_its_reason(tiny, monkeypatch):

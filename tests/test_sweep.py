@@ -16,8 +16,8 @@ from scipy import stats
 from photostyle_lib.experiments import executors, metrics_table, sweep, sweep_plots
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.metrics import METRICS
-from photostyle_lib.experiments import runs
-from photostyle_lib.experiments import runner
+from photostyle_lib.experiments import cache_store, runs
+from photostyle_lib.doors import runner
 from photostyle_lib.experiments.runs import RunSpec, run_cached, run_many
 from photostyle_lib.experiments.settings import Settings, profile_parameters
 
@@ -124,7 +124,7 @@ def test_dask_worker_processes_survive_a_killed_worker(shared_data, tmp_path):
     assert [r.spec for r in records] == specs
     for rec, re in zip(records, again):
         assert rec.directory == tmp_path / "cache" / "runs" / rec.key == re.directory
-        assert runs._entry_problem(rec.directory) is None and rec.metadata["created"] == re.metadata["created"]
+        assert cache_store.entry_problem(rec.directory) is None and rec.metadata["created"] == re.metadata["created"]
         assert rec.image().shape[-1] == 48
 
 

@@ -386,6 +386,13 @@ class TransferResult:
             return ORIGINAL_VGG19_BANNER
         return STAND_IN_BANNER if self.stand_in_weights else None
 
+    def banner(self, segmenter_random: bool = False) -> str | None:
+        """The banner of everything this run made: random weights of the segmenter that made its masks
+        (``segmenter_random``) are a smoke test too, so they give the random banner; else
+        :attr:`weights_warning`. The one rule every door (CLI, cache, app) applies."""
+        from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER
+        return RANDOM_WEIGHTS_BANNER if segmenter_random else self.weights_warning
+
     def metadata(self, **extra: Any) -> dict[str, Any]:
         """JSON-ready provenance: parameters, weights, timings, stop reason, versions, git revision."""
         best = self.losses.loc[self.losses["iteration"] == self.best_iteration]

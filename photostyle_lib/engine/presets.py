@@ -112,7 +112,7 @@ _LUAN_SCALE = 256.0 * float(np.mean(IMAGENET_STD))
 
 #: The ``fast`` preset's schedule on top of ``full``: octaves 1/4, 1/2, 1 of the long side, evaluations
 #: per level (coarsest first), each level stopped early once the best loss fell < 0.3% over 30 evaluations.
-#: Chosen by ``benchmarks/bench_time_to_quality.py`` on tuning pairs 1, 5 and 8 only (512 px, hed-vgg16,
+#: Chosen by ``studies/time_to_quality.py`` on tuning pairs 1, 5 and 8 only (512 px, hed-vgg16,
 #: adaptive line search with the curvature test, 2026-12-02), of four schedules at 0.24-0.28x full's work
 #: (full-size-equivalent evaluations): (100, 60, 100) left pair 5's style distance 20.8% worse than full's,
 #: (200, 90) on two levels 14.2%, (100, 60, 120) 19.0%; (150, 100, 90) kept every metric of every pair
@@ -129,7 +129,7 @@ FAST_SCHEDULE = {"pyramid_levels": 3, "level_iterations": (150, 100, 90), "plate
 #: The ``enhanced`` preset's post-process on top of ``full``'s optimisation: eq. (9), then every semantic
 #: region's colours given its style region's distribution (baselines.masked_idt), then
 #: (Id + lambda L) O = S with the content's matting Laplacian (postprocess.matting_smooth), lambda = 3.
-#: Chosen by ``benchmarks/sweep_postprocess.py`` on tuning pairs 1-10 and 16 only (256 px, hed-vgg16,
+#: Chosen by ``studies/sweep_postprocess.py`` on tuning pairs 1-10 and 16 only (256 px, hed-vgg16,
 #: gold masks, 2026-12-01; results/sweep_postprocess_hed-vgg16): its rule (lowest style distance with
 #: at most half Luan et al.'s photorealism energy and at least their structure) picked lambda 3 of
 #: 1 / 3 / 10 / 30 (ratios to Luan et al.'s: energy 0.66 / 0.34 / 0.19 / 0.12, structure 1.08 / 1.09 /
@@ -164,14 +164,14 @@ NETWORK_TUNED = ("full", "regularization", "no_segmentation", "no_similarity", "
                  "enhanced")
 
 #: Loss weights per network for :data:`NETWORK_TUNED`, on top of the base (the paper's, which belong to
-#: ImageNet VGG-19). Chosen by ``benchmarks/sweep_weights.py`` on tuning pairs 1-20 only (its rule and
+#: ImageNet VGG-19). Chosen by ``studies/sweep_weights.py`` on tuning pairs 1-20 only (its rule and
 #: the measured table are in the README); networks not listed use the paper's.
 NETWORK_WEIGHTS: dict[str, dict[str, float]] = {
-    # benchmarks/sweep_weights.py, 2026-12-01: pairs 1, 8, 16 at 256 px, beta in {3e6, 1e7, 3e7}, gamma 3.
+    # studies/sweep_weights.py, 2026-12-01: pairs 1, 8, 16 at 256 px, beta in {3e6, 1e7, 3e7}, gamma 3.
     # Mean style distance 2.10x / 2.22x / 2.48x Luan et al.'s published, photorealism energy 3.77x / 3.76x /
     # 3.11x theirs: none within the rule's 1.25x, so its fallback (closest to the style) picked 3e6.
     "hed-vgg16": {"style_weight": 3e6, "similarity_weight": 3.0},
-    # imagenet-vgg19-caffe (the original VGG-19) has no entry: the paper's weights. benchmarks/sweep_weights.py,
+    # imagenet-vgg19-caffe (the original VGG-19) has no entry: the paper's weights. studies/sweep_weights.py,
     # 2026-12-05, the authors' final masked loss, pairs 1, 8, 16 at 256 px, beta in {1e5, 3e5, 1e6, 1e7}, gamma 3
     # (results/sweep_imagenet-vgg19-caffe): colour distance 1.88 / 1.76 / 1.72 / 1.72x Luan et al.'s published,
     # the judge's Gram distance 1.23 / 1.24 / 1.24 / 1.27x, photorealism energy 3.4 / 3.7 / 3.8 / 4.0x. None within

@@ -6,7 +6,7 @@ the symbols (the command line's ``--alpha``, the notebooks' ``Settings.alpha``, 
 interactive app's sliders) translates through :data:`WEIGHT_FIELDS` and
 :func:`weight_overrides`, so one table decides what alpha means. theta_s is no
 ``TransferConfig`` field: the doors (``--theta-s``, ``Settings.theta_s``, the
-app's slider, a ``RunSpec``'s ``theta_s`` override) put it on the mask request,
+app's slider, ``RunSpec.theta_s``) put it on the mask request,
 ``photostyle_lib.semantic.request.MaskRequest.theta_s``, checked there once and
 read by the cut (``photostyle_lib.semantic.cut``) alone.
 
@@ -30,8 +30,6 @@ from typing import Any, Mapping
 WEIGHT_FIELDS: dict[str, str] = {"alpha": "content_weight", "beta": "style_weight", "gamma": "similarity_weight"}
 #: The reverse: TransferConfig field -> the paper's symbol.
 SYMBOL_OF: dict[str, str] = {field: symbol for symbol, field in WEIGHT_FIELDS.items()}
-#: The soft-mask cutoff's symbol.
-THETA_S = "theta_s"
 
 
 def weight_overrides(values: Mapping[str, Any]) -> dict[str, float]:

@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
+import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -183,3 +187,58 @@ def make_executor(kind: str = "serial", *, address: str | None = None, workers: 
             distributed.Client(cluster) as client:
         client.run(_init_worker, per_worker)
         yield client
+
+
+class PeakRSS:
+    """Peak resident memory of this process *during* a block, sampled every 50 ms.
+
+    ``ru_maxrss`` is the process's lifetime peak, which in a long-lived worker
+    includes earlier tasks; sampling /proc/self/statm bounds the run itself.
+    Where /proc is missing (macOS, Windows) the lifetime peak is reported and
+    the field name says so.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._proc = Path("/proc/self/statm").exists()
+
+    def _sample(self) -> None:
+        try:
+            rss = int(Path("/proc/self/statm").read_text().split()[1]) * self._page
+        except (OSError, ValueError, IndexError):
+            return
+        self.peak = max(self.peak, rss)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> "PeakRSS":
+        if self._proc:
+            self._sample()
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+
+    def report(self, device: Any) -> dict[str, float]:
+        """``{"run_peak_rss_mb"}`` (or the lifetime ``process_peak_rss_mb`` without /proc), in MiB, and on a
+        CUDA ``device`` (a torch.device) ``cuda_peak_allocated_mb``."""
+        if self._proc:
+            out = {"run_peak_rss_mb": self.peak / 2 ** 20}
+        else:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            out = {"process_peak_rss_mb": rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024}
+        if device.type == "cuda":
+            import torch
+
+            out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return out

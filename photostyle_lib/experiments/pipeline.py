@@ -18,16 +18,16 @@ import numpy as np
 import torch
 
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import RANDOM_WEIGHTS_BANNER, commit_files, load_image, stage_image, weights_text
-from photostyle_lib.io.outputs import check_outputs
+from photostyle_lib.io.images import load_image
+from photostyle_lib.io.results import write_result_files
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.semantic.merge import merge_labels
 from photostyle_lib.semantic.request import MaskRequest, make_masks
 from photostyle_lib.semantic.segmenter import segmenter_for
-from photostyle_lib.io.metadata import file_digest, stage_json
+from photostyle_lib.io.metadata import file_digest
 from photostyle_lib.engine.presets import get_preset
-from photostyle_lib.engine.config import TransferConfig, TransferResult
+from photostyle_lib.engine.config import TransferConfig, TransferResult, postprocess_steps
 from photostyle_lib.engine.transfer import stylize
 
 
@@ -41,6 +41,7 @@ class Run:
     masks: SemanticMasks | None
     preset: str | None
     inputs: dict[str, Any] = field(default_factory=dict)
+    mask_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -56,7 +57,7 @@ class Run:
     @property
     def weights_warning(self) -> str | None:
         """The run's banner: random weights (VGG or segmenter) first, else the stand-in VGG's, else None."""
-        return RANDOM_WEIGHTS_BANNER if self.random_weights else self.result.weights_warning
+        return self.result.banner(bool(self.inputs.get("segmenter_random_weights")))
 
 
 def files_mask_request(config: TransferConfig, *, masks_given: bool, segmenter: Any = None,
@@ -88,51 +89,196 @@ def files_mask_request(config: TransferConfig, *, masks_given: bool, segmenter: 
     return MaskRequest(mode, segmenter=name, theta_s=theta_s, unmatched=unmatched)
 
 
-def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
-                   size: int | None = 512, content_mask: str | os.PathLike | None = None,
-                   style_mask: str | os.PathLike | None = None, unmatched: str = "error",
-                   segmenter: Any = None, theta_s: float = DEFAULT_THETA_S, progress: bool = True,
-                   callback: Any = None, image_callback: Any = None, **overrides: Any) -> Run:
-    """Load two photos (long side ``size``), make the preset's masks, run :func:`stylize`.
+@dataclass(frozen=True)
+class FileTransfer:
+    """One run from files, checked and resolved once: what ``photostyle transfer`` and a batch row run.
 
-    Masks: :func:`files_mask_request` (gold when mask files are given; the
-    segmenter ``segmenter`` -- a name, a built ADE20KSegmenter or None -- with
-    ``theta_s`` for soft masks) made by ``semantic.request.make_masks``.
-    ``overrides``: TransferConfig fields. ``callback``: stylize's, called after
-    each evaluation with (iteration, loss terms); ``image_callback``: stylize's,
-    with (iteration, the evaluated image).
+    Built by :func:`file_transfer`; run by :func:`run_files` (:func:`run_to_files` also saves it).
+
+    Attributes
+    ----------
+    content, style
+        The photos (any size; brought to ``size``).
+    config
+        The preset's TransferConfig with the overrides (resolved once; with mask files given,
+        :attr:`run_config` says ``segmentation="gold"``).
+    masks
+        The mask request: mode ("none", "gold", "hard", "soft"), segmenter name, ``theta_s``
+        (the soft cutoff, in (0, 1]) and what to do with unmatched gold labels.
+    preset
+        The preset's name (recorded in the metadata).
+    size
+        Long side in pixels, or None for the photos' own size.
+    content_mask, style_mask
+        Gold mask files, or None.
+    """
+
+    content: Path
+    style: Path
+    config: TransferConfig
+    masks: MaskRequest
+    preset: str = "full"
+    size: int | None = 512
+    content_mask: Path | None = None
+    style_mask: Path | None = None
+
+    @property
+    def run_config(self) -> TransferConfig:
+        """The config the engine runs: with mask files given, ``segmentation="gold"`` (so the metadata says so)."""
+        if self.config.uses_masks and self.content_mask is not None:
+            return self.config.replace(segmentation="gold")
+        return self.config
+
+    def inputs(self) -> dict[str, Path | None]:
+        """The files this run reads, by role (never written): photos, masks, a weights file."""
+        return input_files(self.content, self.style, self.content_mask, self.style_mask, self.config.weights)
+
+    def record(self) -> dict[str, Any]:
+        """What the run depends on, for the metadata's ``request`` (:func:`request_record`)."""
+        return request_record(self)
+
+
+def file_transfer(content: str | os.PathLike, style: str | os.PathLike, *, preset: str = "full",
+                  size: int | None = 512, content_mask: str | os.PathLike | None = None,
+                  style_mask: str | os.PathLike | None = None, unmatched: str = "error", segmenter: Any = None,
+                  theta_s: float = DEFAULT_THETA_S, **overrides: Any) -> FileTransfer:
+    """Check and resolve one run from files: the preset with ``overrides``, and its mask request, once.
+
+    Parameters
+    ----------
+    content, style : str or os.PathLike
+        The photos.
+    preset : str
+        A key of ``presets.PRESETS``.
+    size : int or None
+        Long side in pixels (None: the photos' own).
+    content_mask, style_mask : path or None
+        Gold mask files (both or neither): gold masks, whatever the preset's mode.
+    unmatched : {"error", "drop"}
+        Gold masks' content labels absent from the style.
+    segmenter : str, os.PathLike, ADE20KSegmenter or None
+        The segmenter of presets with hard / soft masks and no mask files; a name is recorded
+        on the request (a built one is given to :func:`run_files`).
+    theta_s : float
+        The soft cutoff in (0, 1] (soft masks only).
+    **overrides
+        TransferConfig fields (weights, iterations, device, content_weight, ...).
+
+    Returns
+    -------
+    FileTransfer
+        The checked run.
 
     Raises
     ------
     PhotostyleError
-        Bad options, unreadable files, masks that cannot be made.
+        As ``get_preset`` (an unknown preset or a bad field) and :class:`MaskRequest` (theta_s
+        outside (0, 1], ...).
     """
     config = get_preset(preset, **overrides)
-    masks_given = content_mask is not None or style_mask is not None
-    if config.uses_masks and content_mask is not None:
-        config = config.replace(segmentation="gold")  # the metadata says which masks were used
-    request = files_mask_request(config, masks_given=masks_given, segmenter=segmenter, theta_s=theta_s,
-                                 unmatched=unmatched)
-    c = load_image(content, max_size=size)
-    s = load_image(style, max_size=size)
-    built = None if segmenter is None or isinstance(segmenter, (str, os.PathLike)) else segmenter
-    masks, mask_md = make_masks(request, c, s, content_mask=content_mask, style_mask=style_mask, segmenter=built,
-                                device=config.device)
-    inputs = {"content": str(content), "style": str(style), "size": size, "unmatched": unmatched,
-              "segmenter_name": None if segmenter is None or not isinstance(segmenter, (str, os.PathLike))
-              else str(segmenter),
-              "content_mask": None if content_mask is None else str(content_mask),
-              "style_mask": None if style_mask is None else str(style_mask),
+    request = files_mask_request(config, masks_given=content_mask is not None or style_mask is not None,
+                                 segmenter=segmenter, theta_s=theta_s, unmatched=unmatched)
+    opt = (lambda p: None if p is None else Path(p))
+    return FileTransfer(content=Path(content), style=Path(style), config=config, masks=request, preset=preset,
+                        size=size, content_mask=opt(content_mask), style_mask=opt(style_mask))
+
+
+def run_files(spec: FileTransfer, *, segmenter: Any = None, cache: Any = None, progress: bool = True,
+              callback: Any = None, image_callback: Any = None) -> Run:
+    """The one run from files: load the two photos (long side ``spec.size``), make ``spec.masks``, :func:`stylize`.
+
+    Every door computes through it: ``photostyle transfer`` and ``batch`` (:func:`run_to_files`)
+    and the run cache (``runs.run_cached``). ``segmenter``: a built ADE20KSegmenter to use
+    instead of the request's name (None: the name's); ``cache``: a
+    ``semantic.cache.SegmentationCache`` keeping the segmenter's probabilities (None: none
+    kept). ``callback``: stylize's, called after each evaluation with (iteration, loss
+    terms); ``image_callback``: stylize's, with (iteration, the evaluated image).
+
+    Raises
+    ------
+    PhotostyleError
+        Unreadable files, masks that cannot be made.
+    """
+    request, config = spec.masks, spec.run_config
+    c = load_image(spec.content, max_size=spec.size)
+    s = load_image(spec.style, max_size=spec.size)
+    masks, mask_md = make_masks(request, c, s, content_mask=spec.content_mask, style_mask=spec.style_mask,
+                                segmenter=segmenter, cache=cache, device=config.device)
+    text = (lambda p: None if p is None else str(p))
+    inputs = {"content": str(spec.content), "style": str(spec.style), "size": spec.size,
+              "unmatched": request.unmatched, "segmenter_name": request.segmenter,
+              "content_mask": text(spec.content_mask), "style_mask": text(spec.style_mask),
               "mask_kind": None if masks is None else masks.kind,
               "mask_pipeline": None if masks is None else masks.pipeline,
               "dropped_content_labels": [] if masks is None else list(masks.dropped_content_labels)}
     inputs.update(mask_md)  # segmenter, its weights, theta_s (soft masks)
     result = stylize(c, s, config, masks=masks, progress=progress, callback=callback,
                      image_callback=image_callback)
-    notes = mask_size_notes(masks, content, style, content_mask, style_mask)
+    notes = mask_size_notes(masks, spec.content, spec.style, spec.content_mask, spec.style_mask)
     if notes:
         result = dataclasses.replace(result, notes=tuple(result.notes) + notes)
-    return Run(result=result, content=c, style=s, masks=masks, preset=preset, inputs=inputs)
+    return Run(result=result, content=c, style=s, masks=masks, preset=spec.preset, inputs=inputs,
+               mask_metadata=mask_md)
+
+
+def transfer_files(content: str | os.PathLike, style: str | os.PathLike, *, segmenter: Any = None,
+                   progress: bool = True, callback: Any = None, image_callback: Any = None,
+                   **settings: Any) -> Run:
+    """:func:`file_transfer` then :func:`run_files`: one run from files, not saved.
+
+    ``segmenter``: a name (recorded) or a built ADE20KSegmenter (used as is); ``settings``: the
+    other keywords of :func:`file_transfer` (preset, size, masks, theta_s, TransferConfig fields).
+
+    Raises
+    ------
+    PhotostyleError
+        As :func:`file_transfer` and :func:`run_files`.
+    """
+    named = segmenter is None or isinstance(segmenter, (str, os.PathLike))
+    spec = file_transfer(content, style, segmenter=segmenter if named else None, **settings)
+    return run_files(spec, segmenter=None if named else segmenter, progress=progress, callback=callback,
+                     image_callback=image_callback)
+
+
+def run_to_files(spec: FileTransfer, output: str | os.PathLike, *, overwrite: bool = False, progress: bool = True,
+                 image_callback: Any = None, also: Any = None) -> Run:
+    """The one run path from files to a saved result: :func:`run_files`, then :func:`save_run`.
+
+    The image and its metadata (with the run's ``request``, :meth:`FileTransfer.record`) are
+    written together and atomically (``io.results.write_result_files``). An interrupted run
+    (Ctrl-C while it computed) writes nothing and raises KeyboardInterrupt.
+
+    Parameters
+    ----------
+    spec : FileTransfer
+        The checked run (:func:`file_transfer`).
+    output : str or os.PathLike
+        The image path; the metadata goes to ``output + '.json'``.
+    overwrite : bool
+        Replace existing files (never an input).
+    progress, image_callback
+        As :func:`run_files`.
+    also : callable (Run) -> list of (Path, Path), optional
+        Further staged files made from the finished run (``--save-every`` snapshots), renamed
+        with the image.
+
+    Returns
+    -------
+    Run
+        The finished, saved run.
+
+    Raises
+    ------
+    PhotostyleError
+        As :func:`run_files` and :func:`save_run`.
+    KeyboardInterrupt
+        If the run was interrupted: nothing is written.
+    """
+    run = run_files(spec, progress=progress, image_callback=image_callback)
+    if run.interrupted:
+        raise KeyboardInterrupt  # stylize kept its best image; a partial result never takes the output's name
+    save_run(run, output, overwrite=overwrite, record=spec.record(), also=None if also is None else also(run))
+    return run
 
 
 @dataclass(frozen=True)
@@ -241,9 +387,51 @@ def mask_size_notes(masks: SemanticMasks | None, content: str | os.PathLike, sty
     return tuple(notes)
 
 
-def request_record(content: Any, style: Any, *, content_mask: Any = None, style_mask: Any = None,
-                   preset: str = "full", size: int | None = 512, unmatched: str = "error", segmenter: Any = None,
-                   theta_s: float = DEFAULT_THETA_S, **overrides: Any) -> dict[str, Any]:
+#: Config fields that only matter when a switch selects them: (field, switch, values that use it);
+#: for ``postprocess`` the values are steps, used when any step of the chain is one of them.
+_CONDITIONAL_FIELDS = (
+    ("affine_radius", "postprocess", ("local_affine",)),
+    ("affine_edge", "postprocess", ("local_affine",)),
+    ("smooth_lambda", "postprocess", ("matting_smooth",)),
+    ("line_search", "optimizer", ("projected_lbfgs",)),
+    ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
+)
+#: Fields added to the engine after runs were stored, with the value that reproduces the
+#: earlier engine: left out of keys at that value, so stored runs keep their keys (and a
+#: result's metadata written before a field existed reruns with that value, ``cli``).
+LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
+                 "line_search": "halve", "curvature_cosine": 0.0, "level_start": "bilinear",
+                 "clamp_iterates": True, "clamp_at": "evaluation"}
+#: Fields that matter only when another is not at its "off" value: (field, switch, off value).
+_IDLE_FIELDS = (("plateau_tol", "plateau_window", 0), ("level_start", "pyramid_levels", 1),
+                ("clamp_iterates", "optimizer", "projected_lbfgs"), ("clamp_at", "optimizer", "projected_lbfgs"))
+
+
+def relevant_config(cfg) -> dict[str, Any]:
+    """The TransferConfig's fields that its result depends on, for cache keys.
+
+    The device is left out (a result does not depend on where it ran), and so are
+    parameters of a part the config does not use (e.g. the local-affine smoothing's
+    radius when another post-process runs): adding such an option to the engine
+    then keeps every stored run's key.
+    """
+    config = dataclasses.asdict(cfg)
+    config.pop("device")
+    for name, switch, used in _CONDITIONAL_FIELDS:
+        value = config.get(switch)
+        parts = postprocess_steps(value) if switch == "postprocess" else (value,)
+        if not any(part in used for part in parts):
+            config.pop(name, None)
+    for name, switch, off in _IDLE_FIELDS:
+        if config.get(switch) == off:
+            config.pop(name, None)
+    for name, earlier in LATER_FIELDS.items():
+        if config.get(name) == earlier:
+            config.pop(name)
+    return config
+
+
+def request_record(spec: FileTransfer) -> dict[str, Any]:
     """What a run from files depends on: its input files' bytes and every setting that changes the image.
 
     Written into a result's metadata (``request``, with its digest ``request_sha256``) so
@@ -251,39 +439,22 @@ def request_record(content: Any, style: Any, *, content_mask: Any = None, style_
     row only when the record matches). The device, progress and snapshots are left out:
     they do not change the image.
 
-    Parameters
-    ----------
-    content, style, content_mask, style_mask : path or None
-        The files (their sha256 is recorded, not their names).
-    preset, size, unmatched, segmenter, theta_s
-        As :func:`transfer_files`.
-    **overrides
-        TransferConfig fields, as :func:`transfer_files` takes them.
-
     Returns
     -------
     dict
         ``{"content", "style", "content_mask", "style_mask"}`` -> sha256 or None, the
         weights file's sha256 (or its name), the preset, size, mask settings and
         ``config``: the resolved TransferConfig's fields the image depends on
-        (``runs.relevant_config``).
-
-    Raises
-    ------
-    PhotostyleError
-        As ``get_preset`` (an unknown preset or a bad field).
+        (:func:`relevant_config`).
     """
-    from photostyle_lib.experiments.runs import relevant_config
-
-    config = get_preset(preset, **overrides)
-    files = {"content": content, "style": style, "content_mask": content_mask, "style_mask": style_mask}
+    files = {"content": spec.content, "style": spec.style, "content_mask": spec.content_mask,
+             "style_mask": spec.style_mask}
     record: dict[str, Any] = {k: None if v is None else file_digest(v) for k, v in files.items()}
-    weights = input_files(content, style, weights=config.weights)["weights"]
-    record["weights"] = file_digest(weights) if weights is not None and Path(weights).is_file() else config.weights
-    record.update(preset=preset, size=size, unmatched=unmatched,
-                  segmenter=None if segmenter is None else str(segmenter),
-                  theta_s=theta_s if config.uses_masks and content_mask is None else None,
-                  config=relevant_config(config))
+    weights = spec.inputs()["weights"]
+    record["weights"] = file_digest(weights) if weights is not None and Path(weights).is_file() else spec.config.weights
+    record.update(preset=spec.preset, size=spec.size, unmatched=spec.masks.unmatched, segmenter=spec.masks.segmenter,
+                  theta_s=spec.masks.theta_s if spec.config.uses_masks and spec.content_mask is None else None,
+                  config=relevant_config(spec.config))
     return json.loads(json.dumps(record, sort_keys=True, default=str))
 
 
@@ -306,13 +477,9 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False,
              record: dict[str, Any] | None = None, also: list[tuple[Path, Path]] | None = None) -> tuple[Path, Path]:
     """Write the image to ``output`` and its metadata to ``output + '.json'``, together and atomically.
 
-    Refuses (PhotostyleError) an output that is one of the run's input files
-    (after resolving symlinks and ``..``), whatever ``overwrite`` says. Both
-    files are written to temp files in the output's folder, fsync'ed, then
-    renamed image first, metadata last (images.commit_files); the metadata's
-    ``image_sha256`` is the image file's digest, so a pair torn by a crash
-    between the two renames is detectable. Both get the mode of a plain file
-    (images.FILE_MODE, 0644 under the usual umask).
+    ``io.results.write_result_files``: refuses an output that is one of the run's input
+    files (after resolving symlinks and ``..``), whatever ``overwrite`` says; stages both
+    files, renames image first, metadata last (``image_sha256`` is the image's digest).
 
     Parameters
     ----------
@@ -323,13 +490,10 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False,
     overwrite : bool
         Replace existing files at those paths.
     record : dict or None
-        The run's :func:`request_record`, written as ``request`` with its digest
-        ``request_sha256``.
+        The run's :func:`request_record`, written as ``request`` with its digest ``request_sha256``.
     also : list of (Path, Path) or None
-        Further staged files (``images.stage_file``: temp file, final path), e.g.
-        ``--save-every`` snapshots, renamed with the image, before the metadata; they
-        must have been checked (``outputs.check_outputs``) by the caller. Removed if
-        anything fails.
+        Further staged files (temp file, final path), renamed with the image, before the
+        metadata; removed if anything fails.
 
     Returns
     -------
@@ -342,31 +506,13 @@ def save_run(run: Run, output: str | os.PathLike, *, overwrite: bool = False,
         If the image or metadata path is one of the run's input files (content, style, masks,
         weights file), or exists and ``overwrite`` is False, or cannot be written.
     """
-    out = Path(output)
-    meta = out.with_name(out.name + ".json")
     i = run.inputs
-    also = list(also or [])
-    try:
-        check_outputs((out, meta), input_files(i.get("content"), i.get("style"), i.get("content_mask"),
-                                               i.get("style_mask"), run.result.config.weights),
-                      overwrite=overwrite, flag="overwrite=True (--overwrite)")
-        image_tmp = stage_image(run.result.image, out, text=weights_text(run.weights_warning))
-    except BaseException:
-        for tmp, _ in also:
-            tmp.unlink(missing_ok=True)
-        raise
-    try:
-        md = run.result.metadata(preset=run.preset, inputs=run.inputs, output=str(out))
-        md["random_weights"] = run.random_weights
-        md["weights_warning"] = run.weights_warning
-        md["image_sha256"] = file_digest(image_tmp)
-        if record is not None:
-            md["request"] = record
-            md["request_sha256"] = record_digest(record)
-        meta_tmp = stage_json(md, meta)
-    except BaseException:
-        for tmp in [image_tmp, *(t for t, _ in also)]:
-            tmp.unlink(missing_ok=True)
-        raise
-    commit_files([(image_tmp, out), *also, (meta_tmp, meta)])
-    return out, meta
+    md = run.result.metadata(preset=run.preset, inputs=run.inputs)
+    md["random_weights"] = run.random_weights
+    if record is not None:
+        md["request"] = record
+        md["request_sha256"] = record_digest(record)
+    inputs = input_files(i.get("content"), i.get("style"), i.get("content_mask"), i.get("style_mask"),
+                         run.result.config.weights)
+    return write_result_files(run.result.image, output, md, weights_warning=run.weights_warning,
+                              overwrite=overwrite, inputs=inputs, also=also, flag="overwrite=True (--overwrite)")

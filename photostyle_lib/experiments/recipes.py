@@ -8,7 +8,7 @@ needs it -- and returns a :class:`FigureOutput` (a matplotlib figure, its
 panels, the runs used). :func:`save_outputs` writes a notebook's figures, their
 panels and a ``metadata.json`` into its output folder. The notebooks in
 ``notebooks/`` are thin drivers of these functions; the suite that runs them is
-:mod:`photostyle_lib.experiments.runner` (``photostyle figures run``).
+:mod:`photostyle_lib.doors.runner` (``photostyle figures run``).
 """
 
 from __future__ import annotations

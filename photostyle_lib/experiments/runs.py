@@ -16,12 +16,11 @@ A run ended by its callback (:class:`photostyle_lib.engine.config.StopRun`, e.g.
 the interactive app's Stop button; ``stop_reason == "stopped by user"``) is
 kept there too and its record returned, pointing at ``interrupted/<key>``.
 
-Each folder carries ``manifest.json``: every file's size and sha256. Reading
-an entry checks them and that every file its kind needs is there; an entry with
-a missing, truncated or altered file -- or a file in the entry's place -- is
-discarded (one warning line on stderr naming it) and computed again. Entries
-written before manifests existed are checked by reading each file and then
-given one. Temp folders carry their writer's host and pid
+Each folder carries ``manifest.json``: every file's size and sha256
+(:mod:`photostyle_lib.experiments.cache_store`). Reading an entry checks them and that
+every file its kind needs is there; an entry with a missing, truncated or altered file, no
+manifest, or a file in the entry's place is discarded (one warning line on stderr naming
+it) and computed again. Temp folders carry their writer's host and pid
 (``io.outputs.temp_prefix``): those of a killed writer are removed by the next
 run of the same key.
 
@@ -36,11 +35,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import resource
 import shutil
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,31 +50,32 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import check_choice, check_int, resolve_device
 from photostyle_lib.io.data import Pair, get_pair
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.io.images import (RANDOM_WEIGHTS_BANNER, array_to_tensor, load_image, read_rgb_array, resize_tensor,
+from photostyle_lib.io.images import (array_to_tensor, load_image, resize_tensor,
                                    save_image, tensor_to_array, weights_text, write_file_atomically)
 from photostyle_lib.io.outputs import remove_stale_temps, temp_prefix
 from photostyle_lib.semantic.cache import SegmentationCache
+from photostyle_lib.experiments.cache_store import keep_interrupted, read_entry, was_interrupted, write_manifest
+from photostyle_lib.experiments.executors import PeakRSS
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S, SOFT_PIPELINE
 from photostyle_lib.semantic.masks import SemanticMasks
-from photostyle_lib.semantic.request import MASK_MODES, MaskRequest, make_masks
+from photostyle_lib.semantic.request import MASK_MODES, MaskRequest
 from photostyle_lib.semantic.segmenter import CHECKPOINT_ENV
 from photostyle_lib.io.metadata import base_metadata, file_digest, write_json
 from photostyle_lib.engine.presets import PRESETS, get_preset
-from photostyle_lib.engine.config import STOPPED_BY_USER, postprocess_steps
-from photostyle_lib.engine.transfer import stylize
+from photostyle_lib.engine.config import STOPPED_BY_USER
+from photostyle_lib.experiments.pipeline import (LATER_FIELDS, FileTransfer, Run, relevant_config,  # noqa: F401
+                                                 run_files)
 from photostyle_lib.features.vgg import weights_identity
 
 COLOUR_TRANSFER = ("reinhard", "pitie_idt")
 PUBLISHED = ("luan_published",)
 METHODS: tuple[str, ...] = tuple(PRESETS) + COLOUR_TRANSFER + PUBLISHED
-_FORMAT = 2
+#: Raised when a stored run's meaning or its key's layout changes. 3: theta_s a field of the spec.
+_FORMAT = 3
 #: Raised when segmenter masks change meaning for the same spec; part of the key of hard and soft
 #: runs only. 2: the authors' soft pipeline, the paper's scales 300-600 in steps of 100, the tiny
 #: random segmenter's peaked head.
 _SEGMENTER_MASKS_FORMAT = 2
-MANIFEST = "manifest.json"
-#: The override that goes to the masks (``MaskRequest.theta_s``), not to the TransferConfig.
-MASK_OVERRIDES = ("theta_s",)
 
 
 @dataclass(frozen=True)
@@ -107,20 +104,19 @@ class RunSpec:
         "random-tiny" (random weights, a tiny model: CI), or a hub id / path
         (see segmenter.segmenter_from_name).
     overrides
-        extra settings as sorted (name, value) pairs: TransferConfig
-        fields, e.g. (("lr", 0.2),), and ``theta_s``, the soft cutoff, which
-        goes to the mask request (:meth:`mask_request`), not the config. A
-        theta_s is kept only where it acts (soft masks, or gold masks with
-        errors rendered soft) and dropped elsewhere, so it never splits
-        one run into two keys.
+        TransferConfig fields as sorted (name, value) pairs, e.g. (("lr", 0.2),).
     seed
         seeds the engine and IDT.
     mask_errors
         with ``masks="gold"`` only: the gold masks corrupted by
         ``mask_errors.masks_with_errors`` (sorted (name, value) pairs: kind,
         severity, seed, target, render "hard" | "soft", temperature) at the
-        images' sizes; () for the gold masks as they are. Part of the key
-        only when given, so every other run keeps its key.
+        images' sizes; () for the gold masks as they are.
+    theta_s
+        the soft cutoff in (0, 1], on the mask request (:meth:`mask_request`), not the
+        config; kept only where it acts (soft masks, or gold masks with errors rendered
+        soft) and reset to ``cut.DEFAULT_THETA_S`` elsewhere, so it never splits one run
+        into two keys.
     """
 
     pair_id: int
@@ -133,6 +129,7 @@ class RunSpec:
     overrides: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
     mask_errors: tuple[tuple[str, Any], ...] = ()
+    theta_s: float = DEFAULT_THETA_S
 
     def __post_init__(self) -> None:
         check_int("pair_id", self.pair_id, low=0)
@@ -147,23 +144,17 @@ class RunSpec:
             raise PhotostyleError("mask_errors corrupt gold masks: give masks='gold' with a preset that uses masks")
         request = self.mask_request()  # the masks' settings, theta_s included, are checked there, once
         if request is None or not request.uses_theta_s:
-            object.__setattr__(self, "overrides", tuple((k, v) for k, v in self.overrides if k != "theta_s"))
+            object.__setattr__(self, "theta_s", DEFAULT_THETA_S)
 
     @property
     def uses_engine(self) -> bool:
         """Whether the method is one of the engine's presets (else a colour transfer or a published result)."""
         return self.method in PRESETS
 
-    @property
-    def theta_s(self) -> float:
-        """The soft cutoff of this run's masks: its ``theta_s`` override, else the default 0.2."""
-        return dict(self.overrides).get("theta_s", DEFAULT_THETA_S)
-
     def config(self, device: str = "auto"):
-        """The TransferConfig this spec runs (presets only); the mask overrides go to :meth:`mask_request`."""
-        fields = {k: v for k, v in self.overrides if k not in MASK_OVERRIDES}
+        """The TransferConfig this spec runs (presets only); the masks' settings are :meth:`mask_request`'s."""
         cfg = get_preset(self.method, iterations=self.iterations, weights=self.weights, seed=self.seed,
-                         device=device, **fields)
+                         device=device, **dict(self.overrides))
         if self.masks is not None and cfg.uses_masks:
             cfg = cfg.replace(segmentation=self.masks)
         return cfg
@@ -199,10 +190,6 @@ class RunSpec:
         its size and mtime) and, for segmenter masks, the segmenter's name and
         ``$PHOTOSTYLE_SEGMENTER``; and a format number, raised when the
         meaning of a stored run changes.
-
-        theta_s left the TransferConfig for the mask request; it is put back
-        into the key's config, as the config had it (for every engine run), so
-        every stored run keeps its key.
         """
         files = [pair.content, pair.style]
         mode = self.mask_mode()
@@ -211,13 +198,10 @@ class RunSpec:
         if self.method == "luan_published":
             files.append(pair.luan_result)
         spec = dataclasses.asdict(self)
-        if not self.mask_errors:
-            spec.pop("mask_errors")  # runs without errors keep the keys they had before the field
         parts: dict[str, Any] = {"format": _FORMAT, "spec": spec,
                                  "files": [file_digest(p) if p is not None else None for p in files]}
         if self.uses_engine:
             parts["config"] = relevant_config(self.config("cpu"))
-            parts["config"]["theta_s"] = self.theta_s
             parts["weights"] = weights_identity(self.weights, self.seed)
             request = self.mask_request()
             if request is not None and request.uses_segmenter:
@@ -226,50 +210,6 @@ class RunSpec:
                                             request.soft_pipeline if mode == "soft" else None]
         blob = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
-
-
-#: Config fields that only matter when a switch selects them: (field, switch, values that use it);
-#: for ``postprocess`` the values are steps, used when any step of the chain is one of them.
-_CONDITIONAL_FIELDS = (
-    ("affine_radius", "postprocess", ("local_affine",)),
-    ("affine_edge", "postprocess", ("local_affine",)),
-    ("smooth_lambda", "postprocess", ("matting_smooth",)),
-    ("line_search", "optimizer", ("projected_lbfgs",)),
-    ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
-)
-#: Fields added to the engine after runs were stored, with the value that reproduces the
-#: earlier engine: left out of keys at that value, so stored runs keep their keys (and a
-#: result's metadata written before a field existed reruns with that value, ``cli``).
-LATER_FIELDS = {"init": "content", "pyramid_levels": 1, "level_iterations": None, "plateau_window": 0,
-                 "line_search": "halve", "curvature_cosine": 0.0, "level_start": "bilinear",
-                 "clamp_iterates": True, "clamp_at": "evaluation"}
-#: Fields that matter only when another is not at its "off" value: (field, switch, off value).
-_IDLE_FIELDS = (("plateau_tol", "plateau_window", 0), ("level_start", "pyramid_levels", 1),
-                ("clamp_iterates", "optimizer", "projected_lbfgs"), ("clamp_at", "optimizer", "projected_lbfgs"))
-
-
-def relevant_config(cfg) -> dict[str, Any]:
-    """The TransferConfig's fields that its result depends on, for cache keys.
-
-    The device is left out (a result does not depend on where it ran), and so are
-    parameters of a part the config does not use (e.g. the local-affine smoothing's
-    radius when another post-process runs): adding such an option to the engine
-    then keeps every stored run's key.
-    """
-    config = dataclasses.asdict(cfg)
-    config.pop("device")
-    for name, switch, used in _CONDITIONAL_FIELDS:
-        value = config.get(switch)
-        parts = postprocess_steps(value) if switch == "postprocess" else (value,)
-        if not any(part in used for part in parts):
-            config.pop(name, None)
-    for name, switch, off in _IDLE_FIELDS:
-        if config.get(switch) == off:
-            config.pop(name, None)
-    for name, earlier in LATER_FIELDS.items():
-        if config.get(name) == earlier:
-            config.pop(name)
-    return config
 
 
 @dataclass(frozen=True)
@@ -329,75 +269,26 @@ class RunRecord:
 
     @property
     def weights_warning(self) -> str | None:
-        """The run's weights banner (random VGG or segmenter, or the stand-in VGG), else None.
-
-        Records cached before banners were recorded fall back on ``random_weights``.
-        """
-        warning = self.metadata.get("weights_warning")
-        return warning or (RANDOM_WEIGHTS_BANNER if self.random_weights else None)
+        """The run's weights banner as it was recorded (``TransferResult.banner``), else None."""
+        return self.metadata.get("weights_warning")
 
 
-def _make_masks(spec: RunSpec, pair: Pair, content: torch.Tensor, style: torch.Tensor, cache_dir: Path,
-                device: str) -> tuple[SemanticMasks, dict[str, Any]]:
-    """The spec's masks by ``semantic.request.make_masks``: the pair's gold files, or the segmenter's
-    probabilities through the run cache's ``segmentation/`` folder."""
-    request = spec.mask_request()
-    if request.mode == "gold" and (pair.content_mask is None or pair.style_mask is None):
-        raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
-    cache = SegmentationCache(cache_dir / "segmentation") if request.uses_segmenter else None
-    return make_masks(request, content, style, content_mask=pair.content_mask, style_mask=pair.style_mask,
-                      cache=cache, device=device)
+def file_transfer_of(spec: RunSpec, pair: Pair, device: str) -> FileTransfer:
+    """An engine spec as the one run from files (``pipeline.run_files``): the pair's photos, the spec's
+    config on ``device`` and mask request, the pair's gold mask files when the masks are gold.
 
-
-class _PeakRSS:
-    """Peak resident memory of this process *during* a block, sampled every 50 ms.
-
-    ``ru_maxrss`` is the process's lifetime peak, which in a long-lived worker
-    includes earlier tasks; sampling /proc/self/statm bounds the run itself.
-    Where /proc is missing (macOS, Windows) the lifetime peak is reported and
-    the field name says so.
+    Raises
+    ------
+    PhotostyleError
+        If the spec asks for gold masks and the pair has none.
     """
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._proc = Path("/proc/self/statm").exists()
-
-    def _sample(self) -> None:
-        try:
-            rss = int(Path("/proc/self/statm").read_text().split()[1]) * self._page
-        except (OSError, ValueError, IndexError):
-            return
-        self.peak = max(self.peak, rss)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> "_PeakRSS":
-        if self._proc:
-            self._sample()
-            self._thread = threading.Thread(target=self._loop, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc:
-            self._stop.set()
-            self._thread.join()
-            self._sample()
-
-    def report(self, device: torch.device) -> dict[str, float]:
-        if self._proc:
-            out = {"run_peak_rss_mb": self.peak / 2 ** 20}
-        else:
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            out = {"process_peak_rss_mb": rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024}
-        if device.type == "cuda":
-            out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-        return out
+    request = spec.mask_request() or MaskRequest("none")
+    gold = request.mode == "gold"
+    if gold and (pair.content_mask is None or pair.style_mask is None):
+        raise PhotostyleError(f"pair {pair.id} has no gold masks in the data directory")
+    return FileTransfer(content=pair.content, style=pair.style, config=spec.config(device), masks=request,
+                        preset=spec.method, size=spec.size, content_mask=pair.content_mask if gold else None,
+                        style_mask=pair.style_mask if gold else None)
 
 
 def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
@@ -446,7 +337,7 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     pair = get_pair(spec.pair_id, data_dir)
     key = spec.key(pair)
     final = cache / "runs" / key
-    found = _read_entry(final)
+    found = read_entry(final)
     if found is not None:
         return RunRecord(spec, key, final, found)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -458,13 +349,13 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
         write_json(md, tmp / "metadata.json")
         if md.get("stop_reason") == STOPPED_BY_USER:
             kept = cache / "interrupted" / key
-            _keep_interrupted(tmp, kept)
+            keep_interrupted(tmp, kept)
             return RunRecord(spec, key, kept if kept.is_dir() else tmp, md)
-        if _was_interrupted(md):
-            _keep_interrupted(tmp, cache / "interrupted" / key)
+        if was_interrupted(md):
+            keep_interrupted(tmp, cache / "interrupted" / key)
             raise KeyboardInterrupt(f"run {key} interrupted; its partial result is in "
                                     f"{cache / 'interrupted' / key} (not cached as done)")
-        _write_manifest(tmp)
+        write_manifest(tmp)
         try:
             os.replace(tmp, final)
         except OSError:  # another worker finished the same run first: keep theirs
@@ -472,146 +363,11 @@ def run_cached(spec: RunSpec, *, cache_dir: str | os.PathLike, data_dir: str | o
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    found = _read_entry(final)
+    found = read_entry(final)
     if found is None:
         raise PhotostyleError(f"the cache entry {final} was damaged as soon as it was written; "
                               "check the disk and the cache folder's other users")
     return RunRecord(spec, key, final, found)
-
-
-def _was_interrupted(md: dict[str, Any]) -> bool:
-    """True if the run (or the first stage of a two-stage one) was stopped by Ctrl-C: not a result."""
-    notes = md.get("notes") or ()
-    return md.get("stop_reason") == "interrupted" or any("stopped: interrupted" in str(n) for n in notes)
-
-
-def _keep_interrupted(tmp: Path, dest: Path) -> None:
-    """Move an interrupted run's folder to ``dest`` (replacing an older one): a partial result to look at."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        shutil.rmtree(dest, ignore_errors=True)
-    try:
-        os.replace(tmp, dest)
-    except OSError:
-        pass  # another process is writing the same key: its copy will do
-
-
-def _entry_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST and not p.name.startswith("."))
-
-
-def _write_manifest(folder: Path) -> None:
-    """``manifest.json``: {"format", "files": {name: {"bytes", "sha256"}}} of every file in ``folder``."""
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_digest(p)} for p in _entry_files(folder)}
-    write_json({"format": 1, "files": files}, folder / MANIFEST)
-
-
-def _required_files(md: dict[str, Any]) -> list[str]:
-    """The files every complete entry of this run's kind holds (``RunRecord``'s docstring)."""
-    names = ["metadata.json", "image.png", "content.png", "style.png"]
-    if md.get("method") in PRESETS:
-        names += ["raw.png", "losses.csv"]
-        config = md.get("config")
-        if isinstance(config, dict) and config.get("segmentation", "none") != "none":
-            names.append("masks.npz")
-    return names
-
-
-def _missing_file(folder: Path) -> str | None:
-    """The first file a complete entry needs that ``folder`` lacks, as a problem; None if all are there."""
-    try:
-        md = json.loads((folder / "metadata.json").read_text())
-    except (OSError, ValueError) as exc:
-        return f"metadata.json is unreadable ({type(exc).__name__})"
-    if not isinstance(md, dict):
-        return "metadata.json is not an object"
-    for name in _required_files(md):
-        if not (folder / name).is_file():
-            return f"{name} is missing"
-    return None
-
-
-def _entry_problem(folder: Path) -> str | None:
-    """What is wrong with a cache entry, or None if every file matches its manifest and none is missing."""
-    man = folder / MANIFEST
-    if not man.exists():
-        return _legacy_entry_problem(folder)
-    try:
-        files = json.loads(man.read_text())["files"]
-        files.items()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return f"{MANIFEST} is unreadable"
-    if "metadata.json" not in files:
-        return "metadata.json is not in the manifest"
-    missing = _missing_file(folder)
-    if missing is not None:
-        return missing
-    for name, want in files.items():
-        p = folder / name
-        if not p.is_file():
-            return f"{name} is missing"
-        if p.stat().st_size != want.get("bytes"):
-            return f"{name} has {p.stat().st_size} bytes, the manifest says {want.get('bytes')}"
-        if file_digest(p) != want.get("sha256"):
-            return f"{name} does not match its sha256 in the manifest"
-    return None
-
-
-def _legacy_entry_problem(folder: Path) -> str | None:
-    """An entry without a manifest (written before manifests): every file it needs is there and reads back whole."""
-    missing = _missing_file(folder)
-    if missing is not None:
-        return missing
-    md = json.loads((folder / "metadata.json").read_text())
-    for p in _entry_files(folder):
-        try:
-            if p.suffix == ".png":
-                read_rgb_array(p)
-            elif p.suffix == ".npz":
-                with np.load(p, allow_pickle=False) as z:
-                    for name in z.files:
-                        z[name]
-            elif p.suffix == ".csv":
-                rows = len(pd.read_csv(p))
-                if "evaluations" in md and rows != md["evaluations"]:
-                    return f"{p.name} has {rows} rows, the metadata says {md['evaluations']} evaluations"
-        except Exception as exc:  # noqa: BLE001 -- any failure to read back means a damaged file
-            return f"{p.name} is unreadable ({type(exc).__name__})"
-    return None
-
-
-def _read_entry(final: Path) -> dict[str, Any] | None:
-    """The metadata of the intact entry ``final``; None if there is none (a damaged one is discarded,
-    with one warning line on stderr naming it, and a legacy one given a manifest)."""
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        print(f"photostyle: warning: cache entry {final} is not a folder; removing it and recomputing the run",
-              file=sys.stderr, flush=True)
-        try:
-            final.unlink()
-        except OSError:
-            pass  # another process removed it first
-        return None
-    if not (final / "metadata.json").exists() and not (final / MANIFEST).exists():
-        if final.is_dir() and not any(final.iterdir()):
-            final.rmdir()
-        elif not final.exists():
-            return None
-    if final.is_dir():
-        problem = _entry_problem(final)
-        if problem is None:
-            if not (final / MANIFEST).exists():
-                _write_manifest(final)
-            return json.loads((final / "metadata.json").read_text())
-        print(f"photostyle: warning: cache entry {final} is damaged ({problem}); discarding and recomputing it",
-              file=sys.stderr, flush=True)
-        trash = final.with_name(f"{temp_prefix(final.name)}damaged{time.monotonic_ns()}")  # stale if we die
-        try:
-            os.replace(final, trash)
-        except OSError:
-            return None  # another process moved it first
-        shutil.rmtree(trash, ignore_errors=True)
-    return None
-
 
 def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, progress: bool,
              callback: Callable[[int, dict[str, float]], None] | None = None,
@@ -619,7 +375,7 @@ def _compute(spec: RunSpec, pair: Pair, out: Path, cache: Path, device: str, pro
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    with _PeakRSS() as mem:
+    with PeakRSS() as mem:
         md = _compute_inner(spec, pair, out, cache, dev, progress, callback, image_callback)
     md["memory"] = mem.report(dev)
     return md
@@ -629,34 +385,24 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
                    callback: Callable[[int, dict[str, float]], None] | None,
                    image_callback: Callable[[int, torch.Tensor], None] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
+    md = base_metadata()
+    md.update(method=spec.method, random_weights=False, weights_warning=None, weights=None)
+    if spec.uses_engine:
+        segmentation = SegmentationCache(cache / "segmentation")
+        run = run_files(file_transfer_of(spec, pair, str(dev)), cache=segmentation, progress=progress,
+                        callback=callback, image_callback=image_callback)
+        _write_engine_run(run, out)
+        md.update(run.result.metadata())
+        md.update(run.mask_metadata)
+        md["random_weights"] = run.random_weights
+        md["weights_warning"] = run.weights_warning  # result.metadata() also gave network and weights_choice
+        md["wall_seconds"] = time.perf_counter() - t0
+        return md
     content = load_image(pair.content, max_size=spec.size)
     style = load_image(pair.style, max_size=spec.size)
     save_image(content, out / "content.png", overwrite=True)
     save_image(style, out / "style.png", overwrite=True)
-    md = base_metadata()
-    md.update(method=spec.method, random_weights=False, weights_warning=None, weights=None)
-    if spec.uses_engine:
-        cfg = spec.config(str(dev))
-        masks, seg_md = None, {}
-        if cfg.uses_masks:
-            masks, seg_md = _make_masks(spec, pair, content, style, cache, str(dev))
-            write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
-                f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
-                labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
-        result = stylize(content, style, cfg, masks=masks, progress=progress, callback=callback,
-                         image_callback=image_callback)
-        random = result.random_weights or bool(seg_md.get("segmenter_random_weights"))
-        warning = RANDOM_WEIGHTS_BANNER if random else result.weights_warning
-        text = weights_text(warning)
-        save_image(result.image, out / "image.png", overwrite=True, text=text)
-        save_image(result.raw_image, out / "raw.png", overwrite=True, text=text)
-        csv = result.losses.to_csv(index=False).encode()
-        write_file_atomically(out / "losses.csv", lambda f: f.write(csv))
-        md.update(result.metadata())
-        md.update(seg_md)
-        md["random_weights"] = random
-        md["weights_warning"] = warning  # result.metadata() also gave network and weights_choice
-    elif spec.method in COLOUR_TRANSFER:
+    if spec.method in COLOUR_TRANSFER:
         c, s = tensor_to_array(content), tensor_to_array(style)
         t = time.perf_counter()
         img = baselines.reinhard(c, s) if spec.method == "reinhard" else baselines.pitie_idt(c, s, seed=spec.seed)
@@ -670,6 +416,23 @@ def _compute_inner(spec: RunSpec, pair: Pair, out: Path, cache: Path, dev: torch
         md.update(weights="published result (Luan et al. 2017)", timings={"total": 0.0})
     md["wall_seconds"] = time.perf_counter() - t0
     return md
+
+
+def _write_engine_run(run: Run, out: Path) -> None:
+    """An engine run's files in its cache folder: the inputs at the run's size, the masks (float16), the
+    final and raw images (labelled with the run's banner) and the loss log."""
+    save_image(run.content, out / "content.png", overwrite=True)
+    save_image(run.style, out / "style.png", overwrite=True)
+    masks = run.masks
+    if masks is not None:
+        write_file_atomically(out / "masks.npz", lambda f: np.savez_compressed(
+            f, content=masks.content.numpy().astype(np.float16), style=masks.style.numpy().astype(np.float16),
+            labels=np.array(masks.labels), kind=np.array(masks.kind), pipeline=np.array(masks.pipeline or "")))
+    text = weights_text(run.weights_warning)
+    save_image(run.result.image, out / "image.png", overwrite=True, text=text)
+    save_image(run.result.raw_image, out / "raw.png", overwrite=True, text=text)
+    csv = run.result.losses.to_csv(index=False).encode()
+    write_file_atomically(out / "losses.csv", lambda f: f.write(csv))
 
 
 def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,

@@ -6,7 +6,7 @@ iterations, weights, device, loss weights, theta_s) and where results go;
 :class:`~photostyle_lib.experiments.runs.RunSpec` of the run cache
 (:func:`canonical_spec`), so every figure, notebook and profile that needs a run
 shares it. :data:`PROFILES` are the parameter sets the notebook runner
-(:mod:`photostyle_lib.experiments.runner`) injects: ``ci`` (tiny, minutes on a
+(:mod:`photostyle_lib.doors.runner`) injects: ``ci`` (tiny, minutes on a
 CPU) and ``paper`` (the paper's settings).
 
 The loss weights are given by the paper's symbols (alpha, beta, gamma); they map
@@ -35,7 +35,7 @@ from photostyle_lib.checks import check_choice, check_int, check_number
 from photostyle_lib.engine.presets import ABLATION, PRESETS
 from photostyle_lib.engine.symbols import WEIGHT_FIELDS, weight_overrides
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.experiments.runs import MASK_OVERRIDES, RunRecord, RunSpec, run_many
+from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.plots import figures
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S, check_theta_s
@@ -129,7 +129,7 @@ class Settings:
     weights: str = "imagenet"
     segmenter: str | None = None
     device: str = "auto"
-    theta_s: float = 0.2
+    theta_s: float = DEFAULT_THETA_S
     mask_downsample: str = "max"
     alpha: float | None = None
     beta: float | None = None
@@ -242,7 +242,7 @@ class Settings:
             overrides.update(extra)
         spec = RunSpec(pair_id, method, masks=masks, size=self.size, iterations=self.iterations,
                        weights=self.weights, segmenter=self.segmenter, overrides=tuple(overrides.items()),
-                       seed=self.seed)
+                       seed=self.seed, theta_s=self.theta_s)  # the spec keeps theta_s only where it acts
         return canonical_spec(spec)
 
     def _overrides(self, pair_id: int, method: str, masks: str | None) -> dict[str, Any]:
@@ -253,8 +253,6 @@ class Settings:
             overrides.update(weight_overrides({symbol: getattr(self, symbol) for symbol in WEIGHT_FIELDS}))
             if cfg.uses_masks:
                 overrides["mask_downsample"] = self.mask_downsample
-        if cfg.segmentation == "soft":
-            overrides["theta_s"] = self.theta_s
         return overrides
 
     def run(self, specs: Sequence[RunSpec]) -> list[RunRecord]:
@@ -278,9 +276,8 @@ def canonical_spec(spec: RunSpec) -> RunSpec:
     """The spec computing the same thing as ``spec``, written with the fewest overrides.
 
     A run's cache key is the hash of its spec, so two specs for the same
-    configuration (``full`` with ``postprocess="none"`` and ``no_postprocess``;
-    ``full`` with ``theta_s=0.2``, the default, and plain ``full``) would be
-    computed twice. Engine specs are rewritten as the preset (in
+    configuration (``full`` with ``postprocess="none"`` and ``no_postprocess``)
+    would be computed twice. Engine specs are rewritten as the preset (in
     :data:`PRESETS` order) whose configuration needs the fewest overrides --
     checked by comparing the TransferConfigs -- with ``masks`` set only when it
     differs from the preset's own. Colour transfer and published results
@@ -291,12 +288,6 @@ def canonical_spec(spec: RunSpec) -> RunSpec:
         return dataclasses.replace(spec, masks=None, iterations=1, weights="none", segmenter=None,
                                    overrides=(), seed=spec.seed if spec.method == "pitie_idt" else 0)
     target = spec.config()
-    # theta_s goes to the masks, not the config: carried over as it is (RunSpec keeps it only where it acts),
-    # left out at its default
-    mask_overrides = tuple((k, v) for k, v in spec.overrides if k in MASK_OVERRIDES
-                           and not (k == "theta_s" and v == DEFAULT_THETA_S))
-    spec = dataclasses.replace(spec, overrides=tuple((k, v) for k, v in spec.overrides if k not in MASK_OVERRIDES)
-                               + mask_overrides)
     best, best_cost = spec, len(spec.overrides) + (spec.masks is not None) + 0.5
     for name in PRESETS:
         base = RunSpec(spec.pair_id, name, weights=spec.weights).config()  # the network's preset weights
@@ -306,7 +297,7 @@ def canonical_spec(spec: RunSpec) -> RunSpec:
         if "segmentation" in diff and base.uses_masks and diff["segmentation"] in MASK_MODES:
             masks = diff.pop("segmentation")
         try:
-            cand = dataclasses.replace(spec, method=name, masks=masks, overrides=tuple(diff.items()) + mask_overrides)
+            cand = dataclasses.replace(spec, method=name, masks=masks, overrides=tuple(diff.items()))
         except PhotostyleError:
             continue
         cost = len(cand.overrides) + (masks is not None)
@@ -335,7 +326,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # WEIGHTS): exercises every notebook on a 2-core CPU in minutes.
     "ci": {
         "*": {"size": 64, "iterations": 30, "weights": "auto", "segmenter": "random-tiny", "device": "cpu",
-              "theta_s": 0.2, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
+              "theta_s": DEFAULT_THETA_S, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
               "seed": 0, "progress": False, "pair_ids": [8]},
         "00_interactive": {"pair_id": 8, "auto_run": True},
         "01_ablation": {"pair_ids": [8, 16]},
@@ -356,7 +347,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     # as the authors' code.
     "paper": {
         "*": {"size": 700, "iterations": 500, "weights": "imagenet", "segmenter": "paper-scales", "device": "auto",
-              "theta_s": 0.2, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
+              "theta_s": DEFAULT_THETA_S, "mask_downsample": "max", "alpha": None, "beta": None, "gamma": None,
               "seed": 0, "progress": True},
         "00_interactive": {"pair_id": 1, "auto_run": True},
         "01_ablation": {"pair_ids": [3, 1, 13, 47]},
@@ -365,7 +356,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "04_postprocess": {"pair_ids": [4, 39]},
         "05_failure_cases": {"pair_ids": [20, 50]},
         "06_metrics": {"pair_ids": None},  # all 60 pairs
-        # tuning pairs only (held-out 21-60: benchmarks/bench_soft_vs_hard.py); soft_vs_hard's default severities
+        # tuning pairs only (held-out 21-60: studies/soft_vs_hard.py); soft_vs_hard's default severities
         "07_soft_vs_hard": {"pair_ids": [1, 4, 8, 13, 16], "severities": None, "thetas": [0.1, 0.2, 0.4]},
     },
 }

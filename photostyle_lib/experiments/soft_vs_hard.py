@@ -119,12 +119,11 @@ def error_spec(settings: Settings, pair_id: int, kind: str, severity: float, ren
     base = settings.spec(pair_id, "full", "gold")
     params: dict[str, Any] = {"kind": kind, "severity": severity, "seed": settings.seed, "render": render,
                               "target": target if kind != "none" else "content"}
-    overrides = dict(base.overrides)
+    cutoff = base.theta_s
     if render == "soft":
         params["temperature"] = check_number("temperature (pixels)", temperature, low=0, low_inclusive=False)
-        overrides["theta_s"] = settings.theta_s if theta_s is None else theta_s  # checked by the mask request
-    return canonical_spec(dataclasses.replace(base, overrides=tuple(overrides.items()),
-                                              mask_errors=tuple(params.items())))
+        cutoff = settings.theta_s if theta_s is None else theta_s  # checked by the mask request
+    return canonical_spec(dataclasses.replace(base, theta_s=cutoff, mask_errors=tuple(params.items())))
 
 
 def plan(settings: Settings, severities: Mapping[str, Sequence[float]] | None = None,
@@ -263,7 +262,11 @@ def score(table: pd.DataFrame, records: Sequence[RunRecord], settings: Settings,
     return pd.concat([table.drop(columns=["spec"]), scored], axis=1)
 
 
-def _t_interval(v: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+def t_interval(v: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The Student-t interval of the mean of ``v`` at ``level``: (low, high); (nan, nan) below two values.
+
+    ``v``: (n,) finite float64 values (NaNs removed by the caller); ``level`` in (0, 1), e.g. 0.95.
+    """
     if v.size < 2:
         return float("nan"), float("nan")
     from scipy import stats
@@ -284,7 +287,7 @@ def summarize(scored: pd.DataFrame, columns: Sequence[str] = tuple(SCORES)) -> p
         for col in columns:
             v = pd.to_numeric(sub[col], errors="coerce").to_numpy(np.float64)
             v = v[np.isfinite(v)]
-            lo, hi = _t_interval(v)
+            lo, hi = t_interval(v)
             rows.append({"kind": kind, "severity": sev, "condition": cond, "mask": sub["mask"].iloc[0],
                          "theta_s": sub["theta_s"].iloc[0], "metric": col, "n": int(v.size),
                          "mean": float(v.mean()) if v.size else float("nan"), "low": lo, "high": hi})

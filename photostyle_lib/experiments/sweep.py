@@ -48,7 +48,7 @@ from photostyle_lib.io.data import get_pair, list_pairs
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.plots.figures import RANDOM_WEIGHTS_BANNER  # the title line of every figure made with random weights
 from photostyle_lib.io.images import merge_warnings
-from photostyle_lib.semantic.masks import load_gold_masks
+from photostyle_lib.semantic.masks import SemanticMasks, load_gold_masks
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import ABLATION
 from photostyle_lib.experiments.runs import METHODS, PUBLISHED, RunRecord, RunSpec
@@ -58,6 +58,8 @@ __all__ = [
     "SWEEP_METHODS",
     "INTERVALS",
     "SUMMARY_COLUMNS",
+    "QUALITY_DIRECTIONS",
+    "pair_gold_masks",
     "RANDOM_WEIGHTS_BANNER",
     "resolve_pair_ids",
     "sweep_specs",
@@ -73,6 +75,11 @@ __all__ = [
 #: The methods compared: the paper's five variants, then Gatys, the two colour
 #: transfers, Luan et al. as run by this engine and as published.
 SWEEP_METHODS: tuple[str, ...] = tuple(ABLATION) + ("gatys", "reinhard", "pitie_idt", "luan", "luan_published")
+#: The quality measures of ``studies/quality.py`` and ``studies/time_to_quality.py``: +1 if higher is
+#: better, -1 if lower is better (photorealism energy, gradient SSIM, per-region colour distance, the
+#: judge's per-label Gram distance and edge SSIM).
+QUALITY_DIRECTIONS: dict[str, int] = {"photorealism": -1, "structure": +1, "style_distance": -1, "judge_gram": -1,
+                                      "edge_ssim": +1}
 #: Reference row added by :func:`score_runs`: the content itself (no transfer).
 CONTENT_ROW = "content"
 INTERVALS = ("t", "bootstrap")
@@ -165,7 +172,12 @@ def _cost_columns(record: RunRecord) -> dict[str, float]:
             "cuda_peak_mb": float(mem.get("cuda_peak_allocated_mb", nan))}
 
 
-def _gold_masks(pair_id: int, data_dir: str | None):
+def pair_gold_masks(pair_id: int, data_dir: str | None) -> tuple[SemanticMasks | None, str]:
+    """Pair ``pair_id``'s gold masks (content labels the style lacks dropped) and what the regions are.
+
+    Returns ``(masks, "gold")``, or ``(None, "none (...)")`` saying why there are none (no mask
+    files, or files that cannot be read as masks): scores are then taken over the whole image.
+    """
     pair = get_pair(pair_id, data_dir)
     if pair.content_mask is None or pair.style_mask is None:
         return None, "none (no gold masks)"
@@ -208,7 +220,7 @@ def score_pair(records: Sequence[RunRecord], *, data_dir: str | os.PathLike | No
         raise PhotostyleError(f"score_pair takes the runs of one pair, got pairs {sorted(pair_ids)}")
     pair_id = pair_ids.pop()
     data_dir = None if data_dir is None else str(data_dir)
-    masks, regions = _gold_masks(pair_id, data_dir)
+    masks, regions = pair_gold_masks(pair_id, data_dir)
     vgg = metrics.load_gram_vgg(gram_weights, device=str(resolve_device(device)))
     judge = metrics.load_judge(judge_weights, device=str(resolve_device(device)))
     rows = []

@@ -24,7 +24,7 @@ How it differs from the paper's network: the paper's public code used torchvisio
 ``IMAGENET1K_V1`` VGG-19, which torchvision *retrained* (RGB, ImageNet mean / std);
 this is the original release, in its own input convention, with each kernel rounded
 to the nearest of 256 values per layer. The rounding's effect is measured by
-``benchmarks/bench_quantisation.py`` (quantising a network whose unquantised weights
+``studies/quantisation.py`` (quantising a network whose unquantised weights
 we have, hed-vgg16, the same way).
 """
 

@@ -140,3 +140,47 @@ def get_pair(pair_id: int, path: str | os.PathLike | None = None) -> Pair:
                 content_mask=opt(root / "segmentation" / f"in{n}.png"),
                 style_mask=opt(root / "segmentation" / f"tar{n}.png"),
                 luan_result=opt(root / "luan_results" / f"best{n}_t_1000.png"))
+
+
+#: The pairs every choice of this project was tuned on (presets, sweeps, studies): 1-20.
+TUNING_PAIRS: tuple[int, ...] = tuple(range(1, 21))
+#: The pairs held out for evaluation (``studies/quality.py``): 21-60; nothing is tuned on them.
+HELD_OUT_PAIRS: tuple[int, ...] = tuple(range(21, 61))
+
+
+def parse_pairs(text: str) -> list[int]:
+    """Pair ids from text: ``"21-60"`` or ``"1,2,5-8"`` -> [1, 2, 5, 6, 7, 8] (order kept, repeats dropped).
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated ids and inclusive ranges ``low-high``; spaces around parts are ignored.
+
+    Returns
+    -------
+    list of int
+        The ids, each >= 1, in the order given, without repeats.
+
+    Raises
+    ------
+    PhotostyleError
+        One line naming the part that is not an id or a range written low to high, or saying
+        that no pair was given.
+    """
+    ids: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, dash, hi = part.partition("-")
+        if not lo.strip().isdigit() or (dash and not hi.strip().isdigit()):
+            raise PhotostyleError(f"pairs {text!r}: {part!r} is not a pair id or a range like 5-8")
+        a, b = int(lo), int(hi) if dash else int(lo)
+        if b < a:
+            raise PhotostyleError(f"pairs {text!r}: {part!r} is an empty range; write it low to high ({b}-{a})")
+        if a < 1:
+            raise PhotostyleError(f"pairs {text!r}: pair ids start at 1")
+        ids.extend(range(a, b + 1))
+    if not ids:
+        raise PhotostyleError(f"pairs {text!r}: no pair given; write e.g. 21-60 or 1,2,5-8")
+    return list(dict.fromkeys(ids))

@@ -440,8 +440,3 @@ def _bilateral_offsets_torch(models: torch.Tensor, guide: torch.Tensor, radius: 
             den.add_(wgt)
     return num / den
 
-
-# Kept for benchmarks/bench_local_affine.py, which the doors branch moves: remove once it uses the public names.
-_fit_models_np = fit_models_np
-_bilateral_offsets_np = bilateral_offsets_np
-_bilateral_numba = bilateral_numba

@@ -41,7 +41,7 @@ DEFAULT_SIGMA_R = 100.0 / 255.0
 #: Gradient weight lambda of :func:`screened_poisson`, in pixels^2; see its docstring.
 DEFAULT_POISSON_LAMBDA = 5.0
 #: Weight lambda of :func:`matting_smooth` (dimensionless: L is Levin's Laplacian of 3 x 3
-#: windows on [0, 1] colours): the ``enhanced`` preset's, chosen by benchmarks/sweep_postprocess.py on
+#: windows on [0, 1] colours): the ``enhanced`` preset's, chosen by studies/sweep_postprocess.py on
 #: tuning pairs (presets.ENHANCED_POSTPROCESS).
 DEFAULT_SMOOTH_LAMBDA = 3.0
 

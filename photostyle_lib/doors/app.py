@@ -36,121 +36,31 @@ gamma 3, theta_s 0.2).
 
 from __future__ import annotations
 
-import html
 import dataclasses
-import io
+import html
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
-from PIL import Image
 
-from photostyle_lib.experiments import recipes
-from photostyle_lib.experiments.settings import Settings
-from photostyle_lib.plots import figures
-from photostyle_lib.io.data import get_pair, list_pairs
-from photostyle_lib.errors import PhotostyleError, require_extra
-from photostyle_lib.io.images import as_image_array, commit_files, stage_image, weights_text
-from photostyle_lib.io.outputs import check_outputs
-from photostyle_lib.io.metadata import base_metadata, file_digest, stage_json
-from photostyle_lib.engine.presets import get_preset
-from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_cached
+from photostyle_lib.checks import check_int
+from photostyle_lib.doors.app_widgets import (MASK_CHOICES, POSTPROCESS_CHOICES, PREVIEW_EVERY, STRIP_SIZE,
+                                              THUMBNAIL_PX, StripEntry, arrange, banner_html, evaluations_of, knob_caption,
+                                              make_widgets, png_bytes, round_knob)
 from photostyle_lib.engine.config import STOPPED_BY_USER, StopRun
+from photostyle_lib.engine.presets import get_preset
+from photostyle_lib.errors import PhotostyleError, require_extra
+from photostyle_lib.experiments import recipes
+from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_cached
+from photostyle_lib.experiments.settings import Settings
+from photostyle_lib.io.data import get_pair, list_pairs
+from photostyle_lib.io.metadata import base_metadata
+from photostyle_lib.io.results import write_result_files
+from photostyle_lib.plots import figures
 from photostyle_lib.semantic.cut import DEFAULT_THETA_S
-
-#: Post-process choices: label -> TransferConfig overrides.
-POSTPROCESS_CHOICES: dict[str, dict[str, Any]] = {
-    "recursive filter, \u03c3_r = 100/255 (paper's text)": {"postprocess": "recursive_filter",
-                                                             "rf_sigma_r": recipes.SIGMA_R_TEXT},
-    "recursive filter, \u03c3_r = 100 on [0, 1] (ablation)": {"postprocess": "recursive_filter",
-                                                              "rf_sigma_r": recipes.SIGMA_R_PLAIN},
-    "screened Poisson": {"postprocess": "screened_poisson"},
-    "none": {"postprocess": "none"},
-}
-#: Short names of the post-process choices, for the strip's captions.
-POSTPROCESS_SHORT = dict(zip(POSTPROCESS_CHOICES, ("RF \u03c3_r 100/255", "RF \u03c3_r 100", "Poisson", "no post")))
-MASK_CHOICES = ("soft", "hard", "gold", "none")
-#: How many earlier runs the comparison strip shows by default.
-STRIP_SIZE = 6
-#: Default: the live preview shows the optimised image every this many loss evaluations.
-PREVIEW_EVERY = 5
-#: Long side (px) of the strip's thumbnails.
-THUMBNAIL_PX = 128
-
-
-def _round(value: float, digits: int = 6) -> float:
-    """Slider floats (0.30000000000000004, 10**7.000001) to ``digits`` significant digits: stable cache keys."""
-    return float(f"{float(value):.{digits}g}")
-
-
-def png_bytes(image: Any, *, max_size: int | None = None) -> bytes:
-    """An image (tensor (1, 3, H, W) or array (H, W, 3) in [0, 1]) as PNG bytes (for widgets.Image).
-
-    ``max_size``: shrink (never enlarge) so the long side is at most this many pixels (thumbnails).
-    """
-    arr = as_image_array("preview", image.detach().clamp(0, 1) if isinstance(image, torch.Tensor) else image)
-    im = Image.fromarray(np.round(arr * 255.0).astype(np.uint8), "RGB")
-    if max_size is not None and max(im.size) > max_size:
-        im.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def evaluations_of(spec: RunSpec) -> int:
-    """Loss evaluations a run of ``spec`` makes at most: ``iterations``, twice for a two-stage config.
-
-    stylize numbers the second stage's evaluations after the first's (its
-    callbacks see iteration + the first stage's count), so one bar from 0 to
-    this number covers both stages.
-    """
-    cfg = spec.config()
-    return spec.iterations * (2 if cfg.two_stage and cfg.use_regularization else 1)
-
-
-def knob_caption(values: dict[str, Any], stop_reason: str | None = None, evaluations: int | None = None) -> str:
-    """The strip's caption of one run: its knobs (theta_s only for soft masks), masks, post-process, stop.
-
-    ``values``: as :meth:`App.values`. E.g. "α 1 · β 1e+07 · γ 3 · θs 0.2 | soft masks, RF σ_r 100/255".
-    """
-    knobs = [f"\u03b1 {values['alpha']:g}", f"\u03b2 {values['beta']:.3g}", f"\u03b3 {values['gamma']:g}"]
-    if values["masks"] == "soft":
-        knobs.append(f"\u03b8s {values['theta_s']:g}")
-    text = (" \u00b7 ".join(knobs) + f" | {values['masks']} masks, "
-            f"{POSTPROCESS_SHORT.get(values['postprocess'], values['postprocess'])}")
-    if stop_reason == STOPPED_BY_USER:
-        text += f" | stopped at {evaluations}" if evaluations is not None else " | stopped"
-    return text
-
-
-@dataclass(frozen=True)
-class StripEntry:
-    """One earlier run in the comparison strip.
-
-    Attributes
-    ----------
-    key
-        the run's cache key.
-    values
-        the widgets' values it ran with (:meth:`App.values`).
-    caption
-        :func:`knob_caption` of them.
-    stop_reason
-        the run's stop reason ("iterations", "stopped by user", ...).
-    thumbnail
-        the result as PNG bytes, long side at most :data:`THUMBNAIL_PX`.
-    """
-
-    key: str
-    values: dict[str, Any]
-    caption: str
-    stop_reason: str | None
-    thumbnail: bytes = field(repr=False)
 
 
 class App:
@@ -221,8 +131,8 @@ class App:
     def values(self) -> dict[str, Any]:
         """The widgets' current values (rounded as they enter the run)."""
         w = self.widgets
-        return {"pair_id": int(w["pair"].value), "alpha": _round(w["alpha"].value), "beta": _round(w["beta"].value),
-                "gamma": _round(w["gamma"].value), "theta_s": _round(w["theta_s"].value, 4),
+        return {"pair_id": int(w["pair"].value), "alpha": round_knob(w["alpha"].value), "beta": round_knob(w["beta"].value),
+                "gamma": round_knob(w["gamma"].value), "theta_s": round_knob(w["theta_s"].value, 4),
                 "masks": w["masks"].value, "postprocess": w["postprocess"].value,
                 "size": int(w["size"].value), "iterations": int(w["iterations"].value)}
 
@@ -415,7 +325,7 @@ class App:
         w = self.widgets
         self.record, self.record_values = record, values
         md = record.metadata
-        w["banner"].value = _banner_html(record.weights_warning)
+        w["banner"].value = banner_html(record.weights_warning)
         w["content"].value = png_bytes(record.content())
         w["style"].value = png_bytes(record.style())
         image = record.image()
@@ -502,7 +412,7 @@ class App:
         ``path`` given: the result image there (PNG; its text chunk carries the
         weights banner, images.weights_text) and its metadata in ``path + '.json'``
         (the run's provenance, the knob values, the image's sha256), as the
-        CLI's ``transfer`` writes a result (pipeline.save_run): both staged and
+        CLI's ``transfer`` writes a result (``io.results.write_result_files``): both staged and
         renamed together; an existing file is refused unless ``overwrite``; a
         path that is one of the pair's input files is refused always.
 
@@ -533,24 +443,16 @@ class App:
         out = Path(path).expanduser()
         if out.suffix.lower() != ".png":
             raise PhotostyleError(f"save path {out} must end in .png")
-        meta = out.with_name(out.name + ".json")
         pair = get_pair(rec.spec.pair_id, self.settings.data_dir)
-        check_outputs((out, meta), {"content": pair.content, "style": pair.style, "content mask": pair.content_mask,
-                                    "style mask": pair.style_mask}, overwrite=overwrite,
-                      flag="overwrite (tick it, or save(..., overwrite=True))")
-        image_tmp = stage_image(rec.image(), out, text=weights_text(rec.weights_warning))
-        try:
-            md = base_metadata()
-            md.update({"output": str(out), "image_sha256": file_digest(image_tmp), "widgets": self.record_values,
-                       "run_key": rec.key, "run_directory": str(rec.directory),
-                       "cached_as_finished": rec.metadata.get("stop_reason") != STOPPED_BY_USER,
-                       "stop_reason": rec.metadata.get("stop_reason"), "weights_warning": rec.weights_warning,
-                       "random_weights": rec.random_weights, "run": rec.metadata})
-            meta_tmp = stage_json(md, meta)
-        except BaseException:
-            image_tmp.unlink(missing_ok=True)
-            raise
-        commit_files([(image_tmp, out), (meta_tmp, meta)])
+        md = base_metadata()
+        md.update({"widgets": self.record_values, "run_key": rec.key, "run_directory": str(rec.directory),
+                   "cached_as_finished": rec.metadata.get("stop_reason") != STOPPED_BY_USER,
+                   "stop_reason": rec.metadata.get("stop_reason"), "random_weights": rec.random_weights,
+                   "run": rec.metadata})
+        _, meta = write_result_files(rec.image(), out, md, weights_warning=rec.weights_warning, overwrite=overwrite,
+                                     inputs={"content": pair.content, "style": pair.style,
+                                             "content mask": pair.content_mask, "style mask": pair.style_mask},
+                                     flag="overwrite (tick it, or save(..., overwrite=True))")
         return meta
 
     def _save_clicked(self) -> None:
@@ -564,15 +466,6 @@ class App:
             return
         banner = f" [{self.record.weights_warning}]" if self.record.weights_warning else ""
         self._say(f"saved {w['save_path'].value} and {meta.name}{banner}")
-
-
-def _banner_html(weights_warning: str | None) -> str:
-    """The app's banner line: a weights warning in red, bold; the original VGG-19's note in plain
-    bold; empty for torchvision's network (the paper's)."""
-    if not weights_warning:
-        return ""
-    colour = f" style='color:{figures.WARNING_COLOUR}'" if figures.is_caution(weights_warning) else ""
-    return f"<b{colour}>{html.escape(weights_warning)}</b>"
 
 
 def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None = None, size: int = 160,
@@ -646,87 +539,51 @@ def build_app(data_dir: str | os.PathLike | None = None, *, pair_id: int | None 
         ``postprocess`` is not one of its choices.
     """
     W = require_extra("ipywidgets", "notebooks", "the interactive app")
-
-    from photostyle_lib.checks import check_int
-
     preview_every = check_int("preview_every", preview_every, low=1)
     strip_size = check_int("strip_size", strip_size, low=1)
-
-    full = get_preset("full", weights=weights)  # the network's own loss weights (presets.NETWORK_WEIGHTS)
-    alpha = full.content_weight if alpha is None else alpha
-    beta = full.style_weight if beta is None else beta
-    gamma = full.similarity_weight if gamma is None else gamma
-    theta_s = DEFAULT_THETA_S if theta_s is None else theta_s  # a setting of the masks, not of the config
+    knobs = _initial_knobs(weights, alpha=alpha, beta=beta, gamma=gamma, theta_s=theta_s, masks=masks,
+                           postprocess=postprocess)
     settings = Settings("00_interactive", profile=profile, data_dir=None if data_dir is None else str(data_dir),
-                                    output_dir=None if output_dir is None else str(output_dir),
-                                    cache_dir=None if cache_dir is None else str(cache_dir),
-                                    pair_ids=(pair_id if pair_id is not None else 1,), size=size,
-                                    iterations=iterations, weights=weights, segmenter=segmenter, device=device,
-                                    theta_s=theta_s, alpha=alpha, beta=beta, gamma=gamma, seed=seed,
-                                    progress=progress)
-    pairs = list_pairs(settings.data_dir)
-    if not pairs:
-        raise PhotostyleError(f"no pairs found in {settings.data_dir}")
-    pair_id = pairs[0] if pair_id is None else int(pair_id)
-    if pair_id not in pairs:
-        raise PhotostyleError(f"pair {pair_id} is not in {settings.data_dir} (available: {pairs[0]}..{pairs[-1]})")
-    if masks not in MASK_CHOICES:
-        raise PhotostyleError(f"masks must be one of {', '.join(MASK_CHOICES)}, got {masks!r}")
-    postprocess = postprocess or next(iter(POSTPROCESS_CHOICES))
-    if postprocess not in POSTPROCESS_CHOICES:
-        raise PhotostyleError(f"postprocess must be one of {', '.join(map(repr, POSTPROCESS_CHOICES))}, "
-                              f"got {postprocess!r}")
-    style = {"description_width": "150px"}
-    layout = W.Layout(width="460px")
-    w: dict[str, Any] = {
-        "pair": W.Dropdown(options=[(f"pair {p}", p) for p in pairs], value=pair_id, description="example",
-                           style=style, layout=layout),
-        "alpha": W.FloatSlider(value=alpha, min=0.0, max=20.0, step=0.1, description="alpha (content)",
-                               style=style, layout=layout),
-        "beta": W.FloatLogSlider(value=beta, base=10, min=0, max=10, step=0.1, description="beta (style)",
-                                 readout_format=".2e", style=style, layout=layout),
-        "gamma": W.FloatSlider(value=gamma, min=0.0, max=20.0, step=0.1, description="gamma (similarity)",
-                               style=style, layout=layout),
-        "theta_s": W.FloatSlider(value=theta_s, min=0.01, max=1.0, step=0.01, description="theta_s (soft cutoff)",
-                                 style=style, layout=layout),
-        "masks": W.ToggleButtons(options=list(MASK_CHOICES), value=masks, description="masks", style=style),
-        "postprocess": W.Dropdown(options=list(POSTPROCESS_CHOICES), value=postprocess, description="post-process",
-                                  style=style, layout=layout),
-        "size": W.BoundedIntText(value=settings.size, min=32, max=2048, description="size (px)", style=style),
-        "iterations": W.BoundedIntText(value=settings.iterations, min=1, max=5000, description="iterations",
-                                       style=style),
-        "run": W.Button(description="Run", icon="play", button_style="primary"),
-        "stop": W.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
-                         tooltip="end the run now, keeping its best image (not cached as finished)"),
-        "progress": W.IntProgress(value=0, min=0, max=settings.iterations, description=""),
-        "status": W.HTML(value="press Run"),
-        "banner": W.HTML(value=_banner_html(settings.weights_warning)),
-        "content": W.Image(format="png", layout=W.Layout(max_width="320px")),
-        "style": W.Image(format="png", layout=W.Layout(max_width="320px")),
-        "result": W.Image(format="png", layout=W.Layout(max_width="320px")),
-        "save_path": W.Text(value=str(settings.out / "interactive_result.png"), description="save as",
-                            style={"description_width": "60px"}, layout=W.Layout(width="460px")),
-        "overwrite": W.Checkbox(value=False, description="overwrite", indent=False),
-        "save": W.Button(description="Save", icon="save", tooltip="the result (PNG) and its metadata (PNG.json)"),
-        "strip": W.HBox([], layout=W.Layout(flex_flow="row wrap")),
-    }
+                        output_dir=None if output_dir is None else str(output_dir),
+                        cache_dir=None if cache_dir is None else str(cache_dir),
+                        pair_ids=(pair_id if pair_id is not None else 1,), size=size, iterations=iterations,
+                        weights=weights, segmenter=segmenter, device=device, seed=seed, progress=progress,
+                        theta_s=knobs["theta_s"], alpha=knobs["alpha"], beta=knobs["beta"], gamma=knobs["gamma"])
+    pairs, pair_id = _pairs_and_first(settings, pair_id)
+    w = make_widgets(W, settings, pairs, pair_id, knobs)
     output = W.Output()
-
-    def column(title: str, image: Any) -> Any:
-        return W.VBox([W.HTML(f"<b>{title}</b>"), image])
-
-    controls = W.VBox([w["pair"], w["alpha"], w["beta"], w["gamma"], w["theta_s"], w["masks"], w["postprocess"],
-                       W.HBox([w["size"], w["iterations"]]),
-                       W.HBox([w["run"], w["stop"], w["progress"], w["status"]])])
-    view = W.HBox([column("Before (content)", w["content"]), column("Style", w["style"]),
-                   column("After (result; live while it runs)", w["result"])])
-    saving = W.HBox([w["save_path"], w["overwrite"], w["save"]])
-    container = W.VBox([w["banner"], controls, view, saving, W.HTML("<b>Earlier runs</b> (newest first)"),
-                        w["strip"], output])
-    app = App(settings, w, output, container, background=background, preview_every=preview_every,
+    app = App(settings, w, output, arrange(W, w, output), background=background, preview_every=preview_every,
               strip_size=strip_size)
     if auto_run:
         if app.run() is None:
             raise PhotostyleError(f"the initial settings cannot run: {app.message}")
         app.save()
     return app
+
+
+def _pairs_and_first(settings: Settings, pair_id: int | None) -> tuple[list[int], int]:
+    """The data folder's pairs and the one selected first (``pair_id``, else the first); checked."""
+    pairs = list_pairs(settings.data_dir)
+    if not pairs:
+        raise PhotostyleError(f"no pairs found in {settings.data_dir}")
+    pair_id = pairs[0] if pair_id is None else int(pair_id)
+    if pair_id not in pairs:
+        raise PhotostyleError(f"pair {pair_id} is not in {settings.data_dir} (available: {pairs[0]}..{pairs[-1]})")
+    return pairs, pair_id
+
+
+def _initial_knobs(weights: str, *, alpha: float | None, beta: float | None, gamma: float | None,
+                   theta_s: float | None, masks: str, postprocess: str | None) -> dict[str, Any]:
+    """The sliders' first values: those given, else the full preset's for ``weights`` and the masks' theta_s."""
+    full = get_preset("full", weights=weights)  # the network's own loss weights (presets.NETWORK_WEIGHTS)
+    if masks not in MASK_CHOICES:
+        raise PhotostyleError(f"masks must be one of {', '.join(MASK_CHOICES)}, got {masks!r}")
+    postprocess = postprocess or next(iter(POSTPROCESS_CHOICES))
+    if postprocess not in POSTPROCESS_CHOICES:
+        raise PhotostyleError(f"postprocess must be one of {', '.join(map(repr, POSTPROCESS_CHOICES))}, "
+                              f"got {postprocess!r}")
+    return {"alpha": full.content_weight if alpha is None else alpha,
+            "beta": full.style_weight if beta is None else beta,
+            "gamma": full.similarity_weight if gamma is None else gamma,
+            "theta_s": DEFAULT_THETA_S if theta_s is None else theta_s,  # a setting of the masks, not of the config
+            "masks": masks, "postprocess": postprocess}

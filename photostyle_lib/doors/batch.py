@@ -3,13 +3,13 @@
 SOURCE is a folder laid out like the dataset (``photostyle_lib.io.data``:
 ``input/in<N>.png``, ``style/tar<N>.png``, gold masks in ``segmentation/``),
 giving ``DIR/pair<N>.png``, or a CSV whose rows are runs (columns in
-``cli.BATCH_HELP``), giving ``DIR/<output>`` or ``DIR/row<i>_<content>.png``.
+``arguments.BATCH_HELP``), giving ``DIR/<output>`` or ``DIR/row<i>_<content>.png``.
 Every row is checked (files, options, outputs) before the first run starts,
 so a typo in row 40 fails at once, not after an hour.
 
 Resumable: a row whose image and metadata are a complete result of the same
 inputs and settings -- the metadata's ``image_sha256`` is the image's digest and
-its ``request`` (``pipeline.request_record``: the input files' bytes, the preset,
+its ``request`` (``FileTransfer.record``: the input files' bytes, the preset,
 every setting) is the row's -- is skipped. Any other existing output (a user's
 file, an image without metadata, a result of other inputs or settings) is
 refused before the first run, all of them in one message, unless ``--overwrite``
@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.io.data import parse_pairs
 
 SUMMARY_FILE = "batch_summary.csv"
 #: The summary's columns (its header tells a summary this command wrote from a user's file).
@@ -43,25 +44,16 @@ def parse_pair_ids(text: str | None, available: list[int]) -> list[int]:
     Raises
     ------
     PhotostyleError
-        If a part is not a pair id or a range like 5-8 (low to high), or names pairs not in ``available``.
+        If a part is not a pair id or a range like 5-8 (low to high) (``io.data.parse_pairs``), or
+        names pairs not in ``available``.
     """
     if text is None:
         return list(available)
-    ids: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            lo, _, hi = part.partition("-")
-            lo, hi = int(lo), int(hi or lo)
-        except ValueError:
-            raise PhotostyleError(f"--pairs {text!r}: {part!r} is not a pair id or a range like 5-8") from None
-        if hi < lo:
-            raise PhotostyleError(f"--pairs {text!r}: {part!r} is an empty range; write it low to high ({hi}-{lo})")
-        ids.extend(range(lo, hi + 1))
+    ids = parse_pairs(text)
     missing = sorted(set(ids) - set(available))
     if missing:
         raise PhotostyleError(f"--pairs: pairs {missing} are not in the folder (it has {len(available)} pairs)")
-    return list(dict.fromkeys(ids))
+    return ids
 
 
 def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
@@ -90,15 +82,15 @@ def folder_rows(folder: Path, pairs: str | None, masks: str) -> list[dict]:
 
 
 def csv_rows(path: Path, parser: argparse.ArgumentParser) -> list[dict]:
-    """Rows of a CSV: ``{column: value}`` without empty cells, checked by ``cli.option_values``.
+    """Rows of a CSV: ``{column: value}`` without empty cells, checked by ``arguments.option_values``.
 
     Raises
     ------
     PhotostyleError
         If the CSV cannot be read, has no rows, lacks the content and style columns, or has a row
-        with an empty required cell, or a row's options fail ``cli.option_values``.
+        with an empty required cell, or a row's options fail ``arguments.option_values``.
     """
-    from photostyle_lib.cli import option_values
+    from photostyle_lib.doors.arguments import option_values
 
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -124,7 +116,7 @@ def csv_rows(path: Path, parser: argparse.ArgumentParser) -> list[dict]:
 def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.ArgumentParser, index: int,
                   source: Path) -> argparse.Namespace:
     """The ``transfer`` options of one row: the row's cells over the batch's flags (and --config)."""
-    from photostyle_lib.cli import option_values
+    from photostyle_lib.doors.arguments import option_values
 
     ns = argparse.Namespace(**vars(args))
     out_name = row.get("output")
@@ -140,22 +132,12 @@ def row_namespace(args: argparse.Namespace, row: dict, parser: argparse.Argument
     return ns
 
 
-def row_record(ns: argparse.Namespace, overrides: dict) -> dict:
-    """The row's inputs and settings as ``pipeline.request_record`` states them (what "done" is checked against)."""
-    from photostyle_lib.cli import theta_s_of
-    from photostyle_lib.experiments.pipeline import request_record
-
-    return request_record(ns.content, ns.style, content_mask=ns.content_mask, style_mask=ns.style_mask,
-                          preset=ns.preset, size=ns.size, unmatched=ns.unmatched, segmenter=ns.segmenter,
-                          theta_s=theta_s_of(ns), **overrides)
-
-
 def output_state(output: Path, record: dict) -> str | None:
     """None if ``output`` and its metadata are absent; "done" if they are a complete result of ``record``;
     else why they are not (torn pair, other inputs or settings), for the refusal's message.
 
     Complete: the metadata's ``image_sha256`` is the image's digest and its ``request`` equals
-    ``record`` (``pipeline.request_record``: the input files' bytes, the preset, every setting).
+    ``record`` (``FileTransfer.record``: the input files' bytes, the preset, every setting).
     """
     from photostyle_lib.experiments.pipeline import record_differences
     from photostyle_lib.io.metadata import file_digest
@@ -187,9 +169,9 @@ def _rows(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
 
 def _row_inputs(jobs: list[tuple[int, argparse.Namespace]]) -> dict[str, Path]:
     """Every file any row reads, by "row N content" etc.: no row may write over another's input."""
-    from photostyle_lib.cli import _inputs
+    from photostyle_lib.doors.transfer import run_inputs
 
-    return {f"row {i} {role}": path for i, ns in jobs for role, path in _inputs(ns).items() if path is not None}
+    return {f"row {i} {role}": path for i, ns in jobs for role, path in run_inputs(ns).items() if path is not None}
 
 
 def _is_summary(path: Path) -> bool:
@@ -201,8 +183,11 @@ def _is_summary(path: Path) -> bool:
         return False
 
 
-def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]:
-    """Every row as ``(row number, its transfer options, already done)``, all checked before any run.
+def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, object, bool]]:
+    """Every row as ``(row number, its transfer options, its checked run, already done)``, all checked first.
+
+    The checked run (``pipeline.FileTransfer``, from ``transfer.check_transfer``) is what
+    :func:`run_batch` runs: each row is checked once.
 
     A row is done when its image and metadata are a complete result of the same inputs and
     settings (:func:`output_state`); done rows are skipped unless ``--overwrite``. Every
@@ -216,7 +201,8 @@ def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]
         exist that are not done (without ``--overwrite``), or a row's options fail the
         CLI's checks (naming the row).
     """
-    from photostyle_lib.cli import build_parser, check_transfer
+    from photostyle_lib.doors.arguments import build_parser
+    from photostyle_lib.doors.transfer import check_transfer, run_inputs, transfer_outputs
     from photostyle_lib.io.outputs import check_outputs
 
     parser = build_parser().subcommand_parsers["transfer"]
@@ -235,16 +221,17 @@ def plan(args: argparse.Namespace) -> list[tuple[int, argparse.Namespace, bool]]
     for i, ns in rows:
         try:
             ns.overwrite = True  # whether the outputs may be replaced is judged here, against the row's record
-            state = output_state(ns.output, row_record(ns, check_transfer(ns)))
+            spec = check_transfer(ns)
+            state = output_state(ns.output, spec.record())
             ns.overwrite = args.overwrite
             if state not in (None, "done") and not args.overwrite:
                 taken.append(f"{ns.output} ({state})")
                 continue
-            if state is None or args.overwrite:
-                check_transfer(ns)  # the snapshots of --save-every too
+            if state is None or args.overwrite:  # the snapshots of --save-every too
+                check_outputs(transfer_outputs(ns, spec.config), run_inputs(ns), overwrite=args.overwrite)
         except PhotostyleError as exc:
             raise PhotostyleError(f"{args.source} row {i} ({ns.output.name}): {exc}") from None
-        jobs.append((i, ns, state == "done" and not args.overwrite))
+        jobs.append((i, ns, spec, state == "done" and not args.overwrite))
     if taken:
         raise PhotostyleError(f"{len(taken)} output(s) exist that this batch did not make with these inputs and "
                               f"settings: {'; '.join(taken)}; pass --overwrite to replace them, or choose another -o")
@@ -268,20 +255,20 @@ def run_batch(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
-    from photostyle_lib.cli import check_transfer, run_transfer
+    from photostyle_lib.doors.transfer import run_transfer
     from photostyle_lib.io.images import write_file_atomically
 
     jobs = plan(args)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     records = []
     with tqdm(total=len(jobs), desc="batch", unit="run", disable=args.no_progress, file=sys.stderr) as bar:
-        for i, ns, done in jobs:
+        for i, ns, spec, done in jobs:
             if done:
                 records.append({"row": i, "output": str(ns.output), "stop": "done before (skipped)",
                                 "seconds": 0.0})
             else:
                 try:
-                    r = run_transfer(ns, check_transfer(ns), progress=False)
+                    r = run_transfer(ns, spec, progress=False)  # as checked by plan()
                     records.append({"row": i, "output": str(ns.output), "stop": r["stop_reason"],
                                     "seconds": round(r["seconds"], 2)})
                 except PhotostyleError as exc:

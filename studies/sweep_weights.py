@@ -21,9 +21,9 @@ SSIM; when none is, the one with the lowest larger ratio of the two (closest to
 the style by both). ``--rule colour`` is the earlier rule (colour distance within
 1.25x, lowest photorealism energy, ties to the higher structure; else the lowest
 colour distance), which made the hed-vgg16 records. Pairs 21-60 are held out for
-``bench_quality.py`` and are refused here.
+``studies/quality.py`` and are refused here.
 
-    python benchmarks/sweep_weights.py [--weights imagenet-vgg19-caffe] [--pairs 1 3 6 8 11 13 16 19]
+    python studies/sweep_weights.py [--weights imagenet-vgg19-caffe] [--pairs 1 3 6 8 11 13 16 19]
         [--betas 3e6 1e7 3e7] [--gammas 3] [--size 256] [--iterations 500] [--style-normalization area]
         [--rule judge|colour] [--within 1.5] [--out results/sweep_imagenet-vgg19-caffe]
 """
@@ -39,12 +39,11 @@ import pandas as pd
 
 from photostyle_lib.engine.config import STYLE_NORMALIZATIONS
 from photostyle_lib.experiments import sweep
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.experiments.runs import RunSpec, run_many
 
-TUNING_PAIRS = range(1, 21)
 
 
 def sweep_specs(pairs, betas, gammas, *, weights, size, iterations, method="full", style_normalization=None):
@@ -115,7 +114,7 @@ def main(argv=None) -> int:
     try:
         held = [p for p in args.pairs if p not in TUNING_PAIRS]
         if held:
-            raise PhotostyleError(f"pairs {held} are held out for evaluation (bench_quality.py); tune on 1-20 only")
+            raise PhotostyleError(f"pairs {held} are held out for evaluation (studies/quality.py); tune on 1-20 only")
         data_dir = resolve_data_dir(args.data)
         specs = sweep_specs(args.pairs, args.betas, args.gammas, weights=args.weights, size=args.size,
                             iterations=args.iterations, style_normalization=args.style_normalization)

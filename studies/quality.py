@@ -43,7 +43,7 @@ structure >= theirs, photorealism energy <= 1.5x theirs, no divergence stop;
 ``enhanced`` (this project's model) better than theirs on all five measures.
 ``--luan-pairs`` runs ``luan`` on a subset (it costs 10x the others).
 
-    python benchmarks/bench_quality.py [--pairs 21-60] [--size 256] [--weights imagenet-vgg19-caffe]
+    python studies/quality.py [--pairs 21-60] [--size 256] [--weights imagenet-vgg19-caffe]
         [--methods full no_postprocess gatys luan reinhard pitie_idt] [--luan-pairs 21-30]
         [--line-search adaptive|interpolate|halve] [--out results/quality]
 """
@@ -62,7 +62,8 @@ import numpy as np
 import pandas as pd
 
 from photostyle_lib.experiments import sweep
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.experiments.sweep import QUALITY_DIRECTIONS
+from photostyle_lib.io.data import HELD_OUT_PAIRS, data_dir as resolve_data_dir, parse_pairs
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.lbfgs import LINE_SEARCHES
@@ -73,31 +74,9 @@ from photostyle_lib.engine.postprocess_chain import apply_postprocess
 DEFAULT_METHODS = ("full", "enhanced", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
 REFERENCE = "luan_published"
 #: metric -> +1 if higher is better, -1 if lower is better
-DIRECTIONS = {"photorealism": -1, "structure": +1, "style_distance": -1, "judge_gram": -1, "edge_ssim": +1}
+DIRECTIONS = QUALITY_DIRECTIONS
 #: The judge of ``judge_gram`` and ``edge_ssim`` (a network no method optimises).
 JUDGE = "hed-vgg16"
-HELD_OUT = tuple(range(21, 61))
-
-
-def parse_pairs(text: str) -> list[int]:
-    """'21-60' or '21,25,30-33' -> a list of ids."""
-    ids: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            a, b = part.split("-", 1)
-            if not (a.strip().isdigit() and b.strip().isdigit()) or int(a) > int(b):
-                raise PhotostyleError(f"bad pair range {part!r}; write e.g. 21-60")
-            ids += list(range(int(a), int(b) + 1))
-        elif part.isdigit():
-            ids.append(int(part))
-        else:
-            raise PhotostyleError(f"bad pair id {part!r}; write e.g. 21-60 or 21,25,30")
-    if not ids:
-        raise PhotostyleError("no pairs given; write e.g. --pairs 21-60")
-    return ids
 
 
 #: Fields of the post-process: presets that differ from ``full`` only in these share its optimisation.
@@ -337,13 +316,13 @@ def main(argv: list[str] | None = None) -> int:
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress,
                                  judge_weights=JUDGE)
     except PhotostyleError as exc:
-        print(f"bench_quality: {exc}", file=sys.stderr)
+        print(f"quality: {exc}", file=sys.stderr)
         return 2
     reasons = {r.key: r.metadata.get("stop_reason") for r in records}
     table["stop_reason"] = [reasons.get(k) for k in table.key]
     table = table.sort_values(["pair_id", "method"], kind="stable").reset_index(drop=True)
     summary = summarise(table)
-    tuned = sorted(set(pairs) - set(HELD_OUT))
+    tuned = sorted(set(pairs) - set(HELD_OUT_PAIRS))
     weights_line = next((r.metadata.get("weights") for r in records if r.spec.method == "full"), args.weights)
     warning = next((r.metadata.get("weights_warning") for r in records if r.metadata.get("weights_warning")), None)
     title = (f"{args.size} px, gold masks, weights: {weights_line}" + (f" -- {warning}" if warning else "")

@@ -4,7 +4,7 @@
 For a list of pairs (default 21-60, held out; ``--pairs`` picks a subset) at a long side
 ``--size`` (default 512), runs ``full`` and ``fast`` with the pair's gold masks through the
 run cache (``runs.run_many``), scores both with ``sweep.score_runs`` (the metrics of
-``bench_quality.py``: photorealism, structure, style distance) and writes to ``--out``:
+``studies/quality.py``: photorealism, structure, style distance) and writes to ``--out``:
 
 * ``time_to_quality.csv``: one row per pair: each preset's run time (the engine's own,
   ``runtime_s``: setup + optimisation + post-process), evaluations, the fast run's
@@ -29,7 +29,7 @@ within 3% of full's (degradation <= 3%), no pair worse by more than 10% on any m
 preset's schedule (to tune it: on pairs 1-20 only); ``--iterations N`` gives full N
 evaluations and fast N per level (smoke runs).
 
-    python benchmarks/bench_time_to_quality.py [--pairs 21-60] [--size 512] [--weights hed-vgg16]
+    python studies/time_to_quality.py [--pairs 21-60] [--size 512] [--weights hed-vgg16]
         [--level-iterations 150,100,90] [--plateau-window 30] [--plateau-tol 3e-3]
         [--level-start bilinear|content_detail] [--out results/time_to_quality]
 """
@@ -44,7 +44,8 @@ from typing import Any
 import pandas as pd
 
 from photostyle_lib.experiments import sweep
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.experiments.sweep import QUALITY_DIRECTIONS
+from photostyle_lib.io.data import HELD_OUT_PAIRS, data_dir as resolve_data_dir, parse_pairs
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.config import LEVEL_STARTS
@@ -52,10 +53,8 @@ from photostyle_lib.engine.presets import FAST_SCHEDULE
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
 from photostyle_lib.engine.schedule import pyramid_sizes
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import DIRECTIONS as QUALITY_DIRECTIONS, HELD_OUT, parse_pairs  # noqa: E402
 
-#: The measures this benchmark's target was set on (the judge's two are bench_quality's).
+#: The measures this benchmark's target was set on (the judge's two are studies/quality.py's).
 DIRECTIONS = {m: QUALITY_DIRECTIONS[m] for m in ("photorealism", "structure", "style_distance")}
 
 REFERENCE, FAST = "full", "fast"
@@ -197,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress)
         per_pair = compare(table, records)
     except PhotostyleError as exc:
-        print(f"bench_time_to_quality: {exc}", file=sys.stderr)
+        print(f"time_to_quality: {exc}", file=sys.stderr)
         return 2
     summary = summarise(per_pair)
     fast_cfg = records[1].spec.config()
     schedule = {k: getattr(fast_cfg, k) for k in FAST_SCHEDULE}
-    tuned = sorted(set(pairs) - set(HELD_OUT))
+    tuned = sorted(set(pairs) - set(HELD_OUT_PAIRS))
     weights_line = records[0].metadata.get("weights", args.weights)
     warning = next((r.metadata.get("weights_warning") for r in records if r.metadata.get("weights_warning")), None)
     devices = sorted({str(r.metadata.get("device_name")) for r in records})

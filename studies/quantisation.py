@@ -16,7 +16,7 @@ kept) and reports:
 Both networks are written as state-dict files with the Caffe convention, so they
 differ in the quantisation only. Tuning pairs only (1-20).
 
-    python benchmarks/bench_quantisation.py [--pairs 1 8] [--size 256] [--out results/quantisation]
+    python studies/quantisation.py [--pairs 1 8] [--size 256] [--out results/quantisation]
 """
 
 from __future__ import annotations
@@ -33,13 +33,12 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.experiments import sweep
 from photostyle_lib.experiments.runs import RunSpec, run_many
 from photostyle_lib.features import original_vgg19, vgg
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.io.images import load_image
 from photostyle_lib.io.metadata import base_metadata, write_json
 
 LAYERS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv4_1", "conv5_1")
-TUNING_PAIRS = range(1, 21)
 
 
 def quantised_state(state: dict[str, torch.Tensor], levels: int = 256) -> dict[str, torch.Tensor]:
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress,
                                  judge_weights="hed-vgg16")
     except PhotostyleError as exc:
-        print(f"bench_quantisation: {exc}", file=sys.stderr)
+        print(f"quantisation: {exc}", file=sys.stderr)
         return 2
     table["network"] = ["quantised" if "q8" in str(w) else "unquantised" for w in table.weights]
     measures = ["photorealism", "structure", "style_distance", "judge_gram", "edge_ssim"]

@@ -1,7 +1,7 @@
 """The notebook suite: every ``notebooks/NN_*.ipynb`` executed with papermill under a profile.
 
 The door is the command line, ``photostyle figures run --profile ci|paper``
-(:mod:`photostyle_lib.cli`); this module holds what it calls.
+(:mod:`photostyle_lib.doors.cli`); this module holds what it calls.
 :func:`run_suite` executes the notebooks on the Jupyter kernel ``photostyle``,
 injecting the profile's parameters (:data:`~photostyle_lib.experiments.settings.PROFILES`),
 and writes ``<output>/<profile>/<notebook>/``: the executed notebook, the figure
@@ -34,12 +34,11 @@ from typing import Any
 from photostyle_lib.errors import PhotostyleError, require_extra
 from photostyle_lib.experiments.executors import available_cores, child_threads
 from photostyle_lib.experiments.recipes import FIGURE_DPI_ENV, FIGURE_FORMAT_ENV, figure_options
-from photostyle_lib.experiments.report import RUN_STATUS_FILE
+from photostyle_lib.doors.report import RUN_STATUS_FILE
 from photostyle_lib.experiments.settings import PROFILES, path_from_cwd, profile_parameters, results_dir
 from photostyle_lib.io.data import PROJECT_ROOT, data_dir as resolve_data_dir
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.io.outputs import check_folder
-from photostyle_lib.plots import figures
 
 #: Where the notebooks live: the project's notebooks/ folder.
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -425,7 +424,7 @@ def suite_warnings(runs: Iterable[NotebookRun]) -> list[str]:
         meta = r.directory / "metadata.json"
         md = json.loads(meta.read_text()) if meta.exists() else {}
         for fig in md.get("figures", []):
-            w = fig.get("weights_warning") or (figures.RANDOM_WEIGHTS_BANNER if fig.get("random_weights") else None)
+            w = fig.get("weights_warning")
             if w and w not in found:
                 found.append(w)
     return found

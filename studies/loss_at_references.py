@@ -18,7 +18,7 @@ Each row gives the weighted content (eq. 2), similarity (eq. 8) and per-layer st
 close a gap measured against it. The script measures and chooses nothing; its default
 pairs are tuning pairs (1-20).
 
-    python benchmarks/bench_loss_at_references.py [--pairs 1 8 16] [--weights hed-vgg16] [--size 256]
+    python studies/loss_at_references.py [--pairs 1 8 16] [--weights hed-vgg16] [--size 256]
         [--iterations 500] [--out results/loss_at_references_hed-vgg16]
 """
 
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         published = {r.spec.pair_id: r for r in records if r.spec.method == "luan_published"}
         rows = [row for p in args.pairs for row in pair_rows(full[p], published[p])]
     except PhotostyleError as exc:
-        print(f"bench_loss_at_references: {exc}", file=sys.stderr)
+        print(f"loss_at_references: {exc}", file=sys.stderr)
         return 2
     table = pd.DataFrame(rows)
     ratio = table.pivot(index="pair_id", columns="image", values="total")

@@ -10,7 +10,7 @@ Variants (cumulative, in the order the fixes were made):
    authors' (their code before its fix, today's ``"authors_joint"``);
 3. ``+projected_lbfgs``: the projected L-BFGS with backtracking (``full`` as it was
    until 2026-12-05; today's ``full`` has the authors' final loss, see
-   ``bench_changes.py``).
+   ``studies/changes.py``).
 
 Each runs on tuning pairs (default 1, 8, 16; never the held-out 21-60) with gold
 masks through the run cache and is scored with ``photostyle_lib.metrics``
@@ -18,7 +18,7 @@ against Luan et al.'s published results at the same size. Prints one row per
 variant: mean photorealism / structure / style distance, each as a ratio to
 Luan et al.'s, and how many runs the divergence guard stopped.
 
-    python benchmarks/bench_fixes.py [--pairs 1 8 16] [--size 256] [--weights hed-vgg16] [--out results/fixes]
+    python studies/fixes.py [--pairs 1 8 16] [--size 256] [--weights hed-vgg16] [--out results/fixes]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from photostyle_lib.experiments import sweep
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.experiments.runs import RunSpec, run_many
@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
-        if any(p > 20 for p in args.pairs):
-            raise PhotostyleError("pairs 21-60 are held out for bench_quality.py; use tuning pairs 1-20")
+        if any(p not in TUNING_PAIRS for p in args.pairs):
+            raise PhotostyleError("pairs 21-60 are held out for studies/quality.py; use tuning pairs 1-20")
         data_dir = resolve_data_dir(args.data)
         specs, names = [], {}
         for p in args.pairs:
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         records = run_many(specs, cache_dir=args.cache, data_dir=data_dir, progress=not args.no_progress)
         table = sweep.score_runs(records, data_dir=data_dir, include_content=False, progress=not args.no_progress)
     except PhotostyleError as exc:
-        print(f"bench_fixes: {exc}", file=sys.stderr)
+        print(f"fixes: {exc}", file=sys.stderr)
         return 2
     by_key = {r.key: r for r in records}
     table["variant"] = [names.get((by_key[k].spec.pair_id, by_key[k].spec.overrides), "luan_published")

@@ -8,14 +8,14 @@ Steps (cumulative; each a ``full`` run with gold masks, or a post-process of one
    beta 3e6 (its network weight then);
 2. ``+ original VGG-19``: the same loss at the paper's beta 1e7 on ``imagenet-vgg19-caffe``;
 3. ``+ final loss``: the authors' final per-label Gram (``"authors"``) at the paper's 1e7;
-4. ``+ tuned beta``: the final loss at ``--beta`` (the sweep's choice, ``sweep_weights.py``);
+4. ``+ tuned beta``: the final loss at ``--beta`` (the sweep's choice, ``studies/sweep_weights.py``);
 5. ``+ enhanced``: step 4's optimisation with the ``enhanced`` preset's post-process.
 
 Scored with every measure (``metrics``; the judge's ``judge_gram`` and ``edge_ssim``
 in HED's VGG-16) as a ratio to Luan et al.'s published results on the same pairs.
 Tuning pairs only (default 1, 8, 16): this attributes changes, it is not the target.
 
-    python benchmarks/bench_changes.py --beta 1e6 [--pairs 1 8 16] [--size 256] [--out results/changes]
+    python studies/changes.py --beta 1e6 [--pairs 1 8 16] [--size 256] [--out results/changes]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from photostyle_lib.engine.postprocess_chain import apply_postprocess
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.experiments import sweep
 from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
 from photostyle_lib.io.metadata import base_metadata, write_json
 
 MEASURES = ("photorealism", "structure", "style_distance", "judge_gram", "edge_ssim")
@@ -60,7 +60,7 @@ class _Enhanced(RunRecord):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--beta", type=float, required=True, help="the tuned style weight (sweep_weights.py's choice)")
+    ap.add_argument("--beta", type=float, required=True, help="the tuned style weight (studies/sweep_weights.py's choice)")
     ap.add_argument("--pairs", type=int, nargs="+", default=[1, 8, 16])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
-        if any(p > 20 for p in args.pairs):
-            raise PhotostyleError("pairs 21-60 are held out for bench_quality.py; use tuning pairs 1-20")
+        if any(p not in TUNING_PAIRS for p in args.pairs):
+            raise PhotostyleError("pairs 21-60 are held out for studies/quality.py; use tuning pairs 1-20")
         data_dir = resolve_data_dir(args.data)
         named = steps(args.beta)
         specs, step_specs = [], {name: [] for name in named}
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = sweep.score_runs(enhanced, data_dir=data_dir, include_content=False, progress=not args.no_progress,
                                  judge_weights="hed-vgg16")
     except PhotostyleError as exc:
-        print(f"bench_changes: {exc}", file=sys.stderr)
+        print(f"changes: {exc}", file=sys.stderr)
         return 2
     published = table[table.method == "luan_published"].assign(step="luan_published")
     parts = [published] + [table[table.key.isin([key_of[x] for x in step_specs[name]]) & (table.method == "full")]

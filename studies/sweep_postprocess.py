@@ -23,9 +23,9 @@ each smoothing at every lambda of ``--lambdas``.
 
 Rule: among the ``rf+cm+ms`` settings whose mean photorealism energy is at most half
 of Luan et al.'s and whose mean structure is at least theirs, the one with the lowest
-mean style distance. Pairs 21-60 are held out for ``bench_quality.py`` and refused.
+mean style distance. Pairs 21-60 are held out for ``studies/quality.py`` and refused.
 
-    python benchmarks/sweep_postprocess.py [--weights imagenet-vgg19-caffe] [--pairs 1-10,16] [--lambdas 1 3 10 30]
+    python studies/sweep_postprocess.py [--weights imagenet-vgg19-caffe] [--pairs 1-10,16] [--lambdas 1 3 10 30]
         [--poisson-lambdas 0.5 1 2] [--size 256] [--iterations 500]
         [--out results/sweep_postprocess_imagenet-vgg19-caffe]
 
@@ -43,18 +43,15 @@ from pathlib import Path
 import pandas as pd
 
 from photostyle_lib import metrics
-from photostyle_lib.io.data import data_dir as resolve_data_dir
+from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir, parse_pairs
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import tensor_to_array
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import get_preset
 from photostyle_lib.experiments.runs import RunSpec, run_many
-from photostyle_lib.experiments.sweep import _gold_masks
+from photostyle_lib.experiments.sweep import pair_gold_masks
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import parse_pairs  # noqa: E402
-from sweep_weights import TUNING_PAIRS  # noqa: E402
 CHAINS = {"rf+ms": "recursive_filter+matting_smooth", "cm+ms": "colour_match+matting_smooth",
           "rf+cm+ms": "recursive_filter+colour_match+matting_smooth", "content+cm+ms": "colour_match+matting_smooth"}
 ENHANCED = "rf+cm+ms"
@@ -80,7 +77,7 @@ def score_pair(full_record, luan_record, lambdas: list[float], weights: str, dat
     """Metric rows of every variant of one pair, and of Luan et al.'s published result (with the judge's two
     measures when a ``judge`` is given, else NaN)."""
     pair_id = full_record.spec.pair_id
-    masks, _ = _gold_masks(pair_id, None if data_dir is None else str(data_dir))
+    masks, _ = pair_gold_masks(pair_id, None if data_dir is None else str(data_dir))
     content, style, raw = full_record.content(), full_record.style(), full_record.raw_image()
     base = get_preset("full", weights=weights, segmentation="gold")
     images = {"luan_published": luan_record.image()}
@@ -140,7 +137,7 @@ def main(argv=None) -> int:
         pairs = parse_pairs(args.pairs)
         held = [p for p in pairs if p not in TUNING_PAIRS]
         if held:
-            raise PhotostyleError(f"pairs {held} are held out for evaluation (bench_quality.py); tune on 1-20 only")
+            raise PhotostyleError(f"pairs {held} are held out for evaluation (studies/quality.py); tune on 1-20 only")
         if any(lam < 0 for lam in args.lambdas) or any(mu <= 0 for mu in args.poisson_lambdas):
             raise PhotostyleError("--lambdas must be >= 0 and --poisson-lambdas > 0")
         data_dir = resolve_data_dir(args.data)

@@ -18,7 +18,7 @@ only what is missing); scores every run against the TRUE gold masks
 It prints, per kind and severity, the mean (95% interval) of style distance
 and edge transition for every mask kind, and soft minus hard paired by pair.
 
-    python benchmarks/bench_soft_vs_hard.py [--pairs 21,25,...,57] [--size 256] [--iterations 500]
+    python studies/soft_vs_hard.py [--pairs 21,25,...,57] [--size 256] [--iterations 500]
         [--weights hed-vgg16] [--boundary 0,4,8,16] [--swap 0,0.25,0.5] [--speckle 0,0.05,0.2]
         [--theta-s 0.2] [--temperature 8] [--out results/soft_vs_hard] [--device auto]
 
@@ -38,22 +38,10 @@ import pandas as pd
 from photostyle_lib.experiments import recipes, soft_vs_hard
 from photostyle_lib.experiments.settings import Settings
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.io.data import HELD_OUT_PAIRS, parse_pairs
 
 #: Held-out pairs measured by default: every fourth id of 21-60 (nothing was tuned on them).
-DEFAULT_PAIRS = tuple(range(21, 61, 4))
-
-
-def parse_pairs(text: str) -> list[int]:
-    """'21-60' or '21,25,30-33' -> a list of ids."""
-    ids: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-")
-            ids.extend(range(int(a), int(b) + 1))
-        elif part:
-            ids.append(int(part))
-    return ids
+DEFAULT_PAIRS = HELD_OUT_PAIRS[::4]
 
 
 def parse_values(text: str) -> list[float]:
@@ -70,7 +58,7 @@ def paired_difference(table: pd.DataFrame, metric: str, theta_s: float) -> pd.Da
     for (kind, sev), sub in m.groupby(["kind", "severity"], sort=False):
         v = sub["diff"].to_numpy(np.float64)
         v = v[np.isfinite(v)]
-        lo, hi = soft_vs_hard._t_interval(v)
+        lo, hi = soft_vs_hard.t_interval(v)
         rows.append({"kind": kind, "severity": sev, "metric": metric, "theta_s": theta_s, "n": v.size,
                      "soft_minus_hard": float(v.mean()) if v.size else np.nan, "low": lo, "high": hi})
     return pd.DataFrame(rows)
@@ -121,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         result = soft_vs_hard.soft_vs_hard(settings, severities, thetas, temperature=args.temperature,
                                            target=args.target)
     except (PhotostyleError, ValueError, IndexError) as exc:
-        print(f"bench_soft_vs_hard: {exc}", file=sys.stderr)
+        print(f"soft_vs_hard: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     recipes.save_outputs(settings, result.outputs, extra={
