@@ -6,7 +6,7 @@ aspect) and preset, runs ``stylize`` for a few steps with 9 hard label masks
 and reports the median time per loss evaluation next to a bare VGG-19
 forward+backward through conv3_1 on the same input, and their ratio.
 Random VGG weights cost exactly what ImageNet weights cost, so the
-benchmark runs offline. Target (README): ``full`` <= 1.25x the bare step.
+benchmark runs offline. Target (benchmarks/README.md): ``full`` <= 1.25x the bare step.
 
     python benchmarks/bench_engine.py [--sizes 256 512 700] [--steps 5] [--presets full gatys]
 """

@@ -121,7 +121,7 @@ def quality_specs(pairs: list[int], methods: list[str], *, size: int, weights: s
     ``luan_pairs`` (None: every pair) limits the ``luan`` method to those pairs.
 
     ``line_search`` and ``curvature_cosine`` (None: the presets') replace the projected L-BFGS's
-    line search and curvature test of every method that uses that optimiser (README, "Line
+    line search and curvature test of every method that uses that optimiser (docs/quality.md, "Line
     search", "Curvature test"); ``luan`` keeps its plain L-BFGS.
     """
     specs = []

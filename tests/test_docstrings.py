@@ -1,4 +1,4 @@
-"""Docstrings in one style: numpydoc, with a ``Raises`` section where a function raises (README, "Architecture").
+"""Docstrings in one style: numpydoc, with a ``Raises`` section where a function raises (docs/architecture.md).
 
 Every module of ``photostyle_lib`` is read with ``ast`` (nothing is imported, so optional extras
 need not be installed). For every public function and every public method of a public class

@@ -1,4 +1,4 @@
-"""The package layout is the architecture: every import goes down the layers (README, "Architecture").
+"""The package layout is the architecture: every import goes down the layers (docs/architecture.md).
 
 Each module's imports of ``photostyle_lib`` (module level and inside functions, read from its
 source with ``ast``, so lazy imports count too) are mapped to a layer; a module may import
@@ -266,3 +266,14 @@ def test_the_private_reach_finder_sees_both_forms(tmp_path):
     fake.write_text("from photostyle_lib.experiments import sweep\nfrom photostyle_lib.io.data import _holds_pairs\n"
                     "sweep._gold_masks(1, None)\nsweep.__name__\n")
     assert private_reaches(fake) == {"photostyle_lib.experiments.sweep._gold_masks", "photostyle_lib.io.data._holds_pairs"}
+
+
+def test_tests_mirror_the_sub_packages():
+    """Each layer of the package has its tests in a folder of the same name (tests/<layer>/), and no such
+    folder names a layer that does not exist; project-wide checks (layout, docs, packaging) stay in tests/."""
+    tests = Path(__file__).resolve().parent
+    layers = {key for keys in LAYERS for key in keys} - {"__init__", "errors", "checks"}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    assert folders == layers, f"tests/ folders {sorted(folders)} do not mirror the layers {sorted(layers)}"
+    for folder in folders:
+        assert any((tests / folder).glob("test_*.py")), f"tests/{folder}/ holds no test file"

@@ -327,7 +327,7 @@ class LBFGS(torch.optim.Optimizer):
 #: Measured with the stand-in's trained features (full preset, 256 px, tuning pairs 1, 2, 5, 7, 9, 10, 16,
 #: 500 evaluations): halving spends up to 80% of the evaluations on rejected trials where the Gram loss's
 #: quartic growth makes full quasi-Newton steps overshoot 10-1000x; "adaptive" ends lower on 6 of the 7
-#: pairs (README, "line search").
+#: pairs (docs/quality.md, "Line search").
 LINE_SEARCHES = ("halve", "interpolate", "adaptive")
 
 
@@ -450,7 +450,7 @@ def projected_lbfgs(x: torch.Tensor, closure: Callable[[], torch.Tensor], *, his
         pairs with s^T y <= curvature_cosine |s| |y| are not stored (step 4,
         :func:`keeps_pair`); 0: only s^T y > 1e-10 (the earlier engine). Measured
         (full preset, 256 px): a single pair at cosine 7e-4 stalled a run for
-        the 100 steps it stayed in the history (README, "line search").
+        the 100 steps it stayed in the history (docs/quality.md, "Line search").
 
     Returns
     -------

@@ -130,7 +130,7 @@ FAST_SCHEDULE = {"pyramid_levels": 3, "level_iterations": (150, 100, 90), "plate
 #: region's colours given its style region's distribution (baselines.masked_idt), then
 #: (Id + lambda L) O = S with the content's matting Laplacian (postprocess.matting_smooth), lambda = 3.
 #: Chosen by ``studies/sweep_postprocess.py`` on tuning pairs 1-10 and 16 only (256 px, hed-vgg16,
-#: gold masks, 2026-12-01; results/sweep_postprocess_hed-vgg16): its rule (lowest style distance with
+#: gold masks, 2026-12-01; records/sweep_postprocess/hed-vgg16): its rule (lowest style distance with
 #: at most half Luan et al.'s photorealism energy and at least their structure) picked lambda 3 of
 #: 1 / 3 / 10 / 30 (ratios to Luan et al.'s: energy 0.66 / 0.34 / 0.19 / 0.12, structure 1.08 / 1.09 /
 #: 1.10 / 1.11, style distance 0.17 / 0.20 / 0.26 / 0.35).
@@ -173,7 +173,7 @@ NETWORK_WEIGHTS: dict[str, dict[str, float]] = {
     "hed-vgg16": {"style_weight": 3e6, "similarity_weight": 3.0},
     # imagenet-vgg19-caffe (the original VGG-19) has no entry: the paper's weights. studies/sweep_weights.py,
     # 2026-12-05, the authors' final masked loss, pairs 1, 8, 16 at 256 px, beta in {1e5, 3e5, 1e6, 1e7}, gamma 3
-    # (results/sweep_imagenet-vgg19-caffe): colour distance 1.88 / 1.76 / 1.72 / 1.72x Luan et al.'s published,
+    # (records/sweep_weights/imagenet-vgg19-caffe): colour distance 1.88 / 1.76 / 1.72 / 1.72x Luan et al.'s published,
     # the judge's Gram distance 1.23 / 1.24 / 1.24 / 1.27x, photorealism energy 3.4 / 3.7 / 3.8 / 4.0x. None within
     # 1.5x on both, so the judge rule's fallback (the lowest larger ratio) kept the paper's 1e7.
 }
@@ -181,7 +181,7 @@ NETWORK_WEIGHTS: dict[str, dict[str, float]] = {
 
 #: Loss weights per network for the ``luan`` preset, on top of its translation of their code's (whose
 #: units assume VGG-19's activation scale, see the table above); networks not listed keep the translation.
-#: Chosen on tuning pairs only (README, "Quality with trained features", the ``luan`` paragraph).
+#: Chosen on tuning pairs only (docs/quality.md, the ``luan`` paragraph).
 LUAN_NETWORK_WEIGHTS: dict[str, dict[str, float]] = {
     # 2026-12-02, tuning pairs 1 and 8 at 256 px, both stages of 1000 evaluations, gold masks: at 1x the
     # translation the results are hazy (pair 1: TV 35% of the final loss); at 0.1x nearer Luan et al.'s

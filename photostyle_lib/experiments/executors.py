@@ -12,7 +12,7 @@ the end of every parallel region by default; on a busy machine the partner threa
 is often descheduled, and both spin their time slices away. Measured on a 2-core VM
 at load 7: notebook 06's ci computation (pair 8, every method) took 203 s (196 s of
 CPU) with the default policy, 21 s with ``OMP_WAIT_POLICY=PASSIVE``, 17 s with one
-thread. The metrics notebook's test (``tests/test_sweep.py``), 37 s on the quiet
+thread. The metrics notebook's test (``tests/experiments/test_sweep.py``), 37 s on the quiet
 machine, took over 900 s loaded 3-4x; beside six busy loops (load 10) it took 751 s
 before this setting (the kernel: 347 s of CPU) and 140 s with it.
 """

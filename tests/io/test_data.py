@@ -80,11 +80,11 @@ def test_source_root_is_this_checkout():
     """Imported from the repository (as the tests are): the checkout is found by its pyproject.toml."""
     from pathlib import Path
 
-    assert data.SOURCE_ROOT == Path(__file__).resolve().parents[1]
+    assert data.SOURCE_ROOT == Path(__file__).resolve().parents[2]
     assert data.PROJECT_ROOT == data.SOURCE_ROOT
 
 
-DOWNLOAD = Path(__file__).resolve().parents[1] / "data" / "download_luan2017.py"
+DOWNLOAD = Path(__file__).resolve().parents[2] / "data" / "download_luan2017.py"
 #: A URL that refuses at once, as a machine without network does (no DNS, no route).
 UNREACHABLE = "http://127.0.0.1:9/"
 

@@ -4,7 +4,7 @@ The suite runs ONCE per test session (session-scoped fixture), through the
 same command a user types (``photostyle figures run --profile ci``, the
 console script's ``photostyle_lib.doors.cli``), into a temporary folder; the tests then read what it wrote.
 Its run cache is the session's shared CI cache, also used by
-tests/test_experiments.py and tests/test_interactive.py, so no run is
+tests/experiments/test_experiments.py and tests/doors/test_interactive.py, so no run is
 computed twice.
 """
 
@@ -31,7 +31,7 @@ from photostyle_lib.plots.figures import ORIGINAL_VGG19_BANNER, RANDOM_WEIGHTS_B
 
 NOTEBOOKS = runner.discover_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "luan2017"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "luan2017"
 
 # The session fixture runs every notebook once (minutes; more on a loaded machine): its first user
 # carries that time, so these tests get more than the suite-wide 900 s.
