@@ -30,8 +30,8 @@ import pandas as pd
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.experiments import sweep
-from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
-from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
+from photostyle_lib.experiments.runs import add_cache_arguments, RunRecord, RunSpec, run_many
+from photostyle_lib.io.data import data_dir as resolve_data_dir, tuning_pairs_only
 from photostyle_lib.io.metadata import base_metadata, write_json
 
 MEASURES = ("photorealism", "structure", "style_distance", "judge_gram", "edge_ssim")
@@ -64,14 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, nargs="+", default=[1, 8, 16])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=Path("results/changes"))
-    ap.add_argument("--no-progress", action="store_true")
+    add_cache_arguments(ap, out=Path("results/changes"))
     args = ap.parse_args(argv)
     try:
-        if any(p not in TUNING_PAIRS for p in args.pairs):
-            raise PhotostyleError("pairs 21-60 are held out for studies/quality.py; use tuning pairs 1-20")
+        tuning_pairs_only(args.pairs)
         data_dir = resolve_data_dir(args.data)
         named = steps(args.beta)
         specs, step_specs = [], {name: [] for name in named}

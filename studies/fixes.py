@@ -30,10 +30,10 @@ from pathlib import Path
 import pandas as pd
 
 from photostyle_lib.experiments import sweep
-from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
+from photostyle_lib.io.data import data_dir as resolve_data_dir, tuning_pairs_only
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
-from photostyle_lib.experiments.runs import RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, RunSpec, run_many
 
 VARIANTS: dict[str, tuple[tuple[str, object], ...]] = {
     "before": (("optimizer", "lbfgs"), ("style_normalization", "area")),
@@ -50,14 +50,10 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--weights", default="hed-vgg16")
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=Path("results/fixes"))
-    ap.add_argument("--no-progress", action="store_true")
+    add_cache_arguments(ap, out=Path("results/fixes"))
     args = ap.parse_args(argv)
     try:
-        if any(p not in TUNING_PAIRS for p in args.pairs):
-            raise PhotostyleError("pairs 21-60 are held out for studies/quality.py; use tuning pairs 1-20")
+        tuning_pairs_only(args.pairs)
         data_dir = resolve_data_dir(args.data)
         specs, names = [], {}
         for p in args.pairs:

@@ -35,7 +35,7 @@ from photostyle_lib import metrics
 from photostyle_lib.engine.extractor import run_extractor
 from photostyle_lib.engine.objective import build_objective
 from photostyle_lib.errors import PhotostyleError
-from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, RunRecord, RunSpec, run_many
 from photostyle_lib.io.data import data_dir as resolve_data_dir
 from photostyle_lib.io.images import resize_tensor
 from photostyle_lib.io.metadata import base_metadata, write_json
@@ -83,10 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default="hed-vgg16")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--no-progress", action="store_true")
+    add_cache_arguments(ap, out=None)
     args = ap.parse_args(argv)
     try:
         data_dir = resolve_data_dir(args.data)

@@ -68,7 +68,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.lbfgs import LINE_SEARCHES
 from photostyle_lib.engine.presets import PRESETS, get_preset
-from photostyle_lib.experiments.runs import METHODS, RunRecord, RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, METHODS, RunRecord, RunSpec, run_many
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
 DEFAULT_METHODS = ("full", "enhanced", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
@@ -290,11 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curvature-cosine", type=float, default=None,
                     help="the projected L-BFGS's curvature test for every method using it, in [0, 1) "
                          "(0: the earlier engine's; default: the presets')")
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=Path("results/quality"))
+    add_cache_arguments(ap, out=Path("results/quality"))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
         pairs = parse_pairs(args.pairs)

@@ -31,9 +31,9 @@ import torch
 
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.experiments import sweep
-from photostyle_lib.experiments.runs import RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, RunSpec, run_many
 from photostyle_lib.features import original_vgg19, vgg
-from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
+from photostyle_lib.io.data import data_dir as resolve_data_dir, tuning_pairs_only
 from photostyle_lib.io.data import get_pair
 from photostyle_lib.io.images import load_image
 from photostyle_lib.io.metadata import base_metadata, write_json
@@ -70,15 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=Path("results/quantisation"))
-    ap.add_argument("--no-progress", action="store_true")
+    add_cache_arguments(ap, out=Path("results/quantisation"))
     args = ap.parse_args(argv)
     try:
-        held = [p for p in args.pairs if p not in TUNING_PAIRS]
-        if held:
-            raise PhotostyleError(f"pairs {held} are held out for evaluation; use tuning pairs 1-20")
+        tuning_pairs_only(args.pairs)
         data_dir = resolve_data_dir(args.data)
         args.out.mkdir(parents=True, exist_ok=True)
         plain = vgg.read_keras_vgg16(vgg.hed_weights_path())

@@ -37,6 +37,7 @@ import pandas as pd
 
 from photostyle_lib.experiments import recipes, soft_vs_hard
 from photostyle_lib.experiments.settings import Settings
+from photostyle_lib.experiments.runs import add_cache_arguments
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.data import HELD_OUT_PAIRS, parse_pairs
 
@@ -90,11 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=soft_vs_hard.DEFAULT_TEMPERATURE)
     ap.add_argument("--target", default="content", choices=("content", "style", "both"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=Path("results/soft_vs_hard"))
+    add_cache_arguments(ap, out=Path("results/soft_vs_hard"))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
         severities = {k: parse_values(getattr(args, k)) for k in ("boundary", "swap", "speckle")

@@ -43,12 +43,12 @@ from pathlib import Path
 import pandas as pd
 
 from photostyle_lib import metrics
-from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir, parse_pairs
+from photostyle_lib.io.data import data_dir as resolve_data_dir, tuning_pairs_only, parse_pairs
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import tensor_to_array
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.presets import get_preset
-from photostyle_lib.experiments.runs import RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, RunSpec, run_many
 from photostyle_lib.experiments.sweep import pair_gold_masks
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
@@ -128,16 +128,11 @@ def main(argv=None) -> int:
                     help="screened Poisson weights of the rf+cm+sp+ms variants (none by default)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--no-progress", action="store_true")
+    add_cache_arguments(ap, out=None)
     args = ap.parse_args(argv)
     try:
         pairs = parse_pairs(args.pairs)
-        held = [p for p in pairs if p not in TUNING_PAIRS]
-        if held:
-            raise PhotostyleError(f"pairs {held} are held out for evaluation (studies/quality.py); tune on 1-20 only")
+        tuning_pairs_only(pairs)
         if any(lam < 0 for lam in args.lambdas) or any(mu <= 0 for mu in args.poisson_lambdas):
             raise PhotostyleError("--lambdas must be >= 0 and --poisson-lambdas > 0")
         data_dir = resolve_data_dir(args.data)

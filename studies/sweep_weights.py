@@ -39,10 +39,10 @@ import pandas as pd
 
 from photostyle_lib.engine.config import STYLE_NORMALIZATIONS
 from photostyle_lib.experiments import sweep
-from photostyle_lib.io.data import TUNING_PAIRS, data_dir as resolve_data_dir
+from photostyle_lib.io.data import data_dir as resolve_data_dir, tuning_pairs_only
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
-from photostyle_lib.experiments.runs import RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, RunSpec, run_many
 
 
 
@@ -106,15 +106,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=500)
     ap.add_argument("--style-normalization", default=None, choices=STYLE_NORMALIZATIONS,
                     help="the masked style loss's normalisation for every run (default: the preset's, 'authors')")
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--no-progress", action="store_true")
+    add_cache_arguments(ap, out=None)
     args = ap.parse_args(argv)
     try:
-        held = [p for p in args.pairs if p not in TUNING_PAIRS]
-        if held:
-            raise PhotostyleError(f"pairs {held} are held out for evaluation (studies/quality.py); tune on 1-20 only")
+        tuning_pairs_only(args.pairs)
         data_dir = resolve_data_dir(args.data)
         specs = sweep_specs(args.pairs, args.betas, args.gammas, weights=args.weights, size=args.size,
                             iterations=args.iterations, style_normalization=args.style_normalization)

@@ -50,7 +50,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.config import LEVEL_STARTS
 from photostyle_lib.engine.presets import FAST_SCHEDULE
-from photostyle_lib.experiments.runs import RunRecord, RunSpec, run_many
+from photostyle_lib.experiments.runs import add_cache_arguments, RunRecord, RunSpec, run_many
 from photostyle_lib.engine.schedule import pyramid_sizes
 
 
@@ -171,11 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plateau-tol", type=float, default=None)
     ap.add_argument("--level-start", default=None, choices=LEVEL_STARTS,
                     help="how each finer level starts (TransferConfig.level_start)")
-    ap.add_argument("--data", type=Path, default=None)
-    ap.add_argument("--cache", type=Path, default=Path("results/cache"))
-    ap.add_argument("--out", type=Path, default=Path("results/time_to_quality"))
+    add_cache_arguments(ap, out=Path("results/time_to_quality"))
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     try:
         pairs = parse_pairs(args.pairs)

@@ -134,7 +134,9 @@ def test_studies_share_the_library_split_and_pair_parser():
 
     assert _study_module("quality").parse_pairs is data.parse_pairs
     assert _study_module("soft_vs_hard").parse_pairs is data.parse_pairs
-    assert set(_study_module("sweep_weights").TUNING_PAIRS) == set(range(1, 21))
+    for name in ("changes", "fixes", "quantisation", "sweep_weights", "sweep_postprocess"):
+        assert _study_module(name).tuning_pairs_only is data.tuning_pairs_only, name
+    assert set(data.TUNING_PAIRS) == set(range(1, 21))
     assert not set(data.TUNING_PAIRS) & set(data.HELD_OUT_PAIRS)
 
 

@@ -31,6 +31,7 @@ colour-transfer baselines ``reinhard`` and ``pitie_idt``, and
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -486,3 +487,21 @@ def run_many(specs: list[RunSpec], *, cache_dir: str | os.PathLike, data_dir: st
     futures = [executor.submit(run_cached, s, cache_dir=str(cache_dir), data_dir=data_dir, device=device,
                                progress=False, **extra) for s in specs]
     return [f.result() for f in tqdm(futures, desc="runs", disable=not progress)]
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser, *, out: Path | None) -> None:
+    """The options every study shares: ``--data`` (the dataset, default ``$PHOTOSTYLE_DATA`` then
+    ``data/luan2017``), ``--cache`` (the run cache, default ``results/cache``), ``--out`` (the
+    study's output folder, default ``out``) and ``--no-progress`` (no tqdm bars).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The study's parser; the four options are added to it.
+    out : Path or None
+        The default output folder (None: the study derives one from its other options).
+    """
+    parser.add_argument("--data", type=Path, default=None, help="the Luan et al. data folder")
+    parser.add_argument("--cache", type=Path, default=Path("results/cache"), help="the run cache (resumable)")
+    parser.add_argument("--out", type=Path, default=out, help="the output folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")

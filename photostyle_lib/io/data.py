@@ -184,3 +184,30 @@ def parse_pairs(text: str) -> list[int]:
     if not ids:
         raise PhotostyleError(f"pairs {text!r}: no pair given; write e.g. 21-60 or 1,2,5-8")
     return list(dict.fromkeys(ids))
+
+
+def tuning_pairs_only(pairs: list[int] | tuple[int, ...]) -> list[int]:
+    """``pairs`` unchanged when every id is a tuning pair (:data:`TUNING_PAIRS`); the one refusal otherwise.
+
+    Every study that chooses something (a weight, a post-process, a schedule) calls this, so no
+    choice is ever made on a held-out pair.
+
+    Parameters
+    ----------
+    pairs : sequence of int
+        Pair ids.
+
+    Returns
+    -------
+    list of int
+        The same ids, in order.
+
+    Raises
+    ------
+    PhotostyleError
+        One line naming the held-out ids and where they belong (``studies/quality.py``).
+    """
+    held = [p for p in pairs if p not in TUNING_PAIRS]
+    if held:
+        raise PhotostyleError(f"pairs {held} are held out for evaluation (studies/quality.py); tune on 1-20 only")
+    return list(pairs)

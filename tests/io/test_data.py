@@ -131,3 +131,11 @@ def test_parse_pairs_ranges_lists_and_one_line_errors():
             parse_pairs(bad)
         assert "\n" not in str(err.value)
     assert TUNING_PAIRS == tuple(range(1, 21)) and HELD_OUT_PAIRS == tuple(range(21, 61))
+
+
+def test_tuning_pairs_only_passes_tuning_pairs_and_names_held_out_ones():
+    from photostyle_lib.io.data import HELD_OUT_PAIRS, TUNING_PAIRS, tuning_pairs_only
+    assert tuning_pairs_only((1, 8, 20)) == [1, 8, 20]
+    assert set(TUNING_PAIRS).isdisjoint(HELD_OUT_PAIRS)
+    with pytest.raises(PhotostyleError, match=r"pairs \[21, 60\] are held out"):
+        tuning_pairs_only([1, 21, 60])
