@@ -24,7 +24,7 @@ import numpy as np
 from skimage.color import lab2rgb, rgb2lab
 
 from photostyle_lib.photoreal import image_kernels
-from photostyle_lib.checks import check_image_array, check_int, check_number
+from photostyle_lib.checks import check_image_array, check_int, check_number, check_region_masks
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.photoreal.postprocess import screened_poisson
 
@@ -92,22 +92,6 @@ def _weighted_stats(lab: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
-def _region_masks(content_masks: Any, style_masks: Any, image_shape: tuple[int, ...],
-                  style_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The per-region transfers' mask stacks checked: (C, H, W) and (C, H', W') float64, finite, >= 0."""
-    cm = np.asarray(content_masks, dtype=np.float64)
-    sm = np.asarray(style_masks, dtype=np.float64)
-    if cm.ndim != 3 or cm.shape[1:] != tuple(image_shape[:2]):
-        raise PhotostyleError(f"content_masks must be (C, {image_shape[0]}, {image_shape[1]}), got {cm.shape}; "
-                              "resize them to the image (masks.resize_masks)")
-    if sm.ndim != 3 or sm.shape[1:] != tuple(style_shape[:2]) or sm.shape[0] != cm.shape[0]:
-        raise PhotostyleError(f"style_masks must be ({cm.shape[0]}, {style_shape[0]}, {style_shape[1]}), got "
-                              f"{sm.shape}; give the same labels as the content's, at the style's size")
-    if not (np.isfinite(cm).all() and np.isfinite(sm).all()) or cm.min() < 0 or sm.min() < 0:
-        raise PhotostyleError("masks must be finite and >= 0 (weights in [0, 1])")
-    return cm, sm
-
-
 def masked_reinhard(content: Any, style: Any, content_masks: Any = None, style_masks: Any = None, *,
                     min_weight: float = 1.0) -> np.ndarray:
     """Reinhard et al.'s transfer per semantic region, blended by the content's masks.
@@ -161,7 +145,7 @@ def masked_reinhard(content: Any, style: Any, content_masks: Any = None, style_m
         cm = np.ones((1, lab_c.shape[0]))
         sm = np.ones((1, lab_s.shape[0]))
     else:
-        cm, sm = _region_masks(content_masks, style_masks, cont.shape, sty.shape)
+        cm, sm = check_region_masks(content_masks, style_masks, cont.shape, sty.shape)
         cm = cm.reshape(cm.shape[0], -1)
         sm = sm.reshape(sm.shape[0], -1)
     def region_map(wc: np.ndarray, ws: np.ndarray) -> np.ndarray:
@@ -370,7 +354,7 @@ def masked_idt(image: Any, style: Any, content_masks: Any = None, style_masks: A
         raise PhotostyleError("give both content_masks and style_masks, or neither")
     if content_masks is None:
         return pitie_idt(img, sty, iterations=iterations, seed=seed)
-    cm, sm = _region_masks(content_masks, style_masks, img.shape, sty.shape)
+    cm, sm = check_region_masks(content_masks, style_masks, img.shape, sty.shape)
     label_i = np.where(cm.max(axis=0) > 0, cm.argmax(axis=0), -1)
     label_s = np.where(sm.max(axis=0) > 0, sm.argmax(axis=0), -1)
     out = np.empty_like(img)

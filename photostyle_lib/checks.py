@@ -176,6 +176,36 @@ def check_same_size(name_a: str, a_shape: tuple[int, ...], name_b: str, b_shape:
             "resize one to the other's size first")
 
 
+def check_region_masks(content_masks: Any, style_masks: Any, image_shape: tuple[int, ...],
+                  style_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-region transfers' mask stacks checked: (C, H, W) and (C, H', W') float64, finite, >= 0.
+
+    Parameters
+    ----------
+    content_masks, style_masks : array-like (C, H, W) and (C, H', W')
+        Weights in [0, 1] per label for the image being changed and for the style.
+    image_shape, style_shape : tuple
+        The two images' shapes ((H, W, ...) and (H', W', ...)).
+
+    Raises
+    ------
+    PhotostyleError
+        When a stack's shape does not fit its image, the label counts differ, or a value
+        is negative or not finite.
+    """
+    cm = np.asarray(content_masks, dtype=np.float64)
+    sm = np.asarray(style_masks, dtype=np.float64)
+    if cm.ndim != 3 or cm.shape[1:] != tuple(image_shape[:2]):
+        raise PhotostyleError(f"content_masks must be (C, {image_shape[0]}, {image_shape[1]}), got {cm.shape}; "
+                              "resize them to the image (masks.resize_masks)")
+    if sm.ndim != 3 or sm.shape[1:] != tuple(style_shape[:2]) or sm.shape[0] != cm.shape[0]:
+        raise PhotostyleError(f"style_masks must be ({cm.shape[0]}, {style_shape[0]}, {style_shape[1]}), got "
+                              f"{sm.shape}; give the same labels as the content's, at the style's size")
+    if not (np.isfinite(cm).all() and np.isfinite(sm).all()) or cm.min() < 0 or sm.min() < 0:
+        raise PhotostyleError("masks must be finite and >= 0 (weights in [0, 1])")
+    return cm, sm
+
+
 def _describe_range(low, high, low_inclusive, high_inclusive) -> str:
     if low is None and high is None:
         return ""

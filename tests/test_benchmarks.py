@@ -331,14 +331,34 @@ def test_sweep_postprocess_rule():
     assert summary.loc["full", "style_within_1.25x"] == 0.0 and summary.loc["rf+cm+ms lambda=3", "style_within_1.25x"] == 1.0
 
 
+def test_sweep_postprocess_detail_rule():
+    """The detail rule: the +dm variant beating Luan et al. on the most measures; ties by the smallest worst
+    ratio (lower-is-better ratios as they are, higher-is-better ones inverted); non-dm variants never chosen."""
+    import pandas as pd
+    sp = _study_module("sweep_postprocess")
+    luan = dict(photorealism=1.0, structure=0.5, style_distance=10.0, judge_gram=0.2, edge_ssim=0.5)
+    variants = {  # ratios: photorealism, structure, colour, judge, edge
+        "rf+cm+ms lambda=3": (0.1, 1.5, 0.1, 0.5, 1.5),            # beats all five but has no dm step
+        "rf+cm+dm2+ms lambda=3": (0.5, 1.1, 0.3, 1.2, 0.9),        # beats 3
+        "rf+cm+sp1+dm2+ms lambda=3": (0.5, 1.1, 0.3, 0.9, 0.95),   # beats 4, worst 1/0.95 = 1.053
+        "rf+cm+sp2+dm2+ms lambda=3": (0.5, 1.2, 0.4, 1.04, 1.01),  # beats 4, worst 1.04: chosen
+    }
+    rows = [dict(pair_id=1, variant="luan_published", **luan)]
+    for name, r in variants.items():
+        rows.append(dict(pair_id=1, variant=name, **{m: luan[m] * v for m, v in zip(luan, r)}))
+    summary = sp.choose(pd.DataFrame(rows)).set_index("variant")
+    assert list(summary.index[summary.chosen_detail]) == ["rf+cm+sp2+dm2+ms lambda=3"]
+
+
 def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
     import pandas as pd
     out = tmp_path / "sp"
     text = _run("studies/sweep_postprocess.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
-                "--weights", "random", "--lambdas", "0", "10", "--poisson-lambdas", "1", "--data", str(data_dir),
+                "--weights", "random", "--lambdas", "0", "10", "--poisson-lambdas", "1", "--detail-gains", "2",
+                "--data", str(data_dir),
                 "--cache", str(tmp_path / "cache"), "--out", str(out), "--no-progress")
     table = pd.read_csv(out / "sweep.csv")
-    assert set(table.pair_id) == {1, 2} and len(table) == 2 * (1 + 2 + 2 * 5)
+    assert set(table.pair_id) == {1, 2} and len(table) == 2 * (1 + 2 + 2 * 7)
     assert table.judge_gram.notna().all() and table.edge_ssim.notna().all()  # the judge scores every variant
     t = table.set_index(["pair_id", "variant"])
     # lambda 0: no smoothing, so rf+ms equals the paper's post-process exactly
@@ -346,6 +366,10 @@ def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
         assert t.loc[(p, "rf+ms lambda=0"), "photorealism"] == pytest.approx(t.loc[(p, "full"), "photorealism"])
         assert t.loc[(p, "rf+ms lambda=10"), "photorealism"] < t.loc[(p, "full"), "photorealism"]
     assert "rf+cm+ms lambda=10" in text and "rf+cm+sp1+ms lambda=10" in text and (out / "metadata.json").exists()
+    assert "rf+cm+sp1+dm2+ms lambda=10" in text and "rf+cm+dm2+ms lambda=0" in text
+    # max gain 1 would be the identity; with gain 2 the detail step changes the image (and so its scores)
+    for p in (1, 2):
+        assert t.loc[(p, "rf+cm+dm2+ms lambda=0"), "judge_gram"] != t.loc[(p, "rf+cm+ms lambda=0"), "judge_gram"]
     bad = subprocess.run([sys.executable, "studies/sweep_postprocess.py", "--pairs", "19-22"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "held out" in bad.stderr and "Traceback" not in bad.stderr

@@ -22,7 +22,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata
 from photostyle_lib.engine.lbfgs import LINE_SEARCHES
 from photostyle_lib.features.vgg import LAYER_NAMES, NAMED_WEIGHTS
-from photostyle_lib.photoreal import local_affine
+from photostyle_lib.photoreal import detail, local_affine
 from photostyle_lib.photoreal.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT_SIGMA_R, DEFAULT_SIGMA_S, DEFAULT_SMOOTH_LAMBDA
 
 #: Where the masks come from: "soft" / "hard" (a segmenter's probabilities, cut at theta_s or
@@ -32,9 +32,12 @@ SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 #: final SmoothLocalAffine (local_affine.smooth_local_affine); "colour_match": each semantic region's
 #: colours given its style region's distribution (baselines.masked_idt with the run's masks; this
 #: project's); "matting_smooth": (Id + smooth_lambda L) O = S with the content's matting Laplacian
-#: (postprocess.matting_smooth; this project's). ``postprocess`` is one step, "none", or steps
+#: (postprocess.matting_smooth; this project's); "detail_match": each region's detail contrast, octave by
+#: octave, scaled to its style region's (detail.match_region_detail with the run's masks; this project's).
+#: ``postprocess`` is one step, "none", or steps
 #: joined by "+" and run left to right, e.g. "recursive_filter+colour_match+matting_smooth".
-POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "local_affine", "colour_match", "matting_smooth")
+POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "local_affine", "colour_match", "detail_match",
+                          "matting_smooth")
 
 
 def postprocess_steps(postprocess: str) -> tuple[str, ...]:
@@ -147,6 +150,9 @@ class TransferConfig:
     a first run without regularisation, then one with it from that result);
     ``tv_weight``; ``matting_eps`` / ``matting_radius`` (Levin's Laplacian);
     ``poisson_lambda`` (screened Poisson post-process strength, pixels^2);
+    ``detail_bands`` / ``detail_max_gain`` (the ``detail_match`` post-process: octaves
+    matched, sigmas 1 .. 2^(bands-1) px, and the largest factor a band's contrast may
+    grow or shrink by, :func:`~photostyle_lib.photoreal.detail.match_region_detail`);
     ``affine_radius`` / ``affine_edge`` (the ``local_affine`` post-process: radius of
     its bilateral averaging, pixels, and its range sigma, [0, 1] units; Luan et al.'s
     ``-f_radius 15 -f_edge 0.01``); ``style_normalization`` (see STYLE_NORMALIZATIONS).
@@ -186,6 +192,8 @@ class TransferConfig:
     affine_radius: int = local_affine.DEFAULT_RADIUS
     affine_edge: float = local_affine.DEFAULT_EDGE
     smooth_lambda: float = DEFAULT_SMOOTH_LAMBDA
+    detail_bands: int = detail.DEFAULT_DETAIL_BANDS
+    detail_max_gain: float = detail.DEFAULT_DETAIL_MAX_GAIN
     content_layers: tuple[str, ...] = ("conv2_2",)
     style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     similarity_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1")
@@ -236,6 +244,8 @@ class TransferConfig:
         check_int("affine_radius", self.affine_radius, low=1, high=100)
         check_number("affine_edge", self.affine_edge, low=0, low_inclusive=False)
         check_number("smooth_lambda", self.smooth_lambda, low=0)
+        check_int("detail_bands", self.detail_bands, low=1, high=8)
+        check_number("detail_max_gain", self.detail_max_gain, low=1)
         check_number("matting_eps", self.matting_eps, low=0, low_inclusive=False)
         check_int("matting_radius", self.matting_radius, low=1, high=5)
         check_number("lr", self.lr, low=0, low_inclusive=False)

@@ -2,8 +2,8 @@
 
 The steps (:data:`~photostyle_lib.engine.config.POSTPROCESS_STEP_NAMES`) are the paper's
 recursive filter (eq. 9, ``postprocess.refine``), the screened Poisson step, Luan et al.'s
-local affine smoothing, and this project's per-region colour matching and matting-Laplacian
-smoothing; ``TransferConfig.postprocess`` names one, "none", or several joined by "+".
+local affine smoothing, and this project's per-region colour matching, per-region detail
+matching and matting-Laplacian smoothing; ``TransferConfig.postprocess`` names one, "none", or several joined by "+".
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from photostyle_lib import baselines
 from photostyle_lib.checks import resolve_device
 from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.images import array_to_tensor, tensor_to_array
-from photostyle_lib.photoreal import local_affine, matting, postprocess
+from photostyle_lib.photoreal import detail, local_affine, matting, postprocess
 from photostyle_lib.semantic.masks import SemanticMasks
 from photostyle_lib.engine.config import TransferConfig, postprocess_steps
 from photostyle_lib.engine.inputs import mask_arrays
@@ -36,9 +36,9 @@ def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferC
         in [0, 1] units, ``poisson_lambda`` in pixels^2, ``affine_radius`` in pixels,
         ``affine_edge`` in [0, 1] units, ``smooth_lambda``, ``matting_eps`` / ``matting_radius``).
     style : tensor (1, 3, Hs, Ws) float in [0, 1], or None
-        Needed by the ``colour_match`` step only.
+        Needed by the ``colour_match`` and ``detail_match`` steps only.
     masks : SemanticMasks or None
-        The run's masks, for ``colour_match`` (used when ``cfg.uses_masks``).
+        The run's masks, for ``colour_match`` and ``detail_match`` (used when ``cfg.uses_masks``).
 
     Returns
     -------
@@ -48,7 +48,7 @@ def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferC
     Raises
     ------
     PhotostyleError
-        When ``colour_match`` is a step and ``style`` is None.
+        When ``colour_match`` or ``detail_match`` is a step and ``style`` is None.
 
     Notes
     -----
@@ -65,12 +65,15 @@ def apply_postprocess(image: torch.Tensor, content: torch.Tensor, cfg: TransferC
 def _postprocess_step(image: torch.Tensor, content: torch.Tensor, step: str, cfg: TransferConfig,
                       style: torch.Tensor | None = None, masks: SemanticMasks | None = None) -> torch.Tensor:
     """One post-process step (POSTPROCESS_STEP_NAMES) -> (1, 3, H, W) float32 on the CPU."""
-    if step == "colour_match":
+    if step in ("colour_match", "detail_match"):
         if style is None:
-            raise PhotostyleError("the colour_match post-process needs the style image (apply_postprocess(style=...))")
+            raise PhotostyleError(f"the {step} post-process needs the style image (apply_postprocess(style=...))")
         cm, sm = mask_arrays(masks if cfg.uses_masks else None, image, style)
-        return array_to_tensor(baselines.masked_idt(tensor_to_array(image), tensor_to_array(style.cpu()), cm, sm,
-                                                    seed=cfg.seed))
+        img, sty = tensor_to_array(image), tensor_to_array(style.cpu())
+        if step == "detail_match":
+            return array_to_tensor(detail.match_region_detail(img, sty, cm, sm, bands=cfg.detail_bands,
+                                                              max_gain=cfg.detail_max_gain))
+        return array_to_tensor(baselines.masked_idt(img, sty, cm, sm, seed=cfg.seed))
     if step == "matting_smooth":
         ref = tensor_to_array(content)
         lap = matting.cached_matting_laplacian(ref, eps=cfg.matting_eps, radius=cfg.matting_radius)

@@ -393,6 +393,8 @@ _CONDITIONAL_FIELDS = (
     ("affine_radius", "postprocess", ("local_affine",)),
     ("affine_edge", "postprocess", ("local_affine",)),
     ("smooth_lambda", "postprocess", ("matting_smooth",)),
+    ("detail_bands", "postprocess", ("detail_match",)),
+    ("detail_max_gain", "postprocess", ("detail_match",)),
     ("line_search", "optimizer", ("projected_lbfgs",)),
     ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
 )

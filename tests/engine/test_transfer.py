@@ -705,6 +705,34 @@ def test_the_colour_match_chain_is_its_steps_in_order(pair, two_label_masks):
         postprocess_chain.apply_postprocess(noisy, content, cfg)
 
 
+def test_the_detail_match_chain_is_its_steps_in_order(pair, two_label_masks):
+    """"...+screened_poisson+detail_match+matting_smooth" equals the steps composed by hand, with the run's
+    masks resized to each image and the config's detail settings."""
+    from photostyle_lib.photoreal import detail, postprocess
+    from photostyle_lib.io.images import array_to_tensor, tensor_to_array
+
+    content, style = pair
+    noisy = (content + 0.2 * torch.rand(content.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
+    cfg = _cfg(postprocess="screened_poisson+detail_match+matting_smooth", poisson_lambda=2.0, detail_bands=3,
+               detail_max_gain=3.0, smooth_lambda=3.0)
+    out = postprocess_chain.apply_postprocess(noisy, content, cfg, style=style, masks=two_label_masks)
+    c = tensor_to_array(content)
+    step1 = tensor_to_array(array_to_tensor(np.clip(postprocess.screened_poisson(tensor_to_array(noisy), c, 2.0),
+                                                    0, 1)))
+    m = two_label_masks.resized(tuple(content.shape[-2:]), tuple(style.shape[-2:]), "avg")
+    step2 = tensor_to_array(array_to_tensor(detail.match_region_detail(step1, tensor_to_array(style),
+                                                                       m.content.numpy(), m.style.numpy(),
+                                                                       bands=3, max_gain=3.0)))
+    step3 = postprocess.matting_smooth(step2, c, 3.0)
+    assert np.abs(tensor_to_array(out) - step3).max() < 1e-4
+    with pytest.raises(PhotostyleError, match="detail_match post-process needs the style"):
+        postprocess_chain.apply_postprocess(noisy, content, cfg)
+    with pytest.raises(PhotostyleError, match="detail_max_gain"):
+        cfg.replace(detail_max_gain=0.5)
+    with pytest.raises(PhotostyleError, match="detail_bands"):
+        cfg.replace(detail_bands=0)
+
+
 def test_postprocess_chains_are_checked():
     assert config.postprocess_steps("none") == ()
     assert config.postprocess_steps("local_affine+matting_smooth") == ("local_affine", "matting_smooth")

@@ -231,6 +231,11 @@ def test_cache_key_ignores_parameters_of_unused_parts():
     assert "smooth_lambda" not in relevant_config(full)
     chain = full.replace(postprocess="recursive_filter+colour_match+matting_smooth")
     assert relevant_config(chain)["smooth_lambda"] == chain.smooth_lambda and "affine_radius" not in relevant_config(chain)
+    # the detail step's settings enter keys only where it runs (stored runs keep theirs)
+    assert "detail_max_gain" not in relevant_config(chain) and "detail_bands" not in relevant_config(full)
+    detailed = full.replace(postprocess="recursive_filter+colour_match+detail_match+matting_smooth")
+    assert relevant_config(detailed)["detail_max_gain"] == detailed.detail_max_gain
+    assert relevant_config(detailed) != relevant_config(detailed.replace(detail_bands=2))
     # a field added later is left out at the value that reproduces the earlier engine (stored keys kept)
     assert "init" not in relevant_config(full)
     assert relevant_config(full.replace(init="reinhard"))["init"] == "reinhard"
