@@ -18,19 +18,20 @@ missing), scores every result and Luan et al.'s published image with
 * ``summary.csv``: per method, mean and 95% Student-t interval of each metric,
   the ratio of the mean to Luan et al.'s, and the pairs won against theirs;
 * ``contact_sheet.jpg``: every pair as a row (content, style, ours ``full``,
-  ``enhanced`` and ``luan`` where run, Luan et al. published), titled with the
-  weights that made it, in full colour (JPEG, quality 92);
+  ``enhanced``, ``enhanced_detail`` and ``luan`` where run -- a blank cell where a
+  method ran on fewer pairs --, Luan et al. published), titled with the weights
+  that made it, in full colour (JPEG, quality 92);
 * ``tradeoff.png``: structure (edge SSIM) against style (the judge's Gram
   distance), one point per pair and method and each method's mean: the field's
   usual trade-off plot, in the judge's measures;
 * ``metadata.json``: the parameters, weights, git revision, cache keys.
 
 Presets that differ from ``full`` only in the post-process (``no_postprocess``,
-``enhanced``) are scored on the ``full`` run's raw image with their own
+``enhanced``, ``enhanced_detail``) are scored on the ``full`` run's raw image with their own
 post-process applied, when ``full`` is asked for too (the post-process runs after
 the optimisation: see :class:`PostprocessedRecord`).
 
-Methods: the engine's presets (``full``, ``enhanced``, ``no_postprocess``,
+Methods: the engine's presets (``full``, ``enhanced``, ``enhanced_detail``, ``no_postprocess``,
 ``gatys``, ``luan`` by default), the colour transfers ``reinhard`` and ``pitie_idt``, and
 ``luan_published`` (always scored: the reference). ``luan`` (two stages of 1000
 evaluations to relu5_1) costs about 10x ``full`` (508-684 s a pair at 256 px
@@ -40,7 +41,7 @@ Target (issue "the paper's model as its authors' final code, judged fairly"):
 on pairs 21-60 at 256 px with the original VGG-19, ``full`` within 1.5x of Luan
 et al.'s published results in colour distance and in the judge's Gram distance,
 structure >= theirs, photorealism energy <= 1.5x theirs, no divergence stop;
-``enhanced`` (this project's model) better than theirs on all five measures.
+``enhanced`` and ``enhanced_detail`` (this project's models) better than theirs on all five measures.
 ``--luan-pairs`` runs ``luan`` on a subset (it costs 10x the others).
 
     python studies/quality.py [--pairs 21-60] [--size 256] [--weights imagenet-vgg19-caffe]
@@ -71,7 +72,7 @@ from photostyle_lib.engine.presets import PRESETS, get_preset
 from photostyle_lib.experiments.runs import add_cache_arguments, METHODS, RunRecord, RunSpec, run_many
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
-DEFAULT_METHODS = ("full", "enhanced", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
+DEFAULT_METHODS = ("full", "enhanced", "enhanced_detail", "no_postprocess", "gatys", "luan", "reinhard", "pitie_idt")
 REFERENCE = "luan_published"
 #: metric -> +1 if higher is better, -1 if lower is better
 DIRECTIONS = QUALITY_DIRECTIONS
@@ -81,7 +82,7 @@ JUDGE = "hed-vgg16"
 
 #: Fields of the post-process: presets that differ from ``full`` only in these share its optimisation.
 POSTPROCESS_FIELDS = ("postprocess", "rf_sigma_s", "rf_sigma_r", "rf_iterations", "poisson_lambda", "affine_radius",
-                      "affine_edge", "smooth_lambda")
+                      "affine_edge", "smooth_lambda", "detail_bands", "detail_max_gain")
 
 
 def shares_optimisation(method: str, base: str = "full", weights: str = "imagenet-vgg19-caffe") -> bool:
@@ -242,7 +243,8 @@ def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, .
 
     by = {(r.spec.pair_id, r.spec.method): r for r in records}
     methods = [m for m in methods if any(k[1] == m for k in by)]
-    pairs = sorted({p for p, m in by if methods and all((p, x) in by for x in methods) and (p, REFERENCE) in by})
+    # every pair with the first method and the reference; a method run on fewer pairs (luan) leaves its cell blank
+    pairs = sorted({p for p, m in by if methods and (p, methods[0]) in by and (p, REFERENCE) in by})
     if not pairs:
         return
     cols = ("content", "style", *(f"ours ({m})" for m in methods), "Luan et al. (published)")
@@ -253,10 +255,14 @@ def contact_sheet(records: list[RunRecord], path: Path, *, methods: tuple[str, .
                              squeeze=False, dpi=100)
     for i, p in enumerate(pairs):
         first, theirs = by[(p, methods[0])], by[(p, REFERENCE)]
-        images = (first.content(), first.style(), *(by[(p, m)].image() for m in methods), theirs.image())
+        images = (first.content(), first.style(), *(by[(p, m)].image() if (p, m) in by else None for m in methods),
+                  theirs.image())
         for j, im in enumerate(images):
             ax = axes[i, j]
-            ax.imshow(im[0].permute(1, 2, 0).clamp(0, 1).numpy())
+            if im is None:
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            else:
+                ax.imshow(im[0].permute(1, 2, 0).clamp(0, 1).numpy())
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -327,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "quality.csv", index=False)
     summary.to_csv(args.out / "summary.csv", index=False)
-    judged = [m for m in ("full", "enhanced") if m in args.methods] or [args.methods[0]]
+    judged = [m for m in ("full", "enhanced", "enhanced_detail") if m in args.methods] or [args.methods[0]]
     shown = judged + [m for m in SHEET_EXTRA if m in args.methods and m not in judged]
     contact_sheet(records, args.out / "contact_sheet.jpg", methods=shown, title=title)
     tradeoff_plot(table, args.out / "tradeoff.png", title=title)

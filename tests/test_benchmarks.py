@@ -143,18 +143,20 @@ def test_studies_share_the_library_split_and_pair_parser():
 def test_bench_quality_end_to_end(tmp_path, data_dir):
     out = tmp_path / "q"
     text = _run("studies/quality.py", "--pairs", "1,2", "--size", "48", "--iterations", "3",
-                "--weights", "random", "--methods", "full", "enhanced", "no_postprocess", "gatys", "luan",
-                "reinhard", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
-                "--no-progress")
+                "--weights", "random", "--methods", "full", "enhanced", "enhanced_detail", "no_postprocess", "gatys",
+                "luan", "reinhard", "--luan-pairs", "1", "--data", str(data_dir), "--cache", str(tmp_path / "cache"),
+                "--out", str(out), "--no-progress")
     import pandas as pd
     from PIL import Image
     table = pd.read_csv(out / "quality.csv")
-    assert sorted(table.method.unique()) == ["enhanced", "full", "gatys", "luan", "luan_published", "no_postprocess",
-                                             "reinhard"]
-    assert len(table) == 14 and set(table.pair_id) == {1, 2}
-    # the sheet: content, style, full, enhanced, luan, Luan et al.'s published: six 160 px columns
+    assert sorted(table.method.unique()) == ["enhanced", "enhanced_detail", "full", "gatys", "luan", "luan_published",
+                                             "no_postprocess", "reinhard"]
+    assert len(table) == 15 and set(table.pair_id) == {1, 2} and list(table[table.method == "luan"].pair_id) == [1]
+    # the sheet: content, style, full, enhanced, enhanced_detail, luan, Luan et al.'s published: seven 160 px
+    # columns, a row for both pairs (luan's cell of pair 2 blank: it ran on pair 1 only)
     with Image.open(out / "contact_sheet.jpg") as sheet:  # full colour, no palette
-        assert sheet.size[0] == 6 * 160 and sheet.mode == "RGB" and sheet.format == "JPEG"
+        assert sheet.size[0] == 7 * 160 and sheet.mode == "RGB" and sheet.format == "JPEG"
+        assert sheet.size[1] > 2 * 160 * 0.7
     assert (out / "tradeoff.png").stat().st_size > 1000
     assert table.judge_gram.notna().all() and table.edge_ssim.notna().all()  # the judge scored every image
     assert "target luan" not in text                                   # the target judges full and enhanced only
@@ -187,6 +189,9 @@ def test_bench_quality_end_to_end(tmp_path, data_dir):
     assert md["tuning_pairs_included"] == [1, 2] and "RANDOM" in md["weights_warning"] and md["judge"] == "hed-vgg16"
     assert "target full: photorealism <= 1.5x Luan" in text and "target full: judge Gram distance" in text
     assert "target enhanced: edge_ssim better than Luan" in text
+    assert "target enhanced_detail: judge_gram better than Luan" in text
+    # enhanced_detail too is the full run with its own chain
+    assert (table[table.method == "enhanced_detail"].set_index("pair_id").key == enh.key).all()
 
 
 def metrics_photorealism(image, content):
@@ -196,8 +201,8 @@ def metrics_photorealism(image, content):
 
 def test_bench_quality_derives_only_post_process_variants():
     bq = _study_module("quality")
-    assert bq.derived_methods(["full", "enhanced", "no_postprocess", "gatys", "fast"], "imagenet-vgg19-caffe") == [
-        "enhanced", "no_postprocess"]
+    assert bq.derived_methods(["full", "enhanced", "no_postprocess", "gatys", "fast", "enhanced_detail"],
+                              "imagenet-vgg19-caffe") == ["enhanced", "no_postprocess", "enhanced_detail"]
     assert bq.derived_methods(["enhanced", "no_postprocess"], "imagenet-vgg19-caffe") == []  # no full run to read
 
 

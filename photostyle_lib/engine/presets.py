@@ -21,6 +21,10 @@ fast               full, coarse to fine (3 octaves) with a plateau stop per leve
 enhanced           full, its post-process followed by per-region colour matching
                    and the closed-form matting-Laplacian smoothing: this
                    project's model, not the paper's (:data:`ENHANCED_POSTPROCESS`)
+enhanced_detail    enhanced with the content's gradients given back (screened
+                   Poisson) and each region's detail contrast matched to its
+                   style region's before the smoothing: this project's model
+                   (:data:`ENHANCED_DETAIL_POSTPROCESS`)
 =================  =============================================================
 
 The ``luan`` preset, value by value (their repository luanfujun/deep-photo-
@@ -135,6 +139,20 @@ FAST_SCHEDULE = {"pyramid_levels": 3, "level_iterations": (150, 100, 90), "plate
 #: 1 / 3 / 10 / 30 (ratios to Luan et al.'s: energy 0.66 / 0.34 / 0.19 / 0.12, structure 1.08 / 1.09 /
 #: 1.10 / 1.11, style distance 0.17 / 0.20 / 0.26 / 0.35).
 ENHANCED_POSTPROCESS = {"postprocess": "recursive_filter+colour_match+matting_smooth", "smooth_lambda": 3.0}
+#: The ``enhanced_detail`` preset's post-process on top of ``full``'s optimisation: eq. (9), per-region colour
+#: matching, a screened Poisson step with the content's gradients (mu = 4 px^2: postprocess.screened_poisson),
+#: each region's detail contrast over 4 octaves matched to its style region's (gains within [1/3, 3]:
+#: detail.match_region_detail), then the matting-Laplacian smoothing at enhanced's lambda 3. Chosen by
+#: ``studies/sweep_postprocess.py --pairs 1-20 --lambdas 3 --poisson-lambdas 1 2 4 --detail-gains 1.5 2 3`` on
+#: tuning pairs 1-20 only (256 px, imagenet-vgg19-caffe, gold masks, 2026-12-06;
+#: records/sweep_postprocess/imagenet-vgg19-caffe-detail): its rule, set before the sweep ran (the +dm variant
+#: beating Luan et al.'s means on the most of the five measures, then the smallest worst ratio), picked
+#: mu 4, gain 3: ratios to theirs 0.42 / 1.16 / 0.45 / 0.93 / 1.05 (photorealism, structure, colour distance,
+#: judge Gram distance, edge SSIM), against enhanced's 0.45 / 1.02 / 0.17 / 1.19 / 0.93 on the same pairs.
+#: The rule saw the judge's measures on the tuning pairs (no run optimises them; the held-out pairs test it).
+ENHANCED_DETAIL_POSTPROCESS = {
+    "postprocess": "recursive_filter+colour_match+screened_poisson+detail_match+matting_smooth",
+    "smooth_lambda": 3.0, "poisson_lambda": 4.0, "detail_max_gain": 3.0}
 
 PRESETS: dict[str, TransferConfig] = {
     "full": BASE,
@@ -153,6 +171,7 @@ PRESETS: dict[str, TransferConfig] = {
                          style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
     "fast": BASE.replace(**FAST_SCHEDULE),
     "enhanced": BASE.replace(**ENHANCED_POSTPROCESS),
+    "enhanced_detail": BASE.replace(**ENHANCED_DETAIL_POSTPROCESS),
 }
 
 #: The five variants of the ablation study (Figure 4), in the figure's column order.
@@ -161,7 +180,7 @@ ABLATION = ("full", "regularization", "no_segmentation", "no_similarity", "no_po
 
 #: Presets whose style / similarity weights are the paper's (beta, gamma) and so follow the network.
 NETWORK_TUNED = ("full", "regularization", "no_segmentation", "no_similarity", "no_postprocess", "gatys", "fast",
-                 "enhanced")
+                 "enhanced", "enhanced_detail")
 
 #: Loss weights per network for :data:`NETWORK_TUNED`, on top of the base (the paper's, which belong to
 #: ImageNet VGG-19). Chosen by ``studies/sweep_weights.py`` on tuning pairs 1-20 only (its rule and
