@@ -19,6 +19,8 @@ same size. The chains:
   content's gradients back at pixel scale (``screened_poisson`` at each ``--poisson-lambdas``
   mu: Pitie et al.'s "regrain" idea), then the smoothing;
 
+* with ``--regrain luminance``, every sp step above and below on the luminance alone
+  (``screened_poisson_luminance``, labelled ``spY``);
 * ``rf+cm+dm{g}+ms`` and ``rf+cm+sp{mu}+dm{g}+ms``: the same with each region's detail contrast
   matched to its style region's before the smoothing (``detail_match``, largest gain g of
   ``--detail-gains``): the candidates of the ``enhanced_detail`` preset;
@@ -73,9 +75,16 @@ DETAIL = "recursive_filter+colour_match+detail_match+matting_smooth"
 REGRAIN_DETAIL = "recursive_filter+colour_match+screened_poisson+detail_match+matting_smooth"
 
 
-def variants(lambdas: list[float], poisson_lambdas: list[float] = (),
-             detail_gains: list[float] = ()) -> list[tuple[str, str, dict, bool]]:
-    """(label, post-process chain, its parameters, start from the content instead of the raw image)."""
+def variants(lambdas: list[float], poisson_lambdas: list[float] = (), detail_gains: list[float] = (),
+             regrain: str = "rgb") -> list[tuple[str, str, dict, bool]]:
+    """(label, post-process chain, its parameters, start from the content instead of the raw image).
+
+    ``regrain`` "luminance" puts ``screened_poisson_luminance`` in place of ``screened_poisson``
+    in the sp variants (labelled ``spY``)."""
+    if regrain == "luminance":
+        swap = {"screened_poisson": "screened_poisson_luminance"}
+        return [(name.replace("+sp", "+spY"), "+".join(swap.get(st, st) for st in chain.split("+")), params, fc)
+                for name, chain, params, fc in variants(lambdas, poisson_lambdas, detail_gains)]
     out = [("full", "recursive_filter", {}, False), ("rf+cm+la", "recursive_filter+colour_match+local_affine",
                                                      {}, False)]
     for lam in lambdas:
@@ -94,7 +103,7 @@ def variants(lambdas: list[float], poisson_lambdas: list[float] = (),
 
 def score_pair(full_record, luan_record, lambdas: list[float], weights: str, data_dir,
                judge: metrics.Judge | None = None, poisson_lambdas: list[float] = (),
-               detail_gains: list[float] = ()) -> list[dict]:
+               detail_gains: list[float] = (), regrain: str = "rgb") -> list[dict]:
     """Metric rows of every variant of one pair, and of Luan et al.'s published result (with the judge's two
     measures when a ``judge`` is given, else NaN)."""
     pair_id = full_record.spec.pair_id
@@ -102,7 +111,7 @@ def score_pair(full_record, luan_record, lambdas: list[float], weights: str, dat
     content, style, raw = full_record.content(), full_record.style(), full_record.raw_image()
     base = get_preset("full", weights=weights, segmentation="gold")
     images = {"luan_published": luan_record.image()}
-    for label, chain, params, from_content in variants(lambdas, poisson_lambdas, detail_gains):
+    for label, chain, params, from_content in variants(lambdas, poisson_lambdas, detail_gains, regrain):
         cfg = base.replace(postprocess=chain, **params)
         images[label] = apply_postprocess(content if from_content else raw, content, cfg, style=style, masks=masks)
     c, s = tensor_to_array(content), tensor_to_array(style)
@@ -158,6 +167,8 @@ def main(argv=None) -> int:
                     help="screened Poisson weights of the rf+cm+sp+ms variants (none by default)")
     ap.add_argument("--detail-gains", type=float, nargs="*", default=[],
                     help="largest detail gains of the ...+dm+ms variants (none by default; each >= 1)")
+    ap.add_argument("--regrain", choices=("rgb", "luminance"), default="rgb",
+                    help="the sp variants' screened Poisson step: per RGB channel or on the luminance alone")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=500)
     add_cache_arguments(ap, out=None)
@@ -179,7 +190,7 @@ def main(argv=None) -> int:
         judge = metrics.load_judge("hed-vgg16")
         for full_record, luan_record in zip(records[::2], records[1::2]):
             rows += score_pair(full_record, luan_record, args.lambdas, args.weights, data_dir, judge,
-                               args.poisson_lambdas, args.detail_gains)
+                               args.poisson_lambdas, args.detail_gains, args.regrain)
     except PhotostyleError as exc:
         print(f"sweep_postprocess: {exc}", file=sys.stderr)
         return 2
@@ -196,9 +207,10 @@ def main(argv=None) -> int:
     write_json({**base_metadata(), "weights": args.weights, "pairs": pairs, "lambdas": args.lambdas,
                 "size": args.size, "iterations": args.iterations, "rule": choose.__doc__ + " " + __doc__.split(
                     "Rule: ")[1].split("\n\n")[0], "runs": {str(r.spec.pair_id): r.key for r in records[::2]},
-                "poisson_lambdas": args.poisson_lambdas, "detail_gains": args.detail_gains,
+                "poisson_lambdas": args.poisson_lambdas, "detail_gains": args.detail_gains, "regrain": args.regrain,
                 "detail_rule": __doc__.split("Detail rule ")[1].split("\n\n")[0],
-                "variants": [list(v) for v in variants(args.lambdas, args.poisson_lambdas, args.detail_gains)]}, out / "metadata.json")
+                "variants": [list(v) for v in variants(args.lambdas, args.poisson_lambdas, args.detail_gains,
+                                                       args.regrain)]}, out / "metadata.json")
     print(f"written: {out}/sweep.csv, summary.csv, metadata.json")
     return 0
 

@@ -355,6 +355,18 @@ def test_sweep_postprocess_detail_rule():
     assert list(summary.index[summary.chosen_detail]) == ["rf+cm+sp2+dm2+ms lambda=3"]
 
 
+def test_sweep_postprocess_luminance_regrain_swaps_only_the_poisson_step():
+    sp = _study_module("sweep_postprocess")
+    rgb = sp.variants([3.0], [2.0], [3.0])
+    lum = sp.variants([3.0], [2.0], [3.0], regrain="luminance")
+    assert len(rgb) == len(lum)
+    for (name_a, chain_a, params_a, _), (name_b, chain_b, params_b, _) in zip(rgb, lum):
+        assert params_a == params_b
+        assert chain_b == chain_a.replace("screened_poisson", "screened_poisson_luminance")
+        assert name_b == name_a.replace("+sp", "+spY")
+    assert ("rf+cm+spY2+dm3+ms lambda=3" in [v[0] for v in lum]) and not any("spY" in v[0] for v in rgb)
+
+
 def test_sweep_postprocess_end_to_end_and_held_out_pairs(tmp_path, data_dir):
     import pandas as pd
     out = tmp_path / "sp"

@@ -28,16 +28,17 @@ from photostyle_lib.photoreal.postprocess import DEFAULT_POISSON_LAMBDA, DEFAULT
 #: Where the masks come from: "soft" / "hard" (a segmenter's probabilities, cut at theta_s or
 #: argmax), "gold" (the dataset's hand-drawn masks) or "none" (the plain Gram style loss, eq. 3).
 SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
-#: Post-process steps: "recursive_filter": eq. (9); "screened_poisson"; "local_affine": Luan et al.'s
-#: final SmoothLocalAffine (local_affine.smooth_local_affine); "colour_match": each semantic region's
-#: colours given its style region's distribution (baselines.masked_idt with the run's masks; this
-#: project's); "matting_smooth": (Id + smooth_lambda L) O = S with the content's matting Laplacian
-#: (postprocess.matting_smooth; this project's); "detail_match": each region's detail contrast, octave by
-#: octave, scaled to its style region's (detail.match_region_detail with the run's masks; this project's).
-#: ``postprocess`` is one step, "none", or steps
-#: joined by "+" and run left to right, e.g. "recursive_filter+colour_match+matting_smooth".
-POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "local_affine", "colour_match", "detail_match",
-                          "matting_smooth")
+#: Post-process steps: "recursive_filter": eq. (9); "screened_poisson"; "screened_poisson_luminance"
+#: (the same on the luminance alone, postprocess.screened_poisson_luminance; this project's);
+#: "local_affine": Luan et al.'s final SmoothLocalAffine (local_affine.smooth_local_affine);
+#: "colour_match": each semantic region's colours given its style region's distribution
+#: (baselines.masked_idt with the run's masks; this project's); "detail_match": each region's detail
+#: contrast, octave by octave, scaled to its style region's (detail.match_region_detail with the run's
+#: masks; this project's); "matting_smooth": (Id + smooth_lambda L) O = S with the content's matting
+#: Laplacian (postprocess.matting_smooth; this project's). ``postprocess`` is one step, "none", or
+#: steps joined by "+" and run left to right, e.g. "recursive_filter+colour_match+matting_smooth".
+POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "screened_poisson_luminance", "local_affine",
+                          "colour_match", "detail_match", "matting_smooth")
 
 
 def postprocess_steps(postprocess: str) -> tuple[str, ...]:

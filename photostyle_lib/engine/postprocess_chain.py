@@ -1,7 +1,8 @@
 """The post-process chain of a run: the config's steps, left to right, on the optimised image.
 
 The steps (:data:`~photostyle_lib.engine.config.POSTPROCESS_STEP_NAMES`) are the paper's
-recursive filter (eq. 9, ``postprocess.refine``), the screened Poisson step, Luan et al.'s
+recursive filter (eq. 9, ``postprocess.refine``), the screened Poisson step (per channel or on
+the luminance), Luan et al.'s
 local affine smoothing, and this project's per-region colour matching, per-region detail
 matching and matting-Laplacian smoothing; ``TransferConfig.postprocess`` names one, "none", or several joined by "+".
 """
@@ -91,6 +92,8 @@ def _postprocess_step(image: torch.Tensor, content: torch.Tensor, step: str, cfg
     if step == "recursive_filter":
         res = postprocess.refine(out, ref, sigma_s=cfg.rf_sigma_s, sigma_r=cfg.rf_sigma_r,
                                  num_iterations=cfg.rf_iterations)
+    elif step == "screened_poisson_luminance":
+        res = postprocess.screened_poisson_luminance(out, ref, lam=cfg.poisson_lambda)
     else:
         res = postprocess.screened_poisson(out, ref, lam=cfg.poisson_lambda)
     return array_to_tensor(np.clip(res, 0.0, 1.0))

@@ -6,6 +6,7 @@
   O_p = (I - RF(I, sigma_s, sigma_r, I)) + RF(O, sigma_s, sigma_r, I);
 * :func:`screened_poisson`: the alternative of Mechrez et al. (2017, the paper's
   reference [8]), which keeps the stylised colours but the content's gradients;
+  :func:`screened_poisson_luminance` the same on the luminance alone (this project's);
 * :func:`matting_smooth`: the closed-form smoothing with the content's matting
   Laplacian, (Id + lam L) O = S (this project's; the photorealism regulariser of
   eq. (4) solved as a post-process, as Li et al. 2018's photorealistic smoothing).
@@ -28,7 +29,7 @@ from photostyle_lib.photoreal import image_kernels, matting
 from photostyle_lib.checks import check_image_array, check_int, check_number, check_same_size
 from photostyle_lib.errors import PhotostyleError
 
-__all__ = ["recursive_filter", "refine", "screened_poisson", "matting_smooth", "DEFAULT_SIGMA_S",
+__all__ = ["recursive_filter", "refine", "screened_poisson", "screened_poisson_luminance", "matting_smooth", "DEFAULT_SIGMA_S",
            "DEFAULT_SIGMA_R", "DEFAULT_POISSON_LAMBDA", "DEFAULT_SMOOTH_LAMBDA"]
 
 #: Spatial standard deviation of the paper's post-process, in pixels (section 4).
@@ -274,6 +275,49 @@ def screened_poisson(output: Any, content: Any, lam: float = DEFAULT_POISSON_LAM
     check_same_size("output", out.shape, "content", cont.shape)
     lam = check_number("lam", lam, low=0.0)
     return np.clip(_screened_poisson(out, cont, lam), 0.0, 1.0)
+
+
+def screened_poisson_luminance(output: Any, content: Any, lam: float = DEFAULT_POISSON_LAMBDA) -> np.ndarray:
+    """:func:`screened_poisson` on the luminance alone: the content's brightness gradients, the output's colours.
+
+    With Y the Rec. 601 luminance (0.299 R + 0.587 G + 0.114 B), Y_O solves the screened
+    Poisson problem of :func:`screened_poisson` for the single channel (S = Y(output),
+    I = Y(content)), and every channel of the output moves by the same amount::
+
+        O = S + (Y_O - Y(S)) [1, 1, 1]
+
+    so O's chroma differences (R - G, B - G) are S's and only its brightness takes the
+    content's gradients. The per-channel version gives back the content's *colour*
+    gradients too: under a grey style a red object regains red and cyan fringes at its
+    edges. Not in the paper: this project's ``screened_poisson_luminance`` step. For a
+    grey output and content (three equal channels) it equals :func:`screened_poisson`.
+
+    Parameters
+    ----------
+    output : array (H, W, 3), float in [0, 1]
+    content : array (H, W, 3), float in [0, 1]
+    lam : float >= 0
+        Gradient weight, pixels^2 (as :func:`screened_poisson`); 0 returns the output.
+
+    Returns
+    -------
+    array (H, W, 3), float64 in [0, 1]
+        O, clipped to [0, 1].
+
+    Raises
+    ------
+    PhotostyleError
+        If an image is not an (H, W, 3) float array in [0, 1], the two differ in size,
+        or ``lam`` < 0.
+    """
+    out = check_image_array("output", output)
+    cont = check_image_array("content", content)
+    check_same_size("output", out.shape, "content", cont.shape)
+    lam = check_number("lam", lam, low=0.0)
+    luma = np.array([0.299, 0.587, 0.114])
+    y_out = (out @ luma)[:, :, None]
+    y_new = _screened_poisson(y_out, (cont @ luma)[:, :, None], lam)
+    return np.clip(out + (y_new - y_out), 0.0, 1.0)
 
 
 def _screened_poisson(target: np.ndarray, guide: np.ndarray, lam: float) -> np.ndarray:

@@ -725,6 +725,9 @@ def test_the_detail_match_chain_is_its_steps_in_order(pair, two_label_masks):
                                                                        bands=3, max_gain=3.0)))
     step3 = postprocess.matting_smooth(step2, c, 3.0)
     assert np.abs(tensor_to_array(out) - step3).max() < 1e-4
+    lum = postprocess_chain.apply_postprocess(noisy, content, cfg.replace(postprocess="screened_poisson_luminance"))
+    expected = postprocess.screened_poisson_luminance(tensor_to_array(noisy), c, 2.0)
+    assert np.abs(tensor_to_array(lum) - expected).max() < 1e-4  # the tensor's float32 rounding
     with pytest.raises(PhotostyleError, match="detail_match post-process needs the style"):
         postprocess_chain.apply_postprocess(noisy, content, cfg)
     with pytest.raises(PhotostyleError, match="detail_max_gain"):
@@ -736,6 +739,8 @@ def test_the_detail_match_chain_is_its_steps_in_order(pair, two_label_masks):
 def test_postprocess_chains_are_checked():
     assert config.postprocess_steps("none") == ()
     assert config.postprocess_steps("local_affine+matting_smooth") == ("local_affine", "matting_smooth")
+    assert config.postprocess_steps("screened_poisson_luminance+detail_match") == ("screened_poisson_luminance",
+                                                                                  "detail_match")
     with pytest.raises(PhotostyleError, match=r"unknown step\(s\) \['sharpen'\]"):
         TransferConfig(postprocess="recursive_filter+sharpen")
     with pytest.raises(PhotostyleError, match="smooth_lambda"):

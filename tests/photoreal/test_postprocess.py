@@ -319,3 +319,32 @@ def test_matting_smooth_errors(smooth_pair):
         matting_smooth(out, content, 1.0, laplacian=scipy.sparse.identity(5, format="csr"))
     with pytest.raises(PhotostyleError, match="lam"):
         matting_smooth(out, content, -1.0)
+
+
+def test_luminance_screened_poisson_satisfies_its_equations_and_keeps_chroma(poisson_pair):
+    """Y(O) solves the one-channel screened Poisson system with the content's luminance (the normal equations,
+    checked with the sparse graph Laplacian), and O - S is the same in all three channels (S's chroma kept)."""
+    from photostyle_lib.photoreal.postprocess import screened_poisson_luminance
+    stylised, content = poisson_pair
+    h, w, _ = content.shape
+    luma = np.array([0.299, 0.587, 0.114])
+    out = screened_poisson_luminance(stylised, content, lam=5.0)
+    assert 0 < out.min() and out.max() < 1  # no clipping
+    shift = out - stylised
+    assert np.abs(shift[..., 0] - shift[..., 1]).max() < 1e-12 and np.abs(shift[..., 0] - shift[..., 2]).max() < 1e-12
+    g = neumann_graph_laplacian(h, w)
+    system = scipy.sparse.identity(h * w) + 5.0 * g
+    residual = system @ (out @ luma).ravel() - ((stylised @ luma).ravel() + 5.0 * (g @ (content @ luma).ravel()))
+    assert np.abs(residual).max() < 1e-10 and np.abs(shift).max() > 1e-2
+    np.testing.assert_allclose(screened_poisson_luminance(stylised, content, lam=0.0), stylised, atol=1e-12)
+
+
+def test_luminance_screened_poisson_equals_the_rgb_one_on_grey_images(poisson_pair):
+    """Three equal channels: the luminance is the channel, so both versions solve the same problem."""
+    from photostyle_lib.photoreal.postprocess import screened_poisson_luminance
+    stylised, content = poisson_pair
+    grey_s, grey_c = (np.repeat(a[..., :1], 3, axis=2) for a in (stylised, content))
+    np.testing.assert_allclose(screened_poisson_luminance(grey_s, grey_c, lam=3.0),
+                               screened_poisson(grey_s, grey_c, lam=3.0), atol=1e-12)
+    with pytest.raises(PhotostyleError, match="lam"):
+        screened_poisson_luminance(grey_s, grey_c, lam=-1.0)
