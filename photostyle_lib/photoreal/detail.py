@@ -39,6 +39,7 @@ from scipy.ndimage import gaussian_filter
 
 from photostyle_lib.checks import check_image_array, check_int, check_number, check_region_masks
 from photostyle_lib.errors import PhotostyleError
+from photostyle_lib.photoreal.image_kernels import REC601_LUMA
 
 __all__ = ["detail_bands", "match_region_detail", "band_gains", "DEFAULT_DETAIL_BANDS", "DEFAULT_DETAIL_MAX_GAIN",
            "DEFAULT_DETAIL_FEATHER"]
@@ -50,8 +51,6 @@ DEFAULT_DETAIL_BANDS = 4
 DEFAULT_DETAIL_MAX_GAIN = 2.0
 #: Gain maps are feathered by a Gaussian of this many times each band's sigma (pixels per pixel).
 DEFAULT_DETAIL_FEATHER = 4.0
-#: Rec. 601 luminance weights (R, G, B).
-_LUMA = np.array([0.299, 0.587, 0.114])
 #: Labels with fewer pixels than this (weight sum) in either image keep gain 1.
 _MIN_WEIGHT = 16.0
 
@@ -164,7 +163,7 @@ def match_region_detail(image: Any, style: Any, content_masks: Any = None, style
     style_layers, _ = detail_bands(sty, bands)
     weight = cm.sum(axis=0)
     for k, (layer, style_layer) in enumerate(zip(layers, style_layers)):
-        gains = band_gains(layer @ _LUMA, style_layer @ _LUMA, cm, sm, max_gain)
+        gains = band_gains(layer @ REC601_LUMA, style_layer @ REC601_LUMA, cm, sm, max_gain)
         gain = np.where(weight > 0, np.tensordot(gains, cm, axes=1) / np.maximum(weight, 1e-12), 1.0)
         gain = gaussian_filter(gain, feather * 2.0 ** k, mode="reflect")
         out = out + layer * gain[:, :, None]

@@ -34,6 +34,8 @@ AVAILABLE = njit is not None
 
 #: Bins per axis of the quantile match in :func:`idt_iterations`.
 IDT_BINS = 4096
+#: Rec. 601 luminance weights (R, G, B): Y = 0.299 R + 0.587 G + 0.114 B, in the image's units.
+REC601_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 if AVAILABLE:

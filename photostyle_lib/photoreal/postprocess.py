@@ -270,10 +270,7 @@ def screened_poisson(output: Any, content: Any, lam: float = DEFAULT_POISSON_LAM
         If an image is not an (H, W, 3) float array in [0, 1], the two differ in size,
         or ``lam`` < 0.
     """
-    out = check_image_array("output", output)
-    cont = check_image_array("content", content)
-    check_same_size("output", out.shape, "content", cont.shape)
-    lam = check_number("lam", lam, low=0.0)
+    out, cont, lam = _poisson_inputs(output, content, lam)
     return np.clip(_screened_poisson(out, cont, lam), 0.0, 1.0)
 
 
@@ -310,14 +307,18 @@ def screened_poisson_luminance(output: Any, content: Any, lam: float = DEFAULT_P
         If an image is not an (H, W, 3) float array in [0, 1], the two differ in size,
         or ``lam`` < 0.
     """
+    out, cont, lam = _poisson_inputs(output, content, lam)
+    y_out = (out @ image_kernels.REC601_LUMA)[:, :, None]
+    y_new = _screened_poisson(y_out, (cont @ image_kernels.REC601_LUMA)[:, :, None], lam)
+    return np.clip(out + (y_new - y_out), 0.0, 1.0)
+
+
+def _poisson_inputs(output: Any, content: Any, lam: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """The screened Poisson steps' checked inputs: two (H, W, 3) float64 images of one size, lam >= 0."""
     out = check_image_array("output", output)
     cont = check_image_array("content", content)
     check_same_size("output", out.shape, "content", cont.shape)
-    lam = check_number("lam", lam, low=0.0)
-    luma = np.array([0.299, 0.587, 0.114])
-    y_out = (out @ luma)[:, :, None]
-    y_new = _screened_poisson(y_out, (cont @ luma)[:, :, None], lam)
-    return np.clip(out + (y_new - y_out), 0.0, 1.0)
+    return out, cont, check_number("lam", lam, low=0.0)
 
 
 def _screened_poisson(target: np.ndarray, guide: np.ndarray, lam: float) -> np.ndarray:
