@@ -69,6 +69,7 @@ from photostyle_lib.errors import PhotostyleError
 from photostyle_lib.io.metadata import base_metadata, write_json
 from photostyle_lib.engine.lbfgs import LINE_SEARCHES
 from photostyle_lib.engine.presets import PRESETS, get_preset
+from photostyle_lib.engine.config import same_optimisation
 from photostyle_lib.experiments.runs import add_cache_arguments, METHODS, RunRecord, RunSpec, run_many
 from photostyle_lib.engine.postprocess_chain import apply_postprocess
 
@@ -80,17 +81,12 @@ DIRECTIONS = QUALITY_DIRECTIONS
 JUDGE = "hed-vgg16"
 
 
-#: Fields of the post-process: presets that differ from ``full`` only in these share its optimisation.
-POSTPROCESS_FIELDS = ("postprocess", "rf_sigma_s", "rf_sigma_r", "rf_iterations", "poisson_lambda", "affine_radius",
-                      "affine_edge", "smooth_lambda", "detail_bands", "detail_max_gain")
-
-
 def shares_optimisation(method: str, base: str = "full", weights: str = "imagenet-vgg19-caffe") -> bool:
-    """True when preset ``method`` is preset ``base`` but for the post-process (with these weights)."""
+    """True when preset ``method`` is preset ``base`` but for the post-process (with these weights;
+    ``config.same_optimisation``)."""
     if method not in PRESETS or base not in PRESETS:
         return False
-    a, b = get_preset(method, weights=weights), get_preset(base, weights=weights)
-    return a.replace(**{f: getattr(b, f) for f in POSTPROCESS_FIELDS}) == b
+    return same_optimisation(get_preset(method, weights=weights), get_preset(base, weights=weights))
 
 
 class PostprocessedRecord(RunRecord):

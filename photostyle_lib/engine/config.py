@@ -3,7 +3,8 @@
 The settings of a run (:class:`TransferConfig`, defaults the paper's section 4), the
 choices its fields take (:data:`SEGMENTATION_MODES`, :data:`OPTIMIZERS`,
 :data:`STYLE_NORMALIZATIONS`, :data:`INITS`, :data:`LEVEL_STARTS`, :data:`POSTPROCESS_STEP_NAMES` and
-:func:`postprocess_steps`), what a run produced (:class:`TransferResult`), and the
+:func:`postprocess_steps`; which fields only the post-process reads, :data:`POSTPROCESS_FIELDS` and
+:func:`same_optimisation`), what a run produced (:class:`TransferResult`), and the
 cooperative stop a callback raises (:class:`StopRun`, :data:`STOPPED_BY_USER`).
 Nothing here computes a loss; :mod:`photostyle_lib.engine.transfer` runs a config.
 """
@@ -39,6 +40,31 @@ SEGMENTATION_MODES = ("soft", "hard", "gold", "none")
 #: steps joined by "+" and run left to right, e.g. "recursive_filter+colour_match+matting_smooth".
 POSTPROCESS_STEP_NAMES = ("recursive_filter", "screened_poisson", "screened_poisson_luminance", "local_affine",
                           "colour_match", "detail_match", "matting_smooth")
+#: The config fields each post-process step reads and the optimisation never does (the steps
+#: also read ``matting_eps`` / ``matting_radius``, ``seed``, ``segmentation`` and ``device``,
+#: which the optimisation reads too, so they are not listed).
+POSTPROCESS_STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "recursive_filter": ("rf_sigma_s", "rf_sigma_r", "rf_iterations"),
+    "screened_poisson": ("poisson_lambda",),
+    "screened_poisson_luminance": ("poisson_lambda",),
+    "local_affine": ("affine_radius", "affine_edge"),
+    "colour_match": (),
+    "detail_match": ("detail_bands", "detail_max_gain"),
+    "matting_smooth": ("smooth_lambda",),
+}
+#: Every field only the post-process reads: two configs equal but for these share their
+#: optimisation (one run's raw image serves both; ``studies/quality.py`` derives presets this way).
+POSTPROCESS_FIELDS: tuple[str, ...] = ("postprocess",) + tuple(dict.fromkeys(
+    f for step in POSTPROCESS_STEP_NAMES for f in POSTPROCESS_STEP_FIELDS[step]))
+
+
+def same_optimisation(a: "TransferConfig", b: "TransferConfig") -> bool:
+    """True when configs ``a`` and ``b`` differ at most in :data:`POSTPROCESS_FIELDS`.
+
+    Such runs optimise the same image: the post-process of one can be applied to the
+    other's raw (pre-post-process) result instead of optimising again.
+    """
+    return a.replace(**{f: getattr(b, f) for f in POSTPROCESS_FIELDS}) == b
 
 
 def postprocess_steps(postprocess: str) -> tuple[str, ...]:
