@@ -27,7 +27,7 @@ from photostyle_lib.semantic.request import MaskRequest, make_masks
 from photostyle_lib.semantic.segmenter import segmenter_for
 from photostyle_lib.io.metadata import file_digest
 from photostyle_lib.engine.presets import get_preset
-from photostyle_lib.engine.config import TransferConfig, TransferResult, postprocess_steps
+from photostyle_lib.engine.config import POSTPROCESS_STEP_FIELDS, TransferConfig, TransferResult, postprocess_steps
 from photostyle_lib.engine.transfer import stylize
 
 
@@ -389,12 +389,12 @@ def mask_size_notes(masks: SemanticMasks | None, content: str | os.PathLike, sty
 
 #: Config fields that only matter when a switch selects them: (field, switch, values that use it);
 #: for ``postprocess`` the values are steps, used when any step of the chain is one of them.
-_CONDITIONAL_FIELDS = (
-    ("affine_radius", "postprocess", ("local_affine",)),
-    ("affine_edge", "postprocess", ("local_affine",)),
-    ("smooth_lambda", "postprocess", ("matting_smooth",)),
-    ("detail_bands", "postprocess", ("detail_match",)),
-    ("detail_max_gain", "postprocess", ("detail_match",)),
+#: The post-process fields are keyed only when a step that reads them runs (config.POSTPROCESS_STEP_FIELDS),
+#: except the recursive filter's and the screened Poisson step's, keyed always as runs were stored.
+_CONDITIONAL_FIELDS = tuple(
+    (name, "postprocess", tuple(step for step, names in POSTPROCESS_STEP_FIELDS.items() if name in names))
+    for name in ("affine_radius", "affine_edge", "smooth_lambda", "detail_bands", "detail_max_gain")
+) + (
     ("line_search", "optimizer", ("projected_lbfgs",)),
     ("curvature_cosine", "optimizer", ("projected_lbfgs",)),
 )
